@@ -1,0 +1,199 @@
+//! The action registry: every action a step can name, with its parameter schema, its nature
+//! (idempotent? undoes itself? changes anything?) and what it will do, in words, for plan.
+//!
+//! Execution, probing after a crash, live lookups and compensation are added to [`Action`] by
+//! the executor and AWS work; the trait is shaped for them now (see [`Action::current`]) so
+//! that adding them does not reshape it. Nothing here performs I/O yet.
+
+mod args;
+mod builtin;
+mod rds;
+mod route53;
+mod schema;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+pub use args::{Arg, Args};
+pub use schema::{ParamSpec, ParamType};
+
+/// A boxed future, for the asynchronous hooks of [`Action`] (live lookups now; execution and
+/// probes later) while keeping the trait object-safe.
+pub type ActionFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What running an action does to the world, for safety lints and rollback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effect {
+    /// Only reads or waits (health checks, lag checks, approvals).
+    ReadOnly,
+    /// Creates something new without touching what exists (a snapshot, a restored copy).
+    Additive,
+    /// Changes something and records enough to put it back by itself (a DNS UPSERT).
+    SelfUndoing,
+    /// Tells people something; cannot be taken back but changes no system.
+    Notification,
+    /// Changes something it cannot undo by itself (a replica promotion, an arbitrary command).
+    Irreversible,
+}
+
+/// The static description of an action.
+#[derive(Debug, Clone, Copy)]
+pub struct ActionSpec {
+    /// The name steps use in `action = "..."`.
+    pub name: &'static str,
+    /// One line on what it does, for docs and `--help`.
+    pub summary: &'static str,
+    /// The `with` keys it takes.
+    pub params: &'static [ParamSpec],
+    /// The outputs later steps may reference.
+    pub outputs: &'static [&'static str],
+    /// Safe to run again with the same parameters (after a crash, say).
+    pub idempotent: bool,
+    /// What it does to the world.
+    pub effect: Effect,
+}
+
+/// A problem spanning several parameters, found by an action's own check. `param` names the
+/// key to point at, or `None` for the `with` table as a whole.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArgProblem {
+    /// The key at fault, if one is.
+    pub param: Option<&'static str>,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// The live state of what a step would change, read for `drctl plan`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LiveState {
+    /// The action has nothing to look up.
+    NotApplicable,
+    /// The current value, in words, next to the intended one.
+    Current(String),
+    /// The lookup failed; the plan shows why and goes on.
+    Unavailable(String),
+}
+
+/// An action a step can perform.
+pub trait Action: Send + Sync {
+    /// The static description.
+    fn spec(&self) -> &'static ActionSpec;
+
+    /// Checks between parameters that one type alone cannot express (a quorum larger than the
+    /// list of approvers, two mutually exclusive keys). Run after the schema check passed.
+    fn check(&self, _args: &Args) -> Vec<ArgProblem> {
+        Vec::new()
+    }
+
+    /// What the step will do, in one sentence, for an operator reading the plan.
+    fn describe(&self, args: &Args) -> String;
+
+    /// The duration the action itself implies (a `wait`'s or `noop`'s), used by plan when a
+    /// step gives no `estimate`.
+    fn duration_hint(&self, _args: &Args) -> Option<Duration> {
+        None
+    }
+
+    /// The timeout the action carries in its own parameters (an approval's `timeout`). When
+    /// there is one, the step's and `[defaults]`' timeout and retry do not apply: a decision
+    /// by people is waited for once, not retried.
+    fn own_timeout(&self, _args: &Args) -> Option<Duration> {
+        None
+    }
+
+    /// Reads the current live value the step would change, without changing anything, for
+    /// plan's diff. Actions with nothing to look up keep the default.
+    fn current<'a>(&'a self, _args: &'a Args) -> ActionFuture<'a, LiveState> {
+        Box::pin(async { LiveState::NotApplicable })
+    }
+}
+
+/// Every known action, by name.
+pub struct Registry {
+    actions: BTreeMap<&'static str, Box<dyn Action>>,
+}
+
+impl Registry {
+    /// The registry of every built-in action of SPEC §6.
+    pub fn builtin() -> Self {
+        let mut actions: BTreeMap<&'static str, Box<dyn Action>> = BTreeMap::new();
+        for action in builtin::all()
+            .into_iter()
+            .chain(route53::all())
+            .chain(rds::all())
+        {
+            actions.insert(action.spec().name, action);
+        }
+        Self { actions }
+    }
+
+    /// The action called `name`.
+    pub fn get(&self, name: &str) -> Option<&dyn Action> {
+        self.actions.get(name).map(AsRef::as_ref)
+    }
+
+    /// Every action name, sorted.
+    pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.actions.keys().copied()
+    }
+
+    /// Every action, sorted by name.
+    pub fn iter(&self) -> impl Iterator<Item = &dyn Action> {
+        self.actions.values().map(AsRef::as_ref)
+    }
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Self::builtin()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_spec_action_is_known() {
+        let registry = Registry::builtin();
+        let spec_names = [
+            "shell",
+            "http.check",
+            "wait",
+            "approval",
+            "notify",
+            "noop",
+            "route53.upsert_record",
+            "route53.delete_record",
+            "route53.wait_insync",
+            "route53.set_weight",
+            "route53.health_check_status",
+            "rds.promote_read_replica",
+            "rds.failover_db_cluster",
+            "rds.failover_global_cluster",
+            "rds.switchover_global_cluster",
+            "rds.create_snapshot",
+            "rds.restore_from_snapshot",
+            "rds.restore_point_in_time",
+            "rds.wait_available",
+            "rds.replica_lag",
+        ];
+        for name in spec_names {
+            assert!(registry.get(name).is_some(), "{name} is missing");
+        }
+        assert_eq!(registry.names().count(), spec_names.len());
+    }
+
+    #[test]
+    fn parameter_names_are_unique_per_action() {
+        for action in Registry::builtin().iter() {
+            let mut names: Vec<_> = action.spec().params.iter().map(|p| p.name).collect();
+            names.sort_unstable();
+            let before = names.len();
+            names.dedup();
+            assert_eq!(before, names.len(), "{}", action.spec().name);
+        }
+    }
+}

@@ -1,0 +1,315 @@
+//! RDS actions: promotions, cluster failovers, snapshots, restores, and the replica-lag reading
+//! that measures RPO.
+
+use std::time::Duration;
+
+use super::schema::{ParamSpec as P, ParamType as T};
+use super::{Action, ActionSpec, ArgProblem, Args, Effect};
+use crate::workflow::format_duration;
+
+pub(super) fn all() -> Vec<Box<dyn Action>> {
+    vec![
+        Box::new(PromoteReadReplica),
+        Box::new(FailoverDbCluster),
+        Box::new(FailoverGlobalCluster),
+        Box::new(SwitchoverGlobalCluster),
+        Box::new(CreateSnapshot),
+        Box::new(RestoreFromSnapshot),
+        Box::new(RestorePointInTime),
+        Box::new(WaitAvailable),
+        Box::new(ReplicaLag),
+    ]
+}
+
+const REGION: P = P::optional(
+    "region",
+    T::String,
+    "AWS region; the standard chain decides when absent",
+);
+
+fn region(args: &Args) -> String {
+    args.get("region")
+        .map_or_else(|| "the default region".into(), ToString::to_string)
+}
+
+macro_rules! action {
+    ($ty:ident, $spec:ident, |$args:ident| $describe:expr) => {
+        struct $ty;
+        impl Action for $ty {
+            fn spec(&self) -> &'static ActionSpec {
+                &$spec
+            }
+            fn describe(&self, $args: &Args) -> String {
+                $describe
+            }
+        }
+    };
+}
+
+static PROMOTE: ActionSpec = ActionSpec {
+    name: "rds.promote_read_replica",
+    summary: "Promote a read replica to a standalone primary and wait until it is available. Cannot be undone.",
+    params: &[
+        REGION,
+        P::required(
+            "db_instance",
+            T::String,
+            "the replica's instance identifier",
+        ),
+    ],
+    outputs: &["endpoint", "port"],
+    idempotent: false,
+    effect: Effect::Irreversible,
+};
+action!(PromoteReadReplica, PROMOTE, |args| format!(
+    "promote read replica {} in {} to a standalone primary (irreversible: it stops replicating)",
+    args.show("db_instance"),
+    region(args)
+));
+
+static FAILOVER_CLUSTER: ActionSpec = ActionSpec {
+    name: "rds.failover_db_cluster",
+    summary: "Fail an Aurora or Multi-AZ DB cluster over to another instance and wait for the new writer.",
+    params: &[
+        REGION,
+        P::required("db_cluster", T::String, "the cluster identifier"),
+        P::optional(
+            "target_instance",
+            T::String,
+            "the instance to promote; RDS picks when absent",
+        ),
+    ],
+    outputs: &["writer"],
+    idempotent: false,
+    effect: Effect::Irreversible,
+};
+action!(FailoverDbCluster, FAILOVER_CLUSTER, |args| format!(
+    "fail cluster {} in {} over to {}",
+    args.show("db_cluster"),
+    region(args),
+    args.show_or("target_instance", "an instance RDS chooses")
+));
+
+static FAILOVER_GLOBAL: ActionSpec = ActionSpec {
+    name: "rds.failover_global_cluster",
+    summary: "Fail an Aurora global database over to a secondary cluster (for a regional outage).",
+    params: &[
+        REGION,
+        P::required("global_cluster", T::String, "the global cluster identifier"),
+        P::required(
+            "target_cluster_arn",
+            T::String,
+            "ARN of the secondary cluster to promote",
+        ),
+        P::defaulted(
+            "allow_data_loss",
+            T::Bool,
+            "false",
+            "allow failover when the secondary lags (loses the lagging writes)",
+        ),
+    ],
+    outputs: &["writer"],
+    idempotent: false,
+    effect: Effect::Irreversible,
+};
+action!(FailoverGlobalCluster, FAILOVER_GLOBAL, |args| {
+    let loss = if args.bool("allow_data_loss") == Some(true) {
+        ", accepting the loss of unreplicated writes"
+    } else {
+        ", refusing data loss"
+    };
+    format!(
+        "fail global cluster {} over to {}{loss}",
+        args.show("global_cluster"),
+        args.show("target_cluster_arn")
+    )
+});
+
+static SWITCHOVER_GLOBAL: ActionSpec = ActionSpec {
+    name: "rds.switchover_global_cluster",
+    summary: "Planned switchover of an Aurora global database to a secondary cluster, without data loss.",
+    params: &[
+        REGION,
+        P::required("global_cluster", T::String, "the global cluster identifier"),
+        P::required(
+            "target_cluster_arn",
+            T::String,
+            "ARN of the secondary cluster to promote",
+        ),
+    ],
+    outputs: &["writer"],
+    idempotent: false,
+    effect: Effect::Irreversible,
+};
+action!(SwitchoverGlobalCluster, SWITCHOVER_GLOBAL, |args| format!(
+    "switch global cluster {} over to {} (no data loss)",
+    args.show("global_cluster"),
+    args.show("target_cluster_arn")
+));
+
+static CREATE_SNAPSHOT: ActionSpec = ActionSpec {
+    name: "rds.create_snapshot",
+    summary: "Take a manual snapshot of an instance and wait until it is available.",
+    params: &[
+        REGION,
+        P::required("db_instance", T::String, "the instance to snapshot"),
+        P::required("snapshot_id", T::String, "the new snapshot's identifier"),
+    ],
+    outputs: &["snapshot_id", "snapshot_time"],
+    idempotent: false,
+    effect: Effect::Additive,
+};
+action!(CreateSnapshot, CREATE_SNAPSHOT, |args| format!(
+    "snapshot {} in {} as {}",
+    args.show("db_instance"),
+    region(args),
+    args.show("snapshot_id")
+));
+
+static RESTORE_SNAPSHOT: ActionSpec = ActionSpec {
+    name: "rds.restore_from_snapshot",
+    summary: "Restore a new instance from a snapshot and wait until it is available.",
+    params: &[
+        REGION,
+        P::required("snapshot_id", T::String, "the snapshot to restore"),
+        P::required(
+            "target_db_instance",
+            T::String,
+            "the new instance's identifier",
+        ),
+        P::optional(
+            "instance_class",
+            T::String,
+            "instance class; the snapshot's when absent",
+        ),
+    ],
+    outputs: &["endpoint", "port", "rpo_seconds"],
+    idempotent: false,
+    effect: Effect::Additive,
+};
+action!(RestoreFromSnapshot, RESTORE_SNAPSHOT, |args| format!(
+    "restore snapshot {} in {} into a new instance {}{}",
+    args.show("snapshot_id"),
+    region(args),
+    args.show("target_db_instance"),
+    args.get("instance_class")
+        .map(|c| format!(" ({c})"))
+        .unwrap_or_default()
+));
+
+struct RestorePointInTime;
+
+static RESTORE_PITR: ActionSpec = ActionSpec {
+    name: "rds.restore_point_in_time",
+    summary: "Restore a new instance to a point in time (or the latest restorable time) and wait until it is available.",
+    params: &[
+        REGION,
+        P::required(
+            "source_db_instance",
+            T::String,
+            "the instance whose backups are used",
+        ),
+        P::required(
+            "target_db_instance",
+            T::String,
+            "the new instance's identifier",
+        ),
+        P::optional(
+            "restore_time",
+            T::Timestamp,
+            "the moment to restore to (RFC 3339)",
+        ),
+        P::optional(
+            "use_latest_restorable_time",
+            T::Bool,
+            "restore to the latest restorable time",
+        ),
+    ],
+    outputs: &["endpoint", "port", "restore_time", "rpo_seconds"],
+    idempotent: false,
+    effect: Effect::Additive,
+};
+
+impl Action for RestorePointInTime {
+    fn spec(&self) -> &'static ActionSpec {
+        &RESTORE_PITR
+    }
+
+    fn check(&self, args: &Args) -> Vec<ArgProblem> {
+        let latest = args.bool("use_latest_restorable_time") == Some(true);
+        match (args.get("restore_time").is_some(), latest) {
+            (true, true) => vec![ArgProblem {
+                param: Some("use_latest_restorable_time"),
+                message: "give either `restore_time` or `use_latest_restorable_time = true`, not both".into(),
+            }],
+            (false, false) => vec![ArgProblem {
+                param: None,
+                message: "say which point to restore to: `restore_time = \"...\"` or `use_latest_restorable_time = true`".into(),
+            }],
+            _ => Vec::new(),
+        }
+    }
+
+    fn describe(&self, args: &Args) -> String {
+        let point = args.get("restore_time").map_or_else(
+            || "the latest restorable time".to_string(),
+            ToString::to_string,
+        );
+        format!(
+            "restore {} in {} to {point} into a new instance {}",
+            args.show("source_db_instance"),
+            region(args),
+            args.show("target_db_instance")
+        )
+    }
+}
+
+static WAIT_AVAILABLE: ActionSpec = ActionSpec {
+    name: "rds.wait_available",
+    summary: "Wait until an instance is available; outputs its endpoint.",
+    params: &[
+        REGION,
+        P::required("db_instance", T::String, "the instance to wait for"),
+    ],
+    outputs: &["endpoint", "port"],
+    idempotent: true,
+    effect: Effect::ReadOnly,
+};
+action!(WaitAvailable, WAIT_AVAILABLE, |args| format!(
+    "wait until {} in {} is available",
+    args.show("db_instance"),
+    region(args)
+));
+
+struct ReplicaLag;
+
+static REPLICA_LAG: ActionSpec = ActionSpec {
+    name: "rds.replica_lag",
+    summary: "Read a replica's lag (CloudWatch ReplicaLag); the lag is the data that would be lost (RPO).",
+    params: &[
+        REGION,
+        P::required("db_instance", T::String, "the replica"),
+        P::optional("max_lag", T::Duration, "fail when the lag is above this"),
+    ],
+    outputs: &["lag_seconds", "rpo_seconds"],
+    idempotent: true,
+    effect: Effect::ReadOnly,
+};
+
+impl Action for ReplicaLag {
+    fn spec(&self) -> &'static ActionSpec {
+        &REPLICA_LAG
+    }
+
+    fn describe(&self, args: &Args) -> String {
+        let limit = args
+            .duration("max_lag")
+            .map(|d: Duration| format!("; fail above {}", format_duration(d)))
+            .unwrap_or_default();
+        format!(
+            "read the replication lag of {} in {}{limit}",
+            args.show("db_instance"),
+            region(args)
+        )
+    }
+}

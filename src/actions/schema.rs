@@ -1,0 +1,289 @@
+//! The parameter schema an action declares for its `with` table, and the type check of one
+//! value against it.
+
+use super::args::Arg;
+use crate::workflow::parse_duration;
+
+/// The type a parameter accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParamType {
+    /// Any string.
+    String,
+    /// An `http://` or `https://` URL.
+    Url,
+    /// An integer within an inclusive range.
+    Integer {
+        /// Smallest allowed.
+        min: i64,
+        /// Largest allowed.
+        max: i64,
+    },
+    /// `true` or `false`.
+    Bool,
+    /// A duration string (`90s`, `15m`).
+    Duration,
+    /// A non-empty array of strings.
+    StringList,
+    /// A table of string values (an environment, say).
+    StringTable,
+    /// One of a fixed set of strings.
+    OneOf(&'static [&'static str]),
+    /// An RFC 3339 timestamp (a string, or a TOML date-time).
+    Timestamp,
+}
+
+impl ParamType {
+    /// How the type reads in docs and messages.
+    pub fn describe(self) -> String {
+        match self {
+            ParamType::String => "a string".into(),
+            ParamType::Url => "an http(s) URL".into(),
+            ParamType::Integer { min, max } => format!("an integer from {min} to {max}"),
+            ParamType::Bool => "`true` or `false`".into(),
+            ParamType::Duration => "a duration such as \"90s\"".into(),
+            ParamType::StringList => "a non-empty array of strings".into(),
+            ParamType::StringTable => "a table of strings".into(),
+            ParamType::OneOf(names) => format!("one of {}", quoted(names)),
+            ParamType::Timestamp => "an RFC 3339 timestamp".into(),
+        }
+    }
+
+    /// Checks `value` against the type. Values holding run-time references are accepted
+    /// where a string may stand; they are checked again when the step runs.
+    pub fn check(self, value: &Arg) -> Result<(), String> {
+        let expected = || format!("expected {}, found {}", self.describe(), kind_of(value));
+        // A whole value from a step output or the environment is only known at run time.
+        if let Arg::Text(t) = value
+            && t.is_runtime()
+        {
+            return if matches!(self, ParamType::StringList | ParamType::StringTable) {
+                Err(expected())
+            } else {
+                Ok(())
+            };
+        }
+        match (self, value) {
+            (ParamType::String, Arg::Text(_)) => Ok(()),
+            (ParamType::Url, Arg::Text(t)) => {
+                let text = t.to_string();
+                if text.starts_with("http://") || text.starts_with("https://") {
+                    Ok(())
+                } else {
+                    Err(format!("\"{text}\" is not an http:// or https:// URL"))
+                }
+            }
+            (ParamType::Integer { min, max }, Arg::Integer(i)) => {
+                if (min..=max).contains(i) {
+                    Ok(())
+                } else {
+                    Err(format!("{i} is out of range: expected {}", self.describe()))
+                }
+            }
+            (ParamType::Bool, Arg::Bool(_)) => Ok(()),
+            (ParamType::Duration, Arg::Text(t)) => {
+                let text = t.to_string();
+                parse_duration(&text)
+                    .map(|_| ())
+                    .map_err(|why| format!("\"{text}\" is not a valid duration: {why}"))
+            }
+            (ParamType::StringList, Arg::List(items)) => {
+                if items.is_empty() {
+                    return Err("the array is empty".into());
+                }
+                match items.iter().find(|i| !matches!(i, Arg::Text(_))) {
+                    Some(bad) => Err(format!("expected strings only, found {}", kind_of(bad))),
+                    None => Ok(()),
+                }
+            }
+            (ParamType::StringTable, Arg::Map(entries)) => {
+                match entries.iter().find(|(_, v)| !matches!(v, Arg::Text(_))) {
+                    Some((k, bad)) => {
+                        Err(format!("`{k}` must be a string, found {}", kind_of(bad)))
+                    }
+                    None => Ok(()),
+                }
+            }
+            (ParamType::OneOf(names), Arg::Text(t)) => {
+                let text = t.to_string();
+                if names.contains(&text.as_str()) {
+                    Ok(())
+                } else {
+                    let hint = crate::diagnostic::did_you_mean(&text, names.iter().copied())
+                        .map(|h| format!(" ({h})"))
+                        .unwrap_or_default();
+                    Err(format!(
+                        "\"{text}\" is not allowed: expected {}{hint}",
+                        self.describe()
+                    ))
+                }
+            }
+            (ParamType::Timestamp, Arg::Text(t)) => {
+                let text = t.to_string();
+                if looks_like_rfc3339(&text) {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "\"{text}\" is not an RFC 3339 timestamp such as \"2026-11-22T03:00:00Z\""
+                    ))
+                }
+            }
+            _ => Err(expected()),
+        }
+    }
+}
+
+fn quoted(names: &[&str]) -> String {
+    names
+        .iter()
+        .map(|n| format!("\"{n}\""))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn kind_of(value: &Arg) -> &'static str {
+    match value {
+        Arg::Text(_) => "a string",
+        Arg::Integer(_) => "an integer",
+        Arg::Float(_) => "a float",
+        Arg::Bool(_) => "a boolean",
+        Arg::List(_) => "an array",
+        Arg::Map(_) => "a table",
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` followed by optional fraction and a `Z` or `±HH:MM` offset.
+fn looks_like_rfc3339(s: &str) -> bool {
+    let b = s.as_bytes();
+    let digits =
+        |r: std::ops::Range<usize>| r.clone().all(|i| b.get(i).is_some_and(u8::is_ascii_digit));
+    if b.len() < 20
+        || !digits(0..4)
+        || b[4] != b'-'
+        || !digits(5..7)
+        || b[7] != b'-'
+        || !digits(8..10)
+        || !matches!(b[10], b'T' | b't' | b' ')
+        || !digits(11..13)
+        || b[13] != b':'
+        || !digits(14..16)
+        || b[16] != b':'
+        || !digits(17..19)
+    {
+        return false;
+    }
+    let mut i = 19;
+    if b[i] == b'.' {
+        i += 1;
+        let start = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        if i == start {
+            return false;
+        }
+    }
+    match &b[i..] {
+        [b'Z' | b'z'] => true,
+        [b'+' | b'-', h1, h2, b':', m1, m2] => [h1, h2, m1, m2].iter().all(|c| c.is_ascii_digit()),
+        _ => false,
+    }
+}
+
+/// One parameter an action takes.
+#[derive(Debug, Clone, Copy)]
+pub struct ParamSpec {
+    /// The `with` key.
+    pub name: &'static str,
+    /// Its type.
+    pub ty: ParamType,
+    /// Whether it must be given.
+    pub required: bool,
+    /// The default when optional, as it would be written (for docs and plan).
+    pub default: Option<&'static str>,
+    /// What it means, for docs.
+    pub doc: &'static str,
+}
+
+impl ParamSpec {
+    /// A required parameter.
+    pub const fn required(name: &'static str, ty: ParamType, doc: &'static str) -> Self {
+        Self {
+            name,
+            ty,
+            required: true,
+            default: None,
+            doc,
+        }
+    }
+
+    /// An optional parameter without default.
+    pub const fn optional(name: &'static str, ty: ParamType, doc: &'static str) -> Self {
+        Self {
+            name,
+            ty,
+            required: false,
+            default: None,
+            doc,
+        }
+    }
+
+    /// An optional parameter with a default.
+    pub const fn defaulted(
+        name: &'static str,
+        ty: ParamType,
+        default: &'static str,
+        doc: &'static str,
+    ) -> Self {
+        Self {
+            name,
+            ty,
+            required: false,
+            default: Some(default),
+            doc,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workflow::Template;
+
+    fn text(s: &str) -> Arg {
+        Arg::Text(Template::parse(s).unwrap())
+    }
+
+    #[test]
+    fn timestamps() {
+        assert!(looks_like_rfc3339("2026-11-22T03:00:00Z"));
+        assert!(looks_like_rfc3339("2026-11-22T03:00:00.123+02:00"));
+        assert!(!looks_like_rfc3339("2026-11-22"));
+        assert!(!looks_like_rfc3339("yesterday"));
+    }
+
+    #[test]
+    fn runtime_values_pass_where_strings_may_stand() {
+        assert!(
+            ParamType::Integer { min: 0, max: 5 }
+                .check(&text("${steps.a.outputs.port}"))
+                .is_ok()
+        );
+        assert!(ParamType::StringList.check(&text("${env.X}")).is_err());
+    }
+
+    #[test]
+    fn types_and_ranges() {
+        let int = ParamType::Integer { min: 0, max: 255 };
+        assert!(int.check(&Arg::Integer(256)).is_err());
+        assert!(int.check(&text("5")).is_err());
+        assert!(ParamType::Url.check(&text("ftp://x")).is_err());
+        assert!(ParamType::Duration.check(&text("5 min")).is_err());
+        assert!(ParamType::StringList.check(&Arg::List(vec![])).is_err());
+        assert!(
+            ParamType::OneOf(&["A", "CNAME"])
+                .check(&text("CNAM"))
+                .unwrap_err()
+                .contains("did you mean")
+        );
+    }
+}

@@ -1,0 +1,88 @@
+//! `drctl plan FILE`: the dry run, for review before a change window or in a pull request.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+
+use super::exit;
+use crate::actions::Registry;
+use crate::check::check_file;
+use crate::dag::Override;
+use crate::diagnostic::render_text;
+use crate::plan::{LiveMode, Plan, dot, mermaid, render_json};
+
+/// Output format of `plan`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PlanFormat {
+    /// A readable review.
+    Text,
+    /// Machine-readable, with the fields of SPEC §4.
+    Json,
+    /// Graphviz DOT.
+    Dot,
+    /// Mermaid flowchart.
+    Mermaid,
+}
+
+/// Show what a workflow would do.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The workflow file.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+
+    /// Override a workflow parameter (repeatable): `--param standby_region=us-west-2`.
+    #[arg(long = "param", value_name = "NAME=VALUE")]
+    pub params: Vec<Override>,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
+    pub format: PlanFormat,
+
+    /// Do not look up live state (AWS) for the steps.
+    #[arg(long)]
+    pub offline: bool,
+
+    /// Treat warnings (lints) as errors: exit 2 when there are any.
+    #[arg(long)]
+    pub deny_warnings: bool,
+}
+
+/// Runs `plan`. Invalid workflows print their diagnostics to stderr and exit 2.
+pub fn plan(args: &PlanArgs) -> anyhow::Result<u8> {
+    let registry = Registry::builtin();
+    let checked = check_file(&args.file, &registry, &args.params);
+    let Some(workflow) = &checked.workflow else {
+        eprint!(
+            "{}",
+            render_text(&checked.source, &checked.diagnostics, super::color_stderr())
+        );
+        eprintln!(
+            "error: {} is invalid; nothing was planned",
+            args.file.display()
+        );
+        return Ok(exit::INVALID_INPUT);
+    };
+    let live = if args.offline {
+        LiveMode::Offline
+    } else {
+        LiveMode::NotImplemented
+    };
+    let plan = Plan::build(workflow, &registry, &checked.diagnostics, live);
+    let rendered = match args.format {
+        PlanFormat::Text => crate::plan::render_text(&plan, &args.file.display().to_string()),
+        PlanFormat::Json => render_json(&plan),
+        PlanFormat::Dot => dot(&plan),
+        PlanFormat::Mermaid => mermaid(&plan),
+    };
+    std::io::stdout().lock().write_all(rendered.as_bytes())?;
+    if args.deny_warnings && checked.diagnostics.warning_count() > 0 {
+        eprintln!(
+            "error: {} warning(s) and --deny-warnings",
+            checked.diagnostics.warning_count()
+        );
+        return Ok(exit::INVALID_INPUT);
+    }
+    Ok(exit::SUCCESS)
+}

@@ -1,0 +1,121 @@
+//! The compiled workflow: steps with resolved parameters, joined into a DAG, with the
+//! execution waves and the critical path. This is the only form of a workflow the planner and
+//! the engine accept.
+
+mod compile;
+mod cycle;
+mod schedule;
+
+pub use compile::{Override, compile};
+pub use schedule::{Schedule, longest_path, waves};
+
+use std::time::Duration;
+
+use petgraph::graph::DiGraph;
+
+use crate::actions::Args;
+use crate::diagnostic::Span;
+use crate::workflow::{OnFailure, ParamValue, RawRetry, WorkflowKind};
+
+/// How many steps may run at once when the workflow does not say.
+pub const DEFAULT_CONCURRENCY: u32 = 16;
+
+/// A compensation: the action run to undo a step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Compensation {
+    /// The action's name.
+    pub action: String,
+    /// Its parameters.
+    pub args: Args,
+}
+
+/// Where a step's duration estimate comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EstimateSource {
+    /// The step's `estimate`.
+    Declared,
+    /// Implied by the action (a `wait`'s or `noop`'s `duration`).
+    Action,
+    /// Nothing: counted as zero.
+    None,
+}
+
+/// One compiled step.
+#[derive(Debug, Clone)]
+pub struct Step {
+    /// The step id.
+    pub id: String,
+    /// The action's name (always a known action).
+    pub action: String,
+    /// Parameters, with `${params.X}` substituted.
+    pub args: Args,
+    /// Indices of the steps this one waits for: explicit `needs` and implicit ones from
+    /// `${steps.X.outputs.Y}`, sorted and without duplicates.
+    pub needs: Vec<usize>,
+    /// Per-attempt timeout, from the step or `[defaults]`.
+    pub timeout: Option<Duration>,
+    /// Retry policy, from the step or `[defaults]` (one attempt when neither says).
+    pub retry: RawRetry,
+    /// The declared compensation, if any.
+    pub rollback: Option<Compensation>,
+    /// Safe to re-run after a crash: declared, or by the action's nature.
+    pub idempotent: bool,
+    /// Expected duration, for plan.
+    pub estimate: Option<Duration>,
+    /// Where the estimate came from.
+    pub estimate_source: EstimateSource,
+    /// The RTO clock stops when this step succeeds.
+    pub marks_recovered: bool,
+    /// This step's `rpo_seconds` output is the achieved RPO.
+    pub measures_rpo: bool,
+    /// The step's header in the source, for lints.
+    pub span: Span,
+}
+
+/// A validated workflow, ready to plan or run.
+#[derive(Debug, Clone)]
+pub struct CompiledWorkflow {
+    /// The workflow name.
+    pub name: String,
+    /// failover, restore or rollback.
+    pub kind: WorkflowKind,
+    /// Free text.
+    pub description: Option<String>,
+    /// RTO objective.
+    pub rto: Option<Duration>,
+    /// RPO objective.
+    pub rpo: Option<Duration>,
+    /// Steps running at once, at most.
+    pub concurrency: u32,
+    /// What a failed step leads to.
+    pub on_failure: OnFailure,
+    /// Parameters after `--param` overrides, in declaration order.
+    pub params: Vec<(String, ParamValue)>,
+    /// Steps in file order; a step's index is its node in `graph`.
+    pub steps: Vec<Step>,
+    /// Edges go from a step to the steps that need it.
+    pub graph: DiGraph<(), ()>,
+}
+
+impl CompiledWorkflow {
+    /// The step with id `id`.
+    pub fn step(&self, id: &str) -> Option<&Step> {
+        self.steps.iter().find(|s| s.id == id)
+    }
+
+    /// The index of the step marked `recovered`, if any.
+    pub fn recovered_step(&self) -> Option<usize> {
+        self.steps.iter().position(|s| s.marks_recovered)
+    }
+
+    /// Waves and critical path from the steps' estimates.
+    pub fn schedule(&self) -> Schedule {
+        let needs: Vec<&[usize]> = self.steps.iter().map(|s| s.needs.as_slice()).collect();
+        let weights: Vec<Duration> = self
+            .steps
+            .iter()
+            .map(|s| s.estimate.unwrap_or_default())
+            .collect();
+        Schedule::compute(&needs, &weights, self.recovered_step())
+    }
+}
