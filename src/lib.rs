@@ -12,9 +12,13 @@
 pub mod actions;
 pub mod check;
 pub mod cli;
+pub mod control;
 pub mod dag;
 pub mod diagnostic;
+pub mod engine;
 pub mod lint;
 pub mod plan;
+pub mod store;
 pub mod synthetic;
+pub mod view;
 pub mod workflow;

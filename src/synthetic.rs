@@ -54,7 +54,10 @@ pub fn large_workflow(steps: usize, seed: u64) -> String {
                 last_approval = Some(i);
             }
             1 | 2 => {
-                let _ = writeln!(out, "action = \"http.check\"\nwith = {{ url = \"https://svc{i}.example.com/health\", expect_status = 200 }}");
+                let _ = writeln!(
+                    out,
+                    "action = \"http.check\"\nwith = {{ url = \"https://svc{i}.example.com/health\", expect_status = 200 }}"
+                );
             }
             3 => {
                 out.push_str("action = \"rds.promote_read_replica\"\nwith = { region = \"${params.region}\", db_instance = \"db-replica\" }\n");
@@ -73,7 +76,11 @@ pub fn large_workflow(steps: usize, seed: u64) -> String {
                 );
             }
             _ => {
-                let _ = writeln!(out, "action = \"noop\"\nwith = {{ duration = \"{}s\" }}", 1 + rng.below(30));
+                let _ = writeln!(
+                    out,
+                    "action = \"noop\"\nwith = {{ duration = \"{}s\" }}",
+                    1 + rng.below(30)
+                );
             }
         }
         // Irreversible steps come after the latest approval, as a careful author writes them.
@@ -87,6 +94,9 @@ pub fn large_workflow(steps: usize, seed: u64) -> String {
         if !needs.is_empty() {
             let list: Vec<String> = needs.iter().map(|n| format!("\"s{n}\"")).collect();
             let _ = writeln!(out, "needs = [{}]", list.join(", "));
+        }
+        if i + 1 == steps {
+            out.push_str("marks = \"recovered\"\n");
         }
         let _ = writeln!(out, "estimate = \"{}s\"\n", 1 + rng.below(60));
     }

@@ -2,8 +2,12 @@
 
 use std::time::Duration;
 
+use super::builtin_exec as exec;
 use super::schema::{ParamSpec as P, ParamType as T};
-use super::{Action, ActionSpec, ArgProblem, Args, Effect};
+use super::{
+    Action, ActionFuture, ActionSpec, ArgProblem, Args, Effect, ExecContext, Outputs, Resolved,
+    StepError,
+};
 use crate::workflow::format_duration;
 
 pub(super) fn all() -> Vec<Box<dyn Action>> {
@@ -39,6 +43,18 @@ static SHELL: ActionSpec = ActionSpec {
 impl Action for Shell {
     fn spec(&self) -> &'static ActionSpec {
         &SHELL
+    }
+
+    fn executable(&self) -> bool {
+        true
+    }
+
+    fn execute<'a>(
+        &'a self,
+        args: &'a Resolved,
+        ctx: &'a ExecContext,
+    ) -> ActionFuture<'a, Result<Outputs, StepError>> {
+        Box::pin(exec::shell(args, ctx))
     }
 
     fn describe(&self, args: &Args) -> String {
@@ -105,6 +121,18 @@ impl Action for HttpCheck {
         &HTTP_CHECK
     }
 
+    fn executable(&self) -> bool {
+        true
+    }
+
+    fn execute<'a>(
+        &'a self,
+        args: &'a Resolved,
+        ctx: &'a ExecContext,
+    ) -> ActionFuture<'a, Result<Outputs, StepError>> {
+        Box::pin(exec::http_check(args, ctx))
+    }
+
     fn describe(&self, args: &Args) -> String {
         let mut out = format!(
             "poll {} {} every {} until it answers {}",
@@ -134,6 +162,19 @@ static WAIT: ActionSpec = ActionSpec {
 impl Action for Wait {
     fn spec(&self) -> &'static ActionSpec {
         &WAIT
+    }
+
+    fn executable(&self) -> bool {
+        true
+    }
+
+    fn execute<'a>(
+        &'a self,
+        args: &'a Resolved,
+        ctx: &'a ExecContext,
+    ) -> ActionFuture<'a, Result<Outputs, StepError>> {
+        let _ = ctx;
+        Box::pin(exec::sleep_for(args))
     }
 
     fn describe(&self, args: &Args) -> String {
@@ -181,6 +222,11 @@ static APPROVAL: ActionSpec = ActionSpec {
 impl Action for Approval {
     fn spec(&self) -> &'static ActionSpec {
         &APPROVAL
+    }
+
+    /// The engine waits for decisions; there is nothing to execute.
+    fn executable(&self) -> bool {
+        true
     }
 
     fn check(&self, args: &Args) -> Vec<ArgProblem> {
@@ -246,6 +292,18 @@ impl Action for Notify {
         &NOTIFY
     }
 
+    fn executable(&self) -> bool {
+        true
+    }
+
+    fn execute<'a>(
+        &'a self,
+        args: &'a Resolved,
+        ctx: &'a ExecContext,
+    ) -> ActionFuture<'a, Result<Outputs, StepError>> {
+        Box::pin(exec::notify(args, ctx))
+    }
+
     fn describe(&self, args: &Args) -> String {
         let channel = args
             .get("channel")
@@ -273,6 +331,19 @@ static NOOP: ActionSpec = ActionSpec {
 impl Action for Noop {
     fn spec(&self) -> &'static ActionSpec {
         &NOOP
+    }
+
+    fn executable(&self) -> bool {
+        true
+    }
+
+    fn execute<'a>(
+        &'a self,
+        args: &'a Resolved,
+        ctx: &'a ExecContext,
+    ) -> ActionFuture<'a, Result<Outputs, StepError>> {
+        let _ = ctx;
+        Box::pin(exec::sleep_for(args))
     }
 
     fn describe(&self, args: &Args) -> String {

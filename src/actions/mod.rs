@@ -7,6 +7,8 @@
 
 mod args;
 mod builtin;
+mod builtin_exec;
+mod outcome;
 mod rds;
 mod route53;
 mod schema;
@@ -17,6 +19,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 pub use args::{Arg, Args};
+pub use outcome::{ExecContext, Outputs, Resolved, StepError, duration, text};
 pub use schema::{ParamSpec, ParamType};
 
 /// A boxed future, for the asynchronous hooks of [`Action`] (live lookups now; execution and
@@ -103,6 +106,27 @@ pub trait Action: Send + Sync {
         None
     }
 
+    /// Whether this version of drctl can execute the action (`drctl run` refuses a workflow
+    /// using one it cannot, before anything starts).
+    fn executable(&self) -> bool {
+        false
+    }
+
+    /// Performs the action with its resolved parameters. The driver journals the attempt's
+    /// start before calling this, and enforces the step's timeout around it.
+    fn execute<'a>(
+        &'a self,
+        _args: &'a Resolved,
+        _ctx: &'a ExecContext,
+    ) -> ActionFuture<'a, Result<Outputs, StepError>> {
+        let name = self.spec().name;
+        Box::pin(async move {
+            Err(StepError::fatal(format!(
+                "`{name}` cannot be executed by this version of drctl"
+            )))
+        })
+    }
+
     /// Reads the current live value the step would change, without changing anything, for
     /// plan's diff. Actions with nothing to look up keep the default.
     fn current<'a>(&'a self, _args: &'a Args) -> ActionFuture<'a, LiveState> {
@@ -129,6 +153,12 @@ impl Registry {
         Self { actions }
     }
 
+    /// The built-in registry, built once for the whole process (running actions borrow it).
+    pub fn global() -> &'static Registry {
+        static REGISTRY: std::sync::OnceLock<Registry> = std::sync::OnceLock::new();
+        REGISTRY.get_or_init(Registry::builtin)
+    }
+
     /// The action called `name`.
     pub fn get(&self, name: &str) -> Option<&dyn Action> {
         self.actions.get(name).map(AsRef::as_ref)
@@ -142,6 +172,12 @@ impl Registry {
     /// Every action, sorted by name.
     pub fn iter(&self) -> impl Iterator<Item = &dyn Action> {
         self.actions.values().map(AsRef::as_ref)
+    }
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.actions.keys()).finish()
     }
 }
 

@@ -86,17 +86,19 @@ impl ParamType {
                     .map(|_| ())
                     .map_err(|why| format!("\"{text}\" is not a valid duration: {why}"))
             }
+            // Arguments and environment values are text to the program: numbers and booleans
+            // (often from `${params.X}`) are passed as written.
             (ParamType::StringList, Arg::List(items)) => {
                 if items.is_empty() {
                     return Err("the array is empty".into());
                 }
-                match items.iter().find(|i| !matches!(i, Arg::Text(_))) {
+                match items.iter().find(|i| !is_scalar(i)) {
                     Some(bad) => Err(format!("expected strings only, found {}", kind_of(bad))),
                     None => Ok(()),
                 }
             }
             (ParamType::StringTable, Arg::Map(entries)) => {
-                match entries.iter().find(|(_, v)| !matches!(v, Arg::Text(_))) {
+                match entries.iter().find(|(_, v)| !is_scalar(v)) {
                     Some((k, bad)) => {
                         Err(format!("`{k}` must be a string, found {}", kind_of(bad)))
                     }
@@ -130,6 +132,13 @@ impl ParamType {
             _ => Err(expected()),
         }
     }
+}
+
+fn is_scalar(arg: &Arg) -> bool {
+    matches!(
+        arg,
+        Arg::Text(_) | Arg::Integer(_) | Arg::Float(_) | Arg::Bool(_)
+    )
 }
 
 fn quoted(names: &[&str]) -> String {

@@ -1,8 +1,17 @@
 //! The command line: argument parsing (clap) and one file per subcommand. Commands call the
 //! library and print; they map errors to the exit codes of [`exit`].
 
+mod cancel;
+mod decide;
+mod drive;
 pub mod exit;
+mod load;
+mod output;
 mod plan;
+mod resume;
+mod run;
+mod state;
+mod status;
 mod validate;
 
 use std::io::IsTerminal;
@@ -11,7 +20,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub use cancel::CancelArgs;
+pub use decide::DecideArgs;
 pub use plan::PlanArgs;
+pub use resume::{ResumeArgs, RollbackArgs};
+pub use run::RunArgs;
+pub use status::{RunsArgs, StatusArgs};
 pub use validate::ValidateArgs;
 
 /// drctl: disaster-recovery orchestration. Write failover, restore and rollback procedures as
@@ -49,6 +63,24 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Show what a workflow would do, without changing anything (a dry run).
     Plan(PlanArgs),
+    /// Run a workflow for real.
+    Run(RunArgs),
+    /// Run a workflow as a drill (kept apart from real runs in history).
+    Drill(RunArgs),
+    /// Show where a run stands (default: the latest).
+    Status(StatusArgs),
+    /// List runs.
+    Runs(RunsArgs),
+    /// Approve an approval step of a run.
+    Approve(DecideArgs),
+    /// Reject an approval step of a run (needs --comment).
+    Reject(DecideArgs),
+    /// Continue an interrupted, paused or cancelled run.
+    Resume(ResumeArgs),
+    /// Stop a run from starting new steps; it can be resumed or rolled back.
+    Cancel(CancelArgs),
+    /// Undo the completed steps of a run, in reverse dependency order.
+    Rollback(RollbackArgs),
 }
 
 /// Parses the process's arguments and runs the command.
@@ -68,6 +100,23 @@ pub fn main() -> ExitCode {
     let code = match &cli.command {
         Command::Validate(args) => validate::validate(args),
         Command::Plan(args) => plan::plan(args),
+        Command::Run(args) => Ok(run::run(args, &cli.state, "run")),
+        Command::Drill(args) => Ok(run::run(args, &cli.state, "drill")),
+        Command::Status(args) => Ok(status::status(args, &cli.state)),
+        Command::Runs(args) => Ok(status::runs(args, &cli.state)),
+        Command::Approve(args) => Ok(decide::decide(
+            args,
+            &cli.state,
+            crate::engine::Decision::Approve,
+        )),
+        Command::Reject(args) => Ok(decide::decide(
+            args,
+            &cli.state,
+            crate::engine::Decision::Reject,
+        )),
+        Command::Resume(args) => Ok(resume::resume(args, &cli.state)),
+        Command::Cancel(args) => Ok(cancel::cancel(args, &cli.state)),
+        Command::Rollback(args) => Ok(resume::rollback(args, &cli.state)),
     };
     match code {
         Ok(code) => exit::code(code),

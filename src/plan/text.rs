@@ -183,7 +183,7 @@ fn facts(step: &super::model::PlanStep) -> String {
             "read_only" => "read-only".to_string(),
             "additive" => "creates new resources, changes nothing existing".to_string(),
             "notification" => "sends a message".to_string(),
-            _ => "IRREVERSIBLE".to_string(),
+            _ => "cannot be undone".to_string(),
         },
     });
     facts.push(if step.idempotent {

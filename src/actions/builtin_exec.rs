@@ -1,0 +1,195 @@
+//! Execution of the built-in actions: `shell`, `http.check`, `wait`, `notify`, `noop`.
+//! (`approval` is not executed: the engine waits for decisions.)
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::outcome::{ExecContext, Outputs, Resolved, StepError, duration, text};
+
+/// Lines of output kept in a step's record.
+const TAIL_LINES: usize = 20;
+
+fn tail(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(TAIL_LINES)..].join("\n")
+}
+
+/// Sleeps for the `duration` parameter (zero when absent).
+pub async fn sleep_for(args: &Resolved) -> Result<Outputs, StepError> {
+    tokio::time::sleep(duration(args, "duration").unwrap_or_default()).await;
+    Ok(Outputs::new())
+}
+
+/// Runs `argv` without a shell; a non-zero exit code fails the step.
+pub async fn shell(args: &Resolved, ctx: &ExecContext) -> Result<Outputs, StepError> {
+    let argv: Vec<String> = args
+        .get("argv")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    let Some((program, rest)) = argv.split_first() else {
+        return Err(StepError::fatal("`argv` is empty"));
+    };
+    let cwd = text(args, "cwd").map_or_else(|| ctx.base_dir.clone(), |c| ctx.base_dir.join(c));
+    // `./script.sh` is relative to the workflow's directory, like `cwd`.
+    let program_path = if program.contains('/') && !program.starts_with('/') {
+        ctx.base_dir.join(program).display().to_string()
+    } else {
+        program.clone()
+    };
+    let mut command = tokio::process::Command::new(&program_path);
+    command
+        .args(rest)
+        .current_dir(&cwd)
+        .kill_on_drop(true)
+        .stdin(std::process::Stdio::null());
+    if let Some(env) = args.get("env").and_then(Value::as_object) {
+        for (k, v) in env {
+            command.env(k, v.as_str().map_or_else(|| v.to_string(), str::to_string));
+        }
+    }
+    let output = command.output().await.map_err(|e| {
+        StepError::fatal(format!(
+            "cannot start `{program}` in {}: {e}",
+            cwd.display()
+        ))
+    })?;
+    let code = output.status.code();
+    let mut outputs = Outputs::new();
+    outputs.insert("exit_code".into(), code.map_or(Value::Null, Into::into));
+    outputs.insert("stdout_tail".into(), tail(&output.stdout).into());
+    if output.status.success() {
+        Ok(outputs)
+    } else {
+        let stderr = tail(&output.stderr);
+        let how = code.map_or_else(
+            || "was killed by a signal".to_string(),
+            |c| format!("exited with code {c}"),
+        );
+        Err(StepError::fatal(if stderr.is_empty() {
+            format!("`{}` {how}", argv.join(" "))
+        } else {
+            format!("`{}` {how}: {stderr}", argv.join(" "))
+        }))
+    }
+}
+
+fn agent(timeout: Duration) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(timeout))
+        .build()
+        .into()
+}
+
+/// One request; the status and body, or a connection error.
+fn request(
+    method: &str,
+    url: &str,
+    body: Option<String>,
+    timeout: Duration,
+) -> Result<(u16, String), String> {
+    let agent = agent(timeout);
+    let result = match (method, body) {
+        ("POST", Some(b)) => agent
+            .post(url)
+            .header("content-type", "application/json")
+            .send(b),
+        ("POST", None) => agent.post(url).send_empty(),
+        ("PUT", _) => agent.put(url).send_empty(),
+        ("HEAD", _) => agent.head(url).call(),
+        ("OPTIONS", _) => agent.options(url).call(),
+        _ => agent.get(url).call(),
+    };
+    let mut response = result.map_err(|e| e.to_string())?;
+    let status = response.status().as_u16();
+    let body = response.body_mut().read_to_string().unwrap_or_default();
+    Ok((status, body))
+}
+
+/// Polls `url` until it answers the expected status (and body), or the driver's timeout ends
+/// the attempt.
+pub async fn http_check(args: &Resolved, ctx: &ExecContext) -> Result<Outputs, StepError> {
+    let url = text(args, "url").unwrap_or_default().to_string();
+    let method = text(args, "method").unwrap_or("GET").to_string();
+    let expect = args
+        .get("expect_status")
+        .and_then(Value::as_u64)
+        .unwrap_or(200);
+    let contains = text(args, "expect_body_contains").map(str::to_string);
+    let interval = duration(args, "interval").unwrap_or(Duration::from_secs(5));
+    // Without a step timeout, give up after five minutes rather than poll forever.
+    let deadline = tokio::time::Instant::now() + ctx.timeout.unwrap_or(Duration::from_mins(5));
+    loop {
+        let per_request = interval.clamp(Duration::from_secs(1), Duration::from_secs(10));
+        let (u, m) = (url.clone(), method.clone());
+        let answer = tokio::task::spawn_blocking(move || request(&m, &u, None, per_request))
+            .await
+            .map_err(|e| StepError::fatal(format!("HTTP check of {url} could not run: {e}")))?;
+        let last = match answer {
+            Ok((status, body))
+                if u64::from(status) == expect
+                    && contains.as_ref().is_none_or(|c| body.contains(c.as_str())) =>
+            {
+                let mut outputs = Outputs::new();
+                outputs.insert("status".into(), status.into());
+                return Ok(outputs);
+            }
+            Ok((status, _)) if u64::from(status) == expect => format!(
+                "status {status} but the body lacks \"{}\"",
+                contains.as_deref().unwrap_or_default()
+            ),
+            Ok((status, _)) => format!("status {status}, expected {expect}"),
+            Err(e) => format!("no answer: {e}"),
+        };
+        if tokio::time::Instant::now() + interval > deadline {
+            return Err(StepError::retryable(format!(
+                "{method} {url} was not healthy in time (last: {last})"
+            )));
+        }
+        tokio::time::sleep(interval).await;
+    }
+}
+
+/// POSTs a Slack-compatible JSON message to the webhook.
+pub async fn notify(args: &Resolved, ctx: &ExecContext) -> Result<Outputs, StepError> {
+    let url = text(args, "url").unwrap_or_default().to_string();
+    let mut body = json!({ "text": text(args, "message").unwrap_or_default() });
+    if let Some(channel) = text(args, "channel") {
+        body["channel"] = channel.into();
+    }
+    let timeout = ctx
+        .timeout
+        .unwrap_or(Duration::from_secs(30))
+        .min(Duration::from_secs(30));
+    let u = url.clone();
+    let answer =
+        tokio::task::spawn_blocking(move || request("POST", &u, Some(body.to_string()), timeout))
+            .await
+            .map_err(|e| {
+                StepError::fatal(format!("notification to the webhook could not run: {e}"))
+            })?;
+    // The webhook URL often holds a secret: name only its host in errors.
+    let host = url.split('/').nth(2).unwrap_or("the webhook").to_string();
+    match answer {
+        Ok((status, _)) if (200..300).contains(&status) => Ok(Outputs::new()),
+        Ok((status, body)) if status == 429 || status >= 500 => Err(StepError::retryable(format!(
+            "webhook at {host} answered {status}: {}",
+            body.trim()
+        ))),
+        Ok((status, body)) => Err(StepError::fatal(format!(
+            "webhook at {host} refused the message ({status}): {}",
+            body.trim()
+        ))),
+        Err(e) => Err(StepError::retryable(format!(
+            "webhook at {host} could not be reached: {}",
+            e.replace(&url, &host)
+        ))),
+    }
+}

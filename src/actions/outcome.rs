@@ -1,0 +1,59 @@
+//! What running an action takes and gives: resolved parameters in, outputs or a classified
+//! error out.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Outputs of a step: name to JSON value.
+pub type Outputs = serde_json::Map<String, serde_json::Value>;
+
+/// Parameters with every reference filled in: plain JSON, by parameter name.
+pub type Resolved = serde_json::Map<String, serde_json::Value>;
+
+/// A failed attempt: what went wrong and whether trying again may help.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepError {
+    /// What went wrong, naming the resource.
+    pub message: String,
+    /// Throttling, 5xx, timeouts and connection errors are retryable; the rest are not.
+    pub retryable: bool,
+}
+
+impl StepError {
+    /// A failure that retrying will not fix.
+    pub fn fatal(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            retryable: false,
+        }
+    }
+
+    /// A failure that may pass on another attempt.
+    pub fn retryable(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            retryable: true,
+        }
+    }
+}
+
+/// What an executing action may know about where it runs.
+#[derive(Debug, Clone)]
+pub struct ExecContext {
+    /// Relative paths (a shell step's `cwd`, `argv[0]` like `./notify.sh`) are taken from
+    /// here: the directory of the workflow file.
+    pub base_dir: PathBuf,
+    /// The attempt's timeout, when the step has one (the driver enforces it; actions that
+    /// poll use it to size their polling).
+    pub timeout: Option<Duration>,
+}
+
+/// Reads a string parameter.
+pub fn text<'a>(args: &'a Resolved, name: &str) -> Option<&'a str> {
+    args.get(name).and_then(serde_json::Value::as_str)
+}
+
+/// Reads a duration parameter.
+pub fn duration(args: &Resolved, name: &str) -> Option<Duration> {
+    text(args, name).and_then(|t| crate::workflow::parse_duration(t).ok())
+}

@@ -1,0 +1,78 @@
+//! Driving a run from the command line: the runtime, the control socket, Ctrl-C, the
+//! printer, and the exit code. Shared by `run`, `drill`, `resume` and `rollback`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+use super::output::{RunFormat, exit_code, printer, summary};
+use crate::control::serve;
+use crate::engine::{Driver, Input, Machine, Recorder, SystemClock, Until};
+use crate::store::Store;
+
+/// Everything needed to drive a loaded or new run.
+pub struct Drive<'w> {
+    /// The state directory (for the control socket).
+    pub state_dir: PathBuf,
+    /// The store, owned by this process.
+    pub store: Arc<dyn Store>,
+    /// The run's state.
+    pub machine: Machine<'w>,
+    /// Its records.
+    pub recorder: Recorder,
+    /// Where relative paths in steps are taken from.
+    pub base_dir: PathBuf,
+    /// Inputs to feed before driving (a resume's decisions, a rollback).
+    pub first: Vec<Input>,
+    /// Stop when only approvals remain.
+    pub until: Until,
+    /// How to print.
+    pub format: RunFormat,
+}
+
+/// Drives the run until it rests; prints its summary; returns the exit code.
+pub fn drive(d: Drive<'_>) -> anyhow::Result<u8> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(drive_async(d))
+}
+
+async fn drive_async(d: Drive<'_>) -> anyhow::Result<u8> {
+    let run_id = d.recorder.run.run_id.clone();
+    let (control_tx, control_rx) = mpsc::channel(16);
+    let _socket = serve(&d.state_dir, d.store.clone(), run_id.clone(), control_tx)?;
+    let mut driver = Driver::new(
+        d.machine,
+        d.recorder,
+        Arc::new(SystemClock),
+        d.base_dir,
+        printer(run_id.clone(), d.format),
+    );
+    driver.rearm();
+    for input in d.first {
+        if let Err(e) = driver.feed(input) {
+            eprintln!("error: {e}");
+            return Ok(super::exit::INVALID_INPUT);
+        }
+    }
+    let shutdown = Box::pin(async {
+        let _ = tokio::signal::ctrl_c().await;
+    });
+    let status = driver
+        .drive(Input::Start, d.until, Some(control_rx), shutdown)
+        .await?;
+    if d.format == RunFormat::Text {
+        println!("{}", summary(&run_id, status, &driver.machine));
+    }
+    Ok(exit_code(status))
+}
+
+/// The directory relative paths of a workflow file are taken from.
+pub fn base_dir(file: &Path) -> PathBuf {
+    file.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}

@@ -1,0 +1,122 @@
+//! Loading a stored run back into a machine: the workflow compiled from the text stored with
+//! the run (or the file, for a resume), the journal replayed.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use super::exit;
+use super::state::{Exit, store_exit};
+use crate::actions::Registry;
+use crate::check::check_source;
+use crate::dag::{CompiledWorkflow, Override};
+use crate::diagnostic::{SourceFile, render_text};
+use crate::engine::{Clock, Input, Recorder, SystemClock, digest, replay};
+use crate::store::{RunRecord, Store};
+
+/// A stored run and the workflow it runs.
+pub struct Loaded {
+    /// The run record.
+    pub run: RunRecord,
+    /// The compiled workflow.
+    pub workflow: CompiledWorkflow,
+}
+
+/// Finds run `run_id` and compiles its workflow. With `file_check`, the workflow file on disk
+/// is compiled and must have the run's digest unless `allow_changed`.
+pub fn load(
+    store: &dyn Store,
+    run_id: &str,
+    file_check: bool,
+    allow_changed: bool,
+) -> Result<Loaded, Exit> {
+    let run = store
+        .run(run_id)
+        .map_err(|e| store_exit(&e))?
+        .ok_or_else(|| {
+            Exit::new(
+                exit::INVALID_INPUT,
+                format!("no run `{run_id}` in this state directory (`drctl runs` lists them)"),
+            )
+        })?;
+    let overrides: Vec<Override> = run
+        .overrides
+        .iter()
+        .filter_map(|o| o.parse().ok())
+        .collect();
+    let stored = compile(&run.workflow_file, &run.workflow_source, &overrides)?;
+    if !file_check || !Path::new(&run.workflow_file).exists() {
+        return Ok(Loaded {
+            run,
+            workflow: stored,
+        });
+    }
+    let text = std::fs::read_to_string(&run.workflow_file).map_err(|e| {
+        Exit::new(
+            exit::INVALID_INPUT,
+            format!("cannot read {}: {e}", run.workflow_file),
+        )
+    })?;
+    let current = compile(&run.workflow_file, &text, &overrides)?;
+    if digest(&current) != run.digest {
+        if !allow_changed {
+            return Err(Exit::new(
+                exit::INVALID_INPUT,
+                format!(
+                    "{} changed since run {} started (digest {} then, {} now); resuming could run something else than was started. Pass --allow-changed-workflow to resume with the file as it is now",
+                    run.workflow_file,
+                    run.run_id,
+                    run.digest,
+                    digest(&current)
+                ),
+            ));
+        }
+        return Ok(Loaded {
+            run,
+            workflow: current,
+        });
+    }
+    Ok(Loaded {
+        run,
+        workflow: stored,
+    })
+}
+
+fn compile(name: &str, text: &str, overrides: &[Override]) -> Result<CompiledWorkflow, Exit> {
+    let checked = check_source(SourceFile::new(name, text), Registry::global(), overrides);
+    checked.workflow.ok_or_else(|| {
+        eprint!(
+            "{}",
+            render_text(&checked.source, &checked.diagnostics, false)
+        );
+        Exit::new(
+            exit::INVALID_INPUT,
+            format!("the workflow of this run ({name}) no longer compiles"),
+        )
+    })
+}
+
+/// Applies inputs to a run no live process drives: replay, mark interrupted attempts, decide,
+/// journal. Used by `approve`, `reject` and `cancel` when the run is not live.
+pub fn apply_offline(store: Arc<dyn Store>, run_id: &str, inputs: Vec<Input>) -> Result<(), Exit> {
+    let loaded = load(store.as_ref(), run_id, false, false)?;
+    let journal = store.journal(run_id).map_err(|e| store_exit(&e))?;
+    let steps = store.steps(run_id).map_err(|e| store_exit(&e))?;
+    let mut machine =
+        replay(&loaded.workflow, &loaded.run, &journal).map_err(|e| store_exit(&e))?;
+    machine.hold = true;
+    let mut recorder = Recorder::new(store, loaded.run.clone(), steps);
+    let clock = SystemClock;
+    for input in std::iter::once(Input::Interrupted).chain(inputs) {
+        let now = clock.now();
+        let events = machine
+            .decide(input, now)
+            .map_err(|r| Exit::new(exit::INVALID_INPUT, r.0))?;
+        for e in &events {
+            machine.apply(e, now);
+        }
+        recorder
+            .commit(&events, &machine, now)
+            .map_err(|e| store_exit(&e))?;
+    }
+    Ok(())
+}

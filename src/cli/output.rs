@@ -1,0 +1,178 @@
+//! What a driven run prints: one timestamped line per event for people, or JSON lines for
+//! machines. The engine hands events over; only this module writes them.
+
+use std::io::Write;
+
+use chrono::{DateTime, Utc};
+use clap::ValueEnum;
+
+use crate::engine::{Decision, Event, Machine, Observer, rfc3339};
+use crate::store::RunStatus;
+
+/// Output format of commands that drive a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RunFormat {
+    /// Timestamped lines.
+    Text,
+    /// One JSON object per event.
+    Json,
+}
+
+/// The observer that prints events of run `run_id`.
+pub fn printer(run_id: String, format: RunFormat) -> Observer {
+    Box::new(
+        move |event: &Event, at: DateTime<Utc>, machine: &Machine<'_>| {
+            let mut out = std::io::stdout().lock();
+            let _ = match format {
+                RunFormat::Json => writeln!(
+                    out,
+                    "{}",
+                    serde_json::json!({ "run_id": run_id, "at": rfc3339(at), "event": event })
+                ),
+                RunFormat::Text => match line(event, machine) {
+                    Some(text) => writeln!(out, "{}  {text}", at.format("%H:%M:%S")),
+                    None => Ok(()),
+                },
+            };
+            let _ = out.flush();
+        },
+    )
+}
+
+fn line(event: &Event, machine: &Machine<'_>) -> Option<String> {
+    let action = |step: &str| {
+        machine
+            .index(step)
+            .map(|i| machine.workflow().steps[i].action.clone())
+            .unwrap_or_default()
+    };
+    Some(match event {
+        Event::RunStarted { .. } => return None,
+        Event::StepStarted { step, attempt } if action(step) == "approval" => {
+            let approvers = machine
+                .index(step)
+                .map(|i| machine.workflow().steps[i].args.show("approvers"))
+                .unwrap_or_default();
+            if *attempt > 1 {
+                format!("{step}: still waiting for approval from {approvers}")
+            } else {
+                format!("{step}: waiting for approval from {approvers}")
+            }
+        }
+        Event::StepStarted { step, attempt: 1 } => format!("{step}: started ({})", action(step)),
+        Event::StepStarted { step, attempt } => format!("{step}: attempt {attempt} started"),
+        Event::StepSucceeded {
+            step, attempt: 0, ..
+        } => format!("{step}: marked succeeded by the operator"),
+        Event::StepSucceeded { step, .. } => format!("{step}: succeeded"),
+        Event::StepFailed {
+            step,
+            attempt,
+            error,
+            retry_in_ms: Some(ms),
+        } => format!(
+            "{step}: attempt {attempt} failed: {error}; retrying in {}",
+            crate::workflow::format_duration(std::time::Duration::from_millis(*ms))
+        ),
+        Event::StepFailed { step, error, .. } => format!("{step}: FAILED: {error}"),
+        Event::StepUnknown { step, attempt } => {
+            format!("{step}: outcome of attempt {attempt} unknown (interrupted)")
+        }
+        Event::StepSkipped { step, by } => format!("{step}: skipped by {by}"),
+        Event::ApprovalVoted {
+            step,
+            by,
+            decision,
+            comment,
+        } => {
+            let verb = if *decision == Decision::Approve {
+                "approved"
+            } else {
+                "rejected"
+            };
+            format!(
+                "{step}: {verb} by {by}{}",
+                comment
+                    .as_ref()
+                    .map(|c| format!(" ({c})"))
+                    .unwrap_or_default()
+            )
+        }
+        Event::ApprovalTimedOut { step } => format!("{step}: approval timed out"),
+        Event::RunPaused { reason } => format!("run paused: {reason}"),
+        Event::RunResumed { by } => format!("run resumed by {by}"),
+        Event::RunCancelled { by } => {
+            format!("run cancelled by {by}: running steps finish, nothing new starts")
+        }
+        Event::RollbackStarted { by } => format!("rollback started by {by}"),
+        Event::CompensationStarted { step } => format!("{step}: undoing"),
+        Event::CompensationSucceeded { step } => format!("{step}: undone"),
+        Event::CompensationFailed { step, error } => format!("{step}: UNDO FAILED: {error}"),
+        Event::StepNotUndone { step } => format!("{step}: NOT UNDONE (it has no compensation)"),
+        Event::RunFinished { status } => format!("run {}", status.as_str()),
+    })
+}
+
+/// The exit code of a run that stopped with `status` (SPEC §9).
+pub fn exit_code(status: RunStatus) -> u8 {
+    use super::exit;
+    match status {
+        RunStatus::Succeeded => exit::SUCCESS,
+        RunStatus::AwaitingApproval => exit::AWAITING_APPROVAL,
+        RunStatus::RolledBack => exit::ROLLED_BACK,
+        RunStatus::Failed
+        | RunStatus::Paused
+        | RunStatus::Cancelled
+        | RunStatus::Running
+        | RunStatus::RollingBack => exit::RUN_FAILED,
+    }
+}
+
+/// The closing lines: where the run stands and what the operator can do next.
+pub fn summary(run_id: &str, status: RunStatus, machine: &Machine<'_>) -> String {
+    let mut out = format!("run {run_id} {}", status.as_str());
+    match status {
+        RunStatus::AwaitingApproval => {
+            let waiting: Vec<String> = machine
+                .workflow()
+                .steps
+                .iter()
+                .zip(&machine.steps)
+                .filter(|(_, s)| s.status == crate::store::StepStatus::AwaitingApproval)
+                .map(|(spec, _)| spec.id.clone())
+                .collect();
+            for step in waiting {
+                out.push_str(&format!(
+                    "\n  approve with: drctl approve {run_id} {step} --as NAME [--comment TEXT]"
+                ));
+            }
+            out.push_str(&format!("\n  then continue with: drctl resume {run_id}"));
+        }
+        RunStatus::Paused => {
+            if let Some(reason) = &machine.paused {
+                out.push_str(&format!("\n  {}", reason.replace("RUN", run_id)));
+            }
+        }
+        RunStatus::Cancelled => out.push_str(&format!(
+            "\n  continue with: drctl resume {run_id}   or undo with: drctl rollback {run_id}"
+        )),
+        RunStatus::RolledBack | RunStatus::Failed => {
+            let not_undone: Vec<&str> = machine
+                .workflow()
+                .steps
+                .iter()
+                .zip(&machine.steps)
+                .filter(|(_, s)| s.undo == crate::engine::Undo::NotUndone)
+                .map(|(spec, _)| spec.id.as_str())
+                .collect();
+            if !not_undone.is_empty() {
+                out.push_str(&format!(
+                    "\n  not undone (no compensation): {}",
+                    not_undone.join(", ")
+                ));
+            }
+        }
+        _ => {}
+    }
+    out
+}

@@ -1,0 +1,148 @@
+//! `drctl run FILE` and `drctl drill FILE`: start a run of a workflow and drive it.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::Args;
+
+use super::drive::{Drive, base_dir, drive};
+use super::exit;
+use super::output::RunFormat;
+use super::state::{Exit, own, whoami};
+use crate::actions::Registry;
+use crate::check::check_file;
+use crate::dag::Override;
+use crate::diagnostic::render_text;
+use crate::engine::{NewRun, Until, start_run};
+use crate::store::{Store, StoreError};
+
+/// Start a run of a workflow.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The workflow file.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+
+    /// Override a workflow parameter (repeatable).
+    #[arg(long = "param", value_name = "NAME=VALUE")]
+    pub params: Vec<Override>,
+
+    /// Who starts the run (default: $USER). The initiator may not approve its own run.
+    #[arg(long = "as", value_name = "NAME")]
+    pub initiator: Option<String>,
+
+    /// Do not wait for approvals: exit with code 3 as soon as only approvals remain, so a CI
+    /// pipeline can approve and resume in later jobs.
+    #[arg(long)]
+    pub detach: bool,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = RunFormat::Text)]
+    pub format: RunFormat,
+}
+
+/// Runs `run` (mode `run`) or `drill` (mode `drill`).
+pub fn run(args: &RunArgs, state: &std::path::Path, mode: &str) -> u8 {
+    match start(args, state, mode) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {}", e.message);
+            e.code
+        }
+    }
+}
+
+fn start(args: &RunArgs, state: &std::path::Path, mode: &str) -> Result<u8, Exit> {
+    let registry = Registry::global();
+    let checked = check_file(&args.file, registry, &args.params);
+    let Some(workflow) = &checked.workflow else {
+        eprint!(
+            "{}",
+            render_text(&checked.source, &checked.diagnostics, super::color_stderr())
+        );
+        return Err(Exit::new(
+            exit::INVALID_INPUT,
+            format!("{} is invalid; nothing was run", args.file.display()),
+        ));
+    };
+    let unsupported: Vec<String> = workflow
+        .steps
+        .iter()
+        .filter(|s| registry.get(&s.action).is_none_or(|a| !a.executable()))
+        .map(|s| format!("`{}` ({})", s.id, s.action))
+        .collect();
+    if !unsupported.is_empty() {
+        return Err(Exit::new(
+            exit::INVALID_INPUT,
+            format!(
+                "this version of drctl cannot execute {}; nothing was run (drctl plan shows what it would do)",
+                unsupported.join(", ")
+            ),
+        ));
+    }
+    let store = own(state)?;
+    let unfinished = store
+        .runs()
+        .map_err(|e| super::state::store_exit(&e))?
+        .into_iter()
+        .filter(|r| r.workflow == workflow.name && r.status.is_unfinished())
+        .collect::<Vec<_>>();
+    if let Some(old) = unfinished.last() {
+        return Err(Exit::new(
+            exit::RUN_ACTIVE,
+            format!(
+                "run {} of {} is unfinished ({}, started {}): resume it with `drctl resume {}`, roll it back with `drctl rollback {}`, or cancel it with `drctl cancel {}`",
+                old.run_id,
+                old.workflow,
+                old.status.as_str(),
+                old.started_at,
+                old.run_id,
+                old.run_id,
+                old.run_id
+            ),
+        ));
+    }
+    let new = NewRun {
+        workflow,
+        workflow_file: args.file.display().to_string(),
+        workflow_source: checked.source.text.clone(),
+        overrides: args
+            .params
+            .iter()
+            .map(|o| format!("{}={}", o.name, o.value))
+            .collect(),
+        mode,
+        initiator: whoami(args.initiator.as_ref()),
+    };
+    let dyn_store: Arc<dyn Store> = store.clone();
+    let (machine, recorder) = start_run(dyn_store.clone(), &new, &crate::engine::SystemClock)
+        .map_err(|e: StoreError| super::state::store_exit(&e))?;
+    let run_id = recorder.run.run_id.clone();
+    match args.format {
+        RunFormat::Text => println!(
+            "run {run_id} started: {} ({mode}), {} steps, as {}",
+            workflow.name,
+            workflow.steps.len(),
+            new.initiator
+        ),
+        RunFormat::Json => println!(
+            "{}",
+            serde_json::json!({ "run_id": run_id, "workflow": workflow.name, "mode": mode })
+        ),
+    }
+    drive(Drive {
+        state_dir: state.to_path_buf(),
+        store: dyn_store,
+        machine,
+        recorder,
+        base_dir: base_dir(&args.file),
+        first: Vec::new(),
+        until: if args.detach {
+            Until::OnlyApprovalsLeft
+        } else {
+            Until::Done
+        },
+        format: args.format,
+    })
+    .map_err(|e| Exit::new(exit::INTERNAL, format!("{e:#}")))
+}

@@ -1,0 +1,211 @@
+//! `drctl status [RUN]` and `drctl runs`: where runs stand. Served by the live process when
+//! there is one.
+
+use clap::{Args, ValueEnum};
+use serde_json::Value;
+
+use super::state::{Access, Exit, access};
+use crate::control::Request;
+use crate::view;
+
+/// Output format of read commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DataFormat {
+    /// For people.
+    Text,
+    /// For machines.
+    Json,
+}
+
+/// Show where a run stands.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The run (default: the most recent).
+    pub run: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = DataFormat::Text)]
+    pub format: DataFormat,
+}
+
+/// List runs.
+#[derive(Debug, Args)]
+pub struct RunsArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = DataFormat::Text)]
+    pub format: DataFormat,
+}
+
+fn fetch(state: &std::path::Path, request: &Request) -> Result<Value, Exit> {
+    match access(state)? {
+        Access::Live(mut connection) => {
+            let response = connection.call(request).map_err(|e| {
+                Exit::new(
+                    super::exit::INTERNAL,
+                    format!("the live drctl process did not answer: {e}"),
+                )
+            })?;
+            if response.ok {
+                Ok(response.data)
+            } else {
+                Err(Exit::new(
+                    super::exit::INVALID_INPUT,
+                    response.error.unwrap_or_default(),
+                ))
+            }
+        }
+        Access::Local(store) => {
+            let result = match request {
+                Request::Status { run } => view::status(store.as_ref(), run),
+                _ => view::runs(store.as_ref()),
+            };
+            result.map_err(|e| match e {
+                view::ViewError::UnknownRun(_) => {
+                    Exit::new(super::exit::INVALID_INPUT, e.to_string())
+                }
+                view::ViewError::Store(s) => super::state::store_exit(&s),
+            })
+        }
+    }
+}
+
+fn finish(result: Result<String, Exit>) -> u8 {
+    match result {
+        Ok(text) => {
+            print!("{text}");
+            super::exit::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {}", e.message);
+            e.code
+        }
+    }
+}
+
+/// Runs `status`.
+pub fn status(args: &StatusArgs, state: &std::path::Path) -> u8 {
+    finish((|| {
+        let run = match &args.run {
+            Some(r) => r.clone(),
+            None => {
+                let runs = fetch(state, &Request::Runs)?;
+                runs.as_array()
+                    .and_then(|a| a.last())
+                    .and_then(|r| r["run_id"].as_str())
+                    .map(str::to_string)
+                    .ok_or_else(|| {
+                        Exit::new(
+                            super::exit::INVALID_INPUT,
+                            "there are no runs in this state directory yet",
+                        )
+                    })?
+            }
+        };
+        let v = fetch(state, &Request::Status { run })?;
+        Ok(match args.format {
+            DataFormat::Json => {
+                format!("{}\n", serde_json::to_string_pretty(&v).unwrap_or_default())
+            }
+            DataFormat::Text => render_status(&v),
+        })
+    })())
+}
+
+fn render_status(v: &Value) -> String {
+    let s = |k: &str| v[k].as_str().unwrap_or("-").to_string();
+    let mut out = format!(
+        "run {}  {} ({})  {}\n",
+        s("run_id"),
+        s("workflow"),
+        s("mode"),
+        s("status").to_uppercase()
+    );
+    out.push_str(&format!(
+        "  started {} by {}",
+        s("started_at"),
+        s("initiator")
+    ));
+    if let Some(f) = v["finished_at"].as_str() {
+        out.push_str(&format!(", stopped {f}"));
+    }
+    out.push('\n');
+    let journal = &v["journal"];
+    if journal["intact"].as_bool() == Some(true) {
+        out.push_str(&format!(
+            "  journal: {} entries, hash chain intact\n",
+            journal["entries"]
+        ));
+    } else {
+        out.push_str(&format!(
+            "  journal: {} entries, HASH CHAIN BROKEN: {}\n",
+            journal["entries"],
+            journal["problem"].as_str().unwrap_or("?")
+        ));
+    }
+    if let Some(reason) = v["paused_reason"].as_str() {
+        out.push_str(&format!(
+            "  paused: {}\n",
+            reason.replace("RUN", &s("run_id"))
+        ));
+    }
+    for step in v["steps"].as_array().into_iter().flatten() {
+        let status = step["status"].as_str().unwrap_or("?");
+        let mark = match status {
+            "succeeded" => "ok",
+            "failed" => "!!",
+            "running" => "..",
+            "awaiting_approval" => "??",
+            "unknown" => "?!",
+            "rolled_back" => "<-",
+            "skipped" => "--",
+            _ => "  ",
+        };
+        let attempts = step["attempts"].as_u64().unwrap_or(0);
+        let mut line = format!(
+            "  [{mark}] {:<28} {status}",
+            step["id"].as_str().unwrap_or("?")
+        );
+        if attempts > 1 {
+            line.push_str(&format!(" ({attempts} attempts)"));
+        }
+        if let Some(e) = step["error"].as_str() {
+            line.push_str(&format!(": {e}"));
+        }
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out
+}
+
+/// Runs `runs`.
+pub fn runs(args: &RunsArgs, state: &std::path::Path) -> u8 {
+    finish((|| {
+        let v = fetch(state, &Request::Runs)?;
+        Ok(match args.format {
+            DataFormat::Json => {
+                format!("{}\n", serde_json::to_string_pretty(&v).unwrap_or_default())
+            }
+            DataFormat::Text => {
+                let runs = v.as_array().cloned().unwrap_or_default();
+                if runs.is_empty() {
+                    return Ok("no runs yet\n".to_string());
+                }
+                let mut out = format!(
+                    "{:<26} {:<28} {:<6} {:<18} {}\n",
+                    "RUN", "WORKFLOW", "MODE", "STATUS", "STARTED"
+                );
+                for r in runs {
+                    let s = |k: &str| r[k].as_str().unwrap_or("-").to_string();
+                    out.push_str(&format!(
+                        "{:<26} {:<28} {:<6} {:<18} {}\n",
+                        s("run_id"),
+                        s("workflow"),
+                        s("mode"),
+                        s("status"),
+                        s("started_at")
+                    ));
+                }
+                out
+            }
+        })
+    })())
+}

@@ -1,0 +1,19 @@
+//! The local control socket. sled lets one process open a store, so the process that drives
+//! a run serves `control.sock` in the store's directory; `approve`, `reject`, `cancel` and
+//! the read commands of another terminal go through it while the run is live, and open the
+//! store themselves when it is not. The socket is a Unix socket: it never listens on a network.
+
+mod client;
+mod protocol;
+mod server;
+
+pub use client::{Connection, connect};
+pub use protocol::{Request, Response};
+pub use server::serve;
+
+use std::path::{Path, PathBuf};
+
+/// Where the control socket of a store lives.
+pub fn socket_path(state_dir: &Path) -> PathBuf {
+    state_dir.join("control.sock")
+}

@@ -1,0 +1,71 @@
+//! Requests and responses on the control socket: one JSON object per line each way.
+
+use serde::{Deserialize, Serialize};
+
+use crate::engine::Decision;
+
+/// What another process asks the live one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Request {
+    /// Which run is live here.
+    Active,
+    /// The status view of a run (as `drctl status --format json` prints it).
+    Status {
+        /// The run.
+        run: String,
+    },
+    /// Every run (as `drctl runs --format json` prints it).
+    Runs,
+    /// A decision on an approval.
+    Decide {
+        /// The run.
+        run: String,
+        /// The approval step.
+        step: String,
+        /// Who.
+        by: String,
+        /// Approve or reject.
+        decision: Decision,
+        /// Why.
+        comment: Option<String>,
+    },
+    /// Stop starting new steps.
+    Cancel {
+        /// The run.
+        run: String,
+        /// Who.
+        by: String,
+    },
+}
+
+/// The live process's answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Response {
+    /// Whether the request was taken.
+    pub ok: bool,
+    /// The data asked for, or null.
+    pub data: serde_json::Value,
+    /// Why it was refused, when it was.
+    pub error: Option<String>,
+}
+
+impl Response {
+    /// A positive answer.
+    pub fn data(data: serde_json::Value) -> Self {
+        Self {
+            ok: true,
+            data,
+            error: None,
+        }
+    }
+
+    /// A refusal.
+    pub fn refused(error: impl Into<String>) -> Self {
+        Self {
+            ok: false,
+            data: serde_json::Value::Null,
+            error: Some(error.into()),
+        }
+    }
+}

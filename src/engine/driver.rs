@@ -1,0 +1,325 @@
+//! The tokio driver: feeds inputs to the [`Machine`], journals what it decides, then acts on
+//! it (starts actions, arms timers). Inputs come from finished actions, timers, the control
+//! socket (votes, cancel) and the shutdown signal.
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use thiserror::Error;
+use tokio::sync::{mpsc, oneshot};
+
+use super::clock::Clock;
+use super::event::Event;
+use super::exec::resolve;
+use super::machine::{Input, Machine, Refusal};
+use super::recorder::Recorder;
+use crate::actions::{ExecContext, Outputs, Registry, StepError};
+use crate::store::{RunStatus, StepStatus, StoreError};
+
+/// Why the engine stopped driving a run (fatal, unlike a failed step).
+#[derive(Debug, Error)]
+pub enum EngineError {
+    /// The store failed: the run is left where its journal says.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The input was refused.
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+}
+
+/// A request from another process (through the control socket) or from the terminal.
+pub struct ControlRequest {
+    /// What to do.
+    pub input: Input,
+    /// Where to say whether it was taken.
+    pub reply: oneshot::Sender<Result<(), String>>,
+}
+
+/// Receives every journaled event, for the terminal, JSON output or reports.
+pub type Observer = Box<dyn FnMut(&Event, DateTime<Utc>, &Machine<'_>) + Send>;
+
+/// How long to drive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Until {
+    /// Until the run is over, paused or cancelled, waiting for approvals as long as it takes.
+    Done,
+    /// Also stop as soon as only approvals remain (`--detach`).
+    OnlyApprovalsLeft,
+}
+
+/// Drives one run.
+pub struct Driver<'w> {
+    /// The state.
+    pub machine: Machine<'w>,
+    /// The records.
+    pub recorder: Recorder,
+    clock: Arc<dyn Clock>,
+    base_dir: PathBuf,
+    observer: Observer,
+    tx: mpsc::UnboundedSender<Input>,
+    rx: mpsc::UnboundedReceiver<Input>,
+    tasks: tokio::task::JoinSet<()>,
+}
+
+impl<'w> Driver<'w> {
+    /// A driver for a run whose machine and records are already loaded.
+    pub fn new(
+        machine: Machine<'w>,
+        recorder: Recorder,
+        clock: Arc<dyn Clock>,
+        base_dir: PathBuf,
+        observer: Observer,
+    ) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        Self {
+            machine,
+            recorder,
+            clock,
+            base_dir,
+            observer,
+            tx,
+            rx,
+            tasks: tokio::task::JoinSet::new(),
+        }
+    }
+
+    /// Decides, journals and acts on one input. Returns the refusal when the machine does not
+    /// take it (nothing recorded).
+    pub fn feed(&mut self, input: Input) -> Result<(), EngineError> {
+        let now = self.clock.now();
+        let events = self.machine.decide(input, now)?;
+        self.record(&events, now)?;
+        for event in &events {
+            self.act(event);
+        }
+        Ok(())
+    }
+
+    /// Journals events decided elsewhere (a new run's `RunStarted`).
+    pub fn record(&mut self, events: &[Event], now: DateTime<Utc>) -> Result<(), EngineError> {
+        for event in events {
+            self.machine.apply(event, now);
+        }
+        self.recorder.commit(events, &self.machine, now)?;
+        for event in events {
+            (self.observer)(event, now, &self.machine);
+        }
+        Ok(())
+    }
+
+    /// Re-arms what a loaded run was waiting for: approval timeouts and, for steps whose
+    /// retry was due, the retry.
+    pub fn rearm(&mut self) {
+        self.arm_approval_timers();
+    }
+
+    fn arm_approval_timers(&mut self) {
+        for (step, deadline) in self.machine.approval_deadlines() {
+            let wait = (deadline - self.clock.now()).to_std().unwrap_or_default();
+            let tx = self.tx.clone();
+            self.tasks.spawn(async move {
+                tokio::time::sleep(wait).await;
+                let _ = tx.send(Input::ApprovalTimeout { step });
+            });
+        }
+    }
+
+    fn act(&mut self, event: &Event) {
+        match event {
+            Event::StepStarted { step, attempt } => {
+                let Some(i) = self.machine.index(step) else {
+                    return;
+                };
+                let spec = &self.machine.workflow().steps[i];
+                if spec.action == "approval" {
+                    if let Some((_, deadline)) = self
+                        .machine
+                        .approval_deadlines()
+                        .into_iter()
+                        .find(|(s, _)| s == step)
+                    {
+                        let wait = (deadline - self.clock.now()).to_std().unwrap_or_default();
+                        let (tx, step) = (self.tx.clone(), step.clone());
+                        self.tasks.spawn(async move {
+                            tokio::time::sleep(wait).await;
+                            let _ = tx.send(Input::ApprovalTimeout { step });
+                        });
+                    }
+                    return;
+                }
+                let Some(action) = Registry::global().get(&spec.action) else {
+                    return;
+                };
+                let outputs = self.outputs();
+                let resolved = resolve(&spec.args, &outputs);
+                let ctx = ExecContext {
+                    base_dir: self.base_dir.clone(),
+                    timeout: spec.timeout,
+                };
+                let (tx, step, attempt, timeout) =
+                    (self.tx.clone(), step.clone(), *attempt, spec.timeout);
+                self.tasks.spawn(async move {
+                    let result = match resolved {
+                        Err(e) => Err(e),
+                        Ok(args) => run_with_timeout(action, args, ctx, timeout).await,
+                    };
+                    let _ = tx.send(Input::Finished {
+                        step,
+                        attempt,
+                        result: result.map_err(|e| (e.message, e.retryable)),
+                    });
+                });
+            }
+            Event::StepFailed {
+                step,
+                retry_in_ms: Some(ms),
+                ..
+            } => {
+                let (tx, step, ms) = (self.tx.clone(), step.clone(), *ms);
+                self.tasks.spawn(async move {
+                    tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+                    let _ = tx.send(Input::RetryDue { step });
+                });
+            }
+            Event::CompensationStarted { step } => self.compensate(step),
+            _ => {}
+        }
+    }
+
+    fn compensate(&mut self, step: &str) {
+        let Some(i) = self.machine.index(step) else {
+            return;
+        };
+        let spec = &self.machine.workflow().steps[i];
+        let (tx, step_id) = (self.tx.clone(), step.to_string());
+        let Some(compensation) = &spec.rollback else {
+            // Self-undoing actions (Route 53 changes) compensate themselves; this version
+            // cannot execute them yet.
+            let name = spec.action.clone();
+            let _ = tx.send(Input::CompensationFinished {
+                step: step_id,
+                result: Err(format!(
+                    "`{name}` cannot undo itself in this version of drctl"
+                )),
+            });
+            return;
+        };
+        let outputs = self.outputs();
+        let resolved = resolve(&compensation.args, &outputs);
+        let ctx = ExecContext {
+            base_dir: self.base_dir.clone(),
+            timeout: spec.timeout,
+        };
+        let timeout = spec.timeout;
+        let Some(action) = Registry::global().get(&compensation.action) else {
+            return;
+        };
+        self.tasks.spawn(async move {
+            let result = match resolved {
+                Err(e) => Err(e),
+                Ok(args) => run_with_timeout(action, args, ctx, timeout).await,
+            };
+            let _ = tx.send(Input::CompensationFinished {
+                step: step_id,
+                result: result.map(|_| ()).map_err(|e| e.message),
+            });
+        });
+    }
+
+    fn outputs(&self) -> HashMap<&str, &Outputs> {
+        self.machine
+            .workflow()
+            .steps
+            .iter()
+            .zip(&self.machine.steps)
+            .filter(|(_, s)| {
+                s.status == StepStatus::Succeeded || s.status == StepStatus::RolledBack
+            })
+            .map(|(spec, s)| (spec.id.as_str(), &s.outputs))
+            .collect()
+    }
+
+    fn resting(&self, until: Until) -> bool {
+        let status = self.machine.status();
+        let running = self
+            .machine
+            .steps
+            .iter()
+            .any(|s| s.status == StepStatus::Running)
+            || self
+                .machine
+                .steps
+                .iter()
+                .any(|s| s.undo == super::machine::Undo::Running);
+        match status {
+            RunStatus::Succeeded | RunStatus::Failed | RunStatus::RolledBack => true,
+            RunStatus::Paused | RunStatus::Cancelled => !running,
+            RunStatus::AwaitingApproval => until == Until::OnlyApprovalsLeft,
+            RunStatus::Running | RunStatus::RollingBack => false,
+        }
+    }
+
+    /// Drives the run from `first` until it rests (over, paused, cancelled, or only approvals
+    /// left with [`Until::OnlyApprovalsLeft`]). A shutdown (Ctrl-C) cancels: running steps end,
+    /// nothing new starts, and the run can be resumed.
+    pub async fn drive(
+        &mut self,
+        first: Input,
+        until: Until,
+        mut control: Option<mpsc::Receiver<ControlRequest>>,
+        shutdown: Pin<Box<dyn Future<Output = ()> + Send>>,
+    ) -> Result<RunStatus, EngineError> {
+        let mut inputs = VecDeque::from([first]);
+        let mut shutdown = Some(shutdown);
+        loop {
+            while let Some(input) = inputs.pop_front() {
+                match self.feed(input) {
+                    Ok(()) | Err(EngineError::Refused(_)) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            if self.resting(until) {
+                return Ok(self.machine.status());
+            }
+            tokio::select! {
+                Some(input) = self.rx.recv() => {
+                    inputs.push_back(input);
+                    // Take every result already there: one commit for concurrent transitions.
+                    while let Ok(more) = self.rx.try_recv() {
+                        inputs.push_back(more);
+                    }
+                }
+                Some(request) = async { match control.as_mut() { Some(c) => c.recv().await, None => std::future::pending().await } } => {
+                    let answer = self.feed(request.input).map_err(|e| e.to_string());
+                    let _ = request.reply.send(answer);
+                }
+                () = async { match shutdown.as_mut() { Some(s) => s.await, None => std::future::pending().await } } => {
+                    shutdown = None;
+                    inputs.push_back(Input::Cancel { by: "interrupt (Ctrl-C)".into() });
+                }
+            }
+        }
+    }
+}
+
+async fn run_with_timeout(
+    action: &'static dyn crate::actions::Action,
+    args: crate::actions::Resolved,
+    ctx: ExecContext,
+    timeout: Option<std::time::Duration>,
+) -> Result<Outputs, StepError> {
+    let future = action.execute(&args, &ctx);
+    match timeout {
+        Some(t) => tokio::time::timeout(t, future).await.unwrap_or_else(|_| {
+            Err(StepError::retryable(format!(
+                "timed out after {}",
+                crate::workflow::format_duration(t)
+            )))
+        }),
+        None => future.await,
+    }
+}

@@ -1,0 +1,160 @@
+//! The events of a run: what the journal records, what the state machine folds, what the
+//! terminal, JSON output and reports consume.
+
+use serde::{Deserialize, Serialize};
+
+use crate::store::RunStatus;
+
+pub use crate::actions::Outputs;
+
+/// An approver's decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    /// Yes.
+    Approve,
+    /// No: ends the wait at once.
+    Reject,
+}
+
+/// Something that happened to a run. Every event is journaled before anything acts on it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    /// A run began.
+    RunStarted {
+        /// The workflow's name.
+        workflow: String,
+        /// `run` or `drill`.
+        mode: String,
+        /// Who started it.
+        initiator: String,
+        /// Digest of the compiled workflow.
+        digest: String,
+    },
+    /// An attempt of a step began (or an approval began waiting). Durable before the action's
+    /// side effect starts.
+    StepStarted {
+        /// Step id.
+        step: String,
+        /// Attempt number, from 1.
+        attempt: u32,
+    },
+    /// A step succeeded. Durable before any dependant starts.
+    StepSucceeded {
+        /// Step id.
+        step: String,
+        /// The attempt that succeeded (0 when an operator marked it).
+        attempt: u32,
+        /// Its outputs.
+        outputs: Outputs,
+    },
+    /// An attempt failed.
+    StepFailed {
+        /// Step id.
+        step: String,
+        /// The attempt.
+        attempt: u32,
+        /// What went wrong.
+        error: String,
+        /// When set, another attempt starts after this many milliseconds.
+        retry_in_ms: Option<u64>,
+    },
+    /// A started attempt whose outcome was lost (found on resume).
+    StepUnknown {
+        /// Step id.
+        step: String,
+        /// The attempt.
+        attempt: u32,
+    },
+    /// A step was skipped by an operator.
+    StepSkipped {
+        /// Step id.
+        step: String,
+        /// Who.
+        by: String,
+    },
+    /// A decision on an approval step.
+    ApprovalVoted {
+        /// Step id.
+        step: String,
+        /// Who.
+        by: String,
+        /// Approve or reject.
+        decision: Decision,
+        /// Why, when said.
+        comment: Option<String>,
+    },
+    /// An approval's timeout passed.
+    ApprovalTimedOut {
+        /// Step id.
+        step: String,
+    },
+    /// The run waits for an operator.
+    RunPaused {
+        /// Why.
+        reason: String,
+    },
+    /// An operator resumed the run.
+    RunResumed {
+        /// Who.
+        by: String,
+    },
+    /// The run was cancelled: nothing new starts.
+    RunCancelled {
+        /// Who.
+        by: String,
+    },
+    /// Rollback began.
+    RollbackStarted {
+        /// Who.
+        by: String,
+    },
+    /// A compensation began.
+    CompensationStarted {
+        /// The step being undone.
+        step: String,
+    },
+    /// A compensation finished.
+    CompensationSucceeded {
+        /// The step undone.
+        step: String,
+    },
+    /// A compensation failed.
+    CompensationFailed {
+        /// The step that could not be undone.
+        step: String,
+        /// What went wrong.
+        error: String,
+    },
+    /// A step changed something and has no compensation.
+    StepNotUndone {
+        /// Step id.
+        step: String,
+    },
+    /// The run reached a final status.
+    RunFinished {
+        /// The status.
+        status: RunStatus,
+    },
+}
+
+impl Event {
+    /// The step the event concerns, if one.
+    pub fn step(&self) -> Option<&str> {
+        match self {
+            Event::StepStarted { step, .. }
+            | Event::StepSucceeded { step, .. }
+            | Event::StepFailed { step, .. }
+            | Event::StepUnknown { step, .. }
+            | Event::StepSkipped { step, .. }
+            | Event::ApprovalVoted { step, .. }
+            | Event::ApprovalTimedOut { step }
+            | Event::CompensationStarted { step }
+            | Event::CompensationSucceeded { step }
+            | Event::CompensationFailed { step, .. }
+            | Event::StepNotUndone { step } => Some(step),
+            _ => None,
+        }
+    }
+}

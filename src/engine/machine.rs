@@ -1,0 +1,967 @@
+//! The run's state machine: pure and deterministic. [`Machine::apply`] folds an event into the
+//! state; [`Machine::decide`] turns an input (an action finished, a vote, a cancel) into the
+//! events that follow, without performing anything. The driver journals those events, applies
+//! them, then acts on them; a resumed run replays its journal through `apply` and is exactly
+//! where it was.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use thiserror::Error;
+
+use super::event::{Decision, Event, Outputs};
+use crate::actions::{Arg, Effect, Registry};
+use crate::dag::CompiledWorkflow;
+use crate::store::{RunStatus, StepStatus};
+use crate::workflow::OnFailure;
+
+/// What happens to a run from outside the state machine.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    /// Start a new run, or continue after a restart: schedule what is ready.
+    Start,
+    /// The process that drove the run died: attempts started without an outcome become
+    /// `unknown` (nothing is re-run yet).
+    Interrupted,
+    /// Decide the unknown steps: idempotent ones run again, others pause the run for the
+    /// operator.
+    Recover,
+    /// An operator resumes a paused, cancelled or crashed run, with decisions on steps.
+    Resume {
+        /// Who.
+        by: String,
+        /// What to do with unknown or failed steps.
+        choices: Vec<(String, Choice)>,
+    },
+    /// An attempt ended.
+    Finished {
+        /// Step id.
+        step: String,
+        /// The attempt.
+        attempt: u32,
+        /// Outputs, or the error and whether it may be retried.
+        result: Result<Outputs, (String, bool)>,
+    },
+    /// A failed step's backoff is over.
+    RetryDue {
+        /// Step id.
+        step: String,
+    },
+    /// Someone decided on an approval.
+    Vote {
+        /// Step id.
+        step: String,
+        /// Who.
+        by: String,
+        /// Approve or reject.
+        decision: Decision,
+        /// Why.
+        comment: Option<String>,
+    },
+    /// An approval's time is up.
+    ApprovalTimeout {
+        /// Step id.
+        step: String,
+    },
+    /// Stop starting new steps.
+    Cancel {
+        /// Who.
+        by: String,
+    },
+    /// Undo what was done.
+    Rollback {
+        /// Who.
+        by: String,
+    },
+    /// A compensation ended.
+    CompensationFinished {
+        /// The step being undone.
+        step: String,
+        /// Ok, or the error.
+        result: Result<(), String>,
+    },
+}
+
+/// An operator's choice for a step on resume.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Choice {
+    /// The step did take effect: record it as succeeded.
+    MarkSucceeded,
+    /// Run it again.
+    Retry,
+    /// Leave it and go on.
+    Skip,
+}
+
+/// An input the run cannot take, with why. Nothing was recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("{0}")]
+pub struct Refusal(pub String);
+
+/// Where a step's undo stands during a rollback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Undo {
+    /// Rollback not requested, or nothing to do for this step.
+    None,
+    /// Waits for its dependants' compensations.
+    Pending,
+    /// The compensation runs.
+    Running,
+    /// Undone.
+    Done,
+    /// The compensation failed.
+    Failed,
+    /// Changed something and has no compensation.
+    NotUndone,
+}
+
+/// One step's state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepState {
+    /// Where it is.
+    pub status: StepStatus,
+    /// The current or last attempt (0: never started).
+    pub attempt: u32,
+    /// A retry is scheduled.
+    pub retry_pending: bool,
+    /// When the current attempt (or approval wait) began.
+    pub started_at: Option<DateTime<Utc>>,
+    /// When it ended.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Outputs once succeeded.
+    pub outputs: Outputs,
+    /// The last error.
+    pub error: Option<String>,
+    /// Approval decisions so far.
+    pub votes: Vec<(String, Decision, Option<String>)>,
+    /// Rollback progress.
+    pub undo: Undo,
+}
+
+/// The state of a run and the workflow it runs.
+#[derive(Debug, Clone)]
+pub struct Machine<'w> {
+    workflow: &'w CompiledWorkflow,
+    registry: &'w Registry,
+    index: HashMap<String, usize>,
+    /// Per step, in the workflow's order.
+    pub steps: Vec<StepState>,
+    /// Who started the run.
+    pub initiator: String,
+    /// Set once the run is over for good.
+    pub finished: Option<RunStatus>,
+    /// Why the run waits for an operator.
+    pub paused: Option<String>,
+    /// Cancelled and not resumed since.
+    pub cancelled: bool,
+    /// A rollback is under way or done.
+    pub rolling_back: bool,
+    /// When set, decisions record what happened but start nothing: a command that applies a
+    /// vote or a cancel to a run no process drives must not start steps it will not run.
+    pub hold: bool,
+}
+
+impl<'w> Machine<'w> {
+    /// A fresh run of `workflow`, started by `initiator`.
+    pub fn new(workflow: &'w CompiledWorkflow, registry: &'w Registry, initiator: &str) -> Self {
+        Self {
+            workflow,
+            registry,
+            index: workflow
+                .steps
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (s.id.clone(), i))
+                .collect(),
+            steps: vec![
+                StepState {
+                    status: StepStatus::Pending,
+                    attempt: 0,
+                    retry_pending: false,
+                    started_at: None,
+                    finished_at: None,
+                    outputs: Outputs::new(),
+                    error: None,
+                    votes: Vec::new(),
+                    undo: Undo::None,
+                };
+                workflow.steps.len()
+            ],
+            initiator: initiator.to_string(),
+            finished: None,
+            paused: None,
+            cancelled: false,
+            rolling_back: false,
+            hold: false,
+        }
+    }
+
+    /// The workflow being run.
+    pub fn workflow(&self) -> &'w CompiledWorkflow {
+        self.workflow
+    }
+
+    /// The index of step `id`.
+    pub fn index(&self, id: &str) -> Option<usize> {
+        self.index.get(id).copied()
+    }
+
+    /// The state of step `id`.
+    pub fn step(&self, id: &str) -> Option<&StepState> {
+        self.index(id).map(|i| &self.steps[i])
+    }
+
+    /// The run's status as SPEC §5.1 names it.
+    pub fn status(&self) -> RunStatus {
+        if let Some(done) = self.finished {
+            return done;
+        }
+        if self.rolling_back {
+            return if self.paused.is_some() {
+                RunStatus::Paused
+            } else {
+                RunStatus::RollingBack
+            };
+        }
+        if self.paused.is_some() {
+            return RunStatus::Paused;
+        }
+        let running = self.steps.iter().any(|s| s.status == StepStatus::Running);
+        if self.cancelled && !running {
+            return RunStatus::Cancelled;
+        }
+        let awaiting = self
+            .steps
+            .iter()
+            .any(|s| s.status == StepStatus::AwaitingApproval);
+        if !running && awaiting {
+            RunStatus::AwaitingApproval
+        } else {
+            RunStatus::Running
+        }
+    }
+
+    /// Folds one journaled event (recorded at `at`) into the state. Never fails: events were
+    /// valid when decided.
+    pub fn apply(&mut self, event: &Event, at: DateTime<Utc>) {
+        let idx = event.step().and_then(|s| self.index(s));
+        match (event, idx) {
+            (Event::RunStarted { initiator, .. }, _) => self.initiator.clone_from(initiator),
+            (Event::StepStarted { attempt, .. }, Some(i)) => {
+                let is_approval = self.workflow.steps[i].action == "approval";
+                let s = &mut self.steps[i];
+                s.status = if is_approval {
+                    StepStatus::AwaitingApproval
+                } else {
+                    StepStatus::Running
+                };
+                s.attempt = *attempt;
+                s.retry_pending = false;
+                // An approval's wait starts once, even when re-requested after a restart.
+                if !(is_approval && s.started_at.is_some()) {
+                    s.started_at = Some(at);
+                }
+            }
+            (Event::StepSucceeded { outputs, .. }, Some(i)) => {
+                let s = &mut self.steps[i];
+                s.status = StepStatus::Succeeded;
+                s.outputs.clone_from(outputs);
+                s.error = None;
+                s.retry_pending = false;
+                s.finished_at = Some(at);
+            }
+            (
+                Event::StepFailed {
+                    error, retry_in_ms, ..
+                },
+                Some(i),
+            ) => {
+                let s = &mut self.steps[i];
+                s.error = Some(error.clone());
+                if retry_in_ms.is_some() {
+                    s.status = StepStatus::Running;
+                    s.retry_pending = true;
+                } else {
+                    s.status = StepStatus::Failed;
+                    s.retry_pending = false;
+                    s.finished_at = Some(at);
+                }
+            }
+            (Event::StepUnknown { .. }, Some(i)) => self.steps[i].status = StepStatus::Unknown,
+            (Event::StepSkipped { .. }, Some(i)) => {
+                self.steps[i].status = StepStatus::Skipped;
+                self.steps[i].finished_at = Some(at);
+            }
+            (
+                Event::ApprovalVoted {
+                    by,
+                    decision,
+                    comment,
+                    ..
+                },
+                Some(i),
+            ) => {
+                self.steps[i]
+                    .votes
+                    .push((by.clone(), *decision, comment.clone()));
+            }
+            (Event::RunPaused { reason }, _) => self.paused = Some(reason.clone()),
+            (Event::RunResumed { .. }, _) => {
+                self.paused = None;
+                self.cancelled = false;
+            }
+            (Event::RunCancelled { .. }, _) => self.cancelled = true,
+            (Event::RollbackStarted { .. }, _) => {
+                self.rolling_back = true;
+                self.finished = None;
+                self.paused = None;
+                self.cancelled = false;
+                for (i, s) in self.steps.iter_mut().enumerate() {
+                    // Unknown steps may have taken effect, and a failed step with a compensation
+                    // may have done part of its work: both are undone like succeeded ones.
+                    let may_have_acted = s.status == StepStatus::Unknown
+                        || (s.status == StepStatus::Failed
+                            && self.workflow.steps[i].rollback.is_some());
+                    s.undo = if s.status == StepStatus::Succeeded || may_have_acted {
+                        Undo::Pending
+                    } else {
+                        Undo::None
+                    };
+                }
+            }
+            (Event::CompensationStarted { .. }, Some(i)) => self.steps[i].undo = Undo::Running,
+            (Event::CompensationSucceeded { .. }, Some(i)) => {
+                self.steps[i].undo = Undo::Done;
+                self.steps[i].status = StepStatus::RolledBack;
+            }
+            (Event::CompensationFailed { error, .. }, Some(i)) => {
+                self.steps[i].undo = Undo::Failed;
+                self.steps[i].error = Some(error.clone());
+            }
+            (Event::StepNotUndone { .. }, Some(i)) => self.steps[i].undo = Undo::NotUndone,
+            (Event::RunFinished { status }, _) => {
+                self.finished = Some(*status);
+                self.paused = None;
+            }
+            _ => {}
+        }
+    }
+
+    /// The events that follow from `input`, computed on a copy of the state: nothing changes
+    /// until the caller journals and applies them.
+    pub fn decide(&self, input: Input, now: DateTime<Utc>) -> Result<Vec<Event>, Refusal> {
+        let mut sim = self.clone();
+        let mut out = Vec::new();
+        sim.react(input, now, &mut out)?;
+        sim.schedule(now, &mut out);
+        Ok(out)
+    }
+
+    fn emit(&mut self, event: Event, now: DateTime<Utc>, out: &mut Vec<Event>) {
+        self.apply(&event, now);
+        out.push(event);
+    }
+
+    fn require_step(&self, id: &str) -> Result<usize, Refusal> {
+        self.index(id)
+            .ok_or_else(|| Refusal(format!("this run has no step `{id}`")))
+    }
+
+    #[allow(
+        clippy::too_many_lines,
+        reason = "one arm per input reads better than a helper per arm"
+    )]
+    fn react(
+        &mut self,
+        input: Input,
+        now: DateTime<Utc>,
+        out: &mut Vec<Event>,
+    ) -> Result<(), Refusal> {
+        let undo_finished = matches!(input, Input::Rollback { .. })
+            && matches!(
+                self.finished,
+                Some(RunStatus::Succeeded | RunStatus::Failed)
+            );
+        if self.finished.is_some()
+            && !undo_finished
+            && !matches!(input, Input::Start | Input::Recover | Input::Interrupted)
+        {
+            return Err(Refusal(format!(
+                "the run is over ({})",
+                self.status().as_str()
+            )));
+        }
+        match input {
+            Input::Start => {}
+            Input::Interrupted => {
+                for i in 0..self.steps.len() {
+                    let s = &self.steps[i];
+                    if s.status == StepStatus::Running && !s.retry_pending {
+                        let (step, attempt) = (self.workflow.steps[i].id.clone(), s.attempt);
+                        self.emit(Event::StepUnknown { step, attempt }, now, out);
+                    }
+                }
+            }
+            Input::Recover => self.recover(now, out),
+            Input::Resume { by, choices } => self.resume(&by, &choices, now, out)?,
+            Input::Finished {
+                step,
+                attempt,
+                result,
+            } => {
+                let i = self.require_step(&step)?;
+                // A late result of an attempt that is no longer current is ignored.
+                if self.steps[i].status != StepStatus::Running
+                    || self.steps[i].attempt != attempt
+                    || self.steps[i].retry_pending
+                {
+                    return Ok(());
+                }
+                match result {
+                    Ok(outputs) => self.emit(
+                        Event::StepSucceeded {
+                            step,
+                            attempt,
+                            outputs,
+                        },
+                        now,
+                        out,
+                    ),
+                    Err((error, retryable)) => {
+                        let policy = self.workflow.steps[i].retry;
+                        let retry_in_ms =
+                            (retryable && attempt < policy.attempts && !self.cancelled)
+                                .then(|| backoff_ms(policy.initial, policy.max, attempt, &step));
+                        self.emit(
+                            Event::StepFailed {
+                                step,
+                                attempt,
+                                error,
+                                retry_in_ms,
+                            },
+                            now,
+                            out,
+                        );
+                    }
+                }
+            }
+            Input::RetryDue { step } => {
+                let i = self.require_step(&step)?;
+                if self.steps[i].retry_pending && self.paused.is_none() {
+                    let attempt = self.steps[i].attempt + 1;
+                    self.emit(Event::StepStarted { step, attempt }, now, out);
+                }
+            }
+            Input::Vote {
+                step,
+                by,
+                decision,
+                comment,
+            } => self.vote(&step, &by, decision, comment, now, out)?,
+            Input::ApprovalTimeout { step } => {
+                let i = self.require_step(&step)?;
+                if self.steps[i].status == StepStatus::AwaitingApproval {
+                    self.emit(Event::ApprovalTimedOut { step: step.clone() }, now, out);
+                    let on_timeout = self.workflow.steps[i]
+                        .args
+                        .get("on_timeout")
+                        .and_then(Arg::literal_text);
+                    let attempt = self.steps[i].attempt;
+                    if on_timeout.as_deref() == Some("approve") {
+                        let mut outputs = Outputs::new();
+                        outputs.insert("approved_by".into(), serde_json::json!(["timeout"]));
+                        self.emit(
+                            Event::StepSucceeded {
+                                step,
+                                attempt,
+                                outputs,
+                            },
+                            now,
+                            out,
+                        );
+                    } else {
+                        let error =
+                            "no decision before the approval's timeout (on_timeout = reject)"
+                                .to_string();
+                        self.emit(
+                            Event::StepFailed {
+                                step,
+                                attempt,
+                                error,
+                                retry_in_ms: None,
+                            },
+                            now,
+                            out,
+                        );
+                    }
+                }
+            }
+            Input::Cancel { by } => {
+                if self.rolling_back {
+                    return Err(Refusal(
+                        "the run is rolling back; a rollback is not cancelled half-way".into(),
+                    ));
+                }
+                if self.cancelled {
+                    return Err(Refusal("the run is already cancelled".into()));
+                }
+                self.emit(Event::RunCancelled { by }, now, out);
+            }
+            Input::Rollback { by } => {
+                if self.rolling_back {
+                    return Err(Refusal(
+                        "the run is already rolling back; resume it to continue".into(),
+                    ));
+                }
+                if self
+                    .steps
+                    .iter()
+                    .any(|s| s.status == StepStatus::Running && !s.retry_pending)
+                {
+                    return Err(Refusal("steps are still running: cancel the run and wait for them before rolling back".into()));
+                }
+                self.emit(Event::RollbackStarted { by }, now, out);
+            }
+            Input::CompensationFinished { step, result } => {
+                let i = self.require_step(&step)?;
+                if self.steps[i].undo == Undo::Running {
+                    match result {
+                        Ok(()) => self.emit(Event::CompensationSucceeded { step }, now, out),
+                        Err(error) => {
+                            self.emit(Event::CompensationFailed { step, error }, now, out);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Decides unknown steps: idempotent ones run again, others wait for the operator. Steps
+    /// whose retry was pending retry now; compensations cut off run again.
+    fn recover(&mut self, now: DateTime<Utc>, out: &mut Vec<Event>) {
+        if self.finished.is_some() {
+            return;
+        }
+        let mut undecided = Vec::new();
+        for i in 0..self.steps.len() {
+            let (status, retry_pending, attempt) = (
+                self.steps[i].status,
+                self.steps[i].retry_pending,
+                self.steps[i].attempt,
+            );
+            let step = self.workflow.steps[i].id.clone();
+            if status == StepStatus::Unknown {
+                if self.workflow.steps[i].idempotent && !self.rolling_back {
+                    self.emit(
+                        Event::StepStarted {
+                            step,
+                            attempt: attempt + 1,
+                        },
+                        now,
+                        out,
+                    );
+                } else if !self.rolling_back {
+                    undecided.push(step);
+                }
+            } else if status == StepStatus::Running && retry_pending && self.paused.is_none() {
+                self.emit(
+                    Event::StepStarted {
+                        step,
+                        attempt: attempt + 1,
+                    },
+                    now,
+                    out,
+                );
+            }
+            if self.steps[i].undo == Undo::Running {
+                // A compensation cut off by a crash runs again: compensations put back a
+                // recorded state, so running one twice lands in the same place.
+                let step = self.workflow.steps[i].id.clone();
+                self.emit(Event::CompensationStarted { step }, now, out);
+            }
+        }
+        if !undecided.is_empty() && self.paused.is_none() {
+            let reason = format!(
+                "the outcome of {} was lost in a crash and it is not safe to run again; decide with drctl resume RUN --step ID --mark-succeeded | --retry | --skip",
+                undecided
+                    .iter()
+                    .map(|s| format!("`{s}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            self.emit(Event::RunPaused { reason }, now, out);
+        }
+    }
+
+    fn resume(
+        &mut self,
+        by: &str,
+        choices: &[(String, Choice)],
+        now: DateTime<Utc>,
+        out: &mut Vec<Event>,
+    ) -> Result<(), Refusal> {
+        if self.paused.is_none() && !self.cancelled {
+            return Err(Refusal(format!(
+                "the run is {}, not paused or cancelled: there is nothing to resume",
+                self.status().as_str()
+            )));
+        }
+        for (step, _) in choices {
+            let i = self.require_step(step)?;
+            let status = self.steps[i].status;
+            if !matches!(status, StepStatus::Unknown | StepStatus::Failed) {
+                return Err(Refusal(format!(
+                    "step `{step}` is {}: only unknown or failed steps take --mark-succeeded, --retry or --skip",
+                    status.as_str()
+                )));
+            }
+        }
+        self.emit(Event::RunResumed { by: by.to_string() }, now, out);
+        for (step, choice) in choices {
+            let i = self.require_step(step)?;
+            let attempt = self.steps[i].attempt;
+            match choice {
+                Choice::MarkSucceeded => {
+                    let mut outputs = Outputs::new();
+                    outputs.insert("marked_by".into(), by.into());
+                    self.emit(
+                        Event::StepSucceeded {
+                            step: step.clone(),
+                            attempt,
+                            outputs,
+                        },
+                        now,
+                        out,
+                    );
+                }
+                Choice::Retry => self.emit(
+                    Event::StepStarted {
+                        step: step.clone(),
+                        attempt: attempt + 1,
+                    },
+                    now,
+                    out,
+                ),
+                Choice::Skip => self.emit(
+                    Event::StepSkipped {
+                        step: step.clone(),
+                        by: by.to_string(),
+                    },
+                    now,
+                    out,
+                ),
+            }
+        }
+        Ok(())
+    }
+
+    fn vote(
+        &mut self,
+        step: &str,
+        by: &str,
+        decision: Decision,
+        comment: Option<String>,
+        now: DateTime<Utc>,
+        out: &mut Vec<Event>,
+    ) -> Result<(), Refusal> {
+        let i = self.require_step(step)?;
+        let spec = &self.workflow.steps[i];
+        if spec.action != "approval" {
+            return Err(Refusal(format!(
+                "step `{step}` is a {} step, not an approval",
+                spec.action
+            )));
+        }
+        let s = &self.steps[i];
+        if s.status != StepStatus::AwaitingApproval {
+            return Err(Refusal(format!(
+                "step `{step}` is not waiting for approval (it is {})",
+                s.status.as_str()
+            )));
+        }
+        let approvers: Vec<String> = match spec.args.get("approvers") {
+            Some(Arg::List(items)) => items.iter().map(ToString::to_string).collect(),
+            _ => Vec::new(),
+        };
+        if !approvers.iter().any(|a| a == by) {
+            return Err(Refusal(format!(
+                "`{by}` is not an approver of `{step}` (approvers: {})",
+                approvers.join(", ")
+            )));
+        }
+        if by == self.initiator && spec.args.bool("allow_self_approval") != Some(true) {
+            return Err(Refusal(format!(
+                "`{by}` started this run and may not approve it (allow_self_approval = false)"
+            )));
+        }
+        if s.votes.iter().any(|(who, _, _)| who == by) {
+            return Err(Refusal(format!("`{by}` has already decided on `{step}`")));
+        }
+        let attempt = s.attempt;
+        self.emit(
+            Event::ApprovalVoted {
+                step: step.to_string(),
+                by: by.to_string(),
+                decision,
+                comment: comment.clone(),
+            },
+            now,
+            out,
+        );
+        let quorum = usize::try_from(spec.args.integer("quorum").unwrap_or(1)).unwrap_or(1);
+        match decision {
+            Decision::Reject => {
+                let error = format!(
+                    "rejected by {by}{}",
+                    comment.map(|c| format!(": {c}")).unwrap_or_default()
+                );
+                self.emit(
+                    Event::StepFailed {
+                        step: step.to_string(),
+                        attempt,
+                        error,
+                        retry_in_ms: None,
+                    },
+                    now,
+                    out,
+                );
+            }
+            Decision::Approve => {
+                let approved: Vec<&str> = self.steps[i]
+                    .votes
+                    .iter()
+                    .filter(|(_, d, _)| *d == Decision::Approve)
+                    .map(|(who, _, _)| who.as_str())
+                    .collect();
+                if approved.len() >= quorum {
+                    let mut outputs = Outputs::new();
+                    outputs.insert("approved_by".into(), serde_json::json!(approved));
+                    self.emit(
+                        Event::StepSucceeded {
+                            step: step.to_string(),
+                            attempt,
+                            outputs,
+                        },
+                        now,
+                        out,
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts what is ready, ends what is done, follows `on_failure`.
+    fn schedule(&mut self, now: DateTime<Utc>, out: &mut Vec<Event>) {
+        if self.finished.is_some() || self.paused.is_some() || self.hold {
+            return;
+        }
+        if self.rolling_back {
+            self.schedule_rollback(now, out);
+            return;
+        }
+        let failed: Vec<usize> = (0..self.steps.len())
+            .filter(|&i| self.steps[i].status == StepStatus::Failed)
+            .collect();
+        if let Some(&first) = failed.first() {
+            let id = &self.workflow.steps[first].id;
+            let error = self.steps[first].error.clone().unwrap_or_default();
+            match self.workflow.on_failure {
+                OnFailure::Pause => {
+                    let reason = format!(
+                        "step `{id}` failed: {error}; drctl resume RUN --step {id} --retry | --skip, or drctl rollback RUN"
+                    );
+                    self.emit(Event::RunPaused { reason }, now, out);
+                }
+                OnFailure::Abort => self.emit(
+                    Event::RunFinished {
+                        status: RunStatus::Failed,
+                    },
+                    now,
+                    out,
+                ),
+                OnFailure::Rollback => {
+                    if !self
+                        .steps
+                        .iter()
+                        .any(|s| s.status == StepStatus::Running && !s.retry_pending)
+                    {
+                        self.emit(
+                            Event::RollbackStarted {
+                                by: "on_failure".into(),
+                            },
+                            now,
+                            out,
+                        );
+                        self.schedule_rollback(now, out);
+                    }
+                }
+            }
+            return;
+        }
+        if self.steps.iter().any(|s| s.status == StepStatus::Unknown) {
+            return;
+        }
+        if !self.cancelled {
+            let limit = self.workflow.concurrency as usize;
+            let mut running = self
+                .steps
+                .iter()
+                .enumerate()
+                .filter(|(i, s)| {
+                    s.status == StepStatus::Running && self.workflow.steps[*i].action != "approval"
+                })
+                .count();
+            for i in 0..self.steps.len() {
+                if self.steps[i].status != StepStatus::Pending {
+                    continue;
+                }
+                let ready = self.workflow.steps[i].needs.iter().all(|&d| {
+                    matches!(
+                        self.steps[d].status,
+                        StepStatus::Succeeded | StepStatus::Skipped
+                    )
+                });
+                if !ready {
+                    continue;
+                }
+                let is_approval = self.workflow.steps[i].action == "approval";
+                if !is_approval && running >= limit {
+                    continue;
+                }
+                if !is_approval {
+                    running += 1;
+                }
+                let step = self.workflow.steps[i].id.clone();
+                self.emit(Event::StepStarted { step, attempt: 1 }, now, out);
+            }
+        }
+        if self
+            .steps
+            .iter()
+            .all(|s| matches!(s.status, StepStatus::Succeeded | StepStatus::Skipped))
+        {
+            self.emit(
+                Event::RunFinished {
+                    status: RunStatus::Succeeded,
+                },
+                now,
+                out,
+            );
+        }
+    }
+
+    /// Compensations run in reverse dependency order: a step is undone once every step that
+    /// needed it is settled.
+    fn schedule_rollback(&mut self, now: DateTime<Utc>, out: &mut Vec<Event>) {
+        let n = self.steps.len();
+        let mut dependants: Vec<Vec<usize>> = vec![Vec::new(); n];
+        for (i, step) in self.workflow.steps.iter().enumerate() {
+            for &d in &step.needs {
+                dependants[d].push(i);
+            }
+        }
+        let limit = self.workflow.concurrency as usize;
+        let mut running = self
+            .steps
+            .iter()
+            .filter(|s| s.undo == Undo::Running)
+            .count();
+        loop {
+            let mut progressed = false;
+            for i in 0..n {
+                if self.steps[i].undo != Undo::Pending {
+                    continue;
+                }
+                let settled = dependants[i].iter().all(|&d| {
+                    matches!(
+                        self.steps[d].undo,
+                        Undo::None | Undo::Done | Undo::Failed | Undo::NotUndone
+                    )
+                });
+                if !settled {
+                    continue;
+                }
+                let spec = &self.workflow.steps[i];
+                let step = spec.id.clone();
+                let effect = self
+                    .registry
+                    .get(&spec.action)
+                    .map_or(Effect::Irreversible, |a| a.spec().effect);
+                if spec.rollback.is_some() || effect == Effect::SelfUndoing {
+                    if running >= limit {
+                        continue;
+                    }
+                    running += 1;
+                    self.emit(Event::CompensationStarted { step }, now, out);
+                } else if matches!(effect, Effect::Irreversible | Effect::Additive) {
+                    self.emit(Event::StepNotUndone { step }, now, out);
+                    progressed = true;
+                } else {
+                    // Read-only steps and notifications changed nothing to undo.
+                    self.steps[i].undo = Undo::None;
+                    progressed = true;
+                }
+            }
+            if !progressed {
+                break;
+            }
+        }
+        let busy = self
+            .steps
+            .iter()
+            .any(|s| matches!(s.undo, Undo::Pending | Undo::Running));
+        if !busy {
+            let failed = self.steps.iter().any(|s| s.undo == Undo::Failed);
+            let status = if failed {
+                RunStatus::Failed
+            } else {
+                RunStatus::RolledBack
+            };
+            self.emit(Event::RunFinished { status }, now, out);
+        }
+    }
+
+    /// The approval steps waiting, with when each times out.
+    pub fn approval_deadlines(&self) -> Vec<(String, DateTime<Utc>)> {
+        self.steps
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.status == StepStatus::AwaitingApproval)
+            .filter_map(|(i, s)| {
+                let spec = &self.workflow.steps[i];
+                let timeout = spec.timeout?;
+                let started = s.started_at?;
+                Some((
+                    spec.id.clone(),
+                    started + chrono::Duration::from_std(timeout).unwrap_or(chrono::Duration::MAX),
+                ))
+            })
+            .collect()
+    }
+}
+
+/// Exponential backoff with jitter: `initial · 2^(attempt-1)`, capped at `max`, then between
+/// half and all of it. The jitter is derived from the step and attempt, so a replay decides
+/// the same delay.
+fn backoff_ms(initial: Duration, max: Duration, attempt: u32, step: &str) -> u64 {
+    let base = initial
+        .as_millis()
+        .saturating_mul(1u128 << attempt.saturating_sub(1).min(30));
+    let capped = u64::try_from(base.min(max.as_millis())).unwrap_or(u64::MAX);
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in step.bytes().chain(attempt.to_le_bytes()) {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    let half = capped / 2;
+    half + if capped - half == 0 {
+        0
+    } else {
+        h % (capped - half + 1)
+    }
+}
+
+#[cfg(test)]
+mod tests;

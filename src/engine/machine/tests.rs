@@ -1,0 +1,582 @@
+//! Every transition of the state machine, driven by hand: inputs in, events out.
+
+use chrono::{DateTime, TimeZone, Utc};
+
+use super::*;
+use crate::actions::Registry;
+use crate::check::check_source;
+use crate::diagnostic::SourceFile;
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 22, 3, 0, 0).unwrap()
+}
+
+fn compile(text: &str) -> CompiledWorkflow {
+    let checked = check_source(SourceFile::new("t.toml", text), Registry::global(), &[]);
+    let rendered = crate::diagnostic::render_text(&checked.source, &checked.diagnostics, false);
+    checked.workflow.unwrap_or_else(|| panic!("{rendered}"))
+}
+
+const HEADER: &str = "[workflow]\nname = \"t\"\nkind = \"failover\"\n";
+
+fn wf(extra: &str, steps: &str) -> CompiledWorkflow {
+    compile(&format!("{HEADER}{extra}\n{steps}"))
+}
+
+/// Decides and applies, like the driver does.
+fn step(m: &mut Machine<'_>, input: Input) -> Vec<Event> {
+    let events = m.decide(input, t0()).expect("input taken");
+    for e in &events {
+        m.apply(e, t0());
+    }
+    events
+}
+
+fn started(events: &[Event]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::StepStarted { step, .. } => Some(step.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn ok(step_id: &str, attempt: u32) -> Input {
+    Input::Finished {
+        step: step_id.into(),
+        attempt,
+        result: Ok(Outputs::new()),
+    }
+}
+
+fn fail(step_id: &str, attempt: u32, retryable: bool) -> Input {
+    Input::Finished {
+        step: step_id.into(),
+        attempt,
+        result: Err(("boom".into(), retryable)),
+    }
+}
+
+const CHAIN: &str = r#"
+[[steps]]
+id = "a"
+action = "noop"
+
+[[steps]]
+id = "b"
+action = "noop"
+needs = ["a"]
+"#;
+
+#[test]
+fn start_runs_the_roots_then_dependants_then_finishes() {
+    let w = wf("", CHAIN);
+    let mut m = Machine::new(&w, Registry::global(), "op");
+    assert_eq!(started(&step(&mut m, Input::Start)), ["a"]);
+    assert_eq!(m.status(), RunStatus::Running);
+    let events = step(&mut m, ok("a", 1));
+    assert!(matches!(events[0], Event::StepSucceeded { .. }));
+    assert_eq!(started(&events), ["b"]);
+    let events = step(&mut m, ok("b", 1));
+    assert_eq!(
+        events.last(),
+        Some(&Event::RunFinished {
+            status: RunStatus::Succeeded
+        })
+    );
+    assert_eq!(m.status(), RunStatus::Succeeded);
+}
+
+#[test]
+fn concurrency_limits_how_many_start() {
+    let steps = (0..5).fold(String::new(), |mut s, i| {
+        s.push_str(&format!("[[steps]]\nid = \"s{i}\"\naction = \"noop\"\n"));
+        s
+    });
+    let w = wf("concurrency = 2", &steps);
+    let mut m = Machine::new(&w, Registry::global(), "op");
+    assert_eq!(started(&step(&mut m, Input::Start)).len(), 2);
+    assert_eq!(started(&step(&mut m, ok("s0", 1))), ["s2"]);
+}
+
+#[test]
+fn retryable_failures_retry_with_backoff_until_attempts_run_out() {
+    let w = wf(
+        "[defaults]\nretry = { attempts = 2, initial = \"1s\", max = \"4s\" }\n",
+        CHAIN,
+    );
+    let mut m = Machine::new(&w, Registry::global(), "op");
+    step(&mut m, Input::Start);
+    let events = step(&mut m, fail("a", 1, true));
+    let Event::StepFailed {
+        retry_in_ms: Some(ms),
+        ..
+    } = events[0]
+    else {
+        panic!("{events:?}")
+    };
+    assert!((500..=1000).contains(&ms), "{ms}");
+    assert_eq!(m.status(), RunStatus::Running);
+    assert_eq!(
+        started(&step(&mut m, Input::RetryDue { step: "a".into() })),
+        ["a"]
+    );
+    assert_eq!(m.step("a").unwrap().attempt, 2);
+    let events = step(&mut m, fail("a", 2, true));
+    assert!(matches!(
+        events[0],
+        Event::StepFailed {
+            retry_in_ms: None,
+            ..
+        }
+    ));
+    assert!(
+        matches!(events.last(), Some(Event::RunPaused { .. })),
+        "on_failure defaults to pause"
+    );
+}
+
+#[test]
+fn fatal_failures_do_not_retry() {
+    let w = wf("[defaults]\nretry = { attempts = 5 }\n", CHAIN);
+    let mut m = Machine::new(&w, Registry::global(), "op");
+    step(&mut m, Input::Start);
+    let events = step(&mut m, fail("a", 1, false));
+    assert!(matches!(
+        events[0],
+        Event::StepFailed {
+            retry_in_ms: None,
+            ..
+        }
+    ));
+    assert_eq!(m.status(), RunStatus::Paused);
+}
+
+#[test]
+fn on_failure_abort_ends_the_run_failed() {
+    let w = wf("on_failure = \"abort\"", CHAIN);
+    let mut m = Machine::new(&w, Registry::global(), "op");
+    step(&mut m, Input::Start);
+    step(&mut m, fail("a", 1, false));
+    assert_eq!(m.status(), RunStatus::Failed);
+}
+
+#[test]
+fn on_failure_rollback_compensates_at_once() {
+    let steps = r#"
+[[steps]]
+id = "a"
+action = "noop"
+rollback = { action = "noop" }
+
+[[steps]]
+id = "b"
+action = "noop"
+needs = ["a"]
+"#;
+    let w = wf("on_failure = \"rollback\"", steps);
+    let mut m = Machine::new(&w, Registry::global(), "op");
+    step(&mut m, Input::Start);
+    step(&mut m, ok("a", 1));
+    let events = step(&mut m, fail("b", 1, false));
+    assert!(events.contains(&Event::RollbackStarted {
+        by: "on_failure".into()
+    }));
+    assert!(events.contains(&Event::CompensationStarted { step: "a".into() }));
+    let events = step(
+        &mut m,
+        Input::CompensationFinished {
+            step: "a".into(),
+            result: Ok(()),
+        },
+    );
+    assert_eq!(
+        events.last(),
+        Some(&Event::RunFinished {
+            status: RunStatus::RolledBack
+        })
+    );
+}
+
+#[test]
+fn a_late_result_of_an_old_attempt_is_ignored() {
+    let w = wf("[defaults]\nretry = { attempts = 3 }\n", CHAIN);
+    let mut m = Machine::new(&w, Registry::global(), "op");
+    step(&mut m, Input::Start);
+    step(&mut m, fail("a", 1, true));
+    step(&mut m, Input::RetryDue { step: "a".into() });
+    assert!(step(&mut m, ok("a", 1)).is_empty());
+    assert_eq!(m.step("a").unwrap().status, StepStatus::Running);
+}
+
+const APPROVAL: &str = r#"
+[[steps]]
+id = "gate"
+action = "approval"
+with = { approvers = ["alice", "bob", "carol"], quorum = 2, timeout = "30m" }
+
+[[steps]]
+id = "go"
+action = "noop"
+needs = ["gate"]
+"#;
+
+fn vote(by: &str, decision: Decision) -> Input {
+    Input::Vote {
+        step: "gate".into(),
+        by: by.into(),
+        decision,
+        comment: Some("ok".into()),
+    }
+}
+
+#[test]
+fn approvals_need_a_quorum_of_distinct_allowed_approvers() {
+    let w = wf("", APPROVAL);
+    let mut m = Machine::new(&w, Registry::global(), "alice");
+    step(&mut m, Input::Start);
+    assert_eq!(m.status(), RunStatus::AwaitingApproval);
+    assert!(
+        m.decide(vote("alice", Decision::Approve), t0())
+            .unwrap_err()
+            .0
+            .contains("started this run")
+    );
+    assert!(
+        m.decide(vote("mallory", Decision::Approve), t0())
+            .unwrap_err()
+            .0
+            .contains("not an approver")
+    );
+    let events = step(&mut m, vote("bob", Decision::Approve));
+    assert_eq!(events.len(), 1, "one approval of two: still waiting");
+    assert!(
+        m.decide(vote("bob", Decision::Approve), t0())
+            .unwrap_err()
+            .0
+            .contains("already decided")
+    );
+    let events = step(&mut m, vote("carol", Decision::Approve));
+    assert!(
+        matches!(&events[1], Event::StepSucceeded { outputs, .. } if outputs["approved_by"] == serde_json::json!(["bob", "carol"]))
+    );
+    assert_eq!(started(&events), ["go"]);
+}
+
+#[test]
+fn one_rejection_ends_the_wait() {
+    let w = wf("", APPROVAL);
+    let mut m = Machine::new(&w, Registry::global(), "op");
+    step(&mut m, Input::Start);
+    let events = step(&mut m, vote("bob", Decision::Reject));
+    assert!(
+        matches!(&events[1], Event::StepFailed { error, .. } if error.contains("rejected by bob"))
+    );
+    assert_eq!(m.status(), RunStatus::Paused);
+}
+
+#[test]
+fn approval_timeout_follows_on_timeout() {
+    let reject = wf("", APPROVAL);
+    let mut m = Machine::new(&reject, Registry::global(), "op");
+    step(&mut m, Input::Start);
+    step(
+        &mut m,
+        Input::ApprovalTimeout {
+            step: "gate".into(),
+        },
+    );
+    assert_eq!(m.step("gate").unwrap().status, StepStatus::Failed);
+
+    let approve = wf(
+        "",
+        &APPROVAL.replace(
+            "timeout = \"30m\"",
+            "timeout = \"30m\", on_timeout = \"approve\"",
+        ),
+    );
+    let mut m = Machine::new(&approve, Registry::global(), "op");
+    step(&mut m, Input::Start);
+    let events = step(
+        &mut m,
+        Input::ApprovalTimeout {
+            step: "gate".into(),
+        },
+    );
+    assert_eq!(started(&events), ["go"]);
+}
+
+#[test]
+fn self_approval_when_allowed() {
+    let w = wf(
+        "",
+        &APPROVAL.replace("quorum = 2,", "quorum = 1, allow_self_approval = true,"),
+    );
+    let mut m = Machine::new(&w, Registry::global(), "alice");
+    step(&mut m, Input::Start);
+    step(&mut m, vote("alice", Decision::Approve));
+    assert_eq!(m.step("gate").unwrap().status, StepStatus::Succeeded);
+}
+
+#[test]
+fn votes_on_a_step_not_waiting_are_refused() {
+    let w = wf("", APPROVAL);
+    let m = Machine::new(&w, Registry::global(), "op");
+    assert!(
+        m.decide(vote("bob", Decision::Approve), t0())
+            .unwrap_err()
+            .0
+            .contains("not waiting")
+    );
+}
+
+const SHELLS: &str = r#"
+[[steps]]
+id = "safe"
+action = "shell"
+with = { argv = ["true"] }
+idempotent = true
+
+[[steps]]
+id = "risky"
+action = "shell"
+with = { argv = ["true"] }
+"#;
+
+#[test]
+fn after_a_crash_idempotent_steps_rerun_and_others_pause() {
+    let w = wf("", SHELLS);
+    let mut m = Machine::new(&w, Registry::global(), "op");
+    step(&mut m, Input::Start);
+    let events = step(&mut m, Input::Interrupted);
+    assert_eq!(events.len(), 2);
+    assert_eq!(m.step("safe").unwrap().status, StepStatus::Unknown);
+    let events = step(&mut m, Input::Recover);
+    assert_eq!(started(&events), ["safe"]);
+    assert_eq!(m.step("safe").unwrap().attempt, 2);
+    assert!(
+        matches!(events.last(), Some(Event::RunPaused { reason }) if reason.contains("`risky`"))
+    );
+}
+
+#[test]
+fn the_operator_decides_unknown_steps() {
+    let w = wf("", SHELLS);
+    for (choice, expected) in [
+        (Choice::MarkSucceeded, StepStatus::Succeeded),
+        (Choice::Retry, StepStatus::Running),
+        (Choice::Skip, StepStatus::Skipped),
+    ] {
+        let mut m = Machine::new(&w, Registry::global(), "op");
+        step(&mut m, Input::Start);
+        step(&mut m, ok("safe", 1));
+        step(&mut m, Input::Interrupted);
+        step(&mut m, Input::Recover);
+        step(
+            &mut m,
+            Input::Resume {
+                by: "op".into(),
+                choices: vec![("risky".into(), choice)],
+            },
+        );
+        assert_eq!(m.step("risky").unwrap().status, expected, "{choice:?}");
+        assert!(m.paused.is_none());
+    }
+}
+
+#[test]
+fn resume_refuses_a_run_that_is_not_paused_and_choices_on_settled_steps() {
+    let w = wf("", SHELLS);
+    let mut m = Machine::new(&w, Registry::global(), "op");
+    step(&mut m, Input::Start);
+    assert!(
+        m.decide(
+            Input::Resume {
+                by: "op".into(),
+                choices: vec![]
+            },
+            t0()
+        )
+        .is_err()
+    );
+    step(&mut m, ok("safe", 1));
+    step(&mut m, Input::Cancel { by: "op".into() });
+    let refused = m.decide(
+        Input::Resume {
+            by: "op".into(),
+            choices: vec![("safe".into(), Choice::Retry)],
+        },
+        t0(),
+    );
+    assert!(refused.unwrap_err().0.contains("only unknown or failed"));
+}
+
+#[test]
+fn cancel_stops_new_starts_and_resume_continues() {
+    let w = wf("", CHAIN);
+    let mut m = Machine::new(&w, Registry::global(), "op");
+    step(&mut m, Input::Start);
+    step(&mut m, Input::Cancel { by: "op".into() });
+    assert_eq!(m.status(), RunStatus::Running, "a runs on until it ends");
+    let events = step(&mut m, ok("a", 1));
+    assert!(started(&events).is_empty());
+    assert_eq!(m.status(), RunStatus::Cancelled);
+    assert_eq!(
+        started(&step(
+            &mut m,
+            Input::Resume {
+                by: "op".into(),
+                choices: vec![]
+            }
+        )),
+        ["b"]
+    );
+}
+
+#[test]
+fn rollback_undoes_in_reverse_dependency_order_and_lists_what_it_cannot() {
+    // root -> {left, right} -> join; right has no compensation and is irreversible.
+    let steps = r#"
+[[steps]]
+id = "root"
+action = "noop"
+rollback = { action = "noop" }
+
+[[steps]]
+id = "left"
+action = "noop"
+needs = ["root"]
+rollback = { action = "noop" }
+
+[[steps]]
+id = "right"
+action = "shell"
+needs = ["root"]
+with = { argv = ["true"] }
+
+[[steps]]
+id = "join"
+action = "noop"
+needs = ["left", "right"]
+rollback = { action = "noop" }
+"#;
+    let w = wf("", steps);
+    let mut m = Machine::new(&w, Registry::global(), "op");
+    step(&mut m, Input::Start);
+    for s in ["root", "left", "right", "join"] {
+        step(&mut m, ok(s, 1));
+    }
+    assert_eq!(m.status(), RunStatus::Succeeded);
+    let events = step(&mut m, Input::Rollback { by: "op".into() });
+    let compensating = |events: &[Event]| -> Vec<String> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                Event::CompensationStarted { step } => Some(step.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(compensating(&events), ["join"]);
+    let events = step(
+        &mut m,
+        Input::CompensationFinished {
+            step: "join".into(),
+            result: Ok(()),
+        },
+    );
+    assert!(events.contains(&Event::StepNotUndone {
+        step: "right".into()
+    }));
+    assert_eq!(compensating(&events), ["left"]);
+    let events = step(
+        &mut m,
+        Input::CompensationFinished {
+            step: "left".into(),
+            result: Ok(()),
+        },
+    );
+    assert_eq!(compensating(&events), ["root"]);
+    let events = step(
+        &mut m,
+        Input::CompensationFinished {
+            step: "root".into(),
+            result: Ok(()),
+        },
+    );
+    assert_eq!(
+        events.last(),
+        Some(&Event::RunFinished {
+            status: RunStatus::RolledBack
+        })
+    );
+}
+
+#[test]
+fn a_failed_compensation_fails_the_rollback() {
+    let steps = "[[steps]]\nid = \"a\"\naction = \"noop\"\nrollback = { action = \"noop\" }\n";
+    let w = wf("", steps);
+    let mut m = Machine::new(&w, Registry::global(), "op");
+    step(&mut m, Input::Start);
+    step(&mut m, ok("a", 1));
+    step(&mut m, Input::Rollback { by: "op".into() });
+    step(
+        &mut m,
+        Input::CompensationFinished {
+            step: "a".into(),
+            result: Err("nope".into()),
+        },
+    );
+    assert_eq!(m.status(), RunStatus::Failed);
+}
+
+#[test]
+fn rollback_is_refused_while_steps_run() {
+    let w = wf("", CHAIN);
+    let mut m = Machine::new(&w, Registry::global(), "op");
+    step(&mut m, Input::Start);
+    assert!(
+        m.decide(Input::Rollback { by: "op".into() }, t0())
+            .unwrap_err()
+            .0
+            .contains("still running")
+    );
+}
+
+#[test]
+fn replaying_the_events_rebuilds_the_same_state() {
+    let w = wf("", APPROVAL);
+    let mut m = Machine::new(&w, Registry::global(), "alice");
+    let mut all = step(&mut m, Input::Start);
+    all.extend(step(&mut m, vote("bob", Decision::Approve)));
+    all.extend(step(&mut m, vote("carol", Decision::Approve)));
+    let mut replayed = Machine::new(&w, Registry::global(), "alice");
+    for e in &all {
+        replayed.apply(e, t0());
+    }
+    assert_eq!(replayed.steps, m.steps);
+    assert_eq!(replayed.status(), m.status());
+}
+
+#[test]
+fn hold_records_without_starting_anything() {
+    let w = wf("", APPROVAL);
+    let mut m = Machine::new(&w, Registry::global(), "alice");
+    step(&mut m, Input::Start);
+    m.hold = true;
+    step(&mut m, vote("bob", Decision::Approve));
+    let events = step(&mut m, vote("carol", Decision::Approve));
+    assert!(started(&events).is_empty());
+    assert_eq!(m.step("go").unwrap().status, StepStatus::Pending);
+}
+
+#[test]
+fn backoff_grows_and_is_capped() {
+    let (i, max) = (Duration::from_secs(1), Duration::from_secs(8));
+    for attempt in 1..10 {
+        let ms = backoff_ms(i, max, attempt, "s");
+        let base = (1000u64 << (attempt - 1)).min(8000);
+        assert!(ms >= base / 2 && ms <= base, "attempt {attempt}: {ms}");
+    }
+}

@@ -1,0 +1,19 @@
+//! The durable executor: a pure state machine ([`Machine`]) that decides, a recorder that
+//! journals each decision durably, and a tokio [`Driver`] that acts only on what was journaled.
+//! The engine never prints: it hands every event to an observer.
+
+mod clock;
+mod driver;
+mod event;
+mod exec;
+mod machine;
+mod recorder;
+mod session;
+
+pub use clock::{Clock, ManualClock, SystemClock, parse_time, rfc3339};
+pub use driver::{ControlRequest, Driver, EngineError, Observer, Until};
+pub use event::{Decision, Event, Outputs};
+pub use exec::resolve;
+pub use machine::{Choice, Input, Machine, Refusal, StepState, Undo};
+pub use recorder::Recorder;
+pub use session::{NewRun, digest, load_run, replay, start_run};

@@ -1,0 +1,142 @@
+//! Turns decided events into one durable commit: chained journal entries, the run record and
+//! the records of the steps they touch. Nothing acts on an event before its commit returned.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+
+use super::clock::rfc3339;
+use super::event::Event;
+use super::machine::Machine;
+use crate::store::{
+    AttemptRecord, Commit, JournalEntry, RunRecord, StepRecord, StepStatus, Store, StoreError,
+    chain_hash,
+};
+
+/// Keeps a run's records in step with its journal.
+pub struct Recorder {
+    store: std::sync::Arc<dyn Store>,
+    /// The run record as last committed.
+    pub run: RunRecord,
+    steps: HashMap<String, StepRecord>,
+}
+
+impl Recorder {
+    /// A recorder for `run`, with the step records already stored.
+    pub fn new(store: std::sync::Arc<dyn Store>, run: RunRecord, steps: Vec<StepRecord>) -> Self {
+        Self {
+            store,
+            run,
+            steps: steps.into_iter().map(|s| (s.step.clone(), s)).collect(),
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &std::sync::Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Journals `events` (already applied to `machine`) and updates the records, in one
+    /// atomic, flushed commit.
+    pub fn commit(
+        &mut self,
+        events: &[Event],
+        machine: &Machine<'_>,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let when = rfc3339(at);
+        let mut journal = Vec::with_capacity(events.len());
+        let mut touched: Vec<String> = Vec::new();
+        let mut run = self.run.clone();
+        for event in events {
+            let value = serde_json::to_value(event).map_err(|e| StoreError::Io(e.to_string()))?;
+            let seq = run.journal_len;
+            let hash = chain_hash(&run.last_hash, seq, &when, &value);
+            journal.push(JournalEntry {
+                seq,
+                at: when.clone(),
+                event: value,
+                prev: run.last_hash.clone(),
+                hash: hash.clone(),
+            });
+            run.journal_len += 1;
+            run.last_hash = hash;
+            if let Some(step) = event.step() {
+                self.project(step, event, machine, &when);
+                if !touched.iter().any(|t| t == step) {
+                    touched.push(step.to_string());
+                }
+            }
+        }
+        run.status = machine.status();
+        if run.status.is_final()
+            || matches!(
+                run.status,
+                crate::store::RunStatus::Paused | crate::store::RunStatus::Cancelled
+            )
+        {
+            run.finished_at.get_or_insert_with(|| when.clone());
+        } else {
+            run.finished_at = None;
+        }
+        let commit = Commit {
+            run: Some(run.clone()),
+            steps: touched
+                .iter()
+                .filter_map(|t| self.steps.get(t).cloned())
+                .collect(),
+            journal,
+        };
+        self.store.commit(&run.run_id, &commit)?;
+        self.run = run;
+        Ok(())
+    }
+
+    fn project(&mut self, step: &str, event: &Event, machine: &Machine<'_>, when: &str) {
+        let record = self
+            .steps
+            .entry(step.to_string())
+            .or_insert_with(|| StepRecord {
+                run_id: self.run.run_id.clone(),
+                step: step.to_string(),
+                status: StepStatus::Pending,
+                attempts: Vec::new(),
+                outputs: serde_json::Map::new(),
+                error: None,
+            });
+        let finish = |record: &mut StepRecord, outcome: &str, error: Option<String>| {
+            if let Some(last) = record.attempts.last_mut()
+                && last.finished_at.is_none()
+            {
+                last.finished_at = Some(when.to_string());
+                last.outcome = Some(outcome.to_string());
+                last.error = error;
+            }
+        };
+        match event {
+            Event::StepStarted { attempt, .. }
+                if record.attempts.last().is_none_or(|a| a.n != *attempt) =>
+            {
+                record.attempts.push(AttemptRecord {
+                    n: *attempt,
+                    started_at: when.to_string(),
+                    finished_at: None,
+                    outcome: None,
+                    error: None,
+                });
+            }
+            Event::StepSucceeded { .. } => finish(record, "succeeded", None),
+            Event::StepFailed { error, .. } => finish(record, "failed", Some(error.clone())),
+            Event::StepUnknown { .. } => finish(record, "unknown", None),
+            _ => {}
+        }
+        if let Some(state) = machine.step(step) {
+            record.status = state.status;
+            record.outputs.clone_from(&state.outputs);
+            record.error.clone_from(&state.error);
+        }
+    }
+}

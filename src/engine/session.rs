@@ -1,0 +1,141 @@
+//! Creating a run and loading one back: the glue between the store's records and a
+//! [`Machine`] (replaying the journal).
+
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+
+use super::clock::{Clock, parse_time, rfc3339};
+use super::event::Event;
+use super::machine::Machine;
+use super::recorder::Recorder;
+use crate::actions::Registry;
+use crate::dag::CompiledWorkflow;
+use crate::diagnostic::Diagnostics;
+use crate::plan::{LiveMode, Plan, render_json};
+use crate::store::{GENESIS, JournalEntry, RunRecord, RunStatus, Store, StoreError};
+
+/// What a new run is made of.
+pub struct NewRun<'a> {
+    /// The compiled workflow.
+    pub workflow: &'a CompiledWorkflow,
+    /// The file as given on the command line.
+    pub workflow_file: String,
+    /// The file's text.
+    pub workflow_source: String,
+    /// `--param` overrides, `name=value`.
+    pub overrides: Vec<String>,
+    /// `run` or `drill`.
+    pub mode: &'a str,
+    /// Who starts it.
+    pub initiator: String,
+}
+
+/// The digest of a compiled workflow: SHA-256 of its plan (steps, resolved parameters,
+/// dependencies, policies), so any change that alters what would run changes the digest.
+pub fn digest(workflow: &CompiledWorkflow) -> String {
+    let plan = Plan::build(
+        workflow,
+        Registry::global(),
+        &Diagnostics::default(),
+        LiveMode::Offline,
+    );
+    let mut hasher = Sha256::new();
+    hasher.update(render_json(&plan).as_bytes());
+    hex(&hasher.finalize()[..16])
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = std::fmt::Write::write_fmt(&mut s, format_args!("{b:02x}"));
+            s
+        })
+}
+
+fn new_run_id(clock: &dyn Clock) -> String {
+    let now = clock.now();
+    let nanos = u64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+            % u128::from(u64::MAX),
+    )
+    .unwrap_or(0);
+    let mut rng = crate::synthetic::SplitMix::new(nanos ^ (u64::from(std::process::id()) << 32));
+    format!(
+        "{}-{:04x}",
+        now.format("%Y%m%dT%H%M%SZ"),
+        rng.next_u64() & 0xffff
+    )
+}
+
+/// Records a new run (its `RunStarted` event) and returns its machine and recorder.
+pub fn start_run<'w>(
+    store: Arc<dyn Store>,
+    new: &NewRun<'w>,
+    clock: &dyn Clock,
+) -> Result<(Machine<'w>, Recorder), StoreError> {
+    let now = clock.now();
+    let run = RunRecord {
+        run_id: new_run_id(clock),
+        workflow: new.workflow.name.clone(),
+        mode: new.mode.to_string(),
+        status: RunStatus::Running,
+        initiator: new.initiator.clone(),
+        digest: digest(new.workflow),
+        workflow_file: new.workflow_file.clone(),
+        workflow_source: new.workflow_source.clone(),
+        overrides: new.overrides.clone(),
+        started_at: rfc3339(now),
+        finished_at: None,
+        journal_len: 0,
+        last_hash: GENESIS.to_string(),
+    };
+    let mut machine = Machine::new(new.workflow, Registry::global(), &new.initiator);
+    let mut recorder = Recorder::new(store, run.clone(), Vec::new());
+    let started = Event::RunStarted {
+        workflow: run.workflow.clone(),
+        mode: run.mode.clone(),
+        initiator: run.initiator.clone(),
+        digest: run.digest.clone(),
+    };
+    machine.apply(&started, now);
+    recorder.commit(&[started], &machine, now)?;
+    Ok((machine, recorder))
+}
+
+/// A stored run's record and journal.
+pub fn load_run(
+    store: &dyn Store,
+    run_id: &str,
+) -> Result<Option<(RunRecord, Vec<JournalEntry>)>, StoreError> {
+    let Some(run) = store.run(run_id)? else {
+        return Ok(None);
+    };
+    let journal = store.journal(run_id)?;
+    Ok(Some((run, journal)))
+}
+
+/// Replays a journal into a fresh machine.
+pub fn replay<'w>(
+    workflow: &'w CompiledWorkflow,
+    run: &RunRecord,
+    journal: &[JournalEntry],
+) -> Result<Machine<'w>, StoreError> {
+    let mut machine = Machine::new(workflow, Registry::global(), &run.initiator);
+    for entry in journal {
+        let event: Event =
+            serde_json::from_value(entry.event.clone()).map_err(|e| StoreError::BadRecord {
+                run: run.run_id.clone(),
+                reason: format!("journal entry {}: {e}", entry.seq),
+            })?;
+        let at = parse_time(&entry.at).ok_or_else(|| StoreError::BadRecord {
+            run: run.run_id.clone(),
+            reason: format!("journal entry {} has a bad time `{}`", entry.seq, entry.at),
+        })?;
+        machine.apply(&event, at);
+    }
+    Ok(machine)
+}

@@ -1,0 +1,92 @@
+//! Durable storage of runs: the run records, the step records and the append-only, hash-chained
+//! event journal. The engine never touches sled directly: it talks to [`Store`], which has a
+//! sled implementation for real use and an in-memory one for unit tests.
+//!
+//! A commit is one atomic write across every tree, flushed to disk before it returns: what the
+//! engine does next may rely on it having happened.
+
+mod journal;
+mod memory;
+mod records;
+mod sled_store;
+
+pub use journal::{GENESIS, JournalEntry, chain_hash, verify_chain};
+pub use memory::MemoryStore;
+pub use records::{AttemptRecord, RunRecord, RunStatus, StepRecord, StepStatus};
+pub use sled_store::{SCHEMA_VERSION, SledStore};
+
+use thiserror::Error;
+
+/// What can go wrong with the store. These are fatal for the process: the engine stops rather
+/// than act on state it could not record.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    /// The store directory is used by another drctl process.
+    #[error(
+        "the state directory {dir} is in use by another drctl process (pid in {dir}/owner.pid); use --state to pick another, or wait for it to finish"
+    )]
+    Locked {
+        /// The state directory.
+        dir: String,
+    },
+    /// The store was written by a version of drctl with another schema.
+    #[error(
+        "the state directory {dir} holds schema version {found}, this drctl reads version {expected}: it will not misread it; use the matching drctl version or another --state directory"
+    )]
+    SchemaMismatch {
+        /// The state directory.
+        dir: String,
+        /// The version found.
+        found: String,
+        /// The version this build reads.
+        expected: u32,
+    },
+    /// The directory is not a drctl store, or it is damaged.
+    #[error("the state directory {dir} is not a usable drctl store: {reason}")]
+    Corrupt {
+        /// The state directory.
+        dir: String,
+        /// What was found.
+        reason: String,
+    },
+    /// A record could not be decoded.
+    #[error("a stored record of run {run} could not be read: {reason}")]
+    BadRecord {
+        /// The run concerned.
+        run: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The underlying database failed.
+    #[error("store I/O failed: {0}")]
+    Io(String),
+}
+
+/// A batch of changes to one run, written atomically and durably.
+#[derive(Debug, Clone, Default)]
+pub struct Commit {
+    /// The run record after the change.
+    pub run: Option<RunRecord>,
+    /// Step records after the change.
+    pub steps: Vec<StepRecord>,
+    /// Journal entries to append (already chained by the caller).
+    pub journal: Vec<JournalEntry>,
+}
+
+/// Durable storage of runs.
+pub trait Store: Send + Sync {
+    /// Writes a commit atomically and durably (flushed before returning).
+    fn commit(&self, run_id: &str, commit: &Commit) -> Result<(), StoreError>;
+
+    /// The run `run_id`.
+    fn run(&self, run_id: &str) -> Result<Option<RunRecord>, StoreError>;
+
+    /// Every run, oldest first.
+    fn runs(&self) -> Result<Vec<RunRecord>, StoreError>;
+
+    /// The step records of a run, in no particular order.
+    fn steps(&self, run_id: &str) -> Result<Vec<StepRecord>, StoreError>;
+
+    /// The journal of a run, in order.
+    fn journal(&self, run_id: &str) -> Result<Vec<JournalEntry>, StoreError>;
+}

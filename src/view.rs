@@ -1,0 +1,116 @@
+//! Read-only views of stored runs, as the `status` and `runs` commands show them (SPEC §8
+//! shapes). Shared by the CLI and the control socket, so both answer the same.
+
+use serde_json::{Value, json};
+use thiserror::Error;
+
+use crate::actions::Registry;
+use crate::check::check_source;
+use crate::dag::Override;
+use crate::diagnostic::SourceFile;
+use crate::store::{Store, StoreError, verify_chain};
+
+/// Why a view could not be built.
+#[derive(Debug, Error)]
+pub enum ViewError {
+    /// No such run.
+    #[error("no run `{0}` in this state directory (`drctl runs` lists them)")]
+    UnknownRun(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Every run, oldest first: `run_id`, `workflow`, `mode`, `status`, `started_at`, `finished_at`.
+pub fn runs(store: &dyn Store) -> Result<Value, ViewError> {
+    Ok(store
+        .runs()?
+        .iter()
+        .map(|r| {
+            json!({
+                "run_id": r.run_id,
+                "workflow": r.workflow,
+                "mode": r.mode,
+                "status": r.status.as_str(),
+                "started_at": r.started_at,
+                "finished_at": r.finished_at,
+            })
+        })
+        .collect())
+}
+
+/// One run: its record, every step of the workflow with its status and attempts, why it is
+/// paused when it is, and whether its journal's hash chain is intact.
+pub fn status(store: &dyn Store, run_id: &str) -> Result<Value, ViewError> {
+    let run = store
+        .run(run_id)?
+        .ok_or_else(|| ViewError::UnknownRun(run_id.to_string()))?;
+    let journal = store.journal(run_id)?;
+    let records = store.steps(run_id)?;
+    let chain = match verify_chain(&journal) {
+        Ok(()) if journal.len() as u64 == run.journal_len => {
+            json!({ "intact": true, "entries": journal.len() })
+        }
+        Ok(()) => {
+            json!({ "intact": false, "entries": journal.len(), "problem": format!("the run record counts {} entries, the journal holds {}", run.journal_len, journal.len()) })
+        }
+        Err((seq, why)) => {
+            json!({ "intact": false, "entries": journal.len(), "problem": format!("entry {seq} {why}") })
+        }
+    };
+    // The workflow as it was when the run started gives every step, in order.
+    let overrides: Vec<Override> = run
+        .overrides
+        .iter()
+        .filter_map(|o| o.parse().ok())
+        .collect();
+    let checked = check_source(
+        SourceFile::new(run.workflow_file.clone(), run.workflow_source.clone()),
+        Registry::global(),
+        &overrides,
+    );
+    let ids: Vec<String> = checked.workflow.map_or_else(
+        || records.iter().map(|r| r.step.clone()).collect(),
+        |w| w.steps.into_iter().map(|s| s.id).collect(),
+    );
+    let steps: Vec<Value> = ids
+        .iter()
+        .map(|id| match records.iter().find(|r| &r.step == id) {
+            Some(r) => json!({
+                "id": id,
+                "status": r.status.as_str(),
+                "attempts": r.attempts.len(),
+                "started_at": r.attempts.first().map(|a| a.started_at.clone()),
+                "finished_at": r.attempts.last().and_then(|a| a.finished_at.clone()),
+                "outputs": r.outputs,
+                "error": r.error,
+            }),
+            None => json!({ "id": id, "status": "pending", "attempts": 0, "started_at": null, "finished_at": null, "outputs": {}, "error": null }),
+        })
+        .collect();
+    let mut paused_reason = Value::Null;
+    for entry in &journal {
+        match entry.event.get("type").and_then(Value::as_str) {
+            Some("run_paused") => {
+                paused_reason = entry.event.get("reason").cloned().unwrap_or(Value::Null);
+            }
+            Some("run_resumed" | "rollback_started" | "run_finished") => {
+                paused_reason = Value::Null;
+            }
+            _ => {}
+        }
+    }
+    Ok(json!({
+        "run_id": run.run_id,
+        "workflow": run.workflow,
+        "mode": run.mode,
+        "status": run.status.as_str(),
+        "initiator": run.initiator,
+        "started_at": run.started_at,
+        "finished_at": run.finished_at,
+        "digest": run.digest,
+        "paused_reason": paused_reason,
+        "journal": chain,
+        "steps": steps,
+    }))
+}

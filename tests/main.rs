@@ -1,0 +1,10 @@
+//! drctl's integration tests: one binary, a module per area. Most tests call the library;
+//! `cli` runs the real binary for exit codes and what a user sees.
+
+mod cli;
+mod crash;
+mod examples;
+mod executor;
+mod fixtures;
+mod harness;
+mod properties;
