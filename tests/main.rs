@@ -3,6 +3,7 @@
 
 mod cli;
 mod crash;
+mod docs;
 mod examples;
 mod executor;
 mod fixtures;

@@ -10,6 +10,7 @@ mod builtin;
 mod builtin_exec;
 mod outcome;
 mod rds;
+pub mod reference;
 mod route53;
 mod schema;
 
