@@ -42,8 +42,7 @@ pub fn markdown(registry: &Registry) -> String {
                     p.name,
                     p.ty.describe().replace('|', "\\|"),
                     if p.required { "yes" } else { "no" },
-                    p.default
-                        .map_or_else(String::new, |d| format!("`{d}`")),
+                    p.default.map_or_else(String::new, |d| format!("`{d}`")),
                     p.doc.replace('|', "\\|"),
                 );
             }

@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-use super::output::{RunFormat, exit_code, printer, summary};
+use std::io::IsTerminal;
+
+use super::output::{LiveView, RunFormat, exit_code, printer, summary};
 use crate::control::serve;
 use crate::engine::{Driver, Input, Machine, Recorder, SystemClock, Until};
 use crate::store::Store;
@@ -43,13 +45,26 @@ pub fn drive(d: Drive<'_>) -> anyhow::Result<u8> {
 async fn drive_async(d: Drive<'_>) -> anyhow::Result<u8> {
     let run_id = d.recorder.run.run_id.clone();
     let (control_tx, control_rx) = mpsc::channel(16);
-    let _socket = serve(&d.state_dir, d.store.clone(), run_id.clone(), control_tx)?;
+    let _socket = serve(
+        &d.state_dir,
+        d.store.clone(),
+        run_id.clone(),
+        control_tx.clone(),
+    )?;
+    let live = (d.format == RunFormat::Text && std::io::stdout().is_terminal()).then(|| {
+        // Approvals are offered at this terminal only when someone can answer there.
+        let offer = std::io::stdin()
+            .is_terminal()
+            .then(|| (d.machine.initiator.clone(), control_tx));
+        Arc::new(LiveView::new(offer))
+    });
+    let observer = printer(run_id.clone(), d.format, live.clone());
     let mut driver = Driver::new(
         d.machine,
         d.recorder,
         Arc::new(SystemClock),
         d.base_dir,
-        printer(run_id.clone(), d.format),
+        observer,
     );
     driver.rearm();
     for input in d.first {
@@ -64,6 +79,9 @@ async fn drive_async(d: Drive<'_>) -> anyhow::Result<u8> {
     let status = driver
         .drive(Input::Start, d.until, Some(control_rx), shutdown)
         .await?;
+    if let Some(view) = &live {
+        view.finish();
+    }
     if d.format == RunFormat::Text {
         println!("{}", summary(&run_id, status, &driver.machine));
     }

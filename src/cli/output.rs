@@ -18,25 +18,144 @@ pub enum RunFormat {
     Json,
 }
 
-/// The observer that prints events of run `run_id`.
-pub fn printer(run_id: String, format: RunFormat) -> Observer {
+/// The observer that prints events of run `run_id`. On a terminal, a live line under the
+/// events shows the elapsed time and what is running, done and waiting.
+pub fn printer(
+    run_id: String,
+    format: RunFormat,
+    live: Option<std::sync::Arc<LiveView>>,
+) -> Observer {
     Box::new(
         move |event: &Event, at: DateTime<Utc>, machine: &Machine<'_>| {
-            let mut out = std::io::stdout().lock();
-            let _ = match format {
-                RunFormat::Json => writeln!(
-                    out,
-                    "{}",
+            let text = match format {
+                RunFormat::Json => Some(
                     serde_json::json!({ "run_id": run_id, "at": rfc3339(at), "event": event })
+                        .to_string(),
                 ),
-                RunFormat::Text => match line(event, machine) {
-                    Some(text) => writeln!(out, "{}  {text}", at.format("%H:%M:%S")),
-                    None => Ok(()),
-                },
+                RunFormat::Text => {
+                    line(event, machine).map(|t| format!("{}  {t}", at.format("%H:%M:%S")))
+                }
             };
-            let _ = out.flush();
+            match (&live, text) {
+                (Some(view), Some(text)) => view.bar.println(text),
+                (None, Some(text)) => {
+                    let mut out = std::io::stdout().lock();
+                    let _ = writeln!(out, "{text}");
+                    let _ = out.flush();
+                }
+                _ => {}
+            }
+            if let Some(view) = &live {
+                view.update(machine);
+                if let Event::StepStarted { step, attempt: 1 } = event {
+                    view.offer_approval(step, machine);
+                }
+            }
         },
     )
+}
+
+/// Who sits at the terminal and where their decisions go.
+pub type Offer = (
+    String,
+    tokio::sync::mpsc::Sender<crate::engine::ControlRequest>,
+);
+
+/// The live line shown on a terminal while a run is driven, and the offer to approve there.
+pub struct LiveView {
+    bar: indicatif::ProgressBar,
+    offer: Option<Offer>,
+}
+
+impl LiveView {
+    /// A live line on stdout; with `offer`, approvals the person at the keyboard may give are
+    /// offered there.
+    pub fn new(offer: Option<Offer>) -> Self {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {elapsed_precise} {wide_msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        bar.enable_steady_tick(std::time::Duration::from_millis(200));
+        Self { bar, offer }
+    }
+
+    fn update(&self, machine: &Machine<'_>) {
+        use crate::store::StepStatus;
+        let ids = |wanted: StepStatus| -> Vec<&str> {
+            machine
+                .workflow()
+                .steps
+                .iter()
+                .zip(&machine.steps)
+                .filter(|(_, s)| s.status == wanted)
+                .map(|(spec, _)| spec.id.as_str())
+                .collect()
+        };
+        let done = machine
+            .steps
+            .iter()
+            .filter(|s| matches!(s.status, StepStatus::Succeeded | StepStatus::Skipped))
+            .count();
+        let mut msg = format!(
+            "{}  done {done}/{}",
+            machine.status().as_str(),
+            machine.steps.len()
+        );
+        let running = ids(StepStatus::Running);
+        if !running.is_empty() {
+            msg.push_str(&format!("  running: {}", running.join(", ")));
+        }
+        let waiting = ids(StepStatus::AwaitingApproval);
+        if !waiting.is_empty() {
+            msg.push_str(&format!("  awaiting approval: {}", waiting.join(", ")));
+        }
+        self.bar.set_message(msg);
+    }
+
+    /// When the person at this terminal may approve `step`, asks them.
+    fn offer_approval(&self, step: &str, machine: &Machine<'_>) {
+        let Some((me, control)) = &self.offer else {
+            return;
+        };
+        let Some(i) = machine.index(step) else { return };
+        let spec = &machine.workflow().steps[i];
+        if spec.action != "approval" {
+            return;
+        }
+        let listed = matches!(spec.args.get("approvers"), Some(crate::actions::Arg::List(a)) if a.iter().any(|x| x.to_string() == *me));
+        let may = spec.args.bool("allow_self_approval") == Some(true) || machine.initiator != *me;
+        if !listed || !may {
+            return;
+        }
+        self.bar.println(format!("approve `{step}` now as {me}? [y = approve, n = reject; or decide from another terminal]"));
+        let (me, control, step) = (me.clone(), control.clone(), step.to_string());
+        std::thread::spawn(move || {
+            let mut answer = String::new();
+            if std::io::stdin().read_line(&mut answer).is_err() {
+                return;
+            }
+            let decision = match answer.trim() {
+                "y" | "yes" => Decision::Approve,
+                "n" | "no" => Decision::Reject,
+                _ => return,
+            };
+            let comment = Some("decided at the terminal driving the run".to_string());
+            let (reply, _) = tokio::sync::oneshot::channel();
+            let input = crate::engine::Input::Vote {
+                step,
+                by: me,
+                decision,
+                comment,
+            };
+            let _ = control.blocking_send(crate::engine::ControlRequest { input, reply });
+        });
+    }
+
+    /// Removes the live line.
+    pub fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
 }
 
 fn line(event: &Event, machine: &Machine<'_>) -> Option<String> {
