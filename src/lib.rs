@@ -10,6 +10,7 @@
 //! the way and printed by the CLI, never by the library.
 
 pub mod actions;
+pub mod aws;
 pub mod check;
 pub mod cli;
 pub mod control;

@@ -10,8 +10,10 @@ mod builtin;
 mod builtin_exec;
 mod outcome;
 mod rds;
+mod rds_exec;
 pub mod reference;
 mod route53;
+mod route53_exec;
 mod schema;
 
 use std::collections::BTreeMap;
@@ -20,7 +22,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 pub use args::{Arg, Args};
-pub use outcome::{ExecContext, Outputs, Resolved, StepError, duration, text};
+pub use outcome::{ExecContext, Outputs, Probe, Resolved, StepError, duration, text};
 pub use schema::{ParamSpec, ParamType};
 
 /// A boxed future, for the asynchronous hooks of [`Action`] (live lookups now; execution and
@@ -128,9 +130,35 @@ pub trait Action: Send + Sync {
         })
     }
 
+    /// Whether [`Action::probe`] can tell if a lost attempt took effect.
+    fn has_probe(&self) -> bool {
+        false
+    }
+
+    /// Read-only: did an attempt whose outcome was lost in a crash take effect?
+    fn probe<'a>(&'a self, _args: &'a Resolved, _ctx: &'a ExecContext) -> ActionFuture<'a, Probe> {
+        Box::pin(async { Probe::Undecided("this action cannot tell".into()) })
+    }
+
+    /// For actions that undo themselves ([`Effect::SelfUndoing`]): puts back what the step
+    /// changed, from its parameters and the outputs it recorded.
+    fn undo<'a>(
+        &'a self,
+        _args: &'a Resolved,
+        _outputs: &'a Outputs,
+        _ctx: &'a ExecContext,
+    ) -> ActionFuture<'a, Result<(), StepError>> {
+        let name = self.spec().name;
+        Box::pin(async move { Err(StepError::fatal(format!("`{name}` cannot undo itself"))) })
+    }
+
     /// Reads the current live value the step would change, without changing anything, for
     /// plan's diff. Actions with nothing to look up keep the default.
-    fn current<'a>(&'a self, _args: &'a Args) -> ActionFuture<'a, LiveState> {
+    fn current<'a>(
+        &'a self,
+        _args: &'a Resolved,
+        _aws: &'a crate::aws::AwsContext,
+    ) -> ActionFuture<'a, LiveState> {
         Box::pin(async { LiveState::NotApplicable })
     }
 }

@@ -37,6 +37,17 @@ impl StepError {
     }
 }
 
+/// What a read-only probe found about an attempt whose outcome was lost in a crash.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Probe {
+    /// The change happened: the step succeeded, with these outputs.
+    TookEffect(Outputs),
+    /// It did not happen: running the step again is safe.
+    DidNot,
+    /// The probe cannot tell; the operator decides.
+    Undecided(String),
+}
+
 /// What an executing action may know about where it runs.
 #[derive(Debug, Clone)]
 pub struct ExecContext {
@@ -46,6 +57,11 @@ pub struct ExecContext {
     /// The attempt's timeout, when the step has one (the driver enforces it; actions that
     /// poll use it to size their polling).
     pub timeout: Option<Duration>,
+    /// AWS configuration and clients.
+    pub aws: std::sync::Arc<crate::aws::AwsContext>,
+    /// When the outage began (`--incident-start`, else the run's start): RPO of restores is
+    /// measured from here.
+    pub incident_start: chrono::DateTime<chrono::Utc>,
 }
 
 /// Reads a string parameter.

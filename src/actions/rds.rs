@@ -3,8 +3,12 @@
 
 use std::time::Duration;
 
+use super::rds_exec as exec;
 use super::schema::{ParamSpec as P, ParamType as T};
-use super::{Action, ActionSpec, ArgProblem, Args, Effect};
+use super::{
+    Action, ActionFuture, ActionSpec, ArgProblem, Args, Effect, ExecContext, LiveState, Outputs,
+    Probe, Resolved, StepError,
+};
 use crate::workflow::format_duration;
 
 pub(super) fn all() -> Vec<Box<dyn Action>> {
@@ -33,7 +37,30 @@ fn region(args: &Args) -> String {
 }
 
 macro_rules! action {
-    ($ty:ident, $spec:ident, |$args:ident| $describe:expr) => {
+    ($ty:ident, $spec:ident, $exec:path, $probe:path, current = $current:path, |$args:ident| $describe:expr) => {
+        action!($ty, $spec, $exec, |$args| $describe, {
+            fn has_probe(&self) -> bool {
+                true
+            }
+            fn probe<'a>(&'a self, args: &'a Resolved, ctx: &'a ExecContext) -> ActionFuture<'a, Probe> {
+                Box::pin($probe(args, ctx))
+            }
+            fn current<'a>(&'a self, args: &'a Resolved, aws: &'a crate::aws::AwsContext) -> ActionFuture<'a, LiveState> {
+                Box::pin($current(args, aws))
+            }
+        });
+    };
+    ($ty:ident, $spec:ident, $exec:path, $probe:path, |$args:ident| $describe:expr) => {
+        action!($ty, $spec, $exec, |$args| $describe, {
+            fn has_probe(&self) -> bool {
+                true
+            }
+            fn probe<'a>(&'a self, args: &'a Resolved, ctx: &'a ExecContext) -> ActionFuture<'a, Probe> {
+                Box::pin($probe(args, ctx))
+            }
+        });
+    };
+    ($ty:ident, $spec:ident, $exec:path, |$args:ident| $describe:expr, { $($extra:tt)* }) => {
         struct $ty;
         impl Action for $ty {
             fn spec(&self) -> &'static ActionSpec {
@@ -42,6 +69,13 @@ macro_rules! action {
             fn describe(&self, $args: &Args) -> String {
                 $describe
             }
+            fn executable(&self) -> bool {
+                true
+            }
+            fn execute<'a>(&'a self, args: &'a Resolved, ctx: &'a ExecContext) -> ActionFuture<'a, Result<Outputs, StepError>> {
+                Box::pin($exec(args, ctx))
+            }
+            $($extra)*
         }
     };
 }
@@ -61,11 +95,18 @@ static PROMOTE: ActionSpec = ActionSpec {
     idempotent: false,
     effect: Effect::Irreversible,
 };
-action!(PromoteReadReplica, PROMOTE, |args| format!(
-    "promote read replica {} in {} to a standalone primary (irreversible: it stops replicating)",
-    args.show("db_instance"),
-    region(args)
-));
+action!(
+    PromoteReadReplica,
+    PROMOTE,
+    exec::promote,
+    exec::probe_promote,
+    current = exec::current_instance,
+    |args| format!(
+        "promote read replica {} in {} to a standalone primary (irreversible: it stops replicating)",
+        args.show("db_instance"),
+        region(args)
+    )
+);
 
 static FAILOVER_CLUSTER: ActionSpec = ActionSpec {
     name: "rds.failover_db_cluster",
@@ -83,12 +124,26 @@ static FAILOVER_CLUSTER: ActionSpec = ActionSpec {
     idempotent: false,
     effect: Effect::Irreversible,
 };
-action!(FailoverDbCluster, FAILOVER_CLUSTER, |args| format!(
-    "fail cluster {} in {} over to {}",
-    args.show("db_cluster"),
-    region(args),
-    args.show_or("target_instance", "an instance RDS chooses")
-));
+action!(
+    FailoverDbCluster,
+    FAILOVER_CLUSTER,
+    exec::failover_cluster,
+    |args| format!(
+        "fail cluster {} in {} over to {}",
+        args.show("db_cluster"),
+        region(args),
+        args.show_or("target_instance", "an instance RDS chooses")
+    ),
+    {
+        fn current<'a>(
+            &'a self,
+            args: &'a Resolved,
+            aws: &'a crate::aws::AwsContext,
+        ) -> ActionFuture<'a, LiveState> {
+            Box::pin(exec::current_cluster(args, aws))
+        }
+    }
+);
 
 static FAILOVER_GLOBAL: ActionSpec = ActionSpec {
     name: "rds.failover_global_cluster",
@@ -112,18 +167,25 @@ static FAILOVER_GLOBAL: ActionSpec = ActionSpec {
     idempotent: false,
     effect: Effect::Irreversible,
 };
-action!(FailoverGlobalCluster, FAILOVER_GLOBAL, |args| {
-    let loss = if args.bool("allow_data_loss") == Some(true) {
-        ", accepting the loss of unreplicated writes"
-    } else {
-        ", refusing data loss"
-    };
-    format!(
-        "fail global cluster {} over to {}{loss}",
-        args.show("global_cluster"),
-        args.show("target_cluster_arn")
-    )
-});
+action!(
+    FailoverGlobalCluster,
+    FAILOVER_GLOBAL,
+    exec::failover_global,
+    exec::probe_global,
+    current = exec::current_global,
+    |args| {
+        let loss = if args.bool("allow_data_loss") == Some(true) {
+            ", accepting the loss of unreplicated writes"
+        } else {
+            ", refusing data loss"
+        };
+        format!(
+            "fail global cluster {} over to {}{loss}",
+            args.show("global_cluster"),
+            args.show("target_cluster_arn")
+        )
+    }
+);
 
 static SWITCHOVER_GLOBAL: ActionSpec = ActionSpec {
     name: "rds.switchover_global_cluster",
@@ -141,11 +203,18 @@ static SWITCHOVER_GLOBAL: ActionSpec = ActionSpec {
     idempotent: false,
     effect: Effect::Irreversible,
 };
-action!(SwitchoverGlobalCluster, SWITCHOVER_GLOBAL, |args| format!(
-    "switch global cluster {} over to {} (no data loss)",
-    args.show("global_cluster"),
-    args.show("target_cluster_arn")
-));
+action!(
+    SwitchoverGlobalCluster,
+    SWITCHOVER_GLOBAL,
+    exec::switchover_global,
+    exec::probe_global,
+    current = exec::current_global,
+    |args| format!(
+        "switch global cluster {} over to {} (no data loss)",
+        args.show("global_cluster"),
+        args.show("target_cluster_arn")
+    )
+);
 
 static CREATE_SNAPSHOT: ActionSpec = ActionSpec {
     name: "rds.create_snapshot",
@@ -159,12 +228,18 @@ static CREATE_SNAPSHOT: ActionSpec = ActionSpec {
     idempotent: false,
     effect: Effect::Additive,
 };
-action!(CreateSnapshot, CREATE_SNAPSHOT, |args| format!(
-    "snapshot {} in {} as {}",
-    args.show("db_instance"),
-    region(args),
-    args.show("snapshot_id")
-));
+action!(
+    CreateSnapshot,
+    CREATE_SNAPSHOT,
+    exec::create_snapshot,
+    exec::probe_snapshot,
+    |args| format!(
+        "snapshot {} in {} as {}",
+        args.show("db_instance"),
+        region(args),
+        args.show("snapshot_id")
+    )
+);
 
 static RESTORE_SNAPSHOT: ActionSpec = ActionSpec {
     name: "rds.restore_from_snapshot",
@@ -187,15 +262,21 @@ static RESTORE_SNAPSHOT: ActionSpec = ActionSpec {
     idempotent: false,
     effect: Effect::Additive,
 };
-action!(RestoreFromSnapshot, RESTORE_SNAPSHOT, |args| format!(
-    "restore snapshot {} in {} into a new instance {}{}",
-    args.show("snapshot_id"),
-    region(args),
-    args.show("target_db_instance"),
-    args.get("instance_class")
-        .map(|c| format!(" ({c})"))
-        .unwrap_or_default()
-));
+action!(
+    RestoreFromSnapshot,
+    RESTORE_SNAPSHOT,
+    exec::restore_snapshot,
+    exec::probe_restore,
+    |args| format!(
+        "restore snapshot {} in {} into a new instance {}{}",
+        args.show("snapshot_id"),
+        region(args),
+        args.show("target_db_instance"),
+        args.get("instance_class")
+            .map(|c| format!(" ({c})"))
+            .unwrap_or_default()
+    )
+);
 
 struct RestorePointInTime;
 
@@ -233,6 +314,26 @@ static RESTORE_PITR: ActionSpec = ActionSpec {
 impl Action for RestorePointInTime {
     fn spec(&self) -> &'static ActionSpec {
         &RESTORE_PITR
+    }
+
+    fn executable(&self) -> bool {
+        true
+    }
+
+    fn execute<'a>(
+        &'a self,
+        args: &'a Resolved,
+        ctx: &'a ExecContext,
+    ) -> ActionFuture<'a, Result<Outputs, StepError>> {
+        Box::pin(exec::restore_pitr(args, ctx))
+    }
+
+    fn has_probe(&self) -> bool {
+        true
+    }
+
+    fn probe<'a>(&'a self, args: &'a Resolved, ctx: &'a ExecContext) -> ActionFuture<'a, Probe> {
+        Box::pin(exec::probe_restore(args, ctx))
     }
 
     fn check(&self, args: &Args) -> Vec<ArgProblem> {
@@ -275,11 +376,25 @@ static WAIT_AVAILABLE: ActionSpec = ActionSpec {
     idempotent: true,
     effect: Effect::ReadOnly,
 };
-action!(WaitAvailable, WAIT_AVAILABLE, |args| format!(
-    "wait until {} in {} is available",
-    args.show("db_instance"),
-    region(args)
-));
+action!(
+    WaitAvailable,
+    WAIT_AVAILABLE,
+    exec::wait_available,
+    |args| format!(
+        "wait until {} in {} is available",
+        args.show("db_instance"),
+        region(args)
+    ),
+    {
+        fn current<'a>(
+            &'a self,
+            args: &'a Resolved,
+            aws: &'a crate::aws::AwsContext,
+        ) -> ActionFuture<'a, LiveState> {
+            Box::pin(exec::current_instance(args, aws))
+        }
+    }
+);
 
 struct ReplicaLag;
 
@@ -299,6 +414,26 @@ static REPLICA_LAG: ActionSpec = ActionSpec {
 impl Action for ReplicaLag {
     fn spec(&self) -> &'static ActionSpec {
         &REPLICA_LAG
+    }
+
+    fn executable(&self) -> bool {
+        true
+    }
+
+    fn execute<'a>(
+        &'a self,
+        args: &'a Resolved,
+        ctx: &'a ExecContext,
+    ) -> ActionFuture<'a, Result<Outputs, StepError>> {
+        Box::pin(exec::replica_lag(args, ctx))
+    }
+
+    fn current<'a>(
+        &'a self,
+        args: &'a Resolved,
+        aws: &'a crate::aws::AwsContext,
+    ) -> ActionFuture<'a, LiveState> {
+        Box::pin(exec::current_lag(args, aws))
     }
 
     fn describe(&self, args: &Args) -> String {

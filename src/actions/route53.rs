@@ -1,8 +1,39 @@
 //! Route 53 actions: DNS record changes and health checks. Route 53 is global: these actions
 //! take no `region`.
 
+use super::route53_exec as exec;
 use super::schema::{ParamSpec as P, ParamType as T};
-use super::{Action, ActionSpec, Arg, ArgProblem, Args, Effect};
+use super::{
+    Action, ActionFuture, ActionSpec, Arg, ArgProblem, Args, Effect, ExecContext, Outputs,
+    Resolved, StepError,
+};
+
+/// The execution methods of an action, from its functions in `route53_exec`.
+macro_rules! executes {
+    ($exec:path) => {
+        fn executable(&self) -> bool {
+            true
+        }
+        fn execute<'a>(
+            &'a self,
+            args: &'a Resolved,
+            ctx: &'a ExecContext,
+        ) -> ActionFuture<'a, Result<Outputs, StepError>> {
+            Box::pin($exec(args, ctx))
+        }
+    };
+    ($exec:path, undo = $undo:path) => {
+        executes!($exec);
+        fn undo<'a>(
+            &'a self,
+            args: &'a Resolved,
+            outputs: &'a Outputs,
+            ctx: &'a ExecContext,
+        ) -> ActionFuture<'a, Result<(), StepError>> {
+            Box::pin($undo(args, outputs, ctx))
+        }
+    };
+}
 
 pub(super) fn all() -> Vec<Box<dyn Action>> {
     vec![
@@ -61,6 +92,16 @@ impl Action for UpsertRecord {
     fn spec(&self) -> &'static ActionSpec {
         &UPSERT
     }
+
+    fn current<'a>(
+        &'a self,
+        args: &'a Resolved,
+        aws: &'a crate::aws::AwsContext,
+    ) -> ActionFuture<'a, super::LiveState> {
+        Box::pin(exec::current_record(args, aws))
+    }
+
+    executes!(exec::upsert, undo = exec::undo_upsert);
 
     fn check(&self, args: &Args) -> Vec<ArgProblem> {
         let mut problems = routing_problems(args);
@@ -149,6 +190,16 @@ impl Action for DeleteRecord {
         &DELETE
     }
 
+    fn current<'a>(
+        &'a self,
+        args: &'a Resolved,
+        aws: &'a crate::aws::AwsContext,
+    ) -> ActionFuture<'a, super::LiveState> {
+        Box::pin(exec::current_record(args, aws))
+    }
+
+    executes!(exec::delete, undo = exec::undo_delete);
+
     fn describe(&self, args: &Args) -> String {
         let set = args
             .get("set_identifier")
@@ -183,6 +234,8 @@ impl Action for WaitInsync {
         &WAIT_INSYNC
     }
 
+    executes!(exec::insync);
+
     fn describe(&self, args: &Args) -> String {
         format!("wait until change {} is INSYNC", args.show("change_id"))
     }
@@ -209,6 +262,16 @@ impl Action for SetWeight {
     fn spec(&self) -> &'static ActionSpec {
         &SET_WEIGHT
     }
+
+    fn current<'a>(
+        &'a self,
+        args: &'a Resolved,
+        aws: &'a crate::aws::AwsContext,
+    ) -> ActionFuture<'a, super::LiveState> {
+        Box::pin(exec::current_record(args, aws))
+    }
+
+    executes!(exec::set_weight, undo = exec::undo_set_weight);
 
     fn describe(&self, args: &Args) -> String {
         format!(
@@ -245,6 +308,8 @@ impl Action for HealthCheckStatus {
     fn spec(&self) -> &'static ActionSpec {
         &HEALTH
     }
+
+    executes!(exec::health);
 
     fn describe(&self, args: &Args) -> String {
         format!(

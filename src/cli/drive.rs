@@ -9,6 +9,7 @@ use tokio::sync::mpsc;
 use std::io::IsTerminal;
 
 use super::output::{LiveView, RunFormat, exit_code, printer, summary};
+use crate::actions::ExecContext;
 use crate::control::serve;
 use crate::engine::{Driver, Input, Machine, Recorder, SystemClock, Until};
 use crate::store::Store;
@@ -59,13 +60,14 @@ async fn drive_async(d: Drive<'_>) -> anyhow::Result<u8> {
         Arc::new(LiveView::new(offer))
     });
     let observer = printer(run_id.clone(), d.format, live.clone());
-    let mut driver = Driver::new(
-        d.machine,
-        d.recorder,
-        Arc::new(SystemClock),
-        d.base_dir,
-        observer,
-    );
+    let exec = ExecContext {
+        base_dir: d.base_dir,
+        timeout: None,
+        aws: crate::aws::AwsContext::global(),
+        incident_start: crate::engine::parse_time(&d.recorder.run.started_at)
+            .unwrap_or_else(chrono::Utc::now),
+    };
+    let mut driver = Driver::new(d.machine, d.recorder, Arc::new(SystemClock), exec, observer);
     driver.rearm();
     for input in d.first {
         if let Err(e) = driver.feed(input) {

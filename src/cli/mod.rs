@@ -43,6 +43,10 @@ pub struct Cli {
     )]
     pub state: PathBuf,
 
+    /// Send every AWS request to this endpoint (a local emulator); `AWS_ENDPOINT_URL` works too.
+    #[arg(long, global = true, value_name = "URL")]
+    pub aws_endpoint_url: Option<String>,
+
     /// Write logs as JSON lines.
     #[arg(long, global = true)]
     pub json: bool,
@@ -97,6 +101,7 @@ pub fn main() -> ExitCode {
             };
         }
     };
+    crate::aws::set_endpoint_override(cli.aws_endpoint_url.clone());
     let code = match &cli.command {
         Command::Validate(args) => validate::validate(args),
         Command::Plan(args) => plan::plan(args),

@@ -197,6 +197,9 @@ fn line(event: &Event, machine: &Machine<'_>) -> Option<String> {
         Event::StepUnknown { step, attempt } => {
             format!("{step}: outcome of attempt {attempt} unknown (interrupted)")
         }
+        Event::StepProbing { step, attempt } => {
+            format!("{step}: asking AWS whether lost attempt {attempt} took effect")
+        }
         Event::StepSkipped { step, by } => format!("{step}: skipped by {by}"),
         Event::ApprovalVoted {
             step,

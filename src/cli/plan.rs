@@ -67,9 +67,20 @@ pub fn plan(args: &PlanArgs) -> anyhow::Result<u8> {
     let live = if args.offline {
         LiveMode::Offline
     } else {
-        LiveMode::NotImplemented
+        LiveMode::Live
     };
-    let plan = Plan::build(workflow, &registry, &checked.diagnostics, live);
+    let mut plan = Plan::build(workflow, &registry, &checked.diagnostics, live);
+    if live == LiveMode::Live {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?;
+        runtime.block_on(crate::plan::look_up(
+            &mut plan,
+            workflow,
+            crate::aws::AwsContext::global(),
+        ));
+    }
     let rendered = match args.format {
         PlanFormat::Text => crate::plan::render_text(&plan, &args.file.display().to_string()),
         PlanFormat::Json => render_json(&plan),

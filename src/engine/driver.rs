@@ -4,7 +4,6 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
-use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -58,7 +57,7 @@ pub struct Driver<'w> {
     /// The records.
     pub recorder: Recorder,
     clock: Arc<dyn Clock>,
-    base_dir: PathBuf,
+    exec: ExecContext,
     observer: Observer,
     tx: mpsc::UnboundedSender<Input>,
     rx: mpsc::UnboundedReceiver<Input>,
@@ -71,7 +70,7 @@ impl<'w> Driver<'w> {
         machine: Machine<'w>,
         recorder: Recorder,
         clock: Arc<dyn Clock>,
-        base_dir: PathBuf,
+        exec: ExecContext,
         observer: Observer,
     ) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
@@ -79,7 +78,7 @@ impl<'w> Driver<'w> {
             machine,
             recorder,
             clock,
-            base_dir,
+            exec,
             observer,
             tx,
             rx,
@@ -157,8 +156,8 @@ impl<'w> Driver<'w> {
                 let outputs = self.outputs();
                 let resolved = resolve(&spec.args, &outputs);
                 let ctx = ExecContext {
-                    base_dir: self.base_dir.clone(),
                     timeout: spec.timeout,
+                    ..self.exec.clone()
                 };
                 let (tx, step, attempt, timeout) =
                     (self.tx.clone(), step.clone(), *attempt, spec.timeout);
@@ -186,8 +185,39 @@ impl<'w> Driver<'w> {
                 });
             }
             Event::CompensationStarted { step } => self.compensate(step),
+            Event::StepProbing { step, .. } => self.probe(step),
             _ => {}
         }
+    }
+
+    fn probe(&mut self, step: &str) {
+        let Some(i) = self.machine.index(step) else {
+            return;
+        };
+        let spec = &self.machine.workflow().steps[i];
+        let Some(action) = Registry::global().get(&spec.action) else {
+            return;
+        };
+        let resolved = resolve(&spec.args, &self.outputs());
+        let ctx = ExecContext {
+            timeout: spec.timeout,
+            ..self.exec.clone()
+        };
+        let (tx, step) = (self.tx.clone(), step.to_string());
+        self.tasks.spawn(async move {
+            let probe = match resolved {
+                Err(e) => crate::actions::Probe::Undecided(e.message),
+                Ok(args) => {
+                    let limit = ctx.timeout.unwrap_or(std::time::Duration::from_mins(5));
+                    tokio::time::timeout(limit, action.probe(&args, &ctx))
+                        .await
+                        .unwrap_or_else(|_| {
+                            crate::actions::Probe::Undecided("the probe timed out".into())
+                        })
+                }
+            };
+            let _ = tx.send(Input::Probed { step, probe });
+        });
     }
 
     fn compensate(&mut self, step: &str) {
@@ -197,22 +227,34 @@ impl<'w> Driver<'w> {
         let spec = &self.machine.workflow().steps[i];
         let (tx, step_id) = (self.tx.clone(), step.to_string());
         let Some(compensation) = &spec.rollback else {
-            // Self-undoing actions (Route 53 changes) compensate themselves; this version
-            // cannot execute them yet.
-            let name = spec.action.clone();
-            let _ = tx.send(Input::CompensationFinished {
-                step: step_id,
-                result: Err(format!(
-                    "`{name}` cannot undo itself in this version of drctl"
-                )),
+            // The action undoes itself from its parameters and the outputs it recorded.
+            let outputs = self.outputs();
+            let resolved = resolve(&spec.args, &outputs);
+            let own = self.machine.steps[i].outputs.clone();
+            let ctx = ExecContext {
+                timeout: spec.timeout,
+                ..self.exec.clone()
+            };
+            let Some(action) = Registry::global().get(&spec.action) else {
+                return;
+            };
+            self.tasks.spawn(async move {
+                let result = match resolved {
+                    Err(e) => Err(e),
+                    Ok(args) => action.undo(&args, &own, &ctx).await,
+                };
+                let _ = tx.send(Input::CompensationFinished {
+                    step: step_id,
+                    result: result.map_err(|e| e.message),
+                });
             });
             return;
         };
         let outputs = self.outputs();
         let resolved = resolve(&compensation.args, &outputs);
         let ctx = ExecContext {
-            base_dir: self.base_dir.clone(),
             timeout: spec.timeout,
+            ..self.exec.clone()
         };
         let timeout = spec.timeout;
         let Some(action) = Registry::global().get(&compensation.action) else {

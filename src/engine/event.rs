@@ -67,6 +67,13 @@ pub enum Event {
         /// The attempt.
         attempt: u32,
     },
+    /// The action's read-only probe is asked whether an unknown attempt took effect.
+    StepProbing {
+        /// Step id.
+        step: String,
+        /// The attempt whose outcome was lost.
+        attempt: u32,
+    },
     /// A step was skipped by an operator.
     StepSkipped {
         /// Step id.
@@ -147,6 +154,7 @@ impl Event {
             | Event::StepSucceeded { step, .. }
             | Event::StepFailed { step, .. }
             | Event::StepUnknown { step, .. }
+            | Event::StepProbing { step, .. }
             | Event::StepSkipped { step, .. }
             | Event::ApprovalVoted { step, .. }
             | Event::ApprovalTimedOut { step }

@@ -43,6 +43,13 @@ pub enum Input {
         /// Outputs, or the error and whether it may be retried.
         result: Result<Outputs, (String, bool)>,
     },
+    /// A probe answered for an unknown step.
+    Probed {
+        /// Step id.
+        step: String,
+        /// What it found.
+        probe: crate::actions::Probe,
+    },
     /// A failed step's backoff is over.
     RetryDue {
         /// Step id.
@@ -446,6 +453,38 @@ impl<'w> Machine<'w> {
                     }
                 }
             }
+            Input::Probed { step, probe } => {
+                let i = self.require_step(&step)?;
+                if self.steps[i].status != StepStatus::Unknown {
+                    return Ok(());
+                }
+                let attempt = self.steps[i].attempt;
+                match probe {
+                    crate::actions::Probe::TookEffect(outputs) => self.emit(
+                        Event::StepSucceeded {
+                            step,
+                            attempt,
+                            outputs,
+                        },
+                        now,
+                        out,
+                    ),
+                    crate::actions::Probe::DidNot => self.emit(
+                        Event::StepStarted {
+                            step,
+                            attempt: attempt + 1,
+                        },
+                        now,
+                        out,
+                    ),
+                    crate::actions::Probe::Undecided(why) => {
+                        let reason = format!(
+                            "the outcome of `{step}` was lost in a crash and its probe cannot tell ({why}); decide with drctl resume RUN --step {step} --mark-succeeded | --retry | --skip"
+                        );
+                        self.emit(Event::RunPaused { reason }, now, out);
+                    }
+                }
+            }
             Input::RetryDue { step } => {
                 let i = self.require_step(&step)?;
                 if self.steps[i].retry_pending && self.paused.is_none() {
@@ -553,6 +592,10 @@ impl<'w> Machine<'w> {
             );
             let step = self.workflow.steps[i].id.clone();
             if status == StepStatus::Unknown {
+                let has_probe = self
+                    .registry
+                    .get(&self.workflow.steps[i].action)
+                    .is_some_and(crate::actions::Action::has_probe);
                 if self.workflow.steps[i].idempotent && !self.rolling_back {
                     self.emit(
                         Event::StepStarted {
@@ -562,6 +605,10 @@ impl<'w> Machine<'w> {
                         now,
                         out,
                     );
+                } else if has_probe && !self.rolling_back {
+                    // The action's probe decides (a promoted replica is no longer a replica);
+                    // the operator is asked only when it cannot tell.
+                    self.emit(Event::StepProbing { step, attempt }, now, out);
                 } else if !self.rolling_back {
                     undecided.push(step);
                 }

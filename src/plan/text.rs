@@ -163,9 +163,7 @@ fn closing(w: &mut String, plan: &Plan, file: &str) {
     let _ = writeln!(w);
     let live = match plan.live {
         LiveMode::Offline => "offline: live state was not looked up",
-        LiveMode::NotImplemented => {
-            "live state: not looked up (live AWS lookups are not available in this version)"
-        }
+        LiveMode::Live => "live state: read from AWS, read-only (--offline skips it)",
     };
     let _ = writeln!(
         w,

@@ -1,0 +1,459 @@
+//! Route 53 through the SDK: record changes that remember what they replaced, INSYNC waits,
+//! weights, health checks.
+
+use aws_sdk_route53::types::{
+    Change, ChangeAction, ChangeBatch, ChangeStatus, ResourceRecord, ResourceRecordSet,
+    ResourceRecordSetFailover, RrType,
+};
+use serde_json::{Value, json};
+
+use super::outcome::{ExecContext, Outputs, Resolved, StepError, text};
+use crate::aws::{Clients, classify};
+
+fn build_err(e: impl std::fmt::Display) -> StepError {
+    StepError::fatal(format!("could not build the Route 53 request: {e}"))
+}
+
+fn record_name(name: &str) -> String {
+    if name.ends_with('.') {
+        name.to_string()
+    } else {
+        format!("{name}.")
+    }
+}
+
+fn same_name(a: &str, b: &str) -> bool {
+    record_name(a).eq_ignore_ascii_case(&record_name(b))
+}
+
+/// The record set `name`/`type` (and `set_identifier`) as it is now, if it exists.
+pub async fn find(
+    c: &Clients,
+    zone: &str,
+    name: &str,
+    rtype: &str,
+    set_id: Option<&str>,
+) -> Result<Option<ResourceRecordSet>, StepError> {
+    let what = format!("record {name} {rtype} in zone {zone}");
+    let out = c
+        .route53
+        .list_resource_record_sets()
+        .hosted_zone_id(zone)
+        .start_record_name(name)
+        .start_record_type(RrType::from(rtype))
+        .max_items(100)
+        .send()
+        .await
+        .map_err(|e| classify(&e, &what, "Route 53"))?;
+    Ok(out
+        .resource_record_sets()
+        .iter()
+        .find(|r| {
+            same_name(r.name(), name)
+                && r.r#type().as_str() == rtype
+                && r.set_identifier() == set_id
+        })
+        .cloned())
+}
+
+/// A record set as JSON, for `previous` outputs (and back).
+pub fn to_json(r: &ResourceRecordSet) -> Value {
+    json!({
+        "name": r.name(),
+        "type": r.r#type().as_str(),
+        "ttl": r.ttl(),
+        "values": r.resource_records().iter().map(ResourceRecord::value).collect::<Vec<_>>(),
+        "set_identifier": r.set_identifier(),
+        "weight": r.weight(),
+        "failover": r.failover().map(|f| f.as_str().to_string()),
+        "health_check_id": r.health_check_id(),
+    })
+}
+
+fn from_json(v: &Value) -> Result<ResourceRecordSet, StepError> {
+    let mut b = ResourceRecordSet::builder()
+        .name(v["name"].as_str().unwrap_or_default())
+        .r#type(RrType::from(v["type"].as_str().unwrap_or_default()));
+    if let Some(ttl) = v["ttl"].as_i64() {
+        b = b.ttl(ttl);
+    }
+    for value in v["values"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+    {
+        b = b.resource_records(
+            ResourceRecord::builder()
+                .value(value)
+                .build()
+                .map_err(build_err)?,
+        );
+    }
+    if let Some(id) = v["set_identifier"].as_str() {
+        b = b.set_identifier(id);
+    }
+    if let Some(w) = v["weight"].as_i64() {
+        b = b.weight(w);
+    }
+    if let Some(f) = v["failover"].as_str() {
+        b = b.failover(ResourceRecordSetFailover::from(f));
+    }
+    if let Some(h) = v["health_check_id"].as_str() {
+        b = b.health_check_id(h);
+    }
+    b.build().map_err(build_err)
+}
+
+fn from_args(args: &Resolved) -> Result<ResourceRecordSet, StepError> {
+    let mut v = json!({
+        "name": text(args, "name"),
+        "type": text(args, "type"),
+        "ttl": args.get("ttl").and_then(Value::as_i64),
+        "values": args.get("values").cloned().unwrap_or(Value::Null),
+        "set_identifier": text(args, "set_identifier"),
+        "weight": args.get("weight").and_then(Value::as_i64),
+        "failover": text(args, "failover"),
+        "health_check_id": text(args, "health_check_id"),
+    });
+    if v["values"].is_string() {
+        v["values"] = json!([v["values"].clone()]);
+    }
+    from_json(&v)
+}
+
+/// Submits one change; returns the change id.
+async fn change(
+    c: &Clients,
+    zone: &str,
+    action: ChangeAction,
+    set: ResourceRecordSet,
+    comment: &str,
+) -> Result<String, StepError> {
+    let what = format!(
+        "{} of {} {} in zone {zone}",
+        action.as_str(),
+        set.name(),
+        set.r#type().as_str()
+    );
+    let batch = ChangeBatch::builder()
+        .comment(comment)
+        .changes(
+            Change::builder()
+                .action(action)
+                .resource_record_set(set)
+                .build()
+                .map_err(build_err)?,
+        )
+        .build()
+        .map_err(build_err)?;
+    let out = c
+        .route53
+        .change_resource_record_sets()
+        .hosted_zone_id(zone)
+        .change_batch(batch)
+        .send()
+        .await
+        .map_err(|e| classify(&e, &what, "Route 53"))?;
+    Ok(out
+        .change_info()
+        .map(|i| i.id().to_string())
+        .unwrap_or_default())
+}
+
+/// Polls the change until INSYNC (the driver's timeout bounds the wait).
+pub async fn wait_insync(c: &Clients, change_id: &str, ctx: &ExecContext) -> Result<(), StepError> {
+    loop {
+        let out = c
+            .route53
+            .get_change()
+            .id(change_id)
+            .send()
+            .await
+            .map_err(|e| classify(&e, &format!("change {change_id}"), "Route 53"))?;
+        if out
+            .change_info()
+            .map(aws_sdk_route53::types::ChangeInfo::status)
+            == Some(&ChangeStatus::Insync)
+        {
+            return Ok(());
+        }
+        tokio::time::sleep(ctx.aws.poll_interval).await;
+    }
+}
+
+/// `route53.upsert_record`.
+pub async fn upsert(args: &Resolved, ctx: &ExecContext) -> Result<Outputs, StepError> {
+    let c = ctx.aws.clients(None).await?;
+    let zone = text(args, "zone_id").unwrap_or_default();
+    let wanted = from_args(args)?;
+    let previous = find(
+        &c,
+        zone,
+        wanted.name(),
+        wanted.r#type().as_str(),
+        wanted.set_identifier(),
+    )
+    .await?;
+    let id = change(&c, zone, ChangeAction::Upsert, wanted, "drctl: upsert").await?;
+    if args.get("wait").and_then(Value::as_bool) != Some(false) {
+        wait_insync(&c, &id, ctx).await?;
+    }
+    let mut out = Outputs::new();
+    out.insert("change_id".into(), id.into());
+    out.insert(
+        "previous".into(),
+        previous.as_ref().map_or(Value::Null, to_json),
+    );
+    Ok(out)
+}
+
+/// Undo of `route53.upsert_record`: the previous record set back, or the record deleted when
+/// there was none.
+pub async fn undo_upsert(
+    args: &Resolved,
+    outputs: &Outputs,
+    ctx: &ExecContext,
+) -> Result<(), StepError> {
+    let c = ctx.aws.clients(None).await?;
+    let zone = text(args, "zone_id").unwrap_or_default();
+    let id = match outputs.get("previous") {
+        Some(prev) if !prev.is_null() => {
+            change(
+                &c,
+                zone,
+                ChangeAction::Upsert,
+                from_json(prev)?,
+                "drctl: rollback, restore previous",
+            )
+            .await?
+        }
+        _ => {
+            let ours = from_args(args)?;
+            match find(
+                &c,
+                zone,
+                ours.name(),
+                ours.r#type().as_str(),
+                ours.set_identifier(),
+            )
+            .await?
+            {
+                Some(current) => {
+                    change(
+                        &c,
+                        zone,
+                        ChangeAction::Delete,
+                        current,
+                        "drctl: rollback, remove created record",
+                    )
+                    .await?
+                }
+                None => return Ok(()),
+            }
+        }
+    };
+    wait_insync(&c, &id, ctx).await
+}
+
+/// `route53.delete_record`.
+pub async fn delete(args: &Resolved, ctx: &ExecContext) -> Result<Outputs, StepError> {
+    let c = ctx.aws.clients(None).await?;
+    let zone = text(args, "zone_id").unwrap_or_default();
+    let (name, rtype) = (
+        text(args, "name").unwrap_or_default(),
+        text(args, "type").unwrap_or_default(),
+    );
+    let Some(current) = find(&c, zone, name, rtype, text(args, "set_identifier")).await? else {
+        return Err(StepError::fatal(format!(
+            "record {name} {rtype} does not exist in zone {zone} (check the name, type and set identifier)"
+        )));
+    };
+    let previous = to_json(&current);
+    let id = change(&c, zone, ChangeAction::Delete, current, "drctl: delete").await?;
+    wait_insync(&c, &id, ctx).await?;
+    let mut out = Outputs::new();
+    out.insert("change_id".into(), id.into());
+    out.insert("previous".into(), previous);
+    Ok(out)
+}
+
+/// Undo of `route53.delete_record`: the record recreated.
+pub async fn undo_delete(
+    args: &Resolved,
+    outputs: &Outputs,
+    ctx: &ExecContext,
+) -> Result<(), StepError> {
+    let c = ctx.aws.clients(None).await?;
+    let zone = text(args, "zone_id").unwrap_or_default();
+    let Some(prev) = outputs.get("previous").filter(|p| !p.is_null()) else {
+        return Ok(());
+    };
+    let id = change(
+        &c,
+        zone,
+        ChangeAction::Upsert,
+        from_json(prev)?,
+        "drctl: rollback, recreate deleted record",
+    )
+    .await?;
+    wait_insync(&c, &id, ctx).await
+}
+
+/// `route53.wait_insync`.
+pub async fn insync(args: &Resolved, ctx: &ExecContext) -> Result<Outputs, StepError> {
+    let c = ctx.aws.clients(None).await?;
+    wait_insync(&c, text(args, "change_id").unwrap_or_default(), ctx).await?;
+    Ok(Outputs::new())
+}
+
+async fn weighted(c: &Clients, args: &Resolved) -> Result<ResourceRecordSet, StepError> {
+    let zone = text(args, "zone_id").unwrap_or_default();
+    let (name, rtype, set) = (
+        text(args, "name").unwrap_or_default(),
+        text(args, "type").unwrap_or_default(),
+        text(args, "set_identifier").unwrap_or_default(),
+    );
+    find(c, zone, name, rtype, Some(set)).await?.ok_or_else(|| {
+        StepError::fatal(format!(
+            "record {name} {rtype} with set identifier {set} does not exist in zone {zone}"
+        ))
+    })
+}
+
+async fn put_weight(
+    c: &Clients,
+    args: &Resolved,
+    current: &ResourceRecordSet,
+    weight: i64,
+    ctx: &ExecContext,
+) -> Result<(), StepError> {
+    let mut v = to_json(current);
+    v["weight"] = weight.into();
+    let zone = text(args, "zone_id").unwrap_or_default();
+    let id = change(
+        c,
+        zone,
+        ChangeAction::Upsert,
+        from_json(&v)?,
+        "drctl: set weight",
+    )
+    .await?;
+    wait_insync(c, &id, ctx).await
+}
+
+/// `route53.set_weight`.
+pub async fn set_weight(args: &Resolved, ctx: &ExecContext) -> Result<Outputs, StepError> {
+    let c = ctx.aws.clients(None).await?;
+    let current = weighted(&c, args).await?;
+    let previous = current.weight();
+    put_weight(
+        &c,
+        args,
+        &current,
+        args.get("weight").and_then(Value::as_i64).unwrap_or(0),
+        ctx,
+    )
+    .await?;
+    let mut out = Outputs::new();
+    out.insert(
+        "previous_weight".into(),
+        previous.map_or(Value::Null, Into::into),
+    );
+    Ok(out)
+}
+
+/// Undo of `route53.set_weight`.
+pub async fn undo_set_weight(
+    args: &Resolved,
+    outputs: &Outputs,
+    ctx: &ExecContext,
+) -> Result<(), StepError> {
+    let Some(previous) = outputs.get("previous_weight").and_then(Value::as_i64) else {
+        return Ok(());
+    };
+    let c = ctx.aws.clients(None).await?;
+    let current = weighted(&c, args).await?;
+    put_weight(&c, args, &current, previous, ctx).await
+}
+
+/// `route53.health_check_status`.
+pub async fn health(args: &Resolved, ctx: &ExecContext) -> Result<Outputs, StepError> {
+    let c = ctx.aws.clients(None).await?;
+    let id = text(args, "health_check_id").unwrap_or_default();
+    let out = c
+        .route53
+        .get_health_check_status()
+        .health_check_id(id)
+        .send()
+        .await
+        .map_err(|e| classify(&e, &format!("health check {id}"), "Route 53"))?;
+    let observations = out.health_check_observations();
+    let healthy_count = observations
+        .iter()
+        .filter(|o| {
+            o.status_report()
+                .and_then(|r| r.status())
+                .is_some_and(|s| s.starts_with("Success"))
+        })
+        .count();
+    // Route 53 calls a check healthy when more than half of its checkers see it healthy.
+    let healthy = !observations.is_empty() && healthy_count * 2 > observations.len();
+    let expect_healthy = text(args, "expect").unwrap_or("healthy") == "healthy";
+    if healthy != expect_healthy {
+        return Err(StepError::retryable(format!(
+            "health check {id} is {} ({healthy_count} of {} checkers report success), expected {}",
+            if healthy { "healthy" } else { "unhealthy" },
+            observations.len(),
+            if expect_healthy {
+                "healthy"
+            } else {
+                "unhealthy"
+            }
+        )));
+    }
+    let mut o = Outputs::new();
+    o.insert("healthy".into(), healthy.into());
+    Ok(o)
+}
+
+fn describe_set(r: &ResourceRecordSet) -> String {
+    let values: Vec<&str> = r
+        .resource_records()
+        .iter()
+        .map(ResourceRecord::value)
+        .collect();
+    let mut out = format!(
+        "{} {} = [{}]",
+        r.name().trim_end_matches('.'),
+        r.r#type().as_str(),
+        values.join(", ")
+    );
+    if let Some(ttl) = r.ttl() {
+        out.push_str(&format!(" TTL {ttl}s"));
+    }
+    if let Some(w) = r.weight() {
+        out.push_str(&format!(" weight {w}"));
+    }
+    out
+}
+
+/// Live value of the record a step would change, for plan.
+pub async fn current_record(args: &Resolved, aws: &crate::aws::AwsContext) -> super::LiveState {
+    let c = match aws.clients(None).await {
+        Ok(c) => c,
+        Err(e) => return super::LiveState::Unavailable(e.message),
+    };
+    let (zone, name, rtype) = (
+        text(args, "zone_id").unwrap_or_default(),
+        text(args, "name").unwrap_or_default(),
+        text(args, "type").unwrap_or_default(),
+    );
+    match find(&c, zone, name, rtype, text(args, "set_identifier")).await {
+        Ok(Some(r)) => super::LiveState::Current(describe_set(&r)),
+        Ok(None) => {
+            super::LiveState::Current(format!("{name} {rtype} does not exist in zone {zone}"))
+        }
+        Err(e) => super::LiveState::Unavailable(e.message),
+    }
+}

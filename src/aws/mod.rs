@@ -1,0 +1,155 @@
+//! AWS access for the Route 53 and RDS actions: configuration from the standard credential
+//! chain and profiles, a region per step, the endpoint override (`AWS_ENDPOINT_URL` or
+//! `--aws-endpoint-url`), and the classification of SDK errors into retryable or not.
+//!
+//! Credentials stay inside the SDK: nothing here stores, journals or prints them.
+
+mod error;
+
+pub use error::classify;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::provider::ProvideCredentials;
+
+use crate::actions::StepError;
+
+static ENDPOINT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+static GLOBAL: std::sync::OnceLock<Arc<AwsContext>> = std::sync::OnceLock::new();
+
+/// Sets `--aws-endpoint-url` for the whole process (before any AWS step runs).
+pub fn set_endpoint_override(url: Option<String>) {
+    let _ = ENDPOINT.set(url);
+}
+
+/// The SDK clients an action uses, for one region.
+#[derive(Clone, Debug)]
+pub struct Clients {
+    /// The region these clients talk to.
+    pub region: String,
+    /// RDS.
+    pub rds: aws_sdk_rds::Client,
+    /// Route 53 (global; its clients talk to us-east-1).
+    pub route53: aws_sdk_route53::Client,
+    /// `CloudWatch`, for replica lag.
+    pub cloudwatch: aws_sdk_cloudwatch::Client,
+}
+
+impl Clients {
+    /// Clients built from an SDK configuration (its region; Route 53 in us-east-1).
+    pub fn from_config(config: &SdkConfig) -> Self {
+        let region = config
+            .region()
+            .map_or_else(|| "us-east-1".to_string(), ToString::to_string);
+        let route53 = aws_sdk_route53::config::Builder::from(config)
+            .region(Region::new("us-east-1"))
+            .build();
+        Self {
+            region,
+            rds: aws_sdk_rds::Client::new(config),
+            route53: aws_sdk_route53::Client::from_conf(route53),
+            cloudwatch: aws_sdk_cloudwatch::Client::new(config),
+        }
+    }
+}
+
+/// The process's AWS configuration, loaded on first use.
+#[derive(Debug)]
+pub struct AwsContext {
+    endpoint_url: Option<String>,
+    config: tokio::sync::OnceCell<Result<SdkConfig, String>>,
+    fixed: Option<Clients>,
+    /// How long to wait between polls of an asynchronous AWS operation.
+    pub poll_interval: Duration,
+}
+
+impl AwsContext {
+    /// A context using the standard chain; `endpoint_url` overrides the endpoint of every
+    /// service (also read from `AWS_ENDPOINT_URL` by the SDK).
+    pub fn new(endpoint_url: Option<String>) -> Self {
+        let poll_interval = std::env::var("DRCTL_AWS_POLL_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .map_or(Duration::from_secs(5), Duration::from_millis);
+        Self {
+            endpoint_url,
+            config: tokio::sync::OnceCell::new(),
+            fixed: None,
+            poll_interval,
+        }
+    }
+
+    /// A context that always hands out these clients (SDK-level mocks in tests).
+    pub fn with_clients(clients: Clients) -> Self {
+        Self {
+            endpoint_url: None,
+            config: tokio::sync::OnceCell::new(),
+            fixed: Some(clients),
+            poll_interval: Duration::from_millis(1),
+        }
+    }
+
+    /// The context shared by every step of the process, with the endpoint override given on
+    /// the command line (see [`set_endpoint_override`]).
+    pub fn global() -> Arc<Self> {
+        GLOBAL
+            .get_or_init(|| Arc::new(Self::new(ENDPOINT.get().cloned().flatten())))
+            .clone()
+    }
+
+    async fn config(&self) -> Result<&SdkConfig, StepError> {
+        let loaded = self
+            .config
+            .get_or_init(|| async {
+                let mut loader = aws_config::defaults(BehaviorVersion::latest());
+                if let Some(url) = &self.endpoint_url {
+                    loader = loader.endpoint_url(url);
+                }
+                let config = loader.load().await;
+                // One clear error for a missing credential chain, instead of an SDK dump at
+                // the first call.
+                match config.credentials_provider() {
+                    None => Err("no AWS credentials provider is configured".to_string()),
+                    Some(provider) => match provider.provide_credentials().await {
+                        Ok(_) => Ok(config),
+                        Err(e) => Err(format!(
+                            "no AWS credentials found ({e}); set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run where an instance or task role is available"
+                        )),
+                    },
+                }
+            })
+            .await;
+        loaded.as_ref().map_err(|e| StepError::fatal(e.clone()))
+    }
+
+    /// Clients for `region`, or the configured default region.
+    pub async fn clients(&self, region: Option<&str>) -> Result<Clients, StepError> {
+        if let Some(fixed) = &self.fixed {
+            return Ok(fixed.clone());
+        }
+        let config = self.config().await?;
+        let region = match region {
+            Some(r) => r.to_string(),
+            None => config.region().map(ToString::to_string).ok_or_else(|| {
+                StepError::fatal("no AWS region: give the step a `region`, or set AWS_REGION or a profile region")
+            })?,
+        };
+        let rds = aws_sdk_rds::config::Builder::from(config)
+            .region(Region::new(region.clone()))
+            .build();
+        let cloudwatch = aws_sdk_cloudwatch::config::Builder::from(config)
+            .region(Region::new(region.clone()))
+            .build();
+        let route53 = aws_sdk_route53::config::Builder::from(config)
+            .region(Region::new("us-east-1"))
+            .build();
+        Ok(Clients {
+            region,
+            rds: aws_sdk_rds::Client::from_conf(rds),
+            route53: aws_sdk_route53::Client::from_conf(route53),
+            cloudwatch: aws_sdk_cloudwatch::Client::from_conf(cloudwatch),
+        })
+    }
+}

@@ -1,0 +1,201 @@
+//! What the emulator cannot do, with SDK-level mocks: Aurora global-cluster failover and
+//! switchover, and throttling followed by success.
+
+use std::sync::Arc;
+
+use aws_sdk_rds::Client;
+use aws_sdk_rds::operation::describe_db_instances::DescribeDbInstancesOutput;
+use aws_sdk_rds::operation::describe_global_clusters::DescribeGlobalClustersOutput;
+use aws_sdk_rds::operation::failover_global_cluster::FailoverGlobalClusterOutput;
+use aws_sdk_rds::operation::switchover_global_cluster::SwitchoverGlobalClusterOutput;
+use aws_sdk_rds::types::{DbInstance, Endpoint, GlobalCluster, GlobalClusterMember};
+use aws_smithy_mocks::{RuleMode, mock, mock_client};
+use drctl::actions::{ExecContext, Registry, Resolved, StepError};
+use drctl::aws::{AwsContext, Clients};
+use serde_json::json;
+
+const TARGET: &str = "arn:aws:rds:us-west-2:123456789012:cluster:orders-usw2";
+const OLD: &str = "arn:aws:rds:us-east-1:123456789012:cluster:orders-use1";
+
+fn context(rds: Client) -> ExecContext {
+    let region = aws_sdk_route53::config::Region::new("us-west-2");
+    let clients = Clients {
+        region: "us-west-2".into(),
+        rds,
+        route53: aws_sdk_route53::Client::from_conf(
+            aws_sdk_route53::Config::builder()
+                .behavior_version_latest()
+                .region(region.clone())
+                .build(),
+        ),
+        cloudwatch: aws_sdk_cloudwatch::Client::from_conf(
+            aws_sdk_cloudwatch::Config::builder()
+                .behavior_version_latest()
+                .region(region)
+                .build(),
+        ),
+    };
+    ExecContext {
+        base_dir: ".".into(),
+        timeout: None,
+        aws: Arc::new(AwsContext::with_clients(clients)),
+        incident_start: chrono::Utc::now(),
+    }
+}
+
+fn global(writer: &str) -> DescribeGlobalClustersOutput {
+    let member = |arn: &str| {
+        GlobalClusterMember::builder()
+            .db_cluster_arn(arn)
+            .is_writer(arn == writer)
+            .build()
+    };
+    DescribeGlobalClustersOutput::builder()
+        .global_clusters(
+            GlobalCluster::builder()
+                .global_cluster_identifier("orders")
+                .global_cluster_members(member(OLD))
+                .global_cluster_members(member(TARGET))
+                .build(),
+        )
+        .build()
+}
+
+fn args(v: &serde_json::Value) -> Resolved {
+    v.as_object().unwrap().clone()
+}
+
+async fn execute(
+    action: &str,
+    args: &Resolved,
+    ctx: &ExecContext,
+) -> Result<drctl::actions::Outputs, StepError> {
+    Registry::global()
+        .get(action)
+        .unwrap()
+        .execute(args, ctx)
+        .await
+}
+
+#[tokio::test]
+async fn global_failover_waits_for_the_new_writer() {
+    let failover = mock!(Client::failover_global_cluster)
+        .match_requests(|r| {
+            r.global_cluster_identifier() == Some("orders")
+                && r.target_db_cluster_identifier() == Some(TARGET)
+                && r.allow_data_loss() == Some(true)
+        })
+        .then_output(|| FailoverGlobalClusterOutput::builder().build());
+    // The writer changes on the second look: the action must wait for it.
+    let describe = mock!(Client::describe_global_clusters)
+        .sequence()
+        .output(|| global(OLD))
+        .output(|| global(TARGET))
+        .repeatedly()
+        .build();
+    let rds = mock_client!(aws_sdk_rds, RuleMode::MatchAny, [&failover, &describe]);
+    let ctx = context(rds);
+    let a = args(
+        &json!({ "global_cluster": "orders", "target_cluster_arn": TARGET, "allow_data_loss": true }),
+    );
+    let out = execute("rds.failover_global_cluster", &a, &ctx)
+        .await
+        .unwrap();
+    assert_eq!(out["writer"], TARGET);
+    assert_eq!(failover.num_calls(), 1);
+    assert!(describe.num_calls() >= 2);
+
+    // After a crash the probe sees the target is the writer: the failover took effect.
+    let probe = Registry::global()
+        .get("rds.failover_global_cluster")
+        .unwrap()
+        .probe(&a, &ctx)
+        .await;
+    assert!(
+        matches!(probe, drctl::actions::Probe::TookEffect(_)),
+        "{probe:?}"
+    );
+}
+
+#[tokio::test]
+async fn global_switchover_waits_for_the_new_writer() {
+    let switchover = mock!(Client::switchover_global_cluster)
+        .match_requests(|r| r.target_db_cluster_identifier() == Some(TARGET))
+        .then_output(|| SwitchoverGlobalClusterOutput::builder().build());
+    let describe = mock!(Client::describe_global_clusters).then_output(|| global(TARGET));
+    let rds = mock_client!(aws_sdk_rds, RuleMode::MatchAny, [&switchover, &describe]);
+    let out = execute(
+        "rds.switchover_global_cluster",
+        &args(&json!({ "global_cluster": "orders", "target_cluster_arn": TARGET })),
+        &context(rds),
+    )
+    .await
+    .unwrap();
+    assert_eq!(out["writer"], TARGET);
+    assert_eq!(switchover.num_calls(), 1);
+}
+
+#[tokio::test]
+async fn throttling_is_retryable_then_succeeds() {
+    let available = || {
+        DescribeDbInstancesOutput::builder()
+            .db_instances(
+                DbInstance::builder()
+                    .db_instance_identifier("orders-db")
+                    .db_instance_status("available")
+                    .endpoint(
+                        Endpoint::builder()
+                            .address("orders-db.example")
+                            .port(5432)
+                            .build(),
+                    )
+                    .build(),
+            )
+            .build()
+    };
+    let throttled = r"<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message></Error></ErrorResponse>";
+    let rule = mock!(Client::describe_db_instances)
+        .sequence()
+        .http_status(400, Some(throttled.to_string()))
+        .output(available)
+        .build();
+    // The SDK's own retries are off: drctl's retry policy decides, step by step.
+    let rds = mock_client!(aws_sdk_rds, RuleMode::Sequential, [&rule], |c| c
+        .retry_config(aws_sdk_rds::config::retry::RetryConfig::disabled()));
+    let ctx = context(rds);
+    let a = args(&json!({ "db_instance": "orders-db" }));
+    let first = execute("rds.wait_available", &a, &ctx).await.unwrap_err();
+    assert!(first.retryable, "{first:?}");
+    assert!(
+        first.message.contains("Throttling") && first.message.contains("orders-db"),
+        "{}",
+        first.message
+    );
+    let second = execute("rds.wait_available", &a, &ctx).await.unwrap();
+    assert_eq!(second["endpoint"], "orders-db.example");
+    assert_eq!(rule.num_calls(), 2);
+}
+
+#[tokio::test]
+async fn access_denied_is_not_retried_and_says_what_to_check() {
+    let denied = r"<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>not authorized to perform rds:DescribeDBInstances</Message></Error></ErrorResponse>";
+    let rule = mock!(Client::describe_db_instances)
+        .sequence()
+        .http_status(403, Some(denied.to_string()))
+        .build();
+    let rds = mock_client!(aws_sdk_rds, RuleMode::Sequential, [&rule], |c| c
+        .retry_config(aws_sdk_rds::config::retry::RetryConfig::disabled()));
+    let e = execute(
+        "rds.wait_available",
+        &args(&json!({ "db_instance": "orders-db" })),
+        &context(rds),
+    )
+    .await
+    .unwrap_err();
+    assert!(!e.retryable);
+    assert!(
+        e.message.contains("IAM permissions") && e.message.contains("us-west-2"),
+        "{}",
+        e.message
+    );
+}
