@@ -19,6 +19,8 @@ pub mod diagnostic;
 pub mod engine;
 pub mod lint;
 pub mod plan;
+pub mod recovery;
+pub mod report;
 pub mod store;
 pub mod synthetic;
 pub mod view;

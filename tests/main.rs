@@ -11,3 +11,4 @@ mod executor;
 mod fixtures;
 mod harness;
 mod properties;
+mod reports;

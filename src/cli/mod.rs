@@ -8,6 +8,7 @@ pub mod exit;
 mod load;
 mod output;
 mod plan;
+mod report;
 mod resume;
 mod run;
 mod state;
@@ -23,6 +24,7 @@ use clap::{Parser, Subcommand};
 pub use cancel::CancelArgs;
 pub use decide::DecideArgs;
 pub use plan::PlanArgs;
+pub use report::{HistoryArgs, ReportArgs};
 pub use resume::{ResumeArgs, RollbackArgs};
 pub use run::RunArgs;
 pub use status::{RunsArgs, StatusArgs};
@@ -85,6 +87,10 @@ pub enum Command {
     Cancel(CancelArgs),
     /// Undo the completed steps of a run, in reverse dependency order.
     Rollback(RollbackArgs),
+    /// Report on a run: outcome, RTO and RPO against the objectives, timeline, approvals.
+    Report(ReportArgs),
+    /// Past runs and drills of a workflow, with their RTO and RPO.
+    History(HistoryArgs),
 }
 
 /// Parses the process's arguments and runs the command.
@@ -104,7 +110,7 @@ pub fn main() -> ExitCode {
     crate::aws::set_endpoint_override(cli.aws_endpoint_url.clone());
     let code = match &cli.command {
         Command::Validate(args) => validate::validate(args),
-        Command::Plan(args) => plan::plan(args),
+        Command::Plan(args) => plan::plan(args, &cli.state),
         Command::Run(args) => Ok(run::run(args, &cli.state, "run")),
         Command::Drill(args) => Ok(run::run(args, &cli.state, "drill")),
         Command::Status(args) => Ok(status::status(args, &cli.state)),
@@ -122,6 +128,8 @@ pub fn main() -> ExitCode {
         Command::Resume(args) => Ok(resume::resume(args, &cli.state)),
         Command::Cancel(args) => Ok(cancel::cancel(args, &cli.state)),
         Command::Rollback(args) => Ok(resume::rollback(args, &cli.state)),
+        Command::Report(args) => Ok(report::report(args, &cli.state)),
+        Command::History(args) => Ok(report::history(args, &cli.state)),
     };
     match code {
         Ok(code) => exit::code(code),

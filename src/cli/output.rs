@@ -97,11 +97,33 @@ impl LiveView {
             .iter()
             .filter(|s| matches!(s.status, StepStatus::Succeeded | StepStatus::Skipped))
             .count();
-        let mut msg = format!(
+        let mut msg = String::new();
+        if let (Some(p), Some(objective)) = (
+            machine.projection(chrono::Utc::now()),
+            machine.workflow().rto,
+        ) && !machine.recovered()
+        {
+            let f = crate::workflow::format_duration;
+            let secs = |d: std::time::Duration| std::time::Duration::from_secs(d.as_secs());
+            let flag = if p.breached() {
+                "  BREACHED"
+            } else if p.at_risk() {
+                "  AT RISK"
+            } else {
+                ""
+            };
+            msg.push_str(&format!(
+                "RTO {} / {} projected {}{flag}  |  ",
+                f(secs(p.elapsed)),
+                f(objective),
+                f(secs(p.projected))
+            ));
+        }
+        msg.push_str(&format!(
             "{}  done {done}/{}",
             machine.status().as_str(),
             machine.steps.len()
-        );
+        ));
         let running = ids(StepStatus::Running);
         if !running.is_empty() {
             msg.push_str(&format!("  running: {}", running.join(", ")));
@@ -231,6 +253,24 @@ fn line(event: &Event, machine: &Machine<'_>) -> Option<String> {
         Event::CompensationSucceeded { step } => format!("{step}: undone"),
         Event::CompensationFailed { step, error } => format!("{step}: UNDO FAILED: {error}"),
         Event::StepNotUndone { step } => format!("{step}: NOT UNDONE (it has no compensation)"),
+        Event::RtoAtRisk {
+            projected_seconds,
+            objective_seconds,
+        } => format!(
+            "WARNING: RTO AT RISK: recovery projected at {} against an objective of {}",
+            crate::workflow::format_duration(std::time::Duration::from_secs_f64(
+                *projected_seconds
+            )),
+            crate::workflow::format_duration(std::time::Duration::from_secs_f64(
+                *objective_seconds
+            ))
+        ),
+        Event::RtoBreached { objective_seconds } => format!(
+            "WARNING: RTO BREACHED: the objective of {} has passed and the service is not recovered",
+            crate::workflow::format_duration(std::time::Duration::from_secs_f64(
+                *objective_seconds
+            ))
+        ),
         Event::RunFinished { status } => format!("run {}", status.as_str()),
     })
 }

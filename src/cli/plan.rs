@@ -50,7 +50,7 @@ pub struct PlanArgs {
 }
 
 /// Runs `plan`. Invalid workflows print their diagnostics to stderr and exit 2.
-pub fn plan(args: &PlanArgs) -> anyhow::Result<u8> {
+pub fn plan(args: &PlanArgs, state: &std::path::Path) -> anyhow::Result<u8> {
     let registry = Registry::builtin();
     let checked = check_file(&args.file, &registry, &args.params);
     let Some(workflow) = &checked.workflow else {
@@ -69,7 +69,22 @@ pub fn plan(args: &PlanArgs) -> anyhow::Result<u8> {
     } else {
         LiveMode::Live
     };
-    let mut plan = Plan::build(workflow, &registry, &checked.diagnostics, live);
+    // Past runs of this workflow, when the state directory has any, predict better than
+    // estimates: the median duration of each step.
+    let (medians, runs) = history_medians(state, &workflow.name);
+    let predicted = if runs > 0 {
+        workflow.with_history(&medians)
+    } else {
+        workflow.clone()
+    };
+    let mut plan = Plan::build(&predicted, &registry, &checked.diagnostics, live);
+    plan.prediction_source = if runs > 0 {
+        format!(
+            "median durations of {runs} past succeeded run(s), estimates where a step has no history"
+        )
+    } else {
+        "steps' estimates (no past runs of this workflow)".into()
+    };
     if live == LiveMode::Live {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -96,4 +111,29 @@ pub fn plan(args: &PlanArgs) -> anyhow::Result<u8> {
         return Ok(exit::INVALID_INPUT);
     }
     Ok(exit::SUCCESS)
+}
+
+/// Step medians from the state directory: through the live process, or by opening the store
+/// when one exists (a plan never creates a state directory).
+fn history_medians(
+    state: &std::path::Path,
+    workflow: &str,
+) -> (std::collections::HashMap<String, f64>, usize) {
+    if let Some(mut connection) = crate::control::connect(state) {
+        return connection
+            .call(&crate::control::Request::Medians {
+                workflow: workflow.to_string(),
+            })
+            .ok()
+            .filter(|r| r.ok)
+            .and_then(|r| serde_json::from_value(r.data).ok())
+            .unwrap_or_default();
+    }
+    if !state.join("store").exists() {
+        return (std::collections::HashMap::new(), 0);
+    }
+    crate::store::SledStore::open(state)
+        .ok()
+        .and_then(|store| crate::report::step_medians(&store, workflow).ok())
+        .unwrap_or_default()
 }

@@ -36,9 +36,26 @@ pub struct RunArgs {
     #[arg(long)]
     pub detach: bool,
 
+    /// When the outage began (RFC 3339, e.g. 2026-11-22T03:04:00Z): the RTO clock starts
+    /// there instead of at the start of the run, and restores measure RPO from it.
+    #[arg(long, value_name = "TIMESTAMP", value_parser = parse_incident_start)]
+    pub incident_start: Option<chrono::DateTime<chrono::Utc>>,
+
     /// Output format.
     #[arg(long, value_enum, default_value_t = RunFormat::Text)]
     pub format: RunFormat,
+}
+
+fn parse_incident_start(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    let t = crate::engine::parse_time(text).ok_or_else(|| {
+        format!("`{text}` is not an RFC 3339 timestamp such as 2026-11-22T03:04:00Z")
+    })?;
+    if t > chrono::Utc::now() + chrono::Duration::minutes(5) {
+        return Err(format!(
+            "`{text}` is in the future: the incident start is when the outage began"
+        ));
+    }
+    Ok(t)
 }
 
 /// Runs `run` (mode `run`) or `drill` (mode `drill`).
@@ -113,6 +130,7 @@ fn start(args: &RunArgs, state: &std::path::Path, mode: &str) -> Result<u8, Exit
             .collect(),
         mode,
         initiator: whoami(args.initiator.as_ref()),
+        incident_start: args.incident_start,
     };
     let dyn_store: Arc<dyn Store> = store.clone();
     let (machine, recorder) = start_run(dyn_store.clone(), &new, &crate::engine::SystemClock)

@@ -17,6 +17,21 @@ pub enum Request {
     },
     /// Every run (as `drctl runs --format json` prints it).
     Runs,
+    /// The report of a run, as JSON.
+    Report {
+        /// The run.
+        run: String,
+    },
+    /// Median step durations of a workflow's past succeeded runs, and their number.
+    Medians {
+        /// The workflow's name.
+        workflow: String,
+    },
+    /// The history of a workflow, as JSON.
+    History {
+        /// The workflow's name.
+        workflow: String,
+    },
     /// A decision on an approval.
     Decide {
         /// The run.

@@ -96,6 +96,18 @@ async fn answer(
             Ok(v) => Response::data(v),
             Err(e) => Response::refused(e.to_string()),
         },
+        Request::Report { run } => match crate::report::build(store, &run) {
+            Ok(r) => Response::data(serde_json::to_value(r).unwrap_or_default()),
+            Err(e) => Response::refused(e.to_string()),
+        },
+        Request::Medians { workflow } => match crate::report::step_medians(store, &workflow) {
+            Ok(m) => Response::data(serde_json::to_value(m).unwrap_or_default()),
+            Err(e) => Response::refused(e.to_string()),
+        },
+        Request::History { workflow } => match crate::report::history(store, &workflow) {
+            Ok(h) => Response::data(serde_json::to_value(h).unwrap_or_default()),
+            Err(e) => Response::refused(e.to_string()),
+        },
         Request::Decide {
             run,
             step,

@@ -38,6 +38,8 @@ pub enum EstimateSource {
     Action,
     /// Nothing: counted as zero.
     None,
+    /// The median duration of the step in past succeeded runs of the workflow.
+    History,
 }
 
 /// One compiled step.
@@ -106,6 +108,23 @@ impl CompiledWorkflow {
     /// The index of the step marked `recovered`, if any.
     pub fn recovered_step(&self) -> Option<usize> {
         self.steps.iter().position(|s| s.marks_recovered)
+    }
+
+    /// The same workflow with each step's estimate replaced by the median of its past
+    /// durations, where there is one (`medians` by step id, in seconds).
+    #[must_use]
+    pub fn with_history(
+        &self,
+        medians: &std::collections::HashMap<String, f64>,
+    ) -> CompiledWorkflow {
+        let mut w = self.clone();
+        for step in &mut w.steps {
+            if let Some(&m) = medians.get(&step.id) {
+                step.estimate = Some(Duration::from_secs_f64(m.max(0.0)));
+                step.estimate_source = EstimateSource::History;
+            }
+        }
+        w
     }
 
     /// Waves and critical path from the steps' estimates.

@@ -317,6 +317,10 @@ impl<'w> Driver<'w> {
     ) -> Result<RunStatus, EngineError> {
         let mut inputs = VecDeque::from([first]);
         let mut shutdown = Some(shutdown);
+        // The RTO watch needs time to pass even when nothing else happens.
+        let mut ticker = tokio::time::interval(std::time::Duration::from_secs(1));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let watch_rto = self.machine.workflow().rto.is_some();
         loop {
             while let Some(input) = inputs.pop_front() {
                 match self.feed(input) {
@@ -339,6 +343,7 @@ impl<'w> Driver<'w> {
                     let answer = self.feed(request.input).map_err(|e| e.to_string());
                     let _ = request.reply.send(answer);
                 }
+                _ = ticker.tick(), if watch_rto => inputs.push_back(Input::Tick),
                 () = async { match shutdown.as_mut() { Some(s) => s.await, None => std::future::pending().await } } => {
                     shutdown = None;
                     inputs.push_back(Input::Cancel { by: "interrupt (Ctrl-C)".into() });

@@ -1,6 +1,7 @@
 //! The events of a run: what the journal records, what the state machine folds, what the
 //! terminal, JSON output and reports consume.
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::store::RunStatus;
@@ -31,6 +32,9 @@ pub enum Event {
         initiator: String,
         /// Digest of the compiled workflow.
         digest: String,
+        /// When the outage began (`--incident-start`), when given: the RTO clock starts there.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        incident_start: Option<DateTime<Utc>>,
     },
     /// An attempt of a step began (or an approval began waiting). Durable before the action's
     /// side effect starts.
@@ -138,6 +142,18 @@ pub enum Event {
     StepNotUndone {
         /// Step id.
         step: String,
+    },
+    /// The projected recovery (elapsed + remaining critical path) passed the RTO objective.
+    RtoAtRisk {
+        /// The projection, in seconds from the clock's start.
+        projected_seconds: f64,
+        /// The objective, in seconds.
+        objective_seconds: f64,
+    },
+    /// The RTO objective passed before the service was recovered.
+    RtoBreached {
+        /// The objective, in seconds.
+        objective_seconds: f64,
     },
     /// The run reached a final status.
     RunFinished {

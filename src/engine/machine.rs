@@ -21,6 +21,8 @@ use crate::workflow::OnFailure;
 pub enum Input {
     /// Start a new run, or continue after a restart: schedule what is ready.
     Start,
+    /// Time passed: only the RTO watch runs.
+    Tick,
     /// The process that drove the run died: attempts started without an outcome become
     /// `unknown` (nothing is re-run yet).
     Interrupted,
@@ -147,6 +149,10 @@ pub struct StepState {
 }
 
 /// The state of a run and the workflow it runs.
+#[allow(
+    clippy::struct_excessive_bools,
+    reason = "independent facts about the run, each folded from its own events"
+)]
 #[derive(Debug, Clone)]
 pub struct Machine<'w> {
     workflow: &'w CompiledWorkflow,
@@ -164,6 +170,12 @@ pub struct Machine<'w> {
     pub cancelled: bool,
     /// A rollback is under way or done.
     pub rolling_back: bool,
+    /// When the RTO clock started: `--incident-start`, else the run's start.
+    pub clock_start: Option<DateTime<Utc>>,
+    /// `rto_at_risk` was raised (it is raised once).
+    pub rto_at_risk: bool,
+    /// `rto_breached` was raised (it is raised once).
+    pub rto_breached: bool,
     /// When set, decisions record what happened but start nothing: a command that applies a
     /// vote or a cancel to a run no process drives must not start steps it will not run.
     pub hold: bool,
@@ -201,6 +213,9 @@ impl<'w> Machine<'w> {
             cancelled: false,
             rolling_back: false,
             hold: false,
+            clock_start: None,
+            rto_at_risk: false,
+            rto_breached: false,
         }
     }
 
@@ -251,10 +266,23 @@ impl<'w> Machine<'w> {
 
     /// Folds one journaled event (recorded at `at`) into the state. Never fails: events were
     /// valid when decided.
+    #[allow(clippy::too_many_lines, reason = "one arm per event")]
     pub fn apply(&mut self, event: &Event, at: DateTime<Utc>) {
         let idx = event.step().and_then(|s| self.index(s));
         match (event, idx) {
-            (Event::RunStarted { initiator, .. }, _) => self.initiator.clone_from(initiator),
+            (
+                Event::RunStarted {
+                    initiator,
+                    incident_start,
+                    ..
+                },
+                _,
+            ) => {
+                self.initiator.clone_from(initiator);
+                self.clock_start = Some(incident_start.unwrap_or(at));
+            }
+            (Event::RtoAtRisk { .. }, _) => self.rto_at_risk = true,
+            (Event::RtoBreached { .. }, _) => self.rto_breached = true,
             (Event::StepStarted { attempt, .. }, Some(i)) => {
                 let is_approval = self.workflow.steps[i].action == "approval";
                 let s = &mut self.steps[i];
@@ -362,6 +390,7 @@ impl<'w> Machine<'w> {
         let mut out = Vec::new();
         sim.react(input, now, &mut out)?;
         sim.schedule(now, &mut out);
+        sim.watch_rto(now, &mut out);
         Ok(out)
     }
 
@@ -400,7 +429,7 @@ impl<'w> Machine<'w> {
             )));
         }
         match input {
-            Input::Start => {}
+            Input::Start | Input::Tick => {}
             Input::Interrupted => {
                 for i in 0..self.steps.len() {
                     let s = &self.steps[i];
@@ -968,6 +997,66 @@ impl<'w> Machine<'w> {
                 RunStatus::RolledBack
             };
             self.emit(Event::RunFinished { status }, now, out);
+        }
+    }
+
+    /// Where the RTO stands at `now`, from the steps' estimates.
+    pub fn projection(&self, now: DateTime<Utc>) -> Option<crate::recovery::Projection> {
+        use crate::recovery::{Remaining, project};
+        let start = self.clock_start?;
+        let states: Vec<Remaining> = self
+            .steps
+            .iter()
+            .map(|s| match s.status {
+                StepStatus::Succeeded | StepStatus::Skipped | StepStatus::RolledBack => {
+                    Remaining::Done
+                }
+                StepStatus::Running | StepStatus::AwaitingApproval => s
+                    .started_at
+                    .map_or(Remaining::NotStarted, Remaining::RunningSince),
+                _ => Remaining::NotStarted,
+            })
+            .collect();
+        let durations: Vec<Duration> = self
+            .workflow
+            .steps
+            .iter()
+            .map(|s| s.estimate.unwrap_or_default())
+            .collect();
+        Some(project(self.workflow, &states, &durations, start, now))
+    }
+
+    /// Whether the service counts as recovered: the `recovered` step succeeded, or the run did
+    /// when there is no marker.
+    pub fn recovered(&self) -> bool {
+        match self.workflow.recovered_step() {
+            Some(i) => self.steps[i].status == StepStatus::Succeeded,
+            None => self.finished == Some(RunStatus::Succeeded),
+        }
+    }
+
+    /// Raises `rto_at_risk` the first time the projection passes the objective, and
+    /// `rto_breached` the first time the objective itself passes, while not yet recovered.
+    fn watch_rto(&mut self, now: DateTime<Utc>, out: &mut Vec<Event>) {
+        if self.workflow.rto.is_none() || self.recovered() || self.rolling_back || self.hold {
+            return;
+        }
+        let Some(p) = self.projection(now) else {
+            return;
+        };
+        let objective_seconds = p.objective.unwrap_or_default().as_secs_f64();
+        if p.at_risk() && !self.rto_at_risk {
+            self.emit(
+                Event::RtoAtRisk {
+                    projected_seconds: p.projected.as_secs_f64(),
+                    objective_seconds,
+                },
+                now,
+                out,
+            );
+        }
+        if p.breached() && !self.rto_breached {
+            self.emit(Event::RtoBreached { objective_seconds }, now, out);
         }
     }
 

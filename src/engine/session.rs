@@ -29,6 +29,8 @@ pub struct NewRun<'a> {
     pub mode: &'a str,
     /// Who starts it.
     pub initiator: String,
+    /// When the outage began (`--incident-start`).
+    pub incident_start: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// The digest of a compiled workflow: SHA-256 of its plan (steps, resolved parameters,
@@ -92,6 +94,7 @@ pub fn start_run<'w>(
         finished_at: None,
         journal_len: 0,
         last_hash: GENESIS.to_string(),
+        incident_start: new.incident_start.map(rfc3339),
     };
     let mut machine = Machine::new(new.workflow, Registry::global(), &new.initiator);
     let mut recorder = Recorder::new(store, run.clone(), Vec::new());
@@ -100,6 +103,7 @@ pub fn start_run<'w>(
         mode: run.mode.clone(),
         initiator: run.initiator.clone(),
         digest: run.digest.clone(),
+        incident_start: new.incident_start,
     };
     machine.apply(&started, now);
     recorder.commit(&[started], &machine, now)?;

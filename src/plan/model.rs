@@ -116,8 +116,8 @@ pub struct Plan {
     pub predicted_rto_seconds: f64,
     /// The longest path through the whole workflow.
     pub predicted_duration_seconds: f64,
-    /// Where durations came from: `estimates`.
-    pub prediction_source: &'static str,
+    /// Where durations came from: `estimates`, or `history of N runs` (medians per step).
+    pub prediction_source: String,
     /// Steps without any estimate (counted as zero).
     pub steps_without_estimate: Vec<String>,
     /// RTO objective.
@@ -201,7 +201,7 @@ impl Plan {
                 .map(|i| workflow.steps[i].id.clone()),
             predicted_rto_seconds: schedule.predicted_rto.as_secs_f64(),
             predicted_duration_seconds: schedule.makespan.as_secs_f64(),
-            prediction_source: "estimates",
+            prediction_source: "estimates".into(),
             steps_without_estimate: workflow
                 .steps
                 .iter()
@@ -269,6 +269,7 @@ fn plan_step(
             EstimateSource::Declared => "estimate",
             EstimateSource::Action => "action",
             EstimateSource::None => "none",
+            EstimateSource::History => "history",
         },
         on_critical_path: on_path.contains(&i),
         description: action.map(|a| a.describe(&step.args)).unwrap_or_default(),

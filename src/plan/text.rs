@@ -122,7 +122,8 @@ fn timing(w: &mut String, plan: &Plan) {
     }
     let _ = writeln!(
         w,
-        "  from the steps' estimates; the whole run should take about {}",
+        "  from the {}; the whole run should take about {}",
+        plan.prediction_source,
         seconds(plan.predicted_duration_seconds)
     );
     if !plan.steps_without_estimate.is_empty() {

@@ -159,4 +159,7 @@ pub struct RunRecord {
     pub journal_len: u64,
     /// Hash of the last journal entry.
     pub last_hash: String,
+    /// When the outage began (`--incident-start`), when given.
+    #[serde(default)]
+    pub incident_start: Option<String>,
 }

@@ -580,3 +580,138 @@ fn backoff_grows_and_is_capped() {
         assert!(ms >= base / 2 && ms <= base, "attempt {attempt}: {ms}");
     }
 }
+
+const TIMED: &str = r#"
+[[steps]]
+id = "restore"
+action = "noop"
+estimate = "10m"
+
+[[steps]]
+id = "verify"
+action = "noop"
+needs = ["restore"]
+estimate = "4m"
+marks = "recovered"
+
+[[steps]]
+id = "announce"
+action = "noop"
+needs = ["verify"]
+estimate = "1h"
+"#;
+
+fn at(minutes: i64) -> DateTime<Utc> {
+    t0() + chrono::Duration::minutes(minutes)
+}
+
+fn step_at(m: &mut Machine<'_>, input: Input, now: DateTime<Utc>) -> Vec<Event> {
+    let events = m.decide(input, now).expect("input taken");
+    for e in &events {
+        m.apply(e, now);
+    }
+    events
+}
+
+fn rto_events(events: &[Event]) -> Vec<&'static str> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::RtoAtRisk { .. } => Some("at_risk"),
+            Event::RtoBreached { .. } => Some("breached"),
+            _ => None,
+        })
+        .collect()
+}
+
+fn started_run(w: &CompiledWorkflow, incident_start: Option<DateTime<Utc>>) -> Machine<'_> {
+    let mut m = Machine::new(w, Registry::global(), "op");
+    let started = Event::RunStarted {
+        workflow: "t".into(),
+        mode: "drill".into(),
+        initiator: "op".into(),
+        digest: "d".into(),
+        incident_start,
+    };
+    m.apply(&started, t0());
+    m
+}
+
+#[test]
+fn rto_at_risk_fires_once_when_the_projection_passes_the_objective() {
+    // Objective 15m; critical path to recovery 10m + 4m = 14m: on track at the start.
+    let w = wf("rto = \"15m\"", TIMED);
+    let mut m = started_run(&w, None);
+    assert!(rto_events(&step_at(&mut m, Input::Start, at(0))).is_empty());
+    // At 9m the restore (10m estimate) still has 1m left: projected 14m.
+    assert!(rto_events(&step_at(&mut m, Input::Tick, at(9))).is_empty());
+    // It runs late: at 12m it is done, verify's 4m remain: projected 16m > 15m.
+    let events = step_at(&mut m, ok("restore", 1), at(12));
+    assert_eq!(rto_events(&events), ["at_risk"]);
+    assert!(
+        matches!(events.iter().find(|e| matches!(e, Event::RtoAtRisk { .. })), Some(Event::RtoAtRisk { projected_seconds, .. }) if (*projected_seconds - 960.0).abs() < 1e-6)
+    );
+    // Once only.
+    assert!(rto_events(&step_at(&mut m, Input::Tick, at(13))).is_empty());
+    // The objective itself passes at 15m: breached, once.
+    assert!(
+        rto_events(&step_at(&mut m, Input::Tick, at(15))).is_empty(),
+        "at exactly the objective it is not yet breached"
+    );
+    assert_eq!(
+        rto_events(&step_at(&mut m, Input::Tick, at(16))),
+        ["breached"]
+    );
+    assert!(rto_events(&step_at(&mut m, Input::Tick, at(17))).is_empty());
+}
+
+#[test]
+fn the_clock_starts_at_the_incident_and_stops_at_recovery() {
+    // The outage began 10 minutes before the run: the 14m path projects 24m > 15m at once.
+    let w = wf("rto = \"15m\"", TIMED);
+    let mut m = started_run(&w, Some(at(-10)));
+    assert_eq!(
+        rto_events(&step_at(&mut m, Input::Start, at(0))),
+        ["at_risk"]
+    );
+    assert_eq!(
+        m.projection(at(0)).unwrap().elapsed,
+        Duration::from_mins(10)
+    );
+
+    // Recovered in time: no breach afterwards, even though `announce` takes an hour.
+    let w2 = wf("rto = \"15m\"", TIMED);
+    let mut m2 = started_run(&w2, None);
+    step_at(&mut m2, Input::Start, at(0));
+    step_at(&mut m2, ok("restore", 1), at(9));
+    step_at(&mut m2, ok("verify", 1), at(13));
+    assert!(m2.recovered());
+    assert!(rto_events(&step_at(&mut m2, Input::Tick, at(40))).is_empty());
+}
+
+#[test]
+fn approval_waits_count_toward_the_projection() {
+    let steps = r#"
+[[steps]]
+id = "gate"
+action = "approval"
+with = { approvers = ["bob"], timeout = "1h" }
+estimate = "5m"
+
+[[steps]]
+id = "fix"
+action = "noop"
+needs = ["gate"]
+estimate = "5m"
+marks = "recovered"
+"#;
+    let w = wf("rto = \"15m\"", steps);
+    let mut m = started_run(&w, None);
+    step_at(&mut m, Input::Start, at(0));
+    // Nobody answers for 11 minutes: 11m elapsed + 5m of fixing = 16m.
+    assert!(rto_events(&step_at(&mut m, Input::Tick, at(10))).is_empty());
+    assert_eq!(
+        rto_events(&step_at(&mut m, Input::Tick, at(11))),
+        ["at_risk"]
+    );
+}

@@ -1,0 +1,176 @@
+//! `drctl report RUN` and `drctl history WORKFLOW`: the evidence a drill or a failover leaves.
+//! Served by the live process when there is one.
+
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+
+use super::state::{Access, Exit, access};
+use super::status::DataFormat;
+use crate::control::Request;
+use crate::report::{History, Report, ReportError, human};
+
+/// Output format of `report`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    /// Markdown, for tickets and post-mortems.
+    Md,
+    /// JSON with the fields of SPEC §8.
+    Json,
+    /// `JUnit` XML, one test case per step.
+    Junit,
+    /// A self-contained HTML page with a Gantt chart.
+    Html,
+}
+
+/// Report on a run.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The run.
+    pub run: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Md)]
+    pub format: ReportFormat,
+    /// Write to this file instead of standard output.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+/// Past runs and drills of a workflow.
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// The workflow's name (its `[workflow] name`).
+    pub workflow: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = DataFormat::Text)]
+    pub format: DataFormat,
+}
+
+fn local_error(e: &ReportError) -> Exit {
+    match e {
+        ReportError::UnknownRun(_) => Exit::new(super::exit::INVALID_INPUT, e.to_string()),
+        ReportError::Store(s) => super::state::store_exit(s),
+    }
+}
+
+fn fetch<T: serde::de::DeserializeOwned>(
+    state: &std::path::Path,
+    request: &Request,
+    local: impl FnOnce(&dyn crate::store::Store) -> Result<T, ReportError>,
+) -> Result<T, Exit> {
+    match access(state)? {
+        Access::Live(mut connection) => {
+            let response = connection.call(request).map_err(|e| {
+                Exit::new(
+                    super::exit::INTERNAL,
+                    format!("the live drctl process did not answer: {e}"),
+                )
+            })?;
+            if !response.ok {
+                return Err(Exit::new(
+                    super::exit::INVALID_INPUT,
+                    response.error.unwrap_or_default(),
+                ));
+            }
+            serde_json::from_value(response.data)
+                .map_err(|e| Exit::new(super::exit::INTERNAL, format!("unexpected answer: {e}")))
+        }
+        Access::Local(store) => local(store.as_ref()).map_err(|e| local_error(&e)),
+    }
+}
+
+fn finish(result: Result<(), Exit>) -> u8 {
+    match result {
+        Ok(()) => super::exit::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", e.message);
+            e.code
+        }
+    }
+}
+
+/// Runs `report`.
+pub fn report(args: &ReportArgs, state: &std::path::Path) -> u8 {
+    finish((|| {
+        let r: Report = fetch(
+            state,
+            &Request::Report {
+                run: args.run.clone(),
+            },
+            |s| crate::report::build(s, &args.run),
+        )?;
+        let text = match args.format {
+            ReportFormat::Md => crate::report::markdown(&r),
+            ReportFormat::Json => crate::report::json(&r),
+            ReportFormat::Junit => crate::report::junit(&r),
+            ReportFormat::Html => crate::report::html(&r),
+        };
+        match &args.output {
+            Some(path) => {
+                std::fs::write(path, text).map_err(|e| {
+                    Exit::new(
+                        super::exit::INTERNAL,
+                        format!("cannot write {}: {e}", path.display()),
+                    )
+                })?;
+                println!("report of run {} written to {}", r.run_id, path.display());
+            }
+            None => print!("{text}"),
+        }
+        Ok(())
+    })())
+}
+
+fn objective(o: &crate::report::Objective) -> String {
+    let achieved = o.achieved_seconds.map_or_else(|| "-".to_string(), human);
+    match (o.objective_seconds, o.met) {
+        (Some(obj), Some(true)) => format!("{achieved} <= {} ok", human(obj)),
+        (Some(obj), _) => format!("{achieved} vs {} MISSED", human(obj)),
+        (None, _) => achieved,
+    }
+}
+
+/// Runs `history`.
+pub fn history(args: &HistoryArgs, state: &std::path::Path) -> u8 {
+    finish((|| {
+        let h: History = fetch(
+            state,
+            &Request::History {
+                workflow: args.workflow.clone(),
+            },
+            |s| crate::report::history(s, &args.workflow),
+        )?;
+        if args.format == DataFormat::Json {
+            println!("{}", serde_json::to_string_pretty(&h).unwrap_or_default());
+            return Ok(());
+        }
+        if h.runs.is_empty() && h.drills.is_empty() {
+            println!("no runs of {} in this state directory", h.workflow);
+            return Ok(());
+        }
+        for (title, entries) in [("Real runs", &h.runs), ("Drills", &h.drills)] {
+            if entries.is_empty() {
+                continue;
+            }
+            println!("{title} of {}:", h.workflow);
+            println!(
+                "  {:<26} {:<14} {:<26} {:<24} RPO",
+                "RUN", "STATUS", "STARTED", "RTO"
+            );
+            for r in entries {
+                println!(
+                    "  {:<26} {:<14} {:<26} {:<24} {}",
+                    r.run_id,
+                    r.status,
+                    r.started_at,
+                    objective(&r.rto),
+                    objective(&r.rpo)
+                );
+            }
+        }
+        if let Some(t) = &h.trend {
+            println!("Trend: {t}");
+        }
+        Ok(())
+    })())
+}

@@ -1,0 +1,23 @@
+//! Reports of runs (SPEC §8): the outcome, RTO and RPO against the objectives, the timeline of
+//! every step, approvals, rollbacks and what was not undone; in Markdown, JSON, `JUnit` XML and a
+//! self-contained HTML page with an SVG Gantt chart. Built from the store only.
+
+mod history;
+mod html;
+mod junit;
+mod markdown;
+mod model;
+
+pub use history::{History, HistoryRun, history, step_medians};
+pub use html::html;
+pub use junit::junit;
+pub use markdown::markdown;
+pub use model::{
+    Objective, Report, ReportApproval, ReportError, ReportRollback, ReportStep, build, clock,
+    human, stored_workflow,
+};
+
+/// The report as pretty JSON.
+pub fn json(report: &Report) -> String {
+    serde_json::to_string_pretty(report).unwrap_or_default() + "\n"
+}

@@ -1,0 +1,369 @@
+//! The report of a run as data (SPEC §8): built from the store alone (the run record, the
+//! step records and the journal), rendered by the md, json, junit and html renderers.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::actions::Registry;
+use crate::check::check_source;
+use crate::dag::{CompiledWorkflow, Override};
+use crate::diagnostic::SourceFile;
+use crate::engine::parse_time;
+use crate::store::{Store, StoreError};
+
+/// An objective against what was achieved.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Objective {
+    /// The objective, when the workflow sets one.
+    pub objective_seconds: Option<f64>,
+    /// What was achieved, when known.
+    pub achieved_seconds: Option<f64>,
+    /// Whether achieved ≤ objective; null when either is unknown.
+    pub met: Option<bool>,
+}
+
+impl Objective {
+    fn new(objective: Option<f64>, achieved: Option<f64>) -> Self {
+        let met = match (objective, achieved) {
+            (Some(o), Some(a)) => Some(a <= o),
+            _ => None,
+        };
+        Self {
+            objective_seconds: objective,
+            achieved_seconds: achieved,
+            met,
+        }
+    }
+}
+
+/// One step in the report's timeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReportStep {
+    /// Step id.
+    pub id: String,
+    /// Action name.
+    pub action: String,
+    /// Final status.
+    pub status: String,
+    /// Attempts made.
+    pub attempts: usize,
+    /// First start.
+    pub started_at: Option<String>,
+    /// End of the last attempt.
+    pub finished_at: Option<String>,
+    /// `finished_at - started_at`.
+    pub duration_seconds: Option<f64>,
+    /// Outputs.
+    pub outputs: serde_json::Map<String, Value>,
+    /// The last error.
+    pub error: Option<String>,
+    /// On the critical path to recovery (by estimates).
+    pub on_critical_path: bool,
+    /// An approval: its duration is time spent waiting for people.
+    pub is_approval: bool,
+    /// The step whose success marks the service recovered.
+    pub marks_recovered: bool,
+}
+
+/// A decision on an approval.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReportApproval {
+    /// The approval step.
+    pub step: String,
+    /// Who.
+    pub by: String,
+    /// `approve`, `reject`, or `timeout`.
+    pub decision: String,
+    /// When.
+    pub at: String,
+    /// Why.
+    pub comment: Option<String>,
+}
+
+/// A compensation that ran.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReportRollback {
+    /// The step undone.
+    pub step: String,
+    /// `undone` or `failed`.
+    pub outcome: String,
+    /// When it ended.
+    pub at: String,
+    /// Why it failed.
+    pub error: Option<String>,
+}
+
+/// The report of one run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// The run.
+    pub run_id: String,
+    /// The workflow's name.
+    pub workflow: String,
+    /// `run` or `drill`.
+    pub mode: String,
+    /// Final (or current) status.
+    pub status: String,
+    /// Who started it.
+    pub initiator: String,
+    /// When it started.
+    pub started_at: String,
+    /// When it stopped.
+    pub finished_at: Option<String>,
+    /// When the outage began, when given.
+    pub incident_start: Option<String>,
+    /// When the service was recovered.
+    pub recovered_at: Option<String>,
+    /// RTO.
+    pub rto: Objective,
+    /// RPO.
+    pub rpo: Objective,
+    /// Time spent waiting for approvals (it counts toward the RTO).
+    pub approval_wait_seconds: f64,
+    /// When the RTO was first projected to be missed.
+    pub rto_at_risk_at: Option<String>,
+    /// When the RTO objective passed unrecovered.
+    pub rto_breached_at: Option<String>,
+    /// Every step, in the workflow's order.
+    pub steps: Vec<ReportStep>,
+    /// Every decision on approvals.
+    pub approvals: Vec<ReportApproval>,
+    /// Compensations run.
+    pub rollbacks: Vec<ReportRollback>,
+    /// Steps that changed something and could not be undone.
+    pub not_undone: Vec<String>,
+    /// Whether the journal's hash chain is intact.
+    pub journal_intact: bool,
+}
+
+/// Why a report could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// No such run.
+    #[error("no run `{0}` in this state directory (`drctl runs` lists them)")]
+    UnknownRun(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn seconds_between(a: &str, b: &str) -> Option<f64> {
+    Some(
+        (parse_time(b)? - parse_time(a)?)
+            .to_std()
+            .ok()?
+            .as_secs_f64(),
+    )
+}
+
+/// The workflow as it was when the run started.
+pub fn stored_workflow(run: &crate::store::RunRecord) -> Option<CompiledWorkflow> {
+    let overrides: Vec<Override> = run
+        .overrides
+        .iter()
+        .filter_map(|o| o.parse().ok())
+        .collect();
+    check_source(
+        SourceFile::new(run.workflow_file.clone(), run.workflow_source.clone()),
+        Registry::global(),
+        &overrides,
+    )
+    .workflow
+}
+
+/// Builds the report of run `run_id` from the store.
+#[allow(
+    clippy::too_many_lines,
+    reason = "one pass over the journal, kept in one place"
+)]
+pub fn build(store: &dyn Store, run_id: &str) -> Result<Report, ReportError> {
+    let run = store
+        .run(run_id)?
+        .ok_or_else(|| ReportError::UnknownRun(run_id.to_string()))?;
+    let journal = store.journal(run_id)?;
+    let records: HashMap<String, crate::store::StepRecord> = store
+        .steps(run_id)?
+        .into_iter()
+        .map(|r| (r.step.clone(), r))
+        .collect();
+    let workflow = stored_workflow(&run);
+
+    let mut first_start: HashMap<String, String> = HashMap::new();
+    let mut last_end: HashMap<String, String> = HashMap::new();
+    let mut approvals = Vec::new();
+    let mut rollbacks = Vec::new();
+    let mut not_undone = Vec::new();
+    let (mut at_risk, mut breached, mut finished_ok) = (None, None, None);
+    for entry in &journal {
+        let e = &entry.event;
+        let step = e["step"].as_str().unwrap_or_default().to_string();
+        match e["type"].as_str().unwrap_or_default() {
+            "step_started" => {
+                first_start.entry(step).or_insert_with(|| entry.at.clone());
+            }
+            "step_succeeded" | "step_skipped" => {
+                last_end.insert(step, entry.at.clone());
+            }
+            "step_failed" if e["retry_in_ms"].is_null() => {
+                last_end.insert(step, entry.at.clone());
+            }
+            "approval_voted" => approvals.push(ReportApproval {
+                step,
+                by: e["by"].as_str().unwrap_or_default().to_string(),
+                decision: e["decision"].as_str().unwrap_or_default().to_string(),
+                at: entry.at.clone(),
+                comment: e["comment"].as_str().map(str::to_string),
+            }),
+            "approval_timed_out" => approvals.push(ReportApproval {
+                step,
+                by: "(timeout)".into(),
+                decision: "timeout".into(),
+                at: entry.at.clone(),
+                comment: None,
+            }),
+            "compensation_succeeded" => rollbacks.push(ReportRollback {
+                step,
+                outcome: "undone".into(),
+                at: entry.at.clone(),
+                error: None,
+            }),
+            "compensation_failed" => rollbacks.push(ReportRollback {
+                step,
+                outcome: "failed".into(),
+                at: entry.at.clone(),
+                error: e["error"].as_str().map(str::to_string),
+            }),
+            "step_not_undone" => not_undone.push(step),
+            "rto_at_risk" => at_risk = at_risk.or(Some(entry.at.clone())),
+            "rto_breached" => breached = breached.or(Some(entry.at.clone())),
+            "run_finished" if e["status"] == "succeeded" => finished_ok = Some(entry.at.clone()),
+            _ => {}
+        }
+    }
+
+    let critical: Vec<String> = workflow
+        .as_ref()
+        .map(|w| {
+            w.schedule()
+                .critical_path
+                .iter()
+                .map(|&i| w.steps[i].id.clone())
+                .collect()
+        })
+        .unwrap_or_default();
+    let specs: Vec<(String, String, bool)> = match &workflow {
+        Some(w) => w
+            .steps
+            .iter()
+            .map(|s| (s.id.clone(), s.action.clone(), s.marks_recovered))
+            .collect(),
+        None => records
+            .values()
+            .map(|r| (r.step.clone(), String::new(), false))
+            .collect(),
+    };
+    let steps: Vec<ReportStep> = specs
+        .into_iter()
+        .map(|(id, action, marks_recovered)| {
+            let record = records.get(&id);
+            let started_at = first_start.get(&id).cloned();
+            let finished_at = last_end.get(&id).cloned();
+            let duration_seconds = match (&started_at, &finished_at) {
+                (Some(a), Some(b)) => seconds_between(a, b),
+                _ => None,
+            };
+            ReportStep {
+                is_approval: action == "approval",
+                on_critical_path: critical.contains(&id),
+                status: record
+                    .map_or_else(|| "pending".to_string(), |r| r.status.as_str().to_string()),
+                attempts: record.map_or(0, |r| r.attempts.len()),
+                outputs: record.map(|r| r.outputs.clone()).unwrap_or_default(),
+                error: record.and_then(|r| r.error.clone()),
+                id,
+                action,
+                started_at,
+                finished_at,
+                duration_seconds,
+                marks_recovered,
+            }
+        })
+        .collect();
+
+    let clock_start = run
+        .incident_start
+        .clone()
+        .unwrap_or_else(|| run.started_at.clone());
+    let recovered_at = match steps.iter().find(|s| s.marks_recovered) {
+        Some(s) if s.status == "succeeded" || s.status == "rolled_back" => s.finished_at.clone(),
+        Some(_) => None,
+        None => finished_ok,
+    };
+    let rto_achieved = recovered_at
+        .as_deref()
+        .and_then(|r| seconds_between(&clock_start, r));
+    let rpo_achieved = workflow
+        .as_ref()
+        .and_then(|w| w.steps.iter().find(|s| s.measures_rpo))
+        .and_then(|s| steps.iter().find(|r| r.id == s.id))
+        .and_then(|s| s.outputs.get("rpo_seconds"))
+        .and_then(Value::as_f64);
+    let approval_wait_seconds = steps
+        .iter()
+        .filter(|s| s.is_approval)
+        .filter_map(|s| s.duration_seconds)
+        .sum();
+    Ok(Report {
+        run_id: run.run_id.clone(),
+        workflow: run.workflow.clone(),
+        mode: run.mode.clone(),
+        status: run.status.as_str().to_string(),
+        initiator: run.initiator.clone(),
+        started_at: run.started_at.clone(),
+        finished_at: run.finished_at.clone(),
+        incident_start: run.incident_start.clone(),
+        recovered_at,
+        rto: Objective::new(
+            workflow
+                .as_ref()
+                .and_then(|w| w.rto)
+                .map(|d| d.as_secs_f64()),
+            rto_achieved,
+        ),
+        rpo: Objective::new(
+            workflow
+                .as_ref()
+                .and_then(|w| w.rpo)
+                .map(|d| d.as_secs_f64()),
+            rpo_achieved,
+        ),
+        approval_wait_seconds,
+        rto_at_risk_at: at_risk,
+        rto_breached_at: breached,
+        steps,
+        approvals,
+        rollbacks,
+        not_undone,
+        journal_intact: crate::store::verify_chain(&journal).is_ok(),
+    })
+}
+
+/// Seconds as a short duration for people (`1m30s`, `250ms`).
+pub fn human(seconds: f64) -> String {
+    // Whole milliseconds: a report shows `1s1ms`, not nanoseconds.
+    let d = std::time::Duration::from_secs_f64(seconds.max(0.0));
+    crate::workflow::format_duration(std::time::Duration::from_millis(
+        u64::try_from(d.as_millis()).unwrap_or(u64::MAX),
+    ))
+}
+
+/// An RFC 3339 time as `HH:MM:SS` (UTC), for timelines.
+pub fn clock(time: &str) -> String {
+    parse_time(time).map_or_else(
+        || time.to_string(),
+        |t: DateTime<Utc>| t.format("%H:%M:%S").to_string(),
+    )
+}

@@ -1,0 +1,211 @@
+//! Reports and history: snapshots of the md, json and junit reports (times and ids redacted),
+//! the `JUnit` output read back by a `JUnit` XML parser, a drill that blows its RTO warned about
+//! while running and reported as not met, and plan predictions learning from past runs.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use regex::Regex;
+
+use crate::harness::root;
+
+fn drctl(state: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_drctl"))
+        .args(args)
+        .arg("--state")
+        .arg(state)
+        .current_dir(root())
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("drctl runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Replaces what changes from run to run: ids, times, durations.
+fn redact(text: &str) -> String {
+    let rules = [
+        (r"\d{8}T\d{6}Z-[0-9a-f]{4}", "[RUN_ID]"),
+        (r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z", "[TIME]"),
+        (r"\b\d{2}:\d{2}:\d{2}\b", "[HH:MM:SS]"),
+        (
+            r#""(duration_seconds|achieved_seconds|approval_wait_seconds)": [0-9.]+"#,
+            "\"$1\": [SECONDS]",
+        ),
+        (r#"time="[0-9.]+""#, "time=\"[SECONDS]\""),
+        (r"\b(\d+h)?(\d+m)?(\d+s)?(\d+ms)?\b", "$0"),
+        (r"\| (\d+(h|ms|m|s))+ \|", "| [DURATION] |"),
+        (
+            r"Waiting for approvals: (\d+(h|ms|m|s))+",
+            "Waiting for approvals: [DURATION]",
+        ),
+        (r"\| RTO \| (\d+(h|ms|m|s))+ \|", "| RTO | [DURATION] |"),
+    ];
+    let mut out = text.to_string();
+    for (pattern, with) in rules {
+        out = Regex::new(pattern)
+            .unwrap()
+            .replace_all(&out, with)
+            .into_owned();
+    }
+    out
+}
+
+fn run_drill(state: &Path, file: &str) -> (Output, String) {
+    let o = drctl(state, &["drill", file, "--as", "ops"]);
+    let run = stdout(&o)
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or_default()
+        .to_string();
+    (o, run)
+}
+
+#[test]
+fn report_snapshots_and_junit_parses() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let (o, run) = run_drill(&state, "tests/fixtures/report/drill.toml");
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+
+    let md = stdout(&drctl(&state, &["report", &run, "--format", "md"]));
+    let json = stdout(&drctl(&state, &["report", &run, "--format", "json"]));
+    let junit = stdout(&drctl(&state, &["report", &run, "--format", "junit"]));
+    insta::with_settings!({ snapshot_path => "snapshots/reports", prepend_module_to_snapshot => false }, {
+        insta::assert_snapshot!("report.md", redact(&md));
+        insta::assert_snapshot!("report.json", redact(&json));
+        insta::assert_snapshot!("report.junit.xml", redact(&junit));
+    });
+
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    for field in [
+        "run_id",
+        "workflow",
+        "mode",
+        "status",
+        "started_at",
+        "finished_at",
+        "rto",
+        "rpo",
+        "steps",
+        "approvals",
+        "not_undone",
+    ] {
+        assert!(v.get(field).is_some(), "report JSON lacks {field}");
+    }
+    assert_eq!(v["rto"]["met"], true);
+    assert_eq!(v["approvals"][0]["decision"], "timeout");
+    for step in v["steps"].as_array().unwrap() {
+        for field in [
+            "id",
+            "action",
+            "status",
+            "attempts",
+            "started_at",
+            "finished_at",
+            "duration_seconds",
+            "outputs",
+            "error",
+        ] {
+            assert!(step.get(field).is_some(), "report step lacks {field}");
+        }
+    }
+
+    // A real JUnit XML parser reads it: one case per step plus the RTO objective.
+    let suites =
+        junit_parser::from_reader(std::io::Cursor::new(junit.as_bytes())).expect("valid JUnit XML");
+    assert_eq!(suites.suites.len(), 1);
+    let suite = &suites.suites[0];
+    assert_eq!(suite.cases.len(), 6);
+    assert!(suite.cases.iter().all(|c| c.status.is_success()));
+
+    // -o writes a file; the HTML is one self-contained page with an inline SVG timeline.
+    let html_path = dir.path().join("report.html");
+    let o = drctl(
+        &state,
+        &[
+            "report",
+            &run,
+            "--format",
+            "html",
+            "-o",
+            html_path.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0));
+    let html = std::fs::read_to_string(&html_path).unwrap();
+    assert!(html.contains("<svg") && html.contains("RTO objective"));
+    assert!(
+        !html.contains("<script") && !html.contains("http://") && !html.contains("https://"),
+        "no external assets"
+    );
+}
+
+#[test]
+fn a_blown_rto_warns_while_running_and_is_reported_not_met() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let (o, run) = run_drill(&state, "tests/fixtures/report/slow.toml");
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    assert!(out.contains("RTO BREACHED"), "warned while running:\n{out}");
+    let report: serde_json::Value =
+        serde_json::from_slice(&drctl(&state, &["report", &run, "--format", "json"]).stdout)
+            .unwrap();
+    assert_eq!(report["rto"]["met"], false);
+    assert!(report["rto"]["achieved_seconds"].as_f64().unwrap() >= 3.0);
+    assert!(report["rto_breached_at"].is_string());
+    let junit = stdout(&drctl(&state, &["report", &run, "--format", "junit"]));
+    let suites = junit_parser::from_reader(std::io::Cursor::new(junit.as_bytes())).unwrap();
+    assert_eq!(
+        suites.failures, 1,
+        "the RTO objective is a failed test case"
+    );
+}
+
+#[test]
+fn the_plan_predicts_from_history_and_history_keeps_drills_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let plan = |state: &Path| -> serde_json::Value {
+        serde_json::from_slice(
+            &drctl(
+                state,
+                &[
+                    "plan",
+                    "--offline",
+                    "--format",
+                    "json",
+                    "tests/fixtures/report/slow.toml",
+                ],
+            )
+            .stdout,
+        )
+        .unwrap()
+    };
+    let before = plan(&state);
+    assert_eq!(before["predicted_rto_seconds"], 0.5, "from the estimate");
+    assert!(!state.exists(), "a plan never creates the state directory");
+    run_drill(&state, "tests/fixtures/report/slow.toml");
+    let after = plan(&state);
+    let predicted = after["predicted_rto_seconds"].as_f64().unwrap();
+    assert!(predicted >= 3.0, "from the real duration: {predicted}");
+    assert!(
+        after["prediction_source"]
+            .as_str()
+            .unwrap()
+            .contains("1 past"),
+        "{}",
+        after["prediction_source"]
+    );
+
+    let history: serde_json::Value = serde_json::from_slice(
+        &drctl(&state, &["history", "slow-drill", "--format", "json"]).stdout,
+    )
+    .unwrap();
+    assert_eq!(history["drills"].as_array().unwrap().len(), 1);
+    assert_eq!(history["runs"].as_array().unwrap().len(), 0);
+    assert_eq!(history["drills"][0]["rto"]["met"], false);
+}
