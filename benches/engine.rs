@@ -1,0 +1,394 @@
+//! Benchmarks of SPEC §10, in one run, each figure beside its goal:
+//!
+//! - engine overhead of a durable step (2,000 chained `noop`s) against one raw write+fdatasync
+//!   on the same disk, measured in the same run;
+//! - 1,000 sequential durable steps and a 1,000-step fan-out (goal: each under 0.5 s);
+//! - 1,000 parallel `noop` steps (under 1 s);
+//! - makespan of a DAG of timed `noop` steps against its critical path (within 5 %);
+//! - resuming an interrupted run in a store holding 1,000 finished runs (under 200 ms);
+//! - peak memory of a 10,000-step run.
+//!
+//! Run with `cargo bench --bench engine`. Workflows are generated with a fixed seed.
+
+#![allow(
+    clippy::too_many_lines,
+    clippy::write_with_newline,
+    clippy::redundant_closure_for_method_calls,
+    reason = "a benchmark report, written out plainly"
+)]
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use drctl::actions::{ExecContext, Registry};
+use drctl::aws::AwsContext;
+use drctl::check::check_source;
+use drctl::dag::CompiledWorkflow;
+use drctl::diagnostic::SourceFile;
+use drctl::engine::{Driver, Input, NewRun, Recorder, SystemClock, Until, replay, start_run};
+use drctl::store::{SledStore, Store};
+use drctl::synthetic::SplitMix;
+
+fn compile(text: &str) -> CompiledWorkflow {
+    let checked = check_source(SourceFile::new("bench.toml", text), Registry::global(), &[]);
+    checked.workflow.expect("the generated workflow is valid")
+}
+
+fn header(name: &str, concurrency: usize) -> String {
+    format!("[workflow]\nname = \"{name}\"\nkind = \"failover\"\nconcurrency = {concurrency}\n\n")
+}
+
+fn chain(n: usize) -> String {
+    let mut s = header("chain", 1);
+    for i in 0..n {
+        let _ = write!(s, "[[steps]]\nid = \"s{i}\"\naction = \"noop\"\n");
+        if i > 0 {
+            let _ = write!(s, "needs = [\"s{}\"]\n", i - 1);
+        }
+        s.push('\n');
+    }
+    s
+}
+
+fn fan_out(n: usize) -> String {
+    let mut s = header("fanout", n);
+    for i in 0..n {
+        let _ = write!(s, "[[steps]]\nid = \"s{i}\"\naction = \"noop\"\n\n");
+    }
+    s
+}
+
+/// A layered DAG of timed noops; returns the text and its critical path.
+fn timed_dag(layers: usize, width: usize, seed: u64) -> (String, Duration) {
+    let mut rng = SplitMix::new(seed);
+    let mut s = header("timed", width * 2);
+    for l in 0..layers {
+        for w in 0..width {
+            let ms = 20 + rng.below(80);
+            let _ = write!(
+                s,
+                "[[steps]]\nid = \"l{l}-{w}\"\naction = \"noop\"\nwith = {{ duration = \"{ms}ms\" }}\n"
+            );
+            if l > 0 {
+                let a = rng.below(width);
+                let b = rng.below(width);
+                let _ = write!(s, "needs = [\"l{}-{a}\", \"l{}-{b}\"]\n", l - 1, l - 1);
+            }
+            s.push('\n');
+        }
+    }
+    let w = compile(&s);
+    let needs: Vec<&[usize]> = w.steps.iter().map(|s| s.needs.as_slice()).collect();
+    let weights: Vec<Duration> = w
+        .steps
+        .iter()
+        .map(|s| s.estimate.unwrap_or_default())
+        .collect();
+    let (_, critical) = drctl::dag::longest_path(&needs, &weights, None);
+    (s, critical)
+}
+
+fn exec() -> ExecContext {
+    ExecContext {
+        base_dir: ".".into(),
+        timeout: None,
+        aws: Arc::new(AwsContext::new(None)),
+        incident_start: chrono::Utc::now(),
+    }
+}
+
+/// Runs a workflow to its end on a sled store in `dir`; returns the wall time from the run's
+/// creation to its end.
+fn run(dir: &Path, text: &str) -> Duration {
+    let workflow = compile(text);
+    let store: Arc<dyn Store> = Arc::new(SledStore::open(dir).expect("store"));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let start = Instant::now();
+    let new = NewRun {
+        workflow: &workflow,
+        workflow_file: "bench.toml".into(),
+        workflow_source: text.into(),
+        overrides: vec![],
+        mode: "drill",
+        initiator: "bench".into(),
+        incident_start: None,
+    };
+    let (machine, recorder) = start_run(store, &new, &SystemClock).unwrap();
+    let mut driver = Driver::new(
+        machine,
+        recorder,
+        Arc::new(SystemClock),
+        exec(),
+        Box::new(|_, _, _| {}),
+    );
+    let status = runtime
+        .block_on(driver.drive(
+            Input::Start,
+            Until::Done,
+            None,
+            Box::pin(std::future::pending()),
+        ))
+        .unwrap();
+    assert_eq!(status, drctl::store::RunStatus::Succeeded);
+    start.elapsed()
+}
+
+/// One 256-byte write and fdatasync, median of 200, in `dir`.
+fn raw_fsync(dir: &Path) -> Duration {
+    let mut file = std::fs::File::create(dir.join("raw")).unwrap();
+    let mut times: Vec<Duration> = (0..200)
+        .map(|_| {
+            let t = Instant::now();
+            file.write_all(&[7u8; 256]).unwrap();
+            file.sync_data().unwrap();
+            t.elapsed()
+        })
+        .collect();
+    times.sort();
+    times[times.len() / 2]
+}
+
+/// A store with `finished` finished runs and one interrupted run; returns the time to take the
+/// interrupted run up to its first durable decision, as `drctl resume` does.
+fn resume_among(dir: &Path, finished: usize) -> Duration {
+    let text = chain(20);
+    let workflow = compile(&text);
+    let interrupted;
+    {
+        let store: Arc<dyn Store> = Arc::new(SledStore::open(dir).unwrap());
+        for i in 0..=finished {
+            let new = NewRun {
+                workflow: &workflow,
+                workflow_file: format!("bench-{i}.toml"),
+                workflow_source: text.clone(),
+                overrides: vec![],
+                mode: "drill",
+                initiator: "bench".into(),
+                incident_start: None,
+            };
+            let (mut machine, mut recorder) = start_run(store.clone(), &new, &SystemClock).unwrap();
+            let now = chrono::Utc::now();
+            let events = machine.decide(Input::Start, now).unwrap();
+            for e in &events {
+                machine.apply(e, now);
+            }
+            recorder.commit(&events, &machine, now).unwrap();
+            if i < finished {
+                // Finish it: every step succeeds, in one commit.
+                let mut all = Vec::new();
+                for s in 0..20 {
+                    let input = Input::Finished {
+                        step: format!("s{s}"),
+                        attempt: 1,
+                        result: Ok(serde_json::Map::new()),
+                    };
+                    let events = machine.decide(input, now).unwrap();
+                    for e in &events {
+                        machine.apply(e, now);
+                    }
+                    all.extend(events);
+                }
+                recorder.commit(&all, &machine, now).unwrap();
+            }
+        }
+        interrupted = store
+            .runs()
+            .unwrap()
+            .into_iter()
+            .find(|r| r.status.is_unfinished())
+            .unwrap()
+            .run_id;
+    }
+    // The resume, timed: open, find, compile, replay, decide, journal.
+    let start = Instant::now();
+    let store: Arc<dyn Store> = Arc::new(SledStore::open(dir).unwrap());
+    let run = store.run(&interrupted).unwrap().unwrap();
+    let workflow = compile(&run.workflow_source);
+    let journal = store.journal(&interrupted).unwrap();
+    let steps = store.steps(&interrupted).unwrap();
+    let mut machine = replay(&workflow, &run, &journal).unwrap();
+    let mut recorder = Recorder::new(store.clone(), run, steps);
+    for input in [Input::Interrupted, Input::Recover] {
+        let now = chrono::Utc::now();
+        let events = machine.decide(input, now).unwrap();
+        for e in &events {
+            machine.apply(e, now);
+        }
+        recorder.commit(&events, &machine, now).unwrap();
+    }
+    start.elapsed()
+}
+
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+fn row(out: &mut String, figure: &str, goal: &str, measured: &str, verdict: &str) {
+    let _ = writeln!(out, "| {figure} | {goal} | {measured} | {verdict} |");
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.3} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn main() {
+    // The 10,000-step run's peak memory is measured in a child process of its own.
+    if std::env::args().any(|a| a == "--memory-child") {
+        let dir = tempfile::tempdir().unwrap();
+        let before = peak_rss_kib().unwrap_or(0);
+        let t = run(dir.path(), &fan_out_big(10_000));
+        println!(
+            "{} {} {}",
+            before,
+            peak_rss_kib().unwrap_or(0),
+            t.as_millis()
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let fsync = raw_fsync(dir.path());
+
+    let chain_2000 = run(&dir.path().join("c2000"), &chain(2000));
+    let per_step = chain_2000 / 2000;
+    let chain_1000 = run(&dir.path().join("c1000"), &chain(1000));
+    let fan_1000 = run(&dir.path().join("f1000"), &fan_out(1000));
+    let (timed, critical) = timed_dag(12, 8, 7);
+    let makespan = run(&dir.path().join("timed"), &timed);
+    let resume = resume_among(&dir.path().join("resume"), 1000);
+
+    let exe = std::env::current_exe().unwrap();
+    let child = std::process::Command::new(exe)
+        .arg("--memory-child")
+        .output()
+        .unwrap();
+    let mem = String::from_utf8_lossy(&child.stdout).trim().to_string();
+    let parts: Vec<u64> = mem
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect();
+
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "engine benchmarks ({} cores)\n",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    let _ = writeln!(
+        out,
+        "| figure | goal | measured | verdict |\n|---|---|---|---|"
+    );
+    row(
+        &mut out,
+        "raw write + fdatasync (same disk)",
+        "reference",
+        &ms(fsync),
+        "",
+    );
+    let ratio = per_step.as_secs_f64() / fsync.as_secs_f64();
+    row(
+        &mut out,
+        "durable step, 2,000-step noop chain",
+        "≤ 3× raw fsync",
+        &format!(
+            "{} per step = {ratio:.2}× raw fsync (total {})",
+            ms(per_step),
+            ms(chain_2000)
+        ),
+        if ratio <= 3.0 { "MET" } else { "NOT MET" },
+    );
+    row(
+        &mut out,
+        "1,000 sequential durable steps",
+        "< 500 ms (reference engine: 720 ms)",
+        &format!(
+            "{} ({:.2}× the reference)",
+            ms(chain_1000),
+            chain_1000.as_secs_f64() / 0.72
+        ),
+        if chain_1000 < Duration::from_millis(500) {
+            "MET"
+        } else {
+            "NOT MET"
+        },
+    );
+    row(
+        &mut out,
+        "1,000-step fan-out (1,000 parallel noops)",
+        "< 500 ms (reference: 650 ms); < 1 s",
+        &format!(
+            "{} ({:.2}× the reference)",
+            ms(fan_1000),
+            fan_1000.as_secs_f64() / 0.65
+        ),
+        if fan_1000 < Duration::from_millis(500) {
+            "MET"
+        } else {
+            "NOT MET"
+        },
+    );
+    let over = makespan.as_secs_f64() / critical.as_secs_f64() - 1.0;
+    row(
+        &mut out,
+        "makespan of 96 timed noops vs critical path",
+        "within 5 %",
+        &format!(
+            "{} vs {} (+{:.1} %)",
+            ms(makespan),
+            ms(critical),
+            over * 100.0
+        ),
+        if over <= 0.05 { "MET" } else { "NOT MET" },
+    );
+    row(
+        &mut out,
+        "resume among 1,000 finished runs",
+        "< 200 ms",
+        &ms(resume),
+        if resume < Duration::from_millis(200) {
+            "MET"
+        } else {
+            "NOT MET"
+        },
+    );
+    if let [before, after, took] = parts.as_slice() {
+        row(
+            &mut out,
+            "peak memory, 10,000-step run",
+            "reported",
+            &format!(
+                "{} MiB peak RSS ({} MiB before the run; run took {took} ms)",
+                after / 1024,
+                before / 1024
+            ),
+            "",
+        );
+    }
+    print!("{out}");
+}
+
+fn fan_out_big(n: usize) -> String {
+    // 10,000 steps in 100 chains of 100, 64 at once: a large estate, not a single fan-out.
+    let mut s = header("big", 64);
+    for i in 0..n {
+        let _ = write!(s, "[[steps]]\nid = \"s{i}\"\naction = \"noop\"\n");
+        if i % 100 != 0 {
+            let _ = write!(s, "needs = [\"s{}\"]\n", i - 1);
+        }
+        s.push('\n');
+    }
+    s
+}
