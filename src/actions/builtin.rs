@@ -45,17 +45,7 @@ impl Action for Shell {
         &SHELL
     }
 
-    fn executable(&self) -> bool {
-        true
-    }
-
-    fn execute<'a>(
-        &'a self,
-        args: &'a Resolved,
-        ctx: &'a ExecContext,
-    ) -> ActionFuture<'a, Result<Outputs, StepError>> {
-        Box::pin(exec::shell(args, ctx))
-    }
+    executes!(exec::shell);
 
     fn describe(&self, args: &Args) -> String {
         let mut out = format!("run `{}`", command_line(args));
@@ -121,17 +111,7 @@ impl Action for HttpCheck {
         &HTTP_CHECK
     }
 
-    fn executable(&self) -> bool {
-        true
-    }
-
-    fn execute<'a>(
-        &'a self,
-        args: &'a Resolved,
-        ctx: &'a ExecContext,
-    ) -> ActionFuture<'a, Result<Outputs, StepError>> {
-        Box::pin(exec::http_check(args, ctx))
-    }
+    executes!(exec::http_check);
 
     fn describe(&self, args: &Args) -> String {
         let mut out = format!(
@@ -164,18 +144,7 @@ impl Action for Wait {
         &WAIT
     }
 
-    fn executable(&self) -> bool {
-        true
-    }
-
-    fn execute<'a>(
-        &'a self,
-        args: &'a Resolved,
-        ctx: &'a ExecContext,
-    ) -> ActionFuture<'a, Result<Outputs, StepError>> {
-        let _ = ctx;
-        Box::pin(exec::sleep_for(args))
-    }
+    executes!(exec::sleep_for);
 
     fn describe(&self, args: &Args) -> String {
         format!("wait {}", args.show("duration"))
@@ -292,17 +261,7 @@ impl Action for Notify {
         &NOTIFY
     }
 
-    fn executable(&self) -> bool {
-        true
-    }
-
-    fn execute<'a>(
-        &'a self,
-        args: &'a Resolved,
-        ctx: &'a ExecContext,
-    ) -> ActionFuture<'a, Result<Outputs, StepError>> {
-        Box::pin(exec::notify(args, ctx))
-    }
+    executes!(exec::notify);
 
     fn describe(&self, args: &Args) -> String {
         let channel = args
@@ -333,18 +292,7 @@ impl Action for Noop {
         &NOOP
     }
 
-    fn executable(&self) -> bool {
-        true
-    }
-
-    fn execute<'a>(
-        &'a self,
-        args: &'a Resolved,
-        ctx: &'a ExecContext,
-    ) -> ActionFuture<'a, Result<Outputs, StepError>> {
-        let _ = ctx;
-        Box::pin(exec::sleep_for(args))
-    }
+    executes!(exec::sleep_for);
 
     fn describe(&self, args: &Args) -> String {
         match args.duration("duration") {

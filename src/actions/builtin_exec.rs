@@ -17,7 +17,7 @@ fn tail(bytes: &[u8]) -> String {
 }
 
 /// Sleeps for the `duration` parameter (zero when absent).
-pub async fn sleep_for(args: &Resolved) -> Result<Outputs, StepError> {
+pub async fn sleep_for(args: &Resolved, _ctx: &ExecContext) -> Result<Outputs, StepError> {
     tokio::time::sleep(duration(args, "duration").unwrap_or_default()).await;
     Ok(Outputs::new())
 }

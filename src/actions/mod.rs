@@ -5,6 +5,34 @@
 //! the executor and AWS work; the trait is shaped for them now (see [`Action::current`]) so
 //! that adding them does not reshape it. Nothing here performs I/O yet.
 
+/// The execution methods of an action (and its undo, for self-undoing ones), from the
+/// functions of its `*_exec` module.
+macro_rules! executes {
+    ($exec:path) => {
+        fn executable(&self) -> bool {
+            true
+        }
+        fn execute<'a>(
+            &'a self,
+            args: &'a Resolved,
+            ctx: &'a ExecContext,
+        ) -> ActionFuture<'a, Result<Outputs, StepError>> {
+            Box::pin($exec(args, ctx))
+        }
+    };
+    ($exec:path, undo = $undo:path) => {
+        executes!($exec);
+        fn undo<'a>(
+            &'a self,
+            args: &'a Resolved,
+            outputs: &'a Outputs,
+            ctx: &'a ExecContext,
+        ) -> ActionFuture<'a, Result<(), StepError>> {
+            Box::pin($undo(args, outputs, ctx))
+        }
+    };
+}
+
 mod args;
 mod builtin;
 mod builtin_exec;

@@ -69,12 +69,7 @@ macro_rules! action {
             fn describe(&self, $args: &Args) -> String {
                 $describe
             }
-            fn executable(&self) -> bool {
-                true
-            }
-            fn execute<'a>(&'a self, args: &'a Resolved, ctx: &'a ExecContext) -> ActionFuture<'a, Result<Outputs, StepError>> {
-                Box::pin($exec(args, ctx))
-            }
+            executes!($exec);
             $($extra)*
         }
     };
@@ -316,17 +311,7 @@ impl Action for RestorePointInTime {
         &RESTORE_PITR
     }
 
-    fn executable(&self) -> bool {
-        true
-    }
-
-    fn execute<'a>(
-        &'a self,
-        args: &'a Resolved,
-        ctx: &'a ExecContext,
-    ) -> ActionFuture<'a, Result<Outputs, StepError>> {
-        Box::pin(exec::restore_pitr(args, ctx))
-    }
+    executes!(exec::restore_pitr);
 
     fn has_probe(&self) -> bool {
         true
@@ -416,17 +401,7 @@ impl Action for ReplicaLag {
         &REPLICA_LAG
     }
 
-    fn executable(&self) -> bool {
-        true
-    }
-
-    fn execute<'a>(
-        &'a self,
-        args: &'a Resolved,
-        ctx: &'a ExecContext,
-    ) -> ActionFuture<'a, Result<Outputs, StepError>> {
-        Box::pin(exec::replica_lag(args, ctx))
-    }
+    executes!(exec::replica_lag);
 
     fn current<'a>(
         &'a self,

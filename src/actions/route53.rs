@@ -8,33 +8,6 @@ use super::{
     Resolved, StepError,
 };
 
-/// The execution methods of an action, from its functions in `route53_exec`.
-macro_rules! executes {
-    ($exec:path) => {
-        fn executable(&self) -> bool {
-            true
-        }
-        fn execute<'a>(
-            &'a self,
-            args: &'a Resolved,
-            ctx: &'a ExecContext,
-        ) -> ActionFuture<'a, Result<Outputs, StepError>> {
-            Box::pin($exec(args, ctx))
-        }
-    };
-    ($exec:path, undo = $undo:path) => {
-        executes!($exec);
-        fn undo<'a>(
-            &'a self,
-            args: &'a Resolved,
-            outputs: &'a Outputs,
-            ctx: &'a ExecContext,
-        ) -> ActionFuture<'a, Result<(), StepError>> {
-            Box::pin($undo(args, outputs, ctx))
-        }
-    };
-}
-
 pub(super) fn all() -> Vec<Box<dyn Action>> {
     vec![
         Box::new(UpsertRecord),
