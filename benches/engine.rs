@@ -175,11 +175,7 @@ fn resume_among(dir: &Path, finished: usize) -> Duration {
             };
             let (mut machine, mut recorder) = start_run(store.clone(), &new, &SystemClock).unwrap();
             let now = chrono::Utc::now();
-            let events = machine.decide(Input::Start, now).unwrap();
-            for e in &events {
-                machine.apply(e, now);
-            }
-            recorder.commit(&events, &machine, now).unwrap();
+            recorder.advance(&mut machine, Input::Start, now).unwrap();
             if i < finished {
                 // Finish it: every step succeeds, in one commit.
                 let mut all = Vec::new();
@@ -189,11 +185,7 @@ fn resume_among(dir: &Path, finished: usize) -> Duration {
                         attempt: 1,
                         result: Ok(serde_json::Map::new()),
                     };
-                    let events = machine.decide(input, now).unwrap();
-                    for e in &events {
-                        machine.apply(e, now);
-                    }
-                    all.extend(events);
+                    all.extend(machine.advance(input, now).unwrap());
                 }
                 recorder.commit(&all, &machine, now).unwrap();
             }
@@ -210,18 +202,15 @@ fn resume_among(dir: &Path, finished: usize) -> Duration {
     let start = Instant::now();
     let store: Arc<dyn Store> = Arc::new(SledStore::open(dir).unwrap());
     let run = store.run(&interrupted).unwrap().unwrap();
-    let workflow = compile(&run.workflow_source);
+    let workflow = compile(&store.source(&interrupted).unwrap().unwrap());
     let journal = store.journal(&interrupted).unwrap();
     let steps = store.steps(&interrupted).unwrap();
     let mut machine = replay(&workflow, &run, &journal).unwrap();
     let mut recorder = Recorder::new(store.clone(), run, steps);
     for input in [Input::Interrupted, Input::Recover] {
-        let now = chrono::Utc::now();
-        let events = machine.decide(input, now).unwrap();
-        for e in &events {
-            machine.apply(e, now);
-        }
-        recorder.commit(&events, &machine, now).unwrap();
+        recorder
+            .advance(&mut machine, input, chrono::Utc::now())
+            .unwrap();
     }
     start.elapsed()
 }

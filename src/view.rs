@@ -64,8 +64,9 @@ pub fn status(store: &dyn Store, run_id: &str) -> Result<Value, ViewError> {
         .iter()
         .filter_map(|o| o.parse().ok())
         .collect();
+    let source = store.source(run_id)?.unwrap_or_default();
     let checked = check_source(
-        SourceFile::new(run.workflow_file.clone(), run.workflow_source.clone()),
+        SourceFile::new(run.workflow_file.clone(), source),
         Registry::global(),
         &overrides,
     );

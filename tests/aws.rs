@@ -474,11 +474,7 @@ fn a_promotion_whose_outcome_was_lost_is_resolved_by_the_probe_not_rerun() {
     // The attempt is journaled as started, the promotion happens, and the process dies before
     // recording the outcome.
     let now = chrono::Utc::now();
-    let events = machine.decide(Input::Start, now).unwrap();
-    for e in &events {
-        machine.apply(e, now);
-    }
-    recorder.commit(&events, &machine, now).unwrap();
+    recorder.advance(&mut machine, Input::Start, now).unwrap();
     let rds = aws_sdk_rds::Client::new(&config);
     rt.block_on(
         rds.promote_read_replica()

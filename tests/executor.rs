@@ -335,3 +335,61 @@ fn clear_refusals_for_a_newcomer() {
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("schema version 99"), "{}", text(&o));
 }
+
+#[test]
+fn a_store_of_schema_version_1_is_migrated_and_nothing_is_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let file = dir.path().join("small.toml");
+    let source = "[workflow]\nname = \"small\"\nkind = \"failover\"\n\n[[steps]]\nid = \"only\"\naction = \"noop\"\n";
+    std::fs::write(&file, source).unwrap();
+    let o = output(&state, &["drill", file.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+
+    // Put the store back the way version 1 kept it: the workflow text inside the run record.
+    let run_id;
+    {
+        let db = sled::open(state.join("store")).unwrap();
+        let runs = db.open_tree("runs").unwrap();
+        let sources = db.open_tree("sources").unwrap();
+        let (key, value) = runs.iter().next().unwrap().unwrap();
+        run_id = String::from_utf8(key.to_vec()).unwrap();
+        let mut record: serde_json::Value = serde_json::from_slice(&value).unwrap();
+        let text = sources.remove(&key).unwrap().unwrap();
+        record["workflow_source"] = String::from_utf8(text.to_vec()).unwrap().into();
+        runs.insert(&key, serde_json::to_vec(&record).unwrap())
+            .unwrap();
+        db.open_tree("meta")
+            .unwrap()
+            .insert("schema_version", "1")
+            .unwrap();
+        db.flush().unwrap();
+    }
+
+    let o = output(&state, &["status", &run_id, "--format", "json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let status: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(status["journal"]["intact"], true);
+    assert_eq!(
+        status["steps"][0]["id"], "only",
+        "the steps come from the stored text"
+    );
+    let o = output(&state, &["report", &run_id, "--format", "json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+
+    let db = sled::open(state.join("store")).unwrap();
+    let meta = db.open_tree("meta").unwrap();
+    assert_eq!(meta.get("schema_version").unwrap().unwrap().as_ref(), b"2");
+    let stored = db
+        .open_tree("sources")
+        .unwrap()
+        .get(&run_id)
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.as_ref(), source.as_bytes());
+    let record: serde_json::Value =
+        serde_json::from_slice(&db.open_tree("runs").unwrap().get(&run_id).unwrap().unwrap())
+            .unwrap();
+    assert!(record.get("workflow_source").is_none(), "{record}");
+    assert_eq!(record["status"], "succeeded");
+}

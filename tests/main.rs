@@ -12,3 +12,4 @@ mod fixtures;
 mod harness;
 mod properties;
 mod reports;
+mod scheduling;

@@ -16,9 +16,13 @@ fn tail(bytes: &[u8]) -> String {
     lines[lines.len().saturating_sub(TAIL_LINES)..].join("\n")
 }
 
-/// Sleeps for the `duration` parameter (zero when absent).
+/// Sleeps for the `duration` parameter (zero when absent). A zero duration returns at once:
+/// the timer rounds every sleep up to its next millisecond tick.
 pub async fn sleep_for(args: &Resolved, _ctx: &ExecContext) -> Result<Outputs, StepError> {
-    tokio::time::sleep(duration(args, "duration").unwrap_or_default()).await;
+    let wait = duration(args, "duration").unwrap_or_default();
+    if !wait.is_zero() {
+        tokio::time::sleep(wait).await;
+    }
     Ok(Outputs::new())
 }
 

@@ -10,7 +10,7 @@ use crate::actions::Registry;
 use crate::check::check_source;
 use crate::dag::{CompiledWorkflow, Override};
 use crate::diagnostic::{SourceFile, render_text};
-use crate::engine::{Clock, Input, Recorder, SystemClock, digest, replay};
+use crate::engine::{Clock, EngineError, Input, Recorder, SystemClock, digest, replay};
 use crate::store::{RunRecord, Store};
 
 /// A stored run and the workflow it runs.
@@ -43,7 +43,16 @@ pub fn load(
         .iter()
         .filter_map(|o| o.parse().ok())
         .collect();
-    let stored = compile(&run.workflow_file, &run.workflow_source, &overrides)?;
+    let source = store
+        .source(run_id)
+        .map_err(|e| store_exit(&e))?
+        .ok_or_else(|| {
+            store_exit(&crate::store::StoreError::BadRecord {
+                run: run_id.to_string(),
+                reason: "the workflow text it started with is missing".into(),
+            })
+        })?;
+    let stored = compile(&run.workflow_file, &source, &overrides)?;
     if !file_check || !Path::new(&run.workflow_file).exists() {
         return Ok(Loaded {
             run,
@@ -107,16 +116,12 @@ pub fn apply_offline(store: Arc<dyn Store>, run_id: &str, inputs: Vec<Input>) ->
     let mut recorder = Recorder::new(store, loaded.run.clone(), steps);
     let clock = SystemClock;
     for input in std::iter::once(Input::Interrupted).chain(inputs) {
-        let now = clock.now();
-        let events = machine
-            .decide(input, now)
-            .map_err(|r| Exit::new(exit::INVALID_INPUT, r.0))?;
-        for e in &events {
-            machine.apply(e, now);
-        }
         recorder
-            .commit(&events, &machine, now)
-            .map_err(|e| store_exit(&e))?;
+            .advance(&mut machine, input, clock.now())
+            .map_err(|e| match e {
+                EngineError::Refused(r) => Exit::new(exit::INVALID_INPUT, r.0),
+                EngineError::Store(e) => store_exit(&e),
+            })?;
     }
     Ok(())
 }

@@ -2,7 +2,7 @@
 //! it (starts actions, arms timers). Inputs come from finished actions, timers, the control
 //! socket (votes, cancel) and the shutdown signal.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -90,22 +90,32 @@ impl<'w> Driver<'w> {
     /// take it (nothing recorded).
     pub fn feed(&mut self, input: Input) -> Result<(), EngineError> {
         let now = self.clock.now();
-        let events = self.machine.decide(input, now)?;
-        self.record(&events, now)?;
-        for event in &events {
-            self.act(event);
-        }
-        Ok(())
+        let events = self.machine.advance(input, now)?;
+        self.settle(&events, now)
     }
 
-    /// Journals events decided elsewhere (a new run's `RunStarted`).
-    pub fn record(&mut self, events: &[Event], now: DateTime<Utc>) -> Result<(), EngineError> {
-        for event in events {
-            self.machine.apply(event, now);
+    /// Decides every input of a batch, then journals all that follows in one commit before
+    /// acting on any of it: results that arrive together cost one flush. Refused inputs (a
+    /// late result of an attempt no longer current, say) are dropped, as `feed` drops them.
+    fn feed_batch(&mut self, inputs: impl Iterator<Item = Input>) -> Result<(), EngineError> {
+        let now = self.clock.now();
+        let mut events = Vec::new();
+        for input in inputs {
+            if let Ok(more) = self.machine.advance(input, now) {
+                events.extend(more);
+            }
         }
+        self.settle(&events, now)
+    }
+
+    /// Journals events already applied to the machine, tells the observer, then acts.
+    fn settle(&mut self, events: &[Event], now: DateTime<Utc>) -> Result<(), EngineError> {
         self.recorder.commit(events, &self.machine, now)?;
         for event in events {
             (self.observer)(event, now, &self.machine);
+        }
+        for event in events {
+            self.act(event);
         }
         Ok(())
     }
@@ -153,8 +163,7 @@ impl<'w> Driver<'w> {
                 let Some(action) = Registry::global().get(&spec.action) else {
                     return;
                 };
-                let outputs = self.outputs();
-                let resolved = resolve(&spec.args, &outputs);
+                let resolved = resolve(&spec.args, &|id| self.output_of(id));
                 let ctx = ExecContext {
                     timeout: spec.timeout,
                     ..self.exec.clone()
@@ -198,7 +207,7 @@ impl<'w> Driver<'w> {
         let Some(action) = Registry::global().get(&spec.action) else {
             return;
         };
-        let resolved = resolve(&spec.args, &self.outputs());
+        let resolved = resolve(&spec.args, &|id| self.output_of(id));
         let ctx = ExecContext {
             timeout: spec.timeout,
             ..self.exec.clone()
@@ -228,8 +237,7 @@ impl<'w> Driver<'w> {
         let (tx, step_id) = (self.tx.clone(), step.to_string());
         let Some(compensation) = &spec.rollback else {
             // The action undoes itself from its parameters and the outputs it recorded.
-            let outputs = self.outputs();
-            let resolved = resolve(&spec.args, &outputs);
+            let resolved = resolve(&spec.args, &|id| self.output_of(id));
             let own = self.machine.steps[i].outputs.clone();
             let ctx = ExecContext {
                 timeout: spec.timeout,
@@ -250,8 +258,7 @@ impl<'w> Driver<'w> {
             });
             return;
         };
-        let outputs = self.outputs();
-        let resolved = resolve(&compensation.args, &outputs);
+        let resolved = resolve(&compensation.args, &|id| self.output_of(id));
         let ctx = ExecContext {
             timeout: spec.timeout,
             ..self.exec.clone()
@@ -272,31 +279,23 @@ impl<'w> Driver<'w> {
         });
     }
 
-    fn outputs(&self) -> HashMap<&str, &Outputs> {
+    /// The outputs of step `id`, once it succeeded (or was undone after succeeding).
+    fn output_of(&self, id: &str) -> Option<&Outputs> {
         self.machine
-            .workflow()
-            .steps
-            .iter()
-            .zip(&self.machine.steps)
-            .filter(|(_, s)| {
-                s.status == StepStatus::Succeeded || s.status == StepStatus::RolledBack
-            })
-            .map(|(spec, s)| (spec.id.as_str(), &s.outputs))
-            .collect()
+            .step(id)
+            .filter(|s| matches!(s.status, StepStatus::Succeeded | StepStatus::RolledBack))
+            .map(|s| &s.outputs)
     }
 
     fn resting(&self, until: Until) -> bool {
         let status = self.machine.status();
-        let running = self
-            .machine
-            .steps
-            .iter()
-            .any(|s| s.status == StepStatus::Running)
-            || self
-                .machine
-                .steps
-                .iter()
-                .any(|s| s.undo == super::machine::Undo::Running);
+        let running = self.machine.count_of(StepStatus::Running) > 0
+            || (self.machine.rolling_back
+                && self
+                    .machine
+                    .steps
+                    .iter()
+                    .any(|s| s.undo == super::machine::Undo::Running));
         match status {
             RunStatus::Succeeded | RunStatus::Failed | RunStatus::RolledBack => true,
             RunStatus::Paused | RunStatus::Cancelled => !running,
@@ -322,11 +321,8 @@ impl<'w> Driver<'w> {
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let watch_rto = self.machine.workflow().rto.is_some();
         loop {
-            while let Some(input) = inputs.pop_front() {
-                match self.feed(input) {
-                    Ok(()) | Err(EngineError::Refused(_)) => {}
-                    Err(e) => return Err(e),
-                }
+            if !inputs.is_empty() {
+                self.feed_batch(inputs.drain(..))?;
             }
             if self.resting(until) {
                 return Ok(self.machine.status());

@@ -1,26 +1,23 @@
 //! What an action needs to run, and how a step's parameters become concrete values: step
 //! outputs and `${env.NAME}` are filled in here, at run time, and never stored.
 
-use std::collections::HashMap;
-
 use serde_json::Value;
 
 use crate::actions::{Arg, Args, Outputs, Resolved, StepError};
 use crate::workflow::Segment;
 
+/// The outputs of a step by id, when it has them.
+pub type Lookup<'a, 'f> = dyn Fn(&str) -> Option<&'a Outputs> + 'f;
+
 /// Fills in step outputs (from `outputs`, by step id) and environment variables.
-#[allow(
-    clippy::implicit_hasher,
-    reason = "built by the driver with the default hasher"
-)]
-pub fn resolve(args: &Args, outputs: &HashMap<&str, &Outputs>) -> Result<Resolved, StepError> {
+pub fn resolve(args: &Args, outputs: &Lookup<'_, '_>) -> Result<Resolved, StepError> {
     args.entries
         .iter()
         .map(|(k, v)| Ok((k.clone(), resolve_arg(v, outputs)?)))
         .collect()
 }
 
-fn resolve_arg(arg: &Arg, outputs: &HashMap<&str, &Outputs>) -> Result<Value, StepError> {
+fn resolve_arg(arg: &Arg, outputs: &Lookup<'_, '_>) -> Result<Value, StepError> {
     Ok(match arg {
         Arg::Text(t) => {
             // A string that is exactly one step output keeps the output's JSON type.
@@ -61,12 +58,8 @@ fn resolve_arg(arg: &Arg, outputs: &HashMap<&str, &Outputs>) -> Result<Value, St
     })
 }
 
-fn output<'a>(
-    outputs: &HashMap<&str, &'a Outputs>,
-    step: &str,
-    key: &str,
-) -> Result<&'a Value, StepError> {
-    outputs.get(step).and_then(|o| o.get(key)).ok_or_else(|| {
+fn output<'a>(outputs: &Lookup<'a, '_>, step: &str, key: &str) -> Result<&'a Value, StepError> {
+    outputs(step).and_then(|o| o.get(key)).ok_or_else(|| {
         StepError::fatal(format!(
             "step `{step}` has no output `{key}` (it did not run, or did not produce it)"
         ))

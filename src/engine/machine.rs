@@ -4,10 +4,12 @@
 //! them, then acts on them; a resumed run replays its journal through `apply` and is exactly
 //! where it was.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use petgraph::Direction;
+use petgraph::graph::NodeIndex;
 use thiserror::Error;
 
 use super::event::{Decision, Event, Outputs};
@@ -179,6 +181,40 @@ pub struct Machine<'w> {
     /// When set, decisions record what happened but start nothing: a command that applies a
     /// vote or a cancel to a run no process drives must not start steps it will not run.
     pub hold: bool,
+    /// Kept in step with `steps` by [`Machine::set_status`], so that a decision costs what it
+    /// changes rather than the size of the run.
+    tally: Tally,
+}
+
+/// Counts and sets derived from the steps' statuses.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Tally {
+    /// Steps per status, indexed by [`slot`].
+    by_status: [usize; 8],
+    /// Per step, how many of its needs have not succeeded or been skipped.
+    unmet: Vec<usize>,
+    /// Pending steps whose needs are all met, in workflow order.
+    ready: BTreeSet<usize>,
+    /// The approvals among `ready`.
+    ready_approvals: BTreeSet<usize>,
+}
+
+fn slot(status: StepStatus) -> usize {
+    match status {
+        StepStatus::Pending => 0,
+        StepStatus::Running => 1,
+        StepStatus::AwaitingApproval => 2,
+        StepStatus::Succeeded => 3,
+        StepStatus::Failed => 4,
+        StepStatus::Skipped => 5,
+        StepStatus::Unknown => 6,
+        StepStatus::RolledBack => 7,
+    }
+}
+
+/// A need is met once the step it names succeeded or was skipped.
+fn meets_needs(status: StepStatus) -> bool {
+    matches!(status, StepStatus::Succeeded | StepStatus::Skipped)
 }
 
 impl<'w> Machine<'w> {
@@ -216,6 +252,90 @@ impl<'w> Machine<'w> {
             clock_start: None,
             rto_at_risk: false,
             rto_breached: false,
+            tally: Tally::default(),
+        }
+        .tallied()
+    }
+
+    /// Computes the tally from the steps, from scratch.
+    fn tallied(mut self) -> Self {
+        self.tally = self.count();
+        self
+    }
+
+    fn count(&self) -> Tally {
+        let mut tally = Tally {
+            unmet: vec![0; self.steps.len()],
+            ..Tally::default()
+        };
+        for (i, s) in self.steps.iter().enumerate() {
+            tally.by_status[slot(s.status)] += 1;
+            tally.unmet[i] = self
+                .workflow
+                .graph
+                .neighbors_directed(NodeIndex::new(i), Direction::Incoming)
+                .filter(|d| !meets_needs(self.steps[d.index()].status))
+                .count();
+            if s.status == StepStatus::Pending && tally.unmet[i] == 0 {
+                tally.ready.insert(i);
+                if self.is_approval(i) {
+                    tally.ready_approvals.insert(i);
+                }
+            }
+        }
+        tally
+    }
+
+    /// Whether the incremental tally agrees with one counted from scratch (for tests).
+    pub fn tally_consistent(&self) -> bool {
+        self.tally == self.count()
+    }
+
+    fn is_approval(&self, i: usize) -> bool {
+        self.workflow.steps[i].action == "approval"
+    }
+
+    /// How many steps are in `status`.
+    pub fn count_of(&self, status: StepStatus) -> usize {
+        self.tally.by_status[slot(status)]
+    }
+
+    /// Moves step `i` to `status`, keeping the tally: its dependants' unmet needs when it
+    /// starts or stops meeting them, and the ready sets.
+    fn set_status(&mut self, i: usize, status: StepStatus) {
+        let old = self.steps[i].status;
+        if old == status {
+            return;
+        }
+        self.steps[i].status = status;
+        self.tally.by_status[slot(old)] -= 1;
+        self.tally.by_status[slot(status)] += 1;
+        if old == StepStatus::Pending {
+            self.tally.ready.remove(&i);
+            self.tally.ready_approvals.remove(&i);
+        }
+        if meets_needs(old) == meets_needs(status) {
+            return;
+        }
+        let graph = &self.workflow.graph;
+        for d in graph.neighbors_directed(NodeIndex::new(i), Direction::Outgoing) {
+            let d = d.index();
+            if meets_needs(status) {
+                self.tally.unmet[d] -= 1;
+            } else {
+                self.tally.unmet[d] += 1;
+            }
+            let ready = self.steps[d].status == StepStatus::Pending && self.tally.unmet[d] == 0;
+            let approval = self.workflow.steps[d].action == "approval";
+            if ready {
+                self.tally.ready.insert(d);
+                if approval {
+                    self.tally.ready_approvals.insert(d);
+                }
+            } else {
+                self.tally.ready.remove(&d);
+                self.tally.ready_approvals.remove(&d);
+            }
         }
     }
 
@@ -249,14 +369,11 @@ impl<'w> Machine<'w> {
         if self.paused.is_some() {
             return RunStatus::Paused;
         }
-        let running = self.steps.iter().any(|s| s.status == StepStatus::Running);
+        let running = self.count_of(StepStatus::Running) > 0;
         if self.cancelled && !running {
             return RunStatus::Cancelled;
         }
-        let awaiting = self
-            .steps
-            .iter()
-            .any(|s| s.status == StepStatus::AwaitingApproval);
+        let awaiting = self.count_of(StepStatus::AwaitingApproval) > 0;
         if !running && awaiting {
             RunStatus::AwaitingApproval
         } else {
@@ -284,13 +401,16 @@ impl<'w> Machine<'w> {
             (Event::RtoAtRisk { .. }, _) => self.rto_at_risk = true,
             (Event::RtoBreached { .. }, _) => self.rto_breached = true,
             (Event::StepStarted { attempt, .. }, Some(i)) => {
-                let is_approval = self.workflow.steps[i].action == "approval";
+                let is_approval = self.is_approval(i);
+                self.set_status(
+                    i,
+                    if is_approval {
+                        StepStatus::AwaitingApproval
+                    } else {
+                        StepStatus::Running
+                    },
+                );
                 let s = &mut self.steps[i];
-                s.status = if is_approval {
-                    StepStatus::AwaitingApproval
-                } else {
-                    StepStatus::Running
-                };
                 s.attempt = *attempt;
                 s.retry_pending = false;
                 // An approval's wait starts once, even when re-requested after a restart.
@@ -299,8 +419,8 @@ impl<'w> Machine<'w> {
                 }
             }
             (Event::StepSucceeded { outputs, .. }, Some(i)) => {
+                self.set_status(i, StepStatus::Succeeded);
                 let s = &mut self.steps[i];
-                s.status = StepStatus::Succeeded;
                 s.outputs.clone_from(outputs);
                 s.error = None;
                 s.retry_pending = false;
@@ -312,20 +432,24 @@ impl<'w> Machine<'w> {
                 },
                 Some(i),
             ) => {
+                self.set_status(
+                    i,
+                    if retry_in_ms.is_some() {
+                        StepStatus::Running
+                    } else {
+                        StepStatus::Failed
+                    },
+                );
                 let s = &mut self.steps[i];
                 s.error = Some(error.clone());
-                if retry_in_ms.is_some() {
-                    s.status = StepStatus::Running;
-                    s.retry_pending = true;
-                } else {
-                    s.status = StepStatus::Failed;
-                    s.retry_pending = false;
+                s.retry_pending = retry_in_ms.is_some();
+                if retry_in_ms.is_none() {
                     s.finished_at = Some(at);
                 }
             }
-            (Event::StepUnknown { .. }, Some(i)) => self.steps[i].status = StepStatus::Unknown,
+            (Event::StepUnknown { .. }, Some(i)) => self.set_status(i, StepStatus::Unknown),
             (Event::StepSkipped { .. }, Some(i)) => {
-                self.steps[i].status = StepStatus::Skipped;
+                self.set_status(i, StepStatus::Skipped);
                 self.steps[i].finished_at = Some(at);
             }
             (
@@ -368,7 +492,7 @@ impl<'w> Machine<'w> {
             (Event::CompensationStarted { .. }, Some(i)) => self.steps[i].undo = Undo::Running,
             (Event::CompensationSucceeded { .. }, Some(i)) => {
                 self.steps[i].undo = Undo::Done;
-                self.steps[i].status = StepStatus::RolledBack;
+                self.set_status(i, StepStatus::RolledBack);
             }
             (Event::CompensationFailed { error, .. }, Some(i)) => {
                 self.steps[i].undo = Undo::Failed;
@@ -383,15 +507,23 @@ impl<'w> Machine<'w> {
         }
     }
 
-    /// The events that follow from `input`, computed on a copy of the state: nothing changes
-    /// until the caller journals and applies them.
-    pub fn decide(&self, input: Input, now: DateTime<Utc>) -> Result<Vec<Event>, Refusal> {
-        let mut sim = self.clone();
+    /// Takes `input`: returns the events that follow, already applied to the state, for the
+    /// caller to journal before it acts on any of them. A refused input changes nothing: every
+    /// refusal is found before the first event is emitted.
+    pub fn advance(&mut self, input: Input, now: DateTime<Utc>) -> Result<Vec<Event>, Refusal> {
         let mut out = Vec::new();
-        sim.react(input, now, &mut out)?;
-        sim.schedule(now, &mut out);
-        sim.watch_rto(now, &mut out);
+        if let Err(refusal) = self.react(input, now, &mut out) {
+            debug_assert!(out.is_empty(), "a refusal after an event was emitted");
+            return Err(refusal);
+        }
+        self.schedule(now, &mut out);
+        self.watch_rto(now, &mut out);
         Ok(out)
+    }
+
+    /// The events that would follow from `input`, computed on a copy: the state is unchanged.
+    pub fn decide(&self, input: Input, now: DateTime<Utc>) -> Result<Vec<Event>, Refusal> {
+        self.clone().advance(input, now)
     }
 
     fn emit(&mut self, event: Event, now: DateTime<Utc>, out: &mut Vec<Event>) {
@@ -684,7 +816,8 @@ impl<'w> Machine<'w> {
                 self.status().as_str()
             )));
         }
-        for (step, _) in choices {
+        let mut chosen = Vec::with_capacity(choices.len());
+        for (step, choice) in choices {
             let i = self.require_step(step)?;
             let status = self.steps[i].status;
             if !matches!(status, StepStatus::Unknown | StepStatus::Failed) {
@@ -693,10 +826,10 @@ impl<'w> Machine<'w> {
                     status.as_str()
                 )));
             }
+            chosen.push((i, step, choice));
         }
         self.emit(Event::RunResumed { by: by.to_string() }, now, out);
-        for (step, choice) in choices {
-            let i = self.require_step(step)?;
+        for (i, step, choice) in chosen {
             let attempt = self.steps[i].attempt;
             match choice {
                 Choice::MarkSucceeded => {
@@ -838,10 +971,14 @@ impl<'w> Machine<'w> {
             self.schedule_rollback(now, out);
             return;
         }
-        let failed: Vec<usize> = (0..self.steps.len())
-            .filter(|&i| self.steps[i].status == StepStatus::Failed)
-            .collect();
-        if let Some(&first) = failed.first() {
+        let first_failed = if self.count_of(StepStatus::Failed) > 0 {
+            self.steps
+                .iter()
+                .position(|s| s.status == StepStatus::Failed)
+        } else {
+            None
+        };
+        if let Some(first) = first_failed {
             let id = &self.workflow.steps[first].id;
             let error = self.steps[first].error.clone().unwrap_or_default();
             match self.workflow.on_failure {
@@ -877,48 +1014,17 @@ impl<'w> Machine<'w> {
             }
             return;
         }
-        if self.steps.iter().any(|s| s.status == StepStatus::Unknown) {
+        if self.count_of(StepStatus::Unknown) > 0 {
             return;
         }
         if !self.cancelled {
-            let limit = self.workflow.concurrency as usize;
-            let mut running = self
-                .steps
-                .iter()
-                .enumerate()
-                .filter(|(i, s)| {
-                    s.status == StepStatus::Running && self.workflow.steps[*i].action != "approval"
-                })
-                .count();
-            for i in 0..self.steps.len() {
-                if self.steps[i].status != StepStatus::Pending {
-                    continue;
-                }
-                let ready = self.workflow.steps[i].needs.iter().all(|&d| {
-                    matches!(
-                        self.steps[d].status,
-                        StepStatus::Succeeded | StepStatus::Skipped
-                    )
-                });
-                if !ready {
-                    continue;
-                }
-                let is_approval = self.workflow.steps[i].action == "approval";
-                if !is_approval && running >= limit {
-                    continue;
-                }
-                if !is_approval {
-                    running += 1;
-                }
+            for i in self.startable() {
                 let step = self.workflow.steps[i].id.clone();
                 self.emit(Event::StepStarted { step, attempt: 1 }, now, out);
             }
         }
-        if self
-            .steps
-            .iter()
-            .all(|s| matches!(s.status, StepStatus::Succeeded | StepStatus::Skipped))
-        {
+        let done = self.count_of(StepStatus::Succeeded) + self.count_of(StepStatus::Skipped);
+        if done == self.steps.len() {
             self.emit(
                 Event::RunFinished {
                     status: RunStatus::Succeeded,
@@ -927,6 +1033,31 @@ impl<'w> Machine<'w> {
                 out,
             );
         }
+    }
+
+    /// The ready steps that may start now, in workflow order: every ready approval (waiting
+    /// for people takes no slot), and other steps while fewer than `concurrency` run. An
+    /// approval is never `running`, so the running count is the count of running actions.
+    fn startable(&self) -> Vec<usize> {
+        let limit = self.workflow.concurrency as usize;
+        let mut running = self.count_of(StepStatus::Running);
+        let mut start = Vec::new();
+        let mut full_at = None;
+        for &i in &self.tally.ready {
+            if self.is_approval(i) {
+                start.push(i);
+            } else if running < limit {
+                running += 1;
+                start.push(i);
+            } else {
+                full_at = Some(i);
+                break;
+            }
+        }
+        if let Some(from) = full_at {
+            start.extend(self.tally.ready_approvals.range(from..));
+        }
+        start
     }
 
     /// Compensations run in reverse dependency order: a step is undone once every step that

@@ -6,8 +6,9 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 
 use super::clock::rfc3339;
+use super::driver::EngineError;
 use super::event::Event;
-use super::machine::Machine;
+use super::machine::{Input, Machine};
 use crate::store::{
     AttemptRecord, Commit, JournalEntry, RunRecord, StepRecord, StepStatus, Store, StoreError,
     chain_hash,
@@ -19,6 +20,8 @@ pub struct Recorder {
     /// The run record as last committed.
     pub run: RunRecord,
     steps: HashMap<String, StepRecord>,
+    /// The workflow text, stored with the next commit (a new run's first).
+    source: Option<String>,
 }
 
 impl Recorder {
@@ -28,12 +31,35 @@ impl Recorder {
             store,
             run,
             steps: steps.into_iter().map(|s| (s.step.clone(), s)).collect(),
+            source: None,
+        }
+    }
+
+    /// A recorder for a new run: `source`, the workflow's text, is stored with the first
+    /// commit, in the same transaction as the run record.
+    pub fn for_new_run(store: std::sync::Arc<dyn Store>, run: RunRecord, source: String) -> Self {
+        Self {
+            source: Some(source),
+            ..Self::new(store, run, Vec::new())
         }
     }
 
     /// The store.
     pub fn store(&self) -> &std::sync::Arc<dyn Store> {
         &self.store
+    }
+
+    /// Takes `input` on `machine` and journals what follows in one flushed commit, for the
+    /// commands that advance a run no driver runs (nothing is acted on here).
+    pub fn advance(
+        &mut self,
+        machine: &mut Machine<'_>,
+        input: Input,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Event>, EngineError> {
+        let events = machine.advance(input, now)?;
+        self.commit(&events, machine, now)?;
+        Ok(events)
     }
 
     /// Journals `events` (already applied to `machine`) and updates the records, in one
@@ -89,8 +115,10 @@ impl Recorder {
                 .filter_map(|t| self.steps.get(t).cloned())
                 .collect(),
             journal,
+            source: self.source.clone(),
         };
         self.store.commit(&run.run_id, &commit)?;
+        self.source = None;
         self.run = run;
         Ok(())
     }

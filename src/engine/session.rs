@@ -88,7 +88,6 @@ pub fn start_run<'w>(
         initiator: new.initiator.clone(),
         digest: digest(new.workflow),
         workflow_file: new.workflow_file.clone(),
-        workflow_source: new.workflow_source.clone(),
         overrides: new.overrides.clone(),
         started_at: rfc3339(now),
         finished_at: None,
@@ -97,7 +96,7 @@ pub fn start_run<'w>(
         incident_start: new.incident_start.map(rfc3339),
     };
     let mut machine = Machine::new(new.workflow, Registry::global(), &new.initiator);
-    let mut recorder = Recorder::new(store, run.clone(), Vec::new());
+    let mut recorder = Recorder::for_new_run(store, run.clone(), new.workflow_source.clone());
     let started = Event::RunStarted {
         workflow: run.workflow.clone(),
         mode: run.mode.clone(),

@@ -159,15 +159,15 @@ fn seconds_between(a: &str, b: &str) -> Option<f64> {
     )
 }
 
-/// The workflow as it was when the run started.
-pub fn stored_workflow(run: &crate::store::RunRecord) -> Option<CompiledWorkflow> {
+/// The workflow as it was when the run started, from its stored text.
+pub fn stored_workflow(run: &crate::store::RunRecord, source: &str) -> Option<CompiledWorkflow> {
     let overrides: Vec<Override> = run
         .overrides
         .iter()
         .filter_map(|o| o.parse().ok())
         .collect();
     check_source(
-        SourceFile::new(run.workflow_file.clone(), run.workflow_source.clone()),
+        SourceFile::new(run.workflow_file.clone(), source),
         Registry::global(),
         &overrides,
     )
@@ -189,7 +189,9 @@ pub fn build(store: &dyn Store, run_id: &str) -> Result<Report, ReportError> {
         .into_iter()
         .map(|r| (r.step.clone(), r))
         .collect();
-    let workflow = stored_workflow(&run);
+    let workflow = store
+        .source(run_id)?
+        .and_then(|source| stored_workflow(&run, &source));
 
     let mut first_start: HashMap<String, String> = HashMap::new();
     let mut last_end: HashMap<String, String> = HashMap::new();

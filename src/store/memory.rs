@@ -10,6 +10,7 @@ struct Inner {
     runs: BTreeMap<String, RunRecord>,
     steps: BTreeMap<(String, String), StepRecord>,
     journal: BTreeMap<(String, u64), JournalEntry>,
+    sources: BTreeMap<String, String>,
 }
 
 /// A store that lives as long as the value.
@@ -45,7 +46,14 @@ impl Store for MemoryStore {
         for e in &commit.journal {
             inner.journal.insert((run_id.to_string(), e.seq), e.clone());
         }
+        if let Some(source) = &commit.source {
+            inner.sources.insert(run_id.to_string(), source.clone());
+        }
         Ok(())
+    }
+
+    fn source(&self, run_id: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.lock().sources.get(run_id).cloned())
     }
 
     fn run(&self, run_id: &str) -> Result<Option<RunRecord>, StoreError> {

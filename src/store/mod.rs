@@ -71,6 +71,8 @@ pub struct Commit {
     pub steps: Vec<StepRecord>,
     /// Journal entries to append (already chained by the caller).
     pub journal: Vec<JournalEntry>,
+    /// The workflow's text, written once with the run's first commit.
+    pub source: Option<String>,
 }
 
 /// Durable storage of runs.
@@ -89,4 +91,7 @@ pub trait Store: Send + Sync {
 
     /// The journal of a run, in order.
     fn journal(&self, run_id: &str) -> Result<Vec<JournalEntry>, StoreError>;
+
+    /// The workflow text run `run_id` started with.
+    fn source(&self, run_id: &str) -> Result<Option<String>, StoreError>;
 }

@@ -145,10 +145,9 @@ pub struct RunRecord {
     pub initiator: String,
     /// Digest of the compiled workflow.
     pub digest: String,
-    /// The workflow file as given.
+    /// The workflow file as given. Its text when the run started is stored apart, once
+    /// ([`super::Store::source`]), so a resume compiles the same thing.
     pub workflow_file: String,
-    /// The workflow's text when the run started, so a resume compiles the same thing.
-    pub workflow_source: String,
     /// `--param` overrides, as `name=value`.
     pub overrides: Vec<String>,
     /// When it started (RFC 3339).

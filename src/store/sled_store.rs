@@ -1,6 +1,7 @@
-//! The sled store. Trees: `meta` (schema version), `runs`, `steps` (`run \0 step`) and
-//! `journal` (`run \0 seq`, big-endian so entries iterate in order). Each commit is one sled
-//! transaction over all trees, then `flush` (an fsync): never `flush_async`.
+//! The sled store. Trees: `meta` (schema version), `runs`, `steps` (`run \0 step`),
+//! `journal` (`run \0 seq`, big-endian so entries iterate in order) and `sources` (the
+//! workflow text of each run, written once). Each commit is one sled transaction over all
+//! trees, then `flush` (an fsync): never `flush_async`.
 
 use std::path::{Path, PathBuf};
 
@@ -9,8 +10,9 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 
 use super::{Commit, JournalEntry, RunRecord, StepRecord, Store, StoreError};
 
-/// The record format this build reads and writes.
-pub const SCHEMA_VERSION: u32 = 1;
+/// The record format this build reads and writes. Version 1 kept the workflow text inside
+/// the run record, rewritten with every commit; it is migrated on open.
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// A store in a directory, owned by this process while open.
 pub struct SledStore {
@@ -19,6 +21,7 @@ pub struct SledStore {
     runs: sled::Tree,
     steps: sled::Tree,
     journal: sled::Tree,
+    sources: sled::Tree,
 }
 
 fn io(e: impl std::fmt::Display) -> StoreError {
@@ -59,7 +62,15 @@ impl SledStore {
         };
         let meta = db.open_tree("meta").map_err(io)?;
         let runs = db.open_tree("runs").map_err(io)?;
+        let sources = db.open_tree("sources").map_err(io)?;
         match meta.get("schema_version").map_err(io)? {
+            Some(v) if v.as_ref() == b"1" => {
+                migrate_from_v1(&meta, &runs, &sources).map_err(|reason| StoreError::Corrupt {
+                    dir: shown.clone(),
+                    reason,
+                })?;
+                db.flush().map_err(io)?;
+            }
             Some(v) => {
                 let found = String::from_utf8_lossy(&v).to_string();
                 if found != SCHEMA_VERSION.to_string() {
@@ -87,6 +98,7 @@ impl SledStore {
             steps: db.open_tree("steps").map_err(io)?,
             journal: db.open_tree("journal").map_err(io)?,
             runs,
+            sources,
             db,
         })
     }
@@ -102,6 +114,43 @@ impl SledStore {
             reason: e.to_string(),
         })
     }
+}
+
+/// Moves each run's `workflow_source` out of its record into `sources`, in one transaction
+/// with the new schema version: a crash half-way leaves a version 1 store, migrated again on
+/// the next open.
+fn migrate_from_v1(
+    meta: &sled::Tree,
+    runs: &sled::Tree,
+    sources: &sled::Tree,
+) -> Result<(), String> {
+    let mut moved = Vec::new();
+    for item in runs {
+        let (k, v) = item.map_err(|e| e.to_string())?;
+        let mut record: serde_json::Value = serde_json::from_slice(&v).map_err(|e| {
+            format!(
+                "run {} could not be read for the migration to schema version {SCHEMA_VERSION}: {e}",
+                String::from_utf8_lossy(&k)
+            )
+        })?;
+        let source = record
+            .as_object_mut()
+            .and_then(|o| o.remove("workflow_source"))
+            .and_then(|s| s.as_str().map(str::to_string))
+            .unwrap_or_default();
+        let record = serde_json::to_vec(&record).map_err(|e| e.to_string())?;
+        moved.push((k, record, source));
+    }
+    (meta, runs, sources)
+        .transaction(|(meta, runs, sources)| {
+            for (k, record, source) in &moved {
+                runs.insert(k.as_ref(), record.as_slice())?;
+                sources.insert(k.as_ref(), source.as_bytes())?;
+            }
+            meta.insert("schema_version", SCHEMA_VERSION.to_string().as_bytes())?;
+            Ok::<(), ConflictableTransactionError<()>>(())
+        })
+        .map_err(|e: TransactionError<()>| format!("{e:?}"))
 }
 
 fn key(run: &str, rest: &[u8]) -> Vec<u8> {
@@ -126,10 +175,13 @@ impl Store for SledStore {
             .iter()
             .map(|e| Ok((key(run_id, &e.seq.to_be_bytes()), encode(e)?)))
             .collect::<Result<_, StoreError>>()?;
-        (&self.runs, &self.steps, &self.journal)
-            .transaction(|(runs, steps_tree, journal_tree)| {
+        (&self.runs, &self.steps, &self.journal, &self.sources)
+            .transaction(|(runs, steps_tree, journal_tree, sources)| {
                 if let Some(run) = &run {
                     runs.insert(run_id.as_bytes(), run.as_slice())?;
+                }
+                if let Some(source) = &commit.source {
+                    sources.insert(run_id.as_bytes(), source.as_bytes())?;
                 }
                 for (k, v) in &steps {
                     steps_tree.insert(k.as_slice(), v.as_slice())?;
@@ -171,6 +223,14 @@ impl Store for SledStore {
             .scan_prefix(key(run_id, b""))
             .map(|item| Self::decode(run_id, &item.map_err(io)?.1))
             .collect()
+    }
+
+    fn source(&self, run_id: &str) -> Result<Option<String>, StoreError> {
+        self.sources
+            .get(run_id.as_bytes())
+            .map_err(io)?
+            .map(|v| String::from_utf8(v.to_vec()).map_err(io))
+            .transpose()
     }
 
     fn journal(&self, run_id: &str) -> Result<Vec<JournalEntry>, StoreError> {

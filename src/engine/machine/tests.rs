@@ -23,12 +23,11 @@ fn wf(extra: &str, steps: &str) -> CompiledWorkflow {
     compile(&format!("{HEADER}{extra}\n{steps}"))
 }
 
-/// Decides and applies, like the driver does.
+/// Takes an input, like the driver does, and checks the incremental tally against a count
+/// from scratch.
 fn step(m: &mut Machine<'_>, input: Input) -> Vec<Event> {
-    let events = m.decide(input, t0()).expect("input taken");
-    for e in &events {
-        m.apply(e, t0());
-    }
+    let events = m.advance(input, t0()).expect("input taken");
+    assert!(m.tally_consistent(), "the tally drifted from the steps");
     events
 }
 

@@ -1,0 +1,275 @@
+//! The engine's incremental bookkeeping against the plain rules: on random DAGs with random
+//! outcomes (successes, retryable and fatal failures, approvals, operator skips), every
+//! decision keeps the tally equal to a count from scratch, never starts a step before its
+//! needs or beyond `concurrency`, and a replay of the journal lands in the same state. And
+//! results that arrive together are journaled in one commit.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use drctl::actions::{ExecContext, Registry};
+use drctl::aws::AwsContext;
+use drctl::check::check_source;
+use drctl::dag::CompiledWorkflow;
+use drctl::diagnostic::SourceFile;
+use drctl::engine::{
+    Choice, Decision, Driver, Event, Input, Machine, NewRun, SystemClock, Until, start_run,
+};
+use drctl::store::{
+    Commit, JournalEntry, MemoryStore, RunRecord, RunStatus, StepRecord, StepStatus, Store,
+    StoreError,
+};
+use proptest::prelude::*;
+
+/// A workflow of `needs.len()` steps; `approval[i]` makes step i an approval.
+fn workflow_text(needs: &[Vec<usize>], approval: &[bool], concurrency: u32) -> String {
+    let mut s = format!(
+        "[workflow]\nname = \"random\"\nkind = \"failover\"\nconcurrency = {concurrency}\non_failure = \"pause\"\n\n"
+    );
+    for (i, deps) in needs.iter().enumerate() {
+        s.push_str(&format!("[[steps]]\nid = \"s{i}\"\n"));
+        if approval[i] {
+            s.push_str(
+                "action = \"approval\"\nwith = { approvers = [\"bob\"], timeout = \"1h\" }\n",
+            );
+        } else {
+            s.push_str("action = \"noop\"\nretry = { attempts = 2, initial = \"1s\" }\n");
+        }
+        if !deps.is_empty() {
+            let list: Vec<String> = deps.iter().map(|d| format!("\"s{d}\"")).collect();
+            s.push_str(&format!("needs = [{}]\n", list.join(", ")));
+        }
+        s.push('\n');
+    }
+    s
+}
+
+fn compile(text: &str) -> CompiledWorkflow {
+    let checked = check_source(
+        SourceFile::new("random.toml", text),
+        Registry::global(),
+        &[],
+    );
+    checked.workflow.unwrap_or_else(|| panic!("valid:\n{text}"))
+}
+
+fn random_case() -> impl Strategy<Value = (Vec<Vec<usize>>, Vec<bool>, u32, Vec<u8>)> {
+    (1usize..14).prop_flat_map(|n| {
+        let needs = (0..n)
+            .map(|i| {
+                proptest::collection::btree_set(0..i.max(1), 0..=i.min(3))
+                    .prop_map(move |s| s.into_iter().filter(|&d| d < i).collect::<Vec<_>>())
+            })
+            .collect::<Vec<_>>();
+        let approval = proptest::collection::vec(proptest::bool::weighted(0.15), n);
+        let choices = proptest::collection::vec(any::<u8>(), 0..120);
+        (needs, approval, 1u32..4, choices)
+    })
+}
+
+/// Checks what an event may do given the state before it.
+fn check_start(m: &Machine<'_>, w: &CompiledWorkflow, event: &Event) {
+    if let Event::StepStarted { step, attempt: 1 } = event {
+        let i = m.index(step).unwrap();
+        for &d in &w.steps[i].needs {
+            assert!(
+                matches!(
+                    m.steps[d].status,
+                    StepStatus::Succeeded | StepStatus::Skipped
+                ),
+                "`{step}` started before its need `{}`",
+                w.steps[d].id
+            );
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    #[test]
+    fn incremental_scheduling_keeps_the_rules((needs, approval, concurrency, choices) in random_case()) {
+        let text = workflow_text(&needs, &approval, concurrency);
+        let w = compile(&text);
+        let now = chrono::Utc::now();
+        let mut m = Machine::new(&w, Registry::global(), "alice");
+        let mut journal: Vec<Event> = Vec::new();
+        let take = |m: &mut Machine<'_>, input: Input, journal: &mut Vec<Event>| {
+            let before = m.clone();
+            let preview = m.decide(input.clone(), now);
+            match m.advance(input, now) {
+                Ok(events) => {
+                    prop_assert_eq!(preview.as_ref().ok(), Some(&events), "decide previews advance");
+                    let mut shadow = before;
+                    for e in &events {
+                        check_start(&shadow, &w, e);
+                        shadow.apply(e, now);
+                    }
+                    journal.extend(events);
+                }
+                Err(_) => {
+                    prop_assert!(preview.is_err());
+                    prop_assert_eq!(&m.steps, &before.steps, "a refusal changes nothing");
+                }
+            }
+            prop_assert!(m.tally_consistent(), "the tally drifted");
+            let running = m.steps.iter().filter(|s| s.status == StepStatus::Running).count();
+            prop_assert!(running <= concurrency as usize, "{running} running, limit {concurrency}");
+            Ok(())
+        };
+        take(&mut m, Input::Start, &mut journal)?;
+        for c in choices {
+            let running: Vec<usize> = (0..m.steps.len())
+                .filter(|&i| m.steps[i].status == StepStatus::Running)
+                .collect();
+            let waiting: Vec<usize> = (0..m.steps.len())
+                .filter(|&i| m.steps[i].status == StepStatus::AwaitingApproval)
+                .collect();
+            let failed: Vec<usize> = (0..m.steps.len())
+                .filter(|&i| m.steps[i].status == StepStatus::Failed)
+                .collect();
+            let pick = |v: &[usize]| v[usize::from(c) % v.len()];
+            let input = if !failed.is_empty() && m.paused.is_some() {
+                let i = pick(&failed);
+                let choice = if c % 2 == 0 { Choice::Retry } else { Choice::Skip };
+                Input::Resume { by: "alice".into(), choices: vec![(w.steps[i].id.clone(), choice)] }
+            } else if !waiting.is_empty() && c % 3 == 0 {
+                let i = pick(&waiting);
+                let decision = if c % 7 == 0 { Decision::Reject } else { Decision::Approve };
+                Input::Vote { step: w.steps[i].id.clone(), by: "bob".into(), decision, comment: None }
+            } else if !running.is_empty() {
+                let i = pick(&running);
+                let step = w.steps[i].id.clone();
+                if m.steps[i].retry_pending {
+                    Input::RetryDue { step }
+                } else {
+                    let attempt = m.steps[i].attempt;
+                    let result = match c % 5 {
+                        0 => Err(("flaky".to_string(), true)),
+                        1 => Err(("broken".to_string(), false)),
+                        _ => Ok(serde_json::Map::new()),
+                    };
+                    Input::Finished { step, attempt, result }
+                }
+            } else if !waiting.is_empty() {
+                let i = pick(&waiting);
+                Input::Vote { step: w.steps[i].id.clone(), by: "bob".into(), decision: Decision::Approve, comment: None }
+            } else {
+                // A refused or idle input: a vote by someone who is no approver.
+                Input::Vote { step: "s0".into(), by: "mallory".into(), decision: Decision::Approve, comment: None }
+            };
+            take(&mut m, input, &mut journal)?;
+        }
+        // The journal replayed into a fresh machine is the same run.
+        let mut replayed = Machine::new(&w, Registry::global(), "alice");
+        for e in &journal {
+            replayed.apply(e, now);
+        }
+        prop_assert_eq!(&replayed.steps, &m.steps);
+        prop_assert_eq!(replayed.status(), m.status());
+        prop_assert!(replayed.tally_consistent());
+        if m.steps.iter().all(|s| matches!(s.status, StepStatus::Succeeded | StepStatus::Skipped)) {
+            prop_assert_eq!(m.status(), RunStatus::Succeeded);
+        }
+    }
+}
+
+/// A memory store that counts commits and takes its time over each, as a disk would.
+struct SlowCountingStore {
+    inner: MemoryStore,
+    commits: AtomicUsize,
+    events: Mutex<usize>,
+}
+
+impl Store for SlowCountingStore {
+    fn commit(&self, run_id: &str, commit: &Commit) -> Result<(), StoreError> {
+        std::thread::sleep(Duration::from_millis(20));
+        self.commits.fetch_add(1, Ordering::SeqCst);
+        *self.events.lock().unwrap() += commit.journal.len();
+        self.inner.commit(run_id, commit)
+    }
+    fn run(&self, run_id: &str) -> Result<Option<RunRecord>, StoreError> {
+        self.inner.run(run_id)
+    }
+    fn runs(&self) -> Result<Vec<RunRecord>, StoreError> {
+        self.inner.runs()
+    }
+    fn steps(&self, run_id: &str) -> Result<Vec<StepRecord>, StoreError> {
+        self.inner.steps(run_id)
+    }
+    fn journal(&self, run_id: &str) -> Result<Vec<JournalEntry>, StoreError> {
+        self.inner.journal(run_id)
+    }
+    fn source(&self, run_id: &str) -> Result<Option<String>, StoreError> {
+        self.inner.source(run_id)
+    }
+}
+
+#[test]
+fn results_that_arrive_together_share_one_commit() {
+    let n = 40;
+    let needs = vec![Vec::new(); n];
+    let text = workflow_text(&needs, &vec![false; n], 64);
+    let w = compile(&text);
+    let store = Arc::new(SlowCountingStore {
+        inner: MemoryStore::new(),
+        commits: AtomicUsize::new(0),
+        events: Mutex::new(0),
+    });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let new = NewRun {
+        workflow: &w,
+        workflow_file: "random.toml".into(),
+        workflow_source: text.clone(),
+        overrides: vec![],
+        mode: "drill",
+        initiator: "test".into(),
+        incident_start: None,
+    };
+    let (machine, recorder) = start_run(store.clone(), &new, &SystemClock).unwrap();
+    let exec = ExecContext {
+        base_dir: ".".into(),
+        timeout: None,
+        aws: Arc::new(AwsContext::new(None)),
+        incident_start: chrono::Utc::now(),
+    };
+    let mut driver = Driver::new(
+        machine,
+        recorder,
+        Arc::new(SystemClock),
+        exec,
+        Box::new(|_, _, _| {}),
+    );
+    let status = runtime
+        .block_on(driver.drive(
+            Input::Start,
+            Until::Done,
+            None,
+            Box::pin(std::future::pending()),
+        ))
+        .unwrap();
+    assert_eq!(status, RunStatus::Succeeded);
+    let commits = store.commits.load(Ordering::SeqCst);
+    // RunStarted, the 40 starts, then the results: the first one alone at most, the rest
+    // together while that commit is on its way to the disk (and a few stragglers).
+    assert!(
+        commits <= 8,
+        "{commits} commits for {n} parallel steps: results are not grouped"
+    );
+    let journal = store.journal(&driver.recorder.run.run_id).unwrap();
+    assert_eq!(
+        journal.len(),
+        *store.events.lock().unwrap(),
+        "every event journaled"
+    );
+    assert_eq!(
+        journal.len(),
+        1 + 2 * n + 1,
+        "started, succeeded per step, begun and finished"
+    );
+}
