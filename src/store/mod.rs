@@ -9,6 +9,7 @@ mod journal;
 mod memory;
 mod records;
 mod sled_store;
+mod sync;
 
 pub use journal::{GENESIS, JournalEntry, chain_hash, verify_chain};
 pub use memory::MemoryStore;

@@ -1,13 +1,16 @@
 //! The sled store. Trees: `meta` (schema version), `runs`, `steps` (`run \0 step`),
 //! `journal` (`run \0 seq`, big-endian so entries iterate in order) and `sources` (the
 //! workflow text of each run, written once). Each commit is one sled transaction over all
-//! trees, then `flush` (an fsync): never `flush_async`.
+//! trees, then `flush` (never `flush_async`), then the fdatasyncs sled leaves out
+//! ([`DiskSync`]).
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
+use super::sync::DiskSync;
 use super::{Commit, JournalEntry, RunRecord, StepRecord, Store, StoreError};
 
 /// The record format this build reads and writes. Version 1 kept the workflow text inside
@@ -22,6 +25,7 @@ pub struct SledStore {
     steps: sled::Tree,
     journal: sled::Tree,
     sources: sled::Tree,
+    disk: DiskSync,
 }
 
 fn io(e: impl std::fmt::Display) -> StoreError {
@@ -46,20 +50,13 @@ impl SledStore {
                 reason: format!("{} exists but is not a sled database", path.display()),
             });
         }
-        let db = match sled::Config::new().path(&path).open() {
-            Ok(db) => db,
-            Err(sled::Error::Io(e))
-                if e.kind() == std::io::ErrorKind::WouldBlock || e.to_string().contains("lock") =>
-            {
-                return Err(StoreError::Locked { dir: shown });
-            }
-            Err(e) => {
-                return Err(StoreError::Corrupt {
-                    dir: shown,
-                    reason: e.to_string(),
-                });
-            }
-        };
+        let db = open_db(&path).map_err(|e| match e {
+            Opening::Locked => StoreError::Locked { dir: shown.clone() },
+            Opening::Failed(reason) => StoreError::Corrupt {
+                dir: shown.clone(),
+                reason,
+            },
+        })?;
         let meta = db.open_tree("meta").map_err(io)?;
         let runs = db.open_tree("runs").map_err(io)?;
         let sources = db.open_tree("sources").map_err(io)?;
@@ -93,7 +90,12 @@ impl SledStore {
                 });
             }
         }
+        let disk = DiskSync::open(&path).map_err(|e| StoreError::Corrupt {
+            dir: shown.clone(),
+            reason: format!("its log file cannot be opened: {e}"),
+        })?;
         Ok(Self {
+            disk,
             dir: dir.to_path_buf(),
             steps: db.open_tree("steps").map_err(io)?,
             journal: db.open_tree("journal").map_err(io)?,
@@ -113,6 +115,35 @@ impl SledStore {
             run: run.to_string(),
             reason: e.to_string(),
         })
+    }
+}
+
+enum Opening {
+    Locked,
+    Failed(String),
+}
+
+/// How long a locked database is retried before it counts as in use.
+const LOCK_PATIENCE: Duration = Duration::from_secs(1);
+
+/// Opens the sled database at `path`. A lock is retried for a moment: when a drctl is killed
+/// while it spawns a step's process, the child holds a copy of the database's file descriptor
+/// (and so its lock) until its exec closes it, a few milliseconds at most.
+fn open_db(path: &Path) -> Result<sled::Db, Opening> {
+    let deadline = Instant::now() + LOCK_PATIENCE;
+    loop {
+        match sled::Config::new().path(path).open() {
+            Ok(db) => return Ok(db),
+            Err(sled::Error::Io(e))
+                if e.kind() == std::io::ErrorKind::WouldBlock || e.to_string().contains("lock") =>
+            {
+                if Instant::now() >= deadline {
+                    return Err(Opening::Locked);
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => return Err(Opening::Failed(e.to_string())),
+        }
     }
 }
 
@@ -193,6 +224,7 @@ impl Store for SledStore {
             })
             .map_err(|e: TransactionError<()>| io(format!("{e:?}")))?;
         self.db.flush().map_err(io)?;
+        self.disk.after_flush().map_err(io)?;
         Ok(())
     }
 
