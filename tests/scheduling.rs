@@ -1,10 +1,11 @@
 //! The engine's incremental bookkeeping against the plain rules: on random DAGs with random
 //! outcomes (successes, retryable and fatal failures, approvals, operator skips), every
 //! decision keeps the tally equal to a count from scratch, never starts a step before its
-//! needs or beyond `concurrency`, and a replay of the journal lands in the same state. And
-//! results that arrive together are journaled in one commit.
+//! needs or beyond `concurrency`, and a replay of the journal lands in the same state. And the
+//! driver's use of the store: results that arrive together are journaled in one commit, and a
+//! commit that fails stops the driver before anything builds on the decision it lost.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -14,7 +15,8 @@ use drctl::check::check_source;
 use drctl::dag::CompiledWorkflow;
 use drctl::diagnostic::SourceFile;
 use drctl::engine::{
-    Choice, Decision, Driver, Event, Input, Machine, NewRun, SystemClock, Until, start_run,
+    Choice, ControlRequest, Decision, Driver, EngineError, Event, Input, Machine, NewRun,
+    SystemClock, Until, start_run,
 };
 use drctl::store::{
     Commit, JournalEntry, MemoryStore, RunRecord, RunStatus, StepRecord, StepStatus, Store,
@@ -271,5 +273,118 @@ fn results_that_arrive_together_share_one_commit() {
         journal.len(),
         1 + 2 * n + 1,
         "started, succeeded per step, begun and finished"
+    );
+}
+
+/// A memory store whose commits fail while `broken` is set.
+struct BreakableStore {
+    inner: MemoryStore,
+    broken: AtomicBool,
+}
+
+impl Store for BreakableStore {
+    fn commit(&self, run_id: &str, commit: &Commit) -> Result<(), StoreError> {
+        if self.broken.load(Ordering::SeqCst) {
+            return Err(StoreError::Io("disk full".into()));
+        }
+        self.inner.commit(run_id, commit)
+    }
+    fn run(&self, run_id: &str) -> Result<Option<RunRecord>, StoreError> {
+        self.inner.run(run_id)
+    }
+    fn runs(&self) -> Result<Vec<RunRecord>, StoreError> {
+        self.inner.runs()
+    }
+    fn steps(&self, run_id: &str) -> Result<Vec<StepRecord>, StoreError> {
+        self.inner.steps(run_id)
+    }
+    fn journal(&self, run_id: &str) -> Result<Vec<JournalEntry>, StoreError> {
+        self.inner.journal(run_id)
+    }
+    fn source(&self, run_id: &str) -> Result<Option<String>, StoreError> {
+        self.inner.source(run_id)
+    }
+}
+
+#[test]
+fn a_vote_the_store_could_not_record_stops_the_driver() {
+    let needs = vec![Vec::new(), vec![0]];
+    let text = workflow_text(&needs, &[true, false], 2);
+    let w = compile(&text);
+    let store = Arc::new(BreakableStore {
+        inner: MemoryStore::new(),
+        broken: AtomicBool::new(false),
+    });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let new = NewRun {
+        workflow: &w,
+        workflow_file: "random.toml".into(),
+        workflow_source: text.clone(),
+        overrides: vec![],
+        mode: "drill",
+        initiator: "alice".into(),
+        incident_start: None,
+    };
+    let (machine, recorder) = start_run(store.clone(), &new, &SystemClock).unwrap();
+    let run_id = recorder.run.run_id.clone();
+    let exec = ExecContext {
+        base_dir: ".".into(),
+        timeout: None,
+        aws: Arc::new(AwsContext::new(None)),
+        incident_start: chrono::Utc::now(),
+    };
+    let mut driver = Driver::new(
+        machine,
+        recorder,
+        Arc::new(SystemClock),
+        exec,
+        Box::new(|_, _, _| {}),
+    );
+    let (control_tx, control_rx) = tokio::sync::mpsc::channel(4);
+    let broken = store.clone();
+    let outcome = runtime.block_on(async move {
+        let voter = tokio::spawn(async move {
+            // Let the run reach the approval, then lose the disk and vote.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            broken.broken.store(true, Ordering::SeqCst);
+            let (reply, answer) = tokio::sync::oneshot::channel();
+            let vote = Input::Vote {
+                step: "s0".into(),
+                by: "bob".into(),
+                decision: Decision::Approve,
+                comment: None,
+            };
+            control_tx
+                .send(ControlRequest { input: vote, reply })
+                .await
+                .unwrap();
+            answer.await.unwrap()
+        });
+        let driven = tokio::time::timeout(
+            Duration::from_secs(10),
+            driver.drive(
+                Input::Start,
+                Until::Done,
+                Some(control_rx),
+                Box::pin(std::future::pending()),
+            ),
+        )
+        .await;
+        (driven, voter.await.unwrap())
+    });
+    let (driven, answer) = outcome;
+    let driven = driven.expect("the driver stops instead of waiting on a decision it lost");
+    assert!(matches!(driven, Err(EngineError::Store(_))), "{driven:?}");
+    assert!(answer.unwrap_err().contains("disk full"));
+    let journal = store.journal(&run_id).unwrap();
+    assert!(
+        journal
+            .iter()
+            .all(|e| e.event["type"] != "approval_voted" && e.event["type"] != "step_succeeded"),
+        "nothing after the failed commit is journaled"
     );
 }

@@ -336,8 +336,20 @@ impl<'w> Driver<'w> {
                     }
                 }
                 Some(request) = async { match control.as_mut() { Some(c) => c.recv().await, None => std::future::pending().await } } => {
-                    let answer = self.feed(request.input).map_err(|e| e.to_string());
-                    let _ = request.reply.send(answer);
+                    match self.feed(request.input) {
+                        Ok(()) => {
+                            let _ = request.reply.send(Ok(()));
+                        }
+                        Err(EngineError::Refused(refusal)) => {
+                            let _ = request.reply.send(Err(refusal.to_string()));
+                        }
+                        // The decision is applied but not journaled: stop before anything
+                        // builds on it. The journal is where the run resumes from.
+                        Err(e) => {
+                            let _ = request.reply.send(Err(e.to_string()));
+                            return Err(e);
+                        }
+                    }
                 }
                 _ = ticker.tick(), if watch_rto => inputs.push_back(Input::Tick),
                 () = async { match shutdown.as_mut() { Some(s) => s.await, None => std::future::pending().await } } => {
