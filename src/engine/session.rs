@@ -80,8 +80,15 @@ pub fn start_run<'w>(
     clock: &dyn Clock,
 ) -> Result<(Machine<'w>, Recorder), StoreError> {
     let now = clock.now();
+    // Ids carry the second and 16 random bits: runs started in the same second may draw the
+    // same one, and a taken id would overwrite that run. The process owns the store, so
+    // nothing can take the id between this check and the commit.
+    let mut run_id = new_run_id(clock);
+    while store.run(&run_id)?.is_some() {
+        run_id = new_run_id(clock);
+    }
     let run = RunRecord {
-        run_id: new_run_id(clock),
+        run_id,
         workflow: new.workflow.name.clone(),
         mode: new.mode.to_string(),
         status: RunStatus::Running,
