@@ -338,6 +338,7 @@ fn clear_refusals_for_a_newcomer() {
 
 #[test]
 fn a_store_of_schema_version_1_is_migrated_and_nothing_is_lost() {
+    use drctl::store::{SledStore, Store};
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     let file = dir.path().join("small.toml");
@@ -346,19 +347,40 @@ fn a_store_of_schema_version_1_is_migrated_and_nothing_is_lost() {
     let o = output(&state, &["drill", file.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
 
-    // Put the store back the way version 1 kept it: the workflow text inside the run record.
-    let run_id;
+    // What the run is now, read through the store.
+    let (run, mut steps, journal) = {
+        let store = SledStore::open(&state).unwrap();
+        let run = store.runs().unwrap().remove(0);
+        let steps = store.steps(&run.run_id).unwrap();
+        let journal = store.journal(&run.run_id).unwrap();
+        (run, steps, journal)
+    };
+    steps.sort_by(|a, b| a.step.cmp(&b.step));
+
+    // The same run laid out as version 1 kept it: a tree per kind of record, the workflow
+    // text inside the run record.
+    let old = dir.path().join("old");
     {
-        let db = sled::open(state.join("store")).unwrap();
-        let runs = db.open_tree("runs").unwrap();
-        let sources = db.open_tree("sources").unwrap();
-        let (key, value) = runs.iter().next().unwrap().unwrap();
-        run_id = String::from_utf8(key.to_vec()).unwrap();
-        let mut record: serde_json::Value = serde_json::from_slice(&value).unwrap();
-        let text = sources.remove(&key).unwrap().unwrap();
-        record["workflow_source"] = String::from_utf8(text.to_vec()).unwrap().into();
-        runs.insert(&key, serde_json::to_vec(&record).unwrap())
+        let db = sled::open(old.join("store")).unwrap();
+        let key = |rest: &[u8]| [run.run_id.as_bytes(), &[0], rest].concat();
+        let mut record = serde_json::to_value(&run).unwrap();
+        record["workflow_source"] = source.into();
+        db.open_tree("runs")
+            .unwrap()
+            .insert(&run.run_id, serde_json::to_vec(&record).unwrap())
             .unwrap();
+        for s in &steps {
+            db.open_tree("steps")
+                .unwrap()
+                .insert(key(s.step.as_bytes()), serde_json::to_vec(s).unwrap())
+                .unwrap();
+        }
+        for e in &journal {
+            db.open_tree("journal")
+                .unwrap()
+                .insert(key(&e.seq.to_be_bytes()), serde_json::to_vec(e).unwrap())
+                .unwrap();
+        }
         db.open_tree("meta")
             .unwrap()
             .insert("schema_version", "1")
@@ -366,7 +388,7 @@ fn a_store_of_schema_version_1_is_migrated_and_nothing_is_lost() {
         db.flush().unwrap();
     }
 
-    let o = output(&state, &["status", &run_id, "--format", "json"]);
+    let o = output(&old, &["status", &run.run_id, "--format", "json"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let status: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(status["journal"]["intact"], true);
@@ -374,22 +396,29 @@ fn a_store_of_schema_version_1_is_migrated_and_nothing_is_lost() {
         status["steps"][0]["id"], "only",
         "the steps come from the stored text"
     );
-    let o = output(&state, &["report", &run_id, "--format", "json"]);
+    let o = output(&old, &["report", &run.run_id, "--format", "json"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
 
-    let db = sled::open(state.join("store")).unwrap();
+    let store = SledStore::open(&old).unwrap();
+    assert_eq!(store.run(&run.run_id).unwrap().as_ref(), Some(&run));
+    let mut migrated = store.steps(&run.run_id).unwrap();
+    migrated.sort_by(|a, b| a.step.cmp(&b.step));
+    assert_eq!(migrated, steps);
+    assert_eq!(store.journal(&run.run_id).unwrap(), journal);
+    assert_eq!(store.source(&run.run_id).unwrap().as_deref(), Some(source));
+    drop(store);
+    let db = sled::open(old.join("store")).unwrap();
     let meta = db.open_tree("meta").unwrap();
     assert_eq!(meta.get("schema_version").unwrap().unwrap().as_ref(), b"2");
-    let stored = db
-        .open_tree("sources")
-        .unwrap()
-        .get(&run_id)
-        .unwrap()
-        .unwrap();
-    assert_eq!(stored.as_ref(), source.as_bytes());
-    let record: serde_json::Value =
-        serde_json::from_slice(&db.open_tree("runs").unwrap().get(&run_id).unwrap().unwrap())
-            .unwrap();
-    assert!(record.get("workflow_source").is_none(), "{record}");
-    assert_eq!(record["status"], "succeeded");
+    let names: Vec<String> = db
+        .tree_names()
+        .iter()
+        .map(|n| String::from_utf8_lossy(n).to_string())
+        .collect();
+    for old_tree in ["runs", "steps", "journal"] {
+        assert!(
+            !names.contains(&old_tree.to_string()),
+            "{old_tree} left: {names:?}"
+        );
+    }
 }

@@ -2,11 +2,13 @@
 //! event journal. The engine never touches sled directly: it talks to [`Store`], which has a
 //! sled implementation for real use and an in-memory one for unit tests.
 //!
-//! A commit is one atomic write across every tree, flushed to disk before it returns: what the
-//! engine does next may rely on it having happened.
+//! A commit (journal entries, the run record, the step records they change) is written
+//! atomically and made durable before it returns: what the engine does next may rely on it
+//! having happened.
 
 mod journal;
 mod memory;
+mod migrate;
 mod records;
 mod sled_store;
 mod sync;

@@ -1,31 +1,67 @@
-//! The sled store. Trees: `meta` (schema version), `runs`, `steps` (`run \0 step`),
-//! `journal` (`run \0 seq`, big-endian so entries iterate in order) and `sources` (the
-//! workflow text of each run, written once). Each commit is one sled transaction over all
-//! trees, then `flush` (never `flush_async`), then the fdatasyncs sled leaves out
-//! ([`DiskSync`]).
+//! The sled store. Trees:
+//!
+//! - `meta`: the schema version;
+//! - `run_ids`: one key per run, its id, written with the run's first commit;
+//! - `bundles`: one entry per commit, keyed `run \0 id` (sled's monotonic id, big-endian, so a
+//!   run's commits iterate in order), holding what the commit wrote: its journal entries, the
+//!   run record and the records of the steps it touched;
+//! - `sources`: the workflow text each run started with, written with its first commit.
+//!
+//! A run's first commit is one transaction over `run_ids`, `bundles` and `sources`; every later
+//! commit is a single insert into `bundles`, which sled recovers whole or not at all, and which
+//! costs one log write where a transaction costs two. Then `flush` (never `flush_async`), then
+//! the fdatasyncs sled leaves out ([`DiskSync`]).
+//!
+//! Reading is the other way round: a run's record is the one in its last bundle, its step
+//! records the latest of each step across its bundles, its journal the bundles' entries in
+//! order.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use serde::{Deserialize, Serialize};
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
 use super::sync::DiskSync;
 use super::{Commit, JournalEntry, RunRecord, StepRecord, Store, StoreError};
 
-/// The record format this build reads and writes. Version 1 kept the workflow text inside
-/// the run record, rewritten with every commit; it is migrated on open.
+/// The record format this build reads and writes. Version 1 kept a run record, step records
+/// and journal entries in trees of their own, the workflow text inside the run record, all
+/// rewritten by a transaction at every commit; it is migrated on open.
 pub const SCHEMA_VERSION: u32 = 2;
 
 /// A store in a directory, owned by this process while open.
 pub struct SledStore {
     dir: PathBuf,
     db: sled::Db,
-    runs: sled::Tree,
-    steps: sled::Tree,
-    journal: sled::Tree,
+    run_ids: sled::Tree,
+    bundles: sled::Tree,
     sources: sled::Tree,
     disk: DiskSync,
+}
+
+/// What one commit wrote, as stored.
+#[derive(Serialize)]
+struct BundleOut<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    run: Option<&'a RunRecord>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    steps: &'a [StepRecord],
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    journal: &'a [JournalEntry],
+}
+
+/// What one commit wrote, read back.
+#[derive(Deserialize)]
+pub(super) struct Bundle {
+    #[serde(default)]
+    pub run: Option<RunRecord>,
+    #[serde(default)]
+    pub steps: Vec<StepRecord>,
+    #[serde(default)]
+    pub journal: Vec<JournalEntry>,
 }
 
 fn io(e: impl std::fmt::Display) -> StoreError {
@@ -50,22 +86,22 @@ impl SledStore {
                 reason: format!("{} exists but is not a sled database", path.display()),
             });
         }
+        let corrupt = |reason: String| StoreError::Corrupt {
+            dir: shown.clone(),
+            reason,
+        };
         let db = open_db(&path).map_err(|e| match e {
             Opening::Locked => StoreError::Locked { dir: shown.clone() },
-            Opening::Failed(reason) => StoreError::Corrupt {
-                dir: shown.clone(),
-                reason,
-            },
+            Opening::Failed(reason) => corrupt(reason),
         })?;
         let meta = db.open_tree("meta").map_err(io)?;
-        let runs = db.open_tree("runs").map_err(io)?;
+        let run_ids = db.open_tree("run_ids").map_err(io)?;
+        let bundles = db.open_tree("bundles").map_err(io)?;
         let sources = db.open_tree("sources").map_err(io)?;
         match meta.get("schema_version").map_err(io)? {
             Some(v) if v.as_ref() == b"1" => {
-                migrate_from_v1(&meta, &runs, &sources).map_err(|reason| StoreError::Corrupt {
-                    dir: shown.clone(),
-                    reason,
-                })?;
+                super::migrate::from_v1(&db, &meta, &run_ids, &bundles, &sources)
+                    .map_err(corrupt)?;
                 db.flush().map_err(io)?;
             }
             Some(v) => {
@@ -78,30 +114,26 @@ impl SledStore {
                     });
                 }
             }
-            None if runs.is_empty() => {
+            None if run_ids.is_empty() && !super::migrate::v1_holds_runs(&db) => {
                 meta.insert("schema_version", SCHEMA_VERSION.to_string().as_bytes())
                     .map_err(io)?;
                 db.flush().map_err(io)?;
             }
             None => {
-                return Err(StoreError::Corrupt {
-                    dir: shown,
-                    reason: "runs are stored but no schema version is".into(),
-                });
+                return Err(corrupt("runs are stored but no schema version is".into()));
             }
         }
-        let disk = DiskSync::open(&path).map_err(|e| StoreError::Corrupt {
-            dir: shown.clone(),
-            reason: format!("its log file cannot be opened: {e}"),
-        })?;
+        // A migration cut off after its transaction leaves the old trees behind.
+        super::migrate::drop_v1_trees(&db).map_err(io)?;
+        let disk = DiskSync::open(&path)
+            .map_err(|e| corrupt(format!("its log file cannot be opened: {e}")))?;
         Ok(Self {
-            disk,
             dir: dir.to_path_buf(),
-            steps: db.open_tree("steps").map_err(io)?,
-            journal: db.open_tree("journal").map_err(io)?,
-            runs,
-            sources,
             db,
+            run_ids,
+            bundles,
+            sources,
+            disk,
         })
     }
 
@@ -110,12 +142,42 @@ impl SledStore {
         &self.dir
     }
 
-    fn decode<T: serde::de::DeserializeOwned>(run: &str, bytes: &[u8]) -> Result<T, StoreError> {
-        serde_json::from_slice(bytes).map_err(|e| StoreError::BadRecord {
-            run: run.to_string(),
-            reason: e.to_string(),
-        })
+    /// The bundles of `run_id`, oldest first.
+    fn bundles(&self, run_id: &str) -> impl DoubleEndedIterator<Item = Result<Bundle, StoreError>> {
+        self.bundles
+            .scan_prefix(key(run_id, b""))
+            .map(move |item| decode(run_id, &item.map_err(io)?.1))
     }
+}
+
+fn decode<T: serde::de::DeserializeOwned>(run: &str, bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::BadRecord {
+        run: run.to_string(),
+        reason: e.to_string(),
+    })
+}
+
+/// The key of a bundle of `run`, or with an empty `rest` the prefix of all of them.
+pub(super) fn key(run: &str, rest: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(run.len() + 1 + rest.len());
+    k.extend_from_slice(run.as_bytes());
+    k.push(0);
+    k.extend_from_slice(rest);
+    k
+}
+
+/// Serializes what a commit writes into one bundle.
+pub(super) fn encode_bundle(
+    run: Option<&RunRecord>,
+    steps: &[StepRecord],
+    journal: &[JournalEntry],
+) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(&BundleOut {
+        run,
+        steps,
+        journal,
+    })
+    .map_err(io)
 }
 
 enum Opening {
@@ -147,100 +209,47 @@ fn open_db(path: &Path) -> Result<sled::Db, Opening> {
     }
 }
 
-/// Moves each run's `workflow_source` out of its record into `sources`, in one transaction
-/// with the new schema version: a crash half-way leaves a version 1 store, migrated again on
-/// the next open.
-fn migrate_from_v1(
-    meta: &sled::Tree,
-    runs: &sled::Tree,
-    sources: &sled::Tree,
-) -> Result<(), String> {
-    let mut moved = Vec::new();
-    for item in runs {
-        let (k, v) = item.map_err(|e| e.to_string())?;
-        let mut record: serde_json::Value = serde_json::from_slice(&v).map_err(|e| {
-            format!(
-                "run {} could not be read for the migration to schema version {SCHEMA_VERSION}: {e}",
-                String::from_utf8_lossy(&k)
-            )
-        })?;
-        let source = record
-            .as_object_mut()
-            .and_then(|o| o.remove("workflow_source"))
-            .and_then(|s| s.as_str().map(str::to_string))
-            .unwrap_or_default();
-        let record = serde_json::to_vec(&record).map_err(|e| e.to_string())?;
-        moved.push((k, record, source));
-    }
-    (meta, runs, sources)
-        .transaction(|(meta, runs, sources)| {
-            for (k, record, source) in &moved {
-                runs.insert(k.as_ref(), record.as_slice())?;
-                sources.insert(k.as_ref(), source.as_bytes())?;
-            }
-            meta.insert("schema_version", SCHEMA_VERSION.to_string().as_bytes())?;
-            Ok::<(), ConflictableTransactionError<()>>(())
-        })
-        .map_err(|e: TransactionError<()>| format!("{e:?}"))
-}
-
-fn key(run: &str, rest: &[u8]) -> Vec<u8> {
-    let mut k = Vec::with_capacity(run.len() + 1 + rest.len());
-    k.extend_from_slice(run.as_bytes());
-    k.push(0);
-    k.extend_from_slice(rest);
-    k
-}
-
 impl Store for SledStore {
     fn commit(&self, run_id: &str, commit: &Commit) -> Result<(), StoreError> {
-        let encode = |v: &dyn erased::Json| v.json();
-        let run = commit.run.as_ref().map(|r| encode(r)).transpose()?;
-        let steps: Vec<(Vec<u8>, Vec<u8>)> = commit
-            .steps
-            .iter()
-            .map(|s| Ok((key(run_id, s.step.as_bytes()), encode(s)?)))
-            .collect::<Result<_, StoreError>>()?;
-        let journal: Vec<(Vec<u8>, Vec<u8>)> = commit
-            .journal
-            .iter()
-            .map(|e| Ok((key(run_id, &e.seq.to_be_bytes()), encode(e)?)))
-            .collect::<Result<_, StoreError>>()?;
-        (&self.runs, &self.steps, &self.journal, &self.sources)
-            .transaction(|(runs, steps_tree, journal_tree, sources)| {
-                if let Some(run) = &run {
-                    runs.insert(run_id.as_bytes(), run.as_slice())?;
-                }
-                if let Some(source) = &commit.source {
-                    sources.insert(run_id.as_bytes(), source.as_bytes())?;
-                }
-                for (k, v) in &steps {
-                    steps_tree.insert(k.as_slice(), v.as_slice())?;
-                }
-                for (k, v) in &journal {
-                    journal_tree.insert(k.as_slice(), v.as_slice())?;
-                }
-                Ok::<(), ConflictableTransactionError<()>>(())
-            })
-            .map_err(|e: TransactionError<()>| io(format!("{e:?}")))?;
+        let bundle = encode_bundle(commit.run.as_ref(), &commit.steps, &commit.journal)?;
+        let id = self.db.generate_id().map_err(io)?;
+        let bundle_key = key(run_id, &id.to_be_bytes());
+        let first = commit.source.is_some() || !self.run_ids.contains_key(run_id).map_err(io)?;
+        if first {
+            (&self.run_ids, &self.bundles, &self.sources)
+                .transaction(|(run_ids, bundles, sources)| {
+                    run_ids.insert(run_id.as_bytes(), b"".as_slice())?;
+                    bundles.insert(bundle_key.as_slice(), bundle.as_slice())?;
+                    if let Some(source) = &commit.source {
+                        sources.insert(run_id.as_bytes(), source.as_bytes())?;
+                    }
+                    Ok::<(), ConflictableTransactionError<()>>(())
+                })
+                .map_err(|e: TransactionError<()>| io(format!("{e:?}")))?;
+        } else {
+            self.bundles.insert(bundle_key, bundle).map_err(io)?;
+        }
         self.db.flush().map_err(io)?;
         self.disk.after_flush().map_err(io)?;
         Ok(())
     }
 
     fn run(&self, run_id: &str) -> Result<Option<RunRecord>, StoreError> {
-        self.runs
-            .get(run_id.as_bytes())
-            .map_err(io)?
-            .map(|v| Self::decode(run_id, &v))
-            .transpose()
+        for bundle in self.bundles(run_id).rev() {
+            if let Some(run) = bundle?.run {
+                return Ok(Some(run));
+            }
+        }
+        Ok(None)
     }
 
     fn runs(&self) -> Result<Vec<RunRecord>, StoreError> {
         let mut out: Vec<RunRecord> = Vec::new();
-        for item in &self.runs {
-            let (k, v) = item.map_err(io)?;
-            out.push(Self::decode(&String::from_utf8_lossy(&k), &v)?);
+        for item in &self.run_ids {
+            let (k, _) = item.map_err(io)?;
+            if let Some(run) = self.run(&String::from_utf8_lossy(&k))? {
+                out.push(run);
+            }
         }
         out.sort_by(|a, b| {
             a.started_at
@@ -251,10 +260,13 @@ impl Store for SledStore {
     }
 
     fn steps(&self, run_id: &str) -> Result<Vec<StepRecord>, StoreError> {
-        self.steps
-            .scan_prefix(key(run_id, b""))
-            .map(|item| Self::decode(run_id, &item.map_err(io)?.1))
-            .collect()
+        let mut latest: HashMap<String, StepRecord> = HashMap::new();
+        for bundle in self.bundles(run_id) {
+            for step in bundle?.steps {
+                latest.insert(step.step.clone(), step);
+            }
+        }
+        Ok(latest.into_values().collect())
     }
 
     fn source(&self, run_id: &str) -> Result<Option<String>, StoreError> {
@@ -266,24 +278,10 @@ impl Store for SledStore {
     }
 
     fn journal(&self, run_id: &str) -> Result<Vec<JournalEntry>, StoreError> {
-        self.journal
-            .scan_prefix(key(run_id, b""))
-            .map(|item| Self::decode(run_id, &item.map_err(io)?.1))
-            .collect()
-    }
-}
-
-/// Serialization of the record types to JSON bytes, for the commit closure.
-mod erased {
-    use super::StoreError;
-
-    pub trait Json {
-        fn json(&self) -> Result<Vec<u8>, StoreError>;
-    }
-
-    impl<T: serde::Serialize> Json for T {
-        fn json(&self) -> Result<Vec<u8>, StoreError> {
-            serde_json::to_vec(self).map_err(|e| StoreError::Io(e.to_string()))
+        let mut entries = Vec::new();
+        for bundle in self.bundles(run_id) {
+            entries.extend(bundle?.journal);
         }
+        Ok(entries)
     }
 }
