@@ -422,3 +422,31 @@ fn a_store_of_schema_version_1_is_migrated_and_nothing_is_lost() {
         );
     }
 }
+
+#[test]
+fn a_control_socket_that_never_answers_is_not_a_live_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let file = dir.path().join("small.toml");
+    std::fs::write(
+        &file,
+        "[workflow]\nname = \"small\"\nkind = \"failover\"\n\n[[steps]]\nid = \"only\"\naction = \"noop\"\n",
+    )
+    .unwrap();
+    let o = output(&state, &["drill", file.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+
+    // What a drctl killed while spawning a step leaves for a moment: its socket, held open by
+    // a child that will close it without a word.
+    let listener = std::os::unix::net::UnixListener::bind(state.join("control.sock")).unwrap();
+    let closer = std::thread::spawn(move || {
+        for stream in listener.incoming().take(1) {
+            drop(stream);
+        }
+    });
+    let o = output(&state, &["status", "--format", "json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let status: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(status["status"], "succeeded");
+    closer.join().unwrap();
+}

@@ -5,8 +5,8 @@
 //! driver's use of the store: results that arrive together are journaled in one commit, and a
 //! commit that fails stops the driver before anything builds on the decision it lost.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use drctl::actions::{ExecContext, Registry};
@@ -177,18 +177,26 @@ proptest! {
     }
 }
 
-/// A memory store that counts commits and takes its time over each, as a disk would.
-struct SlowCountingStore {
+/// A memory store that counts commits, can take its time over each as a disk would, and can
+/// be made to fail them.
+#[derive(Default)]
+struct TestStore {
     inner: MemoryStore,
+    delay: Duration,
+    broken: AtomicBool,
     commits: AtomicUsize,
-    events: Mutex<usize>,
+    events: AtomicUsize,
 }
 
-impl Store for SlowCountingStore {
+impl Store for TestStore {
     fn commit(&self, run_id: &str, commit: &Commit) -> Result<(), StoreError> {
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(self.delay);
+        if self.broken.load(Ordering::SeqCst) {
+            return Err(StoreError::Io("disk full".into()));
+        }
         self.commits.fetch_add(1, Ordering::SeqCst);
-        *self.events.lock().unwrap() += commit.journal.len();
+        self.events
+            .fetch_add(commit.journal.len(), Ordering::SeqCst);
         self.inner.commit(run_id, commit)
     }
     fn run(&self, run_id: &str) -> Result<Option<RunRecord>, StoreError> {
@@ -208,46 +216,53 @@ impl Store for SlowCountingStore {
     }
 }
 
-#[test]
-fn results_that_arrive_together_share_one_commit() {
-    let n = 40;
-    let needs = vec![Vec::new(); n];
-    let text = workflow_text(&needs, &vec![false; n], 64);
-    let w = compile(&text);
-    let store = Arc::new(SlowCountingStore {
-        inner: MemoryStore::new(),
-        commits: AtomicUsize::new(0),
-        events: Mutex::new(0),
-    });
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+/// A new run of `w` on `store`, with a driver that reports to nobody.
+fn driver<'w>(w: &'w CompiledWorkflow, text: &str, store: Arc<dyn Store>) -> Driver<'w> {
     let new = NewRun {
-        workflow: &w,
+        workflow: w,
         workflow_file: "random.toml".into(),
-        workflow_source: text.clone(),
+        workflow_source: text.into(),
         overrides: vec![],
         mode: "drill",
-        initiator: "test".into(),
+        initiator: "alice".into(),
         incident_start: None,
     };
-    let (machine, recorder) = start_run(store.clone(), &new, &SystemClock).unwrap();
+    let (machine, recorder) = start_run(store, &new, &SystemClock).unwrap();
     let exec = ExecContext {
         base_dir: ".".into(),
         timeout: None,
         aws: Arc::new(AwsContext::new(None)),
         incident_start: chrono::Utc::now(),
     };
-    let mut driver = Driver::new(
+    Driver::new(
         machine,
         recorder,
         Arc::new(SystemClock),
         exec,
         Box::new(|_, _, _| {}),
-    );
-    let status = runtime
+    )
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn results_that_arrive_together_share_one_commit() {
+    let n = 40;
+    let needs = vec![Vec::new(); n];
+    let text = workflow_text(&needs, &vec![false; n], 64);
+    let w = compile(&text);
+    let store = Arc::new(TestStore {
+        delay: Duration::from_millis(20),
+        ..TestStore::default()
+    });
+    let mut driver = driver(&w, &text, store.clone());
+    let status = runtime()
         .block_on(driver.drive(
             Input::Start,
             Until::Done,
@@ -266,7 +281,7 @@ fn results_that_arrive_together_share_one_commit() {
     let journal = store.journal(&driver.recorder.run.run_id).unwrap();
     assert_eq!(
         journal.len(),
-        *store.events.lock().unwrap(),
+        store.events.load(Ordering::SeqCst),
         "every event journaled"
     );
     assert_eq!(
@@ -276,77 +291,17 @@ fn results_that_arrive_together_share_one_commit() {
     );
 }
 
-/// A memory store whose commits fail while `broken` is set.
-struct BreakableStore {
-    inner: MemoryStore,
-    broken: AtomicBool,
-}
-
-impl Store for BreakableStore {
-    fn commit(&self, run_id: &str, commit: &Commit) -> Result<(), StoreError> {
-        if self.broken.load(Ordering::SeqCst) {
-            return Err(StoreError::Io("disk full".into()));
-        }
-        self.inner.commit(run_id, commit)
-    }
-    fn run(&self, run_id: &str) -> Result<Option<RunRecord>, StoreError> {
-        self.inner.run(run_id)
-    }
-    fn runs(&self) -> Result<Vec<RunRecord>, StoreError> {
-        self.inner.runs()
-    }
-    fn steps(&self, run_id: &str) -> Result<Vec<StepRecord>, StoreError> {
-        self.inner.steps(run_id)
-    }
-    fn journal(&self, run_id: &str) -> Result<Vec<JournalEntry>, StoreError> {
-        self.inner.journal(run_id)
-    }
-    fn source(&self, run_id: &str) -> Result<Option<String>, StoreError> {
-        self.inner.source(run_id)
-    }
-}
-
 #[test]
 fn a_vote_the_store_could_not_record_stops_the_driver() {
     let needs = vec![Vec::new(), vec![0]];
     let text = workflow_text(&needs, &[true, false], 2);
     let w = compile(&text);
-    let store = Arc::new(BreakableStore {
-        inner: MemoryStore::new(),
-        broken: AtomicBool::new(false),
-    });
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let new = NewRun {
-        workflow: &w,
-        workflow_file: "random.toml".into(),
-        workflow_source: text.clone(),
-        overrides: vec![],
-        mode: "drill",
-        initiator: "alice".into(),
-        incident_start: None,
-    };
-    let (machine, recorder) = start_run(store.clone(), &new, &SystemClock).unwrap();
-    let run_id = recorder.run.run_id.clone();
-    let exec = ExecContext {
-        base_dir: ".".into(),
-        timeout: None,
-        aws: Arc::new(AwsContext::new(None)),
-        incident_start: chrono::Utc::now(),
-    };
-    let mut driver = Driver::new(
-        machine,
-        recorder,
-        Arc::new(SystemClock),
-        exec,
-        Box::new(|_, _, _| {}),
-    );
+    let store = Arc::new(TestStore::default());
+    let mut driver = driver(&w, &text, store.clone());
+    let run_id = driver.recorder.run.run_id.clone();
     let (control_tx, control_rx) = tokio::sync::mpsc::channel(4);
     let broken = store.clone();
-    let outcome = runtime.block_on(async move {
+    let (driven, answer) = runtime().block_on(async move {
         let voter = tokio::spawn(async move {
             // Let the run reach the approval, then lose the disk and vote.
             tokio::time::sleep(Duration::from_millis(200)).await;
@@ -376,7 +331,6 @@ fn a_vote_the_store_could_not_record_stops_the_driver() {
         .await;
         (driven, voter.await.unwrap())
     });
-    let (driven, answer) = outcome;
     let driven = driven.expect("the driver stops instead of waiting on a decision it lost");
     assert!(matches!(driven, Err(EngineError::Store(_))), "{driven:?}");
     assert!(answer.unwrap_err().contains("disk full"));

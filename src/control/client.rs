@@ -13,17 +13,18 @@ pub struct Connection {
     stream: UnixStream,
 }
 
-/// Connects to the live process owning the store in `state_dir`, if there is one. A socket
-/// file left by a process that died is removed.
+/// Connects to the live process owning the store in `state_dir`, if there is one, and checks
+/// that it answers. A socket can accept a connection and never answer: when a drctl is killed
+/// while it spawns a step's process, the child holds a copy of the listening socket until its
+/// exec closes it, and the connection is then reset. Such a socket counts as no live process;
+/// the store's lock decides who owns the store.
 pub fn connect(state_dir: &Path) -> Option<Connection> {
     let path = socket_path(state_dir);
-    match UnixStream::connect(&path) {
-        Ok(stream) => {
-            let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
-            Some(Connection { stream })
-        }
-        Err(_) => None,
-    }
+    let stream = UnixStream::connect(&path).ok()?;
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+    let mut connection = Connection { stream };
+    connection.call(&Request::Active).ok()?;
+    Some(connection)
 }
 
 impl Connection {

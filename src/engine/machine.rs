@@ -160,7 +160,8 @@ pub struct Machine<'w> {
     workflow: &'w CompiledWorkflow,
     registry: &'w Registry,
     index: HashMap<String, usize>,
-    /// Per step, in the workflow's order.
+    /// Per step, in the workflow's order. Read it freely; it changes only through
+    /// [`Machine::apply`] and [`Machine::advance`], which keep the tally in step with it.
     pub steps: Vec<StepState>,
     /// Who started the run.
     pub initiator: String,

@@ -80,10 +80,13 @@ impl SledStore {
         }
         std::fs::create_dir_all(dir).map_err(io)?;
         let path = dir.join("store");
-        if path.exists() && !path.join("conf").exists() && !path.join("db").exists() {
+        if let Some(stranger) = foreign_entry(&path) {
             return Err(StoreError::Corrupt {
                 dir: shown,
-                reason: format!("{} exists but is not a sled database", path.display()),
+                reason: format!(
+                    "{} exists but is not a sled database (it holds {stranger})",
+                    path.display()
+                ),
             });
         }
         let corrupt = |reason: String| StoreError::Corrupt {
@@ -178,6 +181,20 @@ pub(super) fn encode_bundle(
         journal,
     })
     .map_err(io)
+}
+
+/// The first entry of the directory `path` that sled would not have put there, if any. sled
+/// creates the directory and `blobs/` before its files, so a drctl killed while it creates its
+/// store leaves a directory holding only some of them: that is a store to finish creating,
+/// not a stranger's directory.
+fn foreign_entry(path: &Path) -> Option<String> {
+    let entries = std::fs::read_dir(path).ok()?;
+    entries.filter_map(Result::ok).find_map(|entry| {
+        let name = entry.file_name().to_string_lossy().to_string();
+        let sled_made =
+            matches!(name.as_str(), "blobs" | "conf" | "db") || name.starts_with("snap.");
+        (!sled_made).then_some(name)
+    })
 }
 
 enum Opening {
@@ -283,5 +300,35 @@ impl Store for SledStore {
             entries.extend(bundle?.journal);
         }
         Ok(entries)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_store_cut_off_while_being_created_is_finished_not_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        // What sled leaves when killed before it created its files.
+        std::fs::create_dir_all(dir.path().join("store").join("blobs")).unwrap();
+        let store = SledStore::open(dir.path()).expect("the store is created");
+        assert!(store.runs().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_directory_holding_anything_else_is_refused_and_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("store")).unwrap();
+        std::fs::write(dir.path().join("store").join("notes.txt"), "mine").unwrap();
+        let Err(StoreError::Corrupt { reason, .. }) = SledStore::open(dir.path()) else {
+            panic!("a stranger's directory was opened as a store");
+        };
+        assert!(reason.contains("notes.txt"), "{reason}");
+        let names: Vec<_> = std::fs::read_dir(dir.path().join("store"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["notes.txt"]);
     }
 }
