@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::model::{Objective, ReportError, build};
+use super::model::{Compiled, Objective, ReportError, build_with};
 use crate::store::{RunStatus, Store};
 
 /// One past run, as history lists it.
@@ -78,8 +78,9 @@ fn trend(entries: &[HistoryRun], what: &str) -> Option<String> {
 pub fn history(store: &dyn Store, workflow: &str) -> Result<History, ReportError> {
     let mut runs = Vec::new();
     let mut drills = Vec::new();
+    let mut compiled = Compiled::default();
     for run in store.runs()?.into_iter().filter(|r| r.workflow == workflow) {
-        let report = build(store, &run.run_id)?;
+        let report = build_with(store, &run.run_id, &mut compiled)?;
         let entry = HistoryRun {
             run_id: run.run_id,
             mode: run.mode.clone(),
@@ -111,13 +112,14 @@ pub fn step_medians(
 ) -> Result<(HashMap<String, f64>, usize), ReportError> {
     let mut samples: HashMap<String, Vec<f64>> = HashMap::new();
     let mut count = 0;
+    let mut compiled = Compiled::default();
     for run in store
         .runs()?
         .into_iter()
         .filter(|r| r.workflow == workflow && r.status == RunStatus::Succeeded)
     {
         count += 1;
-        for step in build(store, &run.run_id)?.steps {
+        for step in build_with(store, &run.run_id, &mut compiled)?.steps {
             if let Some(d) = step.duration_seconds {
                 samples.entry(step.id).or_default().push(d);
             }

@@ -174,12 +174,44 @@ pub fn stored_workflow(run: &crate::store::RunRecord, source: &str) -> Option<Co
     .workflow
 }
 
+/// The workflows compiled for reports, by the text and overrides they came from (the file's
+/// name only labels diagnostics): the runs of one workflow mostly share them.
+#[derive(Default)]
+pub struct Compiled {
+    by_source: HashMap<(String, Vec<String>), Option<std::rc::Rc<CompiledWorkflow>>>,
+}
+
+impl Compiled {
+    fn get(
+        &mut self,
+        run: &crate::store::RunRecord,
+        source: String,
+    ) -> Option<std::rc::Rc<CompiledWorkflow>> {
+        let key = (source, run.overrides.clone());
+        if let Some(found) = self.by_source.get(&key) {
+            return found.clone();
+        }
+        let compiled = stored_workflow(run, &key.0).map(std::rc::Rc::new);
+        self.by_source.insert(key, compiled.clone());
+        compiled
+    }
+}
+
 /// Builds the report of run `run_id` from the store.
+pub fn build(store: &dyn Store, run_id: &str) -> Result<Report, ReportError> {
+    build_with(store, run_id, &mut Compiled::default())
+}
+
+/// Builds the report of run `run_id`, reusing the workflows compiled for earlier reports.
 #[allow(
     clippy::too_many_lines,
     reason = "one pass over the journal, kept in one place"
 )]
-pub fn build(store: &dyn Store, run_id: &str) -> Result<Report, ReportError> {
+pub fn build_with(
+    store: &dyn Store,
+    run_id: &str,
+    compiled: &mut Compiled,
+) -> Result<Report, ReportError> {
     let run = store
         .run(run_id)?
         .ok_or_else(|| ReportError::UnknownRun(run_id.to_string()))?;
@@ -191,7 +223,7 @@ pub fn build(store: &dyn Store, run_id: &str) -> Result<Report, ReportError> {
         .collect();
     let workflow = store
         .source(run_id)?
-        .and_then(|source| stored_workflow(&run, &source));
+        .and_then(|source| compiled.get(&run, source));
 
     let mut first_start: HashMap<String, String> = HashMap::new();
     let mut last_end: HashMap<String, String> = HashMap::new();
