@@ -450,3 +450,100 @@ fn a_control_socket_that_never_answers_is_not_a_live_process() {
     assert_eq!(status["status"], "succeeded");
     closer.join().unwrap();
 }
+
+/// Runs `argv` on a pseudo-terminal, answers `answer` once `prompt` is shown, and returns the
+/// exit code and everything the terminal showed.
+fn on_a_terminal(argv: &[&str], prompt: &str, answer: &str) -> (Option<i32>, String) {
+    let script = r#"
+import os, pty, select, sys, time
+prompt, answer, argv = sys.argv[1].encode(), sys.argv[2].encode(), sys.argv[3:]
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(argv[0], argv)
+seen, sent, deadline = b"", False, time.time() + 60
+while time.time() < deadline:
+    ready, _, _ = select.select([fd], [], [], 0.2)
+    if not ready:
+        continue
+    try:
+        chunk = os.read(fd, 4096)
+    except OSError:
+        break
+    if not chunk:
+        break
+    seen += chunk
+    if not sent and prompt in seen:
+        os.write(fd, answer)
+        sent = True
+else:
+    os.kill(pid, 9)
+_, status = os.waitpid(pid, 0)
+sys.stdout.write(seen.decode(errors="replace"))
+sys.exit(os.waitstatus_to_exitcode(status))
+"#;
+    let o = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(prompt)
+        .arg(answer)
+        .args(argv)
+        .current_dir(root())
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("python3 runs");
+    (
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout).to_string(),
+    )
+}
+
+#[test]
+fn the_operator_at_the_driving_terminal_is_offered_the_approval() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let file = dir.path().join("self-approved.toml");
+    std::fs::write(
+        &file,
+        r#"
+[workflow]
+name = "self-approved"
+kind = "failover"
+
+[[steps]]
+id = "gate"
+action = "approval"
+with = { approvers = ["ops"], allow_self_approval = true, timeout = "1h" }
+
+[[steps]]
+id = "after"
+action = "noop"
+needs = ["gate"]
+"#,
+    )
+    .unwrap();
+    let (code, shown) = on_a_terminal(
+        &[
+            env!("CARGO_BIN_EXE_drctl"),
+            "run",
+            file.to_str().unwrap(),
+            "--as",
+            "ops",
+            "--state",
+            state.to_str().unwrap(),
+        ],
+        "approve `gate` now as ops?",
+        "y\n",
+    );
+    assert_eq!(code, Some(0), "{shown}");
+    let status: serde_json::Value =
+        serde_json::from_slice(&output(&state, &["status", "--format", "json"]).stdout).unwrap();
+    assert_eq!(status["status"], "succeeded", "{shown}");
+    let run_id = status["run_id"].as_str().unwrap();
+    let report = output(&state, &["report", run_id, "--format", "json"]);
+    let report: serde_json::Value = serde_json::from_slice(&report.stdout).unwrap();
+    let approvals = report["approvals"].to_string();
+    assert!(
+        approvals.contains("ops") && approvals.contains("decided at the terminal"),
+        "{approvals}"
+    );
+}
