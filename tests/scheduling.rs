@@ -364,3 +364,28 @@ fn runs_started_in_the_same_second_never_share_an_id() {
     // times unless a taken id is drawn again.
     assert_eq!(store.runs().unwrap().len(), 2000, "a run overwrote another");
 }
+
+#[test]
+fn the_recovery_clock_ticks_for_the_terminal_between_events() {
+    let text = "[workflow]\nname = \"clocked\"\nkind = \"failover\"\nrto = \"15m\"\n\n[[steps]]\nid = \"drain\"\naction = \"wait\"\nwith = { duration = \"1500ms\" }\n";
+    let w = compile(text);
+    let mut driver = driver(&w, text, Arc::new(MemoryStore::new()));
+    let ticks = Arc::new(AtomicUsize::new(0));
+    let counted = ticks.clone();
+    driver.on_tick(Box::new(move |_, machine| {
+        assert!(machine.projection(chrono::Utc::now()).is_some());
+        counted.fetch_add(1, Ordering::SeqCst);
+    }));
+    let status = runtime()
+        .block_on(driver.drive(
+            Input::Start,
+            Until::Done,
+            None,
+            Box::pin(std::future::pending()),
+        ))
+        .unwrap();
+    assert_eq!(status, RunStatus::Succeeded);
+    // One tick at the start, one a second later, while the only step waits and nothing is
+    // journaled.
+    assert!(ticks.load(Ordering::SeqCst) >= 2, "{ticks:?}");
+}

@@ -69,6 +69,10 @@ async fn drive_async(d: Drive<'_>) -> anyhow::Result<u8> {
     };
     let mut driver = Driver::new(d.machine, d.recorder, Arc::new(SystemClock), exec, observer);
     driver.rearm();
+    if let Some(view) = &live {
+        let view = view.clone();
+        driver.on_tick(Box::new(move |_, machine| view.update(machine)));
+    }
     for input in d.first {
         if let Err(e) = driver.feed(input) {
             eprintln!("error: {e}");

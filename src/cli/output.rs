@@ -80,7 +80,8 @@ impl LiveView {
         Self { bar, offer }
     }
 
-    fn update(&self, machine: &Machine<'_>) {
+    /// Redraws the live line from the run's state (the RTO figures move with the clock).
+    pub fn update(&self, machine: &Machine<'_>) {
         use crate::store::StepStatus;
         let ids = |wanted: StepStatus| -> Vec<&str> {
             machine

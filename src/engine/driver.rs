@@ -41,6 +41,10 @@ pub struct ControlRequest {
 /// Receives every journaled event, for the terminal, JSON output or reports.
 pub type Observer = Box<dyn FnMut(&Event, DateTime<Utc>, &Machine<'_>) + Send>;
 
+/// Called once a second while the run has an RTO objective, events or not, so that what shows
+/// the recovery clock can move with it.
+pub type TickObserver = Box<dyn FnMut(DateTime<Utc>, &Machine<'_>) + Send>;
+
 /// How long to drive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Until {
@@ -59,6 +63,7 @@ pub struct Driver<'w> {
     clock: Arc<dyn Clock>,
     exec: ExecContext,
     observer: Observer,
+    on_tick: Option<TickObserver>,
     tx: mpsc::UnboundedSender<Input>,
     rx: mpsc::UnboundedReceiver<Input>,
     tasks: tokio::task::JoinSet<()>,
@@ -80,6 +85,7 @@ impl<'w> Driver<'w> {
             clock,
             exec,
             observer,
+            on_tick: None,
             tx,
             rx,
             tasks: tokio::task::JoinSet::new(),
@@ -118,6 +124,11 @@ impl<'w> Driver<'w> {
             self.act(event);
         }
         Ok(())
+    }
+
+    /// Calls `f` on every tick of the RTO watch (once a second, when the workflow has an RTO).
+    pub fn on_tick(&mut self, f: TickObserver) {
+        self.on_tick = Some(f);
     }
 
     /// Re-arms what a loaded run was waiting for: approval timeouts and, for steps whose
@@ -351,7 +362,12 @@ impl<'w> Driver<'w> {
                         }
                     }
                 }
-                _ = ticker.tick(), if watch_rto => inputs.push_back(Input::Tick),
+                _ = ticker.tick(), if watch_rto => {
+                    inputs.push_back(Input::Tick);
+                    if let Some(f) = self.on_tick.as_mut() {
+                        f(self.clock.now(), &self.machine);
+                    }
+                }
                 () = async { match shutdown.as_mut() { Some(s) => s.await, None => std::future::pending().await } } => {
                     shutdown = None;
                     inputs.push_back(Input::Cancel { by: "interrupt (Ctrl-C)".into() });

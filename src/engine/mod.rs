@@ -11,7 +11,7 @@ mod recorder;
 mod session;
 
 pub use clock::{Clock, ManualClock, SystemClock, parse_time, rfc3339};
-pub use driver::{ControlRequest, Driver, EngineError, Observer, Until};
+pub use driver::{ControlRequest, Driver, EngineError, Observer, TickObserver, Until};
 pub use event::{Decision, Event, Outputs};
 pub use exec::resolve;
 pub use machine::{Choice, Input, Machine, Refusal, StepState, Undo};
