@@ -97,6 +97,8 @@ fn exec() -> ExecContext {
         timeout: None,
         aws: Arc::new(AwsContext::new(None)),
         incident_start: chrono::Utc::now(),
+        previous: None,
+        remember: None,
     }
 }
 

@@ -490,6 +490,8 @@ fn a_promotion_whose_outcome_was_lost_is_resolved_by_the_probe_not_rerun() {
         timeout: None,
         aws: Arc::new(AwsContext::with_clients(clients)),
         incident_start: now,
+        previous: None,
+        remember: None,
     };
     let mut driver = Driver::new(
         machine,

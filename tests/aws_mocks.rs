@@ -40,6 +40,8 @@ fn context(rds: Client) -> ExecContext {
         timeout: None,
         aws: Arc::new(AwsContext::with_clients(clients)),
         incident_start: chrono::Utc::now(),
+        previous: None,
+        remember: None,
     }
 }
 
@@ -165,7 +167,7 @@ async fn throttling_is_retryable_then_succeeds() {
     let ctx = context(rds);
     let a = args(&json!({ "db_instance": "orders-db" }));
     let first = execute("rds.wait_available", &a, &ctx).await.unwrap_err();
-    assert!(first.retryable, "{first:?}");
+    assert!(first.had_no_effect(), "{first:?}");
     assert!(
         first.message.contains("Throttling") && first.message.contains("orders-db"),
         "{}",
@@ -192,7 +194,7 @@ async fn access_denied_is_not_retried_and_says_what_to_check() {
     )
     .await
     .unwrap_err();
-    assert!(!e.retryable);
+    assert_eq!(e.failure, drctl::actions::Failure::Fatal);
     assert!(
         e.message.contains("IAM permissions") && e.message.contains("us-west-2"),
         "{}",

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use drctl::actions::{ExecContext, Registry};
+use drctl::actions::{ExecContext, Failure, Registry};
 use drctl::aws::AwsContext;
 use drctl::check::check_source;
 use drctl::dag::CompiledWorkflow;
@@ -75,6 +75,15 @@ fn check_start(m: &Machine<'_>, w: &CompiledWorkflow, event: &Event) {
     if let Event::StepStarted { step, attempt: 1 } = event {
         let i = m.index(step).unwrap();
         for &d in &w.steps[i].needs {
+            // No approval is bypassed: a gate is passed only by its approval.
+            if w.steps[d].action == "approval" {
+                assert_eq!(
+                    m.steps[d].status,
+                    StepStatus::Succeeded,
+                    "`{step}` started past its approval `{}`",
+                    w.steps[d].id
+                );
+            }
             assert!(
                 matches!(
                     m.steps[d].status,
@@ -134,7 +143,8 @@ proptest! {
             let pick = |v: &[usize]| v[usize::from(c) % v.len()];
             let input = if !failed.is_empty() && m.paused.is_some() {
                 let i = pick(&failed);
-                let choice = if c % 2 == 0 { Choice::Retry } else { Choice::Skip };
+                // Every choice, also those refused on a decided approval.
+                let choice = [Choice::Retry, Choice::Skip, Choice::MarkSucceeded][usize::from(c) % 3];
                 Input::Resume { by: "alice".into(), choices: vec![(w.steps[i].id.clone(), choice)] }
             } else if !waiting.is_empty() && c % 3 == 0 {
                 let i = pick(&waiting);
@@ -148,8 +158,9 @@ proptest! {
                 } else {
                     let attempt = m.steps[i].attempt;
                     let result = match c % 5 {
-                        0 => Err(("flaky".to_string(), true)),
-                        1 => Err(("broken".to_string(), false)),
+                        0 => Err(("flaky".to_string(), Failure::NoEffect)),
+                        1 => Err(("broken".to_string(), Failure::Fatal)),
+                        2 if c % 2 == 0 => Err(("timed out".to_string(), Failure::Ambiguous)),
                         _ => Ok(serde_json::Map::new()),
                     };
                     Input::Finished { step, attempt, result }
@@ -233,6 +244,8 @@ fn driver<'w>(w: &'w CompiledWorkflow, text: &str, store: Arc<dyn Store>) -> Dri
         timeout: None,
         aws: Arc::new(AwsContext::new(None)),
         incident_start: chrono::Utc::now(),
+        previous: None,
+        remember: None,
     };
     Driver::new(
         machine,

@@ -153,7 +153,7 @@ pub async fn http_check(args: &Resolved, ctx: &ExecContext) -> Result<Outputs, S
             Err(e) => format!("no answer: {e}"),
         };
         if tokio::time::Instant::now() + interval > deadline {
-            return Err(StepError::retryable(format!(
+            return Err(StepError::no_effect(format!(
                 "{method} {url} was not healthy in time (last: {last})"
             )));
         }
@@ -183,7 +183,12 @@ pub async fn notify(args: &Resolved, ctx: &ExecContext) -> Result<Outputs, StepE
     let host = url.split('/').nth(2).unwrap_or("the webhook").to_string();
     match answer {
         Ok((status, _)) if (200..300).contains(&status) => Ok(Outputs::new()),
-        Ok((status, body)) if status == 429 || status >= 500 => Err(StepError::retryable(format!(
+        Ok((status, body)) if status == 429 => Err(StepError::no_effect(format!(
+            "webhook at {host} answered {status}: {}",
+            body.trim()
+        ))),
+        // A 5xx may come after the message was posted: it is not proof of no effect.
+        Ok((status, body)) if status >= 500 => Err(StepError::ambiguous(format!(
             "webhook at {host} answered {status}: {}",
             body.trim()
         ))),
@@ -191,7 +196,7 @@ pub async fn notify(args: &Resolved, ctx: &ExecContext) -> Result<Outputs, StepE
             "webhook at {host} refused the message ({status}): {}",
             body.trim()
         ))),
-        Err(e) => Err(StepError::retryable(format!(
+        Err(e) => Err(StepError::ambiguous(format!(
             "webhook at {host} could not be reached: {}",
             e.replace(&url, &host)
         ))),

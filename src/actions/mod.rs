@@ -50,7 +50,10 @@ use std::pin::Pin;
 use std::time::Duration;
 
 pub use args::{Arg, Args};
-pub use outcome::{ExecContext, Outputs, Probe, Resolved, StepError, duration, text};
+pub use outcome::{
+    ExecContext, Failure, Outputs, PreviousRequest, Probe, Remember, Resolved, StepError, duration,
+    text,
+};
 pub use schema::{ParamSpec, ParamType};
 
 /// A boxed future, for the asynchronous hooks of [`Action`] (live lookups now; execution and

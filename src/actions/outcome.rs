@@ -10,30 +10,69 @@ pub type Outputs = serde_json::Map<String, serde_json::Value>;
 /// Parameters with every reference filled in: plain JSON, by parameter name.
 pub type Resolved = serde_json::Map<String, serde_json::Value>;
 
-/// A failed attempt: what went wrong and whether trying again may help.
+/// What a failed attempt tells about its effect on the world (SPEC §5.4). It decides whether
+/// the step may be tried again: only an attempt proved to have changed nothing is retried
+/// blindly; one that may have acted is retried only when the step is idempotent, and otherwise
+/// goes to the probe and then the operator, exactly as a crash does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Failure {
+    /// Proved to have had no effect (throttled, refused before the request was sent, a 4xx
+    /// that rejects the request, a check that did not pass yet): another attempt is safe.
+    NoEffect,
+    /// Retrying will not help (validation, access denied, not found, a command that exited
+    /// with an error). The step fails.
+    Fatal,
+    /// It may or may not have taken effect: the attempt's timeout passed, the connection broke
+    /// after the request was sent, a 5xx or an unreadable answer to a call that changes
+    /// something.
+    Ambiguous,
+    /// An undo found the resource no longer holding what drctl wrote: someone changed it
+    /// since. The rollback stops and shows both values rather than overwrite theirs.
+    Conflict,
+}
+
+/// A failed attempt: what went wrong, and what that says about its effect.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StepError {
     /// What went wrong, naming the resource.
     pub message: String,
-    /// Throttling, 5xx, timeouts and connection errors are retryable; the rest are not.
-    pub retryable: bool,
+    /// Whether it may have taken effect.
+    pub failure: Failure,
 }
 
 impl StepError {
     /// A failure that retrying will not fix.
     pub fn fatal(message: impl Into<String>) -> Self {
+        Self::new(message, Failure::Fatal)
+    }
+
+    /// A failure proved to have changed nothing: another attempt may pass.
+    pub fn no_effect(message: impl Into<String>) -> Self {
+        Self::new(message, Failure::NoEffect)
+    }
+
+    /// An attempt that may have taken effect: retried only when the step is idempotent.
+    pub fn ambiguous(message: impl Into<String>) -> Self {
+        Self::new(message, Failure::Ambiguous)
+    }
+
+    /// An undo that found someone else's value where drctl's should be.
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(message, Failure::Conflict)
+    }
+
+    /// A failure of kind `failure`.
+    pub fn new(message: impl Into<String>, failure: Failure) -> Self {
         Self {
             message: message.into(),
-            retryable: false,
+            failure,
         }
     }
 
-    /// A failure that may pass on another attempt.
-    pub fn retryable(message: impl Into<String>) -> Self {
-        Self {
-            message: message.into(),
-            retryable: true,
-        }
+    /// Whether another attempt is safe whatever the step is (the attempt changed nothing).
+    pub fn had_no_effect(&self) -> bool {
+        self.failure == Failure::NoEffect
     }
 }
 
@@ -62,6 +101,67 @@ pub struct ExecContext {
     /// When the outage began (`--incident-start`, else the run's start): RPO of restores is
     /// measured from here.
     pub incident_start: chrono::DateTime<chrono::Utc>,
+    /// What this step replaced, as first recorded by an earlier attempt (SPEC §5.8.3): a
+    /// re-run keeps it instead of reading its own earlier write, and an undo restores it.
+    pub previous: Option<serde_json::Value>,
+    /// Where [`ExecContext::record_previous`] journals; `None` outside a driven run.
+    pub remember: Option<Remember>,
+}
+
+/// A self-undoing action's request to journal the value it is about to replace.
+#[derive(Debug)]
+pub struct PreviousRequest {
+    /// Step id.
+    pub step: String,
+    /// The attempt.
+    pub attempt: u32,
+    /// The value read.
+    pub previous: serde_json::Value,
+    /// Answered once the value is durable, or with why it was not recorded.
+    pub reply: tokio::sync::oneshot::Sender<Result<(), String>>,
+}
+
+/// The way from a running attempt back to the driver's journal.
+#[derive(Debug, Clone)]
+pub struct Remember {
+    /// Step id.
+    pub step: String,
+    /// The attempt.
+    pub attempt: u32,
+    /// The driver's queue.
+    pub tx: tokio::sync::mpsc::UnboundedSender<PreviousRequest>,
+}
+
+impl ExecContext {
+    /// Makes `previous`, the value the action is about to replace, durable in the run's
+    /// journal, and returns once it is. An action calls it before its change, and only when
+    /// [`ExecContext::previous`] is `None` (the first value is kept across attempts). When it
+    /// fails, nothing was changed.
+    pub async fn record_previous(&self, previous: &serde_json::Value) -> Result<(), StepError> {
+        let Some(remember) = &self.remember else {
+            return Ok(());
+        };
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let request = PreviousRequest {
+            step: remember.step.clone(),
+            attempt: remember.attempt,
+            previous: previous.clone(),
+            reply,
+        };
+        let refused = |why: &str| {
+            StepError::no_effect(format!(
+                "the value to restore on rollback could not be recorded ({why}); nothing was changed"
+            ))
+        };
+        if remember.tx.send(request).is_err() {
+            return Err(refused("the run is no longer driven"));
+        }
+        match answer.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(why)) => Err(refused(&why)),
+            Err(_) => Err(refused("the run is no longer driven")),
+        }
+    }
 }
 
 /// Reads a string parameter.

@@ -182,7 +182,7 @@ pub async fn read_lag(c: &Clients, id: &str) -> Result<f64, StepError> {
         .max_by_key(|(t, _)| *t)
         .map(|(_, lag)| lag)
         .ok_or_else(|| {
-            StepError::retryable(format!(
+            StepError::no_effect(format!(
                 "no ReplicaLag datapoint for {id} in {} in the last 10 minutes (is it a read replica? CloudWatch may lag a minute)",
                 c.region
             ))

@@ -401,7 +401,7 @@ pub async fn health(args: &Resolved, ctx: &ExecContext) -> Result<Outputs, StepE
     let healthy = !observations.is_empty() && healthy_count * 2 > observations.len();
     let expect_healthy = text(args, "expect").unwrap_or("healthy") == "healthy";
     if healthy != expect_healthy {
-        return Err(StepError::retryable(format!(
+        return Err(StepError::no_effect(format!(
             "health check {id} is {} ({healthy_count} of {} checkers report success), expected {}",
             if healthy { "healthy" } else { "unhealthy" },
             observations.len(),

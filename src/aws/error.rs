@@ -1,6 +1,8 @@
-//! SDK errors, classified once: throttling, 5xx, timeouts and connection errors may pass on
-//! another attempt; access denied, invalid parameters and missing resources will not, and
-//! their message names the resource, the region and what to check.
+//! SDK errors, classified once (SPEC §5.4): a throttled request or one refused before it was
+//! sent changed nothing and may be tried again; a timeout, a connection broken after sending,
+//! a 5xx or an unreadable answer may have taken effect (ambiguous: retried only by idempotent
+//! steps); access denied, invalid parameters and missing resources are fatal, and their message
+//! names the resource, the region and what to check.
 
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
@@ -39,8 +41,12 @@ where
                     format!(": {message}")
                 }
             );
-            if THROTTLING.contains(&code) || status == 429 || status >= 500 {
-                return StepError::retryable(text);
+            if THROTTLING.contains(&code) || status == 429 {
+                return StepError::no_effect(text);
+            }
+            if status >= 500 {
+                // The service may have acted before it failed to answer.
+                return StepError::ambiguous(text);
             }
             let hint = if code.contains("AccessDenied")
                 || code.contains("Unauthorized")
@@ -56,11 +62,11 @@ where
             };
             StepError::fatal(format!("{text} ({hint})"))
         }
-        SdkError::TimeoutError(_) => {
-            StepError::retryable(format!("{what} in {region}: the request timed out"))
-        }
-        SdkError::ResponseError(_) => StepError::retryable(format!(
-            "{what} in {region}: the response could not be read"
+        SdkError::TimeoutError(_) => StepError::ambiguous(format!(
+            "{what} in {region}: the request timed out (it may have been carried out)"
+        )),
+        SdkError::ResponseError(_) => StepError::ambiguous(format!(
+            "{what} in {region}: the response could not be read (the request may have been carried out)"
         )),
         SdkError::DispatchFailure(failure) => {
             let detail = failure
@@ -70,14 +76,37 @@ where
                 StepError::fatal(format!(
                     "{what} in {region}: the request could not be sent: {detail}"
                 ))
-            } else {
-                StepError::retryable(format!(
+            } else if refused_before_sending(err) {
+                StepError::no_effect(format!(
                     "{what} in {region}: AWS could not be reached: {detail}"
+                ))
+            } else {
+                StepError::ambiguous(format!(
+                    "{what} in {region}: the connection failed, the request may have been carried out: {detail}"
                 ))
             }
         }
         _ => StepError::fatal(format!("{what} in {region}: {}", error_chain(err))),
     }
+}
+
+/// Whether the connection was refused, so the request never left: the one dispatch failure
+/// that proves no effect. Anything else (a reset, a timeout) may come after the request was
+/// sent.
+fn refused_before_sending(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = source {
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::ConnectionRefused
+        {
+            return true;
+        }
+        if e.to_string().contains("Connection refused") {
+            return true;
+        }
+        source = e.source();
+    }
+    false
 }
 
 fn error_chain(err: &dyn std::error::Error) -> String {

@@ -1,6 +1,6 @@
 //! AWS access for the Route 53 and RDS actions: configuration from the standard credential
 //! chain and profiles, a region per step, the endpoint override (`AWS_ENDPOINT_URL` or
-//! `--aws-endpoint-url`), and the classification of SDK errors into retryable or not.
+//! `--aws-endpoint-url`), and the classification of SDK errors by what they say about their effect.
 //!
 //! Credentials stay inside the SDK: nothing here stores, journals or prints them.
 

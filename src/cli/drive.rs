@@ -64,8 +64,17 @@ async fn drive_async(d: Drive<'_>) -> anyhow::Result<u8> {
         base_dir: d.base_dir,
         timeout: None,
         aws: crate::aws::AwsContext::global(),
-        incident_start: crate::engine::parse_time(&d.recorder.run.started_at)
+        // RPO of restores is measured from the outage's start when the operator gave it.
+        incident_start: d
+            .recorder
+            .run
+            .incident_start
+            .as_deref()
+            .or(Some(d.recorder.run.started_at.as_str()))
+            .and_then(crate::engine::parse_time)
             .unwrap_or_else(chrono::Utc::now),
+        previous: None,
+        remember: None,
     };
     let mut driver = Driver::new(d.machine, d.recorder, Arc::new(SystemClock), exec, observer);
     driver.rearm();

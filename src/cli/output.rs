@@ -181,6 +181,7 @@ impl LiveView {
     }
 }
 
+#[allow(clippy::too_many_lines, reason = "one arm per event")]
 fn line(event: &Event, machine: &Machine<'_>) -> Option<String> {
     let action = |step: &str| {
         machine
@@ -217,11 +218,28 @@ fn line(event: &Event, machine: &Machine<'_>) -> Option<String> {
             crate::workflow::format_duration(std::time::Duration::from_millis(*ms))
         ),
         Event::StepFailed { step, error, .. } => format!("{step}: FAILED: {error}"),
-        Event::StepUnknown { step, attempt } => {
+        Event::StepUnknown {
+            step,
+            attempt,
+            error: None,
+        } => {
             format!("{step}: outcome of attempt {attempt} unknown (interrupted)")
         }
+        Event::StepUnknown {
+            step,
+            attempt,
+            error: Some(error),
+        } => format!("{step}: outcome of attempt {attempt} unknown: {error}"),
         Event::StepProbing { step, attempt } => {
-            format!("{step}: asking AWS whether lost attempt {attempt} took effect")
+            format!("{step}: probing whether attempt {attempt} took effect")
+        }
+        Event::PreviousRecorded { step, .. } => {
+            format!("{step}: recorded the value it replaces, for rollback")
+        }
+        Event::ApprovalRoundOpened {
+            step, round, by, ..
+        } => {
+            format!("{step}: approval asked again by {by} (round {round}); earlier votes are void")
         }
         Event::StepSkipped { step, by } => format!("{step}: skipped by {by}"),
         Event::ApprovalVoted {
@@ -252,7 +270,12 @@ fn line(event: &Event, machine: &Machine<'_>) -> Option<String> {
         Event::RollbackStarted { by } => format!("rollback started by {by}"),
         Event::CompensationStarted { step } => format!("{step}: undoing"),
         Event::CompensationSucceeded { step } => format!("{step}: undone"),
-        Event::CompensationFailed { step, error } => format!("{step}: UNDO FAILED: {error}"),
+        Event::CompensationFailed {
+            step,
+            error,
+            conflict: true,
+        } => format!("{step}: NOT UNDONE, changed since drctl wrote it: {error}"),
+        Event::CompensationFailed { step, error, .. } => format!("{step}: UNDO FAILED: {error}"),
         Event::StepNotUndone { step } => format!("{step}: NOT UNDONE (it has no compensation)"),
         Event::RtoAtRisk {
             projected_seconds,

@@ -16,7 +16,7 @@ use super::event::Event;
 use super::exec::resolve;
 use super::machine::{Input, Machine, Refusal};
 use super::recorder::Recorder;
-use crate::actions::{ExecContext, Outputs, Registry, StepError};
+use crate::actions::{ExecContext, Outputs, PreviousRequest, Registry, Remember, StepError};
 use crate::store::{RunStatus, StepStatus, StoreError};
 
 /// Why the engine stopped driving a run (fatal, unlike a failed step).
@@ -66,6 +66,9 @@ pub struct Driver<'w> {
     on_tick: Option<TickObserver>,
     tx: mpsc::UnboundedSender<Input>,
     rx: mpsc::UnboundedReceiver<Input>,
+    /// Values self-undoing actions are about to replace, to journal before they act.
+    previous_tx: mpsc::UnboundedSender<PreviousRequest>,
+    previous_rx: mpsc::UnboundedReceiver<PreviousRequest>,
     tasks: tokio::task::JoinSet<()>,
 }
 
@@ -79,6 +82,7 @@ impl<'w> Driver<'w> {
         observer: Observer,
     ) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
+        let (previous_tx, previous_rx) = mpsc::unbounded_channel();
         Self {
             machine,
             recorder,
@@ -88,6 +92,8 @@ impl<'w> Driver<'w> {
             on_tick: None,
             tx,
             rx,
+            previous_tx,
+            previous_rx,
             tasks: tokio::task::JoinSet::new(),
         }
     }
@@ -176,8 +182,12 @@ impl<'w> Driver<'w> {
                 };
                 let resolved = resolve(&spec.args, &|id| self.output_of(id));
                 let ctx = ExecContext {
-                    timeout: spec.timeout,
-                    ..self.exec.clone()
+                    remember: Some(Remember {
+                        step: step.clone(),
+                        attempt: *attempt,
+                        tx: self.previous_tx.clone(),
+                    }),
+                    ..self.context(i)
                 };
                 let (tx, step, attempt, timeout) =
                     (self.tx.clone(), step.clone(), *attempt, spec.timeout);
@@ -189,7 +199,7 @@ impl<'w> Driver<'w> {
                     let _ = tx.send(Input::Finished {
                         step,
                         attempt,
-                        result: result.map_err(|e| (e.message, e.retryable)),
+                        result: result.map_err(|e| (e.message, e.failure)),
                     });
                 });
             }
@@ -219,10 +229,7 @@ impl<'w> Driver<'w> {
             return;
         };
         let resolved = resolve(&spec.args, &|id| self.output_of(id));
-        let ctx = ExecContext {
-            timeout: spec.timeout,
-            ..self.exec.clone()
-        };
+        let ctx = self.context(i);
         let (tx, step) = (self.tx.clone(), step.to_string());
         self.tasks.spawn(async move {
             let probe = match resolved {
@@ -250,10 +257,7 @@ impl<'w> Driver<'w> {
             // The action undoes itself from its parameters and the outputs it recorded.
             let resolved = resolve(&spec.args, &|id| self.output_of(id));
             let own = self.machine.steps[i].outputs.clone();
-            let ctx = ExecContext {
-                timeout: spec.timeout,
-                ..self.exec.clone()
-            };
+            let ctx = self.context(i);
             let Some(action) = Registry::global().get(&spec.action) else {
                 return;
             };
@@ -264,16 +268,13 @@ impl<'w> Driver<'w> {
                 };
                 let _ = tx.send(Input::CompensationFinished {
                     step: step_id,
-                    result: result.map_err(|e| e.message),
+                    result: result.map_err(|e| (e.message, e.failure)),
                 });
             });
             return;
         };
         let resolved = resolve(&compensation.args, &|id| self.output_of(id));
-        let ctx = ExecContext {
-            timeout: spec.timeout,
-            ..self.exec.clone()
-        };
+        let ctx = self.context(i);
         let timeout = spec.timeout;
         let Some(action) = Registry::global().get(&compensation.action) else {
             return;
@@ -285,9 +286,43 @@ impl<'w> Driver<'w> {
             };
             let _ = tx.send(Input::CompensationFinished {
                 step: step_id,
-                result: result.map(|_| ()).map_err(|e| e.message),
+                result: result.map(|_| ()).map_err(|e| (e.message, e.failure)),
             });
         });
+    }
+
+    /// What an action of step `i` runs with: the step's timeout, and what the step replaced
+    /// as first recorded.
+    fn context(&self, i: usize) -> ExecContext {
+        ExecContext {
+            timeout: self.machine.workflow().steps[i].timeout,
+            previous: self.machine.steps[i].previous.clone(),
+            remember: None,
+            ..self.exec.clone()
+        }
+    }
+
+    /// Journals the value a self-undoing action is about to replace, then lets it go on.
+    fn record_previous(&mut self, request: PreviousRequest) -> Result<(), EngineError> {
+        let input = Input::RecordPrevious {
+            step: request.step,
+            attempt: request.attempt,
+            previous: request.previous,
+        };
+        match self.feed(input) {
+            Ok(()) => {
+                let _ = request.reply.send(Ok(()));
+                Ok(())
+            }
+            Err(EngineError::Refused(refusal)) => {
+                let _ = request.reply.send(Err(refusal.to_string()));
+                Ok(())
+            }
+            Err(e) => {
+                let _ = request.reply.send(Err(e.to_string()));
+                Err(e)
+            }
+        }
     }
 
     /// The outputs of step `id`, once it succeeded (or was undone after succeeding).
@@ -346,6 +381,7 @@ impl<'w> Driver<'w> {
                         inputs.push_back(more);
                     }
                 }
+                Some(request) = self.previous_rx.recv() => self.record_previous(request)?,
                 Some(request) = async { match control.as_mut() { Some(c) => c.recv().await, None => std::future::pending().await } } => {
                     match self.feed(request.input) {
                         Ok(()) => {
@@ -385,8 +421,10 @@ async fn run_with_timeout(
 ) -> Result<Outputs, StepError> {
     let future = action.execute(&args, &ctx);
     match timeout {
+        // The attempt may have acted before its time ran out: ambiguous, never proof of no
+        // effect.
         Some(t) => tokio::time::timeout(t, future).await.unwrap_or_else(|_| {
-            Err(StepError::retryable(format!(
+            Err(StepError::ambiguous(format!(
                 "timed out after {}",
                 crate::workflow::format_duration(t)
             )))

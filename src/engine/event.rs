@@ -64,12 +64,39 @@ pub enum Event {
         /// When set, another attempt starts after this many milliseconds.
         retry_in_ms: Option<u64>,
     },
-    /// A started attempt whose outcome was lost (found on resume).
+    /// A started attempt whose outcome is not known: its process died (found on resume), or
+    /// it ended ambiguously (a timeout, a broken connection, a 5xx) and the step is not
+    /// idempotent, so it is not tried again blindly.
     StepUnknown {
         /// Step id.
         step: String,
         /// The attempt.
         attempt: u32,
+        /// Why the outcome is not known, when the attempt ended ambiguously.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+    /// What a self-undoing step is about to replace, made durable before it changes anything
+    /// (SPEC §5.8.3). The first value recorded for a step is the one its undo restores.
+    PreviousRecorded {
+        /// Step id.
+        step: String,
+        /// The attempt that read it.
+        attempt: u32,
+        /// The value as the action read it.
+        previous: serde_json::Value,
+    },
+    /// An approval rejected or timed out was asked again (`resume --step ID --retry`): every
+    /// earlier vote is void and the new round needs fresh votes.
+    ApprovalRoundOpened {
+        /// Step id.
+        step: String,
+        /// The new round (the approval's attempt number).
+        round: u32,
+        /// Who asked for it.
+        by: String,
+        /// The voters whose votes are void.
+        voided: Vec<String>,
     },
     /// The action's read-only probe is asked whether an unknown attempt took effect.
     StepProbing {
@@ -137,6 +164,10 @@ pub enum Event {
         step: String,
         /// What went wrong.
         error: String,
+        /// The resource no longer holds what drctl wrote: the rollback pauses for the operator
+        /// instead of overwriting someone's change.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        conflict: bool,
     },
     /// A step changed something and has no compensation.
     StepNotUndone {
@@ -170,6 +201,8 @@ impl Event {
             | Event::StepSucceeded { step, .. }
             | Event::StepFailed { step, .. }
             | Event::StepUnknown { step, .. }
+            | Event::PreviousRecorded { step, .. }
+            | Event::ApprovalRoundOpened { step, .. }
             | Event::StepProbing { step, .. }
             | Event::StepSkipped { step, .. }
             | Event::ApprovalVoted { step, .. }

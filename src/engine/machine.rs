@@ -13,7 +13,7 @@ use petgraph::graph::NodeIndex;
 use thiserror::Error;
 
 use super::event::{Decision, Event, Outputs};
-use crate::actions::{Arg, Effect, Registry};
+use crate::actions::{Arg, Effect, Failure, Registry};
 use crate::dag::CompiledWorkflow;
 use crate::store::{RunStatus, StepStatus};
 use crate::workflow::OnFailure;
@@ -44,8 +44,18 @@ pub enum Input {
         step: String,
         /// The attempt.
         attempt: u32,
-        /// Outputs, or the error and whether it may be retried.
-        result: Result<Outputs, (String, bool)>,
+        /// Outputs, or the error and what it says about the attempt's effect.
+        result: Result<Outputs, (String, Failure)>,
+    },
+    /// A self-undoing action read the value it is about to replace: it is journaled before
+    /// the action changes anything.
+    RecordPrevious {
+        /// Step id.
+        step: String,
+        /// The attempt that read it.
+        attempt: u32,
+        /// The value.
+        previous: serde_json::Value,
     },
     /// A probe answered for an unknown step.
     Probed {
@@ -89,8 +99,9 @@ pub enum Input {
     CompensationFinished {
         /// The step being undone.
         step: String,
-        /// Ok, or the error.
-        result: Result<(), String>,
+        /// Ok, or the error and its kind ([`Failure::Conflict`]: the resource no longer
+        /// holds what drctl wrote).
+        result: Result<(), (String, Failure)>,
     },
 }
 
@@ -125,6 +136,8 @@ pub enum Undo {
     Failed,
     /// Changed something and has no compensation.
     NotUndone,
+    /// The resource no longer holds what drctl wrote: the rollback waits for the operator.
+    Conflict,
 }
 
 /// One step's state.
@@ -144,8 +157,10 @@ pub struct StepState {
     pub outputs: Outputs,
     /// The last error.
     pub error: Option<String>,
-    /// Approval decisions so far.
+    /// Approval decisions of the current round.
     pub votes: Vec<(String, Decision, Option<String>)>,
+    /// What a self-undoing step replaced, as first recorded (kept across attempts).
+    pub previous: Option<serde_json::Value>,
     /// Rollback progress.
     pub undo: Undo,
 }
@@ -240,6 +255,7 @@ impl<'w> Machine<'w> {
                     outputs: Outputs::new(),
                     error: None,
                     votes: Vec::new(),
+                    previous: None,
                     undo: Undo::None,
                 };
                 workflow.steps.len()
@@ -448,7 +464,25 @@ impl<'w> Machine<'w> {
                     s.finished_at = Some(at);
                 }
             }
-            (Event::StepUnknown { .. }, Some(i)) => self.set_status(i, StepStatus::Unknown),
+            (Event::StepUnknown { error, .. }, Some(i)) => {
+                self.set_status(i, StepStatus::Unknown);
+                if error.is_some() {
+                    self.steps[i].error.clone_from(error);
+                }
+            }
+            (Event::PreviousRecorded { previous, .. }, Some(i)) => {
+                // The first value is the one that was there before drctl changed anything.
+                self.steps[i]
+                    .previous
+                    .get_or_insert_with(|| previous.clone());
+            }
+            (Event::ApprovalRoundOpened { .. }, Some(i)) => {
+                let s = &mut self.steps[i];
+                s.votes.clear();
+                s.started_at = None;
+                s.finished_at = None;
+                s.error = None;
+            }
             (Event::StepSkipped { .. }, Some(i)) => {
                 self.set_status(i, StepStatus::Skipped);
                 self.steps[i].finished_at = Some(at);
@@ -495,8 +529,17 @@ impl<'w> Machine<'w> {
                 self.steps[i].undo = Undo::Done;
                 self.set_status(i, StepStatus::RolledBack);
             }
-            (Event::CompensationFailed { error, .. }, Some(i)) => {
-                self.steps[i].undo = Undo::Failed;
+            (
+                Event::CompensationFailed {
+                    error, conflict, ..
+                },
+                Some(i),
+            ) => {
+                self.steps[i].undo = if *conflict {
+                    Undo::Conflict
+                } else {
+                    Undo::Failed
+                };
                 self.steps[i].error = Some(error.clone());
             }
             (Event::StepNotUndone { .. }, Some(i)) => self.steps[i].undo = Undo::NotUndone,
@@ -568,7 +611,15 @@ impl<'w> Machine<'w> {
                     let s = &self.steps[i];
                     if s.status == StepStatus::Running && !s.retry_pending {
                         let (step, attempt) = (self.workflow.steps[i].id.clone(), s.attempt);
-                        self.emit(Event::StepUnknown { step, attempt }, now, out);
+                        self.emit(
+                            Event::StepUnknown {
+                                step,
+                                attempt,
+                                error: None,
+                            },
+                            now,
+                            out,
+                        );
                     }
                 }
             }
@@ -597,22 +648,31 @@ impl<'w> Machine<'w> {
                         now,
                         out,
                     ),
-                    Err((error, retryable)) => {
-                        let policy = self.workflow.steps[i].retry;
-                        let retry_in_ms =
-                            (retryable && attempt < policy.attempts && !self.cancelled)
-                                .then(|| backoff_ms(policy.initial, policy.max, attempt, &step));
-                        self.emit(
-                            Event::StepFailed {
-                                step,
-                                attempt,
-                                error,
-                                retry_in_ms,
-                            },
-                            now,
-                            out,
-                        );
-                    }
+                    Err((error, failure)) => self.failed(i, attempt, error, failure, now, out),
+                }
+            }
+            Input::RecordPrevious {
+                step,
+                attempt,
+                previous,
+            } => {
+                let i = self.require_step(&step)?;
+                let s = &self.steps[i];
+                if s.status != StepStatus::Running || s.attempt != attempt || s.retry_pending {
+                    return Err(Refusal(format!(
+                        "attempt {attempt} of `{step}` is no longer current: it may not change anything"
+                    )));
+                }
+                if s.previous.is_none() {
+                    self.emit(
+                        Event::PreviousRecorded {
+                            step,
+                            attempt,
+                            previous,
+                        },
+                        now,
+                        out,
+                    );
                 }
             }
             Input::Probed { step, probe } => {
@@ -641,7 +701,7 @@ impl<'w> Machine<'w> {
                     ),
                     crate::actions::Probe::Undecided(why) => {
                         let reason = format!(
-                            "the outcome of `{step}` was lost in a crash and its probe cannot tell ({why}); decide with drctl resume RUN --step {step} --mark-succeeded | --retry | --skip"
+                            "the outcome of `{step}` is not known and its probe cannot tell ({why}); decide with drctl resume RUN --step {step} --mark-succeeded | --retry | --skip"
                         );
                         self.emit(Event::RunPaused { reason }, now, out);
                     }
@@ -729,14 +789,97 @@ impl<'w> Machine<'w> {
                 if self.steps[i].undo == Undo::Running {
                     match result {
                         Ok(()) => self.emit(Event::CompensationSucceeded { step }, now, out),
-                        Err(error) => {
-                            self.emit(Event::CompensationFailed { step, error }, now, out);
+                        Err((error, Failure::Conflict)) => {
+                            let reason = format!(
+                                "the rollback of `{step}` stopped: {error}. drctl did not overwrite it; decide with drctl resume RUN --step {step} --retry (undo it anyway, after checking) | --mark-succeeded (you restored it yourself) | --skip (leave it as it is now)"
+                            );
+                            self.emit(
+                                Event::CompensationFailed {
+                                    step,
+                                    error,
+                                    conflict: true,
+                                },
+                                now,
+                                out,
+                            );
+                            self.emit(Event::RunPaused { reason }, now, out);
+                        }
+                        Err((error, _)) => {
+                            self.emit(
+                                Event::CompensationFailed {
+                                    step,
+                                    error,
+                                    conflict: false,
+                                },
+                                now,
+                                out,
+                            );
                         }
                     }
                 }
             }
         }
         Ok(())
+    }
+
+    /// An attempt of step `i` failed. Only an attempt proved to have changed nothing is tried
+    /// again blindly; one that may have acted is tried again only when the step is
+    /// idempotent, and otherwise its outcome is unknown: the probe decides, else the operator,
+    /// exactly as after a crash (SPEC §5.4, §5.8.2).
+    fn failed(
+        &mut self,
+        i: usize,
+        attempt: u32,
+        error: String,
+        failure: Failure,
+        now: DateTime<Utc>,
+        out: &mut Vec<Event>,
+    ) {
+        let spec = &self.workflow.steps[i];
+        let (step, policy, idempotent) = (spec.id.clone(), spec.retry, spec.idempotent);
+        if failure == Failure::Ambiguous && !idempotent {
+            self.emit(
+                Event::StepUnknown {
+                    step: step.clone(),
+                    attempt,
+                    error: Some(error.clone()),
+                },
+                now,
+                out,
+            );
+            if self.has_probe(i) {
+                self.emit(Event::StepProbing { step, attempt }, now, out);
+            } else {
+                let reason = format!(
+                    "`{step}` may or may not have taken effect ({error}) and it is not idempotent, so it is not run again blindly; decide with drctl resume RUN --step {step} --mark-succeeded | --retry | --skip"
+                );
+                self.emit(Event::RunPaused { reason }, now, out);
+            }
+            return;
+        }
+        let may_retry = match failure {
+            Failure::NoEffect => true,
+            Failure::Ambiguous => idempotent,
+            Failure::Fatal | Failure::Conflict => false,
+        };
+        let retry_in_ms = (may_retry && attempt < policy.attempts && !self.cancelled)
+            .then(|| backoff_ms(policy.initial, policy.max, attempt, &step));
+        self.emit(
+            Event::StepFailed {
+                step,
+                attempt,
+                error,
+                retry_in_ms,
+            },
+            now,
+            out,
+        );
+    }
+
+    fn has_probe(&self, i: usize) -> bool {
+        self.registry
+            .get(&self.workflow.steps[i].action)
+            .is_some_and(crate::actions::Action::has_probe)
     }
 
     /// Decides unknown steps: idempotent ones run again, others wait for the operator. Steps
@@ -754,10 +897,7 @@ impl<'w> Machine<'w> {
             );
             let step = self.workflow.steps[i].id.clone();
             if status == StepStatus::Unknown {
-                let has_probe = self
-                    .registry
-                    .get(&self.workflow.steps[i].action)
-                    .is_some_and(crate::actions::Action::has_probe);
+                let has_probe = self.has_probe(i);
                 if self.workflow.steps[i].idempotent && !self.rolling_back {
                     self.emit(
                         Event::StepStarted {
@@ -793,7 +933,7 @@ impl<'w> Machine<'w> {
         }
         if !undecided.is_empty() && self.paused.is_none() {
             let reason = format!(
-                "the outcome of {} was lost in a crash and it is not safe to run again; decide with drctl resume RUN --step ID --mark-succeeded | --retry | --skip",
+                "the outcome of {} is not known (its process stopped) and it is not safe to run again; decide with drctl resume RUN --step ID --mark-succeeded | --retry | --skip",
                 undecided
                     .iter()
                     .map(|s| format!("`{s}`"))
@@ -817,10 +957,31 @@ impl<'w> Machine<'w> {
                 self.status().as_str()
             )));
         }
-        let mut chosen = Vec::with_capacity(choices.len());
+        let mut chosen: Vec<(usize, &String, &Choice)> = Vec::with_capacity(choices.len());
         for (step, choice) in choices {
             let i = self.require_step(step)?;
+            if chosen.iter().any(|(j, _, _)| *j == i) {
+                return Err(Refusal(format!(
+                    "step `{step}` is given more than once: give each step one decision"
+                )));
+            }
             let status = self.steps[i].status;
+            if self.rolling_back && self.steps[i].undo == Undo::Conflict {
+                chosen.push((i, step, choice));
+                continue;
+            }
+            if self.is_approval(i) && status == StepStatus::Failed && *choice != Choice::Retry {
+                return Err(Refusal(format!(
+                    "step `{step}` is an approval that was {}: that decision is final and cannot be skipped or marked succeeded; `--step {step} --retry` asks again, and the new round needs fresh votes",
+                    self.steps[i].error.as_deref().map_or("refused", |e| {
+                        if e.starts_with("rejected") {
+                            "rejected"
+                        } else {
+                            "not given in time"
+                        }
+                    })
+                )));
+            }
             if !matches!(status, StepStatus::Unknown | StepStatus::Failed) {
                 return Err(Refusal(format!(
                     "step `{step}` is {}: only unknown or failed steps take --mark-succeeded, --retry or --skip",
@@ -831,40 +992,82 @@ impl<'w> Machine<'w> {
         }
         self.emit(Event::RunResumed { by: by.to_string() }, now, out);
         for (i, step, choice) in chosen {
-            let attempt = self.steps[i].attempt;
-            match choice {
-                Choice::MarkSucceeded => {
-                    let mut outputs = Outputs::new();
-                    outputs.insert("marked_by".into(), by.into());
-                    self.emit(
-                        Event::StepSucceeded {
-                            step: step.clone(),
-                            attempt,
-                            outputs,
-                        },
-                        now,
-                        out,
-                    );
-                }
-                Choice::Retry => self.emit(
-                    Event::StepStarted {
-                        step: step.clone(),
-                        attempt: attempt + 1,
-                    },
-                    now,
-                    out,
-                ),
-                Choice::Skip => self.emit(
-                    Event::StepSkipped {
-                        step: step.clone(),
-                        by: by.to_string(),
-                    },
-                    now,
-                    out,
-                ),
-            }
+            self.take_choice(i, step, *choice, by, now, out);
         }
         Ok(())
+    }
+
+    /// Carries out an operator's choice on step `i` (checked by [`Machine::resume`]).
+    fn take_choice(
+        &mut self,
+        i: usize,
+        step: &str,
+        choice: Choice,
+        by: &str,
+        now: DateTime<Utc>,
+        out: &mut Vec<Event>,
+    ) {
+        let attempt = self.steps[i].attempt;
+        if self.rolling_back && self.steps[i].undo == Undo::Conflict {
+            let step = step.to_string();
+            match choice {
+                Choice::Retry => self.emit(Event::CompensationStarted { step }, now, out),
+                Choice::MarkSucceeded => {
+                    self.emit(Event::CompensationSucceeded { step }, now, out);
+                }
+                Choice::Skip => self.emit(Event::StepNotUndone { step }, now, out),
+            }
+            return;
+        }
+        if self.is_approval(i) {
+            // Only --retry reaches here for an approval: a new round, every vote void.
+            let voided = self.steps[i]
+                .votes
+                .iter()
+                .map(|(who, _, _)| who.clone())
+                .collect();
+            self.emit(
+                Event::ApprovalRoundOpened {
+                    step: step.to_string(),
+                    round: attempt + 1,
+                    by: by.to_string(),
+                    voided,
+                },
+                now,
+                out,
+            );
+        }
+        match choice {
+            Choice::MarkSucceeded => {
+                let mut outputs = Outputs::new();
+                outputs.insert("marked_by".into(), by.into());
+                self.emit(
+                    Event::StepSucceeded {
+                        step: step.to_string(),
+                        attempt,
+                        outputs,
+                    },
+                    now,
+                    out,
+                );
+            }
+            Choice::Retry => self.emit(
+                Event::StepStarted {
+                    step: step.to_string(),
+                    attempt: attempt + 1,
+                },
+                now,
+                out,
+            ),
+            Choice::Skip => self.emit(
+                Event::StepSkipped {
+                    step: step.to_string(),
+                    by: by.to_string(),
+                },
+                now,
+                out,
+            ),
+        }
     }
 
     fn vote(
@@ -889,6 +1092,14 @@ impl<'w> Machine<'w> {
             return Err(Refusal(format!(
                 "step `{step}` is not waiting for approval (it is {})",
                 s.status.as_str()
+            )));
+        }
+        if let Some(deadline) = self.deadline(i)
+            && now >= deadline
+        {
+            return Err(Refusal(format!(
+                "the approval `{step}` timed out at {}: votes after the deadline are refused",
+                super::clock::rfc3339(deadline)
             )));
         }
         let approvers: Vec<String> = match spec.args.get("approvers") {
@@ -1120,7 +1331,7 @@ impl<'w> Machine<'w> {
         let busy = self
             .steps
             .iter()
-            .any(|s| matches!(s.undo, Undo::Pending | Undo::Running));
+            .any(|s| matches!(s.undo, Undo::Pending | Undo::Running | Undo::Conflict));
         if !busy {
             let failed = self.steps.iter().any(|s| s.undo == Undo::Failed);
             let status = if failed {
@@ -1198,16 +1409,15 @@ impl<'w> Machine<'w> {
             .iter()
             .enumerate()
             .filter(|(_, s)| s.status == StepStatus::AwaitingApproval)
-            .filter_map(|(i, s)| {
-                let spec = &self.workflow.steps[i];
-                let timeout = spec.timeout?;
-                let started = s.started_at?;
-                Some((
-                    spec.id.clone(),
-                    started + chrono::Duration::from_std(timeout).unwrap_or(chrono::Duration::MAX),
-                ))
-            })
+            .filter_map(|(i, _)| Some((self.workflow.steps[i].id.clone(), self.deadline(i)?)))
             .collect()
+    }
+
+    /// When the current round of approval `i` times out: none without a timeout, or when the
+    /// time cannot be represented (validation keeps timeouts within 30 days).
+    fn deadline(&self, i: usize) -> Option<DateTime<Utc>> {
+        let timeout = chrono::Duration::from_std(self.workflow.steps[i].timeout?).ok()?;
+        self.steps[i].started_at?.checked_add_signed(timeout)
     }
 }
 

@@ -158,7 +158,7 @@ impl Recorder {
             }
             Event::StepSucceeded { .. } => finish(record, "succeeded", None),
             Event::StepFailed { error, .. } => finish(record, "failed", Some(error.clone())),
-            Event::StepUnknown { .. } => finish(record, "unknown", None),
+            Event::StepUnknown { error, .. } => finish(record, "unknown", error.clone()),
             _ => {}
         }
         if let Some(state) = machine.step(step) {

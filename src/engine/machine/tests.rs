@@ -50,10 +50,15 @@ fn ok(step_id: &str, attempt: u32) -> Input {
 }
 
 fn fail(step_id: &str, attempt: u32, retryable: bool) -> Input {
+    let failure = if retryable {
+        Failure::NoEffect
+    } else {
+        Failure::Fatal
+    };
     Input::Finished {
         step: step_id.into(),
         attempt,
-        result: Err(("boom".into(), retryable)),
+        result: Err(("boom".into(), failure)),
     }
 }
 
@@ -524,7 +529,7 @@ fn a_failed_compensation_fails_the_rollback() {
         &mut m,
         Input::CompensationFinished {
             step: "a".into(),
-            result: Err("nope".into()),
+            result: Err(("nope".into(), Failure::Fatal)),
         },
     );
     assert_eq!(m.status(), RunStatus::Failed);
@@ -713,4 +718,232 @@ marks = "recovered"
         rto_events(&step_at(&mut m, Input::Tick, at(11))),
         ["at_risk"]
     );
+}
+
+fn resume_with(by: &str, choices: &[(&str, Choice)]) -> Input {
+    Input::Resume {
+        by: by.into(),
+        choices: choices.iter().map(|(s, c)| ((*s).into(), *c)).collect(),
+    }
+}
+
+/// A run whose gate was rejected by carol, paused (`on_failure = "pause"`).
+fn rejected_gate(w: &CompiledWorkflow) -> Machine<'_> {
+    let mut m = Machine::new(w, Registry::global(), "alice");
+    step(&mut m, Input::Start);
+    step(&mut m, vote("bob", Decision::Approve));
+    step(&mut m, vote("carol", Decision::Reject));
+    assert_eq!(m.status(), RunStatus::Paused);
+    m
+}
+
+#[test]
+fn guarantee_a_rejected_approval_cannot_be_skipped_or_marked_succeeded() {
+    let w = wf("", APPROVAL);
+    let m = rejected_gate(&w);
+    for choice in [Choice::Skip, Choice::MarkSucceeded] {
+        let refusal = m
+            .decide(resume_with("alice", &[("gate", choice)]), t0())
+            .unwrap_err();
+        assert!(refusal.0.contains("final"), "{choice:?}: {refusal}");
+    }
+    // Nothing ran past the gate.
+    assert_eq!(m.step("go").unwrap().status, StepStatus::Pending);
+    // A timed-out approval (on_timeout = reject) is as final.
+    let mut m = Machine::new(&w, Registry::global(), "alice");
+    step(&mut m, Input::Start);
+    step(
+        &mut m,
+        Input::ApprovalTimeout {
+            step: "gate".into(),
+        },
+    );
+    let refusal = m
+        .decide(resume_with("alice", &[("gate", Choice::Skip)]), t0())
+        .unwrap_err();
+    assert!(refusal.0.contains("not given in time"), "{refusal}");
+}
+
+#[test]
+fn guarantee_retrying_an_approval_voids_every_earlier_vote() {
+    let w = wf("", APPROVAL);
+    let mut m = rejected_gate(&w);
+    let events = step(&mut m, resume_with("alice", &[("gate", Choice::Retry)]));
+    assert!(events.iter().any(|e| matches!(
+        e,
+        Event::ApprovalRoundOpened { round: 2, voided, .. } if voided == &["bob", "carol"]
+    )));
+    assert_eq!(m.status(), RunStatus::AwaitingApproval);
+    assert!(m.step("gate").unwrap().votes.is_empty());
+    // bob's approval of the first round does not count: two fresh approvals are needed.
+    step(&mut m, vote("bob", Decision::Approve));
+    assert_eq!(m.step("go").unwrap().status, StepStatus::Pending);
+    let events = step(&mut m, vote("carol", Decision::Approve));
+    assert_eq!(started(&events), ["go"]);
+}
+
+#[test]
+fn guarantee_votes_after_the_deadline_are_refused() {
+    let w = wf("", APPROVAL);
+    let mut m = Machine::new(&w, Registry::global(), "alice");
+    step(&mut m, Input::Start);
+    let late = t0() + chrono::Duration::minutes(31);
+    let refusal = m.decide(vote("bob", Decision::Approve), late).unwrap_err();
+    assert!(refusal.0.contains("deadline"), "{refusal}");
+    assert!(m.decide(vote("bob", Decision::Approve), t0()).is_ok());
+}
+
+#[test]
+fn guarantee_an_ambiguous_failure_of_a_step_that_is_not_idempotent_is_never_retried() {
+    let w = wf(
+        "[defaults]\nretry = { attempts = 3, initial = \"1s\", max = \"1s\" }\n",
+        SHELLS,
+    );
+    let mut m = Machine::new(&w, Registry::global(), "op");
+    step(&mut m, Input::Start);
+    let timed_out = |s: &str| Input::Finished {
+        step: s.into(),
+        attempt: 1,
+        result: Err(("timed out after 1s".into(), Failure::Ambiguous)),
+    };
+    // The idempotent step is tried again; the other one's outcome is unknown and, with no
+    // probe, the operator decides.
+    let events = step(&mut m, timed_out("safe"));
+    assert!(matches!(
+        events[0],
+        Event::StepFailed {
+            retry_in_ms: Some(_),
+            ..
+        }
+    ));
+    let events = step(&mut m, timed_out("risky"));
+    assert!(
+        matches!(&events[0], Event::StepUnknown { error: Some(e), .. } if e.contains("timed out"))
+    );
+    assert_eq!(m.step("risky").unwrap().status, StepStatus::Unknown);
+    assert!(
+        matches!(events.last(), Some(Event::RunPaused { reason }) if reason.contains("--step risky"))
+    );
+    assert!(started(&events).is_empty());
+    // A failure proved to have changed nothing is retried as before.
+    let mut m = Machine::new(&w, Registry::global(), "op");
+    step(&mut m, Input::Start);
+    let events = step(
+        &mut m,
+        Input::Finished {
+            step: "risky".into(),
+            attempt: 1,
+            result: Err(("throttled".into(), Failure::NoEffect)),
+        },
+    );
+    assert!(matches!(
+        events[0],
+        Event::StepFailed {
+            retry_in_ms: Some(_),
+            ..
+        }
+    ));
+}
+
+#[test]
+fn guarantee_an_ambiguous_failure_of_a_probed_action_goes_to_the_probe() {
+    let w = wf(
+        "",
+        "[[steps]]\nid = \"promote\"\naction = \"rds.promote_read_replica\"\nwith = { db_instance = \"db\" }\n",
+    );
+    let mut m = Machine::new(&w, Registry::global(), "op");
+    step(&mut m, Input::Start);
+    let events = step(
+        &mut m,
+        Input::Finished {
+            step: "promote".into(),
+            attempt: 1,
+            result: Err(("connection reset".into(), Failure::Ambiguous)),
+        },
+    );
+    assert!(events.contains(&Event::StepProbing {
+        step: "promote".into(),
+        attempt: 1
+    }));
+    let events = step(
+        &mut m,
+        Input::Probed {
+            step: "promote".into(),
+            probe: crate::actions::Probe::TookEffect(Outputs::new()),
+        },
+    );
+    assert!(matches!(events[0], Event::StepSucceeded { attempt: 1, .. }));
+}
+
+#[test]
+fn guarantee_the_first_recorded_previous_value_is_kept() {
+    let w = wf("", CHAIN);
+    let mut m = Machine::new(&w, Registry::global(), "op");
+    step(&mut m, Input::Start);
+    let record = |attempt: u32, v: &str| Input::RecordPrevious {
+        step: "a".into(),
+        attempt,
+        previous: serde_json::json!(v),
+    };
+    assert_eq!(step(&mut m, record(1, "primary")).len(), 1);
+    // A second read (a re-run would read drctl's own write) records nothing.
+    assert!(step(&mut m, record(1, "standby")).is_empty());
+    assert_eq!(
+        m.step("a").unwrap().previous,
+        Some(serde_json::json!("primary"))
+    );
+    // An attempt that is no longer current may not record (nor go on to change anything).
+    assert!(m.decide(record(7, "x"), t0()).is_err());
+}
+
+#[test]
+fn guarantee_an_undo_that_finds_someone_elses_value_pauses_the_rollback() {
+    let steps = "[[steps]]\nid = \"a\"\naction = \"noop\"\nrollback = { action = \"noop\" }\n";
+    let w = wf("", steps);
+    let mut m = Machine::new(&w, Registry::global(), "op");
+    step(&mut m, Input::Start);
+    step(&mut m, ok("a", 1));
+    step(&mut m, Input::Rollback { by: "op".into() });
+    let events = step(
+        &mut m,
+        Input::CompensationFinished {
+            step: "a".into(),
+            result: Err(("now X, drctl wrote Y".into(), Failure::Conflict)),
+        },
+    );
+    assert!(
+        matches!(events.last(), Some(Event::RunPaused { reason }) if reason.contains("now X, drctl wrote Y"))
+    );
+    assert_eq!(m.status(), RunStatus::Paused);
+    // The operator leaves their value: the step is listed as not undone and the rollback ends.
+    let events = step(&mut m, resume_with("op", &[("a", Choice::Skip)]));
+    assert!(events.contains(&Event::StepNotUndone { step: "a".into() }));
+    assert_eq!(m.status(), RunStatus::RolledBack);
+}
+
+#[test]
+fn a_resume_may_decide_several_steps_but_each_once() {
+    let w = wf("", SHELLS);
+    let mut m = Machine::new(&w, Registry::global(), "op");
+    step(&mut m, Input::Start);
+    step(&mut m, Input::Interrupted);
+    step(&mut m, Input::Recover);
+    step(&mut m, fail("safe", 2, false));
+    let refusal = m
+        .decide(
+            resume_with("op", &[("risky", Choice::Skip), ("risky", Choice::Retry)]),
+            t0(),
+        )
+        .unwrap_err();
+    assert!(refusal.0.contains("more than once"), "{refusal}");
+    let events = step(
+        &mut m,
+        resume_with(
+            "op",
+            &[("risky", Choice::MarkSucceeded), ("safe", Choice::Skip)],
+        ),
+    );
+    assert_eq!(m.step("safe").unwrap().status, StepStatus::Skipped);
+    assert!(!events.is_empty());
+    assert_eq!(m.step("risky").unwrap().status, StepStatus::Succeeded);
 }
