@@ -1,6 +1,8 @@
 //! drctl's integration tests: one binary, a module per area. Most tests call the library;
 //! `cli` runs the real binary for exit codes and what a user sees.
 
+mod adversarial;
+mod at_most_once;
 mod aws;
 mod aws_mocks;
 mod cli;

@@ -32,6 +32,9 @@ pub struct Drive<'w> {
     pub until: Until,
     /// How to print.
     pub format: RunFormat,
+    /// The person at this terminal (`--as`, else `$USER`): an approval offered here is voted
+    /// in their name, under the same rules as any vote.
+    pub operator: String,
 }
 
 /// Drives the run until it rests; prints its summary; returns the exit code.
@@ -56,7 +59,7 @@ async fn drive_async(d: Drive<'_>) -> anyhow::Result<u8> {
         // Approvals are offered at this terminal only when someone can answer there.
         let offer = std::io::stdin()
             .is_terminal()
-            .then(|| (d.machine.initiator.clone(), control_tx));
+            .then(|| (d.operator.clone(), control_tx));
         Arc::new(LiveView::new(offer))
     });
     let observer = printer(run_id.clone(), d.format, live.clone());

@@ -10,7 +10,7 @@ use crate::actions::Registry;
 use crate::check::check_source;
 use crate::dag::{CompiledWorkflow, Override};
 use crate::diagnostic::{SourceFile, render_text};
-use crate::engine::{Clock, EngineError, Input, Recorder, SystemClock, digest, replay};
+use crate::engine::{Clock, EngineError, Input, Recorder, SystemClock, digest, gates_kept, replay};
 use crate::store::{RunRecord, Store};
 
 /// A stored run and the workflow it runs.
@@ -21,14 +21,31 @@ pub struct Loaded {
     pub workflow: CompiledWorkflow,
 }
 
-/// Finds run `run_id` and compiles its workflow. With `file_check`, the workflow file on disk
-/// is compiled and must have the run's digest unless `allow_changed`.
-pub fn load(
-    store: &dyn Store,
-    run_id: &str,
-    file_check: bool,
-    allow_changed: bool,
-) -> Result<Loaded, Exit> {
+/// How a stored run may be taken up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// Record a decision; the workflow it started with is used.
+    Record,
+    /// Go on forward (`resume`): the file on disk must have the run's digest, or with
+    /// `--allow-changed-workflow` keep every approval that has not passed.
+    Continue {
+        /// `--allow-changed-workflow`.
+        allow_changed: bool,
+    },
+    /// Undo (`rollback`): the file as it is now gives the compensations; nothing runs forward.
+    Undo,
+}
+
+/// Finds run `run_id` and compiles its workflow, as `purpose` needs it.
+pub fn load(store: &dyn Store, run_id: &str, purpose: Purpose) -> Result<Loaded, Exit> {
+    let file_check = purpose != Purpose::Record;
+    let allow_changed = matches!(
+        purpose,
+        Purpose::Undo
+            | Purpose::Continue {
+                allow_changed: true
+            }
+    );
     let run = store
         .run(run_id)
         .map_err(|e| store_exit(&e))?
@@ -67,6 +84,25 @@ pub fn load(
     })?;
     let current = compile(&run.workflow_file, &text, &overrides)?;
     if digest(&current) != run.digest {
+        if purpose != Purpose::Undo && allow_changed {
+            // An edit is no way around an approval that has not passed.
+            let journal = store.journal(run_id).map_err(|e| store_exit(&e))?;
+            let machine = replay(&stored, &run, &journal).map_err(|e| store_exit(&e))?;
+            let passed = |id: &str| {
+                machine
+                    .step(id)
+                    .is_some_and(|s| s.status == crate::store::StepStatus::Succeeded)
+            };
+            gates_kept(&stored, &current, &passed).map_err(|why| {
+                Exit::new(
+                    exit::INVALID_INPUT,
+                    format!(
+                        "{} changed since run {} started and cannot be used to continue it: {why}",
+                        run.workflow_file, run.run_id
+                    ),
+                )
+            })?;
+        }
         if !allow_changed {
             return Err(Exit::new(
                 exit::INVALID_INPUT,
@@ -107,7 +143,7 @@ fn compile(name: &str, text: &str, overrides: &[Override]) -> Result<CompiledWor
 /// Applies inputs to a run no live process drives: replay, mark interrupted attempts, decide,
 /// journal. Used by `approve`, `reject` and `cancel` when the run is not live.
 pub fn apply_offline(store: Arc<dyn Store>, run_id: &str, inputs: Vec<Input>) -> Result<(), Exit> {
-    let loaded = load(store.as_ref(), run_id, false, false)?;
+    let loaded = load(store.as_ref(), run_id, Purpose::Record)?;
     let journal = store.journal(run_id).map_err(|e| store_exit(&e))?;
     let steps = store.steps(run_id).map_err(|e| store_exit(&e))?;
     let mut machine =

@@ -19,7 +19,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 pub use cancel::CancelArgs;
 pub use decide::DecideArgs;
@@ -95,8 +95,16 @@ pub enum Command {
 
 /// Parses the process's arguments and runs the command.
 pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
+    // The matches are kept: `resume` pairs each `--step` with the decision that follows it,
+    // which only the positions of the arguments tell.
+    let parsed = Cli::command().try_get_matches().and_then(|matches| {
+        match Cli::from_arg_matches(&matches) {
+            Ok(cli) => Ok((cli, matches)),
+            Err(e) => Err(e),
+        }
+    });
+    let (cli, matches) = match parsed {
+        Ok(parsed) => parsed,
         Err(e) => {
             let _ = e.print();
             return match e.kind() {
@@ -125,7 +133,11 @@ pub fn main() -> ExitCode {
             &cli.state,
             crate::engine::Decision::Reject,
         )),
-        Command::Resume(args) => Ok(resume::resume(args, &cli.state)),
+        Command::Resume(args) => Ok(resume::resume(
+            args,
+            matches.subcommand_matches("resume"),
+            &cli.state,
+        )),
         Command::Cancel(args) => Ok(cancel::cancel(args, &cli.state)),
         Command::Rollback(args) => Ok(resume::rollback(args, &cli.state)),
         Command::Report(args) => Ok(report::report(args, &cli.state)),

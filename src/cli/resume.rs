@@ -5,7 +5,7 @@ use std::sync::Arc;
 use clap::Args;
 
 use super::drive::{Drive, base_dir, drive};
-use super::load::load;
+use super::load::{Purpose, load};
 use super::output::RunFormat;
 use super::state::{Exit, own, store_exit, whoami};
 use crate::engine::{Choice, Input, Recorder, Until, replay};
@@ -17,18 +17,19 @@ use crate::store::Store;
 pub struct ResumeArgs {
     /// The run.
     pub run: String,
-    /// A step to decide on (repeatable, each followed by its decision).
+    /// A step to decide on (repeatable, each followed by its decision:
+    /// `--step s3 --mark-succeeded --step s4 --retry`).
     #[arg(long, value_name = "ID")]
     pub step: Vec<String>,
-    /// The step did take effect: record it as succeeded.
-    #[arg(long, requires = "step")]
-    pub mark_succeeded: bool,
-    /// Run the step again.
-    #[arg(long, requires = "step", conflicts_with = "mark_succeeded")]
-    pub retry: bool,
-    /// Skip the step and go on.
-    #[arg(long, requires = "step", conflicts_with_all = ["mark_succeeded", "retry"])]
-    pub skip: bool,
+    /// The step before it did take effect: record it as succeeded.
+    #[arg(long, requires = "step", action = clap::ArgAction::Count)]
+    pub mark_succeeded: u8,
+    /// Run the step before it again (on a rejected approval: ask again, with fresh votes).
+    #[arg(long, requires = "step", action = clap::ArgAction::Count)]
+    pub retry: u8,
+    /// Skip the step before it and go on (refused on a rejected approval).
+    #[arg(long, requires = "step", action = clap::ArgAction::Count)]
+    pub skip: u8,
     /// Resume even though the workflow file changed since the run started.
     #[arg(long)]
     pub allow_changed_workflow: bool,
@@ -66,26 +67,86 @@ fn report(result: Result<u8, Exit>) -> u8 {
     }
 }
 
-/// Runs `resume`.
-pub fn resume(args: &ResumeArgs, state: &std::path::Path) -> u8 {
-    let choice = if args.mark_succeeded {
-        Choice::MarkSucceeded
-    } else if args.retry {
-        Choice::Retry
-    } else {
-        Choice::Skip
-    };
-    let choices: Vec<(String, Choice)> = args.step.iter().map(|s| (s.clone(), choice)).collect();
-    if !args.step.is_empty() && !args.mark_succeeded && !args.retry && !args.skip {
-        return report(Err(Exit::new(
-            super::exit::INVALID_INPUT,
-            "--step needs a decision: --mark-succeeded, --retry or --skip",
-        )));
+/// Pairs each `--step ID` with the one decision flag that follows it, before the next
+/// `--step`, from the positions clap recorded.
+fn choices(
+    args: &ResumeArgs,
+    matches: Option<&clap::ArgMatches>,
+) -> Result<Vec<(String, Choice)>, Exit> {
+    let invalid = |m: String| Exit::new(super::exit::INVALID_INPUT, m);
+    if args.step.is_empty() {
+        return Ok(Vec::new());
     }
+    // A flag not given still has its default, at a position after every real argument.
+    let indices = |id: &str| -> Vec<usize> {
+        matches
+            .filter(|m| m.value_source(id) == Some(clap::parser::ValueSource::CommandLine))
+            .and_then(|m| m.indices_of(id))
+            .map(Iterator::collect)
+            .unwrap_or_default()
+    };
+    let steps = indices("step");
+    let mut decisions: Vec<(usize, Choice)> = [
+        ("mark_succeeded", Choice::MarkSucceeded),
+        ("retry", Choice::Retry),
+        ("skip", Choice::Skip),
+    ]
+    .into_iter()
+    .flat_map(|(id, choice)| indices(id).into_iter().map(move |at| (at, choice)))
+    .collect();
+    decisions.sort_by_key(|(at, _)| *at);
+    if steps.len() != args.step.len() {
+        return Err(invalid(
+            "could not tell which decision goes with which --step".into(),
+        ));
+    }
+    let mut chosen = Vec::with_capacity(steps.len());
+    for (n, (&at, step)) in steps.iter().zip(&args.step).enumerate() {
+        let until = steps.get(n + 1).copied().unwrap_or(usize::MAX);
+        let mine: Vec<Choice> = decisions
+            .iter()
+            .filter(|(d, _)| *d > at && *d < until)
+            .map(|(_, c)| *c)
+            .collect();
+        match mine.as_slice() {
+            [choice] => chosen.push((step.clone(), *choice)),
+            [] => {
+                return Err(invalid(format!(
+                    "--step {step} needs a decision after it: --mark-succeeded, --retry or --skip"
+                )));
+            }
+            _ => {
+                return Err(invalid(format!(
+                    "--step {step} has more than one decision; give one of --mark-succeeded, --retry or --skip"
+                )));
+            }
+        }
+    }
+    if let Some(&(first, _)) = decisions.first()
+        && first < steps[0]
+    {
+        return Err(invalid(
+            "a decision comes before any --step: write --step ID and then its decision".into(),
+        ));
+    }
+    Ok(chosen)
+}
+
+/// Runs `resume`.
+pub fn resume(
+    args: &ResumeArgs,
+    matches: Option<&clap::ArgMatches>,
+    state: &std::path::Path,
+) -> u8 {
+    let choices = match choices(args, matches) {
+        Ok(choices) => choices,
+        Err(e) => return report(Err(e)),
+    };
     let by = whoami(args.by.as_ref());
     report(take_up(
         state,
         &args.run,
+        &by,
         args.allow_changed_workflow,
         false,
         args.format,
@@ -114,6 +175,7 @@ pub fn rollback(args: &RollbackArgs, state: &std::path::Path) -> u8 {
     report(take_up(
         state,
         &args.run,
+        &by,
         true,
         true,
         args.format,
@@ -131,9 +193,14 @@ pub fn rollback(args: &RollbackArgs, state: &std::path::Path) -> u8 {
     ))
 }
 
+#[allow(
+    clippy::too_many_arguments,
+    reason = "each is one of the command's inputs"
+)]
 fn take_up(
     state: &std::path::Path,
     run_id: &str,
+    operator: &str,
     allow_changed: bool,
     undo: bool,
     format: RunFormat,
@@ -141,7 +208,12 @@ fn take_up(
     inputs: impl FnOnce(&crate::engine::Machine<'_>) -> Vec<Input>,
 ) -> Result<u8, Exit> {
     let store = own(state)?;
-    let loaded = load(store.as_ref(), run_id, true, allow_changed)?;
+    let purpose = if undo {
+        Purpose::Undo
+    } else {
+        Purpose::Continue { allow_changed }
+    };
+    let loaded = load(store.as_ref(), run_id, purpose)?;
     let can_undo = undo && loaded.run.status != crate::store::RunStatus::RolledBack;
     if loaded.run.status.is_final() && !can_undo {
         return Err(Exit::new(
@@ -173,6 +245,7 @@ fn take_up(
         first,
         until,
         format,
+        operator: operator.to_string(),
     })
     .map_err(|e| Exit::new(super::exit::INTERNAL, format!("{e:#}")))
 }

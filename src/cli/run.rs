@@ -161,6 +161,7 @@ fn start(args: &RunArgs, state: &std::path::Path, mode: &str) -> Result<u8, Exit
             Until::Done
         },
         format: args.format,
+        operator: new.initiator.clone(),
     })
     .map_err(|e| Exit::new(exit::INTERNAL, format!("{e:#}")))
 }
