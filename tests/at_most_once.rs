@@ -46,10 +46,17 @@ retry = {{ attempts = 3, initial = "100ms", max = "100ms" }}
 with = {{ argv = ["sh", "-c", "echo attempt >> \"$0\"; sleep 30", "{}"] }}
 
 [[steps]]
+id = "append-too"
+action = "shell"
+timeout = "1s"
+with = {{ argv = ["sh", "-c", "echo too >> \"$0\"; sleep 30", "{}"] }}
+
+[[steps]]
 id = "after"
 action = "noop"
-needs = ["append"]
+needs = ["append", "append-too"]
 "#,
+            ledger.display(),
             ledger.display()
         ),
     )
@@ -59,7 +66,7 @@ needs = ["append"]
     assert_eq!(o.status.code(), Some(4), "{}", text(&o));
     let lines = std::fs::read_to_string(&ledger).unwrap();
     assert_eq!(
-        lines.lines().count(),
+        lines.lines().filter(|l| *l == "attempt").count(),
         1,
         "the step ran more than once: {lines}"
     );
@@ -70,15 +77,25 @@ needs = ["append"]
             .unwrap();
     assert_eq!(status["status"], "paused");
     assert_eq!(status["steps"][0]["status"], "unknown", "{status}");
-    // A resume without a decision does not run it again either.
+    assert_eq!(status["steps"][1]["status"], "unknown", "{status}");
+    // A resume without a decision does not run them again either.
     let o = drctl(&state, &["resume", &run]);
     assert_eq!(o.status.code(), Some(4), "{}", text(&o));
-    assert_eq!(std::fs::read_to_string(&ledger).unwrap().lines().count(), 1);
-    // The operator saw it took effect.
+    assert_eq!(std::fs::read_to_string(&ledger).unwrap().lines().count(), 2);
+    // The operator saw both take effect, and says so for each in one resume.
     let o = drctl(
         &state,
-        &["resume", &run, "--step", "append", "--mark-succeeded"],
+        &[
+            "resume",
+            &run,
+            "--step",
+            "append",
+            "--mark-succeeded",
+            "--step",
+            "append-too",
+            "--mark-succeeded",
+        ],
     );
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    assert_eq!(std::fs::read_to_string(&ledger).unwrap().lines().count(), 1);
+    assert_eq!(std::fs::read_to_string(&ledger).unwrap().lines().count(), 2);
 }

@@ -68,7 +68,7 @@ fn report(result: Result<u8, Exit>) -> u8 {
 }
 
 /// Pairs each `--step ID` with the one decision flag that follows it, before the next
-/// `--step`, from the positions clap recorded.
+/// `--step`, from the positions clap recorded. A single decision applies to every step given.
 fn choices(
     args: &ResumeArgs,
     matches: Option<&clap::ArgMatches>,
@@ -99,6 +99,10 @@ fn choices(
         return Err(invalid(
             "could not tell which decision goes with which --step".into(),
         ));
+    }
+    // One decision for every step, wherever it stands: `--retry --step a --step b`.
+    if let [(_, choice)] = decisions.as_slice() {
+        return Ok(args.step.iter().map(|s| (s.clone(), *choice)).collect());
     }
     let mut chosen = Vec::with_capacity(steps.len());
     for (n, (&at, step)) in steps.iter().zip(&args.step).enumerate() {
