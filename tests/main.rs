@@ -15,3 +15,4 @@ mod harness;
 mod properties;
 mod reports;
 mod scheduling;
+mod secrets;

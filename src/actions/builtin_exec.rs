@@ -52,18 +52,32 @@ pub async fn shell(args: &Resolved, ctx: &ExecContext) -> Result<Outputs, StepEr
         .args(rest)
         .current_dir(&cwd)
         .kill_on_drop(true)
-        .stdin(std::process::Stdio::null());
+        // Its own process group: what it starts is ended with it (SPEC §5.8.2), and a Ctrl-C
+        // at drctl's terminal is drctl's to handle, not the step's.
+        .process_group(0)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
     if let Some(env) = args.get("env").and_then(Value::as_object) {
         for (k, v) in env {
             command.env(k, v.as_str().map_or_else(|| v.to_string(), str::to_string));
         }
     }
-    let output = command.output().await.map_err(|e| {
+    let child = command.spawn().map_err(|e| {
         StepError::fatal(format!(
             "cannot start `{program}` in {}: {e}",
             cwd.display()
         ))
     })?;
+    // When the attempt is abandoned (its timeout, the run torn down), this future is dropped
+    // and the guard ends the whole group: nothing of it runs on beside the next attempt.
+    // A step that ends by itself may leave a service it started running on purpose (the
+    // local drill starts its standby that way): the guard is disarmed then.
+    let mut group = GroupGuard(child.id());
+    let output = child.wait_with_output().await.map_err(|e| {
+        StepError::ambiguous(format!("lost track of `{program}` while it ran: {e}"))
+    })?;
+    group.0 = None;
     let code = output.status.code();
     let mut outputs = Outputs::new();
     outputs.insert("exit_code".into(), code.map_or(Value::Null, Into::into));
@@ -81,6 +95,21 @@ pub async fn shell(args: &Resolved, ctx: &ExecContext) -> Result<Outputs, StepEr
         } else {
             format!("`{}` {how}: {stderr}", argv.join(" "))
         }))
+    }
+}
+
+/// Kills a shell step's whole process group when dropped.
+struct GroupGuard(Option<u32>);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if let Some(pgid) = self.0.and_then(|p| i32::try_from(p).ok()) {
+            // The group may be gone already (the step ended): nothing to do then.
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(pgid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
     }
 }
 
@@ -200,5 +229,46 @@ pub async fn notify(args: &Resolved, ctx: &ExecContext) -> Result<Outputs, StepE
             "webhook at {host} could not be reached: {}",
             e.replace(&url, &host)
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx(dir: &std::path::Path) -> ExecContext {
+        ExecContext {
+            base_dir: dir.to_path_buf(),
+            timeout: None,
+            aws: std::sync::Arc::new(crate::aws::AwsContext::new(None)),
+            incident_start: chrono::Utc::now(),
+            previous: None,
+            remember: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn an_abandoned_shell_attempt_ends_its_whole_process_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let late = dir.path().join("late");
+        let mut args = Resolved::new();
+        args.insert(
+            "argv".into(),
+            json!([
+                "sh",
+                "-c",
+                format!("(sleep 1; echo late > {}) & sleep 30", late.display())
+            ]),
+        );
+        let context = ctx(dir.path());
+        let attempt = shell(&args, &context);
+        // The driver's timeout drops the attempt like this.
+        assert!(
+            tokio::time::timeout(Duration::from_millis(300), attempt)
+                .await
+                .is_err()
+        );
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert!(!late.exists(), "a child of the timed-out attempt ran on");
     }
 }

@@ -25,6 +25,8 @@ pub fn serve(
     // A socket file left by a process that died: this process owns the store now.
     let _ = std::fs::remove_file(&path);
     let listener = UnixListener::bind(&path)?;
+    // Only the owner may talk to it (the state directory is private too).
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
     let task = tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             let (store, driver, run_id) = (store.clone(), driver.clone(), run_id.clone());

@@ -16,6 +16,7 @@ use super::event::Event;
 use super::exec::resolve;
 use super::machine::{Input, Machine, Refusal};
 use super::recorder::Recorder;
+use super::secrets::Redactor;
 use crate::actions::{ExecContext, Outputs, PreviousRequest, Registry, Remember, StepError};
 use crate::store::{RunStatus, StepStatus, StoreError};
 
@@ -191,15 +192,19 @@ impl<'w> Driver<'w> {
                 };
                 let (tx, step, attempt, timeout) =
                     (self.tx.clone(), step.clone(), *attempt, spec.timeout);
+                let redactor = Redactor::for_args([&spec.args]);
                 self.tasks.spawn(async move {
                     let result = match resolved {
                         Err(e) => Err(e),
                         Ok(args) => run_with_timeout(action, args, ctx, timeout).await,
                     };
+                    // Secrets never leave the attempt: not in outputs, not in errors.
                     let _ = tx.send(Input::Finished {
                         step,
                         attempt,
-                        result: result.map_err(|e| (e.message, e.failure)),
+                        result: result
+                            .map(|o| redactor.scrub_outputs(o))
+                            .map_err(|e| (redactor.scrub(&e.message), e.failure)),
                     });
                 });
             }
@@ -231,6 +236,7 @@ impl<'w> Driver<'w> {
         let resolved = resolve(&spec.args, &|id| self.output_of(id));
         let ctx = self.context(i);
         let (tx, step) = (self.tx.clone(), step.to_string());
+        let redactor = Redactor::for_args([&spec.args]);
         self.tasks.spawn(async move {
             let probe = match resolved {
                 Err(e) => crate::actions::Probe::Undecided(e.message),
@@ -242,6 +248,15 @@ impl<'w> Driver<'w> {
                             crate::actions::Probe::Undecided("the probe timed out".into())
                         })
                 }
+            };
+            let probe = match probe {
+                crate::actions::Probe::TookEffect(o) => {
+                    crate::actions::Probe::TookEffect(redactor.scrub_outputs(o))
+                }
+                crate::actions::Probe::Undecided(why) => {
+                    crate::actions::Probe::Undecided(redactor.scrub(&why))
+                }
+                crate::actions::Probe::DidNot => crate::actions::Probe::DidNot,
             };
             let _ = tx.send(Input::Probed { step, probe });
         });
@@ -261,6 +276,7 @@ impl<'w> Driver<'w> {
             let Some(action) = Registry::global().get(&spec.action) else {
                 return;
             };
+            let redactor = Redactor::for_args([&spec.args]);
             self.tasks.spawn(async move {
                 let result = match resolved {
                     Err(e) => Err(e),
@@ -268,7 +284,7 @@ impl<'w> Driver<'w> {
                 };
                 let _ = tx.send(Input::CompensationFinished {
                     step: step_id,
-                    result: result.map_err(|e| (e.message, e.failure)),
+                    result: result.map_err(|e| (redactor.scrub(&e.message), e.failure)),
                 });
             });
             return;
@@ -279,6 +295,7 @@ impl<'w> Driver<'w> {
         let Some(action) = Registry::global().get(&compensation.action) else {
             return;
         };
+        let redactor = Redactor::for_args([&spec.args, &compensation.args]);
         self.tasks.spawn(async move {
             let result = match resolved {
                 Err(e) => Err(e),
@@ -286,7 +303,9 @@ impl<'w> Driver<'w> {
             };
             let _ = tx.send(Input::CompensationFinished {
                 step: step_id,
-                result: result.map(|_| ()).map_err(|e| (e.message, e.failure)),
+                result: result
+                    .map(|_| ())
+                    .map_err(|e| (redactor.scrub(&e.message), e.failure)),
             });
         });
     }

@@ -9,6 +9,7 @@ mod exec;
 mod gates;
 mod machine;
 mod recorder;
+mod secrets;
 mod session;
 
 pub use clock::{Clock, ManualClock, SystemClock, parse_time, rfc3339};
@@ -18,4 +19,5 @@ pub use exec::resolve;
 pub use gates::gates_kept;
 pub use machine::{Choice, Input, Machine, Refusal, StepState, Undo};
 pub use recorder::Recorder;
+pub use secrets::Redactor;
 pub use session::{NewRun, digest, load_run, replay, start_run};

@@ -9,6 +9,7 @@
 mod journal;
 mod memory;
 mod migrate;
+mod private;
 mod records;
 mod sled_store;
 mod sync;

@@ -79,6 +79,8 @@ impl SledStore {
             });
         }
         std::fs::create_dir_all(dir).map_err(io)?;
+        // Before sled creates anything in it: nobody else may read the runs.
+        super::private::tighten(dir).map_err(io)?;
         let path = dir.join("store");
         if let Some(stranger) = foreign_entry(&path) {
             return Err(StoreError::Corrupt {
@@ -130,6 +132,7 @@ impl SledStore {
         super::migrate::drop_v1_trees(&db).map_err(io)?;
         let disk = DiskSync::open(&path)
             .map_err(|e| corrupt(format!("its log file cannot be opened: {e}")))?;
+        super::private::tighten(dir).map_err(io)?;
         Ok(Self {
             dir: dir.to_path_buf(),
             db,
@@ -223,6 +226,13 @@ fn open_db(path: &Path) -> Result<sled::Db, Opening> {
             }
             Err(e) => return Err(Opening::Failed(e.to_string())),
         }
+    }
+}
+
+impl Drop for SledStore {
+    fn drop(&mut self) {
+        // Files sled created while open (snapshots, blobs) are made private too.
+        let _ = super::private::tighten(&self.dir);
     }
 }
 
