@@ -42,6 +42,7 @@ mod rds_exec;
 pub mod reference;
 mod route53;
 mod route53_exec;
+mod route53_record;
 mod schema;
 
 use std::collections::BTreeMap;

@@ -105,6 +105,8 @@ pub async fn promote(args: &Resolved, ctx: &ExecContext) -> Result<Outputs, Step
     c.rds
         .promote_read_replica()
         .db_instance_identifier(id)
+        .customize()
+        .config_override(crate::aws::sent_once_rds())
         .send()
         .await
         .map_err(|e| classify(&e, &format!("promotion of DB instance {id}"), &c.region))?;
@@ -200,6 +202,8 @@ pub async fn create_snapshot(args: &Resolved, ctx: &ExecContext) -> Result<Outpu
         .create_db_snapshot()
         .db_instance_identifier(db)
         .db_snapshot_identifier(snap)
+        .customize()
+        .config_override(crate::aws::sent_once_rds())
         .send()
         .await
         .map_err(|e| {
@@ -298,13 +302,18 @@ pub async fn restore_snapshot(args: &Resolved, ctx: &ExecContext) -> Result<Outp
     if let Some(class) = text(args, "instance_class") {
         request = request.db_instance_class(class);
     }
-    request.send().await.map_err(|e| {
-        classify(
-            &e,
-            &format!("restore of snapshot {snap} into {target}"),
-            &c.region,
-        )
-    })?;
+    request
+        .customize()
+        .config_override(crate::aws::sent_once_rds())
+        .send()
+        .await
+        .map_err(|e| {
+            classify(
+                &e,
+                &format!("restore of snapshot {snap} into {target}"),
+                &c.region,
+            )
+        })?;
     let db = wait_until_available(&c, target, false, ctx).await?;
     let mut out = endpoint_outputs(&db);
     out.insert(
@@ -341,13 +350,18 @@ pub async fn restore_pitr(args: &Resolved, ctx: &ExecContext) -> Result<Outputs,
             .latest_restorable_time()
             .and_then(to_chrono)
     };
-    request.send().await.map_err(|e| {
-        classify(
-            &e,
-            &format!("point-in-time restore of {source} into {target}"),
-            &c.region,
-        )
-    })?;
+    request
+        .customize()
+        .config_override(crate::aws::sent_once_rds())
+        .send()
+        .await
+        .map_err(|e| {
+            classify(
+                &e,
+                &format!("point-in-time restore of {source} into {target}"),
+                &c.region,
+            )
+        })?;
     let db = wait_until_available(&c, target, false, ctx).await?;
     let mut out = endpoint_outputs(&db);
     out.insert(
@@ -404,6 +418,8 @@ pub async fn failover_cluster(args: &Resolved, ctx: &ExecContext) -> Result<Outp
         request = request.target_db_instance_identifier(target);
     }
     request
+        .customize()
+        .config_override(crate::aws::sent_once_rds())
         .send()
         .await
         .map_err(|e| classify(&e, &format!("failover of DB cluster {cluster}"), &c.region))?;
@@ -474,6 +490,8 @@ pub async fn failover_global(args: &Resolved, ctx: &ExecContext) -> Result<Outpu
                 .and_then(Value::as_bool)
                 .unwrap_or(false),
         )
+        .customize()
+        .config_override(crate::aws::sent_once_rds())
         .send()
         .await
         .map_err(|e| {
@@ -497,6 +515,8 @@ pub async fn switchover_global(args: &Resolved, ctx: &ExecContext) -> Result<Out
         .switchover_global_cluster()
         .global_cluster_identifier(global)
         .target_db_cluster_identifier(target)
+        .customize()
+        .config_override(crate::aws::sent_once_rds())
         .send()
         .await
         .map_err(|e| {

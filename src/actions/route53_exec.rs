@@ -2,12 +2,12 @@
 //! weights, health checks.
 
 use aws_sdk_route53::types::{
-    Change, ChangeAction, ChangeBatch, ChangeStatus, ResourceRecord, ResourceRecordSet,
-    ResourceRecordSetFailover, RrType,
+    Change, ChangeAction, ChangeBatch, ChangeStatus, ResourceRecord, ResourceRecordSet, RrType,
 };
 use serde_json::{Value, json};
 
 use super::outcome::{ExecContext, Outputs, Resolved, StepError, text};
+use super::route53_record::{describe, from_json, same, to_json};
 use crate::aws::{Clients, classify};
 
 fn build_err(e: impl std::fmt::Display) -> StepError {
@@ -54,55 +54,6 @@ pub async fn find(
                 && r.set_identifier() == set_id
         })
         .cloned())
-}
-
-/// A record set as JSON, for `previous` outputs (and back).
-pub fn to_json(r: &ResourceRecordSet) -> Value {
-    json!({
-        "name": r.name(),
-        "type": r.r#type().as_str(),
-        "ttl": r.ttl(),
-        "values": r.resource_records().iter().map(ResourceRecord::value).collect::<Vec<_>>(),
-        "set_identifier": r.set_identifier(),
-        "weight": r.weight(),
-        "failover": r.failover().map(|f| f.as_str().to_string()),
-        "health_check_id": r.health_check_id(),
-    })
-}
-
-fn from_json(v: &Value) -> Result<ResourceRecordSet, StepError> {
-    let mut b = ResourceRecordSet::builder()
-        .name(v["name"].as_str().unwrap_or_default())
-        .r#type(RrType::from(v["type"].as_str().unwrap_or_default()));
-    if let Some(ttl) = v["ttl"].as_i64() {
-        b = b.ttl(ttl);
-    }
-    for value in v["values"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-    {
-        b = b.resource_records(
-            ResourceRecord::builder()
-                .value(value)
-                .build()
-                .map_err(build_err)?,
-        );
-    }
-    if let Some(id) = v["set_identifier"].as_str() {
-        b = b.set_identifier(id);
-    }
-    if let Some(w) = v["weight"].as_i64() {
-        b = b.weight(w);
-    }
-    if let Some(f) = v["failover"].as_str() {
-        b = b.failover(ResourceRecordSetFailover::from(f));
-    }
-    if let Some(h) = v["health_check_id"].as_str() {
-        b = b.health_check_id(h);
-    }
-    b.build().map_err(build_err)
 }
 
 fn from_args(args: &Resolved) -> Result<ResourceRecordSet, StepError> {
@@ -152,6 +103,8 @@ async fn change(
         .change_resource_record_sets()
         .hosted_zone_id(zone)
         .change_batch(batch)
+        .customize()
+        .config_override(crate::aws::sent_once_route53())
         .send()
         .await
         .map_err(|e| classify(&e, &what, "Route 53"))?;
@@ -182,12 +135,34 @@ pub async fn wait_insync(c: &Clients, change_id: &str, ctx: &ExecContext) -> Res
     }
 }
 
+/// What a step replaced, as first recorded (SPEC §5.8.3): journaled by an earlier attempt, else
+/// read now and journaled before anything changes. A re-run keeps the first value: it must not
+/// take drctl's own earlier write for what was there before.
+async fn replaced(ctx: &ExecContext, now: impl FnOnce() -> Value) -> Result<Value, StepError> {
+    if let Some(recorded) = &ctx.previous {
+        return Ok(recorded["previous"].clone());
+    }
+    let value = now();
+    ctx.record_previous(&json!({ "previous": value })).await?;
+    Ok(value)
+}
+
+/// What the step replaced: journaled (this version), else its `previous` output (runs
+/// recorded before values were journaled). `None` when nothing was recorded: then the
+/// change was never sent.
+fn recorded(ctx: &ExecContext, outputs: &Outputs, key: &str) -> Option<Value> {
+    ctx.previous
+        .as_ref()
+        .map(|p| p["previous"].clone())
+        .or_else(|| outputs.get(key).cloned())
+}
+
 /// `route53.upsert_record`.
 pub async fn upsert(args: &Resolved, ctx: &ExecContext) -> Result<Outputs, StepError> {
     let c = ctx.aws.clients(None).await?;
     let zone = text(args, "zone_id").unwrap_or_default();
     let wanted = from_args(args)?;
-    let previous = find(
+    let current = find(
         &c,
         zone,
         wanted.name(),
@@ -195,62 +170,82 @@ pub async fn upsert(args: &Resolved, ctx: &ExecContext) -> Result<Outputs, StepE
         wanted.set_identifier(),
     )
     .await?;
+    let previous = replaced(ctx, || current.as_ref().map_or(Value::Null, to_json)).await?;
     let id = change(&c, zone, ChangeAction::Upsert, wanted, "drctl: upsert").await?;
     if args.get("wait").and_then(Value::as_bool) != Some(false) {
         wait_insync(&c, &id, ctx).await?;
     }
     let mut out = Outputs::new();
     out.insert("change_id".into(), id.into());
-    out.insert(
-        "previous".into(),
-        previous.as_ref().map_or(Value::Null, to_json),
-    );
+    out.insert("previous".into(), previous);
     Ok(out)
 }
 
+/// The refusal of an undo that finds someone else's value where drctl's should be.
+fn changed_since(wrote: &str, now: &str) -> StepError {
+    StepError::conflict(format!(
+        "the record was changed after drctl wrote it: drctl wrote {wrote}, it now holds {now}"
+    ))
+}
+
 /// Undo of `route53.upsert_record`: the previous record set back, or the record deleted when
-/// there was none.
+/// there was none, only while the record still holds what the step wrote.
 pub async fn undo_upsert(
     args: &Resolved,
     outputs: &Outputs,
     ctx: &ExecContext,
 ) -> Result<(), StepError> {
+    let Some(previous) = recorded(ctx, outputs, "previous") else {
+        return Ok(());
+    };
     let c = ctx.aws.clients(None).await?;
     let zone = text(args, "zone_id").unwrap_or_default();
-    let id = match outputs.get("previous") {
-        Some(prev) if !prev.is_null() => {
+    let ours = from_args(args)?;
+    let current = find(
+        &c,
+        zone,
+        ours.name(),
+        ours.r#type().as_str(),
+        ours.set_identifier(),
+    )
+    .await?;
+    let before = if previous.is_null() {
+        None
+    } else {
+        Some(from_json(&previous)?)
+    };
+    let id = match (&current, &before) {
+        // Already as it was (the change never landed, or an undo already ran).
+        (None, None) => return Ok(()),
+        (Some(now), Some(was)) if same(now, was) => return Ok(()),
+        (Some(now), _) if !same(now, &ours) => {
+            return Err(changed_since(&describe(&ours), &describe(now)));
+        }
+        (None, Some(_)) => {
+            return Err(changed_since(
+                &describe(&ours),
+                "no record (it was deleted)",
+            ));
+        }
+        (Some(_), Some(was)) => {
             change(
                 &c,
                 zone,
                 ChangeAction::Upsert,
-                from_json(prev)?,
+                was.clone(),
                 "drctl: rollback, restore previous",
             )
             .await?
         }
-        _ => {
-            let ours = from_args(args)?;
-            match find(
+        (Some(now), None) => {
+            change(
                 &c,
                 zone,
-                ours.name(),
-                ours.r#type().as_str(),
-                ours.set_identifier(),
+                ChangeAction::Delete,
+                now.clone(),
+                "drctl: rollback, remove created record",
             )
             .await?
-            {
-                Some(current) => {
-                    change(
-                        &c,
-                        zone,
-                        ChangeAction::Delete,
-                        current,
-                        "drctl: rollback, remove created record",
-                    )
-                    .await?
-                }
-                None => return Ok(()),
-            }
         }
     };
     wait_insync(&c, &id, ctx).await
@@ -264,36 +259,63 @@ pub async fn delete(args: &Resolved, ctx: &ExecContext) -> Result<Outputs, StepE
         text(args, "name").unwrap_or_default(),
         text(args, "type").unwrap_or_default(),
     );
-    let Some(current) = find(&c, zone, name, rtype, text(args, "set_identifier")).await? else {
+    let current = find(&c, zone, name, rtype, text(args, "set_identifier")).await?;
+    if current.is_none() && ctx.previous.is_none() {
         return Err(StepError::fatal(format!(
             "record {name} {rtype} does not exist in zone {zone} (check the name, type and set identifier)"
         )));
+    }
+    let previous = replaced(ctx, || current.as_ref().map_or(Value::Null, to_json)).await?;
+    let id = match current {
+        Some(current) => {
+            let id = change(&c, zone, ChangeAction::Delete, current, "drctl: delete").await?;
+            wait_insync(&c, &id, ctx).await?;
+            Value::from(id)
+        }
+        // An earlier attempt deleted it already.
+        None => Value::Null,
     };
-    let previous = to_json(&current);
-    let id = change(&c, zone, ChangeAction::Delete, current, "drctl: delete").await?;
-    wait_insync(&c, &id, ctx).await?;
     let mut out = Outputs::new();
-    out.insert("change_id".into(), id.into());
+    out.insert("change_id".into(), id);
     out.insert("previous".into(), previous);
     Ok(out)
 }
 
-/// Undo of `route53.delete_record`: the record recreated.
+/// Undo of `route53.delete_record`: the record recreated, unless someone created one since.
 pub async fn undo_delete(
     args: &Resolved,
     outputs: &Outputs,
     ctx: &ExecContext,
 ) -> Result<(), StepError> {
-    let c = ctx.aws.clients(None).await?;
-    let zone = text(args, "zone_id").unwrap_or_default();
-    let Some(prev) = outputs.get("previous").filter(|p| !p.is_null()) else {
+    let Some(prev) = recorded(ctx, outputs, "previous").filter(|p| !p.is_null()) else {
         return Ok(());
     };
+    let was = from_json(&prev)?;
+    let c = ctx.aws.clients(None).await?;
+    let zone = text(args, "zone_id").unwrap_or_default();
+    match find(
+        &c,
+        zone,
+        was.name(),
+        was.r#type().as_str(),
+        was.set_identifier(),
+    )
+    .await?
+    {
+        None => {}
+        Some(now) if same(&now, &was) => return Ok(()),
+        Some(now) => {
+            return Err(changed_since(
+                "no record (drctl deleted it)",
+                &describe(&now),
+            ));
+        }
+    }
     let id = change(
         &c,
         zone,
         ChangeAction::Upsert,
-        from_json(prev)?,
+        was,
         "drctl: rollback, recreate deleted record",
     )
     .await?;
@@ -346,7 +368,7 @@ async fn put_weight(
 pub async fn set_weight(args: &Resolved, ctx: &ExecContext) -> Result<Outputs, StepError> {
     let c = ctx.aws.clients(None).await?;
     let current = weighted(&c, args).await?;
-    let previous = current.weight();
+    let previous = replaced(ctx, || current.weight().map_or(Value::Null, Into::into)).await?;
     put_weight(
         &c,
         args,
@@ -356,25 +378,31 @@ pub async fn set_weight(args: &Resolved, ctx: &ExecContext) -> Result<Outputs, S
     )
     .await?;
     let mut out = Outputs::new();
-    out.insert(
-        "previous_weight".into(),
-        previous.map_or(Value::Null, Into::into),
-    );
+    out.insert("previous_weight".into(), previous);
     Ok(out)
 }
 
-/// Undo of `route53.set_weight`.
+/// Undo of `route53.set_weight`: the previous weight back, while the record still has the
+/// weight the step set.
 pub async fn undo_set_weight(
     args: &Resolved,
     outputs: &Outputs,
     ctx: &ExecContext,
 ) -> Result<(), StepError> {
-    let Some(previous) = outputs.get("previous_weight").and_then(Value::as_i64) else {
+    let Some(previous) = recorded(ctx, outputs, "previous_weight").and_then(|p| p.as_i64()) else {
         return Ok(());
     };
     let c = ctx.aws.clients(None).await?;
     let current = weighted(&c, args).await?;
-    put_weight(&c, args, &current, previous, ctx).await
+    let ours = args.get("weight").and_then(Value::as_i64).unwrap_or(0);
+    match current.weight() {
+        Some(w) if w == previous => Ok(()),
+        Some(w) if w == ours => put_weight(&c, args, &current, previous, ctx).await,
+        now => Err(changed_since(
+            &format!("weight {ours}"),
+            &now.map_or_else(|| "no weight".to_string(), |w| format!("weight {w}")),
+        )),
+    }
 }
 
 /// `route53.health_check_status`.

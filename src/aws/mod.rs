@@ -24,6 +24,19 @@ pub fn set_endpoint_override(url: Option<String>) {
     let _ = ENDPOINT.set(url);
 }
 
+/// For a call that changes something: no retry by the SDK. The SDK's standard policy resends
+/// a request after a timeout, a 5xx or a broken connection, when the first may have taken
+/// effect; drctl decides instead, by the step's idempotence and its probe (SPEC §5.4, §5.8.2).
+pub fn sent_once_rds() -> aws_sdk_rds::config::Builder {
+    aws_sdk_rds::config::Builder::default().retry_config(aws_config::retry::RetryConfig::disabled())
+}
+
+/// [`sent_once_rds`], for Route 53 changes.
+pub fn sent_once_route53() -> aws_sdk_route53::config::Builder {
+    aws_sdk_route53::config::Builder::default()
+        .retry_config(aws_config::retry::RetryConfig::disabled())
+}
+
 /// The SDK clients an action uses, for one region.
 #[derive(Clone, Debug)]
 pub struct Clients {
