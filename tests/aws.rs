@@ -69,12 +69,19 @@ impl Moto {
 
     /// Runs drctl against this emulator.
     pub fn drctl(&self, state: &Path, args: &[&str]) -> Output {
+        drctl_at(&self.url, state, args)
+    }
+}
+
+/// Runs drctl with every AWS request sent to `url`.
+pub fn drctl_at(url: &str, state: &Path, args: &[&str]) -> Output {
+    {
         Command::new(env!("CARGO_BIN_EXE_drctl"))
             .args(args)
             .arg("--state")
             .arg(state)
             .arg("--aws-endpoint-url")
-            .arg(&self.url)
+            .arg(url)
             .current_dir(root())
             .env("NO_COLOR", "1")
             .env("AWS_ACCESS_KEY_ID", "testing")
@@ -94,14 +101,14 @@ impl Drop for Moto {
     }
 }
 
-fn rt() -> tokio::runtime::Runtime {
+pub fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap()
 }
 
-fn text(o: &Output) -> String {
+pub fn text(o: &Output) -> String {
     format!(
         "{}{}",
         String::from_utf8_lossy(&o.stdout),
@@ -109,7 +116,7 @@ fn text(o: &Output) -> String {
     )
 }
 
-fn run_id(o: &Output) -> String {
+pub fn run_id(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout)
         .split_whitespace()
         .nth(1)
@@ -119,7 +126,7 @@ fn run_id(o: &Output) -> String {
 
 /// A primary, a read replica with a lag reading, a hosted zone and a CNAME to the primary.
 /// Returns the zone id and the primary's endpoint.
-async fn seed(config: &aws_config::SdkConfig) -> (String, String) {
+pub async fn seed(config: &aws_config::SdkConfig) -> (String, String) {
     let rds = aws_sdk_rds::Client::new(config);
     rds.create_db_instance()
         .db_instance_identifier("orders-db")
@@ -187,7 +194,7 @@ async fn seed(config: &aws_config::SdkConfig) -> (String, String) {
     (zone_id, primary_endpoint)
 }
 
-async fn upsert(r53: &aws_sdk_route53::Client, zone: &str, value: &str) {
+pub async fn upsert(r53: &aws_sdk_route53::Client, zone: &str, value: &str) {
     use aws_sdk_route53::types::{
         Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType,
     };
@@ -216,7 +223,7 @@ async fn upsert(r53: &aws_sdk_route53::Client, zone: &str, value: &str) {
         .unwrap();
 }
 
-async fn record_value(config: &aws_config::SdkConfig, zone: &str) -> (String, Option<i64>) {
+pub async fn record_value(config: &aws_config::SdkConfig, zone: &str) -> (String, Option<i64>) {
     let r53 = aws_sdk_route53::Client::new(config);
     let out = r53
         .list_resource_record_sets()

@@ -4,6 +4,7 @@
 mod adversarial;
 mod at_most_once;
 mod aws;
+mod aws_guarantees;
 mod aws_mocks;
 mod cli;
 mod crash;

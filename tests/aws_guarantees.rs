@@ -1,0 +1,346 @@
+//! The guarantees of SPEC §5.8 where AWS is concerned, against the emulator:
+//! - undo restores what was there: a Route 53 change keeps the first value it replaced across
+//!   re-runs, restores it exactly (an alias record too), and leaves alone a record someone
+//!   changed since (§5.8.3);
+//! - at most once: a promotion whose answer comes after the step's timeout was sent once; its
+//!   outcome is unknown and the probe decides (§5.4, §5.8.2).
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use aws_sdk_route53::types::{
+    AliasTarget, Change, ChangeAction, ChangeBatch, ResourceRecordSet, RrType,
+};
+use drctl::actions::{ExecContext, Failure, Registry};
+use drctl::aws::{AwsContext, Clients};
+use serde_json::{Value, json};
+
+use crate::aws::{Moto, drctl_at, record_value, rt, run_id, seed, text, upsert};
+
+fn context(config: &aws_config::SdkConfig, previous: Option<Value>) -> ExecContext {
+    ExecContext {
+        base_dir: ".".into(),
+        timeout: None,
+        aws: Arc::new(AwsContext::with_clients(Clients::from_config(config))),
+        incident_start: chrono::Utc::now(),
+        previous,
+        remember: None,
+    }
+}
+
+fn args(zone: &str, value: &str) -> serde_json::Map<String, Value> {
+    json!({
+        "zone_id": zone, "name": "db.orders.example.com", "type": "CNAME", "ttl": 60,
+        "values": [value], "wait": false,
+    })
+    .as_object()
+    .unwrap()
+    .clone()
+}
+
+#[test]
+fn a_rerun_keeps_the_first_previous_value_and_the_undo_restores_it() {
+    let moto = Moto::start();
+    let rt = rt();
+    let config = rt.block_on(moto.config());
+    let (zone, primary) = rt.block_on(seed(&config));
+    let action = Registry::global().get("route53.upsert_record").unwrap();
+    let wanted = args(&zone, "standby.example.com");
+    let first = rt
+        .block_on(action.execute(&wanted, &context(&config, None)))
+        .unwrap();
+    assert_eq!(first["previous"]["values"], json!([primary]));
+    // After a crash the step runs again (it is idempotent); the engine hands it what the
+    // first attempt journaled, and it must not record its own write as the previous value.
+    let journaled = Some(json!({ "previous": first["previous"] }));
+    let again = rt
+        .block_on(action.execute(&wanted, &context(&config, journaled.clone())))
+        .unwrap();
+    assert_eq!(again["previous"]["values"], json!([primary]), "{again:?}");
+    rt.block_on(action.undo(&wanted, &again, &context(&config, journaled)))
+        .unwrap();
+    assert_eq!(rt.block_on(record_value(&config, &zone)).0, primary);
+}
+
+#[test]
+fn an_undo_leaves_alone_a_record_someone_changed_since() {
+    let moto = Moto::start();
+    let rt = rt();
+    let config = rt.block_on(moto.config());
+    let (zone, _) = rt.block_on(seed(&config));
+    let action = Registry::global().get("route53.upsert_record").unwrap();
+    let wanted = args(&zone, "standby.example.com");
+    let out = rt
+        .block_on(action.execute(&wanted, &context(&config, None)))
+        .unwrap();
+    let journaled = Some(json!({ "previous": out["previous"] }));
+    // An operator points the record elsewhere by hand.
+    let r53 = aws_sdk_route53::Client::new(&config);
+    rt.block_on(upsert(&r53, &zone, "manual.example.com"));
+    let e = rt
+        .block_on(action.undo(&wanted, &out, &context(&config, journaled)))
+        .unwrap_err();
+    assert_eq!(e.failure, Failure::Conflict, "{e:?}");
+    assert!(e.message.contains("standby.example.com"), "{}", e.message);
+    assert!(e.message.contains("manual.example.com"), "{}", e.message);
+    assert_eq!(
+        rt.block_on(record_value(&config, &zone)).0,
+        "manual.example.com",
+        "the undo overwrote someone's change"
+    );
+}
+
+#[test]
+fn an_alias_record_replaced_by_a_step_comes_back_whole() {
+    let moto = Moto::start();
+    let rt = rt();
+    let config = rt.block_on(moto.config());
+    let (zone, _) = rt.block_on(seed(&config));
+    let r53 = aws_sdk_route53::Client::new(&config);
+    let alias = ResourceRecordSet::builder()
+        .name("app.orders.example.com")
+        .r#type(RrType::A)
+        .alias_target(
+            AliasTarget::builder()
+                .hosted_zone_id("Z35SXDOTRQ7X7K")
+                .dns_name("lb-east.elb.amazonaws.com.")
+                .evaluate_target_health(true)
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    let batch = ChangeBatch::builder()
+        .changes(
+            Change::builder()
+                .action(ChangeAction::Upsert)
+                .resource_record_set(alias)
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    rt.block_on(
+        r53.change_resource_record_sets()
+            .hosted_zone_id(&zone)
+            .change_batch(batch)
+            .send(),
+    )
+    .unwrap();
+    let action = Registry::global().get("route53.upsert_record").unwrap();
+    let wanted = json!({
+        "zone_id": zone, "name": "app.orders.example.com", "type": "A", "ttl": 60,
+        "values": ["10.1.2.3"], "wait": false,
+    })
+    .as_object()
+    .unwrap()
+    .clone();
+    let out = rt
+        .block_on(action.execute(&wanted, &context(&config, None)))
+        .unwrap();
+    assert_eq!(
+        out["previous"]["alias_target"]["dns_name"], "lb-east.elb.amazonaws.com.",
+        "{out:?}"
+    );
+    let journaled = Some(json!({ "previous": out["previous"] }));
+    rt.block_on(action.undo(&wanted, &out, &context(&config, journaled)))
+        .unwrap();
+    let sets = rt
+        .block_on(r53.list_resource_record_sets().hosted_zone_id(&zone).send())
+        .unwrap();
+    let back = sets
+        .resource_record_sets()
+        .iter()
+        .find(|r| r.name() == "app.orders.example.com." && r.r#type() == &RrType::A)
+        .expect("the record is back");
+    let target = back.alias_target().expect("it is an alias again");
+    assert_eq!(target.dns_name(), "lb-east.elb.amazonaws.com.");
+    assert_eq!(target.hosted_zone_id(), "Z35SXDOTRQ7X7K");
+    assert!(target.evaluate_target_health());
+    assert!(back.resource_records().is_empty());
+}
+
+/// A proxy in front of the emulator that holds back the answer to `PromoteReadReplica` for
+/// `delay` (the request itself goes through at once), and counts those requests.
+struct SlowProxy {
+    port: u16,
+    promotions: Arc<AtomicUsize>,
+}
+
+fn read_request(client: &mut TcpStream) -> Option<Vec<u8>> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            while buf.len() < end + 4 + length {
+                let n = client.read(&mut chunk).ok()?;
+                if n == 0 {
+                    return None;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            return Some(buf);
+        }
+        let n = client.read(&mut chunk).ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+impl SlowProxy {
+    fn start(upstream: u16, delay: Duration) -> SlowProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let promotions = Arc::new(AtomicUsize::new(0));
+        let counted = promotions.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let counted = counted.clone();
+                std::thread::spawn(move || {
+                    let mut client = client;
+                    while let Some(request) = read_request(&mut client) {
+                        let text = String::from_utf8_lossy(&request).to_string();
+                        let slow = text.contains("Action=PromoteReadReplica");
+                        if slow {
+                            counted.fetch_add(1, Ordering::SeqCst);
+                        }
+                        // One upstream connection per request, closed by the emulator after
+                        // its answer, so the answer is read whole.
+                        let request = text.replacen("\r\n", "\r\nConnection: close\r\n", 1);
+                        let Ok(mut up) = TcpStream::connect(("127.0.0.1", upstream)) else {
+                            return;
+                        };
+                        if up.write_all(request.as_bytes()).is_err() {
+                            return;
+                        }
+                        let mut answer = Vec::new();
+                        let _ = up.read_to_end(&mut answer);
+                        if slow {
+                            std::thread::sleep(delay);
+                        }
+                        if client.write_all(&answer).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        SlowProxy { port, promotions }
+    }
+}
+
+#[test]
+fn a_promotion_answered_after_its_timeout_is_sent_once_and_the_probe_decides() {
+    let moto = Moto::start();
+    let rt = rt();
+    let config = rt.block_on(moto.config());
+    rt.block_on(seed(&config));
+    let upstream: u16 = moto.url.rsplit(':').next().unwrap().parse().unwrap();
+    let proxy = SlowProxy::start(upstream, Duration::from_secs(4));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("promote.toml");
+    std::fs::write(
+        &file,
+        r#"
+[workflow]
+name = "slow-promotion"
+kind = "failover"
+
+[[steps]]
+id = "promote"
+action = "rds.promote_read_replica"
+timeout = "2s"
+retry = { attempts = 3, initial = "100ms", max = "100ms" }
+with = { region = "us-west-2", db_instance = "orders-replica" }
+"#,
+    )
+    .unwrap();
+    let state = dir.path().join("state");
+    let slow = format!("http://127.0.0.1:{}", proxy.port);
+    let o = drctl_at(
+        &slow,
+        &state,
+        &["run", file.to_str().unwrap(), "--as", "ops"],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(
+        proxy.promotions.load(Ordering::SeqCst),
+        1,
+        "the promotion was sent more than once"
+    );
+    let run = run_id(&o);
+    let status = drctl_at(&slow, &state, &["report", &run, "--format", "json"]);
+    let report: Value = serde_json::from_slice(&status.stdout).unwrap();
+    let step = &report["steps"][0];
+    assert_eq!(step["status"], "succeeded", "{report}");
+    assert_eq!(step["attempts"], 1, "{report}");
+    let out = text(&o);
+    assert!(out.contains("unknown"), "{out}");
+    assert!(out.contains("probing"), "{out}");
+}
+
+#[test]
+fn the_rpo_of_a_restore_is_measured_from_the_incident_start() {
+    let moto = Moto::start();
+    let rt = rt();
+    let config = rt.block_on(moto.config());
+    rt.block_on(seed(&config));
+    let now = chrono::Utc::now();
+    let restore_time = (now - chrono::Duration::minutes(30))
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    let incident = (now - chrono::Duration::minutes(10))
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pitr.toml");
+    std::fs::write(
+        &file,
+        format!(
+            r#"
+[workflow]
+name = "pitr-rpo"
+kind = "restore"
+
+[[steps]]
+id = "pitr"
+action = "rds.restore_point_in_time"
+timeout = "1m"
+with = {{ region = "us-west-2", source_db_instance = "orders-db", target_db_instance = "orders-pitr", restore_time = "{restore_time}" }}
+measures = "rpo"
+"#
+        ),
+    )
+    .unwrap();
+    let state = dir.path().join("state");
+    let o = moto.drctl(
+        &state,
+        &[
+            "drill",
+            file.to_str().unwrap(),
+            "--incident-start",
+            &incident,
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let report: Value = serde_json::from_slice(
+        &moto
+            .drctl(&state, &["report", &run_id(&o), "--format", "json"])
+            .stdout,
+    )
+    .unwrap();
+    let rpo = report["rpo"]["achieved_seconds"].as_f64().unwrap();
+    // Incident start − restore time = 20 minutes; from the run's start it would be 30.
+    assert!((rpo - 1200.0).abs() <= 2.0, "RPO {rpo} s: {report}");
+}
