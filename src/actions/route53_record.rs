@@ -69,7 +69,7 @@ fn text(v: &Value, key: &str) -> Option<String> {
 
 /// The record set `v` describes (from [`to_json`], or a step's parameters).
 pub fn from_json(v: &Value) -> Result<ResourceRecordSet, StepError> {
-    let mut b = ResourceRecordSet::builder()
+    let mut set = ResourceRecordSet::builder()
         .name(v["name"].as_str().unwrap_or_default())
         .r#type(RrType::from(v["type"].as_str().unwrap_or_default()))
         .set_ttl(v["ttl"].as_i64())
@@ -85,63 +85,63 @@ pub fn from_json(v: &Value) -> Result<ResourceRecordSet, StepError> {
         .flatten()
         .filter_map(Value::as_str)
     {
-        b = b.resource_records(
+        set = set.resource_records(
             ResourceRecord::builder()
                 .value(value)
                 .build()
                 .map_err(build_err)?,
         );
     }
-    let a = &v["alias_target"];
-    if a.is_object() {
-        b = b.alias_target(
+    let alias = &v["alias_target"];
+    if alias.is_object() {
+        set = set.alias_target(
             AliasTarget::builder()
-                .hosted_zone_id(a["hosted_zone_id"].as_str().unwrap_or_default())
-                .dns_name(a["dns_name"].as_str().unwrap_or_default())
-                .evaluate_target_health(a["evaluate_target_health"].as_bool().unwrap_or(false))
+                .hosted_zone_id(alias["hosted_zone_id"].as_str().unwrap_or_default())
+                .dns_name(alias["dns_name"].as_str().unwrap_or_default())
+                .evaluate_target_health(alias["evaluate_target_health"].as_bool().unwrap_or(false))
                 .build()
                 .map_err(build_err)?,
         );
     }
-    let g = &v["geo_location"];
-    if g.is_object() {
-        b = b.geo_location(
+    let geo = &v["geo_location"];
+    if geo.is_object() {
+        set = set.geo_location(
             GeoLocation::builder()
-                .set_continent_code(text(g, "continent_code"))
-                .set_country_code(text(g, "country_code"))
-                .set_subdivision_code(text(g, "subdivision_code"))
+                .set_continent_code(text(geo, "continent_code"))
+                .set_country_code(text(geo, "country_code"))
+                .set_subdivision_code(text(geo, "subdivision_code"))
                 .build(),
         );
     }
-    let c = &v["cidr_routing_config"];
-    if c.is_object() {
-        b = b.cidr_routing_config(
+    let cidr = &v["cidr_routing_config"];
+    if cidr.is_object() {
+        set = set.cidr_routing_config(
             CidrRoutingConfig::builder()
-                .collection_id(c["collection_id"].as_str().unwrap_or_default())
-                .location_name(c["location_name"].as_str().unwrap_or_default())
+                .collection_id(cidr["collection_id"].as_str().unwrap_or_default())
+                .location_name(cidr["location_name"].as_str().unwrap_or_default())
                 .build()
                 .map_err(build_err)?,
         );
     }
-    let p = &v["geo_proximity_location"];
-    if p.is_object() {
+    let near = &v["geo_proximity_location"];
+    if near.is_object() {
         let mut gp = GeoProximityLocation::builder()
-            .set_aws_region(text(p, "aws_region"))
-            .set_local_zone_group(text(p, "local_zone_group"))
-            .set_bias(p["bias"].as_i64().and_then(|b| i32::try_from(b).ok()));
-        let c = &p["coordinates"];
-        if c.is_object() {
+            .set_aws_region(text(near, "aws_region"))
+            .set_local_zone_group(text(near, "local_zone_group"))
+            .set_bias(near["bias"].as_i64().and_then(|n| i32::try_from(n).ok()));
+        let at = &near["coordinates"];
+        if at.is_object() {
             gp = gp.coordinates(
                 Coordinates::builder()
-                    .latitude(c["latitude"].as_str().unwrap_or_default())
-                    .longitude(c["longitude"].as_str().unwrap_or_default())
+                    .latitude(at["latitude"].as_str().unwrap_or_default())
+                    .longitude(at["longitude"].as_str().unwrap_or_default())
                     .build()
                     .map_err(build_err)?,
             );
         }
-        b = b.geo_proximity_location(gp.build());
+        set = set.geo_proximity_location(gp.build());
     }
-    b.build().map_err(build_err)
+    set.build().map_err(build_err)
 }
 
 /// Whether two record sets say the same thing: names compared without the final dot and
