@@ -237,6 +237,7 @@ fn driver<'w>(w: &'w CompiledWorkflow, text: &str, store: Arc<dyn Store>) -> Dri
         mode: "drill",
         initiator: "alice".into(),
         incident_start: None,
+        key: None,
     };
     let (machine, recorder) = start_run(store, &new, &SystemClock).unwrap();
     let exec = ExecContext {
@@ -370,6 +371,7 @@ fn runs_started_in_the_same_second_never_share_an_id() {
             mode: "drill",
             initiator: "test".into(),
             incident_start: None,
+            key: None,
         };
         start_run(store.clone(), &new, &SystemClock).unwrap();
     }
