@@ -222,6 +222,10 @@ impl Store for TestStore {
     fn journal(&self, run_id: &str) -> Result<Vec<JournalEntry>, StoreError> {
         self.inner.journal(run_id)
     }
+    fn anchor(&self, run_id: &str) -> Result<Option<drctl::store::Anchor>, StoreError> {
+        self.inner.anchor(run_id)
+    }
+
     fn source(&self, run_id: &str) -> Result<Option<String>, StoreError> {
         self.inner.source(run_id)
     }

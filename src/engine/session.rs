@@ -172,7 +172,9 @@ fn sign_start(
     verify(&signed, &signers).map_err(|e| {
         StartError::Identity(format!("the run's start is not signed by {}: {e}", new.initiator))
     })?;
-    serde_json::to_value(&signed).map_err(|e| StartError::Identity(e.to_string()))
+    serde_json::to_value(&signed)
+        .map(Some)
+        .map_err(|e| StartError::Identity(e.to_string()))
 }
 
 /// A stored run's record and journal.
