@@ -12,6 +12,7 @@ mod examples;
 mod executor;
 mod fixtures;
 mod harness;
+mod identity;
 mod properties;
 mod reports;
 mod scheduling;

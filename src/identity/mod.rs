@@ -124,12 +124,6 @@ pub enum IdentityError {
         /// The namespace the signature was made in.
         found: String,
     },
-    /// An RSA signature with SHA-1, which OpenSSH refuses for SSH signatures.
-    #[error("signed by {fingerprint} with RSA and SHA-1, which is not accepted")]
-    WeakSignature {
-        /// The signing key.
-        fingerprint: String,
-    },
     /// The signature does not match the statement: it was changed after signing.
     #[error("the signature does not verify: the statement is not what {fingerprint} signed")]
     BadSignature {

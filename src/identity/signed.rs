@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use ssh_agent_client_rs::{Client, Identity};
+use ssh_key::private::{KeypairData, RsaKeypair};
+use ssh_key::public::KeyData;
 use ssh_key::{Algorithm, HashAlg, LineEnding, PrivateKey, PublicKey, SshSig};
 
 use super::{AllowedSigners, IdentityError, NAMESPACE, Statement};
@@ -120,25 +122,38 @@ pub fn sign_with_agent(
     agent: Option<&Path>,
 ) -> Result<Signed, IdentityError> {
     let message = statement.to_bytes();
-    let signature =
-        match read_key_file(key)? {
-            KeyFile::Private(private) => private
-                .sign(NAMESPACE, HashAlg::Sha512, &message)
-                .map_err(|e| IdentityError::Signing {
-                    fingerprint: fingerprint(private.public_key()),
-                    reason: chain(&e),
-                })?,
-            KeyFile::Public(public) => {
-                let socket = agent.ok_or_else(|| IdentityError::NoAgent {
-                    path: key.to_path_buf(),
-                })?;
-                sign_in_agent(&public, socket, &message)?
+    let (public, signature) = match read_key_file(key)? {
+        KeyFile::Private(private) => {
+            let signature = match private.key_data() {
+                KeypairData::Rsa(rsa) => sign_rsa(rsa, &message),
+                _ => private.sign(NAMESPACE, HashAlg::Sha512, &message),
             }
-        };
+            .map_err(|e| IdentityError::Signing {
+                fingerprint: fingerprint(private.public_key()),
+                reason: chain(&e),
+            })?;
+            (private.public_key().clone(), signature)
+        }
+        KeyFile::Public(public) => {
+            let socket = agent.ok_or_else(|| IdentityError::NoAgent {
+                path: key.to_path_buf(),
+            })?;
+            let signature = sign_in_agent(&public, socket, &message)?;
+            (public, signature)
+        }
+    };
+    // Check what was made before handing it out: an agent is another process, and a signature
+    // that does not verify would only be found out when the vote is refused.
+    public
+        .verify(NAMESPACE, &message, &signature)
+        .map_err(|e| IdentityError::Signing {
+            fingerprint: fingerprint(&public),
+            reason: format!("the signature made does not verify: {}", chain(&e)),
+        })?;
     let signature = signature
         .to_pem(LineEnding::LF)
         .map_err(|e| IdentityError::Signing {
-            fingerprint: fingerprint(&PublicKey::from(signature.public_key().clone())),
+            fingerprint: fingerprint(&public),
             reason: chain(&e),
         })?;
     Ok(Signed {
@@ -150,6 +165,8 @@ pub fn sign_with_agent(
 /// Verifies that `signed` was signed, in [`NAMESPACE`], by a key the allowed signers give to
 /// the statement's `name`, valid at the statement's time.
 pub fn verify(signed: &Signed, signers: &AllowedSigners) -> Result<Proof, IdentityError> {
+    // Parsing refuses RSA signatures with SHA-1 (`ssh-rsa`), as OpenSSH does for SSH
+    // signatures: only `rsa-sha2-256` and `rsa-sha2-512` decode.
     let signature = parse_signature(&signed.signature)?;
     if signature.namespace() != NAMESPACE {
         return Err(IdentityError::WrongNamespace {
@@ -158,9 +175,6 @@ pub fn verify(signed: &Signed, signers: &AllowedSigners) -> Result<Proof, Identi
     }
     let key = PublicKey::from(signature.public_key().clone());
     let fingerprint = fingerprint(&key);
-    if matches!(signature.algorithm(), Algorithm::Rsa { hash: None }) {
-        return Err(IdentityError::WeakSignature { fingerprint });
-    }
     key.verify(NAMESPACE, &signed.statement.to_bytes(), &signature)
         .map_err(|_| IdentityError::BadSignature {
             fingerprint: fingerprint.clone(),
@@ -315,13 +329,40 @@ fn sign_in_agent(
     let raw = client
         .sign(public, &data)
         .map_err(|e| signing_error(format!("ssh-agent refused: {}", chain(&e))))?;
-    let signature = SshSig::new(public.key_data().clone(), NAMESPACE, HashAlg::Sha512, raw)
-        .map_err(|e| signing_error(chain(&e)))?;
-    // The agent is another process: make sure what it returned is a signature by this key.
-    public
-        .verify(NAMESPACE, message, &signature)
-        .map_err(|e| signing_error(format!("ssh-agent returned a bad signature: {}", chain(&e))))?;
-    Ok(signature)
+    SshSig::new(public.key_data().clone(), NAMESPACE, HashAlg::Sha512, raw)
+        .map_err(|e| signing_error(chain(&e)))
+}
+
+/// Signs with an RSA private key (PKCS#1 v1.5 with SHA-512, `rsa-sha2-512`, as `ssh-keygen`
+/// does). ssh-key 0.6.7 builds the RSA private key from the wrong primes and cannot sign with
+/// it (fixed upstream after that release, RustCrypto/SSH#217), so the `rsa` crate signs here
+/// from the key's own components.
+fn sign_rsa(keypair: &RsaKeypair, message: &[u8]) -> Result<SshSig, ssh_key::Error> {
+    use rsa::signature::{SignatureEncoding as _, Signer as _};
+    let number = |m: &ssh_key::Mpint| rsa::BigUint::try_from(m);
+    let key = rsa::RsaPrivateKey::from_components(
+        number(&keypair.public.n)?,
+        number(&keypair.public.e)?,
+        number(&keypair.private.d)?,
+        vec![number(&keypair.private.p)?, number(&keypair.private.q)?],
+    )
+    .map_err(|_| ssh_key::Error::Crypto)?;
+    let data = SshSig::signed_data(NAMESPACE, HashAlg::Sha512, message)?;
+    let raw = rsa::pkcs1v15::SigningKey::<rsa::sha2::Sha512>::new(key)
+        .try_sign(&data)
+        .map_err(|_| ssh_key::Error::Crypto)?;
+    let signature = ssh_key::Signature::new(
+        Algorithm::Rsa {
+            hash: Some(HashAlg::Sha512),
+        },
+        raw.to_vec(),
+    )?;
+    SshSig::new(
+        KeyData::Rsa(keypair.public.clone()),
+        NAMESPACE,
+        HashAlg::Sha512,
+        signature,
+    )
 }
 
 /// An error and its sources, `outer: inner: ...`.

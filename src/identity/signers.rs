@@ -10,9 +10,10 @@
 //! `principals` is a comma-separated list of patterns (`*` and `?` wildcards, `!` to exclude),
 //! quoted with `"` when it holds spaces. The options are `cert-authority`, `namespaces="a,b"`,
 //! `valid-after="YYYYMMDD[HHMM[SS]][Z]"` and `valid-before=...`, comma-separated. Blank lines
-//! and lines starting with `#` are ignored. Parsing follows OpenSSH's `sshsig.c`, so a file that
-//! `ssh-keygen` accepts is accepted here and a file it rejects is rejected, every bad line at
-//! once, each with its line and column.
+//! and lines starting with `#` are ignored. Each line is read as OpenSSH's `sshsig.c` reads it.
+//! Unlike `ssh-keygen`, which only reads the lines of the principal it looks for, a malformed
+//! line anywhere makes the whole file invalid, and every bad line is reported at once with its
+//! line and column: a mistake shows when the workflow is checked, not when someone signs.
 //!
 //! This module only reads text: the caller reads the file (or the copy captured with a run).
 
@@ -332,6 +333,17 @@ fn principals_token(line: &str, start: usize) -> Result<(String, usize), LineErr
                 if !closed {
                     return Err((start + i, "unterminated quote in the principals".to_owned()));
                 }
+                // As in OpenSSH, the closing quote ends the field.
+                return match chars.next() {
+                    None => Ok((text, line.len())),
+                    Some((j, ' ' | '\t')) => Ok((text, start + j)),
+                    Some((j, _)) => Err((
+                        start + j,
+                        "expected a blank after the closing quote (quote the whole list: \
+                         \"alice smith,bob\")"
+                            .to_owned(),
+                    )),
+                };
             }
             _ => text.push(c),
         }
@@ -634,6 +646,10 @@ mod tests {
 
         let e = one_error("alice ssh-foo AAAA");
         assert!(e.message.contains("ssh-foo"), "{e}");
+
+        let e = one_error(&format!("\"alice smith\",bob {KEY}"));
+        assert_eq!((e.line, e.column), (1, 14));
+        assert!(e.message.contains("closing quote"), "{e}");
 
         let e = one_error("x,,y ssh-ed25519 AAAA");
         assert!(e.message.contains("empty principal"), "{e}");
