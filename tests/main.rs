@@ -16,3 +16,4 @@ mod identity;
 mod properties;
 mod reports;
 mod scheduling;
+mod signed;

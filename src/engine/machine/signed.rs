@@ -4,7 +4,7 @@
 //! Nothing is recorded otherwise, so an old approval cannot be replayed onto a new run or a
 //! new round.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 
 use super::{Machine, Refusal};
 use crate::engine::Decision;
@@ -77,11 +77,12 @@ impl Machine<'_> {
         }
         let at = crate::engine::parse_time(&st.at)
             .ok_or_else(|| Refusal(format!("the signed time `{}` is not RFC 3339", st.at)))?;
+        // Signed times are whole seconds.
         if let Some(opened) = self.steps[i].started_at
-            && at < opened
+            && at < opened.trunc_subsecs(0)
         {
             return Err(Refusal(format!(
-                "this decision was signed at {} , before round {round} of `{step}` opened ({}): it is stale",
+                "this decision was signed at {}, before round {round} of `{step}` opened ({}): it is stale",
                 st.at,
                 crate::engine::rfc3339(opened)
             )));
