@@ -126,6 +126,7 @@ fn run_on(store: Arc<dyn Store>, text: &str) -> Duration {
         mode: "drill",
         initiator: "bench".into(),
         incident_start: None,
+        key: None,
     };
     let (machine, recorder) = start_run(store, &new, &SystemClock).unwrap();
     let mut driver = Driver::new(
@@ -208,6 +209,7 @@ fn resume_among(dir: &Path, finished: usize) -> Duration {
                 mode: "drill",
                 initiator: "bench".into(),
                 incident_start: None,
+                key: None,
             };
             let (mut machine, mut recorder) = start_run(store.clone(), &new, &SystemClock).unwrap();
             let now = chrono::Utc::now();

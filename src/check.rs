@@ -25,7 +25,11 @@ pub fn check_file(path: &Path, registry: &Registry, overrides: &[Override]) -> C
     let name = path.display().to_string();
     match std::fs::read(path) {
         Ok(bytes) => match String::from_utf8(bytes) {
-            Ok(text) => check_source(SourceFile::new(name, text), registry, overrides),
+            Ok(text) => {
+                let mut checked = check_source(SourceFile::new(name, text), registry, overrides);
+                read_signers(&mut checked, path);
+                checked
+            }
             Err(e) => unreadable(
                 name,
                 format!(
@@ -67,4 +71,90 @@ pub fn check_source(source: SourceFile, registry: &Registry, overrides: &[Overri
         workflow,
         diagnostics,
     }
+}
+
+/// Reads the workflow's `allowed_signers` file (relative to the workflow file) into the
+/// compiled workflow, and checks it: it exists and parses, and every approver of every
+/// approval has a key in it. Any problem is an error and the workflow is not handed on.
+pub fn read_signers(checked: &mut Checked, workflow_file: &Path) {
+    let Some(workflow) = &mut checked.workflow else {
+        return;
+    };
+    let Some((file, span)) = workflow.allowed_signers.clone() else {
+        return;
+    };
+    let path = workflow_file
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map_or_else(|| Path::new(".").join(&file), |dir| dir.join(&file));
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) => {
+            checked.diagnostics.push(
+                Diagnostic::new(
+                    Code::BadSigners,
+                    format!("cannot read the allowed-signers file `{}`: {e}", path.display()),
+                )
+                .at(span, "read relative to the workflow file")
+                .help("create it with one line per approver: `NAME ssh-ed25519 AAAA...` (the format of ssh-keygen's ALLOWED SIGNERS)"),
+            );
+            checked.workflow = None;
+            return;
+        }
+    };
+    let problems = signer_problems(workflow, &text, &file, &span);
+    if problems.is_empty() {
+        workflow.signers = Some(text);
+    } else {
+        for problem in problems {
+            checked.diagnostics.push(problem);
+        }
+        checked.workflow = None;
+    }
+}
+
+/// What is wrong with `text` as the allowed-signers file of `workflow`.
+pub fn signer_problems(
+    workflow: &CompiledWorkflow,
+    text: &str,
+    file: &str,
+    span: &crate::diagnostic::Span,
+) -> Vec<Diagnostic> {
+    let signers = match crate::identity::AllowedSigners::parse(text) {
+        Ok(signers) => signers,
+        Err(errors) => {
+            return errors
+                .into_iter()
+                .map(|e| {
+                    Diagnostic::new(
+                        Code::BadSigners,
+                        format!("{file}:{}:{}: {}", e.line, e.column, e.message),
+                    )
+                    .at(span.clone(), "this allowed-signers file does not parse")
+                })
+                .collect();
+        }
+    };
+    let mut problems = Vec::new();
+    for step in workflow.steps.iter().filter(|s| s.action == "approval") {
+        let Some(crate::actions::Arg::List(approvers)) = step.args.get("approvers") else {
+            continue;
+        };
+        for name in approvers.iter().map(ToString::to_string) {
+            if !signers.has_key_for(&name) {
+                problems.push(
+                    Diagnostic::new(
+                        Code::ApproverWithoutKey,
+                        format!(
+                            "`{name}` approves `{}` but has no key for drctl approvals in {file}",
+                            step.id
+                        ),
+                    )
+                    .at(step.span.clone(), "an approver without a key could never approve")
+                    .help(format!("add a line `{name} ssh-ed25519 AAAA...` to {file}")),
+                );
+            }
+        }
+    }
+    problems
 }

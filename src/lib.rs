@@ -17,6 +17,8 @@ pub mod control;
 pub mod dag;
 pub mod diagnostic;
 pub mod engine;
+pub mod evidence;
+pub mod identity;
 pub mod lint;
 pub mod plan;
 pub mod recovery;

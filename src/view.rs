@@ -74,6 +74,26 @@ pub fn status(store: &dyn Store, run_id: &str) -> Result<Value, ViewError> {
         || records.iter().map(|r| r.step.clone()).collect(),
         |w| w.steps.into_iter().map(|s| s.id).collect(),
     );
+    // The votes of each approval's current round, and how each was proven.
+    let mut votes: std::collections::HashMap<String, Vec<Value>> = std::collections::HashMap::new();
+    for entry in &journal {
+        let e = &entry.event;
+        let step = e["step"].as_str().unwrap_or_default().to_string();
+        match e["type"].as_str() {
+            Some("approval_voted") => votes.entry(step).or_default().push(json!({
+                "by": e["by"],
+                "decision": e["decision"],
+                "verification": e["fingerprint"].as_str().map_or_else(
+                    || "unverified".to_string(),
+                    |f| format!("verified ({f})")
+                ),
+            })),
+            Some("approval_round_opened") => {
+                votes.remove(&step);
+            }
+            _ => {}
+        }
+    }
     let steps: Vec<Value> = ids
         .iter()
         .map(|id| match records.iter().find(|r| &r.step == id) {
@@ -87,6 +107,12 @@ pub fn status(store: &dyn Store, run_id: &str) -> Result<Value, ViewError> {
                 "error": r.error,
             }),
             None => json!({ "id": id, "status": "pending", "attempts": 0, "started_at": null, "finished_at": null, "outputs": {}, "error": null }),
+        })
+        .map(|mut step: Value| {
+            if let Some(v) = votes.remove(step["id"].as_str().unwrap_or_default()) {
+                step["votes"] = v.into();
+            }
+            step
         })
         .collect();
     let mut paused_reason = Value::Null;

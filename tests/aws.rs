@@ -475,6 +475,7 @@ fn a_promotion_whose_outcome_was_lost_is_resolved_by_the_probe_not_rerun() {
         mode: "drill",
         initiator: "ops".into(),
         incident_start: None,
+        key: None,
     };
     let (mut machine, mut recorder) = start_run(store.clone(), &new, &SystemClock).unwrap();
 

@@ -222,6 +222,10 @@ impl Store for TestStore {
     fn journal(&self, run_id: &str) -> Result<Vec<JournalEntry>, StoreError> {
         self.inner.journal(run_id)
     }
+    fn anchor(&self, run_id: &str) -> Result<Option<drctl::store::Anchor>, StoreError> {
+        self.inner.anchor(run_id)
+    }
+
     fn source(&self, run_id: &str) -> Result<Option<String>, StoreError> {
         self.inner.source(run_id)
     }
@@ -237,6 +241,7 @@ fn driver<'w>(w: &'w CompiledWorkflow, text: &str, store: Arc<dyn Store>) -> Dri
         mode: "drill",
         initiator: "alice".into(),
         incident_start: None,
+        key: None,
     };
     let (machine, recorder) = start_run(store, &new, &SystemClock).unwrap();
     let exec = ExecContext {
@@ -370,6 +375,7 @@ fn runs_started_in_the_same_second_never_share_an_id() {
             mode: "drill",
             initiator: "test".into(),
             incident_start: None,
+            key: None,
         };
         start_run(store.clone(), &new, &SystemClock).unwrap();
     }

@@ -1,6 +1,13 @@
 //! `drctl approve RUN STEP` and `drctl reject RUN STEP`: decisions on an approval, from any
 //! terminal. Through the live process when the run is being driven; else recorded in the
 //! store, to be acted on by `drctl resume`.
+//!
+//! With allowed signers (SPEC §5.9) a decision is signed with the approver's SSH key
+//! (`--key`), can be written to a file instead of submitted (`--sign-only -o FILE`), and such a
+//! file can be submitted by anyone from anywhere (`--signed FILE`): the signature, not the
+//! submitter, says who decided.
+
+use std::path::PathBuf;
 
 use clap::Args;
 
@@ -8,38 +15,170 @@ use super::load::apply_offline;
 use super::state::{Access, Exit, access, whoami};
 use crate::control::Request;
 use crate::engine::{Decision, Input};
+use crate::identity::{Signed, Statement, StatementKind, format_time, sign};
 
 /// Approve (or reject) an approval step.
+#[allow(clippy::struct_excessive_bools, reason = "each is a command-line flag")]
 #[derive(Debug, Args)]
 pub struct DecideArgs {
-    /// The run.
-    pub run: String,
-    /// The approval step.
-    pub step: String,
+    /// The run (given by the signed file with --signed).
+    #[arg(required_unless_present = "signed")]
+    pub run: Option<String>,
+    /// The approval step (given by the signed file with --signed).
+    #[arg(required_unless_present = "signed")]
+    pub step: Option<String>,
     /// Who decides (default: $USER).
     #[arg(long = "as", value_name = "NAME")]
     pub by: Option<String>,
     /// Why (required to reject).
     #[arg(long)]
     pub comment: Option<String>,
+    /// Sign the decision with this SSH key: a private key file, or a public key whose private
+    /// half is in ssh-agent (hardware and FIDO keys work this way).
+    #[arg(long, value_name = "PATH", conflicts_with = "signed")]
+    pub key: Option<PathBuf>,
+    /// Write the signed decision to `-o FILE` instead of submitting it.
+    #[arg(long, requires_all = ["key", "output"])]
+    pub sign_only: bool,
+    /// Where `--sign-only` writes the signed decision.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Submit a decision signed elsewhere (`--sign-only`), by anyone.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["by", "comment"])]
+    pub signed: Option<PathBuf>,
+    /// With --sign-only where the store cannot be read: the run's digest (`drctl status`).
+    #[arg(long, requires = "sign_only")]
+    pub digest: Option<String>,
+    /// With --sign-only where the store cannot be read: the approval's round (`drctl status`).
+    #[arg(long, requires = "sign_only")]
+    pub round: Option<u32>,
 }
 
 /// Runs `approve` or `reject`.
 pub fn decide(args: &DecideArgs, state: &std::path::Path, decision: Decision) -> u8 {
+    match decide_inner(args, state, decision) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {}", e.message);
+            e.code
+        }
+    }
+}
+
+fn invalid(message: impl Into<String>) -> Exit {
+    Exit::new(super::exit::INVALID_INPUT, message)
+}
+
+fn decide_inner(args: &DecideArgs, state: &std::path::Path, decision: Decision) -> Result<u8, Exit> {
+    if let Some(file) = &args.signed {
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| invalid(format!("cannot read {}: {e}", file.display())))?;
+        let signed = Signed::from_json(&text)
+            .map_err(|e| invalid(format!("{} is not a signed decision: {e}", file.display())))?;
+        let wanted = match decision {
+            Decision::Approve => StatementKind::Approve,
+            Decision::Reject => StatementKind::Reject,
+        };
+        if signed.statement.kind != wanted {
+            return Err(invalid(format!(
+                "{} holds a signed {:?}, not this command's decision",
+                file.display(),
+                signed.statement.kind
+            )));
+        }
+        return submit_signed(state, &signed);
+    }
+    let (Some(run), Some(step)) = (&args.run, &args.step) else {
+        return Err(invalid("name the run and the approval step, or give --signed FILE"));
+    };
     if decision == Decision::Reject && args.comment.as_deref().is_none_or(|c| c.trim().is_empty()) {
-        eprintln!("error: a rejection needs a reason: --comment TEXT");
-        return super::exit::INVALID_INPUT;
+        return Err(invalid("a rejection needs a reason: --comment TEXT"));
     }
     let by = whoami(args.by.as_ref());
-    let result: Result<bool, Exit> = (|| match access(state)? {
+    if let Some(key) = &args.key {
+        let (digest, round) = match (&args.digest, args.round) {
+            (Some(d), Some(r)) => (d.clone(), r),
+            _ => round_of(state, run, step)?,
+        };
+        let statement = Statement {
+            kind: match decision {
+                Decision::Approve => StatementKind::Approve,
+                Decision::Reject => StatementKind::Reject,
+            },
+            run_id: run.clone(),
+            step: Some(step.clone()),
+            round: Some(round),
+            name: by.clone(),
+            comment: args.comment.clone(),
+            digest,
+            at: format_time(chrono::Utc::now()),
+        };
+        let signed = sign(statement, key).map_err(|e| invalid(e.to_string()))?;
+        if args.sign_only {
+            let out = args.output.as_ref().expect("clap requires -o with --sign-only");
+            std::fs::write(out, signed.to_json())
+                .map_err(|e| invalid(format!("cannot write {}: {e}", out.display())))?;
+            println!(
+                "signed decision of {by} on `{step}` of run {run} written to {}; submit it with `drctl {} --signed {}`",
+                out.display(),
+                if decision == Decision::Approve { "approve" } else { "reject" },
+                out.display()
+            );
+            return Ok(super::exit::SUCCESS);
+        }
+        return submit_signed(state, &signed);
+    }
+    let input = Input::Vote {
+        step: step.clone(),
+        by: by.clone(),
+        decision,
+        comment: args.comment.clone(),
+    };
+    let request = Request::Decide {
+        run: run.clone(),
+        step: step.clone(),
+        by: by.clone(),
+        decision,
+        comment: args.comment.clone(),
+    };
+    let live = submit(state, run, request, input)?;
+    done(&by, step, run, decision, live);
+    Ok(super::exit::SUCCESS)
+}
+
+fn submit_signed(state: &std::path::Path, signed: &Signed) -> Result<u8, Exit> {
+    let st = &signed.statement;
+    let step = st.step.clone().unwrap_or_default();
+    let value = serde_json::to_value(signed).map_err(|e| invalid(e.to_string()))?;
+    let request = Request::DecideSigned {
+        run: st.run_id.clone(),
+        signed: value.clone(),
+    };
+    let live = submit(
+        state,
+        &st.run_id,
+        request,
+        Input::SignedVote { signed: value },
+    )?;
+    let decision = if st.kind == StatementKind::Reject {
+        Decision::Reject
+    } else {
+        Decision::Approve
+    };
+    done(&st.name, &step, &st.run_id, decision, live);
+    Ok(super::exit::SUCCESS)
+}
+
+/// Sends the decision to the live process, or records it in the store. Returns whether the
+/// run was live.
+fn submit(
+    state: &std::path::Path,
+    run: &str,
+    request: Request,
+    input: Input,
+) -> Result<bool, Exit> {
+    match access(state)? {
         Access::Live(mut connection) => {
-            let request = Request::Decide {
-                run: args.run.clone(),
-                step: args.step.clone(),
-                by: by.clone(),
-                decision,
-                comment: args.comment.clone(),
-            };
             let response = connection.call(&request).map_err(|e| {
                 Exit::new(
                     super::exit::INTERNAL,
@@ -49,42 +188,63 @@ pub fn decide(args: &DecideArgs, state: &std::path::Path, decision: Decision) ->
             if response.ok {
                 Ok(true)
             } else {
-                Err(Exit::new(
-                    super::exit::INVALID_INPUT,
-                    response.error.unwrap_or_default(),
-                ))
+                Err(invalid(response.error.unwrap_or_default()))
             }
         }
         Access::Local(store) => {
-            let input = Input::Vote {
-                step: args.step.clone(),
-                by: by.clone(),
-                decision,
-                comment: args.comment.clone(),
-            };
-            apply_offline(store, &args.run, vec![input])?;
+            apply_offline(store, run, vec![input])?;
             Ok(false)
         }
-    })();
-    match result {
-        Ok(live) => {
-            let verb = if decision == Decision::Approve {
-                "approved"
-            } else {
-                "rejected"
-            };
-            println!("{} {verb} `{}` of run {}", by, args.step, args.run);
-            if !live {
-                println!(
-                    "  the run is not being driven right now: continue it with `drctl resume {}`",
-                    args.run
-                );
+    }
+}
+
+/// The run's digest and the approval's current round, read from the live process or the
+/// store: what a signed decision must name.
+fn round_of(state: &std::path::Path, run: &str, step: &str) -> Result<(String, u32), Exit> {
+    let request = Request::Status {
+        run: run.to_string(),
+    };
+    let status = match access(state)? {
+        Access::Live(mut connection) => {
+            let response = connection.call(&request).map_err(|e| {
+                Exit::new(
+                    super::exit::INTERNAL,
+                    format!("the live drctl process did not answer: {e}"),
+                )
+            })?;
+            if !response.ok {
+                return Err(invalid(response.error.unwrap_or_default()));
             }
-            super::exit::SUCCESS
+            response.data
         }
-        Err(e) => {
-            eprintln!("error: {}", e.message);
-            e.code
-        }
+        Access::Local(store) => crate::view::status(store.as_ref(), run).map_err(|e| match e {
+            crate::view::ViewError::UnknownRun(_) => invalid(e.to_string()),
+            crate::view::ViewError::Store(s) => super::state::store_exit(&s),
+        })?,
+    };
+    let digest = status["digest"].as_str().unwrap_or_default().to_string();
+    let round = status["steps"]
+        .as_array()
+        .and_then(|steps| steps.iter().find(|s| s["id"] == step))
+        .and_then(|s| s["attempts"].as_u64())
+        .ok_or_else(|| invalid(format!("run {run} has no step `{step}`")))?;
+    let round = u32::try_from(round).unwrap_or(u32::MAX);
+    if round == 0 {
+        return Err(invalid(format!(
+            "`{step}` of run {run} is not waiting for approval yet"
+        )));
+    }
+    Ok((digest, round))
+}
+
+fn done(by: &str, step: &str, run: &str, decision: Decision, live: bool) {
+    let verb = if decision == Decision::Approve {
+        "approved"
+    } else {
+        "rejected"
+    };
+    println!("{by} {verb} `{step}` of run {run}");
+    if !live {
+        println!("  the run is not being driven right now: continue it with `drctl resume {run}`");
     }
 }

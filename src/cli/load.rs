@@ -69,7 +69,9 @@ pub fn load(store: &dyn Store, run_id: &str, purpose: Purpose) -> Result<Loaded,
                 reason: "the workflow text it started with is missing".into(),
             })
         })?;
-    let stored = compile(&run.workflow_file, &source, &overrides)?;
+    let mut stored = compile(&run.workflow_file, &source, &overrides, None)?;
+    // Who may approve is what the run captured when it started, not the file as it is now.
+    stored.signers = stored_signers(store, run_id)?;
     if !file_check || !Path::new(&run.workflow_file).exists() {
         return Ok(Loaded {
             run,
@@ -82,7 +84,12 @@ pub fn load(store: &dyn Store, run_id: &str, purpose: Purpose) -> Result<Loaded,
             format!("cannot read {}: {e}", run.workflow_file),
         )
     })?;
-    let current = compile(&run.workflow_file, &text, &overrides)?;
+    let current = compile(
+        &run.workflow_file,
+        &text,
+        &overrides,
+        Some(Path::new(&run.workflow_file)),
+    )?;
     if digest(&current) != run.digest {
         if purpose != Purpose::Undo && allow_changed {
             // An edit is no way around an approval that has not passed.
@@ -126,8 +133,28 @@ pub fn load(store: &dyn Store, run_id: &str, purpose: Purpose) -> Result<Loaded,
     })
 }
 
-fn compile(name: &str, text: &str, overrides: &[Override]) -> Result<CompiledWorkflow, Exit> {
-    let checked = check_source(SourceFile::new(name, text), Registry::global(), overrides);
+/// The allowed-signers text a run captured when it started (its first event), if any.
+pub fn stored_signers(store: &dyn Store, run_id: &str) -> Result<Option<String>, Exit> {
+    let journal = store.journal(run_id).map_err(|e| store_exit(&e))?;
+    Ok(journal.first().and_then(|e| {
+        e.event
+            .get("allowed_signers")
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_string)
+    }))
+}
+
+/// Compiles a workflow text; with `file`, its allowed-signers file is read next to it.
+fn compile(
+    name: &str,
+    text: &str,
+    overrides: &[Override],
+    file: Option<&Path>,
+) -> Result<CompiledWorkflow, Exit> {
+    let mut checked = check_source(SourceFile::new(name, text), Registry::global(), overrides);
+    if let Some(file) = file {
+        crate::check::read_signers(&mut checked, file);
+    }
     checked.workflow.ok_or_else(|| {
         eprint!(
             "{}",

@@ -14,6 +14,7 @@ mod run;
 mod state;
 mod status;
 mod validate;
+mod verify;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -29,6 +30,7 @@ pub use resume::{ResumeArgs, RollbackArgs};
 pub use run::RunArgs;
 pub use status::{RunsArgs, StatusArgs};
 pub use validate::ValidateArgs;
+pub use verify::VerifyArgs;
 
 /// drctl: disaster-recovery orchestration. Write failover, restore and rollback procedures as
 /// TOML workflows, review their plan, and run them.
@@ -91,6 +93,8 @@ pub enum Command {
     Report(ReportArgs),
     /// Past runs and drills of a workflow, with their RTO and RPO.
     History(HistoryArgs),
+    /// Check a run's journal and signatures: hash chain, completeness, who signed what.
+    Verify(VerifyArgs),
 }
 
 /// Parses the process's arguments and runs the command.
@@ -142,6 +146,7 @@ pub fn main() -> ExitCode {
         Command::Rollback(args) => Ok(resume::rollback(args, &cli.state)),
         Command::Report(args) => Ok(report::report(args, &cli.state)),
         Command::History(args) => Ok(report::history(args, &cli.state)),
+        Command::Verify(args) => Ok(verify::verify(args, &cli.state)),
     };
     match code {
         Ok(code) => exit::code(code),

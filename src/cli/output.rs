@@ -247,6 +247,8 @@ fn line(event: &Event, machine: &Machine<'_>) -> Option<String> {
             by,
             decision,
             comment,
+            fingerprint,
+            ..
         } => {
             let verb = if *decision == Decision::Approve {
                 "approved"
@@ -254,7 +256,11 @@ fn line(event: &Event, machine: &Machine<'_>) -> Option<String> {
                 "rejected"
             };
             format!(
-                "{step}: {verb} by {by}{}",
+                "{step}: {verb} by {by}{}{}",
+                fingerprint
+                    .as_ref()
+                    .map(|f| format!(", signed with {f}"))
+                    .unwrap_or_default(),
                 comment
                     .as_ref()
                     .map(|c| format!(" ({c})"))

@@ -21,6 +21,9 @@ pub enum ReportFormat {
     Junit,
     /// A self-contained HTML page with a Gantt chart.
     Html,
+    /// A self-contained evidence file (journal, signatures, allowed signers, digest) for
+    /// `drctl verify --evidence FILE` on any machine.
+    Evidence,
 }
 
 /// Report on a run.
@@ -92,6 +95,21 @@ fn finish(result: Result<(), Exit>) -> u8 {
 /// Runs `report`.
 pub fn report(args: &ReportArgs, state: &std::path::Path) -> u8 {
     finish((|| {
+        if args.format == ReportFormat::Evidence {
+            let evidence: crate::evidence::Evidence = fetch(
+                state,
+                &Request::Evidence {
+                    run: args.run.clone(),
+                },
+                |s| {
+                    crate::evidence::collect(s, &args.run)?
+                        .ok_or_else(|| ReportError::UnknownRun(args.run.clone()))
+                },
+            )?;
+            let text = serde_json::to_string_pretty(&evidence)
+                .map_err(|e| Exit::new(super::exit::INTERNAL, e.to_string()))?;
+            return write_out(args.output.as_ref(), &format!("{text}\n"));
+        }
         let r: Report = fetch(
             state,
             &Request::Report {
@@ -104,6 +122,7 @@ pub fn report(args: &ReportArgs, state: &std::path::Path) -> u8 {
             ReportFormat::Json => crate::report::json(&r),
             ReportFormat::Junit => crate::report::junit(&r),
             ReportFormat::Html => crate::report::html(&r),
+            ReportFormat::Evidence => unreachable!("written above"),
         };
         match &args.output {
             Some(path) => {
@@ -119,6 +138,22 @@ pub fn report(args: &ReportArgs, state: &std::path::Path) -> u8 {
         }
         Ok(())
     })())
+}
+
+fn write_out(output: Option<&PathBuf>, text: &str) -> Result<(), Exit> {
+    match output {
+        Some(path) => {
+            std::fs::write(path, text).map_err(|e| {
+                Exit::new(
+                    super::exit::INTERNAL,
+                    format!("cannot write {}: {e}", path.display()),
+                )
+            })?;
+            println!("written to {}", path.display());
+        }
+        None => print!("{text}"),
+    }
+    Ok(())
 }
 
 fn objective(o: &crate::report::Objective) -> String {

@@ -13,8 +13,8 @@ use crate::actions::Registry;
 use crate::check::check_file;
 use crate::dag::Override;
 use crate::diagnostic::render_text;
-use crate::engine::{NewRun, Until, start_run};
-use crate::store::{Store, StoreError};
+use crate::engine::{NewRun, StartError, Until, start_run};
+use crate::store::Store;
 
 /// Start a run of a workflow.
 #[derive(Debug, Args)]
@@ -44,6 +44,11 @@ pub struct RunArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = RunFormat::Text)]
     pub format: RunFormat,
+
+    /// Sign the run's start with this SSH key: a private key file, or a public key whose
+    /// private half is in ssh-agent. Required when the workflow names `allowed_signers`.
+    #[arg(long, value_name = "PATH")]
+    pub key: Option<PathBuf>,
 }
 
 fn parse_incident_start(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
@@ -131,10 +136,14 @@ fn start(args: &RunArgs, state: &std::path::Path, mode: &str) -> Result<u8, Exit
         mode,
         initiator: whoami(args.initiator.as_ref()),
         incident_start: args.incident_start,
+        key: args.key.clone(),
     };
     let dyn_store: Arc<dyn Store> = store.clone();
     let (machine, recorder) = start_run(dyn_store.clone(), &new, &crate::engine::SystemClock)
-        .map_err(|e: StoreError| super::state::store_exit(&e))?;
+        .map_err(|e| match e {
+            StartError::Store(e) => super::state::store_exit(&e),
+            StartError::Identity(why) => Exit::new(exit::INVALID_INPUT, why),
+        })?;
     let run_id = recorder.run.run_id.clone();
     match args.format {
         RunFormat::Text => println!(

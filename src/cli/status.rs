@@ -172,6 +172,14 @@ fn render_status(v: &Value) -> String {
         }
         out.push_str(&line);
         out.push('\n');
+        for vote in step["votes"].as_array().into_iter().flatten() {
+            out.push_str(&format!(
+                "         {} by {}, {}\n",
+                vote["decision"].as_str().unwrap_or("?"),
+                vote["by"].as_str().unwrap_or("?"),
+                vote["verification"].as_str().unwrap_or("?")
+            ));
+        }
     }
     out
 }

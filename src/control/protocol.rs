@@ -22,6 +22,11 @@ pub enum Request {
         /// The run.
         run: String,
     },
+    /// The evidence of a run (`drctl report --format evidence`).
+    Evidence {
+        /// The run.
+        run: String,
+    },
     /// Median step durations of a workflow's past succeeded runs, and their number.
     Medians {
         /// The workflow's name.
@@ -44,6 +49,13 @@ pub enum Request {
         decision: Decision,
         /// Why.
         comment: Option<String>,
+    },
+    /// A signed decision on an approval (SPEC §5.9): who and what are in the signed statement.
+    DecideSigned {
+        /// The run.
+        run: String,
+        /// The signed decision, as `identity::Signed` serializes it.
+        signed: serde_json::Value,
     },
     /// Stop starting new steps.
     Cancel {

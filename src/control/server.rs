@@ -102,6 +102,11 @@ async fn answer(
             Ok(r) => Response::data(serde_json::to_value(r).unwrap_or_default()),
             Err(e) => Response::refused(e.to_string()),
         },
+        Request::Evidence { run } => match crate::evidence::collect(store, &run) {
+            Ok(Some(e)) => Response::data(serde_json::to_value(e).unwrap_or_default()),
+            Ok(None) => Response::refused(format!("no run `{run}` in this state directory")),
+            Err(e) => Response::refused(e.to_string()),
+        },
         Request::Medians { workflow } => match crate::report::step_medians(store, &workflow) {
             Ok(m) => Response::data(serde_json::to_value(m).unwrap_or_default()),
             Err(e) => Response::refused(e.to_string()),
@@ -130,6 +135,12 @@ async fn answer(
                 },
             )
             .await
+        }
+        Request::DecideSigned { run, signed } => {
+            if run != live {
+                return not_live(&run);
+            }
+            to_driver(driver, Input::SignedVote { signed }).await
         }
         Request::Cancel { run, by } => {
             if run != live {

@@ -120,6 +120,11 @@ pub fn compile(
         params: params.into_iter().map(|(k, v)| (k, v.value)).collect(),
         steps,
         graph,
+        allowed_signers: header
+            .allowed_signers
+            .as_ref()
+            .map(|s| (s.value.clone(), s.span.clone())),
+        signers: None,
     })
 }
 

@@ -97,6 +97,11 @@ pub struct CompiledWorkflow {
     pub steps: Vec<Step>,
     /// Edges go from a step to the steps that need it.
     pub graph: DiGraph<(), ()>,
+    /// `allowed_signers`, as written (relative to the workflow file), and where.
+    pub allowed_signers: Option<(String, crate::diagnostic::Span)>,
+    /// The allowed-signers file's text: read next to the workflow when it is checked, or
+    /// the copy stored with a run when the run is loaded back. Part of the run's digest.
+    pub signers: Option<String>,
 }
 
 impl CompiledWorkflow {

@@ -52,6 +52,10 @@ pub enum Code {
     BadOverride,
     /// The `when` key is reserved and not supported yet.
     Unsupported,
+    /// The `allowed_signers` file is missing, unreadable or not in the allowed-signers format.
+    BadSigners,
+    /// An approver named by an approval has no key in the `allowed_signers` file.
+    ApproverWithoutKey,
     /// A step changes something it cannot undo and no approval comes before it.
     IrreversibleWithoutApproval,
     /// A step not connected to the rest of the workflow.
@@ -62,6 +66,8 @@ pub enum Code {
     RtoWithoutRecoveredMarker,
     /// An RPO objective without a step that `measures = "rpo"`.
     RpoWithoutMeasure,
+    /// Approvals without an `allowed_signers` file: approvers are who they type they are.
+    UnauthenticatedApprovals,
 }
 
 impl Code {
@@ -89,11 +95,14 @@ impl Code {
         Code::BadMeasures,
         Code::BadOverride,
         Code::Unsupported,
+        Code::BadSigners,
+        Code::ApproverWithoutKey,
         Code::IrreversibleWithoutApproval,
         Code::Disconnected,
         Code::EstimateExceedsRto,
         Code::RtoWithoutRecoveredMarker,
         Code::RpoWithoutMeasure,
+        Code::UnauthenticatedApprovals,
     ];
 
     /// The stable text of the code, e.g. `DRC0003`.
@@ -121,11 +130,14 @@ impl Code {
             Code::BadMeasures => "DRC0020",
             Code::BadOverride => "DRC0021",
             Code::Unsupported => "DRC0022",
+            Code::BadSigners => "DRC0024",
+            Code::ApproverWithoutKey => "DRC0025",
             Code::IrreversibleWithoutApproval => "DRW0001",
             Code::Disconnected => "DRW0002",
             Code::EstimateExceedsRto => "DRW0003",
             Code::RtoWithoutRecoveredMarker => "DRW0004",
             Code::RpoWithoutMeasure => "DRW0005",
+            Code::UnauthenticatedApprovals => "DRW0006",
         }
     }
 

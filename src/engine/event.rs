@@ -35,6 +35,13 @@ pub enum Event {
         /// When the outage began (`--incident-start`), when given: the RTO clock starts there.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         incident_start: Option<DateTime<Utc>>,
+        /// The workflow's allowed-signers file as it was when the run started (SPEC §5.9):
+        /// who may approve this run, whatever the file says later.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        allowed_signers: Option<String>,
+        /// The initiator's signed start statement, with `allowed_signers`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        signature: Option<serde_json::Value>,
     },
     /// An attempt of a step began (or an approval began waiting). Durable before the action's
     /// side effect starts.
@@ -122,6 +129,12 @@ pub enum Event {
         decision: Decision,
         /// Why, when said.
         comment: Option<String>,
+        /// The signed decision (SPEC §5.9), when the run has allowed signers.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        signature: Option<serde_json::Value>,
+        /// The fingerprint of the key that signed it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        fingerprint: Option<String>,
     },
     /// An approval's timeout passed.
     ApprovalTimedOut {

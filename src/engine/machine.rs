@@ -69,6 +69,13 @@ pub enum Input {
         /// Step id.
         step: String,
     },
+    /// A decision signed with the approver's SSH key (SPEC §5.9): who, what, on which run,
+    /// step and round is in the signed statement, checked against the run's allowed signers
+    /// before anything is recorded.
+    SignedVote {
+        /// The signed decision, as `identity::Signed` serializes it.
+        signed: serde_json::Value,
+    },
     /// Someone decided on an approval.
     Vote {
         /// Step id.
@@ -180,6 +187,13 @@ pub struct Machine<'w> {
     pub steps: Vec<StepState>,
     /// Who started the run.
     pub initiator: String,
+    /// The run's id (signed statements name it).
+    pub run_id: String,
+    /// The run's digest, as recorded when it started.
+    pub digest: String,
+    /// The allowed-signers file captured when the run started: with it, every vote must be
+    /// signed by a key of the approver it names.
+    pub signers: Option<String>,
     /// Set once the run is over for good.
     pub finished: Option<RunStatus>,
     /// Why the run waits for an operator.
@@ -261,6 +275,9 @@ impl<'w> Machine<'w> {
                 workflow.steps.len()
             ],
             initiator: initiator.to_string(),
+            run_id: String::new(),
+            digest: String::new(),
+            signers: None,
             finished: None,
             paused: None,
             cancelled: false,
@@ -408,11 +425,15 @@ impl<'w> Machine<'w> {
                 Event::RunStarted {
                     initiator,
                     incident_start,
+                    digest,
+                    allowed_signers,
                     ..
                 },
                 _,
             ) => {
                 self.initiator.clone_from(initiator);
+                self.digest.clone_from(digest);
+                self.signers.clone_from(allowed_signers);
                 self.clock_start = Some(incident_start.unwrap_or(at));
             }
             (Event::RtoAtRisk { .. }, _) => self.rto_at_risk = true,
@@ -719,7 +740,18 @@ impl<'w> Machine<'w> {
                 by,
                 decision,
                 comment,
-            } => self.vote(&step, &by, decision, comment, now, out)?,
+            } => {
+                if self.signers.is_some() {
+                    return Err(Refusal(
+                        "this run's approvals must be signed (its workflow names allowed signers): drctl approve|reject RUN STEP --as NAME --key PATH".into(),
+                    ));
+                }
+                self.vote(&step, &by, decision, comment, None, now, out)?;
+            }
+            Input::SignedVote { signed } => {
+                let (step, by, decision, comment, proof) = self.check_signed(&signed, now)?;
+                self.vote(&step, &by, decision, comment, Some(proof), now, out)?;
+            }
             Input::ApprovalTimeout { step } => {
                 let i = self.require_step(&step)?;
                 if self.steps[i].status == StepStatus::AwaitingApproval {
@@ -1070,12 +1102,14 @@ impl<'w> Machine<'w> {
         }
     }
 
+    #[allow(clippy::too_many_arguments, reason = "a vote's parts, each checked")]
     fn vote(
         &mut self,
         step: &str,
         by: &str,
         decision: Decision,
         comment: Option<String>,
+        proof: Option<(serde_json::Value, String)>,
         now: DateTime<Utc>,
         out: &mut Vec<Event>,
     ) -> Result<(), Refusal> {
@@ -1127,6 +1161,8 @@ impl<'w> Machine<'w> {
                 by: by.to_string(),
                 decision,
                 comment: comment.clone(),
+                signature: proof.as_ref().map(|(signed, _)| signed.clone()),
+                fingerprint: proof.map(|(_, fingerprint)| fingerprint),
             },
             now,
             out,
@@ -1441,5 +1477,6 @@ fn backoff_ms(initial: Duration, max: Duration, attempt: u32, step: &str) -> u64
     }
 }
 
+mod signed;
 #[cfg(test)]
 mod tests;

@@ -20,4 +20,4 @@ pub use gates::gates_kept;
 pub use machine::{Choice, Input, Machine, Refusal, StepState, Undo};
 pub use recorder::Recorder;
 pub use secrets::Redactor;
-pub use session::{NewRun, digest, load_run, replay, start_run};
+pub use session::{NewRun, StartError, digest, load_run, replay, start_run};

@@ -31,6 +31,20 @@ pub struct NewRun<'a> {
     pub initiator: String,
     /// When the outage began (`--incident-start`).
     pub incident_start: Option<chrono::DateTime<chrono::Utc>>,
+    /// The initiator's SSH key (`--key`): signs the run's start. Required when the workflow
+    /// names allowed signers, so that who started the run is proven.
+    pub key: Option<std::path::PathBuf>,
+}
+
+/// Why a run could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The start could not be signed, or its signature is not the initiator's.
+    #[error("{0}")]
+    Identity(String),
 }
 
 /// The digest of a compiled workflow: SHA-256 of its plan (steps, resolved parameters,
@@ -44,6 +58,11 @@ pub fn digest(workflow: &CompiledWorkflow) -> String {
     );
     let mut hasher = Sha256::new();
     hasher.update(render_json(&plan).as_bytes());
+    // Who may approve is part of what was reviewed: a new key changes the digest.
+    if let Some(signers) = &workflow.signers {
+        hasher.update(b"\nallowed_signers\n");
+        hasher.update(signers.as_bytes());
+    }
     hex(&hasher.finalize()[..16])
 }
 
@@ -78,7 +97,7 @@ pub fn start_run<'w>(
     store: Arc<dyn Store>,
     new: &NewRun<'w>,
     clock: &dyn Clock,
-) -> Result<(Machine<'w>, Recorder), StoreError> {
+) -> Result<(Machine<'w>, Recorder), StartError> {
     let now = clock.now();
     // Ids carry the second and 16 random bits: runs started in the same second may draw the
     // same one, and a taken id would overwrite that run. The process owns the store, so
@@ -102,7 +121,9 @@ pub fn start_run<'w>(
         last_hash: GENESIS.to_string(),
         incident_start: new.incident_start.map(rfc3339),
     };
+    let signature = sign_start(new, &run, now)?;
     let mut machine = Machine::new(new.workflow, Registry::global(), &new.initiator);
+    machine.run_id.clone_from(&run.run_id);
     let mut recorder = Recorder::for_new_run(store, run.clone(), new.workflow_source.clone());
     let started = Event::RunStarted {
         workflow: run.workflow.clone(),
@@ -110,10 +131,50 @@ pub fn start_run<'w>(
         initiator: run.initiator.clone(),
         digest: run.digest.clone(),
         incident_start: new.incident_start,
+        allowed_signers: new.workflow.signers.clone(),
+        signature,
     };
     machine.apply(&started, now);
     recorder.commit(&[started], &machine, now)?;
     Ok((machine, recorder))
+}
+
+/// With allowed signers, the initiator signs the run's start with `--key`: the statement is
+/// verified here against the same signers, so the self-approval rule compares proven names.
+fn sign_start(
+    new: &NewRun<'_>,
+    run: &RunRecord,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Option<serde_json::Value>, StartError> {
+    use crate::identity::{AllowedSigners, Statement, StatementKind, sign, verify};
+    let Some(text) = &new.workflow.signers else {
+        return Ok(None);
+    };
+    let Some(key) = &new.key else {
+        return Err(StartError::Identity(format!(
+            "{} names allowed signers: its runs are started with a signature, `--as NAME --key PATH`",
+            new.workflow_file
+        )));
+    };
+    let signers = AllowedSigners::parse(text)
+        .map_err(|_| StartError::Identity("the allowed-signers file does not parse".into()))?;
+    let statement = Statement {
+        kind: StatementKind::StartRun,
+        run_id: run.run_id.clone(),
+        step: None,
+        round: None,
+        name: new.initiator.clone(),
+        comment: None,
+        digest: run.digest.clone(),
+        at: rfc3339(now),
+    };
+    let signed = sign(statement, key).map_err(|e| StartError::Identity(e.to_string()))?;
+    verify(&signed, &signers).map_err(|e| {
+        StartError::Identity(format!("the run's start is not signed by {}: {e}", new.initiator))
+    })?;
+    serde_json::to_value(&signed)
+        .map(Some)
+        .map_err(|e| StartError::Identity(e.to_string()))
 }
 
 /// A stored run's record and journal.
@@ -135,6 +196,7 @@ pub fn replay<'w>(
     journal: &[JournalEntry],
 ) -> Result<Machine<'w>, StoreError> {
     let mut machine = Machine::new(workflow, Registry::global(), &run.initiator);
+    machine.run_id.clone_from(&run.run_id);
     for entry in journal {
         let event: Event =
             serde_json::from_value(entry.event.clone()).map_err(|e| StoreError::BadRecord {

@@ -14,7 +14,39 @@ pub fn lint(raw: &RawWorkflow, workflow: &CompiledWorkflow, registry: &Registry)
     irreversible_without_approval(workflow, registry, &mut diags);
     disconnected(workflow, &mut diags);
     objectives(raw, workflow, &mut diags);
+    unauthenticated_approvals(raw, workflow, &mut diags);
     diags
+}
+
+/// Without an allowed-signers file an approver is whoever types the name (SPEC §5.9).
+fn unauthenticated_approvals(raw: &RawWorkflow, workflow: &CompiledWorkflow, diags: &mut Diagnostics) {
+    if workflow.allowed_signers.is_some() {
+        return;
+    }
+    let approvals: Vec<&str> = workflow
+        .steps
+        .iter()
+        .filter(|s| s.action == "approval")
+        .map(|s| s.id.as_str())
+        .collect();
+    if approvals.is_empty() {
+        return;
+    }
+    diags.push(
+        Diagnostic::new(
+            Code::UnauthenticatedApprovals,
+            format!(
+                "approvals are not authenticated: anyone can vote on {} under any approver's name",
+                approvals
+                    .iter()
+                    .map(|a| format!("`{a}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )
+        .at(raw.header.span.clone(), "no `allowed_signers` in `[workflow]`")
+        .help("name an OpenSSH allowed-signers file: allowed_signers = \"approvers.allowed_signers\", and approve with --key"),
+    );
 }
 
 /// A step that changes something for good, with no compensation, must come after a human

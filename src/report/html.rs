@@ -195,19 +195,20 @@ pub fn html(r: &Report) -> String {
     for a in &r.approvals {
         let _ = write!(
             approvals,
-            "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+            "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
             esc(&a.step),
             esc(&a.by),
             esc(&a.decision),
             esc(&a.at),
-            esc(a.comment.as_deref().unwrap_or(""))
+            esc(a.comment.as_deref().unwrap_or("")),
+            esc(&a.verification)
         );
     }
     let approvals = if approvals.is_empty() {
         String::new()
     } else {
         format!(
-            "<h2>Approvals</h2><table><tr><th>step</th><th>by</th><th>decision</th><th>at</th><th>comment</th></tr>{approvals}</table>"
+            "<h2>Approvals</h2><table><tr><th>step</th><th>by</th><th>decision</th><th>at</th><th>comment</th><th>identity</th></tr>{approvals}</table>"
         )
     };
     let not_undone = if r.not_undone.is_empty() {

@@ -126,17 +126,18 @@ pub fn markdown(r: &Report) -> String {
     if !r.approvals.is_empty() {
         let _ = writeln!(
             w,
-            "\n## Approvals\n\n| step | by | decision | at | comment |\n|---|---|---|---|---|"
+            "\n## Approvals\n\n| step | by | decision | at | comment | identity |\n|---|---|---|---|---|---|"
         );
         for a in &r.approvals {
             let _ = writeln!(
                 w,
-                "| `{}` | {} | {} | {} | {} |",
+                "| `{}` | {} | {} | {} | {} | {} |",
                 a.step,
                 a.by,
                 a.decision,
                 a.at,
-                a.comment.as_deref().unwrap_or("")
+                a.comment.as_deref().unwrap_or(""),
+                a.verification
             );
         }
     }

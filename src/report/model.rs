@@ -81,6 +81,17 @@ pub struct ReportApproval {
     pub at: String,
     /// Why.
     pub comment: Option<String>,
+    /// `verified (SHA256:...)` when the decision was signed with the approver's key and
+    /// verified against the run's allowed signers; `unverified` when it is a typed name.
+    #[serde(default)]
+    pub verification: String,
+}
+
+/// How a recorded vote was proven, in words.
+fn verification(event: &serde_json::Value) -> String {
+    event["fingerprint"]
+        .as_str()
+        .map_or_else(|| "unverified".to_string(), |f| format!("verified ({f})"))
 }
 
 /// A compensation that ran.
@@ -250,6 +261,7 @@ pub fn build_with(
                 decision: e["decision"].as_str().unwrap_or_default().to_string(),
                 at: entry.at.clone(),
                 comment: e["comment"].as_str().map(str::to_string),
+                verification: verification(e),
             }),
             "approval_timed_out" => approvals.push(ReportApproval {
                 step,
@@ -257,6 +269,7 @@ pub fn build_with(
                 decision: "timeout".into(),
                 at: entry.at.clone(),
                 comment: None,
+                verification: "on_timeout".into(),
             }),
             "compensation_succeeded" => rollbacks.push(ReportRollback {
                 step,

@@ -3,11 +3,12 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use super::{Commit, JournalEntry, RunRecord, StepRecord, Store, StoreError};
+use super::{Anchor, Commit, JournalEntry, RunRecord, StepRecord, Store, StoreError};
 
 #[derive(Default)]
 struct Inner {
     runs: BTreeMap<String, RunRecord>,
+    anchors: BTreeMap<String, Anchor>,
     steps: BTreeMap<(String, String), StepRecord>,
     journal: BTreeMap<(String, u64), JournalEntry>,
     sources: BTreeMap<String, String>,
@@ -49,7 +50,14 @@ impl Store for MemoryStore {
         if let Some(source) = &commit.source {
             inner.sources.insert(run_id.to_string(), source.clone());
         }
+        if let Some(anchor) = Anchor::of(commit) {
+            inner.anchors.insert(run_id.to_string(), anchor);
+        }
         Ok(())
+    }
+
+    fn anchor(&self, run_id: &str) -> Result<Option<Anchor>, StoreError> {
+        Ok(self.lock().anchors.get(run_id).cloned())
     }
 
     fn source(&self, run_id: &str) -> Result<Option<String>, StoreError> {

@@ -98,4 +98,28 @@ pub trait Store: Send + Sync {
 
     /// The workflow text run `run_id` started with.
     fn source(&self, run_id: &str) -> Result<Option<String>, StoreError>;
+
+    /// Where run `run_id`'s journal ended at its last commit, kept apart from the journal so
+    /// that a journal cut short (its last commits lost or removed) is detected. `None` for
+    /// runs recorded before anchors existed.
+    fn anchor(&self, run_id: &str) -> Result<Option<Anchor>, StoreError>;
+}
+
+/// The end of a run's journal as of its last commit.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Anchor {
+    /// Entries in the journal.
+    pub journal_len: u64,
+    /// Hash of the last entry.
+    pub last_hash: String,
+}
+
+impl Anchor {
+    /// The anchor a commit leaves, when it carries the run record.
+    pub fn of(commit: &Commit) -> Option<Anchor> {
+        commit.run.as_ref().map(|run| Anchor {
+            journal_len: run.journal_len,
+            last_hash: run.last_hash.clone(),
+        })
+    }
 }

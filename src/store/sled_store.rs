@@ -1,7 +1,9 @@
 //! The sled store. Trees:
 //!
 //! - `meta`: the schema version;
-//! - `run_ids`: one key per run, its id, written with the run's first commit;
+//! - `run_ids`: one key per run, its id, written with the run's first commit; its value is the
+//!   run's [`Anchor`] (journal length and last hash), rewritten after every commit's bundle, in
+//!   the same flush, so that a journal cut short is detected (empty for runs of older builds);
 //! - `bundles`: one entry per commit, keyed `run \0 id` (sled's monotonic id, big-endian, so a
 //!   run's commits iterate in order), holding what the commit wrote: its journal entries, the
 //!   run record and the records of the steps it touched;
@@ -25,7 +27,7 @@ use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
 use super::sync::DiskSync;
-use super::{Commit, JournalEntry, RunRecord, StepRecord, Store, StoreError};
+use super::{Anchor, Commit, JournalEntry, RunRecord, StepRecord, Store, StoreError};
 
 /// The record format this build reads and writes. Version 1 kept a run record, step records
 /// and journal entries in trees of their own, the workflow text inside the run record, all
@@ -242,10 +244,14 @@ impl Store for SledStore {
         let id = self.db.generate_id().map_err(io)?;
         let bundle_key = key(run_id, &id.to_be_bytes());
         let first = commit.source.is_some() || !self.run_ids.contains_key(run_id).map_err(io)?;
+        let anchor = match Anchor::of(commit) {
+            Some(a) => serde_json::to_vec(&a).map_err(io)?,
+            None => Vec::new(),
+        };
         if first {
             (&self.run_ids, &self.bundles, &self.sources)
                 .transaction(|(run_ids, bundles, sources)| {
-                    run_ids.insert(run_id.as_bytes(), b"".as_slice())?;
+                    run_ids.insert(run_id.as_bytes(), anchor.as_slice())?;
                     bundles.insert(bundle_key.as_slice(), bundle.as_slice())?;
                     if let Some(source) = &commit.source {
                         sources.insert(run_id.as_bytes(), source.as_bytes())?;
@@ -255,6 +261,13 @@ impl Store for SledStore {
                 .map_err(|e: TransactionError<()>| io(format!("{e:?}")))?;
         } else {
             self.bundles.insert(bundle_key, bundle).map_err(io)?;
+            // After the bundle in sled's log: a recovered log never holds the anchor
+            // without the bundle it points to.
+            if !anchor.is_empty() {
+                self.run_ids
+                    .insert(run_id.as_bytes(), anchor)
+                    .map_err(io)?;
+            }
         }
         self.db.flush().map_err(io)?;
         self.disk.after_flush().map_err(io)?;
@@ -294,6 +307,18 @@ impl Store for SledStore {
             }
         }
         Ok(latest.into_values().collect())
+    }
+
+    fn anchor(&self, run_id: &str) -> Result<Option<Anchor>, StoreError> {
+        match self.run_ids.get(run_id.as_bytes()).map_err(io)? {
+            Some(v) if !v.is_empty() => serde_json::from_slice(&v)
+                .map(Some)
+                .map_err(|e| StoreError::BadRecord {
+                    run: run_id.to_string(),
+                    reason: format!("its journal anchor cannot be read: {e}"),
+                }),
+            _ => Ok(None),
+        }
     }
 
     fn source(&self, run_id: &str) -> Result<Option<String>, StoreError> {

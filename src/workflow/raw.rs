@@ -109,6 +109,8 @@ pub struct RawHeader {
     pub concurrency: Option<Spanned<u32>>,
     /// `on_failure`.
     pub on_failure: Option<Spanned<OnFailure>>,
+    /// `allowed_signers`: the OpenSSH allowed-signers file, relative to the workflow.
+    pub allowed_signers: Option<Spanned<String>>,
 }
 
 /// A `retry` table.

@@ -25,6 +25,7 @@ const WORKFLOW_KEYS: &[&str] = &[
     "rpo",
     "concurrency",
     "on_failure",
+    "allowed_signers",
 ];
 const DEFAULTS_KEYS: &[&str] = &["timeout", "retry"];
 const RETRY_KEYS: &[&str] = &["attempts", "initial", "max"];
@@ -194,6 +195,7 @@ impl Reader<'_> {
         header.on_failure = self.string(table, "on_failure").and_then(|s| {
             self.enumerated(&s, OnFailure::NAMES, "on_failure", OnFailure::from_name)
         });
+        header.allowed_signers = self.string(table, "allowed_signers");
         header
     }
 

@@ -636,6 +636,8 @@ fn started_run(w: &CompiledWorkflow, incident_start: Option<DateTime<Utc>>) -> M
         initiator: "op".into(),
         digest: "d".into(),
         incident_start,
+        allowed_signers: None,
+        signature: None,
     };
     m.apply(&started, t0());
     m

@@ -1,0 +1,104 @@
+//! Signed votes (SPEC §5.9): a decision counts only when its signature verifies against the
+//! allowed signers captured when the run started, and when what was signed is this decision:
+//! this run, this step, this round of it, this workflow digest, made after the round opened.
+//! Nothing is recorded otherwise, so an old approval cannot be replayed onto a new run or a
+//! new round.
+
+use chrono::{DateTime, SubsecRound, Utc};
+
+use super::{Machine, Refusal};
+use crate::engine::Decision;
+use crate::identity::{AllowedSigners, Signed, StatementKind, verify};
+
+/// How far in the future a statement's time may be (clocks of two machines differ).
+const CLOCK_SKEW: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
+
+/// What a verified signed vote decides: step, name, decision, comment, and the proof to
+/// journal (the signed decision and the signing key's fingerprint).
+pub(super) type Checked = (
+    String,
+    String,
+    Decision,
+    Option<String>,
+    (serde_json::Value, String),
+);
+
+impl Machine<'_> {
+    /// Verifies a signed vote and returns what it decides, or why it is refused.
+    pub(super) fn check_signed(
+        &self,
+        signed: &serde_json::Value,
+        now: DateTime<Utc>,
+    ) -> Result<Checked, Refusal> {
+        let Some(text) = &self.signers else {
+            return Err(Refusal(
+                "this run has no allowed signers: approve it with --as NAME, without --key".into(),
+            ));
+        };
+        let signers = AllowedSigners::parse(text).map_err(|_| {
+            Refusal("the allowed signers stored with this run cannot be read".into())
+        })?;
+        let parsed: Signed = serde_json::from_value(signed.clone())
+            .map_err(|e| Refusal(format!("the signed decision cannot be read: {e}")))?;
+        let proof = verify(&parsed, &signers).map_err(|e| Refusal(e.to_string()))?;
+        let st = &parsed.statement;
+        let decision = match st.kind {
+            StatementKind::Approve => Decision::Approve,
+            StatementKind::Reject => Decision::Reject,
+            StatementKind::StartRun => {
+                return Err(Refusal(
+                    "this is a signed run start, not a decision on an approval".into(),
+                ));
+            }
+        };
+        if st.run_id != self.run_id {
+            return Err(Refusal(format!(
+                "this decision was signed for run {}, not run {}",
+                st.run_id, self.run_id
+            )));
+        }
+        if st.digest != self.digest {
+            return Err(Refusal(format!(
+                "this decision was signed for workflow digest {}, this run's is {}",
+                st.digest, self.digest
+            )));
+        }
+        let step = st
+            .step
+            .clone()
+            .ok_or_else(|| Refusal("the signed decision names no step".into()))?;
+        let i = self.require_step(&step)?;
+        let round = self.steps[i].attempt;
+        if st.round != Some(round) {
+            return Err(Refusal(format!(
+                "this decision was signed for round {} of `{step}`, which is now in round {round}: sign a new one",
+                st.round.map_or_else(|| "?".to_string(), |r| r.to_string())
+            )));
+        }
+        let at = crate::engine::parse_time(&st.at)
+            .ok_or_else(|| Refusal(format!("the signed time `{}` is not RFC 3339", st.at)))?;
+        // Signed times are whole seconds.
+        if let Some(opened) = self.steps[i].started_at
+            && at < opened.trunc_subsecs(0)
+        {
+            return Err(Refusal(format!(
+                "this decision was signed at {}, before round {round} of `{step}` opened ({}): it is stale",
+                st.at,
+                crate::engine::rfc3339(opened)
+            )));
+        }
+        if at > now + CLOCK_SKEW {
+            return Err(Refusal(format!(
+                "this decision is signed at {}, in the future",
+                st.at
+            )));
+        }
+        Ok((
+            step,
+            st.name.clone(),
+            decision,
+            st.comment.clone(),
+            (signed.clone(), proof.fingerprint),
+        ))
+    }
+}

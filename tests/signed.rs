@@ -1,0 +1,333 @@
+//! Signed approvals end to end (SPEC §5.9), with real keys made by `ssh-keygen`: who approved
+//! is proven by a signature, not a typed name; a signed decision cannot be replayed onto
+//! another run or round; the evidence of a run is checked from the store and from a file, and
+//! any change to either is found.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::harness::root;
+
+const WORKFLOW: &str = r#"
+[workflow]
+name = "signed-failover"
+kind = "failover"
+allowed_signers = "approvers.allowed_signers"
+
+[[steps]]
+id = "gate"
+action = "approval"
+with = { approvers = ["alice", "bob", "carol"], quorum = 2, timeout = "1h" }
+
+[[steps]]
+id = "promote"
+action = "noop"
+needs = ["gate"]
+"#;
+
+struct Keys {
+    dir: tempfile::TempDir,
+    state: PathBuf,
+    file: PathBuf,
+}
+
+struct Out {
+    code: Option<i32>,
+    text: String,
+}
+
+impl Out {
+    fn refused(&self, why: &str, what: &str) {
+        assert_eq!(self.code, Some(2), "{what} was not refused: {}", self.text);
+        assert!(self.text.contains(why), "{what}: {}", self.text);
+    }
+
+    fn ok(&self, what: &str) {
+        assert_eq!(self.code, Some(0), "{what}: {}", self.text);
+    }
+}
+
+fn keygen(dir: &Path, name: &str) {
+    let status = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
+        .arg(dir.join(name))
+        .status()
+        .expect("ssh-keygen runs (install openssh-client)");
+    assert!(status.success());
+}
+
+impl Keys {
+    /// alice, bob and carol with keys; mallory with a key nobody trusts.
+    fn new() -> Keys {
+        let dir = tempfile::tempdir().unwrap();
+        let mut signers = String::new();
+        for name in ["alice", "bob", "carol", "mallory"] {
+            keygen(dir.path(), name);
+            if name != "mallory" {
+                let public = std::fs::read_to_string(dir.path().join(format!("{name}.pub"))).unwrap();
+                let key: Vec<&str> = public.split_whitespace().take(2).collect();
+                signers.push_str(&format!("{name} {}\n", key.join(" ")));
+            }
+        }
+        std::fs::write(dir.path().join("approvers.allowed_signers"), signers).unwrap();
+        let file = dir.path().join("failover.toml");
+        std::fs::write(&file, WORKFLOW).unwrap();
+        Keys {
+            state: dir.path().join("state"),
+            file,
+            dir,
+        }
+    }
+
+    fn key(&self, name: &str) -> String {
+        self.dir.path().join(name).display().to_string()
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).display().to_string()
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_drctl"));
+        c.args(args)
+            .arg("--state")
+            .arg(&self.state)
+            .current_dir(root())
+            .env("NO_COLOR", "1")
+            // The submitter of a signed file is nobody in particular.
+            .env("USER", "submitter")
+            .env_remove("SSH_AUTH_SOCK")
+            .stdin(Stdio::null());
+        c
+    }
+
+    fn drctl(&self, args: &[&str]) -> Out {
+        let o = self.command(args).output().expect("drctl runs");
+        Out {
+            code: o.status.code(),
+            text: format!(
+                "{}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            ),
+        }
+    }
+
+    fn start(&self) -> String {
+        let file = self.file.display().to_string();
+        let o = self.drctl(&["run", &file, "--as", "alice", "--key", &self.key("alice"), "--detach"]);
+        assert_eq!(o.code, Some(3), "{}", o.text);
+        o.text.split_whitespace().nth(1).unwrap().to_string()
+    }
+
+    fn sign(&self, run: &str, name: &str, key: &str, out: &str) -> Out {
+        self.drctl(&[
+            "approve", run, "gate", "--as", name, "--key", &self.key(key), "--sign-only", "-o",
+            &self.path(out),
+        ])
+    }
+
+    fn report(&self, run: &str) -> serde_json::Value {
+        let o = self.command(&["report", run, "--format", "json"]).output().unwrap();
+        serde_json::from_slice(&o.stdout).unwrap()
+    }
+}
+
+#[test]
+fn a_vote_counts_only_when_signed_by_the_key_of_the_approver_it_names() {
+    let k = Keys::new();
+    let file = k.file.display().to_string();
+    // The start is signed too: without a key, or with someone else's, nothing starts.
+    k.drctl(&["run", &file, "--as", "alice", "--detach"])
+        .refused("--key", "an unsigned start");
+    k.drctl(&["run", &file, "--as", "alice", "--key", &k.key("bob"), "--detach"])
+        .refused("not alice's", "a start signed with bob's key");
+    let run = k.start();
+
+    k.drctl(&["approve", &run, "gate", "--as", "bob"])
+        .refused("must be signed", "a typed name");
+    k.drctl(&["approve", &run, "gate", "--as", "bob", "--key", &k.key("mallory")])
+        .refused("not bob's", "mallory's key under bob's name");
+    k.drctl(&["approve", &run, "gate", "--as", "mallory", "--key", &k.key("mallory")])
+        .refused("mallory", "an unknown signer");
+    // The initiator's identity is proven: alice may not approve her own run.
+    k.drctl(&["approve", &run, "gate", "--as", "alice", "--key", &k.key("alice")])
+        .refused("started this run", "self-approval");
+    // One key cannot make a quorum of two under two names.
+    k.drctl(&["approve", &run, "gate", "--as", "bob", "--key", &k.key("bob")])
+        .ok("bob's signed approval");
+    k.drctl(&["approve", &run, "gate", "--as", "carol", "--key", &k.key("bob")])
+        .refused("not carol's", "bob's key under carol's name");
+    let o = k.drctl(&["resume", &run, "--detach"]);
+    assert_eq!(o.code, Some(3), "one approval of two: {}", o.text);
+
+    // A signed file altered after signing is refused, and nothing is recorded.
+    k.sign(&run, "carol", "carol", "carol.json").ok("carol signs");
+    let text = std::fs::read_to_string(k.path("carol.json")).unwrap();
+    let altered = text.replace("\"comment\": null", "\"comment\": \"sure\"");
+    assert_ne!(altered, text, "the signed file names the comment");
+    std::fs::write(k.path("forged.json"), altered).unwrap();
+    k.drctl(&["approve", "--signed", &k.path("forged.json")])
+        .refused("does not verify", "an altered signed decision");
+
+    // Submitted by someone else entirely: the signature says carol decided.
+    k.drctl(&["approve", "--signed", &k.path("carol.json")]).ok("carol's file");
+    let o = k.drctl(&["resume", &run]);
+    assert_eq!(o.code, Some(0), "{}", o.text);
+    let report = k.report(&run);
+    let approvals = report["approvals"].as_array().unwrap();
+    let by: Vec<&str> = approvals.iter().map(|a| a["by"].as_str().unwrap()).collect();
+    assert_eq!(by, ["bob", "carol"], "{report}");
+    assert!(!by.contains(&"submitter"));
+    for a in approvals {
+        assert!(
+            a["verification"].as_str().unwrap().starts_with("verified (SHA256:"),
+            "{a}"
+        );
+    }
+    let status = k.drctl(&["status", &run]);
+    assert!(status.text.contains("approve by carol, verified (SHA256:"), "{}", status.text);
+
+    let o = k.drctl(&["verify", &run]);
+    assert_eq!(o.code, Some(0), "{}", o.text);
+    assert!(o.text.contains("alice started the run"), "{}", o.text);
+    assert!(o.text.contains("carol approved `gate` (round 1)"), "{}", o.text);
+}
+
+#[test]
+fn a_signed_decision_cannot_be_replayed_onto_another_run_or_round() {
+    let k = Keys::new();
+    let run = k.start();
+    k.sign(&run, "bob", "bob", "bob-run1.json").ok("bob signs for run 1");
+    k.sign(&run, "carol", "carol", "carol-reject.json").ok("carol signs");
+    k.drctl(&[
+        "reject", &run, "gate", "--as", "carol", "--key", &k.key("carol"), "--comment", "wait",
+    ])
+    .ok("carol rejects");
+    // A new round: bob's approval signed for round 1 is stale.
+    let o = k.drctl(&["resume", &run, "--step", "gate", "--retry", "--detach", "--as", "alice"]);
+    assert_eq!(o.code, Some(3), "{}", o.text);
+    k.drctl(&["approve", "--signed", &k.path("bob-run1.json")])
+        .refused("round 1", "an approval of an earlier round");
+    // A second run: the first run's decision is for another run.
+    k.drctl(&["cancel", &run, "--as", "alice"]).ok("cancel");
+    let second = k.start();
+    assert_ne!(second, run);
+    let statement = std::fs::read_to_string(k.path("bob-run1.json")).unwrap();
+    let moved = statement.replace(&run, &second);
+    std::fs::write(k.path("bob-moved.json"), moved).unwrap();
+    k.drctl(&["approve", "--signed", &k.path("bob-moved.json")])
+        .refused("does not verify", "a statement edited to name another run");
+    // Submitted as is to the second run's store: refused as for another run.
+    let o = k.drctl(&["approve", "--signed", &k.path("bob-run1.json")]);
+    assert_ne!(o.code, Some(0), "{}", o.text);
+    let status = k.drctl(&["status", &second, "--format", "json"]);
+    assert!(!status.text.contains("\"by\": \"bob\""), "{}", status.text);
+}
+
+#[test]
+fn evidence_is_checked_from_the_store_and_from_a_file_and_any_change_is_found() {
+    let k = Keys::new();
+    let run = k.start();
+    k.drctl(&["approve", &run, "gate", "--as", "bob", "--key", &k.key("bob")]).ok("bob");
+    k.drctl(&["approve", &run, "gate", "--as", "carol", "--key", &k.key("carol")]).ok("carol");
+    assert_eq!(k.drctl(&["resume", &run]).code, Some(0));
+    let evidence = k.path("evidence.json");
+    k.drctl(&["report", &run, "--format", "evidence", "-o", &evidence]).ok("evidence");
+    // Checked on a "machine" with no store: another, empty state directory.
+    let elsewhere = k.dir.path().join("elsewhere");
+    let check = |file: &str| {
+        Command::new(env!("CARGO_BIN_EXE_drctl"))
+            .args(["verify", "--evidence", file, "--state"])
+            .arg(&elsewhere)
+            .output()
+            .unwrap()
+    };
+    let o = check(&evidence);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stdout));
+    // One byte changed anywhere that matters: the verdict is no.
+    let bytes = std::fs::read(&evidence).unwrap();
+    let text = String::from_utf8(bytes.clone()).unwrap();
+    let at = text.find("\"by\": \"carol\"").unwrap() + "\"by\": \"".len();
+    let mut changed = bytes;
+    changed[at] = b'k';
+    let altered = k.path("altered.json");
+    std::fs::write(&altered, changed).unwrap();
+    let o = check(&altered);
+    assert_ne!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stdout));
+
+    // The store with its last commit removed: the journal is a valid prefix, but not all.
+    let db = k.state.join("store");
+    {
+        let db = sled::open(&db).unwrap();
+        let bundles = db.open_tree("bundles").unwrap();
+        let (last, _) = bundles.scan_prefix(run.as_bytes()).last().unwrap().unwrap();
+        bundles.remove(last).unwrap();
+        db.flush().unwrap();
+    }
+    let o = k.drctl(&["verify", &run]);
+    assert_eq!(o.code, Some(2), "{}", o.text);
+    assert!(o.text.contains("not complete"), "{}", o.text);
+}
+
+#[test]
+fn a_signed_approval_reaches_a_live_run() {
+    let k = Keys::new();
+    let file = k.file.display().to_string();
+    let mut child: Child = k
+        .command(&["run", &file, "--as", "alice", "--key", &k.key("alice")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let run = lines.next().unwrap().unwrap().split_whitespace().nth(1).unwrap().to_string();
+    std::thread::spawn(move || for _ in lines {});
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let o = k.drctl(&["approve", &run, "gate", "--as", "bob", "--key", &k.key("bob")]);
+        if o.code == Some(0) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{}", o.text);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    k.sign(&run, "carol", "carol", "carol.json").ok("carol signs");
+    k.drctl(&["approve", "--signed", &k.path("carol.json")]).ok("submitted live");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let code = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status.code();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the run did not finish after two signed approvals");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(code, Some(0));
+}
+
+#[test]
+fn without_allowed_signers_approvals_are_unverified_and_linted() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("typed.toml");
+    std::fs::write(
+        &file,
+        WORKFLOW
+            .replace("allowed_signers = \"approvers.allowed_signers\"\n", "")
+            .replace("quorum = 2", "quorum = 1"),
+    )
+    .unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_drctl"))
+        .arg("validate")
+        .arg(&file)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stderr).to_string() + &String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("DRW0006"), "{text}");
+    assert!(text.contains("approvals are not authenticated"), "{text}");
+}
