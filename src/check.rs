@@ -150,7 +150,10 @@ pub fn signer_problems(
                             step.id
                         ),
                     )
-                    .at(step.span.clone(), "an approver without a key could never approve")
+                    .at(
+                        step.span.clone(),
+                        "an approver without a key could never approve",
+                    )
                     .help(format!("add a line `{name} ssh-ed25519 AAAA...` to {file}")),
                 );
             }

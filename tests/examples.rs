@@ -13,12 +13,17 @@ fn every_example_workflow_is_valid_without_warnings() {
     for file in files {
         let (checked, rendered, _) = check(&file);
         assert!(checked.workflow.is_some(), "{}\n{rendered}", file.display());
-        assert_eq!(
-            checked.diagnostics.warning_count(),
-            0,
-            "{}\n{rendered}",
-            file.display()
-        );
+        // The local drill approves itself after a few seconds and needs no keys: its
+        // approvals are unauthenticated on purpose, and it is the only example allowed that.
+        let drill = file.ends_with("local-drill.toml");
+        let warnings: Vec<String> = checked
+            .diagnostics
+            .iter()
+            .filter(|d| d.code.is_lint())
+            .filter(|d| !(drill && d.code == drctl::diagnostic::Code::UnauthenticatedApprovals))
+            .map(|d| d.code.to_string())
+            .collect();
+        assert!(warnings.is_empty(), "{}\n{rendered}", file.display());
     }
 }
 

@@ -66,7 +66,8 @@ impl Keys {
         for name in ["alice", "bob", "carol", "mallory"] {
             keygen(dir.path(), name);
             if name != "mallory" {
-                let public = std::fs::read_to_string(dir.path().join(format!("{name}.pub"))).unwrap();
+                let public =
+                    std::fs::read_to_string(dir.path().join(format!("{name}.pub"))).unwrap();
                 let key: Vec<&str> = public.split_whitespace().take(2).collect();
                 signers.push_str(&format!("{name} {}\n", key.join(" ")));
             }
@@ -117,54 +118,123 @@ impl Keys {
 
     fn start(&self) -> String {
         let file = self.file.display().to_string();
-        let o = self.drctl(&["run", &file, "--as", "alice", "--key", &self.key("alice"), "--detach"]);
+        let o = self.drctl(&[
+            "run",
+            &file,
+            "--as",
+            "alice",
+            "--key",
+            &self.key("alice"),
+            "--detach",
+        ]);
         assert_eq!(o.code, Some(3), "{}", o.text);
         o.text.split_whitespace().nth(1).unwrap().to_string()
     }
 
     fn sign(&self, run: &str, name: &str, key: &str, out: &str) -> Out {
         self.drctl(&[
-            "approve", run, "gate", "--as", name, "--key", &self.key(key), "--sign-only", "-o",
+            "approve",
+            run,
+            "gate",
+            "--as",
+            name,
+            "--key",
+            &self.key(key),
+            "--sign-only",
+            "-o",
             &self.path(out),
         ])
     }
 
     fn report(&self, run: &str) -> serde_json::Value {
-        let o = self.command(&["report", run, "--format", "json"]).output().unwrap();
+        let o = self
+            .command(&["report", run, "--format", "json"])
+            .output()
+            .unwrap();
         serde_json::from_slice(&o.stdout).unwrap()
     }
 }
 
 #[test]
+#[allow(clippy::too_many_lines, reason = "one scenario, every refusal in turn")]
 fn a_vote_counts_only_when_signed_by_the_key_of_the_approver_it_names() {
     let k = Keys::new();
     let file = k.file.display().to_string();
     // The start is signed too: without a key, or with someone else's, nothing starts.
     k.drctl(&["run", &file, "--as", "alice", "--detach"])
         .refused("--key", "an unsigned start");
-    k.drctl(&["run", &file, "--as", "alice", "--key", &k.key("bob"), "--detach"])
-        .refused("not alice's", "a start signed with bob's key");
+    k.drctl(&[
+        "run",
+        &file,
+        "--as",
+        "alice",
+        "--key",
+        &k.key("bob"),
+        "--detach",
+    ])
+    .refused("not alice's", "a start signed with bob's key");
     let run = k.start();
 
     k.drctl(&["approve", &run, "gate", "--as", "bob"])
         .refused("must be signed", "a typed name");
-    k.drctl(&["approve", &run, "gate", "--as", "bob", "--key", &k.key("mallory")])
-        .refused("not bob's", "mallory's key under bob's name");
-    k.drctl(&["approve", &run, "gate", "--as", "mallory", "--key", &k.key("mallory")])
-        .refused("mallory", "an unknown signer");
+    k.drctl(&[
+        "approve",
+        &run,
+        "gate",
+        "--as",
+        "bob",
+        "--key",
+        &k.key("mallory"),
+    ])
+    .refused("not bob's", "mallory's key under bob's name");
+    k.drctl(&[
+        "approve",
+        &run,
+        "gate",
+        "--as",
+        "mallory",
+        "--key",
+        &k.key("mallory"),
+    ])
+    .refused("mallory", "an unknown signer");
     // The initiator's identity is proven: alice may not approve her own run.
-    k.drctl(&["approve", &run, "gate", "--as", "alice", "--key", &k.key("alice")])
-        .refused("started this run", "self-approval");
+    k.drctl(&[
+        "approve",
+        &run,
+        "gate",
+        "--as",
+        "alice",
+        "--key",
+        &k.key("alice"),
+    ])
+    .refused("started this run", "self-approval");
     // One key cannot make a quorum of two under two names.
-    k.drctl(&["approve", &run, "gate", "--as", "bob", "--key", &k.key("bob")])
-        .ok("bob's signed approval");
-    k.drctl(&["approve", &run, "gate", "--as", "carol", "--key", &k.key("bob")])
-        .refused("not carol's", "bob's key under carol's name");
+    k.drctl(&[
+        "approve",
+        &run,
+        "gate",
+        "--as",
+        "bob",
+        "--key",
+        &k.key("bob"),
+    ])
+    .ok("bob's signed approval");
+    k.drctl(&[
+        "approve",
+        &run,
+        "gate",
+        "--as",
+        "carol",
+        "--key",
+        &k.key("bob"),
+    ])
+    .refused("not carol's", "bob's key under carol's name");
     let o = k.drctl(&["resume", &run, "--detach"]);
     assert_eq!(o.code, Some(3), "one approval of two: {}", o.text);
 
     // A signed file altered after signing is refused, and nothing is recorded.
-    k.sign(&run, "carol", "carol", "carol.json").ok("carol signs");
+    k.sign(&run, "carol", "carol", "carol.json")
+        .ok("carol signs");
     let text = std::fs::read_to_string(k.path("carol.json")).unwrap();
     let altered = text.replace("\"comment\": null", "\"comment\": \"sure\"");
     assert_ne!(altered, text, "the signed file names the comment");
@@ -173,41 +243,68 @@ fn a_vote_counts_only_when_signed_by_the_key_of_the_approver_it_names() {
         .refused("does not verify", "an altered signed decision");
 
     // Submitted by someone else entirely: the signature says carol decided.
-    k.drctl(&["approve", "--signed", &k.path("carol.json")]).ok("carol's file");
+    k.drctl(&["approve", "--signed", &k.path("carol.json")])
+        .ok("carol's file");
     let o = k.drctl(&["resume", &run]);
     assert_eq!(o.code, Some(0), "{}", o.text);
     let report = k.report(&run);
     let approvals = report["approvals"].as_array().unwrap();
-    let by: Vec<&str> = approvals.iter().map(|a| a["by"].as_str().unwrap()).collect();
+    let by: Vec<&str> = approvals
+        .iter()
+        .map(|a| a["by"].as_str().unwrap())
+        .collect();
     assert_eq!(by, ["bob", "carol"], "{report}");
     assert!(!by.contains(&"submitter"));
     for a in approvals {
         assert!(
-            a["verification"].as_str().unwrap().starts_with("verified (SHA256:"),
+            a["verification"]
+                .as_str()
+                .unwrap()
+                .starts_with("verified (SHA256:"),
             "{a}"
         );
     }
     let status = k.drctl(&["status", &run]);
-    assert!(status.text.contains("approve by carol, verified (SHA256:"), "{}", status.text);
+    assert!(
+        status.text.contains("approve by carol, verified (SHA256:"),
+        "{}",
+        status.text
+    );
 
     let o = k.drctl(&["verify", &run]);
     assert_eq!(o.code, Some(0), "{}", o.text);
     assert!(o.text.contains("alice started the run"), "{}", o.text);
-    assert!(o.text.contains("carol approved `gate` (round 1)"), "{}", o.text);
+    assert!(
+        o.text.contains("carol approved `gate` (round 1)"),
+        "{}",
+        o.text
+    );
 }
 
 #[test]
 fn a_signed_decision_cannot_be_replayed_onto_another_run_or_round() {
     let k = Keys::new();
     let run = k.start();
-    k.sign(&run, "bob", "bob", "bob-run1.json").ok("bob signs for run 1");
-    k.sign(&run, "carol", "carol", "carol-reject.json").ok("carol signs");
+    k.sign(&run, "bob", "bob", "bob-run1.json")
+        .ok("bob signs for run 1");
+    k.sign(&run, "carol", "carol", "carol-reject.json")
+        .ok("carol signs");
     k.drctl(&[
-        "reject", &run, "gate", "--as", "carol", "--key", &k.key("carol"), "--comment", "wait",
+        "reject",
+        &run,
+        "gate",
+        "--as",
+        "carol",
+        "--key",
+        &k.key("carol"),
+        "--comment",
+        "wait",
     ])
     .ok("carol rejects");
     // A new round: bob's approval signed for round 1 is stale.
-    let o = k.drctl(&["resume", &run, "--step", "gate", "--retry", "--detach", "--as", "alice"]);
+    let o = k.drctl(&[
+        "resume", &run, "--step", "gate", "--retry", "--detach", "--as", "alice",
+    ]);
     assert_eq!(o.code, Some(3), "{}", o.text);
     k.drctl(&["approve", "--signed", &k.path("bob-run1.json")])
         .refused("round 1", "an approval of an earlier round");
@@ -231,11 +328,30 @@ fn a_signed_decision_cannot_be_replayed_onto_another_run_or_round() {
 fn evidence_is_checked_from_the_store_and_from_a_file_and_any_change_is_found() {
     let k = Keys::new();
     let run = k.start();
-    k.drctl(&["approve", &run, "gate", "--as", "bob", "--key", &k.key("bob")]).ok("bob");
-    k.drctl(&["approve", &run, "gate", "--as", "carol", "--key", &k.key("carol")]).ok("carol");
+    k.drctl(&[
+        "approve",
+        &run,
+        "gate",
+        "--as",
+        "bob",
+        "--key",
+        &k.key("bob"),
+    ])
+    .ok("bob");
+    k.drctl(&[
+        "approve",
+        &run,
+        "gate",
+        "--as",
+        "carol",
+        "--key",
+        &k.key("carol"),
+    ])
+    .ok("carol");
     assert_eq!(k.drctl(&["resume", &run]).code, Some(0));
     let evidence = k.path("evidence.json");
-    k.drctl(&["report", &run, "--format", "evidence", "-o", &evidence]).ok("evidence");
+    k.drctl(&["report", &run, "--format", "evidence", "-o", &evidence])
+        .ok("evidence");
     // Checked on a "machine" with no store: another, empty state directory.
     let elsewhere = k.dir.path().join("elsewhere");
     let check = |file: &str| {
@@ -246,7 +362,12 @@ fn evidence_is_checked_from_the_store_and_from_a_file_and_any_change_is_found() 
             .unwrap()
     };
     let o = check(&evidence);
-    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stdout));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
     // One byte changed anywhere that matters: the verdict is no.
     let bytes = std::fs::read(&evidence).unwrap();
     let text = String::from_utf8(bytes.clone()).unwrap();
@@ -256,7 +377,12 @@ fn evidence_is_checked_from_the_store_and_from_a_file_and_any_change_is_found() 
     let altered = k.path("altered.json");
     std::fs::write(&altered, changed).unwrap();
     let o = check(&altered);
-    assert_ne!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stdout));
+    assert_ne!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
 
     // The store with its last commit removed: the journal is a valid prefix, but not all.
     let db = k.state.join("store");
@@ -283,19 +409,36 @@ fn a_signed_approval_reaches_a_live_run() {
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let run = lines.next().unwrap().unwrap().split_whitespace().nth(1).unwrap().to_string();
+    let run = lines
+        .next()
+        .unwrap()
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_string();
     std::thread::spawn(move || for _ in lines {});
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let o = k.drctl(&["approve", &run, "gate", "--as", "bob", "--key", &k.key("bob")]);
+        let o = k.drctl(&[
+            "approve",
+            &run,
+            "gate",
+            "--as",
+            "bob",
+            "--key",
+            &k.key("bob"),
+        ]);
         if o.code == Some(0) {
             break;
         }
         assert!(Instant::now() < deadline, "{}", o.text);
         std::thread::sleep(Duration::from_millis(100));
     }
-    k.sign(&run, "carol", "carol", "carol.json").ok("carol signs");
-    k.drctl(&["approve", "--signed", &k.path("carol.json")]).ok("submitted live");
+    k.sign(&run, "carol", "carol", "carol.json")
+        .ok("carol signs");
+    k.drctl(&["approve", "--signed", &k.path("carol.json")])
+        .ok("submitted live");
     let deadline = Instant::now() + Duration::from_secs(20);
     let code = loop {
         if let Some(status) = child.try_wait().unwrap() {

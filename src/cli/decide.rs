@@ -69,7 +69,11 @@ fn invalid(message: impl Into<String>) -> Exit {
     Exit::new(super::exit::INVALID_INPUT, message)
 }
 
-fn decide_inner(args: &DecideArgs, state: &std::path::Path, decision: Decision) -> Result<u8, Exit> {
+fn decide_inner(
+    args: &DecideArgs,
+    state: &std::path::Path,
+    decision: Decision,
+) -> Result<u8, Exit> {
     if let Some(file) = &args.signed {
         let text = std::fs::read_to_string(file)
             .map_err(|e| invalid(format!("cannot read {}: {e}", file.display())))?;
@@ -89,7 +93,9 @@ fn decide_inner(args: &DecideArgs, state: &std::path::Path, decision: Decision) 
         return submit_signed(state, &signed);
     }
     let (Some(run), Some(step)) = (&args.run, &args.step) else {
-        return Err(invalid("name the run and the approval step, or give --signed FILE"));
+        return Err(invalid(
+            "name the run and the approval step, or give --signed FILE",
+        ));
     };
     if decision == Decision::Reject && args.comment.as_deref().is_none_or(|c| c.trim().is_empty()) {
         return Err(invalid("a rejection needs a reason: --comment TEXT"));
@@ -115,13 +121,20 @@ fn decide_inner(args: &DecideArgs, state: &std::path::Path, decision: Decision) 
         };
         let signed = sign(statement, key).map_err(|e| invalid(e.to_string()))?;
         if args.sign_only {
-            let out = args.output.as_ref().expect("clap requires -o with --sign-only");
+            let out = args
+                .output
+                .as_ref()
+                .expect("clap requires -o with --sign-only");
             std::fs::write(out, signed.to_json())
                 .map_err(|e| invalid(format!("cannot write {}: {e}", out.display())))?;
             println!(
                 "signed decision of {by} on `{step}` of run {run} written to {}; submit it with `drctl {} --signed {}`",
                 out.display(),
-                if decision == Decision::Approve { "approve" } else { "reject" },
+                if decision == Decision::Approve {
+                    "approve"
+                } else {
+                    "reject"
+                },
                 out.display()
             );
             return Ok(super::exit::SUCCESS);
@@ -141,7 +154,7 @@ fn decide_inner(args: &DecideArgs, state: &std::path::Path, decision: Decision) 
         decision,
         comment: args.comment.clone(),
     };
-    let live = submit(state, run, request, input)?;
+    let live = submit(state, run, &request, input)?;
     done(&by, step, run, decision, live);
     Ok(super::exit::SUCCESS)
 }
@@ -157,7 +170,7 @@ fn submit_signed(state: &std::path::Path, signed: &Signed) -> Result<u8, Exit> {
     let live = submit(
         state,
         &st.run_id,
-        request,
+        &request,
         Input::SignedVote { signed: value },
     )?;
     let decision = if st.kind == StatementKind::Reject {
@@ -174,12 +187,12 @@ fn submit_signed(state: &std::path::Path, signed: &Signed) -> Result<u8, Exit> {
 fn submit(
     state: &std::path::Path,
     run: &str,
-    request: Request,
+    request: &Request,
     input: Input,
 ) -> Result<bool, Exit> {
     match access(state)? {
         Access::Live(mut connection) => {
-            let response = connection.call(&request).map_err(|e| {
+            let response = connection.call(request).map_err(|e| {
                 Exit::new(
                     super::exit::INTERNAL,
                     format!("the live drctl process did not answer: {e}"),

@@ -53,7 +53,11 @@ fn load(args: &VerifyArgs, state: &std::path::Path) -> Result<Evidence, Exit> {
         });
     }
     let run = args.run.clone().unwrap_or_default();
-    let unknown = || invalid(format!("no run `{run}` in this state directory (`drctl runs` lists them)"));
+    let unknown = || {
+        invalid(format!(
+            "no run `{run}` in this state directory (`drctl runs` lists them)"
+        ))
+    };
     match access(state)? {
         Access::Live(mut connection) => {
             let response = connection

@@ -170,7 +170,10 @@ fn sign_start(
     };
     let signed = sign(statement, key).map_err(|e| StartError::Identity(e.to_string()))?;
     verify(&signed, &signers).map_err(|e| {
-        StartError::Identity(format!("the run's start is not signed by {}: {e}", new.initiator))
+        StartError::Identity(format!(
+            "the run's start is not signed by {}: {e}",
+            new.initiator
+        ))
     })?;
     serde_json::to_value(&signed)
         .map(Some)

@@ -66,8 +66,9 @@ pub fn verify(evidence: &Evidence) -> Verdict {
 fn complete(evidence: &Evidence, v: &mut Verdict) {
     let journal = &evidence.journal;
     if let Err((seq, why)) = verify_chain(journal) {
-        v.problems
-            .push(format!("the journal's hash chain is broken: entry {seq} {why}"));
+        v.problems.push(format!(
+            "the journal's hash chain is broken: entry {seq} {why}"
+        ));
     }
     let last = journal.last().map(|e| e.hash.as_str()).unwrap_or_default();
     let run = &evidence.run;
@@ -112,9 +113,8 @@ fn signatures(evidence: &Evidence, v: &mut Verdict) {
     }
     let run = &evidence.run;
     if started["digest"].as_str() != Some(run.digest.as_str()) {
-        v.problems.push(
-            "the digest in the run's start differs from the run record's".into(),
-        );
+        v.problems
+            .push("the digest in the run's start differs from the run record's".into());
     }
     let signers = match started["allowed_signers"].as_str() {
         None => None,
@@ -142,7 +142,14 @@ fn signatures(evidence: &Evidence, v: &mut Verdict) {
                         comment: None,
                         digest: &run.digest,
                     };
-                    check_one(v, signers, entry.seq, &e["signature"], &expect, "started the run");
+                    check_one(
+                        v,
+                        signers,
+                        entry.seq,
+                        &e["signature"],
+                        &expect,
+                        "started the run",
+                    );
                 }
             }
             Some("step_started") => {
@@ -205,13 +212,16 @@ fn check_one(
 ) {
     let at = format!("entry {seq} ({} {what})", expect.name);
     if signature.is_null() {
-        v.problems.push(format!("{at}: no signature, though the run has allowed signers"));
+        v.problems.push(format!(
+            "{at}: no signature, though the run has allowed signers"
+        ));
         return;
     }
     let signed: Signed = match serde_json::from_value(signature.clone()) {
         Ok(s) => s,
         Err(e) => {
-            v.problems.push(format!("{at}: the signature cannot be read: {e}"));
+            v.problems
+                .push(format!("{at}: the signature cannot be read: {e}"));
             return;
         }
     };

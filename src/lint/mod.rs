@@ -19,7 +19,11 @@ pub fn lint(raw: &RawWorkflow, workflow: &CompiledWorkflow, registry: &Registry)
 }
 
 /// Without an allowed-signers file an approver is whoever types the name (SPEC §5.9).
-fn unauthenticated_approvals(raw: &RawWorkflow, workflow: &CompiledWorkflow, diags: &mut Diagnostics) {
+fn unauthenticated_approvals(
+    raw: &RawWorkflow,
+    workflow: &CompiledWorkflow,
+    diags: &mut Diagnostics,
+) {
     if workflow.allowed_signers.is_some() {
         return;
     }

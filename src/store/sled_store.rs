@@ -264,9 +264,7 @@ impl Store for SledStore {
             // After the bundle in sled's log: a recovered log never holds the anchor
             // without the bundle it points to.
             if !anchor.is_empty() {
-                self.run_ids
-                    .insert(run_id.as_bytes(), anchor)
-                    .map_err(io)?;
+                self.run_ids.insert(run_id.as_bytes(), anchor).map_err(io)?;
             }
         }
         self.db.flush().map_err(io)?;
@@ -311,12 +309,14 @@ impl Store for SledStore {
 
     fn anchor(&self, run_id: &str) -> Result<Option<Anchor>, StoreError> {
         match self.run_ids.get(run_id.as_bytes()).map_err(io)? {
-            Some(v) if !v.is_empty() => serde_json::from_slice(&v)
-                .map(Some)
-                .map_err(|e| StoreError::BadRecord {
-                    run: run_id.to_string(),
-                    reason: format!("its journal anchor cannot be read: {e}"),
-                }),
+            Some(v) if !v.is_empty() => {
+                serde_json::from_slice(&v)
+                    .map(Some)
+                    .map_err(|e| StoreError::BadRecord {
+                        run: run_id.to_string(),
+                        reason: format!("its journal anchor cannot be read: {e}"),
+                    })
+            }
             _ => Ok(None),
         }
     }
