@@ -12,4 +12,5 @@ mod fixtures;
 mod harness;
 mod properties;
 mod reports;
+mod robustness;
 mod scheduling;

@@ -52,6 +52,8 @@ pub enum Code {
     BadOverride,
     /// The `when` key is reserved and not supported yet.
     Unsupported,
+    /// A `${...}` reference in a parameter that must be written out, like an approval's policy.
+    ReferenceInPolicy,
     /// A step changes something it cannot undo and no approval comes before it.
     IrreversibleWithoutApproval,
     /// A step not connected to the rest of the workflow.
@@ -89,6 +91,7 @@ impl Code {
         Code::BadMeasures,
         Code::BadOverride,
         Code::Unsupported,
+        Code::ReferenceInPolicy,
         Code::IrreversibleWithoutApproval,
         Code::Disconnected,
         Code::EstimateExceedsRto,
@@ -121,6 +124,7 @@ impl Code {
             Code::BadMeasures => "DRC0020",
             Code::BadOverride => "DRC0021",
             Code::Unsupported => "DRC0022",
+            Code::ReferenceInPolicy => "DRC0023",
             Code::IrreversibleWithoutApproval => "DRW0001",
             Code::Disconnected => "DRW0002",
             Code::EstimateExceedsRto => "DRW0003",
