@@ -101,6 +101,8 @@ pub fn start_run<'w>(
         journal_len: 0,
         last_hash: GENESIS.to_string(),
         incident_start: new.incident_start.map(rfc3339),
+        pid: None,
+        detached: false,
     };
     let mut machine = Machine::new(new.workflow, Registry::global(), &new.initiator);
     let mut recorder = Recorder::for_new_run(store, run.clone(), new.workflow_source.clone());
