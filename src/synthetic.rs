@@ -35,7 +35,7 @@ pub fn large_workflow(steps: usize, seed: u64) -> String {
     let mut rng = SplitMix::new(seed);
     let mut out = String::with_capacity(steps * 160);
     out.push_str(
-        "[workflow]\nname = \"generated\"\nkind = \"failover\"\nrto = \"9999h\"\nconcurrency = 64\n\n\
+        "[workflow]\nname = \"generated\"\nkind = \"failover\"\nrto = \"720h\"\nconcurrency = 64\n\n\
          [params]\nregion = \"us-west-2\"\nzone_id = \"Z0123456789\"\n\n\
          [defaults]\ntimeout = \"10m\"\nretry = { attempts = 3, initial = \"1s\", max = \"30s\" }\n\n",
     );

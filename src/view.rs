@@ -1,5 +1,10 @@
 //! Read-only views of stored runs, as the `status` and `runs` commands show them (SPEC §8
 //! shapes). Shared by the CLI and the control socket, so both answer the same.
+//!
+//! A view knows which run, if any, the process computing it drives. A run whose record says
+//! it is under way (running, awaiting approval, rolling back) but that no live process drives
+//! shows as `interrupted`, with the status it was stored with and the pid of the process that
+//! last drove it: that process was killed or crashed, and `drctl resume RUN` continues it.
 
 use serde_json::{Value, json};
 use thiserror::Error;
@@ -8,7 +13,7 @@ use crate::actions::Registry;
 use crate::check::check_source;
 use crate::dag::Override;
 use crate::diagnostic::SourceFile;
-use crate::store::{Store, StoreError, verify_chain};
+use crate::store::{RunRecord, RunStatus, Store, StoreError, verify_chain};
 
 /// Why a view could not be built.
 #[derive(Debug, Error)]
@@ -21,27 +26,61 @@ pub enum ViewError {
     Store(#[from] StoreError),
 }
 
-/// Every run, oldest first: `run_id`, `workflow`, `mode`, `status`, `started_at`, `finished_at`.
-pub fn runs(store: &dyn Store) -> Result<Value, ViewError> {
+/// Whether `run` was interrupted: its record says it is under way, it was not let go of on
+/// purpose (`--detach`), and the process computing the view, which drives `driving` if any,
+/// does not drive it (only the store's owner drives runs, so no process does).
+pub fn interrupted(run: &RunRecord, driving: Option<&str>) -> bool {
+    let under_way = matches!(
+        run.status,
+        RunStatus::Running | RunStatus::AwaitingApproval | RunStatus::RollingBack
+    );
+    under_way && !run.detached && driving != Some(run.run_id.as_str())
+}
+
+/// The status shown for a run and, when it differs from the stored one, the stored one.
+fn shown_status(run: &RunRecord, driving: Option<&str>) -> (&'static str, Option<&'static str>) {
+    if interrupted(run, driving) {
+        ("interrupted", Some(run.status.as_str()))
+    } else {
+        (run.status.as_str(), None)
+    }
+}
+
+/// Adds `stored_status` and `pid` to a view of an interrupted run.
+fn mark_interrupted(view: &mut Value, run: &RunRecord, stored: Option<&str>) {
+    if let (Some(stored), Some(fields)) = (stored, view.as_object_mut()) {
+        fields.insert("stored_status".into(), json!(stored));
+        fields.insert("pid".into(), json!(run.pid));
+    }
+}
+
+/// Every run, oldest first: `run_id`, `workflow`, `mode`, `status`, `started_at`, `finished_at`
+/// (and `stored_status`, `pid` for an interrupted run). `driving` is the run the process
+/// computing the view drives, if any.
+pub fn runs(store: &dyn Store, driving: Option<&str>) -> Result<Value, ViewError> {
     Ok(store
         .runs()?
         .iter()
         .map(|r| {
-            json!({
+            let (status, stored) = shown_status(r, driving);
+            let mut view = json!({
                 "run_id": r.run_id,
                 "workflow": r.workflow,
                 "mode": r.mode,
-                "status": r.status.as_str(),
+                "status": status,
                 "started_at": r.started_at,
                 "finished_at": r.finished_at,
-            })
+            });
+            mark_interrupted(&mut view, r, stored);
+            view
         })
         .collect())
 }
 
 /// One run: its record, every step of the workflow with its status and attempts, why it is
-/// paused when it is, and whether its journal's hash chain is intact.
-pub fn status(store: &dyn Store, run_id: &str) -> Result<Value, ViewError> {
+/// paused when it is, and whether its journal's hash chain is intact. `driving` is the run the
+/// process computing the view drives, if any.
+pub fn status(store: &dyn Store, run_id: &str, driving: Option<&str>) -> Result<Value, ViewError> {
     let run = store
         .run(run_id)?
         .ok_or_else(|| ViewError::UnknownRun(run_id.to_string()))?;
@@ -127,11 +166,12 @@ pub fn status(store: &dyn Store, run_id: &str) -> Result<Value, ViewError> {
             _ => {}
         }
     }
-    Ok(json!({
+    let (status, stored) = shown_status(&run, driving);
+    let mut view = json!({
         "run_id": run.run_id,
         "workflow": run.workflow,
         "mode": run.mode,
-        "status": run.status.as_str(),
+        "status": status,
         "initiator": run.initiator,
         "started_at": run.started_at,
         "finished_at": run.finished_at,
@@ -139,5 +179,7 @@ pub fn status(store: &dyn Store, run_id: &str) -> Result<Value, ViewError> {
         "paused_reason": paused_reason,
         "journal": chain,
         "steps": steps,
-    }))
+    });
+    mark_interrupted(&mut view, &run, stored);
+    Ok(view)
 }

@@ -16,6 +16,7 @@ mod harness;
 mod identity;
 mod properties;
 mod reports;
+mod robustness;
 mod scheduling;
 mod secrets;
 mod signed;

@@ -161,26 +161,29 @@ static APPROVAL: ActionSpec = ActionSpec {
     name: "approval",
     summary: "Wait for people to approve: a quorum of listed approvers, or one rejection, or the timeout.",
     params: &[
-        P::required("approvers", T::StringList, "who may approve"),
+        P::required("approvers", T::StringList, "who may approve").literal(),
         P::defaulted(
             "quorum",
             T::Integer { min: 1, max: 100 },
             "1",
             "how many distinct approvals are needed",
-        ),
-        P::required("timeout", T::Duration, "how long to wait for the decision"),
+        )
+        .literal(),
+        P::required("timeout", T::Duration, "how long to wait for the decision").literal(),
         P::defaulted(
             "on_timeout",
             T::OneOf(&["reject", "approve"]),
             "reject",
             "the decision when nobody decided in time",
-        ),
+        )
+        .literal(),
         P::defaulted(
             "allow_self_approval",
             T::Bool,
             "false",
             "whether the person who started the run may approve",
-        ),
+        )
+        .literal(),
         P::optional("message", T::String, "what the approvers are asked"),
     ],
     outputs: &["approved_by"],

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::outcome::{ExecContext, Outputs, Resolved, StepError, duration, text};
+use super::outcome::{ExecContext, Outputs, Resolved, StepError, checked_duration, text};
 
 /// Lines of output kept in a step's record.
 const TAIL_LINES: usize = 20;
@@ -19,7 +19,7 @@ fn tail(bytes: &[u8]) -> String {
 /// Sleeps for the `duration` parameter (zero when absent). A zero duration returns at once:
 /// the timer rounds every sleep up to its next millisecond tick.
 pub async fn sleep_for(args: &Resolved, _ctx: &ExecContext) -> Result<Outputs, StepError> {
-    let wait = duration(args, "duration").unwrap_or_default();
+    let wait = checked_duration(args, "duration")?.unwrap_or_default();
     if !wait.is_zero() {
         tokio::time::sleep(wait).await;
     }
@@ -156,7 +156,7 @@ pub async fn http_check(args: &Resolved, ctx: &ExecContext) -> Result<Outputs, S
         .and_then(Value::as_u64)
         .unwrap_or(200);
     let contains = text(args, "expect_body_contains").map(str::to_string);
-    let interval = duration(args, "interval").unwrap_or(Duration::from_secs(5));
+    let interval = checked_duration(args, "interval")?.unwrap_or(Duration::from_secs(5));
     // Without a step timeout, give up after five minutes rather than poll forever.
     let deadline = tokio::time::Instant::now() + ctx.timeout.unwrap_or(Duration::from_mins(5));
     loop {

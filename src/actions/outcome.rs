@@ -173,3 +173,21 @@ pub fn text<'a>(args: &'a Resolved, name: &str) -> Option<&'a str> {
 pub fn duration(args: &Resolved, name: &str) -> Option<Duration> {
     text(args, name).and_then(|t| crate::workflow::parse_duration(t).ok())
 }
+
+/// Reads a duration parameter that may come from a step output or the environment, known
+/// only now: absent is `None`; an invalid value (a bad or over-long duration) fails the step.
+/// The message never repeats the value: it may be a secret from `${env.NAME}`.
+pub fn checked_duration(args: &Resolved, name: &str) -> Result<Option<Duration>, StepError> {
+    let Some(value) = args.get(name) else {
+        return Ok(None);
+    };
+    value
+        .as_str()
+        .and_then(|t| crate::workflow::parse_duration(t).ok())
+        .map(Some)
+        .ok_or_else(|| {
+            StepError::fatal(format!(
+                "`{name}` is not a valid duration: durations look like `90s`, `15m` or `1h30m`, and are limited to 30 days (720h)"
+            ))
+        })
+}

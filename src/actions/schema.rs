@@ -211,6 +211,9 @@ pub struct ParamSpec {
     pub default: Option<&'static str>,
     /// What it means, for docs.
     pub doc: &'static str,
+    /// Whether it must be written out in the workflow: no `${...}` reference, so neither
+    /// `--param` nor the environment nor an earlier step can change it (an approval's policy).
+    pub literal: bool,
 }
 
 impl ParamSpec {
@@ -222,6 +225,7 @@ impl ParamSpec {
             required: true,
             default: None,
             doc,
+            literal: false,
         }
     }
 
@@ -233,6 +237,7 @@ impl ParamSpec {
             required: false,
             default: None,
             doc,
+            literal: false,
         }
     }
 
@@ -249,6 +254,16 @@ impl ParamSpec {
             required: false,
             default: Some(default),
             doc,
+            literal: false,
+        }
+    }
+
+    /// The same parameter, required to be written out without `${...}` references.
+    #[must_use]
+    pub const fn literal(self) -> Self {
+        Self {
+            literal: true,
+            ..self
         }
     }
 }

@@ -230,10 +230,12 @@ fn round_of(state: &std::path::Path, run: &str, step: &str) -> Result<(String, u
             }
             response.data
         }
-        Access::Local(store) => crate::view::status(store.as_ref(), run).map_err(|e| match e {
-            crate::view::ViewError::UnknownRun(_) => invalid(e.to_string()),
-            crate::view::ViewError::Store(s) => super::state::store_exit(&s),
-        })?,
+        Access::Local(store) => {
+            crate::view::status(store.as_ref(), run, None).map_err(|e| match e {
+                crate::view::ViewError::UnknownRun(_) => invalid(e.to_string()),
+                crate::view::ViewError::Store(s) => super::state::store_exit(&s),
+            })?
+        }
     };
     let digest = status["digest"].as_str().unwrap_or_default().to_string();
     let round = status["steps"]

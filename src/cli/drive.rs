@@ -12,7 +12,7 @@ use super::output::{LiveView, RunFormat, exit_code, printer, summary};
 use crate::actions::ExecContext;
 use crate::control::serve;
 use crate::engine::{Driver, Input, Machine, Recorder, SystemClock, Until};
-use crate::store::Store;
+use crate::store::{RunStatus, Store};
 
 /// Everything needed to drive a loaded or new run.
 pub struct Drive<'w> {
@@ -97,6 +97,9 @@ async fn drive_async(d: Drive<'_>) -> anyhow::Result<u8> {
     let status = driver
         .drive(Input::Start, d.until, Some(control_rx), shutdown)
         .await?;
+    if status == RunStatus::AwaitingApproval {
+        driver.recorder.release()?;
+    }
     if let Some(view) = &live {
         view.finish();
     }

@@ -110,19 +110,7 @@ fn start(args: &RunArgs, state: &std::path::Path, mode: &str) -> Result<u8, Exit
         .filter(|r| r.workflow == workflow.name && r.status.is_unfinished())
         .collect::<Vec<_>>();
     if let Some(old) = unfinished.last() {
-        return Err(Exit::new(
-            exit::RUN_ACTIVE,
-            format!(
-                "run {} of {} is unfinished ({}, started {}): resume it with `drctl resume {}`, roll it back with `drctl rollback {}`, or cancel it with `drctl cancel {}`",
-                old.run_id,
-                old.workflow,
-                old.status.as_str(),
-                old.started_at,
-                old.run_id,
-                old.run_id,
-                old.run_id
-            ),
-        ));
+        return Err(unfinished_refusal(old));
     }
     let new = NewRun {
         workflow,
@@ -173,4 +161,25 @@ fn start(args: &RunArgs, state: &std::path::Path, mode: &str) -> Result<u8, Exit
         operator: new.initiator.clone(),
     })
     .map_err(|e| Exit::new(exit::INTERNAL, format!("{e:#}")))
+}
+
+/// The refusal of a second run while `old`, of the same workflow, is unfinished: what it is
+/// and how to go on.
+fn unfinished_refusal(old: &crate::store::RunRecord) -> Exit {
+    // This process owns the store, so nobody drives the old run now.
+    let status = if crate::view::interrupted(old, None) {
+        format!(
+            "interrupted: the drctl process that drove it{} is gone",
+            old.pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
+        )
+    } else {
+        old.status.as_str().to_string()
+    };
+    Exit::new(
+        exit::RUN_ACTIVE,
+        format!(
+            "run {} of {} is unfinished ({}, started {}): resume it with `drctl resume {}`, roll it back with `drctl rollback {}`, or cancel it with `drctl cancel {}`",
+            old.run_id, old.workflow, status, old.started_at, old.run_id, old.run_id, old.run_id
+        ),
+    )
 }

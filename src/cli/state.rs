@@ -3,6 +3,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use super::exit;
 use crate::control::{Connection, Request, connect};
@@ -48,14 +49,31 @@ pub fn store_exit(e: &StoreError) -> Exit {
     Exit::new(code, e.to_string())
 }
 
-/// Opens the store for reading or a one-off write, or connects to its live owner.
+/// How long a read, decision or cancel waits for a busy store's owner to answer on its
+/// control socket: a `run` takes the store a moment before its socket answers.
+const OWNER_PATIENCE: Duration = Duration::from_secs(10);
+
+/// How often the socket is tried again meanwhile.
+const OWNER_POLL: Duration = Duration::from_millis(50);
+
+/// Opens the store for reading or a one-off write, or connects to its live owner. A store
+/// that another process holds is waited for (up to [`OWNER_PATIENCE`]) until that process's
+/// control socket answers, so a read never fails because the store is busy.
 pub fn access(dir: &Path) -> Result<Access, Exit> {
-    if let Some(connection) = connect(dir) {
-        return Ok(Access::Live(connection));
+    let deadline = Instant::now() + OWNER_PATIENCE;
+    loop {
+        if let Some(connection) = connect(dir) {
+            return Ok(Access::Live(connection));
+        }
+        // The wait is here, between tries of the socket, not inside the store's own retry.
+        match SledStore::open_waiting(dir, Duration::ZERO) {
+            Ok(store) => return Ok(Access::Local(Arc::new(store))),
+            Err(StoreError::Locked { .. }) if Instant::now() < deadline => {
+                std::thread::sleep(OWNER_POLL);
+            }
+            Err(e) => return Err(store_exit(&e)),
+        }
     }
-    SledStore::open(dir)
-        .map(|s| Access::Local(Arc::new(s)))
-        .map_err(|e| store_exit(&e))
 }
 
 /// Opens the store to drive a run, refusing when a live process owns it (exit 6, naming

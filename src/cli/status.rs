@@ -55,8 +55,9 @@ fn fetch(state: &std::path::Path, request: &Request) -> Result<Value, Exit> {
         }
         Access::Local(store) => {
             let result = match request {
-                Request::Status { run } => view::status(store.as_ref(), run),
-                _ => view::runs(store.as_ref()),
+                // This process opened the store: no process drives any run.
+                Request::Status { run } => view::status(store.as_ref(), run, None),
+                _ => view::runs(store.as_ref(), None),
             };
             result.map_err(|e| match e {
                 view::ViewError::UnknownRun(_) => {
@@ -141,6 +142,17 @@ fn render_status(v: &Value) -> String {
             journal["problem"].as_str().unwrap_or("?")
         ));
     }
+    if s("status") == "interrupted" {
+        out.push_str(&format!(
+            "  interrupted: stored as {}, but the drctl process that drove it{} is gone; continue with `drctl resume {}`\n",
+            s("stored_status"),
+            v["pid"]
+                .as_u64()
+                .map(|p| format!(" (pid {p})"))
+                .unwrap_or_default(),
+            s("run_id")
+        ));
+    }
     if let Some(reason) = v["paused_reason"].as_str() {
         out.push_str(&format!(
             "  paused: {}\n",
@@ -201,6 +213,7 @@ pub fn runs(args: &RunsArgs, state: &std::path::Path) -> u8 {
                     "{:<26} {:<28} {:<6} {:<18} {}\n",
                     "RUN", "WORKFLOW", "MODE", "STATUS", "STARTED"
                 );
+                let mut interrupted = Vec::new();
                 for r in runs {
                     let s = |k: &str| r[k].as_str().unwrap_or("-").to_string();
                     out.push_str(&format!(
@@ -210,6 +223,14 @@ pub fn runs(args: &RunsArgs, state: &std::path::Path) -> u8 {
                         s("mode"),
                         s("status"),
                         s("started_at")
+                    ));
+                    if s("status") == "interrupted" {
+                        interrupted.push(s("run_id"));
+                    }
+                }
+                for run in interrupted {
+                    out.push_str(&format!(
+                        "run {run} was interrupted (its drctl process is gone): continue it with `drctl resume {run}`\n"
                     ));
                 }
                 out

@@ -1,15 +1,17 @@
 //! The local control socket. sled lets one process open a store, so the process that drives
 //! a run serves `control.sock` in the store's directory; `approve`, `reject`, `cancel` and
 //! the read commands of another terminal go through it while the run is live, and open the
-//! store themselves when it is not. The socket is a Unix socket: it never listens on a network.
+//! store themselves when it is not. The socket is a Unix socket, mode 0600: it never listens
+//! on a network, and no client can take it down (bounded requests, bounded connections, idle
+//! timeout).
 
 mod client;
 mod protocol;
 mod server;
 
 pub use client::{Connection, connect};
-pub use protocol::{Request, Response};
-pub use server::serve;
+pub use protocol::{MAX_REQUEST, Request, Response, parse_request};
+pub use server::{IDLE_TIMEOUT, MAX_CONNECTIONS, serve};
 
 use std::path::{Path, PathBuf};
 

@@ -1,8 +1,27 @@
-//! Requests and responses on the control socket: one JSON object per line each way.
+//! Requests and responses on the control socket: one JSON object per line each way, a
+//! request line at most [`MAX_REQUEST`] bytes.
 
 use serde::{Deserialize, Serialize};
 
 use crate::engine::Decision;
+
+/// The longest request line the live process reads (its newline not counted). Every real
+/// request is far shorter; a longer one is refused and its connection dropped.
+pub const MAX_REQUEST: usize = 64 * 1024;
+
+/// Reads one request line (without its newline). Any bytes give a request or a sentence
+/// saying why they are not one; nothing panics.
+pub fn parse_request(line: &[u8]) -> Result<Request, String> {
+    if line.len() > MAX_REQUEST {
+        return Err(format!(
+            "the request is longer than {} KiB",
+            MAX_REQUEST / 1024
+        ));
+    }
+    let text = std::str::from_utf8(line)
+        .map_err(|e| format!("bad request: it is not UTF-8 text ({e})"))?;
+    serde_json::from_str(text).map_err(|e| format!("bad request: {e}"))
+}
 
 /// What another process asks the live one.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

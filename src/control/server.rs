@@ -1,17 +1,40 @@
-//! The server side: runs inside the process that drives a run.
+//! The server side: runs inside the process that drives a run. It must never be taken down by
+//! a client (SPEC §5.8.6): a request line is at most [`MAX_REQUEST`] bytes, at most
+//! [`MAX_CONNECTIONS`] connections are open at once, a connection without a complete request
+//! for [`IDLE_TIMEOUT`] is dropped, an `accept` error is waited out rather than ending the
+//! loop, and store reads run off the runtime's worker threads so the driver is never starved.
+//! It prints nothing: the terminal belongs to the run's output.
 
+use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::UnixListener;
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
+use tokio::task::AbortHandle;
+use tokio::time::Instant;
 
-use super::protocol::{Request, Response};
+use super::protocol::{MAX_REQUEST, Request, Response, parse_request};
 use super::socket_path;
 use crate::engine::{ControlRequest, Input};
 use crate::store::Store;
 use crate::view;
+
+/// Connections open at once. A new one past the bound takes the place of the connection idle
+/// the longest; when every one is busy answering, the newcomer is refused.
+pub const MAX_CONNECTIONS: usize = 32;
+
+/// How long a connection may go without a complete request before it is dropped.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long an answer may take to be written to a client that does not read it.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long to wait before accepting again after `accept` failed (out of file descriptors,
+/// say): the failure is the process's, not a client's, and passes when connections close.
+const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 
 /// Listens on the store's control socket until the returned guard is dropped. Reads are
 /// answered from the store; decisions and cancels go to the driver through `driver`.
@@ -21,30 +44,25 @@ pub fn serve(
     run_id: String,
     driver: mpsc::Sender<ControlRequest>,
 ) -> std::io::Result<SocketGuard> {
+    use std::os::unix::fs::PermissionsExt;
     let path = socket_path(state_dir);
     // A socket file left by a process that died: this process owns the store now.
     let _ = std::fs::remove_file(&path);
     let listener = UnixListener::bind(&path)?;
-    // Only the owner may talk to it (the state directory is private too).
-    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    // Only the owner may talk to the run (the state directory is 0700 as well).
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    let server = Server {
+        store,
+        run_id,
+        driver,
+        slots: Arc::new(Mutex::new(Slots::default())),
+    };
     let task = tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let (store, driver, run_id) = (store.clone(), driver.clone(), run_id.clone());
-            tokio::spawn(async move {
-                let (read, mut write) = stream.into_split();
-                let mut lines = BufReader::new(read).lines();
-                while let Ok(Some(line)) = lines.next_line().await {
-                    let response = match serde_json::from_str::<Request>(&line) {
-                        Ok(request) => answer(request, store.as_ref(), &run_id, &driver).await,
-                        Err(e) => Response::refused(format!("bad request: {e}")),
-                    };
-                    let mut out = serde_json::to_string(&response).unwrap_or_default();
-                    out.push('\n');
-                    if write.write_all(out.as_bytes()).await.is_err() {
-                        break;
-                    }
-                }
-            });
+        loop {
+            match listener.accept().await {
+                Ok((stream, _)) => server.admit(stream),
+                Err(_) => tokio::time::sleep(ACCEPT_RETRY).await,
+            }
         }
     });
     Ok(SocketGuard { path, task })
@@ -63,6 +81,260 @@ impl Drop for SocketGuard {
     }
 }
 
+/// What the accept loop shares with the connections it starts.
+#[derive(Clone)]
+struct Server {
+    store: Arc<dyn Store>,
+    run_id: String,
+    driver: mpsc::Sender<ControlRequest>,
+    slots: Arc<Mutex<Slots>>,
+}
+
+/// The open connections.
+#[derive(Default)]
+struct Slots {
+    next: u64,
+    open: BTreeMap<u64, Slot>,
+}
+
+struct Slot {
+    /// When it last completed a request, or connected.
+    active: Instant,
+    /// Whether a request is being answered (such a connection is never evicted).
+    busy: bool,
+    abort: AbortHandle,
+}
+
+fn lock(slots: &Mutex<Slots>) -> std::sync::MutexGuard<'_, Slots> {
+    slots.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Frees its slot when the connection ends, however it ends (an abort included).
+struct SlotGuard {
+    id: u64,
+    slots: Arc<Mutex<Slots>>,
+}
+
+impl Drop for SlotGuard {
+    fn drop(&mut self) {
+        lock(&self.slots).open.remove(&self.id);
+    }
+}
+
+impl Server {
+    /// Starts serving `stream`, making room for it when all slots are taken.
+    fn admit(&self, stream: UnixStream) {
+        let mut slots = lock(&self.slots);
+        if slots.open.len() >= MAX_CONNECTIONS {
+            let idlest = slots
+                .open
+                .iter()
+                .filter(|(_, s)| !s.busy)
+                .min_by_key(|(_, s)| s.active)
+                .map(|(id, _)| *id);
+            match idlest.and_then(|id| slots.open.remove(&id)) {
+                Some(evicted) => evicted.abort.abort(),
+                None => {
+                    drop(slots);
+                    tokio::spawn(refuse(
+                        stream,
+                        format!(
+                            "the live drctl process is answering {MAX_CONNECTIONS} requests already; try again"
+                        ),
+                    ));
+                    return;
+                }
+            }
+        }
+        let id = slots.next;
+        slots.next += 1;
+        let guard = SlotGuard {
+            id,
+            slots: self.slots.clone(),
+        };
+        let server = self.clone();
+        // The slot is inserted before the task can end and remove it: the lock is held.
+        let task = tokio::spawn(async move {
+            let _guard = guard;
+            server.connection(id, stream).await;
+        });
+        slots.open.insert(
+            id,
+            Slot {
+                active: Instant::now(),
+                busy: false,
+                abort: task.abort_handle(),
+            },
+        );
+    }
+
+    fn mark(&self, id: u64, busy: bool) {
+        if let Some(slot) = lock(&self.slots).open.get_mut(&id) {
+            slot.busy = busy;
+            slot.active = Instant::now();
+        }
+    }
+
+    /// Answers one request per line until the client leaves, idles, or misbehaves.
+    async fn connection(&self, id: u64, stream: UnixStream) {
+        let (read, mut write) = stream.into_split();
+        let mut reader = BufReader::new(read);
+        loop {
+            let line = match tokio::time::timeout(IDLE_TIMEOUT, read_line(&mut reader)).await {
+                Err(_) | Ok(Err(_) | Ok(Line::End)) => return,
+                Ok(Ok(Line::TooLong)) => {
+                    let refusal = Response::refused(format!(
+                        "the request is longer than {} KiB; the connection is closed",
+                        MAX_REQUEST / 1024
+                    ));
+                    let _ = send(&mut write, &refusal).await;
+                    return;
+                }
+                Ok(Ok(Line::Complete(line))) => line,
+            };
+            self.mark(id, true);
+            let response = match parse_request(&line) {
+                Ok(request) => self.answer(request).await,
+                Err(why) => Response::refused(why),
+            };
+            if send(&mut write, &response).await.is_err() {
+                return;
+            }
+            self.mark(id, false);
+        }
+    }
+
+    async fn answer(&self, request: Request) -> Response {
+        let live = self.run_id.as_str();
+        let not_live = |run: &str| {
+            Response::refused(format!(
+                "run {run} is not the live run of this store (that is {live})"
+            ))
+        };
+        match request {
+            Request::Active => {
+                Response::data(serde_json::json!({ "run_id": live, "pid": std::process::id() }))
+            }
+            Request::Decide {
+                run,
+                step,
+                by,
+                decision,
+                comment,
+            } => {
+                if run != live {
+                    return not_live(&run);
+                }
+                to_driver(
+                    &self.driver,
+                    Input::Vote {
+                        step,
+                        by,
+                        decision,
+                        comment,
+                    },
+                )
+                .await
+            }
+            Request::DecideSigned { run, signed } => {
+                if run != live {
+                    return not_live(&run);
+                }
+                to_driver(&self.driver, Input::SignedVote { signed }).await
+            }
+            Request::Cancel { run, by } => {
+                if run != live {
+                    return not_live(&run);
+                }
+                to_driver(&self.driver, Input::Cancel { by }).await
+            }
+            read => {
+                let (store, live) = (self.store.clone(), self.run_id.clone());
+                tokio::task::spawn_blocking(move || read_store(read, store.as_ref(), &live))
+                    .await
+                    .unwrap_or_else(|e| Response::refused(format!("the read failed: {e}")))
+            }
+        }
+    }
+}
+
+/// Answers a read from the store. Blocking: called off the runtime's worker threads.
+fn read_store(request: Request, store: &dyn Store, live: &str) -> Response {
+    fn answer<T: serde::Serialize, E: std::fmt::Display>(result: Result<T, E>) -> Response {
+        match result {
+            Ok(v) => Response::data(serde_json::to_value(v).unwrap_or_default()),
+            Err(e) => Response::refused(e.to_string()),
+        }
+    }
+    match request {
+        Request::Status { run } => answer(view::status(store, &run, Some(live))),
+        Request::Runs => answer(view::runs(store, Some(live))),
+        Request::Report { run } => answer(crate::report::build(store, &run)),
+        Request::Medians { workflow } => answer(crate::report::step_medians(store, &workflow)),
+        Request::History { workflow } => answer(crate::report::history(store, &workflow)),
+        Request::Evidence { run } => match crate::evidence::collect(store, &run) {
+            Ok(Some(e)) => answer(Ok::<_, String>(e)),
+            Ok(None) => Response::refused(format!("no run `{run}` in this state directory")),
+            Err(e) => Response::refused(e.to_string()),
+        },
+        Request::Active
+        | Request::Decide { .. }
+        | Request::DecideSigned { .. }
+        | Request::Cancel { .. } => Response::refused("not a read"),
+    }
+}
+
+/// A request line as read.
+enum Line {
+    /// A whole line, without its newline.
+    Complete(Vec<u8>),
+    /// The client closed the connection.
+    End,
+    /// More than [`MAX_REQUEST`] bytes without a newline; the rest is not read.
+    TooLong,
+}
+
+/// Reads up to a newline, never holding more than [`MAX_REQUEST`] bytes of it.
+async fn read_line(reader: &mut (impl AsyncBufRead + Unpin)) -> std::io::Result<Line> {
+    let mut line = Vec::new();
+    loop {
+        let buffer = reader.fill_buf().await?;
+        if buffer.is_empty() {
+            return Ok(Line::End);
+        }
+        let (taken, done) = match buffer.iter().position(|b| *b == b'\n') {
+            Some(at) => (at + 1, true),
+            None => (buffer.len(), false),
+        };
+        if line.len() + taken > MAX_REQUEST + 1 {
+            return Ok(Line::TooLong);
+        }
+        line.extend_from_slice(&buffer[..taken]);
+        reader.consume(taken);
+        if done {
+            line.pop();
+            return Ok(Line::Complete(line));
+        }
+    }
+}
+
+async fn send(
+    write: &mut tokio::net::unix::OwnedWriteHalf,
+    response: &Response,
+) -> std::io::Result<()> {
+    let mut out = serde_json::to_vec(response).unwrap_or_default();
+    out.push(b'\n');
+    tokio::time::timeout(WRITE_TIMEOUT, write.write_all(&out))
+        .await
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))?
+}
+
+/// Tells a client there is no room for it, and closes the connection.
+async fn refuse(stream: UnixStream, why: String) {
+    let (_, mut write) = stream.into_split();
+    let _ = send(&mut write, &Response::refused(why)).await;
+}
+
 async fn to_driver(driver: &mpsc::Sender<ControlRequest>, input: Input) -> Response {
     let (reply, answer) = oneshot::channel();
     if driver.send(ControlRequest { input, reply }).await.is_err() {
@@ -72,81 +344,5 @@ async fn to_driver(driver: &mpsc::Sender<ControlRequest>, input: Input) -> Respo
         Ok(Ok(())) => Response::data(serde_json::Value::Null),
         Ok(Err(e)) => Response::refused(e),
         Err(_) => Response::refused("the run stopped before answering; try again"),
-    }
-}
-
-async fn answer(
-    request: Request,
-    store: &dyn Store,
-    live: &str,
-    driver: &mpsc::Sender<ControlRequest>,
-) -> Response {
-    let not_live = |run: &str| {
-        Response::refused(format!(
-            "run {run} is not the live run of this store (that is {live})"
-        ))
-    };
-    match request {
-        Request::Active => {
-            Response::data(serde_json::json!({ "run_id": live, "pid": std::process::id() }))
-        }
-        Request::Status { run } => match view::status(store, &run) {
-            Ok(v) => Response::data(v),
-            Err(e) => Response::refused(e.to_string()),
-        },
-        Request::Runs => match view::runs(store) {
-            Ok(v) => Response::data(v),
-            Err(e) => Response::refused(e.to_string()),
-        },
-        Request::Report { run } => match crate::report::build(store, &run) {
-            Ok(r) => Response::data(serde_json::to_value(r).unwrap_or_default()),
-            Err(e) => Response::refused(e.to_string()),
-        },
-        Request::Evidence { run } => match crate::evidence::collect(store, &run) {
-            Ok(Some(e)) => Response::data(serde_json::to_value(e).unwrap_or_default()),
-            Ok(None) => Response::refused(format!("no run `{run}` in this state directory")),
-            Err(e) => Response::refused(e.to_string()),
-        },
-        Request::Medians { workflow } => match crate::report::step_medians(store, &workflow) {
-            Ok(m) => Response::data(serde_json::to_value(m).unwrap_or_default()),
-            Err(e) => Response::refused(e.to_string()),
-        },
-        Request::History { workflow } => match crate::report::history(store, &workflow) {
-            Ok(h) => Response::data(serde_json::to_value(h).unwrap_or_default()),
-            Err(e) => Response::refused(e.to_string()),
-        },
-        Request::Decide {
-            run,
-            step,
-            by,
-            decision,
-            comment,
-        } => {
-            if run != live {
-                return not_live(&run);
-            }
-            to_driver(
-                driver,
-                Input::Vote {
-                    step,
-                    by,
-                    decision,
-                    comment,
-                },
-            )
-            .await
-        }
-        Request::DecideSigned { run, signed } => {
-            if run != live {
-                return not_live(&run);
-            }
-            to_driver(driver, Input::SignedVote { signed }).await
-        }
-        Request::Cancel { run, by } => {
-            if run != live {
-                return not_live(&run);
-            }
-            to_driver(driver, Input::Cancel { by }).await
-        }
     }
 }

@@ -11,7 +11,7 @@ use petgraph::graph::{DiGraph, NodeIndex};
 
 use super::cycle::find_cycles;
 use super::{Compensation, CompiledWorkflow, DEFAULT_CONCURRENCY, EstimateSource, Step};
-use crate::actions::{Action, Arg, Args, Registry};
+use crate::actions::{Action, Arg, Args, ParamType, Registry};
 use crate::diagnostic::{Code, Diagnostic, Diagnostics, Span, did_you_mean};
 use crate::workflow::{
     NO_RETRY, Node, NodeKind, OnFailure, ParamValue, RawRetry, RawStep, RawWorkflow, Segment,
@@ -88,7 +88,10 @@ pub fn compile(
     }
     compiler.markers(raw);
 
-    if diags.error_count() > errors_before {
+    // A step that did not compile was reported, here or by the reader (a step without an
+    // `action`, say): the rest must not be compiled without it, their `needs` would point
+    // at the wrong steps.
+    if diags.error_count() > errors_before || steps.iter().any(Option::is_none) {
         return None;
     }
     let steps: Vec<Step> = steps.into_iter().flatten().collect();
@@ -453,6 +456,10 @@ impl<'a> Compiler<'a> {
                 );
                 continue;
             };
+            if param.literal && !self.written_out(spec.name, param.name, node) {
+                ok = false;
+                continue;
+            }
             let Some(arg) = self.arg(node, refs) else {
                 ok = false;
                 continue;
@@ -461,7 +468,7 @@ impl<'a> Compiler<'a> {
                 ok = false;
                 self.diags.push(
                     Diagnostic::new(
-                        Code::BadParam,
+                        type_error_code(param.ty),
                         format!("`{}` of `{}`: {why}", param.name, spec.name),
                     )
                     .at(
@@ -513,6 +520,25 @@ impl<'a> Compiler<'a> {
             );
         }
         problems.is_empty().then_some(args)
+    }
+
+    /// Checks that a parameter that must be written out (an approval's policy) holds no
+    /// `${...}` reference, reporting the first one found.
+    fn written_out(&mut self, action: &str, param: &str, node: &Node) -> bool {
+        let Some(reference) = first_reference(node) else {
+            return true;
+        };
+        self.diags.push(
+            Diagnostic::new(
+                Code::ReferenceInPolicy,
+                format!(
+                    "`{param}` of `{action}` must be written out: it is part of the approval's policy, which no `--param`, environment or step output may change"
+                ),
+            )
+            .at(reference.clone(), "a reference here")
+            .help("write the value itself (`quorum = 2`, `timeout = \"30m\"`, `approvers = [\"sre-lead\"]`); only `message` may hold references"),
+        );
+        false
     }
 
     fn arg(&mut self, node: &Node, refs: &mut Vec<StepRef>) -> Option<Arg> {
@@ -765,5 +791,24 @@ impl<'a> Compiler<'a> {
                 );
             }
         }
+    }
+}
+
+/// The code of a value that does not have its parameter's type: durations have their own.
+fn type_error_code(ty: ParamType) -> Code {
+    if ty == ParamType::Duration {
+        Code::BadDuration
+    } else {
+        Code::BadParam
+    }
+}
+
+/// The span of the first string in `node` (or in its arrays and tables) that holds a `${`.
+fn first_reference(node: &Node) -> Option<&Span> {
+    match &node.kind {
+        NodeKind::String(text) => text.contains("${").then_some(&node.span),
+        NodeKind::Array(items) => items.iter().find_map(first_reference),
+        NodeKind::Table(table) => table.entries.iter().find_map(|(_, v)| first_reference(v)),
+        _ => None,
     }
 }

@@ -52,6 +52,8 @@ pub enum Code {
     BadOverride,
     /// The `when` key is reserved and not supported yet.
     Unsupported,
+    /// A `${...}` reference in a parameter that must be written out, like an approval's policy.
+    ReferenceInPolicy,
     /// The `allowed_signers` file is missing, unreadable or not in the allowed-signers format.
     BadSigners,
     /// An approver named by an approval has no key in the `allowed_signers` file.
@@ -95,6 +97,7 @@ impl Code {
         Code::BadMeasures,
         Code::BadOverride,
         Code::Unsupported,
+        Code::ReferenceInPolicy,
         Code::BadSigners,
         Code::ApproverWithoutKey,
         Code::IrreversibleWithoutApproval,
@@ -130,6 +133,7 @@ impl Code {
             Code::BadMeasures => "DRC0020",
             Code::BadOverride => "DRC0021",
             Code::Unsupported => "DRC0022",
+            Code::ReferenceInPolicy => "DRC0023",
             Code::BadSigners => "DRC0024",
             Code::ApproverWithoutKey => "DRC0025",
             Code::IrreversibleWithoutApproval => "DRW0001",

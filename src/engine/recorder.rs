@@ -58,17 +58,42 @@ impl Recorder {
         now: DateTime<Utc>,
     ) -> Result<Vec<Event>, EngineError> {
         let events = machine.advance(input, now)?;
-        self.commit(&events, machine, now)?;
+        // Who drives the run is unchanged: this process only records a decision.
+        self.write(&events, machine, now, false)?;
         Ok(events)
     }
 
+    /// Records that this process lets go of the run with only approvals left (`--detach`),
+    /// so the run shows as awaiting approval rather than interrupted.
+    pub fn release(&mut self) -> Result<(), StoreError> {
+        let mut run = self.run.clone();
+        run.detached = true;
+        let commit = Commit {
+            run: Some(run.clone()),
+            ..Commit::default()
+        };
+        self.store.commit(&run.run_id, &commit)?;
+        self.run = run;
+        Ok(())
+    }
+
     /// Journals `events` (already applied to `machine`) and updates the records, in one
-    /// atomic, flushed commit.
+    /// atomic, flushed commit, recording this process as the one driving the run.
     pub fn commit(
         &mut self,
         events: &[Event],
         machine: &Machine<'_>,
         at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.write(events, machine, at, true)
+    }
+
+    fn write(
+        &mut self,
+        events: &[Event],
+        machine: &Machine<'_>,
+        at: DateTime<Utc>,
+        driving: bool,
     ) -> Result<(), StoreError> {
         if events.is_empty() {
             return Ok(());
@@ -77,6 +102,10 @@ impl Recorder {
         let mut journal = Vec::with_capacity(events.len());
         let mut touched: Vec<String> = Vec::new();
         let mut run = self.run.clone();
+        if driving {
+            run.pid = Some(std::process::id());
+            run.detached = false;
+        }
         for event in events {
             let value = serde_json::to_value(event).map_err(|e| StoreError::Io(e.to_string()))?;
             let seq = run.journal_len;

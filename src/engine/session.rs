@@ -120,6 +120,8 @@ pub fn start_run<'w>(
         journal_len: 0,
         last_hash: GENESIS.to_string(),
         incident_start: new.incident_start.map(rfc3339),
+        pid: None,
+        detached: false,
     };
     let signature = sign_start(new, &run, now)?;
     let mut machine = Machine::new(new.workflow, Registry::global(), &new.initiator);

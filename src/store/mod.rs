@@ -17,7 +17,7 @@ mod sync;
 pub use journal::{GENESIS, JournalEntry, chain_hash, verify_chain};
 pub use memory::MemoryStore;
 pub use records::{AttemptRecord, RunRecord, RunStatus, StepRecord, StepStatus};
-pub use sled_store::{SCHEMA_VERSION, SledStore};
+pub use sled_store::{SCHEMA_VERSION, SledStore, decode_bundle};
 
 use thiserror::Error;
 

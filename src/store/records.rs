@@ -161,4 +161,12 @@ pub struct RunRecord {
     /// When the outage began (`--incident-start`), when given.
     #[serde(default)]
     pub incident_start: Option<String>,
+    /// The process that last drove the run (its pid): when the run is unfinished and no live
+    /// process drives it, that process was killed or crashed. Unknown in older stores.
+    #[serde(default)]
+    pub pid: Option<u32>,
+    /// Whether that process let go of the run on purpose with approvals still open
+    /// (`--detach`): such a run waits for votes and `drctl resume`, it was not interrupted.
+    #[serde(default)]
+    pub detached: bool,
 }

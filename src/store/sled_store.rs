@@ -73,6 +73,12 @@ fn io(e: impl std::fmt::Display) -> StoreError {
 impl SledStore {
     /// Opens (or creates) the store in `dir`, checking its schema version.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        Self::open_waiting(dir, LOCK_PATIENCE)
+    }
+
+    /// Opens the store, trying a locked one again for up to `patience` before it counts as in
+    /// use by another process.
+    pub fn open_waiting(dir: &Path, patience: Duration) -> Result<Self, StoreError> {
         let shown = dir.display().to_string();
         if dir.exists() && !dir.is_dir() {
             return Err(StoreError::Corrupt {
@@ -97,7 +103,7 @@ impl SledStore {
             dir: shown.clone(),
             reason,
         };
-        let db = open_db(&path).map_err(|e| match e {
+        let db = open_db(&path, patience).map_err(|e| match e {
             Opening::Locked => StoreError::Locked { dir: shown.clone() },
             Opening::Failed(reason) => corrupt(reason),
         })?;
@@ -165,6 +171,18 @@ fn decode<T: serde::de::DeserializeOwned>(run: &str, bytes: &[u8]) -> Result<T, 
     })
 }
 
+/// Reads back what one commit of `run` wrote (as stored in `bundles`). Any bytes give the
+/// commit or an error naming the run; nothing panics on a damaged store.
+pub fn decode_bundle(run: &str, bytes: &[u8]) -> Result<Commit, StoreError> {
+    let bundle: Bundle = decode(run, bytes)?;
+    Ok(Commit {
+        run: bundle.run,
+        steps: bundle.steps,
+        journal: bundle.journal,
+        source: None,
+    })
+}
+
 /// The key of a bundle of `run`, or with an empty `rest` the prefix of all of them.
 pub(super) fn key(run: &str, rest: &[u8]) -> Vec<u8> {
     let mut k = Vec::with_capacity(run.len() + 1 + rest.len());
@@ -213,8 +231,8 @@ const LOCK_PATIENCE: Duration = Duration::from_secs(1);
 /// Opens the sled database at `path`. A lock is retried for a moment: when a drctl is killed
 /// while it spawns a step's process, the child holds a copy of the database's file descriptor
 /// (and so its lock) until its exec closes it, a few milliseconds at most.
-fn open_db(path: &Path) -> Result<sled::Db, Opening> {
-    let deadline = Instant::now() + LOCK_PATIENCE;
+fn open_db(path: &Path, patience: Duration) -> Result<sled::Db, Opening> {
+    let deadline = Instant::now() + patience;
     loop {
         match sled::Config::new().path(path).open() {
             Ok(db) => return Ok(db),

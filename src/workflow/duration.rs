@@ -1,9 +1,14 @@
-//! Durations as operators write them: `250ms`, `90s`, `15m`, `1h30m`, `2h`.
+//! Durations as operators write them: `250ms`, `90s`, `15m`, `1h30m`, `2h`, up to 30 days.
 
 use std::time::Duration;
 
+/// The longest duration drctl accepts anywhere: 30 days. Nothing in a recovery waits longer,
+/// and every deadline computed from a duration stays far from any clock's limits.
+pub const MAX_DURATION: Duration = Duration::from_hours(720);
+
 /// Parses a duration: one or more `<integer><unit>` parts, units `h`, `m`, `s`, `ms`, each at
-/// most once and from largest to smallest. Returns a sentence saying what is wrong otherwise.
+/// most once and from largest to smallest, at most [`MAX_DURATION`]. Returns a sentence saying
+/// what is wrong otherwise.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     const UNITS: [(&str, u64); 4] = [("h", 3_600_000), ("m", 60_000), ("s", 1_000), ("ms", 1)];
     if text.is_empty() {
@@ -24,9 +29,8 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
                 &text[start..]
             ));
         }
-        let number: u64 = text[start..i]
-            .parse()
-            .map_err(|_| format!("the number `{}` is too large", &text[start..i]))?;
+        // A number too large for u64 is far past the limit too.
+        let number: u64 = text[start..i].parse().map_err(|_| too_long())?;
         let unit_start = i;
         while i < bytes.len() && bytes[i].is_ascii_alphabetic() {
             i += 1;
@@ -48,9 +52,17 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         total_ms = number
             .checked_mul(UNITS[rank].1)
             .and_then(|ms| total_ms.checked_add(ms))
-            .ok_or_else(|| "the duration is too large".to_string())?;
+            .ok_or_else(too_long)?;
     }
-    Ok(Duration::from_millis(total_ms))
+    let total = Duration::from_millis(total_ms);
+    if total > MAX_DURATION {
+        return Err(too_long());
+    }
+    Ok(total)
+}
+
+fn too_long() -> String {
+    "durations are limited to 30 days (720h)".into()
 }
 
 /// Formats a duration the way it would be written in a workflow (`1h30m`, `250ms`, `0s`).
@@ -83,6 +95,7 @@ mod tests {
         assert_eq!(parse_duration("1h30m"), Ok(Duration::from_mins(90)));
         assert_eq!(parse_duration("2h"), Ok(Duration::from_hours(2)));
         assert_eq!(parse_duration("1m500ms"), Ok(Duration::from_millis(60_500)));
+        assert_eq!(parse_duration("720h"), Ok(MAX_DURATION));
     }
 
     #[test]
@@ -98,6 +111,8 @@ mod tests {
             "m",
             "-5s",
             "99999999999999999999h",
+            "720h1ms",
+            "3000000000h",
         ] {
             assert!(parse_duration(bad).is_err(), "{bad:?} should be refused");
         }
