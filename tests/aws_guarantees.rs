@@ -2,7 +2,8 @@
 //! - undo restores what was there: a Route 53 change keeps the first value it replaced across
 //!   re-runs, restores it exactly (an alias record too), and leaves alone a record someone
 //!   changed since (§5.8.3);
-//! - at most once: a promotion whose answer comes after the step's timeout was sent once; its
+//! - at most once: a promotion whose answer comes after the step's timeout, or whose answer
+//!   is a 500 after it acted, was sent once (neither the SDK nor the engine sent it again); its
 //!   outcome is unknown and the probe decides (§5.4, §5.8.2).
 
 use std::io::{Read, Write};
@@ -163,8 +164,19 @@ fn an_alias_record_replaced_by_a_step_comes_back_whole() {
     assert!(back.resource_records().is_empty());
 }
 
-/// A proxy in front of the emulator that holds back the answer to `PromoteReadReplica` for
-/// `delay` (the request itself goes through at once), and counts those requests.
+/// What the proxy does with the emulator's answer to `PromoteReadReplica` (the request itself
+/// always reaches the emulator, which carries it out).
+#[derive(Clone, Copy)]
+enum Answer {
+    /// Hands it over after this long.
+    Late(Duration),
+    /// Replaces it with a 500, as a service that acted and then failed to answer does: the
+    /// case the SDK's standard retry policy would send again by itself.
+    Failed,
+}
+
+/// A proxy in front of the emulator that tampers with the answer to `PromoteReadReplica`
+/// (see [`Answer`]) and counts those requests.
 struct SlowProxy {
     port: u16,
     promotions: Arc<AtomicUsize>,
@@ -198,12 +210,25 @@ fn read_request(client: &mut TcpStream) -> Option<Vec<u8>> {
     }
 }
 
+fn internal_error() -> Vec<u8> {
+    let body = "<ErrorResponse><Error><Type>Receiver</Type><Code>InternalFailure</Code>\
+                <Message>We encountered an internal error. Please try again.</Message></Error>\
+                <RequestId>drctl-test</RequestId></ErrorResponse>";
+    format!(
+        "HTTP/1.1 500 Internal Server Error\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
 impl SlowProxy {
-    fn start(upstream: u16, delay: Duration) -> SlowProxy {
+    fn start(upstream: u16, tamper: Answer) -> SlowProxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let promotions = Arc::new(AtomicUsize::new(0));
         let counted = promotions.clone();
+        // The threads end with the test binary; each handles one client connection.
         std::thread::spawn(move || {
             for client in listener.incoming().flatten() {
                 let counted = counted.clone();
@@ -211,8 +236,8 @@ impl SlowProxy {
                     let mut client = client;
                     while let Some(request) = read_request(&mut client) {
                         let text = String::from_utf8_lossy(&request).to_string();
-                        let slow = text.contains("Action=PromoteReadReplica");
-                        if slow {
+                        let promotion = text.contains("Action=PromoteReadReplica");
+                        if promotion {
                             counted.fetch_add(1, Ordering::SeqCst);
                         }
                         // One upstream connection per request, closed by the emulator after
@@ -226,8 +251,11 @@ impl SlowProxy {
                         }
                         let mut answer = Vec::new();
                         let _ = up.read_to_end(&mut answer);
-                        if slow {
-                            std::thread::sleep(delay);
+                        if promotion {
+                            match tamper {
+                                Answer::Late(delay) => std::thread::sleep(delay),
+                                Answer::Failed => answer = internal_error(),
+                            }
                         }
                         if client.write_all(&answer).is_err() {
                             return;
@@ -240,14 +268,16 @@ impl SlowProxy {
     }
 }
 
-#[test]
-fn a_promotion_answered_after_its_timeout_is_sent_once_and_the_probe_decides() {
+/// Runs a promotion (not idempotent, with a probe; 2 s timeout, 3 attempts allowed) through
+/// a proxy that tampers with its answer, and checks it was sent once, went `unknown`, and was
+/// settled by the probe.
+fn a_promotion_whose_answer_is_lost_is_sent_once(tamper: Answer) {
     let moto = Moto::start();
     let rt = rt();
     let config = rt.block_on(moto.config());
     rt.block_on(seed(&config));
     let upstream: u16 = moto.url.rsplit(':').next().unwrap().parse().unwrap();
-    let proxy = SlowProxy::start(upstream, Duration::from_secs(4));
+    let proxy = SlowProxy::start(upstream, tamper);
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("promote.toml");
     std::fs::write(
@@ -277,7 +307,8 @@ with = { region = "us-west-2", db_instance = "orders-replica" }
     assert_eq!(
         proxy.promotions.load(Ordering::SeqCst),
         1,
-        "the promotion was sent more than once"
+        "the promotion was sent more than once: {}",
+        text(&o)
     );
     let run = run_id(&o);
     let status = drctl_at(&slow, &state, &["report", &run, "--format", "json"]);
@@ -285,9 +316,58 @@ with = { region = "us-west-2", db_instance = "orders-replica" }
     let step = &report["steps"][0];
     assert_eq!(step["status"], "succeeded", "{report}");
     assert_eq!(step["attempts"], 1, "{report}");
-    let out = text(&o);
-    assert!(out.contains("unknown"), "{out}");
-    assert!(out.contains("probing"), "{out}");
+
+    // The journal: one attempt, its outcome unknown, then the probe, which found it done.
+    let store = drctl::store::SledStore::open(&state).unwrap();
+    let kinds: Vec<String> = drctl::store::Store::journal(&store, &run)
+        .unwrap()
+        .iter()
+        .filter(|e| e.event["step"] == "promote")
+        .map(|e| e.event["type"].as_str().unwrap_or_default().to_string())
+        .collect();
+    let at = |kind: &str| kinds.iter().position(|k| k == kind);
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "step_started").count(),
+        1,
+        "{kinds:?}"
+    );
+    let (Some(unknown), Some(probing), Some(succeeded)) =
+        (at("step_unknown"), at("step_probing"), at("step_succeeded"))
+    else {
+        panic!("unknown, probing, succeeded expected: {kinds:?}");
+    };
+    assert!(unknown < probing && probing < succeeded, "{kinds:?}");
+    assert!(!kinds.contains(&"step_failed".to_string()), "{kinds:?}");
+    let outputs = &drctl::store::Store::steps(&store, &run).unwrap()[0].outputs;
+    assert!(
+        outputs["endpoint"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("orders-replica.")),
+        "the probe's outputs: {outputs:?}"
+    );
+    // What AWS says, not drctl: the replica is a primary now.
+    let rds = aws_sdk_rds::Client::new(&config);
+    let db = rt
+        .block_on(
+            rds.describe_db_instances()
+                .db_instance_identifier("orders-replica")
+                .send(),
+        )
+        .unwrap();
+    assert_eq!(
+        db.db_instances()[0].read_replica_source_db_instance_identifier(),
+        None
+    );
+}
+
+#[test]
+fn a_promotion_answered_after_its_timeout_is_sent_once_and_the_probe_decides() {
+    a_promotion_whose_answer_is_lost_is_sent_once(Answer::Late(Duration::from_secs(4)));
+}
+
+#[test]
+fn a_promotion_answered_500_after_it_acted_is_sent_once_and_the_probe_decides() {
+    a_promotion_whose_answer_is_lost_is_sent_once(Answer::Failed);
 }
 
 #[test]
