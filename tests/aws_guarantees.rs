@@ -408,22 +408,51 @@ measures = "rpo"
     let o = moto.drctl(
         &state,
         &[
-            "drill",
+            "run",
             file.to_str().unwrap(),
+            "--as",
+            "ops",
             "--incident-start",
             &incident,
         ],
     );
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    let report: Value = serde_json::from_slice(
+    let run = run_id(&o);
+    // Incident start − restore time = 20 minutes; from the run's start it would be 30.
+    let status: Value = serde_json::from_slice(
         &moto
-            .drctl(&state, &["report", &run_id(&o), "--format", "json"])
+            .drctl(&state, &["status", &run, "--format", "json"])
             .stdout,
     )
     .unwrap();
-    let rpo = report["rpo"]["achieved_seconds"].as_f64().unwrap();
-    // Incident start − restore time = 20 minutes; from the run's start it would be 30.
-    assert!((rpo - 1200.0).abs() <= 2.0, "RPO {rpo} s: {report}");
+    let step = status["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "pitr")
+        .unwrap();
+    let restored = |t: &str| chrono::DateTime::parse_from_rfc3339(t).unwrap();
+    assert_eq!(
+        restored(step["outputs"]["restore_time"].as_str().unwrap()),
+        restored(&restore_time),
+        "{status}"
+    );
+    let rpo = step["outputs"]["rpo_seconds"].as_f64().unwrap();
+    assert!(
+        (rpo - 1200.0).abs() <= 1.0,
+        "the step's RPO {rpo} s: {status}"
+    );
+    let report: Value = serde_json::from_slice(
+        &moto
+            .drctl(&state, &["report", &run, "--format", "json"])
+            .stdout,
+    )
+    .unwrap();
+    let achieved = report["rpo"]["achieved_seconds"].as_f64().unwrap();
+    assert!(
+        (achieved - 1200.0).abs() <= 1.0,
+        "RPO {achieved} s: {report}"
+    );
 }
 
 /// Sends one change of `set` to the zone, as someone other than drctl would.
