@@ -1,8 +1,10 @@
 //! The guarantees of SPEC §5.8 where AWS is concerned, against the emulator:
-//! - undo restores what was there: a Route 53 change keeps the first value it replaced across
-//!   re-runs, restores it exactly (an alias record too), and leaves alone a record someone
-//!   changed since (§5.8.3);
-//! - at most once: a promotion whose answer comes after the step's timeout was sent once; its
+//! - undo restores what was there: a Route 53 change (upsert, delete, weight) journals what it
+//!   replaces before changing it, keeps the first value across re-runs, restores it exactly
+//!   (alias, latency, geolocation and multivalue records too, compared field by field through
+//!   the SDK), and leaves alone a record someone changed or deleted since (§5.8.3);
+//! - at most once: a promotion whose answer comes after the step's timeout, or whose answer
+//!   is a 500 after it acted, was sent once (neither the SDK nor the engine sent it again); its
 //!   outcome is unknown and the probe decides (§5.4, §5.8.2).
 
 use std::io::{Read, Write};
@@ -163,8 +165,19 @@ fn an_alias_record_replaced_by_a_step_comes_back_whole() {
     assert!(back.resource_records().is_empty());
 }
 
-/// A proxy in front of the emulator that holds back the answer to `PromoteReadReplica` for
-/// `delay` (the request itself goes through at once), and counts those requests.
+/// What the proxy does with the emulator's answer to `PromoteReadReplica` (the request itself
+/// always reaches the emulator, which carries it out).
+#[derive(Clone, Copy)]
+enum Answer {
+    /// Hands it over after this long.
+    Late(Duration),
+    /// Replaces it with a 500, as a service that acted and then failed to answer does: the
+    /// case the SDK's standard retry policy would send again by itself.
+    Failed,
+}
+
+/// A proxy in front of the emulator that tampers with the answer to `PromoteReadReplica`
+/// (see [`Answer`]) and counts those requests.
 struct SlowProxy {
     port: u16,
     promotions: Arc<AtomicUsize>,
@@ -198,12 +211,25 @@ fn read_request(client: &mut TcpStream) -> Option<Vec<u8>> {
     }
 }
 
+fn internal_error() -> Vec<u8> {
+    let body = "<ErrorResponse><Error><Type>Receiver</Type><Code>InternalFailure</Code>\
+                <Message>We encountered an internal error. Please try again.</Message></Error>\
+                <RequestId>drctl-test</RequestId></ErrorResponse>";
+    format!(
+        "HTTP/1.1 500 Internal Server Error\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
 impl SlowProxy {
-    fn start(upstream: u16, delay: Duration) -> SlowProxy {
+    fn start(upstream: u16, tamper: Answer) -> SlowProxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let promotions = Arc::new(AtomicUsize::new(0));
         let counted = promotions.clone();
+        // The threads end with the test binary; each handles one client connection.
         std::thread::spawn(move || {
             for client in listener.incoming().flatten() {
                 let counted = counted.clone();
@@ -211,8 +237,8 @@ impl SlowProxy {
                     let mut client = client;
                     while let Some(request) = read_request(&mut client) {
                         let text = String::from_utf8_lossy(&request).to_string();
-                        let slow = text.contains("Action=PromoteReadReplica");
-                        if slow {
+                        let promotion = text.contains("Action=PromoteReadReplica");
+                        if promotion {
                             counted.fetch_add(1, Ordering::SeqCst);
                         }
                         // One upstream connection per request, closed by the emulator after
@@ -226,8 +252,11 @@ impl SlowProxy {
                         }
                         let mut answer = Vec::new();
                         let _ = up.read_to_end(&mut answer);
-                        if slow {
-                            std::thread::sleep(delay);
+                        if promotion {
+                            match tamper {
+                                Answer::Late(delay) => std::thread::sleep(delay),
+                                Answer::Failed => answer = internal_error(),
+                            }
                         }
                         if client.write_all(&answer).is_err() {
                             return;
@@ -240,14 +269,16 @@ impl SlowProxy {
     }
 }
 
-#[test]
-fn a_promotion_answered_after_its_timeout_is_sent_once_and_the_probe_decides() {
+/// Runs a promotion (not idempotent, with a probe; 2 s timeout, 3 attempts allowed) through
+/// a proxy that tampers with its answer, and checks it was sent once, went `unknown`, and was
+/// settled by the probe.
+fn a_promotion_whose_answer_is_lost_is_sent_once(tamper: Answer) {
     let moto = Moto::start();
     let rt = rt();
     let config = rt.block_on(moto.config());
     rt.block_on(seed(&config));
     let upstream: u16 = moto.url.rsplit(':').next().unwrap().parse().unwrap();
-    let proxy = SlowProxy::start(upstream, Duration::from_secs(4));
+    let proxy = SlowProxy::start(upstream, tamper);
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("promote.toml");
     std::fs::write(
@@ -277,7 +308,8 @@ with = { region = "us-west-2", db_instance = "orders-replica" }
     assert_eq!(
         proxy.promotions.load(Ordering::SeqCst),
         1,
-        "the promotion was sent more than once"
+        "the promotion was sent more than once: {}",
+        text(&o)
     );
     let run = run_id(&o);
     let status = drctl_at(&slow, &state, &["report", &run, "--format", "json"]);
@@ -285,9 +317,58 @@ with = { region = "us-west-2", db_instance = "orders-replica" }
     let step = &report["steps"][0];
     assert_eq!(step["status"], "succeeded", "{report}");
     assert_eq!(step["attempts"], 1, "{report}");
-    let out = text(&o);
-    assert!(out.contains("unknown"), "{out}");
-    assert!(out.contains("probing"), "{out}");
+
+    // The journal: one attempt, its outcome unknown, then the probe, which found it done.
+    let store = drctl::store::SledStore::open(&state).unwrap();
+    let kinds: Vec<String> = drctl::store::Store::journal(&store, &run)
+        .unwrap()
+        .iter()
+        .filter(|e| e.event["step"] == "promote")
+        .map(|e| e.event["type"].as_str().unwrap_or_default().to_string())
+        .collect();
+    let at = |kind: &str| kinds.iter().position(|k| k == kind);
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "step_started").count(),
+        1,
+        "{kinds:?}"
+    );
+    let (Some(unknown), Some(probing), Some(succeeded)) =
+        (at("step_unknown"), at("step_probing"), at("step_succeeded"))
+    else {
+        panic!("unknown, probing, succeeded expected: {kinds:?}");
+    };
+    assert!(unknown < probing && probing < succeeded, "{kinds:?}");
+    assert!(!kinds.contains(&"step_failed".to_string()), "{kinds:?}");
+    let outputs = &drctl::store::Store::steps(&store, &run).unwrap()[0].outputs;
+    assert!(
+        outputs["endpoint"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("orders-replica.")),
+        "the probe's outputs: {outputs:?}"
+    );
+    // What AWS says, not drctl: the replica is a primary now.
+    let rds = aws_sdk_rds::Client::new(&config);
+    let db = rt
+        .block_on(
+            rds.describe_db_instances()
+                .db_instance_identifier("orders-replica")
+                .send(),
+        )
+        .unwrap();
+    assert_eq!(
+        db.db_instances()[0].read_replica_source_db_instance_identifier(),
+        None
+    );
+}
+
+#[test]
+fn a_promotion_answered_after_its_timeout_is_sent_once_and_the_probe_decides() {
+    a_promotion_whose_answer_is_lost_is_sent_once(Answer::Late(Duration::from_secs(4)));
+}
+
+#[test]
+fn a_promotion_answered_500_after_it_acted_is_sent_once_and_the_probe_decides() {
+    a_promotion_whose_answer_is_lost_is_sent_once(Answer::Failed);
 }
 
 #[test]
@@ -327,20 +408,376 @@ measures = "rpo"
     let o = moto.drctl(
         &state,
         &[
-            "drill",
+            "run",
             file.to_str().unwrap(),
+            "--as",
+            "ops",
             "--incident-start",
             &incident,
         ],
     );
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    let report: Value = serde_json::from_slice(
+    let run = run_id(&o);
+    // Incident start − restore time = 20 minutes; from the run's start it would be 30.
+    let status: Value = serde_json::from_slice(
         &moto
-            .drctl(&state, &["report", &run_id(&o), "--format", "json"])
+            .drctl(&state, &["status", &run, "--format", "json"])
             .stdout,
     )
     .unwrap();
-    let rpo = report["rpo"]["achieved_seconds"].as_f64().unwrap();
-    // Incident start − restore time = 20 minutes; from the run's start it would be 30.
-    assert!((rpo - 1200.0).abs() <= 2.0, "RPO {rpo} s: {report}");
+    let step = status["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "pitr")
+        .unwrap();
+    let restored = |t: &str| chrono::DateTime::parse_from_rfc3339(t).unwrap();
+    assert_eq!(
+        restored(step["outputs"]["restore_time"].as_str().unwrap()),
+        restored(&restore_time),
+        "{status}"
+    );
+    let rpo = step["outputs"]["rpo_seconds"].as_f64().unwrap();
+    assert!(
+        (rpo - 1200.0).abs() <= 1.0,
+        "the step's RPO {rpo} s: {status}"
+    );
+    let report: Value = serde_json::from_slice(
+        &moto
+            .drctl(&state, &["report", &run, "--format", "json"])
+            .stdout,
+    )
+    .unwrap();
+    let achieved = report["rpo"]["achieved_seconds"].as_f64().unwrap();
+    assert!(
+        (achieved - 1200.0).abs() <= 1.0,
+        "RPO {achieved} s: {report}"
+    );
+}
+
+/// Sends one change of `set` to the zone, as someone other than drctl would.
+async fn put(
+    r53: &aws_sdk_route53::Client,
+    zone: &str,
+    action: ChangeAction,
+    set: ResourceRecordSet,
+) {
+    let batch = ChangeBatch::builder()
+        .changes(
+            Change::builder()
+                .action(action)
+                .resource_record_set(set)
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    r53.change_resource_record_sets()
+        .hosted_zone_id(zone)
+        .change_batch(batch)
+        .send()
+        .await
+        .unwrap();
+}
+
+/// The record set `name`/`type`/`set_identifier` as the SDK lists it.
+async fn listed(
+    r53: &aws_sdk_route53::Client,
+    zone: &str,
+    name: &str,
+    set_id: &str,
+) -> Option<ResourceRecordSet> {
+    r53.list_resource_record_sets()
+        .hosted_zone_id(zone)
+        .send()
+        .await
+        .unwrap()
+        .resource_record_sets()
+        .iter()
+        .find(|r| r.name() == format!("{name}.") && r.set_identifier() == Some(set_id))
+        .cloned()
+}
+
+fn record(
+    name: &str,
+    set_id: &str,
+    value: &str,
+) -> aws_sdk_route53::types::builders::ResourceRecordSetBuilder {
+    ResourceRecordSet::builder()
+        .name(name)
+        .r#type(RrType::A)
+        .ttl(45)
+        .set_identifier(set_id)
+        .resource_records(
+            aws_sdk_route53::types::ResourceRecord::builder()
+                .value(value)
+                .build()
+                .unwrap(),
+        )
+}
+
+fn map(v: &Value) -> serde_json::Map<String, Value> {
+    v.as_object().unwrap().clone()
+}
+
+/// What an attempt journaled through [`ExecContext::record_previous`], and the zone's record
+/// sets as they were at that moment.
+struct Journaled {
+    previous: Value,
+    zone_then: Vec<ResourceRecordSet>,
+}
+
+/// Runs `action` as the driver does, with a journal that answers its request to record what
+/// it replaces, after reading the zone through the SDK: that reading shows whether anything
+/// had changed before the value was durable.
+async fn execute_journaled(
+    action: &dyn drctl::actions::Action,
+    a: &serde_json::Map<String, Value>,
+    config: &aws_config::SdkConfig,
+    zone: &str,
+    previous: Option<Value>,
+) -> (drctl::actions::Outputs, Option<Journaled>) {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<drctl::actions::PreviousRequest>();
+    let mut ctx = context(config, previous);
+    ctx.remember = Some(drctl::actions::Remember {
+        step: "change".into(),
+        attempt: 1,
+        tx,
+    });
+    let r53 = aws_sdk_route53::Client::new(config);
+    let journal = async {
+        let mut journaled = None;
+        while let Some(request) = rx.recv().await {
+            let sets = r53
+                .list_resource_record_sets()
+                .hosted_zone_id(zone)
+                .send()
+                .await
+                .unwrap();
+            journaled = Some(Journaled {
+                previous: request.previous.clone(),
+                zone_then: sets.resource_record_sets().to_vec(),
+            });
+            request.reply.send(Ok(())).unwrap();
+        }
+        journaled
+    };
+    let attempt = async move {
+        let out = action.execute(a, &ctx).await;
+        drop(ctx);
+        out
+    };
+    let (out, journaled) = tokio::join!(attempt, journal);
+    (out.unwrap(), journaled)
+}
+
+#[test]
+fn deleted_latency_geolocation_and_multivalue_records_come_back_exactly() {
+    use aws_sdk_route53::types::{GeoLocation, ResourceRecordSetRegion};
+    let moto = Moto::start();
+    let rt = rt();
+    let config = rt.block_on(moto.config());
+    let (zone, _) = rt.block_on(seed(&config));
+    let r53 = aws_sdk_route53::Client::new(&config);
+    let shapes = [
+        record("lat.orders.example.com", "use1", "10.0.0.1")
+            .region(ResourceRecordSetRegion::UsEast1)
+            .health_check_id("0b6c3c9e-hc-east")
+            .build()
+            .unwrap(),
+        record("geo.orders.example.com", "california", "10.0.0.2")
+            .geo_location(
+                GeoLocation::builder()
+                    .country_code("US")
+                    .subdivision_code("CA")
+                    .build(),
+            )
+            .build()
+            .unwrap(),
+        record("geo.orders.example.com", "europe", "10.0.0.3")
+            .geo_location(GeoLocation::builder().continent_code("EU").build())
+            .build()
+            .unwrap(),
+        record("multi.orders.example.com", "one", "10.0.0.4")
+            .multi_value_answer(true)
+            .build()
+            .unwrap(),
+    ];
+    let action = Registry::global().get("route53.delete_record").unwrap();
+    for shape in shapes {
+        rt.block_on(put(&r53, &zone, ChangeAction::Upsert, shape.clone()));
+        let name = shape.name().to_string();
+        let set_id = shape.set_identifier().unwrap().to_string();
+        let before = rt
+            .block_on(listed(&r53, &zone, &name, &set_id))
+            .expect("created");
+        let a = map(&json!({
+            "zone_id": zone, "name": name, "type": "A", "set_identifier": set_id,
+        }));
+        let (out, journaled) = rt.block_on(execute_journaled(action, &a, &config, &zone, None));
+        let journaled = journaled.expect("the record was journaled before it was deleted");
+        assert!(
+            journaled.zone_then.contains(&before),
+            "journaled while the record was still there"
+        );
+        assert_eq!(out["previous"], journaled.previous["previous"]);
+        assert!(
+            rt.block_on(listed(&r53, &zone, &name, &set_id)).is_none(),
+            "{name} {set_id} was deleted"
+        );
+        rt.block_on(action.undo(&a, &out, &context(&config, Some(journaled.previous))))
+            .unwrap();
+        let after = rt
+            .block_on(listed(&r53, &zone, &name, &set_id))
+            .expect("recreated");
+        assert_eq!(after, before, "every field of {name} {set_id} is back");
+    }
+}
+
+#[test]
+fn a_deleted_record_someone_recreated_is_left_as_they_set_it() {
+    let moto = Moto::start();
+    let rt = rt();
+    let config = rt.block_on(moto.config());
+    let (zone, primary) = rt.block_on(seed(&config));
+    let action = Registry::global().get("route53.delete_record").unwrap();
+    let a = map(&json!({ "zone_id": zone, "name": "db.orders.example.com", "type": "CNAME" }));
+    let out = rt
+        .block_on(action.execute(&a, &context(&config, None)))
+        .unwrap();
+    assert_eq!(out["previous"]["values"], json!([primary]));
+    let r53 = aws_sdk_route53::Client::new(&config);
+    rt.block_on(upsert(&r53, &zone, "manual.example.com"));
+    let journaled = Some(json!({ "previous": out["previous"] }));
+    let e = rt
+        .block_on(action.undo(&a, &out, &context(&config, journaled)))
+        .unwrap_err();
+    assert_eq!(e.failure, Failure::Conflict, "{e:?}");
+    assert!(e.message.contains("manual.example.com"), "{}", e.message);
+    assert_eq!(
+        rt.block_on(record_value(&config, &zone)).0,
+        "manual.example.com"
+    );
+}
+
+#[test]
+#[allow(
+    clippy::too_many_lines,
+    reason = "one story: drain, re-run, undo, then three changes by someone else"
+)]
+fn set_weight_keeps_the_first_weight_restores_it_and_leaves_alone_what_someone_changed() {
+    let moto = Moto::start();
+    let rt = rt();
+    let config = rt.block_on(moto.config());
+    let (zone, _) = rt.block_on(seed(&config));
+    let r53 = aws_sdk_route53::Client::new(&config);
+    let name = "app.orders.example.com";
+    for (set_id, value, weight) in [("blue", "10.0.0.1", 70), ("green", "10.0.0.2", 30)] {
+        let set = record(name, set_id, value).weight(weight).build().unwrap();
+        rt.block_on(put(&r53, &zone, ChangeAction::Upsert, set));
+    }
+    let before = rt.block_on(listed(&r53, &zone, name, "blue")).unwrap();
+    let action = Registry::global().get("route53.set_weight").unwrap();
+    let drain = map(&json!({
+        "zone_id": zone, "name": name, "type": "A", "set_identifier": "blue", "weight": 0,
+    }));
+    let (out, journaled) = rt.block_on(execute_journaled(action, &drain, &config, &zone, None));
+    let journaled = journaled.expect("the weight was journaled before the change");
+    assert!(
+        journaled.zone_then.contains(&before),
+        "journaled before the change"
+    );
+    assert_eq!(out["previous_weight"], 70);
+    let drained = rt.block_on(listed(&r53, &zone, name, "blue")).unwrap();
+    assert_eq!(drained.weight(), Some(0));
+    assert_eq!(drained.resource_records(), before.resource_records());
+    assert_eq!(drained.ttl(), before.ttl());
+
+    // A re-run after a crash finds its own weight there: it keeps the first one journaled
+    // and journals nothing new.
+    let journaled = Some(journaled.previous);
+    let (rerun, nothing) = rt.block_on(execute_journaled(
+        action,
+        &drain,
+        &config,
+        &zone,
+        journaled.clone(),
+    ));
+    assert!(nothing.is_none(), "a re-run journals nothing new");
+    assert_eq!(rerun["previous_weight"], 70, "{rerun:?}");
+    let again = rt
+        .block_on(action.execute(&drain, &context(&config, journaled.clone())))
+        .unwrap();
+    assert_eq!(again["previous_weight"], 70, "{again:?}");
+    rt.block_on(action.undo(&drain, &again, &context(&config, journaled.clone())))
+        .unwrap();
+    assert_eq!(
+        rt.block_on(listed(&r53, &zone, name, "blue")).unwrap(),
+        before,
+        "the record is as it was, weight and all"
+    );
+
+    // Drained again, then someone deletes the record: the undo does not recreate it.
+    let (out, journaled) = rt.block_on(execute_journaled(action, &drain, &config, &zone, None));
+    let journaled = journaled.map(|j| j.previous);
+    let drained = rt.block_on(listed(&r53, &zone, name, "blue")).unwrap();
+    rt.block_on(put(&r53, &zone, ChangeAction::Delete, drained));
+    let e = rt
+        .block_on(action.undo(&drain, &out, &context(&config, journaled)))
+        .unwrap_err();
+    assert_eq!(e.failure, Failure::Conflict, "{e:?}");
+    assert!(e.message.contains("weight 0"), "{}", e.message);
+    assert!(rt.block_on(listed(&r53, &zone, name, "blue")).is_none());
+
+    // Someone sets another weight after drctl's: the undo keeps theirs.
+    rt.block_on(put(
+        &r53,
+        &zone,
+        ChangeAction::Upsert,
+        record(name, "blue", "10.0.0.1").weight(0).build().unwrap(),
+    ));
+    let (out, journaled) = rt.block_on(execute_journaled(action, &drain, &config, &zone, None));
+    let journaled = journaled.map(|j| j.previous);
+    rt.block_on(put(
+        &r53,
+        &zone,
+        ChangeAction::Upsert,
+        record(name, "blue", "10.0.0.1").weight(20).build().unwrap(),
+    ));
+    let e = rt
+        .block_on(action.undo(&drain, &out, &context(&config, journaled.clone())))
+        .unwrap_err();
+    assert_eq!(e.failure, Failure::Conflict, "{e:?}");
+    assert!(
+        e.message.contains("weight 0") && e.message.contains("weight 20"),
+        "{}",
+        e.message
+    );
+    assert_eq!(
+        rt.block_on(listed(&r53, &zone, name, "blue"))
+            .unwrap()
+            .weight(),
+        Some(20)
+    );
+
+    // Someone points the drained record elsewhere, keeping drctl's weight: restoring the
+    // old weight would send traffic to what they changed, so the undo refuses.
+    rt.block_on(put(
+        &r53,
+        &zone,
+        ChangeAction::Upsert,
+        record(name, "blue", "10.9.9.9").weight(0).build().unwrap(),
+    ));
+    let e = rt
+        .block_on(action.undo(&drain, &out, &context(&config, journaled)))
+        .unwrap_err();
+    assert_eq!(e.failure, Failure::Conflict, "{e:?}");
+    assert!(
+        e.message.contains("10.0.0.1") && e.message.contains("10.9.9.9"),
+        "{}",
+        e.message
+    );
+    let left = rt.block_on(listed(&r53, &zone, name, "blue")).unwrap();
+    assert_eq!(left.weight(), Some(0));
+    assert_eq!(left.resource_records()[0].value(), "10.9.9.9");
 }

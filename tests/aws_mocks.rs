@@ -1,5 +1,7 @@
 //! What the emulator cannot do, with SDK-level mocks: Aurora global-cluster failover and
-//! switchover, and throttling followed by success.
+//! switchover, throttling followed by success, and an exact count of what the SDK sends: a
+//! promotion answered 5xx is not sent again by the SDK's own retries, while a throttled read
+//! still is.
 
 use std::sync::Arc;
 
@@ -200,4 +202,79 @@ async fn access_denied_is_not_retried_and_says_what_to_check() {
         "{}",
         e.message
     );
+}
+
+/// The SDK's standard retries, as a client built from a default configuration has them
+/// (with a short backoff, for a fast test).
+fn sdk_retries(c: aws_sdk_rds::config::Builder) -> aws_sdk_rds::config::Builder {
+    c.retry_config(
+        aws_sdk_rds::config::retry::RetryConfig::standard()
+            .with_max_attempts(3)
+            .with_initial_backoff(std::time::Duration::from_millis(1)),
+    )
+}
+
+fn replica() -> DescribeDbInstancesOutput {
+    DescribeDbInstancesOutput::builder()
+        .db_instances(
+            DbInstance::builder()
+                .db_instance_identifier("orders-replica")
+                .db_instance_status("available")
+                .read_replica_source_db_instance_identifier("orders-db")
+                .build(),
+        )
+        .build()
+}
+
+#[tokio::test]
+async fn a_promotion_answered_500_is_ambiguous_and_not_sent_again_by_the_sdk() {
+    let failed = r"<ErrorResponse><Error><Type>Receiver</Type><Code>InternalFailure</Code><Message>internal error</Message></Error></ErrorResponse>";
+    let promote = mock!(Client::promote_read_replica)
+        .sequence()
+        .http_status(500, Some(failed.to_string()))
+        .repeatedly()
+        .build();
+    let describe = mock!(Client::describe_db_instances).then_output(replica);
+    // The client retries like any client built from a default configuration: only drctl's
+    // own call for the promotion may turn that off.
+    let rds = mock_client!(
+        aws_sdk_rds,
+        RuleMode::MatchAny,
+        [&promote, &describe],
+        sdk_retries
+    );
+    let e = execute(
+        "rds.promote_read_replica",
+        &args(&json!({ "db_instance": "orders-replica" })),
+        &context(rds),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.failure, drctl::actions::Failure::Ambiguous, "{e:?}");
+    assert!(e.message.contains("orders-replica"), "{}", e.message);
+    assert_eq!(
+        promote.num_calls(),
+        1,
+        "a promotion that may have happened is not sent again"
+    );
+}
+
+#[tokio::test]
+async fn a_throttled_read_is_still_retried_by_the_sdk() {
+    let throttled = r"<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message></Error></ErrorResponse>";
+    let describe = mock!(Client::describe_db_instances)
+        .sequence()
+        .http_status(400, Some(throttled.to_string()))
+        .output(replica)
+        .build();
+    let rds = mock_client!(aws_sdk_rds, RuleMode::Sequential, [&describe], sdk_retries);
+    let out = execute(
+        "rds.wait_available",
+        &args(&json!({ "db_instance": "orders-replica" })),
+        &context(rds),
+    )
+    .await
+    .unwrap();
+    assert_eq!(out["endpoint"], serde_json::Value::Null);
+    assert_eq!(describe.num_calls(), 2, "the throttled read was retried");
 }

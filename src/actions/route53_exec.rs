@@ -364,11 +364,12 @@ async fn put_weight(
     wait_insync(c, &id, ctx).await
 }
 
-/// `route53.set_weight`.
+/// `route53.set_weight`. It journals the whole record set it changes, not only the weight, so
+/// that its undo can tell whether anything else about the record changed since.
 pub async fn set_weight(args: &Resolved, ctx: &ExecContext) -> Result<Outputs, StepError> {
     let c = ctx.aws.clients(None).await?;
     let current = weighted(&c, args).await?;
-    let previous = replaced(ctx, || current.weight().map_or(Value::Null, Into::into)).await?;
+    let previous = replaced(ctx, || to_json(&current)).await?;
     put_weight(
         &c,
         args,
@@ -378,31 +379,77 @@ pub async fn set_weight(args: &Resolved, ctx: &ExecContext) -> Result<Outputs, S
     )
     .await?;
     let mut out = Outputs::new();
-    out.insert("previous_weight".into(), previous);
+    out.insert("previous_weight".into(), previous_weight(&previous));
     Ok(out)
 }
 
-/// Undo of `route53.set_weight`: the previous weight back, while the record still has the
-/// weight the step set.
+/// The weight in what `set_weight` journaled: a record set, or a bare weight (journaled by
+/// an earlier version).
+fn previous_weight(previous: &Value) -> Value {
+    if previous.is_object() {
+        previous["weight"].clone()
+    } else {
+        previous.clone()
+    }
+}
+
+/// Undo of `route53.set_weight`: the record set back as it was, while it still holds exactly
+/// what the step wrote (its values, TTL and routing, with the step's weight).
 pub async fn undo_set_weight(
     args: &Resolved,
     outputs: &Outputs,
     ctx: &ExecContext,
 ) -> Result<(), StepError> {
-    let Some(previous) = recorded(ctx, outputs, "previous_weight").and_then(|p| p.as_i64()) else {
+    let Some(previous) = recorded(ctx, outputs, "previous_weight").filter(|p| !p.is_null()) else {
         return Ok(());
     };
     let c = ctx.aws.clients(None).await?;
-    let current = weighted(&c, args).await?;
+    let zone = text(args, "zone_id").unwrap_or_default();
+    let (name, rtype, set) = (
+        text(args, "name").unwrap_or_default(),
+        text(args, "type").unwrap_or_default(),
+        text(args, "set_identifier").unwrap_or_default(),
+    );
     let ours = args.get("weight").and_then(Value::as_i64).unwrap_or(0);
-    match current.weight() {
-        Some(w) if w == previous => Ok(()),
-        Some(w) if w == ours => put_weight(&c, args, &current, previous, ctx).await,
-        now => Err(changed_since(
-            &format!("weight {ours}"),
-            &now.map_or_else(|| "no weight".to_string(), |w| format!("weight {w}")),
-        )),
+    let Some(current) = find(&c, zone, name, rtype, Some(set)).await? else {
+        return Err(changed_since(
+            &format!("{name} {rtype} (set {set}) with weight {ours}"),
+            "no record (it was deleted)",
+        ));
+    };
+    if !previous.is_object() {
+        // Only the weight was journaled: only the weight can be checked and restored.
+        let Some(weight) = previous.as_i64() else {
+            return Ok(());
+        };
+        return match current.weight() {
+            Some(w) if w == weight => Ok(()),
+            Some(w) if w == ours => put_weight(&c, args, &current, weight, ctx).await,
+            now => Err(changed_since(
+                &format!("weight {ours}"),
+                &now.map_or_else(|| "no weight".to_string(), |w| format!("weight {w}")),
+            )),
+        };
     }
+    let was = from_json(&previous)?;
+    if same(&current, &was) {
+        return Ok(());
+    }
+    let mut wrote = previous.clone();
+    wrote["weight"] = ours.into();
+    let wrote = from_json(&wrote)?;
+    if !same(&current, &wrote) {
+        return Err(changed_since(&describe(&wrote), &describe(&current)));
+    }
+    let id = change(
+        &c,
+        zone,
+        ChangeAction::Upsert,
+        was,
+        "drctl: rollback, restore previous weight",
+    )
+    .await?;
+    wait_insync(&c, &id, ctx).await
 }
 
 /// `route53.health_check_status`.
