@@ -474,3 +474,48 @@ fn without_allowed_signers_approvals_are_unverified_and_linted() {
     assert!(text.contains("DRW0006"), "{text}");
     assert!(text.contains("approvals are not authenticated"), "{text}");
 }
+
+#[test]
+fn a_valid_signature_for_another_digest_or_step_is_refused() {
+    let k = Keys::new();
+    let run = k.start();
+    let status: serde_json::Value = serde_json::from_slice(
+        &k.command(&["status", &run, "--format", "json"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let digest = status["digest"].as_str().unwrap().to_string();
+    let sign = |step: &str, digest: &str, round: &str, out: &str| {
+        k.drctl(&[
+            "approve",
+            &run,
+            step,
+            "--as",
+            "bob",
+            "--key",
+            &k.key("bob"),
+            "--sign-only",
+            "-o",
+            &k.path(out),
+            "--digest",
+            digest,
+            "--round",
+            round,
+        ])
+    };
+    // Bob really signed these, but not for what this run is waiting for.
+    sign("gate", "0000000000000000", "1", "digest.json").ok("signs");
+    k.drctl(&["approve", "--signed", &k.path("digest.json")])
+        .refused("digest", "a decision signed for another workflow digest");
+    sign("promote", &digest, "0", "step.json").ok("signs");
+    k.drctl(&["approve", "--signed", &k.path("step.json")])
+        .refused("not an approval", "a decision signed for another step");
+    sign("gate", &digest, "2", "round.json").ok("signs");
+    k.drctl(&["approve", "--signed", &k.path("round.json")])
+        .refused("round 2", "a decision signed for a round not open");
+    // Nothing of it was recorded.
+    let o = k.drctl(&["status", &run, "--format", "json"]);
+    assert!(!o.text.contains("\"by\": \"bob\""), "{}", o.text);
+}
