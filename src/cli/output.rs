@@ -333,9 +333,15 @@ pub fn summary(run_id: &str, status: RunStatus, machine: &Machine<'_>) -> String
                 .filter(|(_, s)| s.status == crate::store::StepStatus::AwaitingApproval)
                 .map(|(spec, _)| spec.id.clone())
                 .collect();
+            // A run with allowed signers takes signed votes only.
+            let key = if machine.signers.is_some() {
+                " --key PATH"
+            } else {
+                ""
+            };
             for step in waiting {
                 out.push_str(&format!(
-                    "\n  approve with: drctl approve {run_id} {step} --as NAME [--comment TEXT]"
+                    "\n  approve with: drctl approve {run_id} {step} --as NAME{key} [--comment TEXT]"
                 ));
             }
             out.push_str(&format!("\n  then continue with: drctl resume {run_id}"));
