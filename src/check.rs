@@ -136,7 +136,7 @@ pub fn signer_problems(
         }
     };
     let mut problems = Vec::new();
-    for step in workflow.steps.iter().filter(|s| s.action == "approval") {
+    for step in workflow.steps.iter().filter(|s| s.is_approval()) {
         let Some(crate::actions::Arg::List(approvers)) = step.args.get("approvers") else {
             continue;
         };

@@ -25,5 +25,6 @@ pub mod recovery;
 pub mod report;
 pub mod store;
 pub mod synthetic;
+pub mod time;
 pub mod view;
 pub mod workflow;

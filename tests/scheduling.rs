@@ -104,7 +104,7 @@ proptest! {
         let text = workflow_text(&needs, &approval, concurrency);
         let w = compile(&text);
         let now = chrono::Utc::now();
-        let mut m = Machine::new(&w, Registry::global(), "alice");
+        let mut m = Machine::new(&w, "alice");
         let mut journal: Vec<Event> = Vec::new();
         let take = |m: &mut Machine<'_>, input: Input, journal: &mut Vec<Event>| {
             let before = m.clone();
@@ -175,7 +175,7 @@ proptest! {
             take(&mut m, input, &mut journal)?;
         }
         // The journal replayed into a fresh machine is the same run.
-        let mut replayed = Machine::new(&w, Registry::global(), "alice");
+        let mut replayed = Machine::new(&w, "alice");
         for e in &journal {
             replayed.apply(e, now);
         }

@@ -19,7 +19,7 @@ fn to_chrono(t: &aws_smithy_types::DateTime) -> Option<DateTime<Utc>> {
 }
 
 fn rfc3339(t: DateTime<Utc>) -> String {
-    crate::engine::rfc3339(t)
+    crate::time::rfc3339(t)
 }
 
 /// The instance `id` as RDS describes it now.

@@ -74,7 +74,7 @@ async fn drive_async(d: Drive<'_>) -> anyhow::Result<u8> {
             .incident_start
             .as_deref()
             .or(Some(d.recorder.run.started_at.as_str()))
-            .and_then(crate::engine::parse_time)
+            .and_then(crate::time::parse_time)
             .unwrap_or_else(chrono::Utc::now),
         previous: None,
         remember: None,

@@ -6,8 +6,9 @@ use std::io::Write;
 use chrono::{DateTime, Utc};
 use clap::ValueEnum;
 
-use crate::engine::{Decision, Event, Machine, Observer, rfc3339};
+use crate::engine::{Decision, Event, Machine, Observer};
 use crate::store::RunStatus;
+use crate::time::rfc3339;
 
 /// Output format of commands that drive a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -143,7 +144,7 @@ impl LiveView {
         };
         let Some(i) = machine.index(step) else { return };
         let spec = &machine.workflow().steps[i];
-        if spec.action != "approval" {
+        if !spec.is_approval() {
             return;
         }
         let listed = matches!(spec.args.get("approvers"), Some(crate::actions::Arg::List(a)) if a.iter().any(|x| x.to_string() == *me));
@@ -191,7 +192,12 @@ fn line(event: &Event, machine: &Machine<'_>) -> Option<String> {
     };
     Some(match event {
         Event::RunStarted { .. } => return None,
-        Event::StepStarted { step, attempt } if action(step) == "approval" => {
+        Event::StepStarted { step, attempt }
+            if machine
+                .workflow()
+                .step(step)
+                .is_some_and(crate::dag::Step::is_approval) =>
+        {
             let approvers = machine
                 .index(step)
                 .map(|i| machine.workflow().steps[i].args.show("approvers"))

@@ -52,7 +52,7 @@ pub struct RunArgs {
 }
 
 fn parse_incident_start(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
-    let t = crate::engine::parse_time(text).ok_or_else(|| {
+    let t = crate::time::parse_time(text).ok_or_else(|| {
         format!("`{text}` is not an RFC 3339 timestamp such as 2026-11-22T03:04:00Z")
     })?;
     if t > chrono::Utc::now() + chrono::Duration::minutes(5) {

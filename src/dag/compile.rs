@@ -10,7 +10,7 @@ use std::time::Duration;
 use petgraph::graph::{DiGraph, NodeIndex};
 
 use super::cycle::find_cycles;
-use super::{Compensation, CompiledWorkflow, DEFAULT_CONCURRENCY, EstimateSource, Step};
+use super::{Compensation, CompiledWorkflow, DEFAULT_CONCURRENCY, EstimateSource, Step, StepKind};
 use crate::actions::{Action, Arg, Args, ParamType, Registry};
 use crate::diagnostic::{Code, Diagnostic, Diagnostics, Span, did_you_mean};
 use crate::workflow::{
@@ -325,6 +325,14 @@ impl<'a> Compiler<'a> {
         let step = Step {
             id: id.value.clone(),
             action: action.spec().name.to_string(),
+            kind: if action.spec().name == "approval" {
+                StepKind::Approval
+            } else {
+                StepKind::Action
+            },
+            effect: action.spec().effect,
+            probe: action.has_probe(),
+            executable: action.executable(),
             args,
             needs: Vec::new(),
             timeout,

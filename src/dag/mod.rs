@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use petgraph::graph::DiGraph;
 
-use crate::actions::Args;
+use crate::actions::{Args, Effect};
 use crate::diagnostic::Span;
 use crate::workflow::{OnFailure, ParamValue, RawRetry, WorkflowKind};
 
@@ -42,13 +42,35 @@ pub enum EstimateSource {
     History,
 }
 
+/// Who completes a step: people (an approval) or drctl, by running its action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StepKind {
+    /// People decide; nothing runs.
+    Approval,
+    /// drctl runs the action.
+    Action,
+}
+
 /// One compiled step.
+#[allow(
+    clippy::struct_excessive_bools,
+    reason = "independent facts about a step, each from its own key or its action"
+)]
 #[derive(Debug, Clone)]
 pub struct Step {
     /// The step id.
     pub id: String,
     /// The action's name (always a known action).
     pub action: String,
+    /// An approval or an action drctl runs.
+    pub kind: StepKind,
+    /// What running the action does to the world (from the action's declaration).
+    pub effect: Effect,
+    /// Whether the action can tell, read-only, if an attempt whose outcome was lost took
+    /// effect.
+    pub probe: bool,
+    /// Whether this build of drctl can execute the action (others can only be planned).
+    pub executable: bool,
     /// Parameters, with `${params.X}` substituted.
     pub args: Args,
     /// Indices of the steps this one waits for: explicit `needs` and implicit ones from
@@ -102,6 +124,13 @@ pub struct CompiledWorkflow {
     /// The allowed-signers file's text: read next to the workflow when it is checked, or
     /// the copy stored with a run when the run is loaded back. Part of the run's digest.
     pub signers: Option<String>,
+}
+
+impl Step {
+    /// Whether people complete this step (an approval).
+    pub fn is_approval(&self) -> bool {
+        self.kind == StepKind::Approval
+    }
 }
 
 impl CompiledWorkflow {

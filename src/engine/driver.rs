@@ -8,28 +8,17 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use thiserror::Error;
 use tokio::sync::{mpsc, oneshot};
 
 use super::clock::Clock;
+use super::error::EngineError;
 use super::event::Event;
 use super::exec::resolve;
-use super::machine::{Input, Machine, Refusal};
+use super::machine::{Input, Machine};
 use super::recorder::Recorder;
 use super::secrets::Redactor;
 use crate::actions::{ExecContext, Outputs, PreviousRequest, Registry, Remember, StepError};
-use crate::store::{RunStatus, StepStatus, StoreError};
-
-/// Why the engine stopped driving a run (fatal, unlike a failed step).
-#[derive(Debug, Error)]
-pub enum EngineError {
-    /// The store failed: the run is left where its journal says.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// The input was refused.
-    #[error(transparent)]
-    Refused(#[from] Refusal),
-}
+use crate::store::{RunStatus, StepStatus};
 
 /// A request from another process (through the control socket) or from the terminal.
 pub struct ControlRequest {
@@ -162,7 +151,7 @@ impl<'w> Driver<'w> {
                     return;
                 };
                 let spec = &self.machine.workflow().steps[i];
-                if spec.action == "approval" {
+                if spec.is_approval() {
                     if let Some((_, deadline)) = self
                         .machine
                         .approval_deadlines()

@@ -20,7 +20,7 @@ pub fn gates_kept(
 ) -> Result<(), String> {
     let known: BTreeSet<&str> = stored.steps.iter().map(|s| s.id.as_str()).collect();
     for (i, gate) in stored.steps.iter().enumerate() {
-        if !gate.action.eq("approval") || passed(&gate.id) {
+        if !gate.is_approval() || passed(&gate.id) {
             continue;
         }
         let id = &gate.id;

@@ -13,7 +13,7 @@ use petgraph::graph::NodeIndex;
 use thiserror::Error;
 
 use super::event::{Decision, Event, Outputs};
-use crate::actions::{Arg, Effect, Failure, Registry};
+use crate::actions::{Arg, Effect, Failure};
 use crate::dag::CompiledWorkflow;
 use crate::store::{RunStatus, StepStatus};
 use crate::workflow::OnFailure;
@@ -180,7 +180,6 @@ pub struct StepState {
 #[derive(Debug, Clone)]
 pub struct Machine<'w> {
     workflow: &'w CompiledWorkflow,
-    registry: &'w Registry,
     index: HashMap<String, usize>,
     /// Per step, in the workflow's order. Read it freely; it changes only through
     /// [`Machine::apply`] and [`Machine::advance`], which keep the tally in step with it.
@@ -249,10 +248,9 @@ fn meets_needs(status: StepStatus) -> bool {
 
 impl<'w> Machine<'w> {
     /// A fresh run of `workflow`, started by `initiator`.
-    pub fn new(workflow: &'w CompiledWorkflow, registry: &'w Registry, initiator: &str) -> Self {
+    pub fn new(workflow: &'w CompiledWorkflow, initiator: &str) -> Self {
         Self {
             workflow,
-            registry,
             index: workflow
                 .steps
                 .iter()
@@ -326,7 +324,7 @@ impl<'w> Machine<'w> {
     }
 
     fn is_approval(&self, i: usize) -> bool {
-        self.workflow.steps[i].action == "approval"
+        self.workflow.steps[i].is_approval()
     }
 
     /// How many steps are in `status`.
@@ -360,7 +358,7 @@ impl<'w> Machine<'w> {
                 self.tally.unmet[d] += 1;
             }
             let ready = self.steps[d].status == StepStatus::Pending && self.tally.unmet[d] == 0;
-            let approval = self.workflow.steps[d].action == "approval";
+            let approval = self.workflow.steps[d].is_approval();
             if ready {
                 self.tally.ready.insert(d);
                 if approval {
@@ -909,9 +907,7 @@ impl<'w> Machine<'w> {
     }
 
     fn has_probe(&self, i: usize) -> bool {
-        self.registry
-            .get(&self.workflow.steps[i].action)
-            .is_some_and(crate::actions::Action::has_probe)
+        self.workflow.steps[i].probe
     }
 
     /// Decides unknown steps: idempotent ones run again, others wait for the operator. Steps
@@ -1115,7 +1111,7 @@ impl<'w> Machine<'w> {
     ) -> Result<(), Refusal> {
         let i = self.require_step(step)?;
         let spec = &self.workflow.steps[i];
-        if spec.action != "approval" {
+        if !spec.is_approval() {
             return Err(Refusal(format!(
                 "step `{step}` is a {} step, not an approval",
                 spec.action
@@ -1133,7 +1129,7 @@ impl<'w> Machine<'w> {
         {
             return Err(Refusal(format!(
                 "the approval `{step}` timed out at {}: votes after the deadline are refused",
-                super::clock::rfc3339(deadline)
+                crate::time::rfc3339(deadline)
             )));
         }
         let approvers: Vec<String> = match spec.args.get("approvers") {
@@ -1341,10 +1337,7 @@ impl<'w> Machine<'w> {
                 }
                 let spec = &self.workflow.steps[i];
                 let step = spec.id.clone();
-                let effect = self
-                    .registry
-                    .get(&spec.action)
-                    .map_or(Effect::Irreversible, |a| a.spec().effect);
+                let effect = spec.effect;
                 if spec.rollback.is_some() || effect == Effect::SelfUndoing {
                     if running >= limit {
                         continue;

@@ -4,6 +4,7 @@
 
 mod clock;
 mod driver;
+mod error;
 mod event;
 mod exec;
 mod gates;
@@ -12,8 +13,9 @@ mod recorder;
 mod secrets;
 mod session;
 
-pub use clock::{Clock, ManualClock, SystemClock, parse_time, rfc3339};
-pub use driver::{ControlRequest, Driver, EngineError, Observer, TickObserver, Until};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use driver::{ControlRequest, Driver, Observer, TickObserver, Until};
+pub use error::EngineError;
 pub use event::{Decision, Event, Outputs};
 pub use exec::resolve;
 pub use gates::gates_kept;

@@ -5,14 +5,14 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 
-use super::clock::rfc3339;
-use super::driver::EngineError;
+use super::error::EngineError;
 use super::event::Event;
 use super::machine::{Input, Machine};
 use crate::store::{
     AttemptRecord, Commit, JournalEntry, RunRecord, StepRecord, StepStatus, Store, StoreError,
     chain_hash,
 };
+use crate::time::rfc3339;
 
 /// Keeps a run's records in step with its journal.
 pub struct Recorder {

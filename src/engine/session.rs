@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
-use super::clock::{Clock, parse_time, rfc3339};
+use super::clock::Clock;
 use super::event::Event;
 use super::machine::Machine;
 use super::recorder::Recorder;
@@ -14,6 +14,7 @@ use crate::dag::CompiledWorkflow;
 use crate::diagnostic::Diagnostics;
 use crate::plan::{LiveMode, Plan, render_json};
 use crate::store::{GENESIS, JournalEntry, RunRecord, RunStatus, Store, StoreError};
+use crate::time::{parse_time, rfc3339};
 
 /// What a new run is made of.
 pub struct NewRun<'a> {
@@ -75,20 +76,19 @@ fn hex(bytes: &[u8]) -> String {
         })
 }
 
+/// A run id: the second it started and 16 random bits from the operating system.
 fn new_run_id(clock: &dyn Clock) -> String {
-    let now = clock.now();
-    let nanos = u64::try_from(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos())
-            % u128::from(u64::MAX),
-    )
-    .unwrap_or(0);
-    let mut rng = crate::synthetic::SplitMix::new(nanos ^ (u64::from(std::process::id()) << 32));
+    let mut random = [0u8; 2];
+    // Without randomness the id still differs by time; the caller re-draws a taken one.
+    if getrandom::getrandom(&mut random).is_err() {
+        random = std::process::id().to_le_bytes()[..2]
+            .try_into()
+            .unwrap_or_default();
+    }
     format!(
         "{}-{:04x}",
-        now.format("%Y%m%dT%H%M%SZ"),
-        rng.next_u64() & 0xffff
+        clock.now().format("%Y%m%dT%H%M%SZ"),
+        u16::from_le_bytes(random)
     )
 }
 
@@ -124,7 +124,7 @@ pub fn start_run<'w>(
         detached: false,
     };
     let signature = sign_start(new, &run, now)?;
-    let mut machine = Machine::new(new.workflow, Registry::global(), &new.initiator);
+    let mut machine = Machine::new(new.workflow, &new.initiator);
     machine.run_id.clone_from(&run.run_id);
     let mut recorder = Recorder::for_new_run(store, run.clone(), new.workflow_source.clone());
     let started = Event::RunStarted {
@@ -200,7 +200,7 @@ pub fn replay<'w>(
     run: &RunRecord,
     journal: &[JournalEntry],
 ) -> Result<Machine<'w>, StoreError> {
-    let mut machine = Machine::new(workflow, Registry::global(), &run.initiator);
+    let mut machine = Machine::new(workflow, &run.initiator);
     machine.run_id.clone_from(&run.run_id);
     for entry in journal {
         let event: Event =

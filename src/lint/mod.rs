@@ -30,7 +30,7 @@ fn unauthenticated_approvals(
     let approvals: Vec<&str> = workflow
         .steps
         .iter()
-        .filter(|s| s.action == "approval")
+        .filter(|s| s.is_approval())
         .map(|s| s.id.as_str())
         .collect();
     if approvals.is_empty() {
@@ -63,7 +63,7 @@ fn irreversible_without_approval(
     let is_approval: Vec<bool> = workflow
         .steps
         .iter()
-        .map(|s| s.action == "approval")
+        .map(crate::dag::Step::is_approval)
         .collect();
     // Steps are not in topological order in the file; walk the waves instead.
     let schedule_waves = crate::dag::waves(

@@ -15,7 +15,7 @@
 use std::fmt::Write;
 
 use super::model::{Objective, Report, human};
-use crate::engine::parse_time;
+use crate::time::parse_time;
 
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;")

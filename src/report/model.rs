@@ -11,8 +11,8 @@ use crate::actions::Registry;
 use crate::check::check_source;
 use crate::dag::{CompiledWorkflow, Override};
 use crate::diagnostic::SourceFile;
-use crate::engine::parse_time;
 use crate::store::{Store, StoreError};
+use crate::time::parse_time;
 
 /// An objective against what was achieved.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

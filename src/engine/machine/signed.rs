@@ -75,7 +75,7 @@ impl Machine<'_> {
                 st.round.map_or_else(|| "?".to_string(), |r| r.to_string())
             )));
         }
-        let at = crate::engine::parse_time(&st.at)
+        let at = crate::time::parse_time(&st.at)
             .ok_or_else(|| Refusal(format!("the signed time `{}` is not RFC 3339", st.at)))?;
         // Signed times are whole seconds.
         if let Some(opened) = self.steps[i].started_at
@@ -84,7 +84,7 @@ impl Machine<'_> {
             return Err(Refusal(format!(
                 "this decision was signed at {}, before round {round} of `{step}` opened ({}): it is stale",
                 st.at,
-                crate::engine::rfc3339(opened)
+                crate::time::rfc3339(opened)
             )));
         }
         if at > now + CLOCK_SKEW {

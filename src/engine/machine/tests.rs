@@ -76,7 +76,7 @@ needs = ["a"]
 #[test]
 fn start_runs_the_roots_then_dependants_then_finishes() {
     let w = wf("", CHAIN);
-    let mut m = Machine::new(&w, Registry::global(), "op");
+    let mut m = Machine::new(&w, "op");
     assert_eq!(started(&step(&mut m, Input::Start)), ["a"]);
     assert_eq!(m.status(), RunStatus::Running);
     let events = step(&mut m, ok("a", 1));
@@ -99,7 +99,7 @@ fn concurrency_limits_how_many_start() {
         s
     });
     let w = wf("concurrency = 2", &steps);
-    let mut m = Machine::new(&w, Registry::global(), "op");
+    let mut m = Machine::new(&w, "op");
     assert_eq!(started(&step(&mut m, Input::Start)).len(), 2);
     assert_eq!(started(&step(&mut m, ok("s0", 1))), ["s2"]);
 }
@@ -110,7 +110,7 @@ fn retryable_failures_retry_with_backoff_until_attempts_run_out() {
         "[defaults]\nretry = { attempts = 2, initial = \"1s\", max = \"4s\" }\n",
         CHAIN,
     );
-    let mut m = Machine::new(&w, Registry::global(), "op");
+    let mut m = Machine::new(&w, "op");
     step(&mut m, Input::Start);
     let events = step(&mut m, fail("a", 1, true));
     let Event::StepFailed {
@@ -144,7 +144,7 @@ fn retryable_failures_retry_with_backoff_until_attempts_run_out() {
 #[test]
 fn fatal_failures_do_not_retry() {
     let w = wf("[defaults]\nretry = { attempts = 5 }\n", CHAIN);
-    let mut m = Machine::new(&w, Registry::global(), "op");
+    let mut m = Machine::new(&w, "op");
     step(&mut m, Input::Start);
     let events = step(&mut m, fail("a", 1, false));
     assert!(matches!(
@@ -160,7 +160,7 @@ fn fatal_failures_do_not_retry() {
 #[test]
 fn on_failure_abort_ends_the_run_failed() {
     let w = wf("on_failure = \"abort\"", CHAIN);
-    let mut m = Machine::new(&w, Registry::global(), "op");
+    let mut m = Machine::new(&w, "op");
     step(&mut m, Input::Start);
     step(&mut m, fail("a", 1, false));
     assert_eq!(m.status(), RunStatus::Failed);
@@ -180,7 +180,7 @@ action = "noop"
 needs = ["a"]
 "#;
     let w = wf("on_failure = \"rollback\"", steps);
-    let mut m = Machine::new(&w, Registry::global(), "op");
+    let mut m = Machine::new(&w, "op");
     step(&mut m, Input::Start);
     step(&mut m, ok("a", 1));
     let events = step(&mut m, fail("b", 1, false));
@@ -206,7 +206,7 @@ needs = ["a"]
 #[test]
 fn a_late_result_of_an_old_attempt_is_ignored() {
     let w = wf("[defaults]\nretry = { attempts = 3 }\n", CHAIN);
-    let mut m = Machine::new(&w, Registry::global(), "op");
+    let mut m = Machine::new(&w, "op");
     step(&mut m, Input::Start);
     step(&mut m, fail("a", 1, true));
     step(&mut m, Input::RetryDue { step: "a".into() });
@@ -238,7 +238,7 @@ fn vote(by: &str, decision: Decision) -> Input {
 #[test]
 fn approvals_need_a_quorum_of_distinct_allowed_approvers() {
     let w = wf("", APPROVAL);
-    let mut m = Machine::new(&w, Registry::global(), "alice");
+    let mut m = Machine::new(&w, "alice");
     step(&mut m, Input::Start);
     assert_eq!(m.status(), RunStatus::AwaitingApproval);
     assert!(
@@ -271,7 +271,7 @@ fn approvals_need_a_quorum_of_distinct_allowed_approvers() {
 #[test]
 fn one_rejection_ends_the_wait() {
     let w = wf("", APPROVAL);
-    let mut m = Machine::new(&w, Registry::global(), "op");
+    let mut m = Machine::new(&w, "op");
     step(&mut m, Input::Start);
     let events = step(&mut m, vote("bob", Decision::Reject));
     assert!(
@@ -283,7 +283,7 @@ fn one_rejection_ends_the_wait() {
 #[test]
 fn approval_timeout_follows_on_timeout() {
     let reject = wf("", APPROVAL);
-    let mut m = Machine::new(&reject, Registry::global(), "op");
+    let mut m = Machine::new(&reject, "op");
     step(&mut m, Input::Start);
     step(
         &mut m,
@@ -300,7 +300,7 @@ fn approval_timeout_follows_on_timeout() {
             "timeout = \"30m\", on_timeout = \"approve\"",
         ),
     );
-    let mut m = Machine::new(&approve, Registry::global(), "op");
+    let mut m = Machine::new(&approve, "op");
     step(&mut m, Input::Start);
     let events = step(
         &mut m,
@@ -317,7 +317,7 @@ fn self_approval_when_allowed() {
         "",
         &APPROVAL.replace("quorum = 2,", "quorum = 1, allow_self_approval = true,"),
     );
-    let mut m = Machine::new(&w, Registry::global(), "alice");
+    let mut m = Machine::new(&w, "alice");
     step(&mut m, Input::Start);
     step(&mut m, vote("alice", Decision::Approve));
     assert_eq!(m.step("gate").unwrap().status, StepStatus::Succeeded);
@@ -326,7 +326,7 @@ fn self_approval_when_allowed() {
 #[test]
 fn votes_on_a_step_not_waiting_are_refused() {
     let w = wf("", APPROVAL);
-    let m = Machine::new(&w, Registry::global(), "op");
+    let m = Machine::new(&w, "op");
     assert!(
         m.decide(vote("bob", Decision::Approve), t0())
             .unwrap_err()
@@ -351,7 +351,7 @@ with = { argv = ["true"] }
 #[test]
 fn after_a_crash_idempotent_steps_rerun_and_others_pause() {
     let w = wf("", SHELLS);
-    let mut m = Machine::new(&w, Registry::global(), "op");
+    let mut m = Machine::new(&w, "op");
     step(&mut m, Input::Start);
     let events = step(&mut m, Input::Interrupted);
     assert_eq!(events.len(), 2);
@@ -372,7 +372,7 @@ fn the_operator_decides_unknown_steps() {
         (Choice::Retry, StepStatus::Running),
         (Choice::Skip, StepStatus::Skipped),
     ] {
-        let mut m = Machine::new(&w, Registry::global(), "op");
+        let mut m = Machine::new(&w, "op");
         step(&mut m, Input::Start);
         step(&mut m, ok("safe", 1));
         step(&mut m, Input::Interrupted);
@@ -392,7 +392,7 @@ fn the_operator_decides_unknown_steps() {
 #[test]
 fn resume_refuses_a_run_that_is_not_paused_and_choices_on_settled_steps() {
     let w = wf("", SHELLS);
-    let mut m = Machine::new(&w, Registry::global(), "op");
+    let mut m = Machine::new(&w, "op");
     step(&mut m, Input::Start);
     assert!(
         m.decide(
@@ -419,7 +419,7 @@ fn resume_refuses_a_run_that_is_not_paused_and_choices_on_settled_steps() {
 #[test]
 fn cancel_stops_new_starts_and_resume_continues() {
     let w = wf("", CHAIN);
-    let mut m = Machine::new(&w, Registry::global(), "op");
+    let mut m = Machine::new(&w, "op");
     step(&mut m, Input::Start);
     step(&mut m, Input::Cancel { by: "op".into() });
     assert_eq!(m.status(), RunStatus::Running, "a runs on until it ends");
@@ -466,7 +466,7 @@ needs = ["left", "right"]
 rollback = { action = "noop" }
 "#;
     let w = wf("", steps);
-    let mut m = Machine::new(&w, Registry::global(), "op");
+    let mut m = Machine::new(&w, "op");
     step(&mut m, Input::Start);
     for s in ["root", "left", "right", "join"] {
         step(&mut m, ok(s, 1));
@@ -521,7 +521,7 @@ rollback = { action = "noop" }
 fn a_failed_compensation_fails_the_rollback() {
     let steps = "[[steps]]\nid = \"a\"\naction = \"noop\"\nrollback = { action = \"noop\" }\n";
     let w = wf("", steps);
-    let mut m = Machine::new(&w, Registry::global(), "op");
+    let mut m = Machine::new(&w, "op");
     step(&mut m, Input::Start);
     step(&mut m, ok("a", 1));
     step(&mut m, Input::Rollback { by: "op".into() });
@@ -538,7 +538,7 @@ fn a_failed_compensation_fails_the_rollback() {
 #[test]
 fn rollback_is_refused_while_steps_run() {
     let w = wf("", CHAIN);
-    let mut m = Machine::new(&w, Registry::global(), "op");
+    let mut m = Machine::new(&w, "op");
     step(&mut m, Input::Start);
     assert!(
         m.decide(Input::Rollback { by: "op".into() }, t0())
@@ -551,11 +551,11 @@ fn rollback_is_refused_while_steps_run() {
 #[test]
 fn replaying_the_events_rebuilds_the_same_state() {
     let w = wf("", APPROVAL);
-    let mut m = Machine::new(&w, Registry::global(), "alice");
+    let mut m = Machine::new(&w, "alice");
     let mut all = step(&mut m, Input::Start);
     all.extend(step(&mut m, vote("bob", Decision::Approve)));
     all.extend(step(&mut m, vote("carol", Decision::Approve)));
-    let mut replayed = Machine::new(&w, Registry::global(), "alice");
+    let mut replayed = Machine::new(&w, "alice");
     for e in &all {
         replayed.apply(e, t0());
     }
@@ -566,7 +566,7 @@ fn replaying_the_events_rebuilds_the_same_state() {
 #[test]
 fn hold_records_without_starting_anything() {
     let w = wf("", APPROVAL);
-    let mut m = Machine::new(&w, Registry::global(), "alice");
+    let mut m = Machine::new(&w, "alice");
     step(&mut m, Input::Start);
     m.hold = true;
     step(&mut m, vote("bob", Decision::Approve));
@@ -629,7 +629,7 @@ fn rto_events(events: &[Event]) -> Vec<&'static str> {
 }
 
 fn started_run(w: &CompiledWorkflow, incident_start: Option<DateTime<Utc>>) -> Machine<'_> {
-    let mut m = Machine::new(w, Registry::global(), "op");
+    let mut m = Machine::new(w, "op");
     let started = Event::RunStarted {
         workflow: "t".into(),
         mode: "drill".into(),
@@ -731,7 +731,7 @@ fn resume_with(by: &str, choices: &[(&str, Choice)]) -> Input {
 
 /// A run whose gate was rejected by carol, paused (`on_failure = "pause"`).
 fn rejected_gate(w: &CompiledWorkflow) -> Machine<'_> {
-    let mut m = Machine::new(w, Registry::global(), "alice");
+    let mut m = Machine::new(w, "alice");
     step(&mut m, Input::Start);
     step(&mut m, vote("bob", Decision::Approve));
     step(&mut m, vote("carol", Decision::Reject));
@@ -752,7 +752,7 @@ fn guarantee_a_rejected_approval_cannot_be_skipped_or_marked_succeeded() {
     // Nothing ran past the gate.
     assert_eq!(m.step("go").unwrap().status, StepStatus::Pending);
     // A timed-out approval (on_timeout = reject) is as final.
-    let mut m = Machine::new(&w, Registry::global(), "alice");
+    let mut m = Machine::new(&w, "alice");
     step(&mut m, Input::Start);
     step(
         &mut m,
@@ -787,7 +787,7 @@ fn guarantee_retrying_an_approval_voids_every_earlier_vote() {
 #[test]
 fn guarantee_votes_after_the_deadline_are_refused() {
     let w = wf("", APPROVAL);
-    let mut m = Machine::new(&w, Registry::global(), "alice");
+    let mut m = Machine::new(&w, "alice");
     step(&mut m, Input::Start);
     let late = t0() + chrono::Duration::minutes(31);
     let refusal = m.decide(vote("bob", Decision::Approve), late).unwrap_err();
@@ -801,7 +801,7 @@ fn guarantee_an_ambiguous_failure_of_a_step_that_is_not_idempotent_is_never_retr
         "[defaults]\nretry = { attempts = 3, initial = \"1s\", max = \"1s\" }\n",
         SHELLS,
     );
-    let mut m = Machine::new(&w, Registry::global(), "op");
+    let mut m = Machine::new(&w, "op");
     step(&mut m, Input::Start);
     let timed_out = |s: &str| Input::Finished {
         step: s.into(),
@@ -828,7 +828,7 @@ fn guarantee_an_ambiguous_failure_of_a_step_that_is_not_idempotent_is_never_retr
     );
     assert!(started(&events).is_empty());
     // A failure proved to have changed nothing is retried as before.
-    let mut m = Machine::new(&w, Registry::global(), "op");
+    let mut m = Machine::new(&w, "op");
     step(&mut m, Input::Start);
     let events = step(
         &mut m,
@@ -853,7 +853,7 @@ fn guarantee_an_ambiguous_failure_of_a_probed_action_goes_to_the_probe() {
         "",
         "[[steps]]\nid = \"promote\"\naction = \"rds.promote_read_replica\"\nwith = { db_instance = \"db\" }\n",
     );
-    let mut m = Machine::new(&w, Registry::global(), "op");
+    let mut m = Machine::new(&w, "op");
     step(&mut m, Input::Start);
     let events = step(
         &mut m,
@@ -880,7 +880,7 @@ fn guarantee_an_ambiguous_failure_of_a_probed_action_goes_to_the_probe() {
 #[test]
 fn guarantee_the_first_recorded_previous_value_is_kept() {
     let w = wf("", CHAIN);
-    let mut m = Machine::new(&w, Registry::global(), "op");
+    let mut m = Machine::new(&w, "op");
     step(&mut m, Input::Start);
     let record = |attempt: u32, v: &str| Input::RecordPrevious {
         step: "a".into(),
@@ -902,7 +902,7 @@ fn guarantee_the_first_recorded_previous_value_is_kept() {
 fn guarantee_an_undo_that_finds_someone_elses_value_pauses_the_rollback() {
     let steps = "[[steps]]\nid = \"a\"\naction = \"noop\"\nrollback = { action = \"noop\" }\n";
     let w = wf("", steps);
-    let mut m = Machine::new(&w, Registry::global(), "op");
+    let mut m = Machine::new(&w, "op");
     step(&mut m, Input::Start);
     step(&mut m, ok("a", 1));
     step(&mut m, Input::Rollback { by: "op".into() });
@@ -926,7 +926,7 @@ fn guarantee_an_undo_that_finds_someone_elses_value_pauses_the_rollback() {
 #[test]
 fn a_resume_may_decide_several_steps_but_each_once() {
     let w = wf("", SHELLS);
-    let mut m = Machine::new(&w, Registry::global(), "op");
+    let mut m = Machine::new(&w, "op");
     step(&mut m, Input::Start);
     step(&mut m, Input::Interrupted);
     step(&mut m, Input::Recover);
