@@ -4,10 +4,7 @@ use std::time::Duration;
 
 use super::builtin_exec as exec;
 use super::schema::{ParamSpec as P, ParamType as T};
-use super::{
-    Action, ActionFuture, ActionSpec, ArgProblem, Args, Effect, ExecContext, Outputs, Resolved,
-    StepError,
-};
+use super::{Action, ActionSpec, ArgProblem, Args, Effect};
 use crate::workflow::format_duration;
 
 pub(super) fn all() -> Vec<Box<dyn Action>> {
@@ -45,14 +42,16 @@ impl Action for Shell {
         &SHELL
     }
 
-    executes!(exec::shell);
-
     fn describe(&self, args: &Args) -> String {
         let mut out = format!("run `{}`", command_line(args));
         if let Some(cwd) = args.get("cwd") {
             out.push_str(&format!(" in {cwd}"));
         }
         out
+    }
+
+    hooks! {
+        execute = exec::shell,
     }
 }
 
@@ -111,8 +110,6 @@ impl Action for HttpCheck {
         &HTTP_CHECK
     }
 
-    executes!(exec::http_check);
-
     fn describe(&self, args: &Args) -> String {
         let mut out = format!(
             "poll {} {} every {} until it answers {}",
@@ -125,6 +122,10 @@ impl Action for HttpCheck {
             out.push_str(&format!(" with a body containing \"{body}\""));
         }
         out
+    }
+
+    hooks! {
+        execute = exec::http_check,
     }
 }
 
@@ -144,14 +145,16 @@ impl Action for Wait {
         &WAIT
     }
 
-    executes!(exec::sleep_for);
-
     fn describe(&self, args: &Args) -> String {
         format!("wait {}", args.show("duration"))
     }
 
     fn duration_hint(&self, args: &Args) -> Option<Duration> {
         args.duration("duration")
+    }
+
+    hooks! {
+        execute = exec::sleep_for,
     }
 }
 
@@ -196,11 +199,6 @@ impl Action for Approval {
         &APPROVAL
     }
 
-    /// The engine waits for decisions; there is nothing to execute.
-    fn executable(&self) -> bool {
-        true
-    }
-
     fn check(&self, args: &Args) -> Vec<ArgProblem> {
         let mut problems = Vec::new();
         if let (Some(super::Arg::List(approvers)), Some(quorum)) =
@@ -221,10 +219,6 @@ impl Action for Approval {
         problems
     }
 
-    fn own_timeout(&self, args: &Args) -> Option<Duration> {
-        args.duration("timeout")
-    }
-
     fn describe(&self, args: &Args) -> String {
         let quorum = args.integer("quorum").unwrap_or(1);
         let mut out = format!(
@@ -237,6 +231,15 @@ impl Action for Approval {
             out.push_str("; the initiator may approve");
         }
         out
+    }
+
+    fn own_timeout(&self, args: &Args) -> Option<Duration> {
+        args.duration("timeout")
+    }
+
+    /// The engine waits for decisions; there is nothing to execute.
+    fn executable(&self) -> bool {
+        true
     }
 }
 
@@ -264,8 +267,6 @@ impl Action for Notify {
         &NOTIFY
     }
 
-    executes!(exec::notify);
-
     fn describe(&self, args: &Args) -> String {
         let channel = args
             .get("channel")
@@ -276,6 +277,10 @@ impl Action for Notify {
             args.show("message"),
             args.show("url")
         )
+    }
+
+    hooks! {
+        execute = exec::notify,
     }
 }
 
@@ -295,8 +300,6 @@ impl Action for Noop {
         &NOOP
     }
 
-    executes!(exec::sleep_for);
-
     fn describe(&self, args: &Args) -> String {
         match args.duration("duration") {
             Some(d) => format!("do nothing for {}", format_duration(d)),
@@ -306,5 +309,9 @@ impl Action for Noop {
 
     fn duration_hint(&self, args: &Args) -> Option<Duration> {
         args.duration("duration")
+    }
+
+    hooks! {
+        execute = exec::sleep_for,
     }
 }

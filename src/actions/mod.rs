@@ -1,34 +1,83 @@
 //! The action registry: every action a step can name, with its parameter schema, its nature
-//! (idempotent? undoes itself? changes anything?) and what it will do, in words, for plan.
+//! (idempotent? undoes itself? changes anything?), what it will do, in words, for plan, and
+//! how it runs.
 //!
-//! Execution, probing after a crash, live lookups and compensation are added to [`Action`] by
-//! the executor and AWS work; the trait is shaped for them now (see [`Action::current`]) so
-//! that adding them does not reshape it. Nothing here performs I/O yet.
+//! An action is a unit struct implementing [`Action`]: a static [`ActionSpec`] (name,
+//! summary, parameters, outputs, idempotence, effect), the checks and the plan sentence that
+//! read its arguments, and its asynchronous hooks: `execute`, and where it has them `undo`
+//! (self-undoing actions), `probe` (telling whether an attempt lost in a crash took effect)
+//! and `current` (the live value plan shows). The declarations are grouped by service in
+//! `builtin.rs`, `route53.rs` and `rds.rs`; the code that performs them is in the matching
+//! `*_exec` module (`rds_exec/` holds one file per kind of RDS resource). The engine decides
+//! when to run, retry, probe or undo; an action only does one attempt and says, through
+//! [`StepError`] and [`Failure`], what a failure tells about its effect. AWS calls go through
+//! [`crate::aws`], whose errors become step errors here (`From<aws::CallError>`).
+//!
+//! How to add an action: in the service's declaration file, write a `struct`, a `static`
+//! [`ActionSpec`] and an `impl Action` with `spec`, `describe` (and `check`, `duration_hint`
+//! or `own_timeout` when it needs them), ending with `hooks! { execute = ..., undo = ...,
+//! probe = ..., current = ... }` naming the functions, in the `*_exec` module, that do the
+//! work (each hook optional, in that order). Add the struct to that file's `all()` and its
+//! name to the list in this module's tests. Validation and plan pick it up from the registry;
+//! the action reference in `docs/workflow-format.md` is generated from it (a test compares
+//! them: `DRCTL_UPDATE_DOCS=1 cargo test docs` rewrites it).
 
-/// The execution methods of an action (and its undo, for self-undoing ones), from the
-/// functions of its `*_exec` module.
-macro_rules! executes {
-    ($exec:path) => {
+/// The asynchronous hooks of an action, written inside its `impl Action`, each handing over
+/// to a function of the action's `*_exec` module. Each is optional; they come in this order:
+///
+/// - `execute = f`: the action can be run (`f(args, ctx) -> Result<Outputs, StepError>`);
+/// - `undo = f`: it puts back what it changed (`f(args, outputs, ctx) -> Result<(), StepError>`);
+/// - `probe = f`: it can tell whether a lost attempt took effect (`f(args, ctx) -> Probe`);
+/// - `current = f`: plan shows the live value it would change (`f(args, aws) -> LiveState`).
+macro_rules! hooks {
+    () => {};
+    (execute = $execute:path $(, $($rest:tt)*)?) => {
         fn executable(&self) -> bool {
             true
         }
         fn execute<'a>(
             &'a self,
-            args: &'a Resolved,
-            ctx: &'a ExecContext,
-        ) -> ActionFuture<'a, Result<Outputs, StepError>> {
-            Box::pin($exec(args, ctx))
+            args: &'a $crate::actions::Resolved,
+            ctx: &'a $crate::actions::ExecContext,
+        ) -> $crate::actions::ActionFuture<
+            'a,
+            Result<$crate::actions::Outputs, $crate::actions::StepError>,
+        > {
+            Box::pin($execute(args, ctx))
         }
+        hooks!($($($rest)*)?);
     };
-    ($exec:path, undo = $undo:path) => {
-        executes!($exec);
+    (undo = $undo:path $(, $($rest:tt)*)?) => {
         fn undo<'a>(
             &'a self,
-            args: &'a Resolved,
-            outputs: &'a Outputs,
-            ctx: &'a ExecContext,
-        ) -> ActionFuture<'a, Result<(), StepError>> {
+            args: &'a $crate::actions::Resolved,
+            outputs: &'a $crate::actions::Outputs,
+            ctx: &'a $crate::actions::ExecContext,
+        ) -> $crate::actions::ActionFuture<'a, Result<(), $crate::actions::StepError>> {
             Box::pin($undo(args, outputs, ctx))
+        }
+        hooks!($($($rest)*)?);
+    };
+    (probe = $probe:path $(, $($rest:tt)*)?) => {
+        fn has_probe(&self) -> bool {
+            true
+        }
+        fn probe<'a>(
+            &'a self,
+            args: &'a $crate::actions::Resolved,
+            ctx: &'a $crate::actions::ExecContext,
+        ) -> $crate::actions::ActionFuture<'a, $crate::actions::Probe> {
+            Box::pin($probe(args, ctx))
+        }
+        hooks!($($($rest)*)?);
+    };
+    (current = $current:path $(,)?) => {
+        fn current<'a>(
+            &'a self,
+            args: &'a $crate::actions::Resolved,
+            aws: &'a $crate::aws::AwsContext,
+        ) -> $crate::actions::ActionFuture<'a, $crate::actions::LiveState> {
+            Box::pin($current(args, aws))
         }
     };
 }
@@ -57,8 +106,8 @@ pub use outcome::{
 };
 pub use schema::{ParamSpec, ParamType};
 
-/// A boxed future, for the asynchronous hooks of [`Action`] (live lookups now; execution and
-/// probes later) while keeping the trait object-safe.
+/// A boxed future, for the asynchronous hooks of [`Action`] (execution, undo, probes, live
+/// lookups) while keeping the trait object-safe.
 pub type ActionFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// What running an action does to the world, for safety lints and rollback.

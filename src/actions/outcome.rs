@@ -4,6 +4,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::LiveState;
+
 /// Outputs of a step: name to JSON value.
 pub type Outputs = serde_json::Map<String, serde_json::Value>;
 
@@ -76,6 +78,19 @@ impl StepError {
     }
 }
 
+/// The edge between the AWS layer and the actions: a failed call becomes a step error of the
+/// same kind, with the same message.
+impl From<crate::aws::CallError> for StepError {
+    fn from(err: crate::aws::CallError) -> Self {
+        use crate::aws::CallError;
+        match err {
+            CallError::NoEffect(message) => Self::no_effect(message),
+            CallError::Ambiguous(message) => Self::ambiguous(message),
+            CallError::Fatal(message) => Self::fatal(message),
+        }
+    }
+}
+
 /// What a read-only probe found about an attempt whose outcome was lost in a crash.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Probe {
@@ -85,6 +100,21 @@ pub enum Probe {
     DidNot,
     /// The probe cannot tell; the operator decides.
     Undecided(String),
+}
+
+/// The finding of a probe whose lookup failed (no clients, a failed call) is
+/// [`Probe::Undecided`], saying why: the probe could not look, so it cannot tell.
+pub(super) fn probe_or_undecided(found: Result<Probe, StepError>) -> Probe {
+    found.unwrap_or_else(|e| Probe::Undecided(e.message))
+}
+
+/// The live value a failed lookup (no clients, a failed call) shows in the plan is
+/// [`LiveState::Unavailable`], saying why.
+pub(super) fn live_or_unavailable(lookup: Result<String, StepError>) -> LiveState {
+    match lookup {
+        Ok(now) => LiveState::Current(now),
+        Err(e) => LiveState::Unavailable(e.message),
+    }
 }
 
 /// What an executing action may know about where it runs.
@@ -190,4 +220,23 @@ pub fn checked_duration(args: &Resolved, name: &str) -> Result<Option<Duration>,
                 "`{name}` is not a valid duration: durations look like `90s`, `15m` or `1h30m`, and are limited to 30 days (720h)"
             ))
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aws::CallError;
+
+    #[test]
+    fn an_aws_failure_keeps_its_kind_and_message_as_a_step_error() {
+        let cases = [
+            (CallError::NoEffect("throttled".into()), Failure::NoEffect),
+            (CallError::Ambiguous("timed out".into()), Failure::Ambiguous),
+            (CallError::Fatal("access denied".into()), Failure::Fatal),
+        ];
+        for (call, failure) in cases {
+            let message = call.to_string();
+            assert_eq!(StepError::from(call), StepError::new(message, failure));
+        }
+    }
 }

@@ -3,12 +3,9 @@
 
 use std::time::Duration;
 
-use super::rds_exec as exec;
+use super::rds_exec::{clusters, instances, snapshots};
 use super::schema::{ParamSpec as P, ParamType as T};
-use super::{
-    Action, ActionFuture, ActionSpec, ArgProblem, Args, Effect, ExecContext, LiveState, Outputs,
-    Probe, Resolved, StepError,
-};
+use super::{Action, ActionSpec, ArgProblem, Args, Effect};
 use crate::workflow::format_duration;
 
 pub(super) fn all() -> Vec<Box<dyn Action>> {
@@ -36,44 +33,7 @@ fn region(args: &Args) -> String {
         .map_or_else(|| "the default region".into(), ToString::to_string)
 }
 
-macro_rules! action {
-    ($ty:ident, $spec:ident, $exec:path, $probe:path, current = $current:path, |$args:ident| $describe:expr) => {
-        action!($ty, $spec, $exec, |$args| $describe, {
-            fn has_probe(&self) -> bool {
-                true
-            }
-            fn probe<'a>(&'a self, args: &'a Resolved, ctx: &'a ExecContext) -> ActionFuture<'a, Probe> {
-                Box::pin($probe(args, ctx))
-            }
-            fn current<'a>(&'a self, args: &'a Resolved, aws: &'a crate::aws::AwsContext) -> ActionFuture<'a, LiveState> {
-                Box::pin($current(args, aws))
-            }
-        });
-    };
-    ($ty:ident, $spec:ident, $exec:path, $probe:path, |$args:ident| $describe:expr) => {
-        action!($ty, $spec, $exec, |$args| $describe, {
-            fn has_probe(&self) -> bool {
-                true
-            }
-            fn probe<'a>(&'a self, args: &'a Resolved, ctx: &'a ExecContext) -> ActionFuture<'a, Probe> {
-                Box::pin($probe(args, ctx))
-            }
-        });
-    };
-    ($ty:ident, $spec:ident, $exec:path, |$args:ident| $describe:expr, { $($extra:tt)* }) => {
-        struct $ty;
-        impl Action for $ty {
-            fn spec(&self) -> &'static ActionSpec {
-                &$spec
-            }
-            fn describe(&self, $args: &Args) -> String {
-                $describe
-            }
-            executes!($exec);
-            $($extra)*
-        }
-    };
-}
+struct PromoteReadReplica;
 
 static PROMOTE: ActionSpec = ActionSpec {
     name: "rds.promote_read_replica",
@@ -90,18 +50,28 @@ static PROMOTE: ActionSpec = ActionSpec {
     idempotent: false,
     effect: Effect::Irreversible,
 };
-action!(
-    PromoteReadReplica,
-    PROMOTE,
-    exec::promote,
-    exec::probe_promote,
-    current = exec::current_instance,
-    |args| format!(
-        "promote read replica {} in {} to a standalone primary (irreversible: it stops replicating)",
-        args.show("db_instance"),
-        region(args)
-    )
-);
+
+impl Action for PromoteReadReplica {
+    fn spec(&self) -> &'static ActionSpec {
+        &PROMOTE
+    }
+
+    fn describe(&self, args: &Args) -> String {
+        format!(
+            "promote read replica {} in {} to a standalone primary (irreversible: it stops replicating)",
+            args.show("db_instance"),
+            region(args)
+        )
+    }
+
+    hooks! {
+        execute = instances::promote,
+        probe = instances::probe_promote,
+        current = instances::current_instance,
+    }
+}
+
+struct FailoverDbCluster;
 
 static FAILOVER_CLUSTER: ActionSpec = ActionSpec {
     name: "rds.failover_db_cluster",
@@ -119,26 +89,28 @@ static FAILOVER_CLUSTER: ActionSpec = ActionSpec {
     idempotent: false,
     effect: Effect::Irreversible,
 };
-action!(
-    FailoverDbCluster,
-    FAILOVER_CLUSTER,
-    exec::failover_cluster,
-    |args| format!(
-        "fail cluster {} in {} over to {}",
-        args.show("db_cluster"),
-        region(args),
-        args.show_or("target_instance", "an instance RDS chooses")
-    ),
-    {
-        fn current<'a>(
-            &'a self,
-            args: &'a Resolved,
-            aws: &'a crate::aws::AwsContext,
-        ) -> ActionFuture<'a, LiveState> {
-            Box::pin(exec::current_cluster(args, aws))
-        }
+
+impl Action for FailoverDbCluster {
+    fn spec(&self) -> &'static ActionSpec {
+        &FAILOVER_CLUSTER
     }
-);
+
+    fn describe(&self, args: &Args) -> String {
+        format!(
+            "fail cluster {} in {} over to {}",
+            args.show("db_cluster"),
+            region(args),
+            args.show_or("target_instance", "an instance RDS chooses")
+        )
+    }
+
+    hooks! {
+        execute = clusters::failover_cluster,
+        current = clusters::current_cluster,
+    }
+}
+
+struct FailoverGlobalCluster;
 
 static FAILOVER_GLOBAL: ActionSpec = ActionSpec {
     name: "rds.failover_global_cluster",
@@ -162,13 +134,13 @@ static FAILOVER_GLOBAL: ActionSpec = ActionSpec {
     idempotent: false,
     effect: Effect::Irreversible,
 };
-action!(
-    FailoverGlobalCluster,
-    FAILOVER_GLOBAL,
-    exec::failover_global,
-    exec::probe_global,
-    current = exec::current_global,
-    |args| {
+
+impl Action for FailoverGlobalCluster {
+    fn spec(&self) -> &'static ActionSpec {
+        &FAILOVER_GLOBAL
+    }
+
+    fn describe(&self, args: &Args) -> String {
         let loss = if args.bool("allow_data_loss") == Some(true) {
             ", accepting the loss of unreplicated writes"
         } else {
@@ -180,7 +152,15 @@ action!(
             args.show("target_cluster_arn")
         )
     }
-);
+
+    hooks! {
+        execute = clusters::failover_global,
+        probe = clusters::probe_global,
+        current = clusters::current_global,
+    }
+}
+
+struct SwitchoverGlobalCluster;
 
 static SWITCHOVER_GLOBAL: ActionSpec = ActionSpec {
     name: "rds.switchover_global_cluster",
@@ -198,18 +178,28 @@ static SWITCHOVER_GLOBAL: ActionSpec = ActionSpec {
     idempotent: false,
     effect: Effect::Irreversible,
 };
-action!(
-    SwitchoverGlobalCluster,
-    SWITCHOVER_GLOBAL,
-    exec::switchover_global,
-    exec::probe_global,
-    current = exec::current_global,
-    |args| format!(
-        "switch global cluster {} over to {} (no data loss)",
-        args.show("global_cluster"),
-        args.show("target_cluster_arn")
-    )
-);
+
+impl Action for SwitchoverGlobalCluster {
+    fn spec(&self) -> &'static ActionSpec {
+        &SWITCHOVER_GLOBAL
+    }
+
+    fn describe(&self, args: &Args) -> String {
+        format!(
+            "switch global cluster {} over to {} (no data loss)",
+            args.show("global_cluster"),
+            args.show("target_cluster_arn")
+        )
+    }
+
+    hooks! {
+        execute = clusters::switchover_global,
+        probe = clusters::probe_global,
+        current = clusters::current_global,
+    }
+}
+
+struct CreateSnapshot;
 
 static CREATE_SNAPSHOT: ActionSpec = ActionSpec {
     name: "rds.create_snapshot",
@@ -223,18 +213,28 @@ static CREATE_SNAPSHOT: ActionSpec = ActionSpec {
     idempotent: false,
     effect: Effect::Additive,
 };
-action!(
-    CreateSnapshot,
-    CREATE_SNAPSHOT,
-    exec::create_snapshot,
-    exec::probe_snapshot,
-    |args| format!(
-        "snapshot {} in {} as {}",
-        args.show("db_instance"),
-        region(args),
-        args.show("snapshot_id")
-    )
-);
+
+impl Action for CreateSnapshot {
+    fn spec(&self) -> &'static ActionSpec {
+        &CREATE_SNAPSHOT
+    }
+
+    fn describe(&self, args: &Args) -> String {
+        format!(
+            "snapshot {} in {} as {}",
+            args.show("db_instance"),
+            region(args),
+            args.show("snapshot_id")
+        )
+    }
+
+    hooks! {
+        execute = snapshots::create_snapshot,
+        probe = snapshots::probe_snapshot,
+    }
+}
+
+struct RestoreFromSnapshot;
 
 static RESTORE_SNAPSHOT: ActionSpec = ActionSpec {
     name: "rds.restore_from_snapshot",
@@ -257,21 +257,29 @@ static RESTORE_SNAPSHOT: ActionSpec = ActionSpec {
     idempotent: false,
     effect: Effect::Additive,
 };
-action!(
-    RestoreFromSnapshot,
-    RESTORE_SNAPSHOT,
-    exec::restore_snapshot,
-    exec::probe_restore,
-    |args| format!(
-        "restore snapshot {} in {} into a new instance {}{}",
-        args.show("snapshot_id"),
-        region(args),
-        args.show("target_db_instance"),
-        args.get("instance_class")
-            .map(|c| format!(" ({c})"))
-            .unwrap_or_default()
-    )
-);
+
+impl Action for RestoreFromSnapshot {
+    fn spec(&self) -> &'static ActionSpec {
+        &RESTORE_SNAPSHOT
+    }
+
+    fn describe(&self, args: &Args) -> String {
+        format!(
+            "restore snapshot {} in {} into a new instance {}{}",
+            args.show("snapshot_id"),
+            region(args),
+            args.show("target_db_instance"),
+            args.get("instance_class")
+                .map(|c| format!(" ({c})"))
+                .unwrap_or_default()
+        )
+    }
+
+    hooks! {
+        execute = snapshots::restore_snapshot,
+        probe = snapshots::probe_restore,
+    }
+}
 
 struct RestorePointInTime;
 
@@ -311,16 +319,6 @@ impl Action for RestorePointInTime {
         &RESTORE_PITR
     }
 
-    executes!(exec::restore_pitr);
-
-    fn has_probe(&self) -> bool {
-        true
-    }
-
-    fn probe<'a>(&'a self, args: &'a Resolved, ctx: &'a ExecContext) -> ActionFuture<'a, Probe> {
-        Box::pin(exec::probe_restore(args, ctx))
-    }
-
     fn check(&self, args: &Args) -> Vec<ArgProblem> {
         let latest = args.bool("use_latest_restorable_time") == Some(true);
         match (args.get("restore_time").is_some(), latest) {
@@ -348,7 +346,14 @@ impl Action for RestorePointInTime {
             args.show("target_db_instance")
         )
     }
+
+    hooks! {
+        execute = snapshots::restore_pitr,
+        probe = snapshots::probe_restore,
+    }
 }
+
+struct WaitAvailable;
 
 static WAIT_AVAILABLE: ActionSpec = ActionSpec {
     name: "rds.wait_available",
@@ -361,25 +366,25 @@ static WAIT_AVAILABLE: ActionSpec = ActionSpec {
     idempotent: true,
     effect: Effect::ReadOnly,
 };
-action!(
-    WaitAvailable,
-    WAIT_AVAILABLE,
-    exec::wait_available,
-    |args| format!(
-        "wait until {} in {} is available",
-        args.show("db_instance"),
-        region(args)
-    ),
-    {
-        fn current<'a>(
-            &'a self,
-            args: &'a Resolved,
-            aws: &'a crate::aws::AwsContext,
-        ) -> ActionFuture<'a, LiveState> {
-            Box::pin(exec::current_instance(args, aws))
-        }
+
+impl Action for WaitAvailable {
+    fn spec(&self) -> &'static ActionSpec {
+        &WAIT_AVAILABLE
     }
-);
+
+    fn describe(&self, args: &Args) -> String {
+        format!(
+            "wait until {} in {} is available",
+            args.show("db_instance"),
+            region(args)
+        )
+    }
+
+    hooks! {
+        execute = instances::wait_available,
+        current = instances::current_instance,
+    }
+}
 
 struct ReplicaLag;
 
@@ -401,16 +406,6 @@ impl Action for ReplicaLag {
         &REPLICA_LAG
     }
 
-    executes!(exec::replica_lag);
-
-    fn current<'a>(
-        &'a self,
-        args: &'a Resolved,
-        aws: &'a crate::aws::AwsContext,
-    ) -> ActionFuture<'a, LiveState> {
-        Box::pin(exec::current_lag(args, aws))
-    }
-
     fn describe(&self, args: &Args) -> String {
         let limit = args
             .duration("max_lag")
@@ -421,5 +416,10 @@ impl Action for ReplicaLag {
             args.show("db_instance"),
             region(args)
         )
+    }
+
+    hooks! {
+        execute = instances::replica_lag,
+        current = instances::current_lag,
     }
 }

@@ -3,10 +3,7 @@
 
 use super::route53_exec as exec;
 use super::schema::{ParamSpec as P, ParamType as T};
-use super::{
-    Action, ActionFuture, ActionSpec, Arg, ArgProblem, Args, Effect, ExecContext, Outputs,
-    Resolved, StepError,
-};
+use super::{Action, ActionSpec, Arg, ArgProblem, Args, Effect};
 
 pub(super) fn all() -> Vec<Box<dyn Action>> {
     vec![
@@ -66,16 +63,6 @@ impl Action for UpsertRecord {
         &UPSERT
     }
 
-    fn current<'a>(
-        &'a self,
-        args: &'a Resolved,
-        aws: &'a crate::aws::AwsContext,
-    ) -> ActionFuture<'a, super::LiveState> {
-        Box::pin(exec::current_record(args, aws))
-    }
-
-    executes!(exec::upsert, undo = exec::undo_upsert);
-
     fn check(&self, args: &Args) -> Vec<ArgProblem> {
         let mut problems = routing_problems(args);
         if args.get("type").and_then(Arg::literal_text).as_deref() == Some("CNAME")
@@ -116,6 +103,12 @@ impl Action for UpsertRecord {
         }
         out.push_str("; rollback restores the previous record");
         out
+    }
+
+    hooks! {
+        execute = exec::upsert,
+        undo = exec::undo_upsert,
+        current = exec::current_record,
     }
 }
 
@@ -163,16 +156,6 @@ impl Action for DeleteRecord {
         &DELETE
     }
 
-    fn current<'a>(
-        &'a self,
-        args: &'a Resolved,
-        aws: &'a crate::aws::AwsContext,
-    ) -> ActionFuture<'a, super::LiveState> {
-        Box::pin(exec::current_record(args, aws))
-    }
-
-    executes!(exec::delete, undo = exec::undo_delete);
-
     fn describe(&self, args: &Args) -> String {
         let set = args
             .get("set_identifier")
@@ -184,6 +167,12 @@ impl Action for DeleteRecord {
             args.show("type"),
             args.show("zone_id")
         )
+    }
+
+    hooks! {
+        execute = exec::delete,
+        undo = exec::undo_delete,
+        current = exec::current_record,
     }
 }
 
@@ -207,10 +196,12 @@ impl Action for WaitInsync {
         &WAIT_INSYNC
     }
 
-    executes!(exec::insync);
-
     fn describe(&self, args: &Args) -> String {
         format!("wait until change {} is INSYNC", args.show("change_id"))
+    }
+
+    hooks! {
+        execute = exec::insync,
     }
 }
 
@@ -236,16 +227,6 @@ impl Action for SetWeight {
         &SET_WEIGHT
     }
 
-    fn current<'a>(
-        &'a self,
-        args: &'a Resolved,
-        aws: &'a crate::aws::AwsContext,
-    ) -> ActionFuture<'a, super::LiveState> {
-        Box::pin(exec::current_record(args, aws))
-    }
-
-    executes!(exec::set_weight, undo = exec::undo_set_weight);
-
     fn describe(&self, args: &Args) -> String {
         format!(
             "set the weight of {} {} (set {}) in zone {} to {}; rollback restores the previous weight",
@@ -255,6 +236,12 @@ impl Action for SetWeight {
             args.show("zone_id"),
             args.show("weight"),
         )
+    }
+
+    hooks! {
+        execute = exec::set_weight,
+        undo = exec::undo_set_weight,
+        current = exec::current_record,
     }
 }
 
@@ -282,13 +269,15 @@ impl Action for HealthCheckStatus {
         &HEALTH
     }
 
-    executes!(exec::health);
-
     fn describe(&self, args: &Args) -> String {
         format!(
             "check that health check {} is {}",
             args.show("health_check_id"),
             args.show_or("expect", "healthy")
         )
+    }
+
+    hooks! {
+        execute = exec::health,
     }
 }

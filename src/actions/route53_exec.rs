@@ -6,9 +6,10 @@ use aws_sdk_route53::types::{
 };
 use serde_json::{Value, json};
 
-use super::outcome::{ExecContext, Outputs, Resolved, StepError, text};
+use super::LiveState;
+use super::outcome::{ExecContext, Outputs, Resolved, StepError, live_or_unavailable, text};
 use super::route53_record::{describe, from_json, same, to_json};
-use crate::aws::{Clients, classify};
+use crate::aws::{AwsContext, Clients, classify};
 
 fn build_err(e: impl std::fmt::Display) -> StepError {
     StepError::fatal(format!("could not build the Route 53 request: {e}"))
@@ -514,21 +515,19 @@ fn describe_set(r: &ResourceRecordSet) -> String {
 }
 
 /// Live value of the record a step would change, for plan.
-pub async fn current_record(args: &Resolved, aws: &crate::aws::AwsContext) -> super::LiveState {
-    let c = match aws.clients(None).await {
-        Ok(c) => c,
-        Err(e) => return super::LiveState::Unavailable(e.message),
+pub async fn current_record(args: &Resolved, aws: &AwsContext) -> LiveState {
+    let lookup = async {
+        let c = aws.clients(None).await?;
+        let (zone, name, rtype) = (
+            text(args, "zone_id").unwrap_or_default(),
+            text(args, "name").unwrap_or_default(),
+            text(args, "type").unwrap_or_default(),
+        );
+        let record = find(&c, zone, name, rtype, text(args, "set_identifier")).await?;
+        Ok(record.map_or_else(
+            || format!("{name} {rtype} does not exist in zone {zone}"),
+            |r| describe_set(&r),
+        ))
     };
-    let (zone, name, rtype) = (
-        text(args, "zone_id").unwrap_or_default(),
-        text(args, "name").unwrap_or_default(),
-        text(args, "type").unwrap_or_default(),
-    );
-    match find(&c, zone, name, rtype, text(args, "set_identifier")).await {
-        Ok(Some(r)) => super::LiveState::Current(describe_set(&r)),
-        Ok(None) => {
-            super::LiveState::Current(format!("{name} {rtype} does not exist in zone {zone}"))
-        }
-        Err(e) => super::LiveState::Unavailable(e.message),
-    }
+    live_or_unavailable(lookup.await)
 }

@@ -3,12 +3,31 @@
 //! a 5xx or an unreadable answer may have taken effect (ambiguous: retried only by idempotent
 //! steps); access denied, invalid parameters and missing resources are fatal, and their message
 //! names the resource, the region and what to check.
+//!
+//! The result is a [`CallError`], this layer's own type: what retrying, probing or rolling
+//! back make of it is decided by the actions, which turn it into their step error.
 
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
-use crate::actions::StepError;
+/// A failed AWS call (or a failure to prepare one), by what it says about its effect. Each
+/// variant holds the message, which names the resource and the region.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    /// The request changed nothing (throttled, refused before it was sent): another attempt
+    /// is safe.
+    #[error("{0}")]
+    NoEffect(String),
+    /// The request may have been carried out (a timeout, a connection broken after sending,
+    /// a 5xx, an unreadable answer).
+    #[error("{0}")]
+    Ambiguous(String),
+    /// Retrying will not help (access denied, invalid parameters, not found, no credentials
+    /// or region).
+    #[error("{0}")]
+    Fatal(String),
+}
 
 const THROTTLING: &[&str] = &[
     "Throttling",
@@ -21,9 +40,9 @@ const THROTTLING: &[&str] = &[
     "SlowDown",
 ];
 
-/// Turns an SDK error of an operation on `what` (e.g. "DB instance orders-replica") in
-/// `region` into a step error.
-pub fn classify<E>(err: &SdkError<E, HttpResponse>, what: &str, region: &str) -> StepError
+/// Classifies an SDK error of an operation on `what` (e.g. "DB instance orders-replica") in
+/// `region`.
+pub fn classify<E>(err: &SdkError<E, HttpResponse>, what: &str, region: &str) -> CallError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
@@ -42,11 +61,11 @@ where
                 }
             );
             if THROTTLING.contains(&code) || status == 429 {
-                return StepError::no_effect(text);
+                return CallError::NoEffect(text);
             }
             if status >= 500 {
                 // The service may have acted before it failed to answer.
-                return StepError::ambiguous(text);
+                return CallError::Ambiguous(text);
             }
             let hint = if code.contains("AccessDenied")
                 || code.contains("Unauthorized")
@@ -60,12 +79,12 @@ where
             } else {
                 "see the AWS documentation of this error code"
             };
-            StepError::fatal(format!("{text} ({hint})"))
+            CallError::Fatal(format!("{text} ({hint})"))
         }
-        SdkError::TimeoutError(_) => StepError::ambiguous(format!(
+        SdkError::TimeoutError(_) => CallError::Ambiguous(format!(
             "{what} in {region}: the request timed out (it may have been carried out)"
         )),
-        SdkError::ResponseError(_) => StepError::ambiguous(format!(
+        SdkError::ResponseError(_) => CallError::Ambiguous(format!(
             "{what} in {region}: the response could not be read (the request may have been carried out)"
         )),
         SdkError::DispatchFailure(failure) => {
@@ -73,20 +92,20 @@ where
                 .as_connector_error()
                 .map_or_else(|| format!("{err:?}"), ToString::to_string);
             if failure.is_user() {
-                StepError::fatal(format!(
+                CallError::Fatal(format!(
                     "{what} in {region}: the request could not be sent: {detail}"
                 ))
             } else if refused_before_sending(err) {
-                StepError::no_effect(format!(
+                CallError::NoEffect(format!(
                     "{what} in {region}: AWS could not be reached: {detail}"
                 ))
             } else {
-                StepError::ambiguous(format!(
+                CallError::Ambiguous(format!(
                     "{what} in {region}: the connection failed, the request may have been carried out: {detail}"
                 ))
             }
         }
-        _ => StepError::fatal(format!("{what} in {region}: {}", error_chain(err))),
+        _ => CallError::Fatal(format!("{what} in {region}: {}", error_chain(err))),
     }
 }
 

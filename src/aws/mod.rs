@@ -1,20 +1,23 @@
 //! AWS access for the Route 53 and RDS actions: configuration from the standard credential
-//! chain and profiles, a region per step, the endpoint override (`AWS_ENDPOINT_URL` or
-//! `--aws-endpoint-url`), and the classification of SDK errors by what they say about their effect.
+//! chain and profiles, SDK clients for a region, the endpoint override (`AWS_ENDPOINT_URL` or
+//! `--aws-endpoint-url`), request configuration for calls that must be sent only once, and
+//! the classification of SDK errors by what they say about their effect ([`CallError`]).
+//!
+//! This is a layer below the actions: it knows nothing of steps, actions or their errors.
+//! The actions call the SDK through [`Clients`] and turn a [`CallError`] into their own step
+//! error, where retry, probe and rollback decide what to do with it.
 //!
 //! Credentials stay inside the SDK: nothing here stores, journals or prints them.
 
 mod error;
 
-pub use error::classify;
+pub use error::{CallError, classify};
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::provider::ProvideCredentials;
-
-use crate::actions::StepError;
 
 static ENDPOINT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
 static GLOBAL: std::sync::OnceLock<Arc<AwsContext>> = std::sync::OnceLock::new();
@@ -112,7 +115,7 @@ impl AwsContext {
             .clone()
     }
 
-    async fn config(&self) -> Result<&SdkConfig, StepError> {
+    async fn config(&self) -> Result<&SdkConfig, CallError> {
         let loaded = self
             .config
             .get_or_init(|| async {
@@ -134,11 +137,11 @@ impl AwsContext {
                 }
             })
             .await;
-        loaded.as_ref().map_err(|e| StepError::fatal(e.clone()))
+        loaded.as_ref().map_err(|e| CallError::Fatal(e.clone()))
     }
 
     /// Clients for `region`, or the configured default region.
-    pub async fn clients(&self, region: Option<&str>) -> Result<Clients, StepError> {
+    pub async fn clients(&self, region: Option<&str>) -> Result<Clients, CallError> {
         if let Some(fixed) = &self.fixed {
             return Ok(fixed.clone());
         }
@@ -146,7 +149,7 @@ impl AwsContext {
         let region = match region {
             Some(r) => r.to_string(),
             None => config.region().map(ToString::to_string).ok_or_else(|| {
-                StepError::fatal("no AWS region: give the step a `region`, or set AWS_REGION or a profile region")
+                CallError::Fatal("no AWS region: give the step a `region`, or set AWS_REGION or a profile region".into())
             })?,
         };
         let rds = aws_sdk_rds::config::Builder::from(config)
