@@ -6,17 +6,16 @@
 //! start over, roll back. The irreversible step appends to a ledger file outside drctl: it must
 //! never be written.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::harness::root;
+use crate::support::{Drctl, Out};
 
 /// One state directory, one workflow file, one ledger.
 struct Scene {
     _dir: tempfile::TempDir,
-    state: PathBuf,
+    drctl: Drctl,
     file: PathBuf,
     ledger: PathBuf,
 }
@@ -50,34 +49,15 @@ impl Scene {
         let file = dir.path().join("failover.toml");
         std::fs::write(&file, workflow(timeout, &ledger)).unwrap();
         Scene {
-            state: dir.path().join("state"),
+            drctl: Drctl::new(dir.path().join("state")).current_dir(root()),
             file,
             ledger,
             _dir: dir,
         }
     }
 
-    fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_drctl"));
-        c.args(args)
-            .arg("--state")
-            .arg(&self.state)
-            .current_dir(root())
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null());
-        c
-    }
-
-    fn drctl(&self, args: &[&str]) -> Outcome {
-        let o: Output = self.command(args).output().expect("drctl runs");
-        Outcome {
-            code: o.status.code(),
-            text: format!(
-                "{}{}",
-                String::from_utf8_lossy(&o.stdout),
-                String::from_utf8_lossy(&o.stderr)
-            ),
-        }
+    fn drctl(&self, args: &[&str]) -> Out {
+        self.drctl.run(args)
     }
 
     fn file(&self) -> &str {
@@ -87,16 +67,13 @@ impl Scene {
     /// `drctl run --detach` as alice: the run stops at the gate (exit 3). Returns its id.
     fn start_detached(&self) -> String {
         let o = self.drctl(&["run", self.file(), "--as", "alice", "--detach"]);
-        assert_eq!(o.code, Some(3), "{}", o.text);
-        o.text.split_whitespace().nth(1).unwrap().to_string()
+        assert_eq!(o.code, 3, "{}", o.text());
+        o.text().split_whitespace().nth(1).unwrap().to_string()
     }
 
     fn status(&self, run: &str) -> serde_json::Value {
-        let o = self
-            .command(&["status", run, "--format", "json"])
-            .output()
-            .unwrap();
-        serde_json::from_slice(&o.stdout).unwrap_or_default()
+        let o = self.drctl(&["status", run, "--format", "json"]);
+        serde_json::from_str(&o.stdout).unwrap_or_default()
     }
 
     fn step_status(&self, run: &str, step: &str) -> String {
@@ -121,28 +98,6 @@ fn workflow(timeout: &str, ledger: &Path) -> String {
         .replace("LEDGER", ledger.to_str().unwrap())
 }
 
-struct Outcome {
-    code: Option<i32>,
-    text: String,
-}
-
-impl Outcome {
-    fn refused(&self, why: &str, what: &str) {
-        assert_eq!(self.code, Some(2), "{what} was not refused: {}", self.text);
-        assert!(self.text.contains(why), "{what}: {}", self.text);
-    }
-}
-
-/// Kills the child when the test ends, however it ends.
-struct Reap(Child);
-
-impl Drop for Reap {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn the_initiator_cannot_get_past_a_rejected_gate_by_any_command() {
     let s = Scene::new("1h");
@@ -153,11 +108,11 @@ fn the_initiator_cannot_get_past_a_rejected_gate_by_any_command() {
     s.drctl(&["approve", &run, "gate", "--as", "mallory"])
         .refused("not an approver", "an approver not listed");
     let o = s.drctl(&["approve", &run, "gate", "--as", "carol", "--comment", "ok"]);
-    assert_eq!(o.code, Some(0), "{}", o.text);
+    assert_eq!(o.code, 0, "{}", o.text());
     s.drctl(&["approve", &run, "gate", "--as", "carol"])
         .refused("already decided", "a second vote by the same approver");
     let o = s.drctl(&["reject", &run, "gate", "--as", "bob", "--comment", "NO"]);
-    assert_eq!(o.code, Some(0), "{}", o.text);
+    assert_eq!(o.code, 0, "{}", o.text());
     s.assert_not_promoted("the rejection");
 
     // Every way back in through resume.
@@ -178,7 +133,7 @@ fn the_initiator_cannot_get_past_a_rejected_gate_by_any_command() {
     ])
     .refused("final", "a skip hidden among several decisions");
     let o = s.drctl(&["resume", &run]);
-    assert_ne!(o.code, Some(0), "{}", o.text);
+    assert_ne!(o.code, 0, "{}", o.text());
     s.assert_not_promoted("a plain resume");
     assert_eq!(s.step_status(&run, "gate"), "failed");
     s.drctl(&["approve", &run, "gate", "--as", "carol"])
@@ -216,7 +171,7 @@ fn the_initiator_cannot_get_past_a_rejected_gate_by_any_command() {
     let o = s.drctl(&[
         "resume", &run, "--step", "gate", "--retry", "--detach", "--as", "alice",
     ]);
-    assert_eq!(o.code, Some(3), "{}", o.text);
+    assert_eq!(o.code, 3, "{}", o.text());
     assert_eq!(s.step_status(&run, "gate"), "awaiting_approval");
     s.drctl(&["approve", &run, "gate", "--as", "alice"])
         .refused("started this run", "self-approval in the new round");
@@ -229,19 +184,19 @@ fn the_initiator_cannot_get_past_a_rejected_gate_by_any_command() {
         "--comment",
         "ok now",
     ]);
-    assert_eq!(o.code, Some(0), "{}", o.text);
+    assert_eq!(o.code, 0, "{}", o.text());
     let o = s.drctl(&["resume", &run, "--detach"]);
-    assert_eq!(o.code, Some(3), "one fresh approval of two: {}", o.text);
+    assert_eq!(o.code, 3, "one fresh approval of two: {}", o.text());
     s.assert_not_promoted("one fresh approval where two are needed");
 
     // Cancel and start again: the new run waits at its own gate.
     let o = s.drctl(&["cancel", &run, "--as", "alice"]);
-    assert_eq!(o.code, Some(0), "{}", o.text);
+    assert_eq!(o.code, 0, "{}", o.text());
     let second = s.start_detached();
     assert_ne!(second, run);
     s.assert_not_promoted("a new run of the same workflow");
     let o = s.drctl(&["rollback", &run, "--as", "alice"]);
-    assert_eq!(o.code, Some(5), "{}", o.text);
+    assert_eq!(o.code, 5, "{}", o.text());
     s.assert_not_promoted("a rollback");
 }
 
@@ -256,7 +211,7 @@ fn a_vote_after_the_deadline_is_refused_and_the_gate_closes() {
     s.drctl(&["approve", &run, "gate", "--as", "carol"])
         .refused("deadline", "a late vote");
     let o = s.drctl(&["resume", &run]);
-    assert_ne!(o.code, Some(0), "{}", o.text);
+    assert_ne!(o.code, 0, "{}", o.text());
     assert_eq!(s.step_status(&run, "gate"), "failed");
     s.drctl(&["resume", &run, "--step", "gate", "--skip"])
         .refused("final", "skipping a gate that timed out");
@@ -266,23 +221,7 @@ fn a_vote_after_the_deadline_is_refused_and_the_gate_closes() {
 #[test]
 fn a_rejection_through_the_live_process_is_as_final() {
     let s = Scene::new("1h");
-    let mut child = s
-        .command(&["run", s.file(), "--as", "alice"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let run = lines
-        .next()
-        .unwrap()
-        .unwrap()
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .to_string();
-    std::thread::spawn(move || for _ in lines {});
-    let mut live = Reap(child);
+    let (mut live, run) = s.drctl.start(&["run", s.file(), "--as", "alice"]);
     let deadline = Instant::now() + Duration::from_secs(20);
     while s.step_status(&run, "gate") != "awaiting_approval" {
         assert!(Instant::now() < deadline, "the gate never opened");
@@ -304,23 +243,16 @@ fn a_rejection_through_the_live_process_is_as_final() {
             "not now",
         ]);
         tries += 1;
-        if o.code == Some(0) || o.code == Some(2) || tries == 3 {
+        if o.code == 0 || o.code == 2 || tries == 3 {
             break o;
         }
         std::thread::sleep(Duration::from_millis(200));
     };
-    assert_eq!(o.code, Some(0), "{}", o.text);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let code = loop {
-        if let Some(status) = live.0.try_wait().unwrap() {
-            break status.code();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the run did not stop at the rejection"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    assert_eq!(o.code, 0, "{}", o.text());
+    let code = live.exit_within(
+        Duration::from_secs(20),
+        "the run did not stop at the rejection",
+    );
     assert_ne!(code, Some(0));
     s.drctl(&["resume", &run, "--step", "gate", "--mark-succeeded"])
         .refused("final", "marking a rejected gate succeeded");

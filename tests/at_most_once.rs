@@ -2,33 +2,14 @@
 //! a file and then hangs past its timeout, with three attempts allowed, appends once. Its
 //! outcome is unknown, shell has no probe, so the run waits for the operator, who decides.
 
-use std::process::{Command, Output};
-
 use crate::harness::root;
-
-fn drctl(state: &std::path::Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_drctl"))
-        .args(args)
-        .arg("--state")
-        .arg(state)
-        .current_dir(root())
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("drctl runs")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+use crate::support::Drctl;
 
 #[test]
 fn a_step_that_is_not_idempotent_is_not_run_again_after_its_timeout() {
     let dir = tempfile::tempdir().unwrap();
-    let (state, ledger) = (dir.path().join("state"), dir.path().join("ledger"));
+    let drctl = Drctl::new(dir.path().join("state")).current_dir(root());
+    let ledger = dir.path().join("ledger");
     let file = dir.path().join("append.toml");
     std::fs::write(
         &file,
@@ -62,30 +43,25 @@ needs = ["append", "append-too"]
     )
     .unwrap();
     let file = file.to_str().unwrap();
-    let o = drctl(&state, &["run", file, "--as", "alice"]);
-    assert_eq!(o.status.code(), Some(4), "{}", text(&o));
+    let o = drctl.run(&["run", file, "--as", "alice"]).code(4);
     let lines = std::fs::read_to_string(&ledger).unwrap();
     assert_eq!(
         lines.lines().filter(|l| *l == "attempt").count(),
         1,
         "the step ran more than once: {lines}"
     );
-    assert!(text(&o).contains("--step append"), "{}", text(&o));
-    let run = text(&o).split_whitespace().nth(1).unwrap().to_string();
-    let status: serde_json::Value =
-        serde_json::from_slice(&drctl(&state, &["status", &run, "--format", "json"]).stdout)
-            .unwrap();
+    assert!(o.text().contains("--step append"), "{}", o.text());
+    let run = o.run_id();
+    let status = drctl.run(&["status", &run, "--format", "json"]).json();
     assert_eq!(status["status"], "paused");
     assert_eq!(status["steps"][0]["status"], "unknown", "{status}");
     assert_eq!(status["steps"][1]["status"], "unknown", "{status}");
     // A resume without a decision does not run them again either.
-    let o = drctl(&state, &["resume", &run]);
-    assert_eq!(o.status.code(), Some(4), "{}", text(&o));
+    drctl.run(&["resume", &run]).code(4);
     assert_eq!(std::fs::read_to_string(&ledger).unwrap().lines().count(), 2);
     // The operator saw both take effect, and says so for each in one resume.
-    let o = drctl(
-        &state,
-        &[
+    drctl
+        .run(&[
             "resume",
             &run,
             "--step",
@@ -94,8 +70,7 @@ needs = ["append", "append-too"]
             "--step",
             "append-too",
             "--mark-succeeded",
-        ],
-    );
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+        ])
+        .ok();
     assert_eq!(std::fs::read_to_string(&ledger).unwrap().lines().count(), 2);
 }

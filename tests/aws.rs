@@ -5,7 +5,7 @@
 
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use std::sync::Arc;
@@ -16,6 +16,7 @@ use drctl::actions::ExecContext;
 use drctl::aws::{AwsContext, Clients};
 
 use crate::harness::root;
+use crate::support::Drctl;
 
 /// A moto server for one test; killed when dropped.
 pub struct Moto {
@@ -67,31 +68,23 @@ impl Moto {
             .await
     }
 
-    /// Runs drctl against this emulator.
-    pub fn drctl(&self, state: &Path, args: &[&str]) -> Output {
-        drctl_at(&self.url, state, args)
+    /// drctl against this emulator.
+    pub fn drctl(&self, state: &Path) -> Drctl {
+        drctl_at(&self.url, state)
     }
 }
 
-/// Runs drctl with every AWS request sent to `url`.
-pub fn drctl_at(url: &str, state: &Path, args: &[&str]) -> Output {
-    {
-        Command::new(env!("CARGO_BIN_EXE_drctl"))
-            .args(args)
-            .arg("--state")
-            .arg(state)
-            .arg("--aws-endpoint-url")
-            .arg(url)
-            .current_dir(root())
-            .env("NO_COLOR", "1")
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("AWS_REGION", "us-west-2")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("DRCTL_AWS_POLL_MS", "50")
-            .output()
-            .expect("drctl runs")
-    }
+/// drctl with every AWS request sent to `url`, as a test user of the emulator, polling fast.
+pub fn drctl_at(url: &str, state: &Path) -> Drctl {
+    Drctl::new(state)
+        .current_dir(root())
+        .arg("--aws-endpoint-url")
+        .arg(url)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-west-2")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("DRCTL_AWS_POLL_MS", "50")
 }
 
 impl Drop for Moto {
@@ -106,22 +99,6 @@ pub fn rt() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .unwrap()
-}
-
-pub fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-pub fn run_id(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout)
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .to_string()
 }
 
 /// A primary, a read replica with a lag reading, a hosted zone and a CNAME to the primary.
@@ -270,9 +247,9 @@ fn failover_promotes_the_replica_switches_dns_and_rolls_dns_back() {
     let file = failover_workflow(dir.path(), &zone);
 
     // The plan reads the live state and changes nothing.
-    let plan = moto.drctl(&state, &["plan", &file]);
-    let out = text(&plan);
-    assert_eq!(plan.status.code(), Some(0), "{out}");
+    let plan = moto.drctl(&state).run(&["plan", &file]);
+    let out = plan.text();
+    assert_eq!(plan.code, 0, "{out}");
     assert!(
         out.contains(&format!(
             "current: db.orders.example.com CNAME = [{primary}] TTL 300s"
@@ -295,10 +272,10 @@ fn failover_promotes_the_replica_switches_dns_and_rolls_dns_back() {
         "plan changed nothing"
     );
 
-    let run = moto.drctl(&state, &["drill", &file]);
-    let out = text(&run);
-    assert_eq!(run.status.code(), Some(0), "{out}");
-    let run_id = run_id(&run);
+    let run = moto.drctl(&state).run(&["drill", &file]);
+    let out = run.text();
+    assert_eq!(run.code, 0, "{out}");
+    let run_id = run.run_id();
 
     // The state AWS reports, not drctl's view of it.
     assert_eq!(
@@ -312,12 +289,10 @@ fn failover_promotes_the_replica_switches_dns_and_rolls_dns_back() {
         "DNS points at the promoted replica: {value}"
     );
     assert_eq!(ttl, Some(60));
-    let status: serde_json::Value = serde_json::from_slice(
-        &moto
-            .drctl(&state, &["status", &run_id, "--format", "json"])
-            .stdout,
-    )
-    .unwrap();
+    let status: serde_json::Value = moto
+        .drctl(&state)
+        .run(&["status", &run_id, "--format", "json"])
+        .json();
     let lag = status["steps"]
         .as_array()
         .unwrap()
@@ -327,9 +302,9 @@ fn failover_promotes_the_replica_switches_dns_and_rolls_dns_back() {
     assert_eq!(lag["outputs"]["rpo_seconds"], 4.0);
 
     // Rolling back restores the previous record; the promotion cannot be undone and says so.
-    let back = moto.drctl(&state, &["rollback", &run_id]);
-    let out = text(&back);
-    assert_eq!(back.status.code(), Some(5), "{out}");
+    let back = moto.drctl(&state).run(&["rollback", &run_id]);
+    let out = back.text();
+    assert_eq!(back.code, 5, "{out}");
     assert!(
         out.contains("not undone (no compensation): promote"),
         "{out}"
@@ -351,9 +326,9 @@ fn restores_from_a_snapshot_and_to_a_point_in_time() {
         .join("tests/fixtures/aws/restore.toml")
         .display()
         .to_string();
-    let run = moto.drctl(&state, &["drill", &file]);
-    let out = text(&run);
-    assert_eq!(run.status.code(), Some(0), "{out}");
+    let run = moto.drctl(&state).run(&["drill", &file]);
+    let out = run.text();
+    assert_eq!(run.code, 0, "{out}");
 
     let rds = aws_sdk_rds::Client::new(&config);
     for id in ["orders-from-snapshot", "orders-pitr"] {
@@ -378,9 +353,10 @@ fn restores_from_a_snapshot_and_to_a_point_in_time() {
         )
         .unwrap();
     assert_eq!(snap.db_snapshots().len(), 1);
-    let status: serde_json::Value =
-        serde_json::from_slice(&moto.drctl(&state, &["status", "--format", "json"]).stdout)
-            .unwrap();
+    let status: serde_json::Value = moto
+        .drctl(&state)
+        .run(&["status", "--format", "json"])
+        .json();
     let step = |id: &str| {
         status["steps"]
             .as_array()
@@ -412,9 +388,9 @@ fn aws_errors_name_the_resource_and_fail_at_once() {
          [[steps]]\nid = \"wait\"\naction = \"rds.wait_available\"\nwith = { region = \"us-west-2\", db_instance = \"no-such-db\" }\n",
     )
     .unwrap();
-    let run = moto.drctl(&state, &["run", file.to_str().unwrap()]);
-    let out = text(&run);
-    assert_eq!(run.status.code(), Some(4), "{out}");
+    let run = moto.drctl(&state).run(&["run", file.to_str().unwrap()]);
+    let out = run.text();
+    assert_eq!(run.code, 4, "{out}");
     assert!(
         out.contains("no-such-db") && out.contains("us-west-2"),
         "{out}"
@@ -429,9 +405,7 @@ fn aws_errors_name_the_resource_and_fail_at_once() {
 #[test]
 fn a_missing_credential_chain_is_one_clear_error() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_drctl"))
-        .args(["run", "tests/fixtures/aws/restore.toml", "--state"])
-        .arg(dir.path().join("state"))
+    let out = Drctl::new(dir.path().join("state"))
         .current_dir(root())
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -439,9 +413,8 @@ fn a_missing_credential_chain_is_one_clear_error() {
         .env("AWS_REGION", "us-west-2")
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
-        .output()
-        .unwrap();
-    let out = text(&out);
+        .run(&["run", "tests/fixtures/aws/restore.toml"])
+        .text();
     assert!(out.contains("no AWS credentials found"), "{out}");
     assert!(!out.contains("DispatchFailure"), "no SDK dump: {out}");
 }

@@ -20,7 +20,7 @@ use drctl::actions::{ExecContext, Failure, Registry};
 use drctl::aws::{AwsContext, Clients};
 use serde_json::{Value, json};
 
-use crate::aws::{Moto, drctl_at, record_value, rt, run_id, seed, text, upsert};
+use crate::aws::{Moto, drctl_at, record_value, rt, seed, upsert};
 
 fn context(config: &aws_config::SdkConfig, previous: Option<Value>) -> ExecContext {
     ExecContext {
@@ -299,21 +299,18 @@ with = { region = "us-west-2", db_instance = "orders-replica" }
     .unwrap();
     let state = dir.path().join("state");
     let slow = format!("http://127.0.0.1:{}", proxy.port);
-    let o = drctl_at(
-        &slow,
-        &state,
-        &["run", file.to_str().unwrap(), "--as", "ops"],
-    );
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = drctl_at(&slow, &state).run(&["run", file.to_str().unwrap(), "--as", "ops"]);
+    assert_eq!(o.code, 0, "{}", o.text());
     assert_eq!(
         proxy.promotions.load(Ordering::SeqCst),
         1,
         "the promotion was sent more than once: {}",
-        text(&o)
+        o.text()
     );
-    let run = run_id(&o);
-    let status = drctl_at(&slow, &state, &["report", &run, "--format", "json"]);
-    let report: Value = serde_json::from_slice(&status.stdout).unwrap();
+    let run = o.run_id();
+    let report = drctl_at(&slow, &state)
+        .run(&["report", &run, "--format", "json"])
+        .json();
     let step = &report["steps"][0];
     assert_eq!(step["status"], "succeeded", "{report}");
     assert_eq!(step["attempts"], 1, "{report}");
@@ -405,26 +402,21 @@ measures = "rpo"
     )
     .unwrap();
     let state = dir.path().join("state");
-    let o = moto.drctl(
-        &state,
-        &[
-            "run",
-            file.to_str().unwrap(),
-            "--as",
-            "ops",
-            "--incident-start",
-            &incident,
-        ],
-    );
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    let run = run_id(&o);
+    let o = moto.drctl(&state).run(&[
+        "run",
+        file.to_str().unwrap(),
+        "--as",
+        "ops",
+        "--incident-start",
+        &incident,
+    ]);
+    assert_eq!(o.code, 0, "{}", o.text());
+    let run = o.run_id();
     // Incident start − restore time = 20 minutes; from the run's start it would be 30.
-    let status: Value = serde_json::from_slice(
-        &moto
-            .drctl(&state, &["status", &run, "--format", "json"])
-            .stdout,
-    )
-    .unwrap();
+    let status: Value = moto
+        .drctl(&state)
+        .run(&["status", &run, "--format", "json"])
+        .json();
     let step = status["steps"]
         .as_array()
         .unwrap()
@@ -442,12 +434,10 @@ measures = "rpo"
         (rpo - 1200.0).abs() <= 1.0,
         "the step's RPO {rpo} s: {status}"
     );
-    let report: Value = serde_json::from_slice(
-        &moto
-            .drctl(&state, &["report", &run, "--format", "json"])
-            .stdout,
-    )
-    .unwrap();
+    let report: Value = moto
+        .drctl(&state)
+        .run(&["report", &run, "--format", "json"])
+        .json();
     let achieved = report["rpo"]["achieved_seconds"].as_f64().unwrap();
     assert!(
         (achieved - 1200.0).abs() <= 1.0,

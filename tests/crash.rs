@@ -6,35 +6,33 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use drctl::synthetic::SplitMix;
 use serde_json::Value;
 
 use crate::harness::root;
+use crate::support::Drctl;
 
 const KILLS: usize = 100;
 const STEPS: [&str; 8] = [
     "check", "fence-a", "fence-b", "promote", "switch-1", "switch-2", "verify", "gate",
 ];
 
-fn drctl(state: &Path, args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_drctl"));
-    c.args(args)
-        .arg("--state")
-        .arg(state)
-        .current_dir(root())
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    c
+fn drctl(state: &Path) -> Drctl {
+    Drctl::new(state).current_dir(root())
 }
 
 /// Starts `args` and kills it after `delay` unless it ended first. Returns whether it was
 /// killed, and its exit code when it ended by itself.
 fn run_and_maybe_kill(state: &Path, args: &[&str], delay: Duration) -> (bool, Option<i32>) {
-    let mut child = drctl(state, args).spawn().expect("drctl starts");
+    let mut child = drctl(state)
+        .command(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("drctl starts");
     let deadline = Instant::now() + delay;
     loop {
         if let Some(status) = child.try_wait().expect("wait") {
@@ -50,12 +48,9 @@ fn run_and_maybe_kill(state: &Path, args: &[&str], delay: Duration) -> (bool, Op
 }
 
 fn status(state: &Path, run: &str) -> Value {
-    let out = drctl(state, &["status", run, "--format", "json"])
-        .stdout(Stdio::piped())
-        .output()
-        .expect("status");
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("status JSON: {e}: {}", String::from_utf8_lossy(&out.stdout)))
+    drctl(state)
+        .run(&["status", run, "--format", "json"])
+        .json()
 }
 
 fn journal_events(state: &Path, run: &str) -> Vec<Value> {
@@ -121,22 +116,16 @@ fn one_run(rng: &mut SplitMix, n: usize) -> usize {
         match s["status"].as_str().unwrap() {
             "succeeded" => break,
             "awaiting_approval" => {
-                let code = drctl(
-                    &state,
-                    &[
-                        "approve",
-                        &run_id,
-                        "gate",
-                        "--as",
-                        "sre-lead",
-                        "--comment",
-                        "go",
-                    ],
-                )
-                .status()
-                .unwrap()
-                .code();
-                assert_eq!(code, Some(0), "approval must be recorded");
+                let o = drctl(&state).run(&[
+                    "approve",
+                    &run_id,
+                    "gate",
+                    "--as",
+                    "sre-lead",
+                    "--comment",
+                    "go",
+                ]);
+                assert_eq!(o.code, 0, "approval must be recorded: {}", o.text());
                 approvals += 1;
             }
             "paused" => {

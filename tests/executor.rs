@@ -2,33 +2,19 @@
 //! a second process while the run is live, one active run per workflow, and the clear refusals
 //! a newcomer meets (unknown run, foreign state directory, a step not waiting, a finished run).
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::harness::root;
+use crate::support::{Drctl, Live, Out};
 
-fn drctl(state: &Path, args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_drctl"));
-    c.args(args)
-        .arg("--state")
-        .arg(state)
-        .current_dir(root())
-        .env("NO_COLOR", "1");
-    c
+/// drctl from the repository root, as the README runs it.
+fn drctl(state: &Path) -> Drctl {
+    Drctl::new(state).current_dir(root())
 }
 
-fn output(state: &Path, args: &[&str]) -> Output {
-    drctl(state, args).output().expect("drctl runs")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+fn output(state: &Path, args: &[&str]) -> Out {
+    drctl(state).run(args)
 }
 
 fn free_port() -> u16 {
@@ -37,16 +23,6 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
-}
-
-/// Kills the child when the test ends, however it ends.
-struct Reap(Child);
-
-impl Drop for Reap {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 #[test]
@@ -67,20 +43,18 @@ fn the_local_drill_runs_end_to_end_unattended() {
             &workdir,
         ],
     );
-    let out = text(&o);
-    assert_eq!(o.status.code(), Some(0), "{out}");
+    let out = o.text();
+    assert_eq!(o.code, 0, "{out}");
     assert!(
         out.lines().next().unwrap().starts_with("run "),
         "the run id comes first: {out}"
     );
     assert!(out.contains("health-check: succeeded"), "{out}");
     assert!(!work.exists(), "the drill cleans up after itself");
-    let status: serde_json::Value =
-        serde_json::from_slice(&output(&state, &["status", "--format", "json"]).stdout).unwrap();
+    let status = output(&state, &["status", "--format", "json"]).json();
     assert_eq!(status["status"], "succeeded");
     assert_eq!(status["journal"]["intact"], true);
-    let runs: serde_json::Value =
-        serde_json::from_slice(&output(&state, &["runs", "--format", "json"]).stdout).unwrap();
+    let runs = output(&state, &["runs", "--format", "json"]).json();
     assert_eq!(runs[0]["mode"], "drill");
 }
 
@@ -112,25 +86,15 @@ fn gated(dir: &Path) -> String {
 }
 
 /// Starts a run in the background and returns it with its run id (its first line).
-fn start_live(state: &Path, file: &str) -> (Reap, String) {
-    let mut child = drctl(state, &["run", file, "--as", "alice"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = lines.next().unwrap().unwrap();
-    let run_id = first.split_whitespace().nth(1).unwrap().to_string();
-    // Keep reading so the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    (Reap(child), run_id)
+fn start_live(state: &Path, file: &str) -> (Live, String) {
+    drctl(state).start(&["run", file, "--as", "alice"])
 }
 
 fn wait_for(state: &Path, run: &str, wanted: &str) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let v: serde_json::Value =
-            serde_json::from_slice(&output(state, &["status", run, "--format", "json"]).stdout)
+            serde_json::from_str(&output(state, &["status", run, "--format", "json"]).stdout)
                 .unwrap_or_default();
         if v["status"] == wanted {
             return;
@@ -153,39 +117,30 @@ fn approval_from_a_second_process_while_the_run_is_live() {
 
     // Reads and refusals go through the live process.
     let o = output(&state, &["approve", &run, "gate", "--as", "alice"]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(text(&o).contains("started this run"), "{}", text(&o));
+    assert_eq!(o.code, 2);
+    assert!(o.text().contains("started this run"), "{}", o.text());
     let o = output(&state, &["approve", &run, "gate", "--as", "mallory"]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(text(&o).contains("not an approver"), "{}", text(&o));
+    assert_eq!(o.code, 2);
+    assert!(o.text().contains("not an approver"), "{}", o.text());
     let o = output(&state, &["approve", &run, "after", "--as", "bob"]);
-    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(o.code, 2);
 
     // A second run while this one is live is refused, naming it.
     let o = output(&state, &["run", &file]);
-    assert_eq!(o.status.code(), Some(6), "{}", text(&o));
-    assert!(text(&o).contains(&run), "{}", text(&o));
+    assert_eq!(o.code, 6, "{}", o.text());
+    assert!(o.text().contains(&run), "{}", o.text());
 
     let o = output(
         &state,
         &["approve", &run, "gate", "--as", "bob", "--comment", "go"],
     );
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let code = loop {
-        if let Some(status) = live.0.try_wait().unwrap() {
-            break status.code();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the run did not finish after approval"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    assert_eq!(o.code, 0, "{}", o.text());
+    let code = live.exit_within(
+        Duration::from_secs(20),
+        "the run did not finish after approval",
+    );
     assert_eq!(code, Some(0));
-    let status: serde_json::Value =
-        serde_json::from_slice(&output(&state, &["status", &run, "--format", "json"]).stdout)
-            .unwrap();
+    let status = output(&state, &["status", &run, "--format", "json"]).json();
     assert_eq!(status["status"], "succeeded");
 }
 
@@ -195,33 +150,27 @@ fn detach_exits_3_then_approve_and_resume_in_separate_jobs() {
     let state = dir.path().join("state");
     let file = gated(dir.path());
     let o = output(&state, &["run", &file, "--detach", "--as", "alice"]);
-    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
-    let run = String::from_utf8_lossy(&o.stdout)
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .to_string();
+    assert_eq!(o.code, 3, "{}", o.text());
+    let run = o.stdout.split_whitespace().nth(1).unwrap().to_string();
     // An unfinished run blocks a second one, and says how to go on.
     let o = output(&state, &["run", &file]);
-    assert_eq!(o.status.code(), Some(6));
+    assert_eq!(o.code, 6);
     assert!(
-        text(&o).contains(&format!("drctl resume {run}")),
+        o.text().contains(&format!("drctl resume {run}")),
         "{}",
-        text(&o)
+        o.text()
     );
 
     assert_eq!(
-        output(&state, &["approve", &run, "gate", "--as", "bob"])
-            .status
-            .code(),
-        Some(0)
+        output(&state, &["approve", &run, "gate", "--as", "bob"]).code,
+        0
     );
     let o = output(&state, &["resume", &run]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(o.code, 0, "{}", o.text());
     // Resuming a finished run is refused.
     let o = output(&state, &["resume", &run]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(text(&o).contains("is succeeded"), "{}", text(&o));
+    assert_eq!(o.code, 2);
+    assert!(o.text().contains("is succeeded"), "{}", o.text());
 }
 
 #[test]
@@ -267,16 +216,12 @@ with = {{ approvers = ["bob"], timeout = "1h" }}
     .unwrap();
     let f = file.display().to_string();
     let o = output(&state, &["run", &f, "--detach"]);
-    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
-    let run = String::from_utf8_lossy(&o.stdout)
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .to_string();
-    assert_eq!(output(&state, &["cancel", &run]).status.code(), Some(0));
+    assert_eq!(o.code, 3, "{}", o.text());
+    let run = o.stdout.split_whitespace().nth(1).unwrap().to_string();
+    assert_eq!(output(&state, &["cancel", &run]).code, 0);
     // A cancelled run no longer blocks a new one... but this test rolls it back instead.
     let o = output(&state, &["rollback", &run]);
-    assert_eq!(o.status.code(), Some(5), "{}", text(&o));
+    assert_eq!(o.code, 5, "{}", o.text());
     let undone = std::fs::read_to_string(&log).unwrap();
     let order: Vec<&str> = undone.lines().collect();
     assert_eq!(order.len(), 3, "{undone}");
@@ -289,25 +234,25 @@ fn clear_refusals_for_a_newcomer() {
     let state = dir.path().join("state");
     // Unknown run id.
     let o = output(&state, &["status", "no-such-run"]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(text(&o).contains("no run `no-such-run`"), "{}", text(&o));
+    assert_eq!(o.code, 2);
+    assert!(o.text().contains("no run `no-such-run`"), "{}", o.text());
     let o = output(&state, &["approve", "no-such-run", "gate", "--as", "bob"]);
-    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(o.code, 2);
     // A rejection needs a reason.
     let o = output(&state, &["reject", "no-such-run", "gate", "--as", "bob"]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(text(&o).contains("--comment"), "{}", text(&o));
+    assert_eq!(o.code, 2);
+    assert!(o.text().contains("--comment"), "{}", o.text());
 
     // A foreign directory in place of the store.
     let foreign = dir.path().join("foreign");
     std::fs::create_dir_all(foreign.join("store")).unwrap();
     std::fs::write(foreign.join("store").join("notes.txt"), "not a database").unwrap();
     let o = output(&foreign, &["runs"]);
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert_eq!(o.code, 2, "{}", o.text());
     assert!(
-        text(&o).contains("not a usable drctl store"),
+        o.text().contains("not a usable drctl store"),
         "{}",
-        text(&o)
+        o.text()
     );
     assert_eq!(
         std::fs::read_to_string(foreign.join("store").join("notes.txt")).unwrap(),
@@ -319,7 +264,7 @@ fn clear_refusals_for_a_newcomer() {
     let file = dir.path().join("afile");
     std::fs::write(&file, "x").unwrap();
     let o = output(&file, &["runs"]);
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert_eq!(o.code, 2, "{}", o.text());
 
     // A store written by a newer drctl.
     let newer = dir.path().join("newer");
@@ -332,8 +277,8 @@ fn clear_refusals_for_a_newcomer() {
         db.flush().unwrap();
     }
     let o = output(&newer, &["runs"]);
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    assert!(text(&o).contains("schema version 99"), "{}", text(&o));
+    assert_eq!(o.code, 2, "{}", o.text());
+    assert!(o.text().contains("schema version 99"), "{}", o.text());
 }
 
 #[test]
@@ -345,7 +290,7 @@ fn a_store_of_schema_version_1_is_migrated_and_nothing_is_lost() {
     let source = "[workflow]\nname = \"small\"\nkind = \"failover\"\n\n[[steps]]\nid = \"only\"\naction = \"noop\"\n";
     std::fs::write(&file, source).unwrap();
     let o = output(&state, &["drill", file.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(o.code, 0, "{}", o.text());
 
     // What the run is now, read through the store.
     let (run, mut steps, journal) = {
@@ -389,15 +334,15 @@ fn a_store_of_schema_version_1_is_migrated_and_nothing_is_lost() {
     }
 
     let o = output(&old, &["status", &run.run_id, "--format", "json"]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    let status: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(o.code, 0, "{}", o.text());
+    let status = o.json();
     assert_eq!(status["journal"]["intact"], true);
     assert_eq!(
         status["steps"][0]["id"], "only",
         "the steps come from the stored text"
     );
     let o = output(&old, &["report", &run.run_id, "--format", "json"]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(o.code, 0, "{}", o.text());
 
     let store = SledStore::open(&old).unwrap();
     assert_eq!(store.run(&run.run_id).unwrap().as_ref(), Some(&run));
@@ -434,7 +379,7 @@ fn a_control_socket_that_never_answers_is_not_a_live_process() {
     )
     .unwrap();
     let o = output(&state, &["drill", file.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(o.code, 0, "{}", o.text());
 
     // What a drctl killed while spawning a step leaves for a moment: its socket, held open by
     // a child that will close it without a word.
@@ -445,15 +390,20 @@ fn a_control_socket_that_never_answers_is_not_a_live_process() {
         }
     });
     let o = output(&state, &["status", "--format", "json"]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    let status: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(o.code, 0, "{}", o.text());
+    let status = o.json();
     assert_eq!(status["status"], "succeeded");
     closer.join().unwrap();
 }
 
-/// Runs `argv` on a pseudo-terminal, answers `answer` once `prompt` is shown, and returns the
-/// exit code and everything the terminal showed.
-fn on_a_terminal(argv: &[&str], prompt: &str, answer: &str) -> (Option<i32>, String) {
+/// Runs `drctl ARGS` on a pseudo-terminal, answers `answer` once `prompt` is shown, and
+/// returns the exit code and everything the terminal showed.
+fn on_a_terminal(
+    drctl: &Drctl,
+    args: &[&str],
+    prompt: &str,
+    answer: &str,
+) -> (Option<i32>, String) {
     let script = r#"
 import os, pty, select, sys, time
 prompt, answer, argv = sys.argv[1].encode(), sys.argv[2].encode(), sys.argv[3:]
@@ -481,14 +431,8 @@ _, status = os.waitpid(pid, 0)
 sys.stdout.write(seen.decode(errors="replace"))
 sys.exit(os.waitstatus_to_exitcode(status))
 "#;
-    let o = Command::new("python3")
-        .arg("-c")
-        .arg(script)
-        .arg(prompt)
-        .arg(answer)
-        .args(argv)
-        .current_dir(root())
-        .env("NO_COLOR", "1")
+    let o = drctl
+        .under("python3", &["-c", script, prompt, answer], args)
         .output()
         .expect("python3 runs");
     (
@@ -522,25 +466,16 @@ needs = ["gate"]
     )
     .unwrap();
     let (code, shown) = on_a_terminal(
-        &[
-            env!("CARGO_BIN_EXE_drctl"),
-            "run",
-            file.to_str().unwrap(),
-            "--as",
-            "ops",
-            "--state",
-            state.to_str().unwrap(),
-        ],
+        &drctl(&state),
+        &["run", file.to_str().unwrap(), "--as", "ops"],
         "approve `gate` now as ops?",
         "y\n",
     );
     assert_eq!(code, Some(0), "{shown}");
-    let status: serde_json::Value =
-        serde_json::from_slice(&output(&state, &["status", "--format", "json"]).stdout).unwrap();
+    let status = output(&state, &["status", "--format", "json"]).json();
     assert_eq!(status["status"], "succeeded", "{shown}");
     let run_id = status["run_id"].as_str().unwrap();
-    let report = output(&state, &["report", run_id, "--format", "json"]);
-    let report: serde_json::Value = serde_json::from_slice(&report.stdout).unwrap();
+    let report = output(&state, &["report", run_id, "--format", "json"]).json();
     let approvals = report["approvals"].to_string();
     assert!(
         approvals.contains("ops") && approvals.contains("decided at the terminal"),

@@ -2,27 +2,10 @@
 //! the `JUnit` output read back by a `JUnit` XML parser, a drill that blows its RTO warned about
 //! while running and reported as not met, and plan predictions learning from past runs.
 
-use std::path::Path;
-use std::process::{Command, Output};
-
 use regex::Regex;
 
 use crate::harness::root;
-
-fn drctl(state: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_drctl"))
-        .args(args)
-        .arg("--state")
-        .arg(state)
-        .current_dir(root())
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("drctl runs")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
+use crate::support::{Drctl, Out};
 
 /// Replaces what changes from run to run: ids, times, durations.
 fn redact(text: &str) -> String {
@@ -53,9 +36,10 @@ fn redact(text: &str) -> String {
     out
 }
 
-fn run_drill(state: &Path, file: &str) -> (Output, String) {
-    let o = drctl(state, &["drill", file, "--as", "ops"]);
-    let run = stdout(&o)
+fn run_drill(drctl: &Drctl, file: &str) -> (Out, String) {
+    let o = drctl.run(&["drill", file, "--as", "ops"]);
+    let run = o
+        .stdout
         .split_whitespace()
         .nth(1)
         .unwrap_or_default()
@@ -66,13 +50,13 @@ fn run_drill(state: &Path, file: &str) -> (Output, String) {
 #[test]
 fn report_snapshots_and_junit_parses() {
     let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("state");
-    let (o, run) = run_drill(&state, "tests/fixtures/report/drill.toml");
-    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    let drctl = Drctl::new(dir.path().join("state")).current_dir(root());
+    let (o, run) = run_drill(&drctl, "tests/fixtures/report/drill.toml");
+    assert_eq!(o.code, 0, "{}", o.stdout);
 
-    let md = stdout(&drctl(&state, &["report", &run, "--format", "md"]));
-    let json = stdout(&drctl(&state, &["report", &run, "--format", "json"]));
-    let junit = stdout(&drctl(&state, &["report", &run, "--format", "junit"]));
+    let md = drctl.run(&["report", &run, "--format", "md"]).stdout;
+    let json = drctl.run(&["report", &run, "--format", "json"]).stdout;
+    let junit = drctl.run(&["report", &run, "--format", "junit"]).stdout;
     insta::with_settings!({ snapshot_path => "snapshots/reports", prepend_module_to_snapshot => false }, {
         insta::assert_snapshot!("report.md", redact(&md));
         insta::assert_snapshot!("report.json", redact(&json));
@@ -123,18 +107,16 @@ fn report_snapshots_and_junit_parses() {
 
     // -o writes a file; the HTML is one self-contained page with an inline SVG timeline.
     let html_path = dir.path().join("report.html");
-    let o = drctl(
-        &state,
-        &[
+    drctl
+        .run(&[
             "report",
             &run,
             "--format",
             "html",
             "-o",
             html_path.to_str().unwrap(),
-        ],
-    );
-    assert_eq!(o.status.code(), Some(0));
+        ])
+        .ok();
     let html = std::fs::read_to_string(&html_path).unwrap();
     assert!(html.contains("<svg") && html.contains("RTO objective"));
     assert!(
@@ -146,18 +128,16 @@ fn report_snapshots_and_junit_parses() {
 #[test]
 fn a_blown_rto_warns_while_running_and_is_reported_not_met() {
     let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("state");
-    let (o, run) = run_drill(&state, "tests/fixtures/report/slow.toml");
-    let out = stdout(&o);
-    assert_eq!(o.status.code(), Some(0), "{out}");
+    let drctl = Drctl::new(dir.path().join("state")).current_dir(root());
+    let (o, run) = run_drill(&drctl, "tests/fixtures/report/slow.toml");
+    let out = o.stdout;
+    assert_eq!(o.code, 0, "{out}");
     assert!(out.contains("RTO BREACHED"), "warned while running:\n{out}");
-    let report: serde_json::Value =
-        serde_json::from_slice(&drctl(&state, &["report", &run, "--format", "json"]).stdout)
-            .unwrap();
+    let report = drctl.run(&["report", &run, "--format", "json"]).json();
     assert_eq!(report["rto"]["met"], false);
     assert!(report["rto"]["achieved_seconds"].as_f64().unwrap() >= 3.0);
     assert!(report["rto_breached_at"].is_string());
-    let junit = stdout(&drctl(&state, &["report", &run, "--format", "junit"]));
+    let junit = drctl.run(&["report", &run, "--format", "junit"]).stdout;
     let suites = junit_parser::from_reader(std::io::Cursor::new(junit.as_bytes())).unwrap();
     assert_eq!(
         suites.failures, 1,
@@ -168,28 +148,26 @@ fn a_blown_rto_warns_while_running_and_is_reported_not_met() {
 #[test]
 fn the_plan_predicts_from_history_and_history_keeps_drills_apart() {
     let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("state");
-    let plan = |state: &Path| -> serde_json::Value {
-        serde_json::from_slice(
-            &drctl(
-                state,
-                &[
-                    "plan",
-                    "--offline",
-                    "--format",
-                    "json",
-                    "tests/fixtures/report/slow.toml",
-                ],
-            )
-            .stdout,
-        )
-        .unwrap()
+    let drctl = Drctl::new(dir.path().join("state")).current_dir(root());
+    let plan = || {
+        drctl
+            .run(&[
+                "plan",
+                "--offline",
+                "--format",
+                "json",
+                "tests/fixtures/report/slow.toml",
+            ])
+            .json()
     };
-    let before = plan(&state);
+    let before = plan();
     assert_eq!(before["predicted_rto_seconds"], 0.5, "from the estimate");
-    assert!(!state.exists(), "a plan never creates the state directory");
-    run_drill(&state, "tests/fixtures/report/slow.toml");
-    let after = plan(&state);
+    assert!(
+        !drctl.state().exists(),
+        "a plan never creates the state directory"
+    );
+    run_drill(&drctl, "tests/fixtures/report/slow.toml");
+    let after = plan();
     let predicted = after["predicted_rto_seconds"].as_f64().unwrap();
     assert!(predicted >= 3.0, "from the real duration: {predicted}");
     assert!(
@@ -201,10 +179,9 @@ fn the_plan_predicts_from_history_and_history_keeps_drills_apart() {
         after["prediction_source"]
     );
 
-    let history: serde_json::Value = serde_json::from_slice(
-        &drctl(&state, &["history", "slow-drill", "--format", "json"]).stdout,
-    )
-    .unwrap();
+    let history = drctl
+        .run(&["history", "slow-drill", "--format", "json"])
+        .json();
     assert_eq!(history["drills"].as_array().unwrap().len(), 1);
     assert_eq!(history["runs"].as_array().unwrap().len(), 0);
     assert_eq!(history["drills"][0]["rto"]["met"], false);

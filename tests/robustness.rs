@@ -4,30 +4,17 @@
 //! killed mid-run.
 
 use std::path::Path;
-use std::process::{Command, Output};
 
 use crate::harness::root;
+use crate::support::{Drctl, Live, Out};
 
-fn drctl(state: &Path, args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_drctl"));
-    c.args(args)
-        .arg("--state")
-        .arg(state)
-        .current_dir(root())
-        .env("NO_COLOR", "1");
-    c
+/// drctl from the repository root.
+fn drctl(state: &Path) -> Drctl {
+    Drctl::new(state).current_dir(root())
 }
 
-fn output(state: &Path, args: &[&str]) -> Output {
-    drctl(state, args).output().expect("drctl runs")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+fn output(state: &Path, args: &[&str]) -> Out {
+    drctl(state).run(args)
 }
 
 fn write(dir: &Path, name: &str, content: &str) -> String {
@@ -54,10 +41,10 @@ fn a_duration_past_thirty_days_is_refused_before_anything_runs() {
     for argv in [vec!["validate", &file], vec!["run", &file, "--as", "alice"]] {
         let command = argv[0];
         let o = output(&state, &argv);
-        assert_eq!(o.status.code(), Some(2), "{command}: {}", text(&o));
-        assert!(text(&o).contains("DRC0007"), "{command}: {}", text(&o));
-        assert!(text(&o).contains("(720h)"), "{command}: {}", text(&o));
-        assert!(!text(&o).contains("panicked"), "{command}: {}", text(&o));
+        assert_eq!(o.code, 2, "{command}: {}", o.text());
+        assert!(o.text().contains("DRC0007"), "{command}: {}", o.text());
+        assert!(o.text().contains("(720h)"), "{command}: {}", o.text());
+        assert!(!o.text().contains("panicked"), "{command}: {}", o.text());
     }
 }
 
@@ -81,12 +68,12 @@ fn a_param_that_becomes_a_duration_past_thirty_days_is_refused() {
     let file = write(dir.path(), "wait.toml", PARAM_WAIT);
     for big in ["drain=721h", "drain=99999999999999999999h"] {
         let o = output(&state, &["run", &file, "--param", big]);
-        assert_eq!(o.status.code(), Some(2), "{big}: {}", text(&o));
-        assert!(text(&o).contains("DRC0007"), "{big}: {}", text(&o));
-        assert!(text(&o).contains("(720h)"), "{big}: {}", text(&o));
+        assert_eq!(o.code, 2, "{big}: {}", o.text());
+        assert!(o.text().contains("DRC0007"), "{big}: {}", o.text());
+        assert!(o.text().contains("(720h)"), "{big}: {}", o.text());
     }
     let o = output(&state, &["run", &file, "--param", "drain=10ms"]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(o.code, 0, "{}", o.text());
 }
 
 #[test]
@@ -112,7 +99,7 @@ fn the_example_workflows_keep_their_approval_policies_literal() {
         "workflows/point-in-time-restore.toml",
     ] {
         let o = output(&dir.path().join("state"), &["validate", file]);
-        assert_eq!(o.status.code(), Some(0), "{file}: {}", text(&o));
+        assert_eq!(o.code, 0, "{file}: {}", o.text());
     }
 }
 
@@ -140,27 +127,16 @@ with = { approvers = ["${params.who}"], timeout = "1h" }
         &state,
         &["run", &file, "--param", "who=alice", "--as", "alice"],
     );
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    assert!(text(&o).contains("DRC0023"), "{}", text(&o));
-    assert!(text(&o).contains("weak.toml:11:23"), "{}", text(&o));
+    assert_eq!(o.code, 2, "{}", o.text());
+    assert!(o.text().contains("DRC0023"), "{}", o.text());
+    assert!(o.text().contains("weak.toml:11:23"), "{}", o.text());
 }
 
 // --- A live run and the clients around it ---------------------------------------------------
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
-
-/// Kills the child when the test ends, however it ends.
-struct Reap(Child);
-
-impl Drop for Reap {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn slow(dir: &Path, name: &str) -> String {
     write(
@@ -172,26 +148,11 @@ fn slow(dir: &Path, name: &str) -> String {
     )
 }
 
-/// Starts `command` in the background and returns it with its run id (its first line).
-fn start(mut command: Command) -> (Reap, String) {
-    let mut child = command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = lines.next().unwrap().unwrap();
-    let run_id = first.split_whitespace().nth(1).unwrap().to_string();
-    // Keep reading so the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    (Reap(child), run_id)
-}
-
-fn status_json(state: &Path, args: &[&str]) -> (Output, serde_json::Value, Duration) {
+fn status_json(state: &Path, args: &[&str]) -> (Out, serde_json::Value, Duration) {
     let began = Instant::now();
     let o = output(state, args);
     let took = began.elapsed();
-    let v = serde_json::from_slice(&o.stdout).unwrap_or_default();
+    let v = serde_json::from_str(&o.stdout).unwrap_or_default();
     (o, v, took)
 }
 
@@ -214,7 +175,7 @@ fn wait_for(state: &Path, run: &str, wanted: &str) {
 /// `drctl status` from another process answers, promptly, about the live run.
 fn answers_promptly(state: &Path, run: &str, after: &str) {
     let (o, v, took) = status_json(state, &["status", run, "--format", "json"]);
-    assert_eq!(o.status.code(), Some(0), "after {after}: {}", text(&o));
+    assert_eq!(o.code, 0, "after {after}: {}", o.text());
     assert_eq!(v["status"], "running", "after {after}: {v}");
     assert!(
         took < Duration::from_secs(3),
@@ -232,11 +193,7 @@ fn the_control_socket_survives_misbehaving_clients() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     let file = slow(dir.path(), "slow");
-    let (_live, run) = start({
-        let mut c = drctl(&state, &["run", &file]);
-        c.arg("--as").arg("alice");
-        c
-    });
+    let (_live, run) = drctl(&state).start(&["run", &file, "--as", "alice"]);
     wait_for(&state, &run, "running");
     let mode = std::fs::metadata(state.join("control.sock"))
         .unwrap()
@@ -317,16 +274,12 @@ fn the_control_socket_outlives_running_out_of_file_descriptors() {
     let state = dir.path().join("state");
     let file = slow(dir.path(), "starved");
     // Few file descriptors: accepting the clients below exhausts them.
-    let mut command = Command::new("sh");
-    command
-        .arg("-c")
-        .arg("ulimit -n 48 && exec \"$0\" \"$@\"")
-        .arg(env!("CARGO_BIN_EXE_drctl"))
-        .args(["run", &file, "--as", "alice", "--state"])
-        .arg(&state)
-        .current_dir(root())
-        .env("NO_COLOR", "1");
-    let (_live, run) = start(command);
+    let command = drctl(&state).under(
+        "sh",
+        &["-c", "ulimit -n 48 && exec \"$0\" \"$@\""],
+        &["run", &file, "--as", "alice"],
+    );
+    let (_live, run) = Live::start(command);
     wait_for(&state, &run, "running");
     let holders: Vec<UnixStream> = (0..60)
         .filter_map(|_| UnixStream::connect(state.join("control.sock")).ok())
@@ -336,13 +289,13 @@ fn the_control_socket_outlives_running_out_of_file_descriptors() {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let (o, v, _) = status_json(&state, &["status", &run, "--format", "json"]);
-        if o.status.code() == Some(0) && v["status"] == "running" {
+        if o.code == 0 && v["status"] == "running" {
             break;
         }
         assert!(
             Instant::now() < deadline,
             "the live process stopped answering: {}",
-            text(&o)
+            o.text()
         );
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -358,15 +311,9 @@ fn read_commands_never_meet_a_busy_store() {
         "quick.toml",
         "[workflow]\nname = \"quick\"\nkind = \"failover\"\n\n[[steps]]\nid = \"a\"\naction = \"noop\"\n",
     );
-    assert_eq!(output(&state, &["drill", &file]).status.code(), Some(0));
+    assert_eq!(output(&state, &["drill", &file]).code, 0);
     let slow_file = slow(dir.path(), "slow");
-    let _live = Reap(
-        drctl(&state, &["run", &slow_file, "--as", "alice"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let _live = drctl(&state).spawn(&["run", &slow_file, "--as", "alice"]);
     for i in 0..50 {
         let args: &[&str] = if i % 2 == 0 {
             &["status", "--format", "json"]
@@ -374,11 +321,11 @@ fn read_commands_never_meet_a_busy_store() {
             &["runs", "--format", "json"]
         };
         let o = output(&state, args);
-        assert_eq!(o.status.code(), Some(0), "read {i}: {}", text(&o));
+        assert_eq!(o.code, 0, "read {i}: {}", o.text());
         assert!(
-            !text(&o).contains("in use by another drctl process"),
+            !o.text().contains("in use by another drctl process"),
             "read {i}: {}",
-            text(&o)
+            o.text()
         );
     }
 }
@@ -388,18 +335,13 @@ fn a_killed_run_shows_as_interrupted_with_the_pid_that_drove_it() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     let file = slow(dir.path(), "killed");
-    let (mut live, run) = start({
-        let mut c = drctl(&state, &["run", &file]);
-        c.arg("--as").arg("alice");
-        c
-    });
+    let (mut live, run) = drctl(&state).start(&["run", &file, "--as", "alice"]);
     wait_for(&state, &run, "running");
-    let pid = live.0.id();
-    live.0.kill().unwrap(); // SIGKILL
-    live.0.wait().unwrap();
+    let pid = live.pid();
+    live.kill(); // SIGKILL
 
     let (o, v, _) = status_json(&state, &["status", &run, "--format", "json"]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(o.code, 0, "{}", o.text());
     assert_eq!(v["status"], "interrupted", "{v}");
     assert_eq!(v["stored_status"], "running", "{v}");
     assert_eq!(v["pid"], pid, "{v}");
@@ -407,42 +349,38 @@ fn a_killed_run_shows_as_interrupted_with_the_pid_that_drove_it() {
     assert_eq!(v["steps"][0]["id"], "hold");
 
     let (o, v, _) = status_json(&state, &["runs", "--format", "json"]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(o.code, 0, "{}", o.text());
     assert_eq!(v[0]["status"], "interrupted", "{v}");
     assert_eq!(v[0]["pid"], pid, "{v}");
 
     let o = output(&state, &["status", &run]);
-    assert!(text(&o).contains("INTERRUPTED"), "{}", text(&o));
-    assert!(text(&o).contains(&pid.to_string()), "{}", text(&o));
+    assert!(o.text().contains("INTERRUPTED"), "{}", o.text());
+    assert!(o.text().contains(&pid.to_string()), "{}", o.text());
     assert!(
-        text(&o).contains(&format!("drctl resume {run}")),
+        o.text().contains(&format!("drctl resume {run}")),
         "{}",
-        text(&o)
+        o.text()
     );
     let o = output(&state, &["runs"]);
-    assert!(text(&o).contains("interrupted"), "{}", text(&o));
+    assert!(o.text().contains("interrupted"), "{}", o.text());
     assert!(
-        text(&o).contains(&format!("drctl resume {run}")),
+        o.text().contains(&format!("drctl resume {run}")),
         "{}",
-        text(&o)
+        o.text()
     );
 
     // Still an unfinished run: a second one is refused.
     let o = output(&state, &["run", &file]);
-    assert_eq!(o.status.code(), Some(6), "{}", text(&o));
+    assert_eq!(o.code, 6, "{}", o.text());
     assert!(
-        text(&o).contains(&format!("drctl resume {run}")),
+        o.text().contains(&format!("drctl resume {run}")),
         "{}",
-        text(&o)
+        o.text()
     );
 
     // A live process driving another run says the same about this one.
     let other = slow(dir.path(), "other");
-    let (_other_live, other_run) = start({
-        let mut c = drctl(&state, &["run", &other]);
-        c.arg("--as").arg("alice");
-        c
-    });
+    let (_other_live, other_run) = drctl(&state).start(&["run", &other, "--as", "alice"]);
     wait_for(&state, &other_run, "running");
     let (_, v, _) = status_json(&state, &["runs", "--format", "json"]);
     let runs = v.as_array().unwrap();
@@ -463,9 +401,9 @@ fn a_detached_run_awaits_approval_and_is_not_interrupted() {
         "[workflow]\nname = \"gated\"\nkind = \"failover\"\n\n[[steps]]\nid = \"gate\"\naction = \"approval\"\nwith = { approvers = [\"bob\"], timeout = \"1h\" }\n",
     );
     let o = output(&state, &["run", &file, "--detach", "--as", "alice"]);
-    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert_eq!(o.code, 3, "{}", o.text());
     let (o, v, _) = status_json(&state, &["status", "--format", "json"]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(o.code, 0, "{}", o.text());
     assert_eq!(v["status"], "awaiting_approval", "{v}");
     assert!(v.get("stored_status").is_none(), "{v}");
 }

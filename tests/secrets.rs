@@ -5,9 +5,9 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::Command;
 
 use crate::harness::root;
+use crate::support::Drctl;
 
 const WORKFLOW: &str = r#"
 [workflow]
@@ -47,23 +47,10 @@ fn a_secret_never_reaches_the_terminal_the_reports_or_the_store() {
     let state = dir.path().join("state");
     let file = dir.path().join("leaky.toml");
     std::fs::write(&file, WORKFLOW).unwrap();
-    let drctl = |args: &[&str]| {
-        let o = Command::new(env!("CARGO_BIN_EXE_drctl"))
-            .args(args)
-            .arg("--state")
-            .arg(&state)
-            .current_dir(root())
-            .env("NO_COLOR", "1")
-            .env("TOKEN", &secret)
-            .output()
-            .unwrap();
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        )
-    };
-    let mut seen = drctl(&["run", file.to_str().unwrap(), "--as", "alice"]);
+    let drctl = Drctl::new(&state).current_dir(root()).env("TOKEN", &secret);
+    // Everything a command printed, on either stream.
+    let shown = |args: &[&str]| drctl.run(args).text();
+    let mut seen = shown(&["run", file.to_str().unwrap(), "--as", "alice"]);
     let run = seen.split_whitespace().nth(1).unwrap().to_string();
     for args in [
         vec!["status", run.as_str()],
@@ -74,7 +61,7 @@ fn a_secret_never_reaches_the_terminal_the_reports_or_the_store() {
         vec!["report", run.as_str(), "--format", "junit"],
         vec!["report", run.as_str(), "--format", "html"],
     ] {
-        seen.push_str(&drctl(&args));
+        seen.push_str(&shown(&args));
     }
     assert!(!seen.contains(&secret), "the secret was shown:\n{seen}");
     // It was redacted, not dropped: the placeholder stands where the value was, in the

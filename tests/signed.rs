@@ -3,12 +3,12 @@
 //! another run or round; the evidence of a run is checked from the store and from a file, and
 //! any change to either is found.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::harness::root;
+use crate::support::{Drctl, Out};
 
 const WORKFLOW: &str = r#"
 [workflow]
@@ -29,24 +29,8 @@ needs = ["gate"]
 
 struct Keys {
     dir: tempfile::TempDir,
-    state: PathBuf,
+    drctl: Drctl,
     file: PathBuf,
-}
-
-struct Out {
-    code: Option<i32>,
-    text: String,
-}
-
-impl Out {
-    fn refused(&self, why: &str, what: &str) {
-        assert_eq!(self.code, Some(2), "{what} was not refused: {}", self.text);
-        assert!(self.text.contains(why), "{what}: {}", self.text);
-    }
-
-    fn ok(&self, what: &str) {
-        assert_eq!(self.code, Some(0), "{what}: {}", self.text);
-    }
 }
 
 fn keygen(dir: &Path, name: &str) {
@@ -76,7 +60,11 @@ impl Keys {
         let file = dir.path().join("failover.toml");
         std::fs::write(&file, WORKFLOW).unwrap();
         Keys {
-            state: dir.path().join("state"),
+            drctl: Drctl::new(dir.path().join("state"))
+                .current_dir(root())
+                // The submitter of a signed file is nobody in particular.
+                .env("USER", "submitter")
+                .env_remove("SSH_AUTH_SOCK"),
             file,
             dir,
         }
@@ -90,30 +78,8 @@ impl Keys {
         self.dir.path().join(name).display().to_string()
     }
 
-    fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_drctl"));
-        c.args(args)
-            .arg("--state")
-            .arg(&self.state)
-            .current_dir(root())
-            .env("NO_COLOR", "1")
-            // The submitter of a signed file is nobody in particular.
-            .env("USER", "submitter")
-            .env_remove("SSH_AUTH_SOCK")
-            .stdin(Stdio::null());
-        c
-    }
-
     fn drctl(&self, args: &[&str]) -> Out {
-        let o = self.command(args).output().expect("drctl runs");
-        Out {
-            code: o.status.code(),
-            text: format!(
-                "{}{}",
-                String::from_utf8_lossy(&o.stdout),
-                String::from_utf8_lossy(&o.stderr)
-            ),
-        }
+        self.drctl.run(args)
     }
 
     fn start(&self) -> String {
@@ -127,8 +93,8 @@ impl Keys {
             &self.key("alice"),
             "--detach",
         ]);
-        assert_eq!(o.code, Some(3), "{}", o.text);
-        o.text.split_whitespace().nth(1).unwrap().to_string()
+        assert_eq!(o.code, 3, "{}", o.text());
+        o.text().split_whitespace().nth(1).unwrap().to_string()
     }
 
     fn sign(&self, run: &str, name: &str, key: &str, out: &str) -> Out {
@@ -147,11 +113,7 @@ impl Keys {
     }
 
     fn report(&self, run: &str) -> serde_json::Value {
-        let o = self
-            .command(&["report", run, "--format", "json"])
-            .output()
-            .unwrap();
-        serde_json::from_slice(&o.stdout).unwrap()
+        self.drctl(&["report", run, "--format", "json"]).json()
     }
 }
 
@@ -218,7 +180,7 @@ fn a_vote_counts_only_when_signed_by_the_key_of_the_approver_it_names() {
         "--key",
         &k.key("bob"),
     ])
-    .ok("bob's signed approval");
+    .ok();
     k.drctl(&[
         "approve",
         &run,
@@ -230,11 +192,10 @@ fn a_vote_counts_only_when_signed_by_the_key_of_the_approver_it_names() {
     ])
     .refused("not carol's", "bob's key under carol's name");
     let o = k.drctl(&["resume", &run, "--detach"]);
-    assert_eq!(o.code, Some(3), "one approval of two: {}", o.text);
+    assert_eq!(o.code, 3, "one approval of two: {}", o.text());
 
     // A signed file altered after signing is refused, and nothing is recorded.
-    k.sign(&run, "carol", "carol", "carol.json")
-        .ok("carol signs");
+    k.sign(&run, "carol", "carol", "carol.json").ok();
     let text = std::fs::read_to_string(k.path("carol.json")).unwrap();
     let altered = text.replace("\"comment\": null", "\"comment\": \"sure\"");
     assert_ne!(altered, text, "the signed file names the comment");
@@ -244,9 +205,9 @@ fn a_vote_counts_only_when_signed_by_the_key_of_the_approver_it_names() {
 
     // Submitted by someone else entirely: the signature says carol decided.
     k.drctl(&["approve", "--signed", &k.path("carol.json")])
-        .ok("carol's file");
+        .ok();
     let o = k.drctl(&["resume", &run]);
-    assert_eq!(o.code, Some(0), "{}", o.text);
+    assert_eq!(o.code, 0, "{}", o.text());
     let report = k.report(&run);
     let approvals = report["approvals"].as_array().unwrap();
     let by: Vec<&str> = approvals
@@ -266,18 +227,20 @@ fn a_vote_counts_only_when_signed_by_the_key_of_the_approver_it_names() {
     }
     let status = k.drctl(&["status", &run]);
     assert!(
-        status.text.contains("approve by carol, verified (SHA256:"),
+        status
+            .text()
+            .contains("approve by carol, verified (SHA256:"),
         "{}",
-        status.text
+        status.text()
     );
 
     let o = k.drctl(&["verify", &run]);
-    assert_eq!(o.code, Some(0), "{}", o.text);
-    assert!(o.text.contains("alice started the run"), "{}", o.text);
+    assert_eq!(o.code, 0, "{}", o.text());
+    assert!(o.text().contains("alice started the run"), "{}", o.text());
     assert!(
-        o.text.contains("carol approved `gate` (round 1)"),
+        o.text().contains("carol approved `gate` (round 1)"),
         "{}",
-        o.text
+        o.text()
     );
 }
 
@@ -285,10 +248,8 @@ fn a_vote_counts_only_when_signed_by_the_key_of_the_approver_it_names() {
 fn a_signed_decision_cannot_be_replayed_onto_another_run_or_round() {
     let k = Keys::new();
     let run = k.start();
-    k.sign(&run, "bob", "bob", "bob-run1.json")
-        .ok("bob signs for run 1");
-    k.sign(&run, "carol", "carol", "carol-reject.json")
-        .ok("carol signs");
+    k.sign(&run, "bob", "bob", "bob-run1.json").ok();
+    k.sign(&run, "carol", "carol", "carol-reject.json").ok();
     k.drctl(&[
         "reject",
         &run,
@@ -300,16 +261,16 @@ fn a_signed_decision_cannot_be_replayed_onto_another_run_or_round() {
         "--comment",
         "wait",
     ])
-    .ok("carol rejects");
+    .ok();
     // A new round: bob's approval signed for round 1 is stale.
     let o = k.drctl(&[
         "resume", &run, "--step", "gate", "--retry", "--detach", "--as", "alice",
     ]);
-    assert_eq!(o.code, Some(3), "{}", o.text);
+    assert_eq!(o.code, 3, "{}", o.text());
     k.drctl(&["approve", "--signed", &k.path("bob-run1.json")])
         .refused("round 1", "an approval of an earlier round");
     // A second run: the first run's decision is for another run.
-    k.drctl(&["cancel", &run, "--as", "alice"]).ok("cancel");
+    k.drctl(&["cancel", &run, "--as", "alice"]).ok();
     let second = k.start();
     assert_ne!(second, run);
     let statement = std::fs::read_to_string(k.path("bob-run1.json")).unwrap();
@@ -319,9 +280,13 @@ fn a_signed_decision_cannot_be_replayed_onto_another_run_or_round() {
         .refused("does not verify", "a statement edited to name another run");
     // Submitted as is to the second run's store: refused as for another run.
     let o = k.drctl(&["approve", "--signed", &k.path("bob-run1.json")]);
-    assert_ne!(o.code, Some(0), "{}", o.text);
+    assert_ne!(o.code, 0, "{}", o.text());
     let status = k.drctl(&["status", &second, "--format", "json"]);
-    assert!(!status.text.contains("\"by\": \"bob\""), "{}", status.text);
+    assert!(
+        !status.text().contains("\"by\": \"bob\""),
+        "{}",
+        status.text()
+    );
 }
 
 #[test]
@@ -337,7 +302,7 @@ fn evidence_is_checked_from_the_store_and_from_a_file_and_any_change_is_found() 
         "--key",
         &k.key("bob"),
     ])
-    .ok("bob");
+    .ok();
     k.drctl(&[
         "approve",
         &run,
@@ -347,27 +312,15 @@ fn evidence_is_checked_from_the_store_and_from_a_file_and_any_change_is_found() 
         "--key",
         &k.key("carol"),
     ])
-    .ok("carol");
-    assert_eq!(k.drctl(&["resume", &run]).code, Some(0));
+    .ok();
+    k.drctl(&["resume", &run]).ok();
     let evidence = k.path("evidence.json");
     k.drctl(&["report", &run, "--format", "evidence", "-o", &evidence])
-        .ok("evidence");
+        .ok();
     // Checked on a "machine" with no store: another, empty state directory.
-    let elsewhere = k.dir.path().join("elsewhere");
-    let check = |file: &str| {
-        Command::new(env!("CARGO_BIN_EXE_drctl"))
-            .args(["verify", "--evidence", file, "--state"])
-            .arg(&elsewhere)
-            .output()
-            .unwrap()
-    };
-    let o = check(&evidence);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stdout)
-    );
+    let elsewhere = Drctl::new(k.dir.path().join("elsewhere"));
+    let check = |file: &str| elsewhere.run(&["verify", "--evidence", file]);
+    check(&evidence).ok();
     // One byte changed anywhere that matters: the verdict is no.
     let bytes = std::fs::read(&evidence).unwrap();
     let text = String::from_utf8(bytes.clone()).unwrap();
@@ -377,15 +330,10 @@ fn evidence_is_checked_from_the_store_and_from_a_file_and_any_change_is_found() 
     let altered = k.path("altered.json");
     std::fs::write(&altered, changed).unwrap();
     let o = check(&altered);
-    assert_ne!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stdout)
-    );
+    assert_ne!(o.code, 0, "{}", o.stdout);
 
     // The store with its last commit removed: the journal is a valid prefix, but not all.
-    let db = k.state.join("store");
+    let db = k.drctl.state().join("store");
     {
         let db = sled::open(&db).unwrap();
         let bundles = db.open_tree("bundles").unwrap();
@@ -394,30 +342,17 @@ fn evidence_is_checked_from_the_store_and_from_a_file_and_any_change_is_found() 
         db.flush().unwrap();
     }
     let o = k.drctl(&["verify", &run]);
-    assert_eq!(o.code, Some(2), "{}", o.text);
-    assert!(o.text.contains("not complete"), "{}", o.text);
+    assert_eq!(o.code, 2, "{}", o.text());
+    assert!(o.text().contains("not complete"), "{}", o.text());
 }
 
 #[test]
 fn a_signed_approval_reaches_a_live_run() {
     let k = Keys::new();
     let file = k.file.display().to_string();
-    let mut child: Child = k
-        .command(&["run", &file, "--as", "alice", "--key", &k.key("alice")])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let run = lines
-        .next()
-        .unwrap()
-        .unwrap()
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .to_string();
-    std::thread::spawn(move || for _ in lines {});
+    let (mut live, run) = k
+        .drctl
+        .start(&["run", &file, "--as", "alice", "--key", &k.key("alice")]);
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let o = k.drctl(&[
@@ -429,28 +364,19 @@ fn a_signed_approval_reaches_a_live_run() {
             "--key",
             &k.key("bob"),
         ]);
-        if o.code == Some(0) {
+        if o.code == 0 {
             break;
         }
-        assert!(Instant::now() < deadline, "{}", o.text);
+        assert!(Instant::now() < deadline, "{}", o.text());
         std::thread::sleep(Duration::from_millis(100));
     }
-    k.sign(&run, "carol", "carol", "carol.json")
-        .ok("carol signs");
+    k.sign(&run, "carol", "carol", "carol.json").ok();
     k.drctl(&["approve", "--signed", &k.path("carol.json")])
-        .ok("submitted live");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let code = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status.code();
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the run did not finish after two signed approvals");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+        .ok();
+    let code = live.exit_within(
+        Duration::from_secs(20),
+        "the run did not finish after two signed approvals",
+    );
     assert_eq!(code, Some(0));
 }
 
@@ -465,12 +391,9 @@ fn without_allowed_signers_approvals_are_unverified_and_linted() {
             .replace("quorum = 2", "quorum = 1"),
     )
     .unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_drctl"))
-        .arg("validate")
-        .arg(&file)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&o.stderr).to_string() + &String::from_utf8_lossy(&o.stdout);
+    let text = Drctl::new(dir.path().join("state"))
+        .run(&["validate", file.to_str().unwrap()])
+        .text();
     assert!(text.contains("DRW0006"), "{text}");
     assert!(text.contains("approvals are not authenticated"), "{text}");
 }
@@ -479,13 +402,7 @@ fn without_allowed_signers_approvals_are_unverified_and_linted() {
 fn a_valid_signature_for_another_digest_or_step_is_refused() {
     let k = Keys::new();
     let run = k.start();
-    let status: serde_json::Value = serde_json::from_slice(
-        &k.command(&["status", &run, "--format", "json"])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
+    let status = k.drctl(&["status", &run, "--format", "json"]).json();
     let digest = status["digest"].as_str().unwrap().to_string();
     let sign = |step: &str, digest: &str, round: &str, out: &str| {
         k.drctl(&[
@@ -506,16 +423,16 @@ fn a_valid_signature_for_another_digest_or_step_is_refused() {
         ])
     };
     // Bob really signed these, but not for what this run is waiting for.
-    sign("gate", "0000000000000000", "1", "digest.json").ok("signs");
+    sign("gate", "0000000000000000", "1", "digest.json").ok();
     k.drctl(&["approve", "--signed", &k.path("digest.json")])
         .refused("digest", "a decision signed for another workflow digest");
-    sign("promote", &digest, "0", "step.json").ok("signs");
+    sign("promote", &digest, "0", "step.json").ok();
     k.drctl(&["approve", "--signed", &k.path("step.json")])
         .refused("not an approval", "a decision signed for another step");
-    sign("gate", &digest, "2", "round.json").ok("signs");
+    sign("gate", &digest, "2", "round.json").ok();
     k.drctl(&["approve", "--signed", &k.path("round.json")])
         .refused("round 2", "a decision signed for a round not open");
     // Nothing of it was recorded.
     let o = k.drctl(&["status", &run, "--format", "json"]);
-    assert!(!o.text.contains("\"by\": \"bob\""), "{}", o.text);
+    assert!(!o.text().contains("\"by\": \"bob\""), "{}", o.text());
 }
