@@ -28,7 +28,7 @@ use drctl::aws::AwsContext;
 use drctl::check::check_source;
 use drctl::dag::CompiledWorkflow;
 use drctl::diagnostic::SourceFile;
-use drctl::engine::{Driver, Input, NewRun, Recorder, SystemClock, Until, replay, start_run};
+use drctl::engine::{Driver, Input, NewRun, Run, SystemClock, Until};
 use drctl::store::{MemoryStore, SledStore, Store};
 use drctl::synthetic::SplitMix;
 
@@ -128,14 +128,8 @@ fn run_on(store: Arc<dyn Store>, text: &str) -> Duration {
         incident_start: None,
         key: None,
     };
-    let (machine, recorder) = start_run(store, &new, &SystemClock).unwrap();
-    let mut driver = Driver::new(
-        machine,
-        recorder,
-        Arc::new(SystemClock),
-        exec(),
-        Box::new(|_, _, _| {}),
-    );
+    let run = Run::start(store, &new, &SystemClock).unwrap();
+    let mut driver = Driver::new(run, Arc::new(SystemClock), exec(), Box::new(|_, _, _| {}));
     let status = runtime
         .block_on(driver.drive(
             Input::Start,
@@ -211,21 +205,17 @@ fn resume_among(dir: &Path, finished: usize) -> Duration {
                 incident_start: None,
                 key: None,
             };
-            let (mut machine, mut recorder) = start_run(store.clone(), &new, &SystemClock).unwrap();
+            let mut run = Run::start(store.clone(), &new, &SystemClock).unwrap();
             let now = chrono::Utc::now();
-            recorder.advance(&mut machine, Input::Start, now).unwrap();
+            run.advance(Input::Start, now).unwrap();
             if i < finished {
                 // Finish it: every step succeeds, in one commit.
-                let mut all = Vec::new();
-                for s in 0..20 {
-                    let input = Input::Finished {
-                        step: format!("s{s}"),
-                        attempt: 1,
-                        result: Ok(serde_json::Map::new()),
-                    };
-                    all.extend(machine.advance(input, now).unwrap());
-                }
-                recorder.commit(&all, &machine, now).unwrap();
+                let results = (0..20).map(|s| Input::Finished {
+                    step: format!("s{s}"),
+                    attempt: 1,
+                    result: Ok(serde_json::Map::new()),
+                });
+                run.advance_all(results, now).unwrap();
             }
         }
         interrupted = store
@@ -241,14 +231,9 @@ fn resume_among(dir: &Path, finished: usize) -> Duration {
     let store: Arc<dyn Store> = Arc::new(SledStore::open(dir).unwrap());
     let run = store.run(&interrupted).unwrap().unwrap();
     let workflow = compile(&store.source(&interrupted).unwrap().unwrap());
-    let journal = store.journal(&interrupted).unwrap();
-    let steps = store.steps(&interrupted).unwrap();
-    let mut machine = replay(&workflow, &run, &journal).unwrap();
-    let mut recorder = Recorder::new(store.clone(), run, steps);
+    let mut run = Run::load_record(store.clone(), run, &workflow).unwrap();
     for input in [Input::Interrupted, Input::Recover] {
-        recorder
-            .advance(&mut machine, input, chrono::Utc::now())
-            .unwrap();
+        run.advance(input, chrono::Utc::now()).unwrap();
     }
     start.elapsed()
 }

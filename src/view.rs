@@ -6,13 +6,13 @@
 //! shows as `interrupted`, with the status it was stored with and the pid of the process that
 //! last drove it: that process was killed or crashed, and `drctl resume RUN` continues it.
 
-use serde_json::{Value, json};
+use std::collections::HashMap;
+
+use serde::Serialize;
+use serde_json::Value;
 use thiserror::Error;
 
-use crate::actions::Registry;
-use crate::check::check_source;
-use crate::dag::Override;
-use crate::diagnostic::SourceFile;
+use crate::engine::{Decision, Event, PauseReason};
 use crate::store::{RunRecord, RunStatus, Store, StoreError, verify_chain};
 
 /// Why a view could not be built.
@@ -46,140 +46,267 @@ fn shown_status(run: &RunRecord, driving: Option<&str>) -> (&'static str, Option
     }
 }
 
-/// Adds `stored_status` and `pid` to a view of an interrupted run.
-fn mark_interrupted(view: &mut Value, run: &RunRecord, stored: Option<&str>) {
-    if let (Some(stored), Some(fields)) = (stored, view.as_object_mut()) {
-        fields.insert("stored_status".into(), json!(stored));
-        fields.insert("pid".into(), json!(run.pid));
-    }
+/// One line of `drctl runs`.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunLine {
+    /// The run.
+    pub run_id: String,
+    /// Its workflow's name.
+    pub workflow: String,
+    /// `run` or `drill`.
+    pub mode: String,
+    /// Its status, or `interrupted`.
+    pub status: &'static str,
+    /// When it started.
+    pub started_at: String,
+    /// When it stopped.
+    pub finished_at: Option<String>,
+    /// When interrupted: the status it was stored with, and the process that drove it.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub interrupted: Option<Interrupted>,
 }
 
-/// Every run, oldest first: `run_id`, `workflow`, `mode`, `status`, `started_at`, `finished_at`
-/// (and `stored_status`, `pid` for an interrupted run). `driving` is the run the process
-/// computing the view drives, if any.
-pub fn runs(store: &dyn Store, driving: Option<&str>) -> Result<Value, ViewError> {
+/// What is known of an interrupted run's last driver.
+#[derive(Debug, Clone, Serialize)]
+pub struct Interrupted {
+    /// The status its record holds.
+    pub stored_status: &'static str,
+    /// The pid of the process that drove it.
+    pub pid: Option<u32>,
+}
+
+/// Where a run's journal stands.
+#[derive(Debug, Clone, Serialize)]
+pub struct JournalCheck {
+    /// Whether the hash chain holds and the record counts every entry.
+    pub intact: bool,
+    /// Entries in the journal.
+    pub entries: usize,
+    /// What is wrong, when something is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+}
+
+/// A vote of an approval's current round, and how it was proven.
+#[derive(Debug, Clone, Serialize)]
+pub struct VoteView {
+    /// Who.
+    pub by: String,
+    /// `approve` or `reject`.
+    pub decision: Decision,
+    /// `verified (SHA256:…)` or `unverified`.
+    pub verification: String,
+}
+
+/// One step of `drctl status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepView {
+    /// Step id.
+    pub id: String,
+    /// Its status.
+    pub status: &'static str,
+    /// Attempts made.
+    pub attempts: usize,
+    /// The first attempt's start.
+    pub started_at: Option<String>,
+    /// The last attempt's end.
+    pub finished_at: Option<String>,
+    /// Its outputs.
+    pub outputs: serde_json::Map<String, Value>,
+    /// Its last error.
+    pub error: Option<String>,
+    /// An approval's votes in its current round.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub votes: Option<Vec<VoteView>>,
+}
+
+/// `drctl status RUN` (SPEC §8 shape).
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusView {
+    /// The run.
+    pub run_id: String,
+    /// Its workflow's name.
+    pub workflow: String,
+    /// `run` or `drill`.
+    pub mode: String,
+    /// Its status, or `interrupted`.
+    pub status: &'static str,
+    /// Who started it.
+    pub initiator: String,
+    /// When it started.
+    pub started_at: String,
+    /// When it stopped.
+    pub finished_at: Option<String>,
+    /// Its digest.
+    pub digest: String,
+    /// Why it waits for an operator, in words with the commands that go on.
+    pub paused_reason: Option<String>,
+    /// Why it waits, as data.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pause: Option<PauseReason>,
+    /// Its journal.
+    pub journal: JournalCheck,
+    /// Every step of the workflow, in order.
+    pub steps: Vec<StepView>,
+    /// When interrupted: the status it was stored with, and the process that drove it.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub interrupted: Option<Interrupted>,
+}
+
+fn interruption(run: &RunRecord, driving: Option<&str>) -> Option<Interrupted> {
+    interrupted(run, driving).then(|| Interrupted {
+        stored_status: run.status.as_str(),
+        pid: run.pid,
+    })
+}
+
+fn json<T: Serialize>(view: &T) -> Value {
+    serde_json::to_value(view).unwrap_or(Value::Null)
+}
+
+/// Every run, oldest first. `driving` is the run the process computing the view drives.
+pub fn run_lines(store: &dyn Store, driving: Option<&str>) -> Result<Vec<RunLine>, ViewError> {
     Ok(store
         .runs()?
-        .iter()
-        .map(|r| {
-            let (status, stored) = shown_status(r, driving);
-            let mut view = json!({
-                "run_id": r.run_id,
-                "workflow": r.workflow,
-                "mode": r.mode,
-                "status": status,
-                "started_at": r.started_at,
-                "finished_at": r.finished_at,
-            });
-            mark_interrupted(&mut view, r, stored);
-            view
+        .into_iter()
+        .map(|r| RunLine {
+            status: shown_status(&r, driving).0,
+            interrupted: interruption(&r, driving),
+            run_id: r.run_id,
+            workflow: r.workflow,
+            mode: r.mode,
+            started_at: r.started_at,
+            finished_at: r.finished_at,
         })
         .collect())
+}
+
+/// Every run, oldest first, as JSON: `run_id`, `workflow`, `mode`, `status`, `started_at`,
+/// `finished_at` (and `stored_status`, `pid` for an interrupted run).
+pub fn runs(store: &dyn Store, driving: Option<&str>) -> Result<Value, ViewError> {
+    Ok(json(&run_lines(store, driving)?))
+}
+
+/// One run as JSON (see [`status_view`]).
+pub fn status(store: &dyn Store, run_id: &str, driving: Option<&str>) -> Result<Value, ViewError> {
+    Ok(json(&status_view(store, run_id, driving)?))
+}
+
+/// Whether the journal's hash chain holds and the record counts every entry.
+fn journal_check(run: &RunRecord, journal: &[crate::store::JournalEntry]) -> JournalCheck {
+    match verify_chain(journal) {
+        Ok(()) if journal.len() as u64 == run.journal_len => JournalCheck {
+            intact: true,
+            entries: journal.len(),
+            problem: None,
+        },
+        Ok(()) => JournalCheck {
+            intact: false,
+            entries: journal.len(),
+            problem: Some(format!(
+                "the run record counts {} entries, the journal holds {}",
+                run.journal_len,
+                journal.len()
+            )),
+        },
+        Err((seq, why)) => JournalCheck {
+            intact: false,
+            entries: journal.len(),
+            problem: Some(format!("entry {seq} {why}")),
+        },
+    }
 }
 
 /// One run: its record, every step of the workflow with its status and attempts, why it is
 /// paused when it is, and whether its journal's hash chain is intact. `driving` is the run the
 /// process computing the view drives, if any.
-pub fn status(store: &dyn Store, run_id: &str, driving: Option<&str>) -> Result<Value, ViewError> {
+pub fn status_view(
+    store: &dyn Store,
+    run_id: &str,
+    driving: Option<&str>,
+) -> Result<StatusView, ViewError> {
     let run = store
         .run(run_id)?
         .ok_or_else(|| ViewError::UnknownRun(run_id.to_string()))?;
     let journal = store.journal(run_id)?;
     let records = store.steps(run_id)?;
-    let chain = match verify_chain(&journal) {
-        Ok(()) if journal.len() as u64 == run.journal_len => {
-            json!({ "intact": true, "entries": journal.len() })
-        }
-        Ok(()) => {
-            json!({ "intact": false, "entries": journal.len(), "problem": format!("the run record counts {} entries, the journal holds {}", run.journal_len, journal.len()) })
-        }
-        Err((seq, why)) => {
-            json!({ "intact": false, "entries": journal.len(), "problem": format!("entry {seq} {why}") })
-        }
-    };
-    // The workflow as it was when the run started gives every step, in order.
-    let overrides: Vec<Override> = run
-        .overrides
-        .iter()
-        .filter_map(|o| o.parse().ok())
-        .collect();
+    let journal_check = journal_check(&run, &journal);
+    // The workflow as it was when the run started gives every step, in order; one that no
+    // longer compiles still shows the steps it recorded.
     let source = store.source(run_id)?.unwrap_or_default();
-    let checked = check_source(
-        SourceFile::new(run.workflow_file.clone(), source),
-        Registry::global(),
-        &overrides,
-    );
-    let ids: Vec<String> = checked.workflow.map_or_else(
+    let ids: Vec<String> = crate::stored::check(&run, &source)?.workflow.map_or_else(
         || records.iter().map(|r| r.step.clone()).collect(),
         |w| w.steps.into_iter().map(|s| s.id).collect(),
     );
-    // The votes of each approval's current round, and how each was proven.
-    let mut votes: std::collections::HashMap<String, Vec<Value>> = std::collections::HashMap::new();
-    for entry in &journal {
-        let e = &entry.event;
-        let step = e["step"].as_str().unwrap_or_default().to_string();
-        match e["type"].as_str() {
-            Some("approval_voted") => votes.entry(step).or_default().push(json!({
-                "by": e["by"],
-                "decision": e["decision"],
-                "verification": e["fingerprint"].as_str().map_or_else(
-                    || "unverified".to_string(),
-                    |f| format!("verified ({f})")
-                ),
-            })),
-            Some("approval_round_opened") => {
+    // The votes of each approval's current round, and why the run waits, from the journal.
+    let mut votes: HashMap<String, Vec<VoteView>> = HashMap::new();
+    let mut pause = None;
+    for recorded in crate::engine::events(run_id, &journal)? {
+        match recorded.event {
+            Event::ApprovalVoted {
+                step,
+                by,
+                decision,
+                fingerprint,
+                ..
+            } => votes.entry(step).or_default().push(VoteView {
+                by,
+                decision,
+                verification: crate::report::verification(fingerprint.as_deref()),
+            }),
+            Event::ApprovalRoundOpened { step, .. } => {
                 votes.remove(&step);
             }
+            Event::RunPaused { reason } => pause = Some(reason),
+            Event::RunResumed { .. }
+            | Event::RollbackStarted { .. }
+            | Event::RunFinished { .. } => {
+                pause = None;
+            }
             _ => {}
         }
     }
-    let steps: Vec<Value> = ids
-        .iter()
-        .map(|id| match records.iter().find(|r| &r.step == id) {
-            Some(r) => json!({
-                "id": id,
-                "status": r.status.as_str(),
-                "attempts": r.attempts.len(),
-                "started_at": r.attempts.first().map(|a| a.started_at.clone()),
-                "finished_at": r.attempts.last().and_then(|a| a.finished_at.clone()),
-                "outputs": r.outputs,
-                "error": r.error,
-            }),
-            None => json!({ "id": id, "status": "pending", "attempts": 0, "started_at": null, "finished_at": null, "outputs": {}, "error": null }),
-        })
-        .map(|mut step: Value| {
-            if let Some(v) = votes.remove(step["id"].as_str().unwrap_or_default()) {
-                step["votes"] = v.into();
+    let steps = ids
+        .into_iter()
+        .map(|id| {
+            let votes = votes.remove(&id);
+            match records.iter().find(|r| r.step == id) {
+                Some(r) => StepView {
+                    status: r.status.as_str(),
+                    attempts: r.attempts.len(),
+                    started_at: r.attempts.first().map(|a| a.started_at.clone()),
+                    finished_at: r.attempts.last().and_then(|a| a.finished_at.clone()),
+                    outputs: r.outputs.clone(),
+                    error: r.error.clone(),
+                    votes,
+                    id,
+                },
+                None => StepView {
+                    id,
+                    status: "pending",
+                    attempts: 0,
+                    started_at: None,
+                    finished_at: None,
+                    outputs: serde_json::Map::new(),
+                    error: None,
+                    votes,
+                },
             }
-            step
         })
         .collect();
-    let mut paused_reason = Value::Null;
-    for entry in &journal {
-        match entry.event.get("type").and_then(Value::as_str) {
-            Some("run_paused") => {
-                paused_reason = entry.event.get("reason").cloned().unwrap_or(Value::Null);
-            }
-            Some("run_resumed" | "rollback_started" | "run_finished") => {
-                paused_reason = Value::Null;
-            }
-            _ => {}
-        }
-    }
-    let (status, stored) = shown_status(&run, driving);
-    let mut view = json!({
-        "run_id": run.run_id,
-        "workflow": run.workflow,
-        "mode": run.mode,
-        "status": status,
-        "initiator": run.initiator,
-        "started_at": run.started_at,
-        "finished_at": run.finished_at,
-        "digest": run.digest,
-        "paused_reason": paused_reason,
-        "journal": chain,
-        "steps": steps,
-    });
-    mark_interrupted(&mut view, &run, stored);
-    Ok(view)
+    Ok(StatusView {
+        status: shown_status(&run, driving).0,
+        interrupted: interruption(&run, driving),
+        paused_reason: pause.as_ref().map(|p| p.describe(&run.run_id)),
+        pause,
+        journal: journal_check,
+        steps,
+        run_id: run.run_id,
+        workflow: run.workflow,
+        mode: run.mode,
+        initiator: run.initiator,
+        started_at: run.started_at,
+        finished_at: run.finished_at,
+        digest: run.digest,
+    })
 }

@@ -421,7 +421,7 @@ fn a_missing_credential_chain_is_one_clear_error() {
 
 #[test]
 fn a_promotion_whose_outcome_was_lost_is_resolved_by_the_probe_not_rerun() {
-    use drctl::engine::{Driver, Input, NewRun, SystemClock, Until, start_run};
+    use drctl::engine::{Driver, Input, NewRun, Run, SystemClock, Until};
     use drctl::store::{MemoryStore, RunStatus, Store};
 
     let moto = Moto::start();
@@ -450,12 +450,12 @@ fn a_promotion_whose_outcome_was_lost_is_resolved_by_the_probe_not_rerun() {
         incident_start: None,
         key: None,
     };
-    let (mut machine, mut recorder) = start_run(store.clone(), &new, &SystemClock).unwrap();
+    let mut run = Run::start(store.clone(), &new, &SystemClock).unwrap();
 
     // The attempt is journaled as started, the promotion happens, and the process dies before
     // recording the outcome.
     let now = chrono::Utc::now();
-    recorder.advance(&mut machine, Input::Start, now).unwrap();
+    run.advance(Input::Start, now).unwrap();
     let rds = aws_sdk_rds::Client::new(&config);
     rt.block_on(
         rds.promote_read_replica()
@@ -474,13 +474,7 @@ fn a_promotion_whose_outcome_was_lost_is_resolved_by_the_probe_not_rerun() {
         previous: None,
         remember: None,
     };
-    let mut driver = Driver::new(
-        machine,
-        recorder,
-        Arc::new(SystemClock),
-        exec,
-        Box::new(|_, _, _| {}),
-    );
+    let mut driver = Driver::new(run, Arc::new(SystemClock), exec, Box::new(|_, _, _| {}));
     driver.feed(Input::Interrupted).unwrap();
     let status = rt
         .block_on(driver.drive(
@@ -492,7 +486,7 @@ fn a_promotion_whose_outcome_was_lost_is_resolved_by_the_probe_not_rerun() {
         .unwrap();
     assert_eq!(status, RunStatus::Succeeded);
 
-    let run_id = driver.recorder.run.run_id.clone();
+    let run_id = driver.run.id().to_string();
     let kinds: Vec<String> = store
         .journal(&run_id)
         .unwrap()

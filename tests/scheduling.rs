@@ -15,8 +15,8 @@ use drctl::check::check_source;
 use drctl::dag::CompiledWorkflow;
 use drctl::diagnostic::SourceFile;
 use drctl::engine::{
-    Choice, ControlRequest, Decision, Driver, EngineError, Event, Input, Machine, NewRun,
-    SystemClock, Until, start_run,
+    Choice, ControlRequest, Decision, Driver, EngineError, Event, Input, Machine, NewRun, Run,
+    SystemClock, Until,
 };
 use drctl::store::{
     Commit, JournalEntry, MemoryStore, RunRecord, RunStatus, StepRecord, StepStatus, Store,
@@ -243,7 +243,7 @@ fn driver<'w>(w: &'w CompiledWorkflow, text: &str, store: Arc<dyn Store>) -> Dri
         incident_start: None,
         key: None,
     };
-    let (machine, recorder) = start_run(store, &new, &SystemClock).unwrap();
+    let run = Run::start(store, &new, &SystemClock).unwrap();
     let exec = ExecContext {
         base_dir: ".".into(),
         timeout: None,
@@ -252,13 +252,7 @@ fn driver<'w>(w: &'w CompiledWorkflow, text: &str, store: Arc<dyn Store>) -> Dri
         previous: None,
         remember: None,
     };
-    Driver::new(
-        machine,
-        recorder,
-        Arc::new(SystemClock),
-        exec,
-        Box::new(|_, _, _| {}),
-    )
+    Driver::new(run, Arc::new(SystemClock), exec, Box::new(|_, _, _| {}))
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -296,7 +290,7 @@ fn results_that_arrive_together_share_one_commit() {
         commits <= 8,
         "{commits} commits for {n} parallel steps: results are not grouped"
     );
-    let journal = store.journal(&driver.recorder.run.run_id).unwrap();
+    let journal = store.journal(&driver.run.recorder.run.run_id).unwrap();
     assert_eq!(
         journal.len(),
         store.events.load(Ordering::SeqCst),
@@ -316,7 +310,7 @@ fn a_vote_the_store_could_not_record_stops_the_driver() {
     let w = compile(&text);
     let store = Arc::new(TestStore::default());
     let mut driver = driver(&w, &text, store.clone());
-    let run_id = driver.recorder.run.run_id.clone();
+    let run_id = driver.run.recorder.run.run_id.clone();
     let (control_tx, control_rx) = tokio::sync::mpsc::channel(4);
     let broken = store.clone();
     let (driven, answer) = runtime().block_on(async move {
@@ -366,7 +360,10 @@ fn runs_started_in_the_same_second_never_share_an_id() {
     let text = workflow_text(&[Vec::new()], &[false], 1);
     let w = compile(&text);
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-    for _ in 0..2000 {
+    for n in 0..2000 {
+        // One unfinished run per workflow: each draw starts a run of its own workflow.
+        let mut w = w.clone();
+        w.name = format!("random-{n}");
         let new = NewRun {
             workflow: &w,
             workflow_file: "random.toml".into(),
@@ -377,7 +374,7 @@ fn runs_started_in_the_same_second_never_share_an_id() {
             incident_start: None,
             key: None,
         };
-        start_run(store.clone(), &new, &SystemClock).unwrap();
+        Run::start(store.clone(), &new, &SystemClock).unwrap();
     }
     // Ids carry 16 random bits per second: 2,000 draws in a second or two collide dozens of
     // times unless a taken id is drawn again.

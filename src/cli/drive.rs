@@ -11,7 +11,7 @@ use std::io::IsTerminal;
 use super::output::{LiveView, RunFormat, exit_code, printer, summary};
 use crate::actions::ExecContext;
 use crate::control::serve;
-use crate::engine::{Driver, Input, Machine, Recorder, SystemClock, Until};
+use crate::engine::{Driver, Input, Run, SystemClock, Until};
 use crate::store::{RunStatus, Store};
 
 /// Everything needed to drive a loaded or new run.
@@ -20,10 +20,8 @@ pub struct Drive<'w> {
     pub state_dir: PathBuf,
     /// The store, owned by this process.
     pub store: Arc<dyn Store>,
-    /// The run's state.
-    pub machine: Machine<'w>,
-    /// Its records.
-    pub recorder: Recorder,
+    /// The run.
+    pub run: Run<'w>,
     /// Where relative paths in steps are taken from.
     pub base_dir: PathBuf,
     /// Inputs to feed before driving (a resume's decisions, a rollback).
@@ -47,9 +45,9 @@ pub fn drive(d: Drive<'_>) -> anyhow::Result<u8> {
 }
 
 async fn drive_async(d: Drive<'_>) -> anyhow::Result<u8> {
-    let run_id = d.recorder.run.run_id.clone();
+    let run_id = d.run.recorder.run.run_id.clone();
     let (control_tx, control_rx) = mpsc::channel(16);
-    let _socket = serve(
+    let socket = serve(
         &d.state_dir,
         d.store.clone(),
         run_id.clone(),
@@ -69,17 +67,18 @@ async fn drive_async(d: Drive<'_>) -> anyhow::Result<u8> {
         aws: crate::aws::AwsContext::global(),
         // RPO of restores is measured from the outage's start when the operator gave it.
         incident_start: d
+            .run
             .recorder
             .run
             .incident_start
             .as_deref()
-            .or(Some(d.recorder.run.started_at.as_str()))
+            .or(Some(d.run.recorder.run.started_at.as_str()))
             .and_then(crate::time::parse_time)
             .unwrap_or_else(chrono::Utc::now),
         previous: None,
         remember: None,
     };
-    let mut driver = Driver::new(d.machine, d.recorder, Arc::new(SystemClock), exec, observer);
+    let mut driver = Driver::new(d.run, Arc::new(SystemClock), exec, observer);
     driver.rearm();
     if let Some(view) = &live {
         let view = view.clone();
@@ -97,14 +96,16 @@ async fn drive_async(d: Drive<'_>) -> anyhow::Result<u8> {
     let status = driver
         .drive(Input::Start, d.until, Some(control_rx), shutdown)
         .await?;
+    // Answer the requests already taken (a vote that ended the run) before going away.
+    socket.close().await;
     if status == RunStatus::AwaitingApproval {
-        driver.recorder.release()?;
+        driver.run.recorder.release()?;
     }
     if let Some(view) = &live {
         view.finish();
     }
     if d.format == RunFormat::Text {
-        println!("{}", summary(&run_id, status, &driver.machine));
+        println!("{}", summary(&run_id, status, &driver.run.machine));
     }
     Ok(exit_code(status))
 }

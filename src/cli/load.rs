@@ -10,8 +10,9 @@ use crate::actions::Registry;
 use crate::check::check_source;
 use crate::dag::{CompiledWorkflow, Override};
 use crate::diagnostic::{SourceFile, render_text};
-use crate::engine::{Clock, EngineError, Input, Recorder, SystemClock, digest, gates_kept, replay};
+use crate::engine::{Clock, EngineError, Input, Run, Scheme, SystemClock, gates_kept, replay};
 use crate::store::{RunRecord, Store};
+use crate::stored::{StoredError, stored_workflow};
 
 /// A stored run and the workflow it runs.
 pub struct Loaded {
@@ -55,23 +56,7 @@ pub fn load(store: &dyn Store, run_id: &str, purpose: Purpose) -> Result<Loaded,
                 format!("no run `{run_id}` in this state directory (`drctl runs` lists them)"),
             )
         })?;
-    let overrides: Vec<Override> = run
-        .overrides
-        .iter()
-        .filter_map(|o| o.parse().ok())
-        .collect();
-    let source = store
-        .source(run_id)
-        .map_err(|e| store_exit(&e))?
-        .ok_or_else(|| {
-            store_exit(&crate::store::StoreError::BadRecord {
-                run: run_id.to_string(),
-                reason: "the workflow text it started with is missing".into(),
-            })
-        })?;
-    let mut stored = compile(&run.workflow_file, &source, &overrides, None)?;
-    // Who may approve is what the run captured when it started, not the file as it is now.
-    stored.signers = stored_signers(store, run_id)?;
+    let stored = stored_workflow(store, &run).map_err(|e| stored_exit(&e))?;
     if !file_check || !Path::new(&run.workflow_file).exists() {
         return Ok(Loaded {
             run,
@@ -84,13 +69,15 @@ pub fn load(store: &dyn Store, run_id: &str, purpose: Purpose) -> Result<Loaded,
             format!("cannot read {}: {e}", run.workflow_file),
         )
     })?;
+    let overrides = crate::stored::overrides(&run).map_err(|e| store_exit(&e))?;
     let current = compile(
         &run.workflow_file,
         &text,
         &overrides,
         Some(Path::new(&run.workflow_file)),
     )?;
-    if digest(&current) != run.digest {
+    let now = digest_as(&run.digest, &current);
+    if now != run.digest {
         if purpose != Purpose::Undo && allow_changed {
             // An edit is no way around an approval that has not passed.
             let journal = store.journal(run_id).map_err(|e| store_exit(&e))?;
@@ -115,10 +102,7 @@ pub fn load(store: &dyn Store, run_id: &str, purpose: Purpose) -> Result<Loaded,
                 exit::INVALID_INPUT,
                 format!(
                     "{} changed since run {} started (digest {} then, {} now); resuming could run something else than was started. Pass --allow-changed-workflow to resume with the file as it is now",
-                    run.workflow_file,
-                    run.run_id,
-                    run.digest,
-                    digest(&current)
+                    run.workflow_file, run.run_id, run.digest, now
                 ),
             ));
         }
@@ -133,15 +117,24 @@ pub fn load(store: &dyn Store, run_id: &str, purpose: Purpose) -> Result<Loaded,
     })
 }
 
-/// The allowed-signers text a run captured when it started (its first event), if any.
-pub fn stored_signers(store: &dyn Store, run_id: &str) -> Result<Option<String>, Exit> {
-    let journal = store.journal(run_id).map_err(|e| store_exit(&e))?;
-    Ok(journal.first().and_then(|e| {
-        e.event
-            .get("allowed_signers")
-            .and_then(serde_json::Value::as_str)
-            .map(str::to_string)
-    }))
+/// The digest of `workflow` in the scheme `stored` was computed with: runs recorded before
+/// digests named their scheme are compared by the hash of their plan.
+pub fn digest_as(stored: &str, workflow: &CompiledWorkflow) -> String {
+    match Scheme::of(stored) {
+        Scheme::PlanV1 => crate::plan::plan_digest(workflow),
+        Scheme::CompiledV2 => crate::engine::digest(workflow),
+    }
+}
+
+/// The exit for a stored workflow that cannot be had.
+pub fn stored_exit(e: &StoredError) -> Exit {
+    match e {
+        StoredError::Store(e) => store_exit(e),
+        StoredError::NoLongerCompiles { diagnostics, .. } => {
+            eprint!("{diagnostics}");
+            Exit::new(exit::INVALID_INPUT, e.to_string())
+        }
+    }
 }
 
 /// Compiles a workflow text; with `file`, its allowed-signers file is read next to it.
@@ -171,20 +164,15 @@ fn compile(
 /// journal. Used by `approve`, `reject` and `cancel` when the run is not live.
 pub fn apply_offline(store: Arc<dyn Store>, run_id: &str, inputs: Vec<Input>) -> Result<(), Exit> {
     let loaded = load(store.as_ref(), run_id, Purpose::Record)?;
-    let journal = store.journal(run_id).map_err(|e| store_exit(&e))?;
-    let steps = store.steps(run_id).map_err(|e| store_exit(&e))?;
-    let mut machine =
-        replay(&loaded.workflow, &loaded.run, &journal).map_err(|e| store_exit(&e))?;
-    machine.hold = true;
-    let mut recorder = Recorder::new(store, loaded.run.clone(), steps);
+    let mut run =
+        Run::load_record(store, loaded.run, &loaded.workflow).map_err(|e| store_exit(&e))?;
+    run.machine.hold = true;
     let clock = SystemClock;
     for input in std::iter::once(Input::Interrupted).chain(inputs) {
-        recorder
-            .advance(&mut machine, input, clock.now())
-            .map_err(|e| match e {
-                EngineError::Refused(r) => Exit::new(exit::INVALID_INPUT, r.0),
-                EngineError::Store(e) => store_exit(&e),
-            })?;
+        run.record(input, clock.now()).map_err(|e| match e {
+            EngineError::Refused(r) => Exit::new(exit::INVALID_INPUT, r.0),
+            EngineError::Store(e) => store_exit(&e),
+        })?;
     }
     Ok(())
 }

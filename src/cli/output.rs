@@ -19,6 +19,20 @@ pub enum RunFormat {
     Json,
 }
 
+/// An event as JSON lines show it: a pause's `reason` in words (with this run's commands),
+/// and the reason as data beside it in `pause`.
+fn json_event(event: &Event, run_id: &str) -> serde_json::Value {
+    let mut value = serde_json::to_value(event).unwrap_or_default();
+    if let (Event::RunPaused { reason }, Some(fields)) = (event, value.as_object_mut()) {
+        fields.insert(
+            "pause".into(),
+            serde_json::to_value(reason).unwrap_or_default(),
+        );
+        fields.insert("reason".into(), reason.describe(run_id).into());
+    }
+    value
+}
+
 /// The observer that prints events of run `run_id`. On a terminal, a live line under the
 /// events shows the elapsed time and what is running, done and waiting.
 pub fn printer(
@@ -30,7 +44,7 @@ pub fn printer(
         move |event: &Event, at: DateTime<Utc>, machine: &Machine<'_>| {
             let text = match format {
                 RunFormat::Json => Some(
-                    serde_json::json!({ "run_id": run_id, "at": rfc3339(at), "event": event })
+                    serde_json::json!({ "run_id": run_id, "at": rfc3339(at), "event": json_event(event, &run_id) })
                         .to_string(),
                 ),
                 RunFormat::Text => {
@@ -274,7 +288,7 @@ fn line(event: &Event, machine: &Machine<'_>) -> Option<String> {
             )
         }
         Event::ApprovalTimedOut { step } => format!("{step}: approval timed out"),
-        Event::RunPaused { reason } => format!("run paused: {reason}"),
+        Event::RunPaused { reason } => format!("run paused: {}", reason.describe(&machine.run_id)),
         Event::RunResumed { by } => format!("run resumed by {by}"),
         Event::RunCancelled { by } => {
             format!("run cancelled by {by}: running steps finish, nothing new starts")
@@ -354,7 +368,7 @@ pub fn summary(run_id: &str, status: RunStatus, machine: &Machine<'_>) -> String
         }
         RunStatus::Paused => {
             if let Some(reason) = &machine.paused {
-                out.push_str(&format!("\n  {}", reason.replace("RUN", run_id)));
+                out.push_str(&format!("\n  {}", reason.describe(run_id)));
             }
         }
         RunStatus::Cancelled => out.push_str(&format!(

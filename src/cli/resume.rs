@@ -8,7 +8,7 @@ use super::drive::{Drive, base_dir, drive};
 use super::load::{Purpose, load};
 use super::output::RunFormat;
 use super::state::{Exit, own, store_exit, whoami};
-use crate::engine::{Choice, Input, Recorder, Until, replay};
+use crate::engine::{Choice, Input, Run, Until};
 use crate::store::Store;
 
 /// Continue an interrupted, paused or cancelled run.
@@ -228,12 +228,10 @@ fn take_up(
             ),
         ));
     }
-    let journal = store.journal(run_id).map_err(|e| store_exit(&e))?;
-    let steps = store.steps(run_id).map_err(|e| store_exit(&e))?;
-    let machine = replay(&loaded.workflow, &loaded.run, &journal).map_err(|e| store_exit(&e))?;
-    let first = inputs(&machine);
     let dyn_store: Arc<dyn Store> = store;
-    let recorder = Recorder::new(dyn_store.clone(), loaded.run.clone(), steps);
+    let run = Run::load_record(dyn_store.clone(), loaded.run.clone(), &loaded.workflow)
+        .map_err(|e| store_exit(&e))?;
+    let first = inputs(&run.machine);
     if format == RunFormat::Text {
         println!(
             "run {run_id} taken up: {} ({})",
@@ -243,8 +241,7 @@ fn take_up(
     drive(Drive {
         state_dir: state.to_path_buf(),
         store: dyn_store,
-        machine,
-        recorder,
+        run,
         base_dir: base_dir(std::path::Path::new(&loaded.run.workflow_file)),
         first,
         until,

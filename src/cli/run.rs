@@ -13,7 +13,7 @@ use crate::actions::Registry;
 use crate::check::check_file;
 use crate::dag::Override;
 use crate::diagnostic::render_text;
-use crate::engine::{NewRun, StartError, Until, start_run};
+use crate::engine::{NewRun, Run, StartError, Until};
 use crate::store::Store;
 
 /// Start a run of a workflow.
@@ -75,8 +75,7 @@ pub fn run(args: &RunArgs, state: &std::path::Path, mode: &str) -> u8 {
 }
 
 fn start(args: &RunArgs, state: &std::path::Path, mode: &str) -> Result<u8, Exit> {
-    let registry = Registry::global();
-    let checked = check_file(&args.file, registry, &args.params);
+    let checked = check_file(&args.file, Registry::global(), &args.params);
     let Some(workflow) = &checked.workflow else {
         eprint!(
             "{}",
@@ -87,31 +86,7 @@ fn start(args: &RunArgs, state: &std::path::Path, mode: &str) -> Result<u8, Exit
             format!("{} is invalid; nothing was run", args.file.display()),
         ));
     };
-    let unsupported: Vec<String> = workflow
-        .steps
-        .iter()
-        .filter(|s| registry.get(&s.action).is_none_or(|a| !a.executable()))
-        .map(|s| format!("`{}` ({})", s.id, s.action))
-        .collect();
-    if !unsupported.is_empty() {
-        return Err(Exit::new(
-            exit::INVALID_INPUT,
-            format!(
-                "this version of drctl cannot execute {}; nothing was run (drctl plan shows what it would do)",
-                unsupported.join(", ")
-            ),
-        ));
-    }
     let store = own(state)?;
-    let unfinished = store
-        .runs()
-        .map_err(|e| super::state::store_exit(&e))?
-        .into_iter()
-        .filter(|r| r.workflow == workflow.name && r.status.is_unfinished())
-        .collect::<Vec<_>>();
-    if let Some(old) = unfinished.last() {
-        return Err(unfinished_refusal(old));
-    }
     let new = NewRun {
         workflow,
         workflow_file: args.file.display().to_string(),
@@ -127,12 +102,19 @@ fn start(args: &RunArgs, state: &std::path::Path, mode: &str) -> Result<u8, Exit
         key: args.key.clone(),
     };
     let dyn_store: Arc<dyn Store> = store.clone();
-    let (machine, recorder) = start_run(dyn_store.clone(), &new, &crate::engine::SystemClock)
-        .map_err(|e| match e {
-            StartError::Store(e) => super::state::store_exit(&e),
-            StartError::Identity(why) => Exit::new(exit::INVALID_INPUT, why),
-        })?;
-    let run_id = recorder.run.run_id.clone();
+    let run = Run::start(dyn_store.clone(), &new, &crate::engine::SystemClock).map_err(|e| match e {
+        StartError::Store(e) => super::state::store_exit(&e),
+        StartError::Identity(why) => Exit::new(exit::INVALID_INPUT, why),
+        StartError::NotExecutable(steps) => Exit::new(
+            exit::INVALID_INPUT,
+            format!(
+                "this version of drctl cannot execute {}; nothing was run (drctl plan shows what it would do)",
+                steps.join(", ")
+            ),
+        ),
+        StartError::Unfinished(old) => unfinished_refusal(&old),
+    })?;
+    let run_id = run.id().to_string();
     match args.format {
         RunFormat::Text => println!(
             "run {run_id} started: {} ({mode}), {} steps, as {}",
@@ -148,8 +130,7 @@ fn start(args: &RunArgs, state: &std::path::Path, mode: &str) -> Result<u8, Exit
     drive(Drive {
         state_dir: state.to_path_buf(),
         store: dyn_store,
-        machine,
-        recorder,
+        run,
         base_dir: base_dir(&args.file),
         first: Vec::new(),
         until: if args.detach {

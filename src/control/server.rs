@@ -51,11 +51,12 @@ pub fn serve(
     let listener = UnixListener::bind(&path)?;
     // Only the owner may talk to the run (the state directory is 0700 as well).
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    let slots = Arc::new(Mutex::new(Slots::default()));
     let server = Server {
         store,
         run_id,
         driver,
-        slots: Arc::new(Mutex::new(Slots::default())),
+        slots: slots.clone(),
     };
     let task = tokio::spawn(async move {
         loop {
@@ -65,13 +66,31 @@ pub fn serve(
             }
         }
     });
-    Ok(SocketGuard { path, task })
+    Ok(SocketGuard { path, task, slots })
 }
+
+/// How long a closing socket waits for the answers it owes.
+const CLOSE_PATIENCE: Duration = Duration::from_secs(2);
 
 /// Removes the socket when the run stops being driven.
 pub struct SocketGuard {
     path: std::path::PathBuf,
     task: tokio::task::JoinHandle<()>,
+    slots: Arc<Mutex<Slots>>,
+}
+
+impl SocketGuard {
+    /// Stops taking connections, then waits (a little) until every request already taken is
+    /// answered: a vote that ended the run is told it was recorded before the process exits,
+    /// rather than finding the socket gone and reporting a failure.
+    pub async fn close(self) {
+        self.task.abort();
+        let _ = std::fs::remove_file(&self.path);
+        let until = Instant::now() + CLOSE_PATIENCE;
+        while Instant::now() < until && lock(&self.slots).open.values().any(|s| s.busy) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
 }
 
 impl Drop for SocketGuard {

@@ -11,13 +11,16 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, oneshot};
 
 use super::clock::Clock;
+use super::effect::Effect;
 use super::error::EngineError;
 use super::event::Event;
 use super::exec::resolve;
 use super::machine::{Input, Machine};
-use super::recorder::Recorder;
+use super::run::{Advanced, Run};
 use super::secrets::Redactor;
-use crate::actions::{ExecContext, Outputs, PreviousRequest, Registry, Remember, StepError};
+use crate::actions::{
+    Action, ExecContext, Outputs, PreviousRequest, Probe, Registry, Remember, Resolved, StepError,
+};
 use crate::store::{RunStatus, StepStatus};
 
 /// A request from another process (through the control socket) or from the terminal.
@@ -46,10 +49,8 @@ pub enum Until {
 
 /// Drives one run.
 pub struct Driver<'w> {
-    /// The state.
-    pub machine: Machine<'w>,
-    /// The records.
-    pub recorder: Recorder,
+    /// The run: its state and records.
+    pub run: Run<'w>,
     clock: Arc<dyn Clock>,
     exec: ExecContext,
     observer: Observer,
@@ -64,18 +65,11 @@ pub struct Driver<'w> {
 
 impl<'w> Driver<'w> {
     /// A driver for a run whose machine and records are already loaded.
-    pub fn new(
-        machine: Machine<'w>,
-        recorder: Recorder,
-        clock: Arc<dyn Clock>,
-        exec: ExecContext,
-        observer: Observer,
-    ) -> Self {
+    pub fn new(run: Run<'w>, clock: Arc<dyn Clock>, exec: ExecContext, observer: Observer) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let (previous_tx, previous_rx) = mpsc::unbounded_channel();
         Self {
-            machine,
-            recorder,
+            run,
             clock,
             exec,
             observer,
@@ -92,34 +86,27 @@ impl<'w> Driver<'w> {
     /// take it (nothing recorded).
     pub fn feed(&mut self, input: Input) -> Result<(), EngineError> {
         let now = self.clock.now();
-        let events = self.machine.advance(input, now)?;
-        self.settle(&events, now)
+        let advanced = self.run.advance(input, now)?;
+        self.settle(advanced, now);
+        Ok(())
     }
 
-    /// Decides every input of a batch, then journals all that follows in one commit before
-    /// acting on any of it: results that arrive together cost one flush. Refused inputs (a
-    /// late result of an attempt no longer current, say) are dropped, as `feed` drops them.
+    /// Decides and journals a batch in one commit (see [`Run::advance_all`]), then acts.
     fn feed_batch(&mut self, inputs: impl Iterator<Item = Input>) -> Result<(), EngineError> {
         let now = self.clock.now();
-        let mut events = Vec::new();
-        for input in inputs {
-            if let Ok(more) = self.machine.advance(input, now) {
-                events.extend(more);
-            }
-        }
-        self.settle(&events, now)
+        let advanced = self.run.advance_all(inputs, now)?;
+        self.settle(advanced, now);
+        Ok(())
     }
 
-    /// Journals events already applied to the machine, tells the observer, then acts.
-    fn settle(&mut self, events: &[Event], now: DateTime<Utc>) -> Result<(), EngineError> {
-        self.recorder.commit(events, &self.machine, now)?;
-        for event in events {
-            (self.observer)(event, now, &self.machine);
+    /// Tells the observer about journaled events, then does what they ask.
+    fn settle(&mut self, advanced: Advanced, now: DateTime<Utc>) {
+        for event in &advanced.events {
+            (self.observer)(event, now, &self.run.machine);
         }
-        for event in events {
-            self.act(event);
+        for effect in advanced.effects {
+            self.perform(effect);
         }
-        Ok(())
     }
 
     /// Calls `f` on every tick of the RTO watch (once a second, when the workflow has an RTO).
@@ -127,175 +114,66 @@ impl<'w> Driver<'w> {
         self.on_tick = Some(f);
     }
 
-    /// Re-arms what a loaded run was waiting for: approval timeouts and, for steps whose
-    /// retry was due, the retry.
+    /// Re-arms what a loaded run was waiting for: the timeouts of its approvals.
     pub fn rearm(&mut self) {
-        self.arm_approval_timers();
-    }
-
-    fn arm_approval_timers(&mut self) {
-        for (step, deadline) in self.machine.approval_deadlines() {
-            let wait = (deadline - self.clock.now()).to_std().unwrap_or_default();
-            let tx = self.tx.clone();
-            self.tasks.spawn(async move {
-                tokio::time::sleep(wait).await;
-                let _ = tx.send(Input::ApprovalTimeout { step });
-            });
+        for effect in self.run.pending() {
+            self.perform(effect);
         }
     }
 
-    fn act(&mut self, event: &Event) {
-        match event {
-            Event::StepStarted { step, attempt } => {
-                let Some(i) = self.machine.index(step) else {
-                    return;
-                };
-                let spec = &self.machine.workflow().steps[i];
-                if spec.is_approval() {
-                    if let Some((_, deadline)) = self
-                        .machine
-                        .approval_deadlines()
-                        .into_iter()
-                        .find(|(s, _)| s == step)
-                    {
-                        let wait = (deadline - self.clock.now()).to_std().unwrap_or_default();
-                        let (tx, step) = (self.tx.clone(), step.clone());
-                        self.tasks.spawn(async move {
-                            tokio::time::sleep(wait).await;
-                            let _ = tx.send(Input::ApprovalTimeout { step });
-                        });
-                    }
-                    return;
-                }
-                let Some(action) = Registry::global().get(&spec.action) else {
-                    return;
-                };
-                let resolved = resolve(&spec.args, &|id| self.output_of(id));
-                let ctx = ExecContext {
-                    remember: Some(Remember {
-                        step: step.clone(),
-                        attempt: *attempt,
-                        tx: self.previous_tx.clone(),
-                    }),
-                    ..self.context(i)
-                };
-                let (tx, step, attempt, timeout) =
-                    (self.tx.clone(), step.clone(), *attempt, spec.timeout);
-                let redactor = Redactor::for_args([&spec.args]);
+    /// Does what the machine asked for.
+    fn perform(&mut self, effect: Effect) {
+        match effect {
+            Effect::Timer { at, input } => {
+                let wait = (at - self.clock.now()).to_std().unwrap_or_default();
+                let tx = self.tx.clone();
                 self.tasks.spawn(async move {
-                    let result = match resolved {
-                        Err(e) => Err(e),
-                        Ok(args) => run_with_timeout(action, args, ctx, timeout).await,
-                    };
-                    // Secrets never leave the attempt: not in outputs, not in errors.
-                    let _ = tx.send(Input::Finished {
-                        step,
-                        attempt,
-                        result: result
-                            .map(|o| redactor.scrub_outputs(o))
-                            .map_err(|e| (redactor.scrub(&e.message), e.failure)),
-                    });
+                    tokio::time::sleep(wait).await;
+                    let _ = tx.send(input);
                 });
             }
-            Event::StepFailed {
-                step,
-                retry_in_ms: Some(ms),
-                ..
-            } => {
-                let (tx, step, ms) = (self.tx.clone(), step.clone(), *ms);
-                self.tasks.spawn(async move {
-                    tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
-                    let _ = tx.send(Input::RetryDue { step });
-                });
-            }
-            Event::CompensationStarted { step } => self.compensate(step),
-            Event::StepProbing { step, .. } => self.probe(step),
-            _ => {}
+            Effect::Execute { step, attempt } => self.launch(step, Call::Execute { attempt }),
+            Effect::Probe { step } => self.launch(step, Call::Probe),
+            Effect::Compensate { step } => self.launch(step, Call::Compensate),
         }
     }
 
-    fn probe(&mut self, step: &str) {
-        let Some(i) = self.machine.index(step) else {
+    /// Resolves the step's parameters, builds the context, and runs the call in a task whose
+    /// result, secrets scrubbed, comes back as an input.
+    fn launch(&mut self, i: usize, call: Call) {
+        let spec = &self.run.machine.workflow().steps[i];
+        let compensation = match call {
+            Call::Compensate => spec.rollback.as_ref(),
+            _ => None,
+        };
+        let (name, args) =
+            compensation.map_or((&spec.action, &spec.args), |c| (&c.action, &c.args));
+        let Some(action) = Registry::global().get(name) else {
             return;
         };
-        let spec = &self.machine.workflow().steps[i];
-        let Some(action) = Registry::global().get(&spec.action) else {
-            return;
-        };
-        let resolved = resolve(&spec.args, &|id| self.output_of(id));
-        let ctx = self.context(i);
-        let (tx, step) = (self.tx.clone(), step.to_string());
-        let redactor = Redactor::for_args([&spec.args]);
-        self.tasks.spawn(async move {
-            let probe = match resolved {
-                Err(e) => crate::actions::Probe::Undecided(e.message),
-                Ok(args) => {
-                    let limit = ctx.timeout.unwrap_or(std::time::Duration::from_mins(5));
-                    tokio::time::timeout(limit, action.probe(&args, &ctx))
-                        .await
-                        .unwrap_or_else(|_| {
-                            crate::actions::Probe::Undecided("the probe timed out".into())
-                        })
-                }
-            };
-            let probe = match probe {
-                crate::actions::Probe::TookEffect(o) => {
-                    crate::actions::Probe::TookEffect(redactor.scrub_outputs(o))
-                }
-                crate::actions::Probe::Undecided(why) => {
-                    crate::actions::Probe::Undecided(redactor.scrub(&why))
-                }
-                crate::actions::Probe::DidNot => crate::actions::Probe::DidNot,
-            };
-            let _ = tx.send(Input::Probed { step, probe });
-        });
-    }
-
-    fn compensate(&mut self, step: &str) {
-        let Some(i) = self.machine.index(step) else {
-            return;
-        };
-        let spec = &self.machine.workflow().steps[i];
-        let (tx, step_id) = (self.tx.clone(), step.to_string());
-        let Some(compensation) = &spec.rollback else {
-            // The action undoes itself from its parameters and the outputs it recorded.
-            let resolved = resolve(&spec.args, &|id| self.output_of(id));
-            let own = self.machine.steps[i].outputs.clone();
-            let ctx = self.context(i);
-            let Some(action) = Registry::global().get(&spec.action) else {
-                return;
-            };
-            let redactor = Redactor::for_args([&spec.args]);
-            self.tasks.spawn(async move {
-                let result = match resolved {
-                    Err(e) => Err(e),
-                    Ok(args) => action.undo(&args, &own, &ctx).await,
-                };
-                let _ = tx.send(Input::CompensationFinished {
-                    step: step_id,
-                    result: result.map_err(|e| (redactor.scrub(&e.message), e.failure)),
-                });
+        let resolved = resolve(args, &|id| self.output_of(id));
+        let redactor =
+            Redactor::for_args(std::iter::once(&spec.args).chain(compensation.map(|c| &c.args)));
+        let mut ctx = self.context(i);
+        if let Call::Execute { attempt } = call {
+            ctx.remember = Some(Remember {
+                step: spec.id.clone(),
+                attempt,
+                tx: self.previous_tx.clone(),
             });
-            return;
+        }
+        let task = Task {
+            step: spec.id.clone(),
+            action,
+            undo_itself: compensation.is_none(),
+            own: self.run.machine.steps[i].outputs.clone(),
+            timeout: spec.timeout,
+            ctx,
+            redactor,
         };
-        let resolved = resolve(&compensation.args, &|id| self.output_of(id));
-        let ctx = self.context(i);
-        let timeout = spec.timeout;
-        let Some(action) = Registry::global().get(&compensation.action) else {
-            return;
-        };
-        let redactor = Redactor::for_args([&spec.args, &compensation.args]);
+        let tx = self.tx.clone();
         self.tasks.spawn(async move {
-            let result = match resolved {
-                Err(e) => Err(e),
-                Ok(args) => run_with_timeout(action, args, ctx, timeout).await,
-            };
-            let _ = tx.send(Input::CompensationFinished {
-                step: step_id,
-                result: result
-                    .map(|_| ())
-                    .map_err(|e| (redactor.scrub(&e.message), e.failure)),
-            });
+            let _ = tx.send(task.run(call, resolved).await);
         });
     }
 
@@ -303,8 +181,8 @@ impl<'w> Driver<'w> {
     /// as first recorded.
     fn context(&self, i: usize) -> ExecContext {
         ExecContext {
-            timeout: self.machine.workflow().steps[i].timeout,
-            previous: self.machine.steps[i].previous.clone(),
+            timeout: self.run.machine.workflow().steps[i].timeout,
+            previous: self.run.machine.steps[i].previous.clone(),
             remember: None,
             ..self.exec.clone()
         }
@@ -335,17 +213,19 @@ impl<'w> Driver<'w> {
 
     /// The outputs of step `id`, once it succeeded (or was undone after succeeding).
     fn output_of(&self, id: &str) -> Option<&Outputs> {
-        self.machine
+        self.run
+            .machine
             .step(id)
             .filter(|s| matches!(s.status, StepStatus::Succeeded | StepStatus::RolledBack))
             .map(|s| &s.outputs)
     }
 
     fn resting(&self, until: Until) -> bool {
-        let status = self.machine.status();
-        let running = self.machine.count_of(StepStatus::Running) > 0
-            || (self.machine.rolling_back
+        let status = self.run.machine.status();
+        let running = self.run.machine.count_of(StepStatus::Running) > 0
+            || (self.run.machine.rolling_back
                 && self
+                    .run
                     .machine
                     .steps
                     .iter()
@@ -373,13 +253,13 @@ impl<'w> Driver<'w> {
         // The RTO watch needs time to pass even when nothing else happens.
         let mut ticker = tokio::time::interval(std::time::Duration::from_secs(1));
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let watch_rto = self.machine.workflow().rto.is_some();
+        let watch_rto = self.run.machine.workflow().rto.is_some();
         loop {
             if !inputs.is_empty() {
                 self.feed_batch(inputs.drain(..))?;
             }
             if self.resting(until) {
-                return Ok(self.machine.status());
+                return Ok(self.run.machine.status());
             }
             tokio::select! {
                 Some(input) = self.rx.recv() => {
@@ -409,12 +289,98 @@ impl<'w> Driver<'w> {
                 _ = ticker.tick(), if watch_rto => {
                     inputs.push_back(Input::Tick);
                     if let Some(f) = self.on_tick.as_mut() {
-                        f(self.clock.now(), &self.machine);
+                        f(self.clock.now(), &self.run.machine);
                     }
                 }
                 () = async { match shutdown.as_mut() { Some(s) => s.await, None => std::future::pending().await } } => {
                     shutdown = None;
                     inputs.push_back(Input::Cancel { by: "interrupt (Ctrl-C)".into() });
+                }
+            }
+        }
+    }
+}
+
+/// What a task does with a step's action.
+#[derive(Debug, Clone, Copy)]
+enum Call {
+    /// Runs an attempt.
+    Execute {
+        /// The attempt.
+        attempt: u32,
+    },
+    /// Asks whether a lost attempt took effect.
+    Probe,
+    /// Undoes the step.
+    Compensate,
+}
+
+/// Everything a spawned call needs, owned.
+struct Task {
+    step: String,
+    action: &'static dyn Action,
+    /// No declared compensation: the action undoes itself from its parameters and outputs.
+    undo_itself: bool,
+    own: Outputs,
+    timeout: Option<std::time::Duration>,
+    ctx: ExecContext,
+    redactor: Redactor,
+}
+
+impl Task {
+    /// Runs the call and says how it ended, as the machine's input. Secrets never leave the
+    /// task: not in outputs, not in errors.
+    async fn run(self, call: Call, resolved: Result<Resolved, StepError>) -> Input {
+        let Task {
+            step,
+            action,
+            undo_itself,
+            own,
+            timeout,
+            ctx,
+            redactor,
+        } = self;
+        let scrub = |e: StepError| (redactor.scrub(&e.message), e.failure);
+        match call {
+            Call::Execute { attempt } => {
+                let result = match resolved {
+                    Err(e) => Err(e),
+                    Ok(args) => run_with_timeout(action, args, ctx, timeout).await,
+                };
+                Input::Finished {
+                    step,
+                    attempt,
+                    result: result.map(|o| redactor.scrub_outputs(o)).map_err(scrub),
+                }
+            }
+            Call::Probe => {
+                let probe = match resolved {
+                    Err(e) => Probe::Undecided(e.message),
+                    Ok(args) => {
+                        let limit = ctx.timeout.unwrap_or(std::time::Duration::from_mins(5));
+                        tokio::time::timeout(limit, action.probe(&args, &ctx))
+                            .await
+                            .unwrap_or_else(|_| Probe::Undecided("the probe timed out".into()))
+                    }
+                };
+                let probe = match probe {
+                    Probe::TookEffect(o) => Probe::TookEffect(redactor.scrub_outputs(o)),
+                    Probe::Undecided(why) => Probe::Undecided(redactor.scrub(&why)),
+                    Probe::DidNot => Probe::DidNot,
+                };
+                Input::Probed { step, probe }
+            }
+            Call::Compensate => {
+                let result = match resolved {
+                    Err(e) => Err(e),
+                    Ok(args) if undo_itself => action.undo(&args, &own, &ctx).await,
+                    Ok(args) => run_with_timeout(action, args, ctx, timeout)
+                        .await
+                        .map(|_| ()),
+                };
+                Input::CompensationFinished {
+                    step,
+                    result: result.map_err(scrub),
                 }
             }
         }

@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::pause::PauseReason;
 use crate::store::RunStatus;
 
 pub use crate::actions::Outputs;
@@ -143,8 +144,9 @@ pub enum Event {
     },
     /// The run waits for an operator.
     RunPaused {
-        /// Why.
-        reason: String,
+        /// Why (as words in journals written before reasons were typed).
+        #[serde(deserialize_with = "super::pause::read_reason")]
+        reason: PauseReason,
     },
     /// An operator resumed the run.
     RunResumed {

@@ -1,25 +1,36 @@
-//! The durable executor: a pure state machine ([`Machine`]) that decides, a recorder that
-//! journals each decision durably, and a tokio [`Driver`] that acts only on what was journaled.
-//! The engine never prints: it hands every event to an observer.
+//! The durable executor. [`Run`] is its API: start a run or load one back from any store, then
+//! advance it one input at a time. Each input is decided by a pure state machine
+//! ([`Machine`]), journaled durably by a recorder, and answered with the [`Effect`]s it asks
+//! for, which the tokio [`Driver`] performs (start an attempt, probe, compensate, arm a timer).
+//! Nothing is performed before it is journaled. The engine never prints: it hands every event
+//! to an observer. See docs/architecture.md.
 
 mod clock;
+mod digest;
 mod driver;
+mod effect;
 mod error;
 mod event;
 mod exec;
 mod gates;
 mod machine;
+mod pause;
 mod recorder;
+mod run;
 mod secrets;
 mod session;
 
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use digest::{Scheme, digest};
 pub use driver::{ControlRequest, Driver, Observer, TickObserver, Until};
+pub use effect::Effect;
 pub use error::EngineError;
 pub use event::{Decision, Event, Outputs};
 pub use exec::resolve;
 pub use gates::gates_kept;
 pub use machine::{Choice, Input, Machine, Refusal, StepState, Undo};
+pub use pause::PauseReason;
 pub use recorder::Recorder;
+pub use run::{Advanced, Run};
 pub use secrets::Redactor;
-pub use session::{NewRun, StartError, digest, load_run, replay, start_run};
+pub use session::{NewRun, Recorded, StartError, events, replay};

@@ -3,16 +3,12 @@
 
 use std::sync::Arc;
 
-use sha2::{Digest, Sha256};
-
 use super::clock::Clock;
+use super::digest::digest;
 use super::event::Event;
 use super::machine::Machine;
 use super::recorder::Recorder;
-use crate::actions::Registry;
 use crate::dag::CompiledWorkflow;
-use crate::diagnostic::Diagnostics;
-use crate::plan::{LiveMode, Plan, render_json};
 use crate::store::{GENESIS, JournalEntry, RunRecord, RunStatus, Store, StoreError};
 use crate::time::{parse_time, rfc3339};
 
@@ -46,34 +42,12 @@ pub enum StartError {
     /// The start could not be signed, or its signature is not the initiator's.
     #[error("{0}")]
     Identity(String),
-}
-
-/// The digest of a compiled workflow: SHA-256 of its plan (steps, resolved parameters,
-/// dependencies, policies), so any change that alters what would run changes the digest.
-pub fn digest(workflow: &CompiledWorkflow) -> String {
-    let plan = Plan::build(
-        workflow,
-        Registry::global(),
-        &Diagnostics::default(),
-        LiveMode::Offline,
-    );
-    let mut hasher = Sha256::new();
-    hasher.update(render_json(&plan).as_bytes());
-    // Who may approve is part of what was reviewed: a new key changes the digest.
-    if let Some(signers) = &workflow.signers {
-        hasher.update(b"\nallowed_signers\n");
-        hasher.update(signers.as_bytes());
-    }
-    hex(&hasher.finalize()[..16])
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = std::fmt::Write::write_fmt(&mut s, format_args!("{b:02x}"));
-            s
-        })
+    /// Steps whose action this build of drctl cannot execute (`id` (action)).
+    #[error("this version of drctl cannot execute {}", .0.join(", "))]
+    NotExecutable(Vec<String>),
+    /// A run of the same workflow is unfinished.
+    #[error("run {} of {} is unfinished", .0.run_id, .0.workflow)]
+    Unfinished(Box<RunRecord>),
 }
 
 /// A run id: the second it started and 16 random bits from the operating system.
@@ -92,8 +66,9 @@ fn new_run_id(clock: &dyn Clock) -> String {
     )
 }
 
-/// Records a new run (its `RunStarted` event) and returns its machine and recorder.
-pub fn start_run<'w>(
+/// Records a new run (its `RunStarted` event) and returns its machine and recorder. Callers
+/// go through [`super::Run::start`], which checks first that the run may start.
+pub(super) fn record_start<'w>(
     store: Arc<dyn Store>,
     new: &NewRun<'w>,
     clock: &dyn Clock,
@@ -182,16 +157,42 @@ fn sign_start(
         .map_err(|e| StartError::Identity(e.to_string()))
 }
 
-/// A stored run's record and journal.
-pub fn load_run(
-    store: &dyn Store,
-    run_id: &str,
-) -> Result<Option<(RunRecord, Vec<JournalEntry>)>, StoreError> {
-    let Some(run) = store.run(run_id)? else {
-        return Ok(None);
-    };
-    let journal = store.journal(run_id)?;
-    Ok(Some((run, journal)))
+/// A journaled event, decoded, with its entry's time as stored.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    /// Its place in the journal, from 0.
+    pub seq: u64,
+    /// When it was journaled, as stored (RFC 3339).
+    pub at: String,
+    /// When it was journaled.
+    pub time: chrono::DateTime<chrono::Utc>,
+    /// The event.
+    pub event: Event,
+}
+
+/// Decodes a run's journal into typed events; an entry that does not decode is an error,
+/// never skipped.
+pub fn events(run_id: &str, journal: &[JournalEntry]) -> Result<Vec<Recorded>, StoreError> {
+    journal
+        .iter()
+        .map(|entry| {
+            let event: Event =
+                serde_json::from_value(entry.event.clone()).map_err(|e| StoreError::BadRecord {
+                    run: run_id.to_string(),
+                    reason: format!("journal entry {}: {e}", entry.seq),
+                })?;
+            let time = parse_time(&entry.at).ok_or_else(|| StoreError::BadRecord {
+                run: run_id.to_string(),
+                reason: format!("journal entry {} has a bad time `{}`", entry.seq, entry.at),
+            })?;
+            Ok(Recorded {
+                seq: entry.seq,
+                at: entry.at.clone(),
+                time,
+                event,
+            })
+        })
+        .collect()
 }
 
 /// Replays a journal into a fresh machine.
@@ -202,17 +203,8 @@ pub fn replay<'w>(
 ) -> Result<Machine<'w>, StoreError> {
     let mut machine = Machine::new(workflow, &run.initiator);
     machine.run_id.clone_from(&run.run_id);
-    for entry in journal {
-        let event: Event =
-            serde_json::from_value(entry.event.clone()).map_err(|e| StoreError::BadRecord {
-                run: run.run_id.clone(),
-                reason: format!("journal entry {}: {e}", entry.seq),
-            })?;
-        let at = parse_time(&entry.at).ok_or_else(|| StoreError::BadRecord {
-            run: run.run_id.clone(),
-            reason: format!("journal entry {} has a bad time `{}`", entry.seq, entry.at),
-        })?;
-        machine.apply(&event, at);
+    for recorded in events(&run.run_id, journal)? {
+        machine.apply(&recorded.event, recorded.time);
     }
     Ok(machine)
 }

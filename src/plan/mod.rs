@@ -1,11 +1,13 @@
 //! The dry run: what a workflow would do, in what order, how long it should take against its
 //! objectives, and its lints. Building a plan never changes anything.
 
+mod digest;
 mod graph;
 mod live;
 mod model;
 mod text;
 
+pub use digest::plan_digest;
 pub use graph::{dot, mermaid};
 pub use live::look_up;
 pub use model::{LiveMode, Plan, PlanRollback, PlanStep, PlanWarning};

@@ -14,7 +14,7 @@ pub use junit::junit;
 pub use markdown::markdown;
 pub use model::{
     Objective, Report, ReportApproval, ReportError, ReportRollback, ReportStep, build, clock,
-    human, stored_workflow,
+    human, verification,
 };
 
 /// The report as pretty JSON.

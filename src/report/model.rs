@@ -7,10 +7,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::actions::Registry;
-use crate::check::check_source;
-use crate::dag::{CompiledWorkflow, Override};
-use crate::diagnostic::SourceFile;
+use crate::dag::CompiledWorkflow;
+use crate::engine::{Decision, Event, Recorded};
+use crate::store::RunStatus;
 use crate::store::{Store, StoreError};
 use crate::time::parse_time;
 
@@ -87,11 +86,9 @@ pub struct ReportApproval {
     pub verification: String,
 }
 
-/// How a recorded vote was proven, in words.
-fn verification(event: &serde_json::Value) -> String {
-    event["fingerprint"]
-        .as_str()
-        .map_or_else(|| "unverified".to_string(), |f| format!("verified ({f})"))
+/// How a recorded vote was proven, in words: the fingerprint of the key that signed it.
+pub fn verification(fingerprint: Option<&str>) -> String {
+    fingerprint.map_or_else(|| "unverified".to_string(), |f| format!("verified ({f})"))
 }
 
 /// A compensation that ran.
@@ -170,21 +167,6 @@ fn seconds_between(a: &str, b: &str) -> Option<f64> {
     )
 }
 
-/// The workflow as it was when the run started, from its stored text.
-pub fn stored_workflow(run: &crate::store::RunRecord, source: &str) -> Option<CompiledWorkflow> {
-    let overrides: Vec<Override> = run
-        .overrides
-        .iter()
-        .filter_map(|o| o.parse().ok())
-        .collect();
-    check_source(
-        SourceFile::new(run.workflow_file.clone(), source),
-        Registry::global(),
-        &overrides,
-    )
-    .workflow
-}
-
 /// The workflows compiled for reports, by the text and overrides they came from (the file's
 /// name only labels diagnostics): the runs of one workflow mostly share them.
 #[derive(Default)]
@@ -197,14 +179,17 @@ impl Compiled {
         &mut self,
         run: &crate::store::RunRecord,
         source: String,
-    ) -> Option<std::rc::Rc<CompiledWorkflow>> {
+    ) -> Result<Option<std::rc::Rc<CompiledWorkflow>>, StoreError> {
         let key = (source, run.overrides.clone());
         if let Some(found) = self.by_source.get(&key) {
-            return found.clone();
+            return Ok(found.clone());
         }
-        let compiled = stored_workflow(run, &key.0).map(std::rc::Rc::new);
+        // A workflow that no longer compiles still has a report, without its plan's facts.
+        let compiled = crate::stored::check(run, &key.0)?
+            .workflow
+            .map(std::rc::Rc::new);
         self.by_source.insert(key, compiled.clone());
-        compiled
+        Ok(compiled)
     }
 }
 
@@ -232,9 +217,10 @@ pub fn build_with(
         .into_iter()
         .map(|r| (r.step.clone(), r))
         .collect();
-    let workflow = store
-        .source(run_id)?
-        .and_then(|source| compiled.get(&run, source));
+    let workflow = match store.source(run_id)? {
+        Some(source) => compiled.get(&run, source)?,
+        None => None,
+    };
 
     let mut first_start: HashMap<String, String> = HashMap::new();
     let mut last_end: HashMap<String, String> = HashMap::new();
@@ -242,51 +228,65 @@ pub fn build_with(
     let mut rollbacks = Vec::new();
     let mut not_undone = Vec::new();
     let (mut at_risk, mut breached, mut finished_ok) = (None, None, None);
-    for entry in &journal {
-        let e = &entry.event;
-        let step = e["step"].as_str().unwrap_or_default().to_string();
-        match e["type"].as_str().unwrap_or_default() {
-            "step_started" => {
-                first_start.entry(step).or_insert_with(|| entry.at.clone());
+    for Recorded { at, event, .. } in crate::engine::events(run_id, &journal)? {
+        match event {
+            Event::StepStarted { step, .. } => {
+                first_start.entry(step).or_insert(at);
             }
-            "step_succeeded" | "step_skipped" => {
-                last_end.insert(step, entry.at.clone());
-            }
-            "step_failed" if e["retry_in_ms"].is_null() => {
-                last_end.insert(step, entry.at.clone());
-            }
-            "approval_voted" => approvals.push(ReportApproval {
+            Event::StepSucceeded { step, .. }
+            | Event::StepSkipped { step, .. }
+            | Event::StepFailed {
                 step,
-                by: e["by"].as_str().unwrap_or_default().to_string(),
-                decision: e["decision"].as_str().unwrap_or_default().to_string(),
-                at: entry.at.clone(),
-                comment: e["comment"].as_str().map(str::to_string),
-                verification: verification(e),
+                retry_in_ms: None,
+                ..
+            } => {
+                last_end.insert(step, at);
+            }
+            Event::ApprovalVoted {
+                step,
+                by,
+                decision,
+                comment,
+                fingerprint,
+                ..
+            } => approvals.push(ReportApproval {
+                step,
+                by,
+                decision: match decision {
+                    Decision::Approve => "approve",
+                    Decision::Reject => "reject",
+                }
+                .to_string(),
+                at,
+                comment,
+                verification: verification(fingerprint.as_deref()),
             }),
-            "approval_timed_out" => approvals.push(ReportApproval {
+            Event::ApprovalTimedOut { step } => approvals.push(ReportApproval {
                 step,
                 by: "(timeout)".into(),
                 decision: "timeout".into(),
-                at: entry.at.clone(),
+                at,
                 comment: None,
                 verification: "on_timeout".into(),
             }),
-            "compensation_succeeded" => rollbacks.push(ReportRollback {
+            Event::CompensationSucceeded { step } => rollbacks.push(ReportRollback {
                 step,
                 outcome: "undone".into(),
-                at: entry.at.clone(),
+                at,
                 error: None,
             }),
-            "compensation_failed" => rollbacks.push(ReportRollback {
+            Event::CompensationFailed { step, error, .. } => rollbacks.push(ReportRollback {
                 step,
                 outcome: "failed".into(),
-                at: entry.at.clone(),
-                error: e["error"].as_str().map(str::to_string),
+                at,
+                error: Some(error),
             }),
-            "step_not_undone" => not_undone.push(step),
-            "rto_at_risk" => at_risk = at_risk.or(Some(entry.at.clone())),
-            "rto_breached" => breached = breached.or(Some(entry.at.clone())),
-            "run_finished" if e["status"] == "succeeded" => finished_ok = Some(entry.at.clone()),
+            Event::StepNotUndone { step } => not_undone.push(step),
+            Event::RtoAtRisk { .. } => at_risk = at_risk.or(Some(at)),
+            Event::RtoBreached { .. } => breached = breached.or(Some(at)),
+            Event::RunFinished {
+                status: RunStatus::Succeeded,
+            } => finished_ok = Some(at),
             _ => {}
         }
     }

@@ -8,7 +8,7 @@
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
-use super::sled_store::{SCHEMA_VERSION, encode_bundle, key};
+use super::format::{SCHEMA_VERSION, encode_bundle, key};
 use super::{JournalEntry, RunRecord, StepRecord};
 
 const V1_TREES: [&str; 3] = ["runs", "steps", "journal"];

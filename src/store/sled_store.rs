@@ -22,17 +22,13 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
+use super::format::{Bundle, decode, encode_bundle, key};
+pub use super::format::{SCHEMA_VERSION, decode_bundle};
 use super::sync::DiskSync;
 use super::{Anchor, Commit, JournalEntry, RunRecord, StepRecord, Store, StoreError};
-
-/// The record format this build reads and writes. Version 1 kept a run record, step records
-/// and journal entries in trees of their own, the workflow text inside the run record, all
-/// rewritten by a transaction at every commit; it is migrated on open.
-pub const SCHEMA_VERSION: u32 = 2;
 
 /// A store in a directory, owned by this process while open.
 pub struct SledStore {
@@ -42,28 +38,6 @@ pub struct SledStore {
     bundles: sled::Tree,
     sources: sled::Tree,
     disk: DiskSync,
-}
-
-/// What one commit wrote, as stored.
-#[derive(Serialize)]
-struct BundleOut<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    run: Option<&'a RunRecord>,
-    #[serde(skip_serializing_if = "<[_]>::is_empty")]
-    steps: &'a [StepRecord],
-    #[serde(skip_serializing_if = "<[_]>::is_empty")]
-    journal: &'a [JournalEntry],
-}
-
-/// What one commit wrote, read back.
-#[derive(Deserialize)]
-pub(super) struct Bundle {
-    #[serde(default)]
-    pub run: Option<RunRecord>,
-    #[serde(default)]
-    pub steps: Vec<StepRecord>,
-    #[serde(default)]
-    pub journal: Vec<JournalEntry>,
 }
 
 fn io(e: impl std::fmt::Display) -> StoreError {
@@ -162,48 +136,6 @@ impl SledStore {
             .scan_prefix(key(run_id, b""))
             .map(move |item| decode(run_id, &item.map_err(io)?.1))
     }
-}
-
-fn decode<T: serde::de::DeserializeOwned>(run: &str, bytes: &[u8]) -> Result<T, StoreError> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError::BadRecord {
-        run: run.to_string(),
-        reason: e.to_string(),
-    })
-}
-
-/// Reads back what one commit of `run` wrote (as stored in `bundles`). Any bytes give the
-/// commit or an error naming the run; nothing panics on a damaged store.
-pub fn decode_bundle(run: &str, bytes: &[u8]) -> Result<Commit, StoreError> {
-    let bundle: Bundle = decode(run, bytes)?;
-    Ok(Commit {
-        run: bundle.run,
-        steps: bundle.steps,
-        journal: bundle.journal,
-        source: None,
-    })
-}
-
-/// The key of a bundle of `run`, or with an empty `rest` the prefix of all of them.
-pub(super) fn key(run: &str, rest: &[u8]) -> Vec<u8> {
-    let mut k = Vec::with_capacity(run.len() + 1 + rest.len());
-    k.extend_from_slice(run.as_bytes());
-    k.push(0);
-    k.extend_from_slice(rest);
-    k
-}
-
-/// Serializes what a commit writes into one bundle.
-pub(super) fn encode_bundle(
-    run: Option<&RunRecord>,
-    steps: &[StepRecord],
-    journal: &[JournalEntry],
-) -> Result<Vec<u8>, StoreError> {
-    serde_json::to_vec(&BundleOut {
-        run,
-        steps,
-        journal,
-    })
-    .map_err(io)
 }
 
 /// The first entry of the directory `path` that sled would not have put there, if any. sled

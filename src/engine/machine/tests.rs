@@ -3,9 +3,13 @@
 use chrono::{DateTime, TimeZone, Utc};
 
 use super::*;
+use std::time::Duration;
+
+use super::schedule::backoff_ms;
 use crate::actions::Registry;
 use crate::check::check_source;
 use crate::diagnostic::SourceFile;
+use crate::engine::{Decision, Event};
 
 fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 22, 3, 0, 0).unwrap()
@@ -360,7 +364,7 @@ fn after_a_crash_idempotent_steps_rerun_and_others_pause() {
     assert_eq!(started(&events), ["safe"]);
     assert_eq!(m.step("safe").unwrap().attempt, 2);
     assert!(
-        matches!(events.last(), Some(Event::RunPaused { reason }) if reason.contains("`risky`"))
+        matches!(events.last(), Some(Event::RunPaused { reason }) if reason.describe("RUN").contains("`risky`"))
     );
 }
 
@@ -824,7 +828,7 @@ fn guarantee_an_ambiguous_failure_of_a_step_that_is_not_idempotent_is_never_retr
     );
     assert_eq!(m.step("risky").unwrap().status, StepStatus::Unknown);
     assert!(
-        matches!(events.last(), Some(Event::RunPaused { reason }) if reason.contains("--step risky"))
+        matches!(events.last(), Some(Event::RunPaused { reason }) if reason.describe("RUN").contains("--step risky"))
     );
     assert!(started(&events).is_empty());
     // A failure proved to have changed nothing is retried as before.
@@ -914,7 +918,7 @@ fn guarantee_an_undo_that_finds_someone_elses_value_pauses_the_rollback() {
         },
     );
     assert!(
-        matches!(events.last(), Some(Event::RunPaused { reason }) if reason.contains("now X, drctl wrote Y"))
+        matches!(events.last(), Some(Event::RunPaused { reason }) if reason.describe("RUN").contains("now X, drctl wrote Y"))
     );
     assert_eq!(m.status(), RunStatus::Paused);
     // The operator leaves their value: the step is listed as not undone and the rollback ends.

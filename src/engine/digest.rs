@@ -1,0 +1,166 @@
+//! A run's digest: what the run executes, hashed, so that a resume can tell whether the file
+//! on disk would run something else than was started (SPEC §5.3).
+//!
+//! The digest hashes a canonical serialization of the compiled workflow: each step's id,
+//! action, parameters, dependencies, timeout, retry policy, compensation, idempotence and
+//! markers, the workflow's failure policy, objectives and concurrency, and the allowed signers.
+//! Descriptions, estimates and comments are not hashed: rewording them changes nothing that
+//! runs. Digests carry their scheme, `v2:…`; runs recorded before schemes were named carry
+//! a bare hex digest of their plan, which [`Scheme::of`] recognises so they stay resumable.
+
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::dag::CompiledWorkflow;
+
+/// How a digest was computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    /// The hash of the workflow's JSON plan, for runs recorded before schemes were named.
+    PlanV1,
+    /// The hash of the canonical compiled workflow, `v2:` and 32 hex digits.
+    CompiledV2,
+}
+
+impl Scheme {
+    /// The scheme a stored digest was computed with.
+    pub fn of(digest: &str) -> Scheme {
+        if digest.starts_with("v2:") {
+            Scheme::CompiledV2
+        } else {
+            Scheme::PlanV1
+        }
+    }
+}
+
+/// The digest of a compiled workflow, in the current scheme.
+pub fn digest(workflow: &CompiledWorkflow) -> String {
+    let text = canonical(workflow).to_string();
+    format!("v2:{}", hex(&Sha256::digest(text.as_bytes())[..16]))
+}
+
+/// Lowercase hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = std::fmt::Write::write_fmt(&mut s, format_args!("{b:02x}"));
+            s
+        })
+}
+
+fn millis(d: Option<std::time::Duration>) -> Value {
+    d.map_or(Value::Null, |d| json!(d.as_millis()))
+}
+
+/// What executes, in a fixed order of keys (JSON objects keep insertion order here).
+fn canonical(workflow: &CompiledWorkflow) -> Value {
+    let id = |i: &usize| workflow.steps[*i].id.clone();
+    let steps: Vec<Value> = workflow
+        .steps
+        .iter()
+        .map(|s| {
+            json!({
+                "id": s.id,
+                "action": s.action,
+                "with": s.args.to_json(),
+                "needs": s.needs.iter().map(id).collect::<Vec<_>>(),
+                "timeout_ms": millis(s.timeout),
+                "retry": {
+                    "attempts": s.retry.attempts,
+                    "initial_ms": s.retry.initial.as_millis(),
+                    "max_ms": s.retry.max.as_millis(),
+                },
+                "rollback": s.rollback.as_ref().map(|r| json!({
+                    "action": r.action,
+                    "with": r.args.to_json(),
+                })),
+                "idempotent": s.idempotent,
+                "marks_recovered": s.marks_recovered,
+                "measures_rpo": s.measures_rpo,
+            })
+        })
+        .collect();
+    json!({
+        "scheme": "v2",
+        "name": workflow.name,
+        "kind": workflow.kind,
+        "rto_ms": millis(workflow.rto),
+        "rpo_ms": millis(workflow.rpo),
+        "concurrency": workflow.concurrency,
+        "on_failure": workflow.on_failure,
+        "steps": steps,
+        "allowed_signers": workflow.signers,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::actions::Registry;
+    use crate::check::check_source;
+    use crate::diagnostic::SourceFile;
+
+    fn compiled(text: &str) -> CompiledWorkflow {
+        check_source(SourceFile::new("t.toml", text), Registry::global(), &[])
+            .workflow
+            .expect("valid")
+    }
+
+    const BASE: &str = r#"
+[workflow]
+name = "w"
+kind = "failover"
+description = "first words"
+
+[[steps]]
+id = "a"
+action = "noop"
+estimate = "1s"
+
+[[steps]]
+id = "b"
+action = "shell"
+needs = ["a"]
+with = { argv = ["echo", "hi"] }
+"#;
+
+    #[test]
+    fn the_digest_names_its_scheme() {
+        let d = digest(&compiled(BASE));
+        assert!(d.starts_with("v2:") && d.len() == 35, "{d}");
+        assert_eq!(Scheme::of(&d), Scheme::CompiledV2);
+        assert_eq!(
+            Scheme::of("3105ce4ac08214b22e1818fa74de5dcd"),
+            Scheme::PlanV1
+        );
+    }
+
+    #[test]
+    fn words_and_estimates_do_not_change_the_digest() {
+        let reworded = BASE
+            .replace("first words", "other words")
+            .replace("estimate = \"1s\"", "estimate = \"9m\"");
+        assert_eq!(digest(&compiled(BASE)), digest(&compiled(&reworded)));
+    }
+
+    #[test]
+    fn what_executes_changes_the_digest() {
+        let base = digest(&compiled(BASE));
+        for changed in [
+            BASE.replace("[\"echo\", \"hi\"]", "[\"echo\", \"ho\"]"),
+            BASE.replace("needs = [\"a\"]\n", ""),
+            BASE.replace("id = \"b\"\n", "id = \"b\"\ntimeout = \"5s\"\n"),
+            BASE.replace("id = \"b\"\n", "id = \"b\"\nidempotent = true\n"),
+            BASE.replace(
+                "kind = \"failover\"",
+                "kind = \"failover\"\non_failure = \"abort\"",
+            ),
+        ] {
+            assert_ne!(base, digest(&compiled(&changed)), "{changed}");
+        }
+        let mut signed = compiled(BASE);
+        signed.signers = Some("alice ssh-ed25519 AAAA".into());
+        assert_ne!(base, digest(&signed));
+    }
+}

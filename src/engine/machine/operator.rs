@@ -1,0 +1,301 @@
+//! What operators and crashes bring: taking up an interrupted run, resuming with decisions
+//! on steps, and votes on approvals.
+
+use chrono::{DateTime, Utc};
+
+use super::super::event::{Decision, Event, Outputs};
+use super::super::pause::PauseReason;
+use super::{Choice, Machine, Refusal, Undo};
+use crate::actions::Arg;
+use crate::store::StepStatus;
+
+impl Machine<'_> {
+    /// Decides unknown steps: idempotent ones run again, others wait for the operator. Steps
+    /// whose retry was pending retry now; compensations cut off run again.
+    pub(super) fn recover(&mut self, now: DateTime<Utc>, out: &mut Vec<Event>) {
+        if self.finished.is_some() {
+            return;
+        }
+        let mut undecided = Vec::new();
+        for i in 0..self.steps.len() {
+            let (status, retry_pending, attempt) = (
+                self.steps[i].status,
+                self.steps[i].retry_pending,
+                self.steps[i].attempt,
+            );
+            let step = self.workflow.steps[i].id.clone();
+            if status == StepStatus::Unknown {
+                let has_probe = self.has_probe(i);
+                if self.workflow.steps[i].idempotent && !self.rolling_back {
+                    self.emit(
+                        Event::StepStarted {
+                            step,
+                            attempt: attempt + 1,
+                        },
+                        now,
+                        out,
+                    );
+                } else if has_probe && !self.rolling_back {
+                    // The action's probe decides (a promoted replica is no longer a replica);
+                    // the operator is asked only when it cannot tell.
+                    self.emit(Event::StepProbing { step, attempt }, now, out);
+                } else if !self.rolling_back {
+                    undecided.push(step);
+                }
+            } else if status == StepStatus::Running && retry_pending && self.paused.is_none() {
+                self.emit(
+                    Event::StepStarted {
+                        step,
+                        attempt: attempt + 1,
+                    },
+                    now,
+                    out,
+                );
+            }
+            if self.steps[i].undo == Undo::Running {
+                // A compensation cut off by a crash runs again: compensations put back a
+                // recorded state, so running one twice lands in the same place.
+                let step = self.workflow.steps[i].id.clone();
+                self.emit(Event::CompensationStarted { step }, now, out);
+            }
+        }
+        if !undecided.is_empty() && self.paused.is_none() {
+            let reason = PauseReason::Interrupted { steps: undecided };
+            self.emit(Event::RunPaused { reason }, now, out);
+        }
+    }
+
+    pub(super) fn resume(
+        &mut self,
+        by: &str,
+        choices: &[(String, Choice)],
+        now: DateTime<Utc>,
+        out: &mut Vec<Event>,
+    ) -> Result<(), Refusal> {
+        if self.paused.is_none() && !self.cancelled {
+            return Err(Refusal(format!(
+                "the run is {}, not paused or cancelled: there is nothing to resume",
+                self.status().as_str()
+            )));
+        }
+        let mut chosen: Vec<(usize, &String, &Choice)> = Vec::with_capacity(choices.len());
+        for (step, choice) in choices {
+            let i = self.require_step(step)?;
+            if chosen.iter().any(|(j, _, _)| *j == i) {
+                return Err(Refusal(format!(
+                    "step `{step}` is given more than once: give each step one decision"
+                )));
+            }
+            let status = self.steps[i].status;
+            if self.rolling_back && self.steps[i].undo == Undo::Conflict {
+                chosen.push((i, step, choice));
+                continue;
+            }
+            if self.is_approval(i) && status == StepStatus::Failed && *choice != Choice::Retry {
+                return Err(Refusal(format!(
+                    "step `{step}` is an approval that was {}: that decision is final and cannot be skipped or marked succeeded; `--step {step} --retry` asks again, and the new round needs fresh votes",
+                    self.steps[i].error.as_deref().map_or("refused", |e| {
+                        if e.starts_with("rejected") {
+                            "rejected"
+                        } else {
+                            "not given in time"
+                        }
+                    })
+                )));
+            }
+            if !matches!(status, StepStatus::Unknown | StepStatus::Failed) {
+                return Err(Refusal(format!(
+                    "step `{step}` is {}: only unknown or failed steps take --mark-succeeded, --retry or --skip",
+                    status.as_str()
+                )));
+            }
+            chosen.push((i, step, choice));
+        }
+        self.emit(Event::RunResumed { by: by.to_string() }, now, out);
+        for (i, step, choice) in chosen {
+            self.take_choice(i, step, *choice, by, now, out);
+        }
+        Ok(())
+    }
+
+    /// Carries out an operator's choice on step `i` (checked by [`Machine::resume`]).
+    pub(super) fn take_choice(
+        &mut self,
+        i: usize,
+        step: &str,
+        choice: Choice,
+        by: &str,
+        now: DateTime<Utc>,
+        out: &mut Vec<Event>,
+    ) {
+        let attempt = self.steps[i].attempt;
+        if self.rolling_back && self.steps[i].undo == Undo::Conflict {
+            let step = step.to_string();
+            match choice {
+                Choice::Retry => self.emit(Event::CompensationStarted { step }, now, out),
+                Choice::MarkSucceeded => {
+                    self.emit(Event::CompensationSucceeded { step }, now, out);
+                }
+                Choice::Skip => self.emit(Event::StepNotUndone { step }, now, out),
+            }
+            return;
+        }
+        if self.is_approval(i) {
+            // Only --retry reaches here for an approval: a new round, every vote void.
+            let voided = self.steps[i]
+                .votes
+                .iter()
+                .map(|(who, _, _)| who.clone())
+                .collect();
+            self.emit(
+                Event::ApprovalRoundOpened {
+                    step: step.to_string(),
+                    round: attempt + 1,
+                    by: by.to_string(),
+                    voided,
+                },
+                now,
+                out,
+            );
+        }
+        match choice {
+            Choice::MarkSucceeded => {
+                let mut outputs = Outputs::new();
+                outputs.insert("marked_by".into(), by.into());
+                self.emit(
+                    Event::StepSucceeded {
+                        step: step.to_string(),
+                        attempt,
+                        outputs,
+                    },
+                    now,
+                    out,
+                );
+            }
+            Choice::Retry => self.emit(
+                Event::StepStarted {
+                    step: step.to_string(),
+                    attempt: attempt + 1,
+                },
+                now,
+                out,
+            ),
+            Choice::Skip => self.emit(
+                Event::StepSkipped {
+                    step: step.to_string(),
+                    by: by.to_string(),
+                },
+                now,
+                out,
+            ),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments, reason = "a vote's parts, each checked")]
+    pub(super) fn vote(
+        &mut self,
+        step: &str,
+        by: &str,
+        decision: Decision,
+        comment: Option<String>,
+        proof: Option<(serde_json::Value, String)>,
+        now: DateTime<Utc>,
+        out: &mut Vec<Event>,
+    ) -> Result<(), Refusal> {
+        let i = self.require_step(step)?;
+        let spec = &self.workflow.steps[i];
+        if !spec.is_approval() {
+            return Err(Refusal(format!(
+                "step `{step}` is a {} step, not an approval",
+                spec.action
+            )));
+        }
+        let s = &self.steps[i];
+        if s.status != StepStatus::AwaitingApproval {
+            return Err(Refusal(format!(
+                "step `{step}` is not waiting for approval (it is {})",
+                s.status.as_str()
+            )));
+        }
+        if let Some(deadline) = self.deadline(i)
+            && now >= deadline
+        {
+            return Err(Refusal(format!(
+                "the approval `{step}` timed out at {}: votes after the deadline are refused",
+                crate::time::rfc3339(deadline)
+            )));
+        }
+        let approvers: Vec<String> = match spec.args.get("approvers") {
+            Some(Arg::List(items)) => items.iter().map(ToString::to_string).collect(),
+            _ => Vec::new(),
+        };
+        if !approvers.iter().any(|a| a == by) {
+            return Err(Refusal(format!(
+                "`{by}` is not an approver of `{step}` (approvers: {})",
+                approvers.join(", ")
+            )));
+        }
+        if by == self.initiator && spec.args.bool("allow_self_approval") != Some(true) {
+            return Err(Refusal(format!(
+                "`{by}` started this run and may not approve it (allow_self_approval = false)"
+            )));
+        }
+        if s.votes.iter().any(|(who, _, _)| who == by) {
+            return Err(Refusal(format!("`{by}` has already decided on `{step}`")));
+        }
+        let attempt = s.attempt;
+        self.emit(
+            Event::ApprovalVoted {
+                step: step.to_string(),
+                by: by.to_string(),
+                decision,
+                comment: comment.clone(),
+                signature: proof.as_ref().map(|(signed, _)| signed.clone()),
+                fingerprint: proof.map(|(_, fingerprint)| fingerprint),
+            },
+            now,
+            out,
+        );
+        let quorum = usize::try_from(spec.args.integer("quorum").unwrap_or(1)).unwrap_or(1);
+        match decision {
+            Decision::Reject => {
+                let error = format!(
+                    "rejected by {by}{}",
+                    comment.map(|c| format!(": {c}")).unwrap_or_default()
+                );
+                self.emit(
+                    Event::StepFailed {
+                        step: step.to_string(),
+                        attempt,
+                        error,
+                        retry_in_ms: None,
+                    },
+                    now,
+                    out,
+                );
+            }
+            Decision::Approve => {
+                let approved: Vec<&str> = self.steps[i]
+                    .votes
+                    .iter()
+                    .filter(|(_, d, _)| *d == Decision::Approve)
+                    .map(|(who, _, _)| who.as_str())
+                    .collect();
+                if approved.len() >= quorum {
+                    let mut outputs = Outputs::new();
+                    outputs.insert("approved_by".into(), serde_json::json!(approved));
+                    self.emit(
+                        Event::StepSucceeded {
+                            step: step.to_string(),
+                            attempt,
+                            outputs,
+                        },
+                        now,
+                        out,
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,144 @@
+//! The engine's API: a run, started or loaded back from any store, taking one input at a
+//! time. Each input is decided by the [`Machine`], journaled by the [`Recorder`] in one
+//! durable commit, and answered with the [`Effect`]s it asks for. The driver, the commands
+//! that record a decision on a run nobody drives (approve, reject, cancel), resume, the
+//! benchmarks and the tests all go through it.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use super::clock::Clock;
+use super::effect::Effect;
+use super::error::EngineError;
+use super::event::Event;
+use super::machine::{Input, Machine};
+use super::recorder::Recorder;
+use super::session::{NewRun, StartError, record_start, replay};
+use crate::dag::CompiledWorkflow;
+use crate::store::{RunRecord, Store, StoreError};
+
+/// A run of a workflow: its state and its records, kept in step.
+pub struct Run<'w> {
+    /// The state, folded from the journal.
+    pub machine: Machine<'w>,
+    /// The records.
+    pub recorder: Recorder,
+}
+
+/// What an input led to: the events journaled and what they ask to be done.
+#[derive(Debug, Default)]
+pub struct Advanced {
+    /// The events, durable.
+    pub events: Vec<Event>,
+    /// What to do now that they are.
+    pub effects: Vec<Effect>,
+}
+
+impl<'w> Run<'w> {
+    /// Starts a run of `new.workflow`: refused when a step's action cannot be executed by
+    /// this build, or when a run of the same workflow is unfinished (one at a time, SPEC
+    /// §5.7); else its start is recorded.
+    pub fn start(
+        store: Arc<dyn Store>,
+        new: &NewRun<'w>,
+        clock: &dyn Clock,
+    ) -> Result<Self, StartError> {
+        let unsupported: Vec<String> = new
+            .workflow
+            .steps
+            .iter()
+            .filter(|s| !s.executable)
+            .map(|s| format!("`{}` ({})", s.id, s.action))
+            .collect();
+        if !unsupported.is_empty() {
+            return Err(StartError::NotExecutable(unsupported));
+        }
+        if let Some(old) = store
+            .runs()?
+            .into_iter()
+            .rfind(|r| r.workflow == new.workflow.name && r.status.is_unfinished())
+        {
+            return Err(StartError::Unfinished(Box::new(old)));
+        }
+        let (machine, recorder) = record_start(store, new, clock)?;
+        Ok(Self { machine, recorder })
+    }
+
+    /// Loads run `run_id` back from `store`, its journal replayed on `workflow` (the workflow
+    /// it runs, as the caller compiled it from the store or the file).
+    pub fn load(
+        store: Arc<dyn Store>,
+        run_id: &str,
+        workflow: &'w CompiledWorkflow,
+    ) -> Result<Self, StoreError> {
+        let run = store.run(run_id)?.ok_or_else(|| StoreError::BadRecord {
+            run: run_id.to_string(),
+            reason: "no such run".into(),
+        })?;
+        Self::load_record(store, run, workflow)
+    }
+
+    /// Loads the run of record `run` back (see [`Run::load`]).
+    pub fn load_record(
+        store: Arc<dyn Store>,
+        run: RunRecord,
+        workflow: &'w CompiledWorkflow,
+    ) -> Result<Self, StoreError> {
+        let journal = store.journal(&run.run_id)?;
+        let steps = store.steps(&run.run_id)?;
+        let machine = replay(workflow, &run, &journal)?;
+        Ok(Self {
+            machine,
+            recorder: Recorder::new(store, run, steps),
+        })
+    }
+
+    /// The run's id.
+    pub fn id(&self) -> &str {
+        &self.recorder.run.run_id
+    }
+
+    /// Decides `input`, journals what follows in one durable commit as the process driving
+    /// the run, and says what to do. A refused input changes nothing.
+    pub fn advance(&mut self, input: Input, now: DateTime<Utc>) -> Result<Advanced, EngineError> {
+        let events = self.machine.advance(input, now)?;
+        self.recorder.commit(&events, &self.machine, now)?;
+        Ok(self.advanced(events, now))
+    }
+
+    /// Decides every input of a batch, then journals all that follows in one commit: results
+    /// that arrive together cost one flush. Refused inputs (a late result of an attempt no
+    /// longer current, say) are dropped.
+    pub fn advance_all(
+        &mut self,
+        inputs: impl IntoIterator<Item = Input>,
+        now: DateTime<Utc>,
+    ) -> Result<Advanced, StoreError> {
+        let mut events = Vec::new();
+        for input in inputs {
+            if let Ok(more) = self.machine.advance(input, now) {
+                events.extend(more);
+            }
+        }
+        self.recorder.commit(&events, &self.machine, now)?;
+        Ok(self.advanced(events, now))
+    }
+
+    /// Records a decision on a run this process does not drive (approve, reject or cancel
+    /// from another terminal): decided and journaled, nothing acted on, the driver's claim
+    /// on the run left as it was.
+    pub fn record(&mut self, input: Input, now: DateTime<Utc>) -> Result<Vec<Event>, EngineError> {
+        self.recorder.advance(&mut self.machine, input, now)
+    }
+
+    /// The timers a loaded run must arm again (its approvals' timeouts).
+    pub fn pending(&self) -> Vec<Effect> {
+        self.machine.pending_timers()
+    }
+
+    fn advanced(&self, events: Vec<Event>, now: DateTime<Utc>) -> Advanced {
+        let effects = self.machine.effects(&events, now);
+        Advanced { events, effects }
+    }
+}

@@ -1,0 +1,95 @@
+//! A stored run's workflow, read back: the text the run started with, compiled with the
+//! run's `--param` overrides and the allowed signers it captured. The one place the read
+//! side (status, reports) and the commands that take a run up (resume, approve, cancel)
+//! get a run's workflow from, so they all see the same one.
+
+use thiserror::Error;
+
+use crate::actions::Registry;
+use crate::check::{Checked, check_source};
+use crate::dag::{CompiledWorkflow, Override};
+use crate::diagnostic::{SourceFile, render_text};
+use crate::engine::Event;
+use crate::store::{JournalEntry, RunRecord, Store, StoreError};
+
+/// Why a stored run's workflow could not be had.
+#[derive(Debug, Error)]
+pub enum StoredError {
+    /// The store failed, or a stored record does not read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The stored text no longer compiles (an action this drctl does not know, say).
+    #[error("the workflow of run {run} ({file}) no longer compiles")]
+    NoLongerCompiles {
+        /// The run.
+        run: String,
+        /// The workflow file it started from.
+        file: String,
+        /// The diagnostics, rendered.
+        diagnostics: String,
+    },
+}
+
+/// The run's `--param` overrides. A stored override that does not parse is an error: it
+/// would silently run another workflow than was started.
+pub fn overrides(run: &RunRecord) -> Result<Vec<Override>, StoreError> {
+    run.overrides
+        .iter()
+        .map(|o| {
+            o.parse().map_err(|e| StoreError::BadRecord {
+                run: run.run_id.clone(),
+                reason: format!("its stored override `{o}` does not read: {e}"),
+            })
+        })
+        .collect()
+}
+
+/// The allowed-signers text a run captured when it started (its first event), if any.
+pub fn signers(run: &RunRecord, journal: &[JournalEntry]) -> Result<Option<String>, StoreError> {
+    let Some(first) = journal.first() else {
+        return Ok(None);
+    };
+    match crate::engine::events(&run.run_id, std::slice::from_ref(first))?
+        .pop()
+        .map(|r| r.event)
+    {
+        Some(Event::RunStarted {
+            allowed_signers, ..
+        }) => Ok(allowed_signers),
+        _ => Ok(None),
+    }
+}
+
+/// Checks the text `source` as run `run` compiled it (its overrides, its file's name).
+pub fn check(run: &RunRecord, source: &str) -> Result<Checked, StoreError> {
+    Ok(check_source(
+        SourceFile::new(run.workflow_file.clone(), source),
+        Registry::global(),
+        &overrides(run)?,
+    ))
+}
+
+/// The workflow run `run` started with: its stored text compiled with its overrides, and
+/// the allowed signers it captured.
+pub fn stored_workflow(
+    store: &dyn Store,
+    run: &RunRecord,
+) -> Result<CompiledWorkflow, StoredError> {
+    let source = store
+        .source(&run.run_id)?
+        .ok_or_else(|| StoreError::BadRecord {
+            run: run.run_id.clone(),
+            reason: "the workflow text it started with is missing".into(),
+        })?;
+    let checked = check(run, &source)?;
+    let Some(mut workflow) = checked.workflow else {
+        return Err(StoredError::NoLongerCompiles {
+            run: run.run_id.clone(),
+            file: run.workflow_file.clone(),
+            diagnostics: render_text(&checked.source, &checked.diagnostics, false),
+        });
+    };
+    // Who may approve is what the run captured when it started, not the file as it is now.
+    workflow.signers = signers(run, &store.journal(&run.run_id)?)?;
+    Ok(workflow)
+}
