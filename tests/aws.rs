@@ -172,9 +172,7 @@ pub async fn seed(config: &aws_config::SdkConfig) -> (String, String) {
 }
 
 pub async fn upsert(r53: &aws_sdk_route53::Client, zone: &str, value: &str) {
-    use aws_sdk_route53::types::{
-        Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType,
-    };
+    use aws_sdk_route53::types::{ChangeAction, ResourceRecord, ResourceRecordSet, RrType};
     let set = ResourceRecordSet::builder()
         .name("db.orders.example.com")
         .r#type(RrType::Cname)
@@ -182,10 +180,21 @@ pub async fn upsert(r53: &aws_sdk_route53::Client, zone: &str, value: &str) {
         .resource_records(ResourceRecord::builder().value(value).build().unwrap())
         .build()
         .unwrap();
+    put(r53, zone, ChangeAction::Upsert, set).await;
+}
+
+/// Sends one change of `set` to the zone, as someone other than drctl would.
+pub async fn put(
+    r53: &aws_sdk_route53::Client,
+    zone: &str,
+    action: aws_sdk_route53::types::ChangeAction,
+    set: aws_sdk_route53::types::ResourceRecordSet,
+) {
+    use aws_sdk_route53::types::{Change, ChangeBatch};
     let batch = ChangeBatch::builder()
         .changes(
             Change::builder()
-                .action(ChangeAction::Upsert)
+                .action(action)
                 .resource_record_set(set)
                 .build()
                 .unwrap(),

@@ -20,7 +20,7 @@ use drctl::actions::{ExecContext, Failure, Registry};
 use drctl::aws::{AwsContext, Clients};
 use serde_json::{Value, json};
 
-use crate::aws::{Moto, drctl_at, record_value, rt, seed, upsert};
+use crate::aws::{Moto, drctl_at, put, record_value, rt, seed, upsert};
 
 fn context(config: &aws_config::SdkConfig, previous: Option<Value>) -> ExecContext {
     ExecContext {
@@ -443,31 +443,6 @@ measures = "rpo"
         (achieved - 1200.0).abs() <= 1.0,
         "RPO {achieved} s: {report}"
     );
-}
-
-/// Sends one change of `set` to the zone, as someone other than drctl would.
-async fn put(
-    r53: &aws_sdk_route53::Client,
-    zone: &str,
-    action: ChangeAction,
-    set: ResourceRecordSet,
-) {
-    let batch = ChangeBatch::builder()
-        .changes(
-            Change::builder()
-                .action(action)
-                .resource_record_set(set)
-                .build()
-                .unwrap(),
-        )
-        .build()
-        .unwrap();
-    r53.change_resource_record_sets()
-        .hosted_zone_id(zone)
-        .change_batch(batch)
-        .send()
-        .await
-        .unwrap();
 }
 
 /// The record set `name`/`type`/`set_identifier` as the SDK lists it.
