@@ -3,8 +3,9 @@
 
 use clap::Args;
 
+use super::error::CliError;
 use super::load::apply_offline;
-use super::state::{Access, Exit, access, whoami};
+use super::state::{live_or_local, whoami};
 use crate::control::Request;
 use crate::engine::Input;
 
@@ -19,45 +20,19 @@ pub struct CancelArgs {
 }
 
 /// Runs `cancel`.
-pub fn cancel(args: &CancelArgs, state: &std::path::Path) -> u8 {
+pub fn cancel(args: &CancelArgs, state: &std::path::Path) -> Result<u8, CliError> {
     let by = whoami(args.by.as_ref());
-    let result: Result<(), Exit> = (|| match access(state)? {
-        Access::Live(mut connection) => {
-            let response = connection
-                .call(&Request::Cancel {
-                    run: args.run.clone(),
-                    by: by.clone(),
-                })
-                .map_err(|e| {
-                    Exit::new(
-                        super::exit::INTERNAL,
-                        format!("the live drctl process did not answer: {e}"),
-                    )
-                })?;
-            if response.ok {
-                Ok(())
-            } else {
-                Err(Exit::new(
-                    super::exit::INVALID_INPUT,
-                    response.error.unwrap_or_default(),
-                ))
-            }
-        }
-        Access::Local(store) => {
-            apply_offline(store, &args.run, vec![Input::Cancel { by: by.clone() }])
-        }
-    })();
-    match result {
-        Ok(()) => {
-            println!(
-                "run {} cancelled by {by}: nothing new starts; resume it with `drctl resume {}` or undo it with `drctl rollback {}`",
-                args.run, args.run, args.run
-            );
-            super::exit::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("error: {}", e.message);
-            e.code
-        }
-    }
+    let request = Request::Cancel {
+        run: args.run.clone(),
+        by: by.clone(),
+    };
+    live_or_local::<serde_json::Value>(state, &request, |store| {
+        apply_offline(store, &args.run, vec![Input::Cancel { by: by.clone() }])?;
+        Ok(serde_json::Value::Null)
+    })?;
+    println!(
+        "run {} cancelled by {by}: nothing new starts; resume it with `drctl resume {}` or undo it with `drctl rollback {}`",
+        args.run, args.run, args.run
+    );
+    Ok(super::exit::SUCCESS)
 }

@@ -11,8 +11,9 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use super::error::CliError;
 use super::load::apply_offline;
-use super::state::{Access, Exit, access, whoami};
+use super::state::{Source, live_or_local, whoami};
 use crate::control::Request;
 use crate::engine::{Decision, Input};
 use crate::identity::{Signed, Statement, StatementKind, format_time, sign};
@@ -55,36 +56,23 @@ pub struct DecideArgs {
 }
 
 /// Runs `approve` or `reject`.
-pub fn decide(args: &DecideArgs, state: &std::path::Path, decision: Decision) -> u8 {
-    match decide_inner(args, state, decision) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("error: {}", e.message);
-            e.code
-        }
-    }
-}
-
-fn invalid(message: impl Into<String>) -> Exit {
-    Exit::new(super::exit::INVALID_INPUT, message)
-}
-
-fn decide_inner(
+pub fn decide(
     args: &DecideArgs,
     state: &std::path::Path,
     decision: Decision,
-) -> Result<u8, Exit> {
+) -> Result<u8, CliError> {
     if let Some(file) = &args.signed {
         let text = std::fs::read_to_string(file)
-            .map_err(|e| invalid(format!("cannot read {}: {e}", file.display())))?;
-        let signed = Signed::from_json(&text)
-            .map_err(|e| invalid(format!("{} is not a signed decision: {e}", file.display())))?;
+            .map_err(|e| CliError::invalid(format!("cannot read {}: {e}", file.display())))?;
+        let signed = Signed::from_json(&text).map_err(|e| {
+            CliError::invalid(format!("{} is not a signed decision: {e}", file.display()))
+        })?;
         let wanted = match decision {
             Decision::Approve => StatementKind::Approve,
             Decision::Reject => StatementKind::Reject,
         };
         if signed.statement.kind != wanted {
-            return Err(invalid(format!(
+            return Err(CliError::invalid(format!(
                 "{} holds a signed {:?}, not this command's decision",
                 file.display(),
                 signed.statement.kind
@@ -93,12 +81,14 @@ fn decide_inner(
         return submit_signed(state, &signed);
     }
     let (Some(run), Some(step)) = (&args.run, &args.step) else {
-        return Err(invalid(
+        return Err(CliError::invalid(
             "name the run and the approval step, or give --signed FILE",
         ));
     };
     if decision == Decision::Reject && args.comment.as_deref().is_none_or(|c| c.trim().is_empty()) {
-        return Err(invalid("a rejection needs a reason: --comment TEXT"));
+        return Err(CliError::invalid(
+            "a rejection needs a reason: --comment TEXT",
+        ));
     }
     let by = whoami(args.by.as_ref());
     if let Some(key) = &args.key {
@@ -119,14 +109,14 @@ fn decide_inner(
             digest,
             at: format_time(chrono::Utc::now()),
         };
-        let signed = sign(statement, key).map_err(|e| invalid(e.to_string()))?;
+        let signed = sign(statement, key).map_err(|e| CliError::invalid(e.to_string()))?;
         if args.sign_only {
             let out = args
                 .output
                 .as_ref()
                 .expect("clap requires -o with --sign-only");
             std::fs::write(out, signed.to_json())
-                .map_err(|e| invalid(format!("cannot write {}: {e}", out.display())))?;
+                .map_err(|e| CliError::invalid(format!("cannot write {}: {e}", out.display())))?;
             println!(
                 "signed decision of {by} on `{step}` of run {run} written to {}; submit it with `drctl {} --signed {}`",
                 out.display(),
@@ -159,10 +149,10 @@ fn decide_inner(
     Ok(super::exit::SUCCESS)
 }
 
-fn submit_signed(state: &std::path::Path, signed: &Signed) -> Result<u8, Exit> {
+fn submit_signed(state: &std::path::Path, signed: &Signed) -> Result<u8, CliError> {
     let st = &signed.statement;
     let step = st.step.clone().unwrap_or_default();
-    let value = serde_json::to_value(signed).map_err(|e| invalid(e.to_string()))?;
+    let value = serde_json::to_value(signed).map_err(|e| CliError::invalid(e.to_string()))?;
     let request = Request::DecideSigned {
         run: st.run_id.clone(),
         signed: value.clone(),
@@ -189,63 +179,32 @@ fn submit(
     run: &str,
     request: &Request,
     input: Input,
-) -> Result<bool, Exit> {
-    match access(state)? {
-        Access::Live(mut connection) => {
-            let response = connection.call(request).map_err(|e| {
-                Exit::new(
-                    super::exit::INTERNAL,
-                    format!("the live drctl process did not answer: {e}"),
-                )
-            })?;
-            if response.ok {
-                Ok(true)
-            } else {
-                Err(invalid(response.error.unwrap_or_default()))
-            }
-        }
-        Access::Local(store) => {
-            apply_offline(store, run, vec![input])?;
-            Ok(false)
-        }
-    }
+) -> Result<bool, CliError> {
+    let (_, source) = live_or_local::<serde_json::Value>(state, request, |store| {
+        apply_offline(store, run, vec![input])?;
+        Ok(serde_json::Value::Null)
+    })?;
+    Ok(source == Source::Live)
 }
 
 /// The run's digest and the approval's current round, read from the live process or the
 /// store: what a signed decision must name.
-fn round_of(state: &std::path::Path, run: &str, step: &str) -> Result<(String, u32), Exit> {
+fn round_of(state: &std::path::Path, run: &str, step: &str) -> Result<(String, u32), CliError> {
     let request = Request::Status {
         run: run.to_string(),
     };
-    let status = match access(state)? {
-        Access::Live(mut connection) => {
-            let response = connection.call(&request).map_err(|e| {
-                Exit::new(
-                    super::exit::INTERNAL,
-                    format!("the live drctl process did not answer: {e}"),
-                )
-            })?;
-            if !response.ok {
-                return Err(invalid(response.error.unwrap_or_default()));
-            }
-            response.data
-        }
-        Access::Local(store) => {
-            crate::view::status(store.as_ref(), run, None).map_err(|e| match e {
-                crate::view::ViewError::UnknownRun(_) => invalid(e.to_string()),
-                crate::view::ViewError::Store(s) => super::state::store_exit(&s),
-            })?
-        }
-    };
+    let (status, _) = live_or_local::<serde_json::Value>(state, &request, |store| {
+        Ok(crate::view::status(store.as_ref(), run, None)?)
+    })?;
     let digest = status["digest"].as_str().unwrap_or_default().to_string();
     let round = status["steps"]
         .as_array()
         .and_then(|steps| steps.iter().find(|s| s["id"] == step))
         .and_then(|s| s["attempts"].as_u64())
-        .ok_or_else(|| invalid(format!("run {run} has no step `{step}`")))?;
+        .ok_or_else(|| CliError::invalid(format!("run {run} has no step `{step}`")))?;
     let round = u32::try_from(round).unwrap_or(u32::MAX);
     if round == 0 {
-        return Err(invalid(format!(
+        return Err(CliError::invalid(format!(
             "`{step}` of run {run} is not waiting for approval yet"
         )));
     }

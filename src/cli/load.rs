@@ -4,15 +4,15 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use super::exit;
-use super::state::{Exit, store_exit};
+use super::error::CliError;
+
 use crate::actions::Registry;
 use crate::check::check_source;
 use crate::dag::{CompiledWorkflow, Override};
 use crate::diagnostic::{SourceFile, render_text};
-use crate::engine::{Clock, EngineError, Input, Run, Scheme, SystemClock, gates_kept, replay};
+use crate::engine::{Clock, Input, Run, Scheme, SystemClock, gates_kept, replay};
 use crate::store::{RunRecord, Store};
-use crate::stored::{StoredError, stored_workflow};
+use crate::stored::stored_workflow;
 
 /// A stored run and the workflow it runs.
 pub struct Loaded {
@@ -38,7 +38,7 @@ pub enum Purpose {
 }
 
 /// Finds run `run_id` and compiles its workflow, as `purpose` needs it.
-pub fn load(store: &dyn Store, run_id: &str, purpose: Purpose) -> Result<Loaded, Exit> {
+pub fn load(store: &dyn Store, run_id: &str, purpose: Purpose) -> Result<Loaded, CliError> {
     let file_check = purpose != Purpose::Record;
     let allow_changed = matches!(
         purpose,
@@ -47,29 +47,21 @@ pub fn load(store: &dyn Store, run_id: &str, purpose: Purpose) -> Result<Loaded,
                 allow_changed: true
             }
     );
-    let run = store
-        .run(run_id)
-        .map_err(|e| store_exit(&e))?
-        .ok_or_else(|| {
-            Exit::new(
-                exit::INVALID_INPUT,
-                format!("no run `{run_id}` in this state directory (`drctl runs` lists them)"),
-            )
-        })?;
-    let stored = stored_workflow(store, &run).map_err(|e| stored_exit(&e))?;
+    let run = store.run(run_id)?.ok_or_else(|| {
+        CliError::invalid(format!(
+            "no run `{run_id}` in this state directory (`drctl runs` lists them)"
+        ))
+    })?;
+    let stored = stored_workflow(store, &run)?;
     if !file_check || !Path::new(&run.workflow_file).exists() {
         return Ok(Loaded {
             run,
             workflow: stored,
         });
     }
-    let text = std::fs::read_to_string(&run.workflow_file).map_err(|e| {
-        Exit::new(
-            exit::INVALID_INPUT,
-            format!("cannot read {}: {e}", run.workflow_file),
-        )
-    })?;
-    let overrides = crate::stored::overrides(&run).map_err(|e| store_exit(&e))?;
+    let text = std::fs::read_to_string(&run.workflow_file)
+        .map_err(|e| CliError::invalid(format!("cannot read {}: {e}", run.workflow_file)))?;
+    let overrides = crate::stored::overrides(&run)?;
     let current = compile(
         &run.workflow_file,
         &text,
@@ -80,31 +72,25 @@ pub fn load(store: &dyn Store, run_id: &str, purpose: Purpose) -> Result<Loaded,
     if now != run.digest {
         if purpose != Purpose::Undo && allow_changed {
             // An edit is no way around an approval that has not passed.
-            let journal = store.journal(run_id).map_err(|e| store_exit(&e))?;
-            let machine = replay(&stored, &run, &journal).map_err(|e| store_exit(&e))?;
+            let journal = store.journal(run_id)?;
+            let machine = replay(&stored, &run, &journal)?;
             let passed = |id: &str| {
                 machine
                     .step(id)
                     .is_some_and(|s| s.status == crate::store::StepStatus::Succeeded)
             };
             gates_kept(&stored, &current, &passed).map_err(|why| {
-                Exit::new(
-                    exit::INVALID_INPUT,
-                    format!(
-                        "{} changed since run {} started and cannot be used to continue it: {why}",
-                        run.workflow_file, run.run_id
-                    ),
-                )
+                CliError::invalid(format!(
+                    "{} changed since run {} started and cannot be used to continue it: {why}",
+                    run.workflow_file, run.run_id
+                ))
             })?;
         }
         if !allow_changed {
-            return Err(Exit::new(
-                exit::INVALID_INPUT,
-                format!(
-                    "{} changed since run {} started (digest {} then, {} now); resuming could run something else than was started. Pass --allow-changed-workflow to resume with the file as it is now",
-                    run.workflow_file, run.run_id, run.digest, now
-                ),
-            ));
+            return Err(CliError::invalid(format!(
+                "{} changed since run {} started (digest {} then, {} now); resuming could run something else than was started. Pass --allow-changed-workflow to resume with the file as it is now",
+                run.workflow_file, run.run_id, run.digest, now
+            )));
         }
         return Ok(Loaded {
             run,
@@ -126,24 +112,13 @@ pub fn digest_as(stored: &str, workflow: &CompiledWorkflow) -> String {
     }
 }
 
-/// The exit for a stored workflow that cannot be had.
-pub fn stored_exit(e: &StoredError) -> Exit {
-    match e {
-        StoredError::Store(e) => store_exit(e),
-        StoredError::NoLongerCompiles { diagnostics, .. } => {
-            eprint!("{diagnostics}");
-            Exit::new(exit::INVALID_INPUT, e.to_string())
-        }
-    }
-}
-
 /// Compiles a workflow text; with `file`, its allowed-signers file is read next to it.
 fn compile(
     name: &str,
     text: &str,
     overrides: &[Override],
     file: Option<&Path>,
-) -> Result<CompiledWorkflow, Exit> {
+) -> Result<CompiledWorkflow, CliError> {
     let mut checked = check_source(SourceFile::new(name, text), Registry::global(), overrides);
     if let Some(file) = file {
         crate::check::read_signers(&mut checked, file);
@@ -153,26 +128,25 @@ fn compile(
             "{}",
             render_text(&checked.source, &checked.diagnostics, false)
         );
-        Exit::new(
-            exit::INVALID_INPUT,
-            format!("the workflow of this run ({name}) no longer compiles"),
-        )
+        CliError::invalid(format!(
+            "the workflow of this run ({name}) no longer compiles"
+        ))
     })
 }
 
 /// Applies inputs to a run no live process drives: replay, mark interrupted attempts, decide,
 /// journal. Used by `approve`, `reject` and `cancel` when the run is not live.
-pub fn apply_offline(store: Arc<dyn Store>, run_id: &str, inputs: Vec<Input>) -> Result<(), Exit> {
+pub fn apply_offline(
+    store: Arc<dyn Store>,
+    run_id: &str,
+    inputs: Vec<Input>,
+) -> Result<(), CliError> {
     let loaded = load(store.as_ref(), run_id, Purpose::Record)?;
-    let mut run =
-        Run::load_record(store, loaded.run, &loaded.workflow).map_err(|e| store_exit(&e))?;
+    let mut run = Run::load_record(store, loaded.run, &loaded.workflow)?;
     run.machine.hold = true;
     let clock = SystemClock;
     for input in std::iter::once(Input::Interrupted).chain(inputs) {
-        run.record(input, clock.now()).map_err(|e| match e {
-            EngineError::Refused(r) => Exit::new(exit::INVALID_INPUT, r.0),
-            EngineError::Store(e) => store_exit(&e),
-        })?;
+        run.record(input, clock.now())?;
     }
     Ok(())
 }

@@ -1,9 +1,11 @@
 //! The command line: argument parsing (clap) and one file per subcommand. Commands call the
-//! library and print; they map errors to the exit codes of [`exit`].
+//! library and print; each returns `Result<u8, CliError>`, the error carrying its exit code
+//! ([`exit`]), printed once here.
 
 mod cancel;
 mod decide;
 mod drive;
+mod error;
 pub mod exit;
 mod load;
 mod output;
@@ -24,6 +26,7 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 pub use cancel::CancelArgs;
 pub use decide::DecideArgs;
+pub use error::CliError;
 pub use plan::PlanArgs;
 pub use report::{HistoryArgs, ReportArgs};
 pub use resume::{ResumeArgs, RollbackArgs};
@@ -120,41 +123,27 @@ pub fn main() -> ExitCode {
         }
     };
     crate::aws::set_endpoint_override(cli.aws_endpoint_url.clone());
-    let code = match &cli.command {
-        Command::Validate(args) => validate::validate(args),
-        Command::Plan(args) => plan::plan(args, &cli.state),
-        Command::Run(args) => Ok(run::run(args, &cli.state, "run")),
-        Command::Drill(args) => Ok(run::run(args, &cli.state, "drill")),
-        Command::Status(args) => Ok(status::status(args, &cli.state)),
-        Command::Runs(args) => Ok(status::runs(args, &cli.state)),
-        Command::Approve(args) => Ok(decide::decide(
-            args,
-            &cli.state,
-            crate::engine::Decision::Approve,
-        )),
-        Command::Reject(args) => Ok(decide::decide(
-            args,
-            &cli.state,
-            crate::engine::Decision::Reject,
-        )),
-        Command::Resume(args) => Ok(resume::resume(
-            args,
-            matches.subcommand_matches("resume"),
-            &cli.state,
-        )),
-        Command::Cancel(args) => Ok(cancel::cancel(args, &cli.state)),
-        Command::Rollback(args) => Ok(resume::rollback(args, &cli.state)),
-        Command::Report(args) => Ok(report::report(args, &cli.state)),
-        Command::History(args) => Ok(report::history(args, &cli.state)),
-        Command::Verify(args) => Ok(verify::verify(args, &cli.state)),
-    };
-    match code {
-        Ok(code) => exit::code(code),
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            exit::code(exit::INTERNAL)
+    let result = match &cli.command {
+        Command::Validate(args) => validate::validate(args).map_err(CliError::from),
+        Command::Plan(args) => plan::plan(args, &cli.state).map_err(CliError::from),
+        Command::Run(args) => run::run(args, &cli.state, "run"),
+        Command::Drill(args) => run::run(args, &cli.state, "drill"),
+        Command::Status(args) => status::status(args, &cli.state),
+        Command::Runs(args) => status::runs(args, &cli.state),
+        Command::Approve(args) => {
+            decide::decide(args, &cli.state, crate::engine::Decision::Approve)
         }
-    }
+        Command::Reject(args) => decide::decide(args, &cli.state, crate::engine::Decision::Reject),
+        Command::Resume(args) => {
+            resume::resume(args, matches.subcommand_matches("resume"), &cli.state)
+        }
+        Command::Cancel(args) => cancel::cancel(args, &cli.state),
+        Command::Rollback(args) => resume::rollback(args, &cli.state),
+        Command::Report(args) => report::report(args, &cli.state),
+        Command::History(args) => report::history(args, &cli.state),
+        Command::Verify(args) => verify::verify(args, &cli.state),
+    };
+    exit::code(result.unwrap_or_else(|e| e.report()))
 }
 
 /// Whether to colour what goes to stderr.

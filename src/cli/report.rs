@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
-use super::state::{Access, Exit, access};
+use super::error::CliError;
+use super::state::live_or_local;
 use super::status::DataFormat;
 use crate::control::Request;
 use crate::report::{History, Report, ReportError, human};
@@ -49,52 +50,19 @@ pub struct HistoryArgs {
     pub format: DataFormat,
 }
 
-fn local_error(e: &ReportError) -> Exit {
-    match e {
-        ReportError::UnknownRun(_) => Exit::new(super::exit::INVALID_INPUT, e.to_string()),
-        ReportError::Store(s) => super::state::store_exit(s),
-    }
-}
-
+/// Asks the live process, or computes the answer from the store with `local`.
 fn fetch<T: serde::de::DeserializeOwned>(
     state: &std::path::Path,
     request: &Request,
     local: impl FnOnce(&dyn crate::store::Store) -> Result<T, ReportError>,
-) -> Result<T, Exit> {
-    match access(state)? {
-        Access::Live(mut connection) => {
-            let response = connection.call(request).map_err(|e| {
-                Exit::new(
-                    super::exit::INTERNAL,
-                    format!("the live drctl process did not answer: {e}"),
-                )
-            })?;
-            if !response.ok {
-                return Err(Exit::new(
-                    super::exit::INVALID_INPUT,
-                    response.error.unwrap_or_default(),
-                ));
-            }
-            serde_json::from_value(response.data)
-                .map_err(|e| Exit::new(super::exit::INTERNAL, format!("unexpected answer: {e}")))
-        }
-        Access::Local(store) => local(store.as_ref()).map_err(|e| local_error(&e)),
-    }
-}
-
-fn finish(result: Result<(), Exit>) -> u8 {
-    match result {
-        Ok(()) => super::exit::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {}", e.message);
-            e.code
-        }
-    }
+) -> Result<T, CliError> {
+    let (answer, _) = live_or_local(state, request, |store| Ok(local(store.as_ref())?))?;
+    Ok(answer)
 }
 
 /// Runs `report`.
-pub fn report(args: &ReportArgs, state: &std::path::Path) -> u8 {
-    finish((|| {
+pub fn report(args: &ReportArgs, state: &std::path::Path) -> Result<u8, CliError> {
+    (|| {
         if args.format == ReportFormat::Evidence {
             let evidence: crate::evidence::Evidence = fetch(
                 state,
@@ -107,7 +75,7 @@ pub fn report(args: &ReportArgs, state: &std::path::Path) -> u8 {
                 },
             )?;
             let text = serde_json::to_string_pretty(&evidence)
-                .map_err(|e| Exit::new(super::exit::INTERNAL, e.to_string()))?;
+                .map_err(|e| CliError::internal(e.to_string()))?;
             return write_out(args.output.as_ref(), &format!("{text}\n"));
         }
         let r: Report = fetch(
@@ -127,28 +95,22 @@ pub fn report(args: &ReportArgs, state: &std::path::Path) -> u8 {
         match &args.output {
             Some(path) => {
                 std::fs::write(path, text).map_err(|e| {
-                    Exit::new(
-                        super::exit::INTERNAL,
-                        format!("cannot write {}: {e}", path.display()),
-                    )
+                    CliError::internal(format!("cannot write {}: {e}", path.display()))
                 })?;
                 println!("report of run {} written to {}", r.run_id, path.display());
             }
             None => print!("{text}"),
         }
         Ok(())
-    })())
+    })()
+    .map(|()| super::exit::SUCCESS)
 }
 
-fn write_out(output: Option<&PathBuf>, text: &str) -> Result<(), Exit> {
+fn write_out(output: Option<&PathBuf>, text: &str) -> Result<(), CliError> {
     match output {
         Some(path) => {
-            std::fs::write(path, text).map_err(|e| {
-                Exit::new(
-                    super::exit::INTERNAL,
-                    format!("cannot write {}: {e}", path.display()),
-                )
-            })?;
+            std::fs::write(path, text)
+                .map_err(|e| CliError::internal(format!("cannot write {}: {e}", path.display())))?;
             println!("written to {}", path.display());
         }
         None => print!("{text}"),
@@ -166,8 +128,8 @@ fn objective(o: &crate::report::Objective) -> String {
 }
 
 /// Runs `history`.
-pub fn history(args: &HistoryArgs, state: &std::path::Path) -> u8 {
-    finish((|| {
+pub fn history(args: &HistoryArgs, state: &std::path::Path) -> Result<u8, CliError> {
+    (|| {
         let h: History = fetch(
             state,
             &Request::History {
@@ -207,5 +169,6 @@ pub fn history(args: &HistoryArgs, state: &std::path::Path) -> u8 {
             println!("Trend: {t}");
         }
         Ok(())
-    })())
+    })()
+    .map(|()| super::exit::SUCCESS)
 }

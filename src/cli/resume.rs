@@ -5,9 +5,10 @@ use std::sync::Arc;
 use clap::Args;
 
 use super::drive::{Drive, base_dir, drive};
+use super::error::CliError;
 use super::load::{Purpose, load};
 use super::output::RunFormat;
-use super::state::{Exit, own, store_exit, whoami};
+use super::state::{own, whoami};
 use crate::engine::{Choice, Input, Run, Until};
 use crate::store::Store;
 
@@ -57,23 +58,13 @@ pub struct RollbackArgs {
     pub format: RunFormat,
 }
 
-fn report(result: Result<u8, Exit>) -> u8 {
-    match result {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("error: {}", e.message);
-            e.code
-        }
-    }
-}
-
 /// Pairs each `--step ID` with the one decision flag that follows it, before the next
 /// `--step`, from the positions clap recorded. A single decision applies to every step given.
 fn choices(
     args: &ResumeArgs,
     matches: Option<&clap::ArgMatches>,
-) -> Result<Vec<(String, Choice)>, Exit> {
-    let invalid = |m: String| Exit::new(super::exit::INVALID_INPUT, m);
+) -> Result<Vec<(String, Choice)>, CliError> {
+    let invalid = |m: String| CliError::invalid(m);
     if args.step.is_empty() {
         return Ok(Vec::new());
     }
@@ -141,13 +132,10 @@ pub fn resume(
     args: &ResumeArgs,
     matches: Option<&clap::ArgMatches>,
     state: &std::path::Path,
-) -> u8 {
-    let choices = match choices(args, matches) {
-        Ok(choices) => choices,
-        Err(e) => return report(Err(e)),
-    };
+) -> Result<u8, CliError> {
+    let choices = choices(args, matches)?;
     let by = whoami(args.by.as_ref());
-    report(take_up(
+    take_up(
         state,
         &args.run,
         &by,
@@ -170,13 +158,13 @@ pub fn resume(
             inputs.push(Input::Recover);
             inputs
         },
-    ))
+    )
 }
 
 /// Runs `rollback`.
-pub fn rollback(args: &RollbackArgs, state: &std::path::Path) -> u8 {
+pub fn rollback(args: &RollbackArgs, state: &std::path::Path) -> Result<u8, CliError> {
     let by = whoami(args.by.as_ref());
-    report(take_up(
+    take_up(
         state,
         &args.run,
         &by,
@@ -194,7 +182,7 @@ pub fn rollback(args: &RollbackArgs, state: &std::path::Path) -> u8 {
             }
             inputs
         },
-    ))
+    )
 }
 
 #[allow(
@@ -210,7 +198,7 @@ fn take_up(
     format: RunFormat,
     until: Until,
     inputs: impl FnOnce(&crate::engine::Machine<'_>) -> Vec<Input>,
-) -> Result<u8, Exit> {
+) -> Result<u8, CliError> {
     let store = own(state)?;
     let purpose = if undo {
         Purpose::Undo
@@ -220,17 +208,13 @@ fn take_up(
     let loaded = load(store.as_ref(), run_id, purpose)?;
     let can_undo = undo && loaded.run.status != crate::store::RunStatus::RolledBack;
     if loaded.run.status.is_final() && !can_undo {
-        return Err(Exit::new(
-            super::exit::INVALID_INPUT,
-            format!(
-                "run {run_id} is {}: it is over, there is nothing to take up (start a new run instead)",
-                loaded.run.status.as_str()
-            ),
-        ));
+        return Err(CliError::invalid(format!(
+            "run {run_id} is {}: it is over, there is nothing to take up (start a new run instead)",
+            loaded.run.status.as_str()
+        )));
     }
     let dyn_store: Arc<dyn Store> = store;
-    let run = Run::load_record(dyn_store.clone(), loaded.run.clone(), &loaded.workflow)
-        .map_err(|e| store_exit(&e))?;
+    let run = Run::load_record(dyn_store.clone(), loaded.run.clone(), &loaded.workflow)?;
     let first = inputs(&run.machine);
     if format == RunFormat::Text {
         println!(
@@ -248,5 +232,5 @@ fn take_up(
         format,
         operator: operator.to_string(),
     })
-    .map_err(|e| Exit::new(super::exit::INTERNAL, format!("{e:#}")))
+    .map_err(CliError::from)
 }

@@ -6,9 +6,10 @@ use std::sync::Arc;
 use clap::Args;
 
 use super::drive::{Drive, base_dir, drive};
+use super::error::CliError;
 use super::exit;
 use super::output::RunFormat;
-use super::state::{Exit, own, whoami};
+use super::state::{own, whoami};
 use crate::actions::Registry;
 use crate::check::check_file;
 use crate::dag::Override;
@@ -64,27 +65,17 @@ fn parse_incident_start(text: &str) -> Result<chrono::DateTime<chrono::Utc>, Str
 }
 
 /// Runs `run` (mode `run`) or `drill` (mode `drill`).
-pub fn run(args: &RunArgs, state: &std::path::Path, mode: &str) -> u8 {
-    match start(args, state, mode) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("error: {}", e.message);
-            e.code
-        }
-    }
-}
-
-fn start(args: &RunArgs, state: &std::path::Path, mode: &str) -> Result<u8, Exit> {
+pub fn run(args: &RunArgs, state: &std::path::Path, mode: &str) -> Result<u8, CliError> {
     let checked = check_file(&args.file, Registry::global(), &args.params);
     let Some(workflow) = &checked.workflow else {
         eprint!(
             "{}",
             render_text(&checked.source, &checked.diagnostics, super::color_stderr())
         );
-        return Err(Exit::new(
-            exit::INVALID_INPUT,
-            format!("{} is invalid; nothing was run", args.file.display()),
-        ));
+        return Err(CliError::invalid(format!(
+            "{} is invalid; nothing was run",
+            args.file.display()
+        )));
     };
     let store = own(state)?;
     let new = NewRun {
@@ -103,11 +94,9 @@ fn start(args: &RunArgs, state: &std::path::Path, mode: &str) -> Result<u8, Exit
     };
     let dyn_store: Arc<dyn Store> = store.clone();
     let run = Run::start(dyn_store.clone(), &new, &crate::engine::SystemClock).map_err(|e| match e {
-        StartError::Store(e) => super::state::store_exit(&e),
-        StartError::Identity(why) => Exit::new(exit::INVALID_INPUT, why),
-        StartError::NotExecutable(steps) => Exit::new(
-            exit::INVALID_INPUT,
-            format!(
+        StartError::Store(e) => CliError::from(e),
+        StartError::Identity(why) => CliError::invalid(why),
+        StartError::NotExecutable(steps) => CliError::invalid(format!(
                 "this version of drctl cannot execute {}; nothing was run (drctl plan shows what it would do)",
                 steps.join(", ")
             ),
@@ -141,12 +130,12 @@ fn start(args: &RunArgs, state: &std::path::Path, mode: &str) -> Result<u8, Exit
         format: args.format,
         operator: new.initiator.clone(),
     })
-    .map_err(|e| Exit::new(exit::INTERNAL, format!("{e:#}")))
+    .map_err(CliError::from)
 }
 
 /// The refusal of a second run while `old`, of the same workflow, is unfinished: what it is
 /// and how to go on.
-fn unfinished_refusal(old: &crate::store::RunRecord) -> Exit {
+fn unfinished_refusal(old: &crate::store::RunRecord) -> CliError {
     // This process owns the store, so nobody drives the old run now.
     let status = if crate::view::interrupted(old, None) {
         format!(
@@ -156,7 +145,7 @@ fn unfinished_refusal(old: &crate::store::RunRecord) -> Exit {
     } else {
         old.status.as_str().to_string()
     };
-    Exit::new(
+    CliError::new(
         exit::RUN_ACTIVE,
         format!(
             "run {} of {} is unfinished ({}, started {}): resume it with `drctl resume {}`, roll it back with `drctl rollback {}`, or cancel it with `drctl cancel {}`",

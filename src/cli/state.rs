@@ -5,48 +5,50 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::error::CliError;
 use super::exit;
 use crate::control::{Connection, Request, connect};
 use crate::store::{SledStore, StoreError};
 
 /// A command's way to the runs.
-pub enum Access {
+enum Access {
     /// A live process owns the store: ask it.
     Live(Connection),
     /// Nobody does: this process opened it.
     Local(Arc<SledStore>),
 }
 
-/// A refusal that ends the command with a documented exit code.
-#[derive(Debug)]
-pub struct Exit {
-    /// The exit code.
-    pub code: u8,
-    /// What to tell the user.
-    pub message: String,
+/// Where an answer came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The live process driving the store's run answered (and, for a decision, applied it).
+    Live,
+    /// No process drives the store: this one opened it and answered from it.
+    Local,
 }
 
-impl Exit {
-    /// An exit with `code` and `message`.
-    pub fn new(code: u8, message: impl Into<String>) -> Self {
-        Self {
-            code,
-            message: message.into(),
+/// Asks the live process `request` or, when no process drives the store, answers it from the
+/// store with `local`: reads, decisions and cancels take the same way to the runs whoever
+/// holds the store, and give the same answer.
+pub fn live_or_local<T: serde::de::DeserializeOwned>(
+    dir: &Path,
+    request: &Request,
+    local: impl FnOnce(Arc<SledStore>) -> Result<T, CliError>,
+) -> Result<(T, Source), CliError> {
+    match access(dir)? {
+        Access::Live(mut connection) => {
+            let response = connection.call(request).map_err(|e| {
+                CliError::internal(format!("the live drctl process did not answer: {e}"))
+            })?;
+            if !response.ok {
+                return Err(CliError::invalid(response.error.unwrap_or_default()));
+            }
+            let answer = serde_json::from_value(response.data)
+                .map_err(|e| CliError::internal(format!("unexpected answer: {e}")))?;
+            Ok((answer, Source::Live))
         }
+        Access::Local(store) => Ok((local(store)?, Source::Local)),
     }
-}
-
-/// Maps store errors to exit codes: a foreign, damaged or newer store is invalid input (2); a
-/// store another process holds is 6.
-pub fn store_exit(e: &StoreError) -> Exit {
-    let code = match e {
-        StoreError::Locked { .. } => exit::RUN_ACTIVE,
-        StoreError::SchemaMismatch { .. }
-        | StoreError::Corrupt { .. }
-        | StoreError::BadRecord { .. } => exit::INVALID_INPUT,
-        StoreError::Io(_) => exit::INTERNAL,
-    };
-    Exit::new(code, e.to_string())
 }
 
 /// How long a read, decision or cancel waits for a busy store's owner to answer on its
@@ -59,7 +61,7 @@ const OWNER_POLL: Duration = Duration::from_millis(50);
 /// Opens the store for reading or a one-off write, or connects to its live owner. A store
 /// that another process holds is waited for (up to [`OWNER_PATIENCE`]) until that process's
 /// control socket answers, so a read never fails because the store is busy.
-pub fn access(dir: &Path) -> Result<Access, Exit> {
+fn access(dir: &Path) -> Result<Access, CliError> {
     let deadline = Instant::now() + OWNER_PATIENCE;
     loop {
         if let Some(connection) = connect(dir) {
@@ -71,14 +73,14 @@ pub fn access(dir: &Path) -> Result<Access, Exit> {
             Err(StoreError::Locked { .. }) if Instant::now() < deadline => {
                 std::thread::sleep(OWNER_POLL);
             }
-            Err(e) => return Err(store_exit(&e)),
+            Err(e) => return Err(CliError::from(e)),
         }
     }
 }
 
 /// Opens the store to drive a run, refusing when a live process owns it (exit 6, naming
 /// the live run).
-pub fn own(dir: &Path) -> Result<Arc<SledStore>, Exit> {
+pub fn own(dir: &Path) -> Result<Arc<SledStore>, CliError> {
     if let Some(mut connection) = connect(dir) {
         let live = connection
             .call(&Request::Active)
@@ -90,7 +92,7 @@ pub fn own(dir: &Path) -> Result<Arc<SledStore>, Exit> {
                     .map(str::to_string)
             })
             .unwrap_or_else(|| "unknown".into());
-        return Err(Exit::new(
+        return Err(CliError::new(
             exit::RUN_ACTIVE,
             format!(
                 "run {live} is live in {}: only one process drives runs of a state directory; wait for it, or use another --state",
@@ -98,9 +100,7 @@ pub fn own(dir: &Path) -> Result<Arc<SledStore>, Exit> {
             ),
         ));
     }
-    SledStore::open(dir)
-        .map(Arc::new)
-        .map_err(|e| store_exit(&e))
+    SledStore::open(dir).map(Arc::new).map_err(CliError::from)
 }
 
 /// Who is acting: `--as`, else `$USER`.

@@ -4,7 +4,8 @@
 use clap::{Args, ValueEnum};
 use serde_json::Value;
 
-use super::state::{Access, Exit, access};
+use super::error::CliError;
+use super::state::live_or_local;
 use crate::control::Request;
 use crate::view;
 
@@ -35,56 +36,26 @@ pub struct RunsArgs {
     pub format: DataFormat,
 }
 
-fn fetch(state: &std::path::Path, request: &Request) -> Result<Value, Exit> {
-    match access(state)? {
-        Access::Live(mut connection) => {
-            let response = connection.call(request).map_err(|e| {
-                Exit::new(
-                    super::exit::INTERNAL,
-                    format!("the live drctl process did not answer: {e}"),
-                )
-            })?;
-            if response.ok {
-                Ok(response.data)
-            } else {
-                Err(Exit::new(
-                    super::exit::INVALID_INPUT,
-                    response.error.unwrap_or_default(),
-                ))
-            }
-        }
-        Access::Local(store) => {
-            let result = match request {
-                // This process opened the store: no process drives any run.
-                Request::Status { run } => view::status(store.as_ref(), run, None),
-                _ => view::runs(store.as_ref(), None),
-            };
-            result.map_err(|e| match e {
-                view::ViewError::UnknownRun(_) => {
-                    Exit::new(super::exit::INVALID_INPUT, e.to_string())
-                }
-                view::ViewError::Store(s) => super::state::store_exit(&s),
-            })
-        }
-    }
+/// Asks the live process, or reads the store this process opened (then no process drives
+/// any run).
+fn fetch(state: &std::path::Path, request: &Request) -> Result<Value, CliError> {
+    let (answer, _) = live_or_local(state, request, |store| {
+        Ok(match request {
+            Request::Status { run } => view::status(store.as_ref(), run, None)?,
+            _ => view::runs(store.as_ref(), None)?,
+        })
+    })?;
+    Ok(answer)
 }
 
-fn finish(result: Result<String, Exit>) -> u8 {
-    match result {
-        Ok(text) => {
-            print!("{text}");
-            super::exit::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("error: {}", e.message);
-            e.code
-        }
-    }
+fn print_out(result: Result<String, CliError>) -> Result<u8, CliError> {
+    print!("{}", result?);
+    Ok(super::exit::SUCCESS)
 }
 
 /// Runs `status`.
-pub fn status(args: &StatusArgs, state: &std::path::Path) -> u8 {
-    finish((|| {
+pub fn status(args: &StatusArgs, state: &std::path::Path) -> Result<u8, CliError> {
+    print_out((|| {
         let run = match &args.run {
             Some(r) => r.clone(),
             None => {
@@ -94,10 +65,7 @@ pub fn status(args: &StatusArgs, state: &std::path::Path) -> u8 {
                     .and_then(|r| r["run_id"].as_str())
                     .map(str::to_string)
                     .ok_or_else(|| {
-                        Exit::new(
-                            super::exit::INVALID_INPUT,
-                            "there are no runs in this state directory yet",
-                        )
+                        CliError::invalid("there are no runs in this state directory yet")
                     })?
             }
         };
@@ -197,8 +165,8 @@ fn render_status(v: &Value) -> String {
 }
 
 /// Runs `runs`.
-pub fn runs(args: &RunsArgs, state: &std::path::Path) -> u8 {
-    finish((|| {
+pub fn runs(args: &RunsArgs, state: &std::path::Path) -> Result<u8, CliError> {
+    print_out((|| {
         let v = fetch(state, &Request::Runs)?;
         Ok(match args.format {
             DataFormat::Json => {

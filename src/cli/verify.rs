@@ -6,7 +6,8 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::state::{Access, Exit, access};
+use super::error::CliError;
+use super::state::live_or_local;
 use crate::control::Request;
 use crate::evidence::{Evidence, Verdict, collect, verify as check};
 
@@ -22,26 +23,19 @@ pub struct VerifyArgs {
 }
 
 /// Runs `verify`.
-pub fn verify(args: &VerifyArgs, state: &std::path::Path) -> u8 {
-    match load(args, state) {
-        Ok(evidence) => {
-            let verdict = check(&evidence);
-            print!("{}", render(&evidence, &verdict));
-            if verdict.holds() {
-                super::exit::SUCCESS
-            } else {
-                super::exit::INVALID_INPUT
-            }
-        }
-        Err(e) => {
-            eprintln!("error: {}", e.message);
-            e.code
-        }
-    }
+pub fn verify(args: &VerifyArgs, state: &std::path::Path) -> Result<u8, CliError> {
+    let evidence = load(args, state)?;
+    let verdict = check(&evidence);
+    print!("{}", render(&evidence, &verdict));
+    Ok(if verdict.holds() {
+        super::exit::SUCCESS
+    } else {
+        super::exit::INVALID_INPUT
+    })
 }
 
-fn load(args: &VerifyArgs, state: &std::path::Path) -> Result<Evidence, Exit> {
-    let invalid = |m: String| Exit::new(super::exit::INVALID_INPUT, m);
+fn load(args: &VerifyArgs, state: &std::path::Path) -> Result<Evidence, CliError> {
+    let invalid = |m: String| CliError::invalid(m);
     if let Some(file) = &args.evidence {
         let text = std::fs::read_to_string(file)
             .map_err(|e| invalid(format!("cannot read {}: {e}", file.display())))?;
@@ -58,26 +52,11 @@ fn load(args: &VerifyArgs, state: &std::path::Path) -> Result<Evidence, Exit> {
             "no run `{run}` in this state directory (`drctl runs` lists them)"
         ))
     };
-    match access(state)? {
-        Access::Live(mut connection) => {
-            let response = connection
-                .call(&Request::Evidence { run: run.clone() })
-                .map_err(|e| {
-                    Exit::new(
-                        super::exit::INTERNAL,
-                        format!("the live drctl process did not answer: {e}"),
-                    )
-                })?;
-            if !response.ok {
-                return Err(invalid(response.error.unwrap_or_default()));
-            }
-            serde_json::from_value(response.data)
-                .map_err(|e| Exit::new(super::exit::INTERNAL, format!("unexpected answer: {e}")))
-        }
-        Access::Local(store) => collect(store.as_ref(), &run)
-            .map_err(|e| super::state::store_exit(&e))?
-            .ok_or_else(unknown),
-    }
+    let request = Request::Evidence { run: run.clone() };
+    let (evidence, _) = live_or_local(state, &request, |store| {
+        collect(store.as_ref(), &run)?.ok_or_else(unknown)
+    })?;
+    Ok(evidence)
 }
 
 fn render(evidence: &Evidence, verdict: &Verdict) -> String {

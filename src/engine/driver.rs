@@ -166,15 +166,30 @@ impl<'w> Driver<'w> {
             step: spec.id.clone(),
             action,
             undo_itself: compensation.is_none(),
-            own: self.run.machine.steps[i].outputs.clone(),
+            // Only an action undoing itself reads what its step returned.
+            own: match call {
+                Call::Compensate if compensation.is_none() => {
+                    self.run.machine.steps[i].outputs.clone()
+                }
+                _ => Outputs::new(),
+            },
             timeout: spec.timeout,
             ctx,
             redactor,
         };
         let tx = self.tx.clone();
-        self.tasks.spawn(async move {
-            let _ = tx.send(task.run(call, resolved).await);
-        });
+        // One spawn per kind of call: each task is only as large as what it awaits.
+        match call {
+            Call::Execute { attempt } => self.tasks.spawn(async move {
+                let _ = tx.send(task.execute(attempt, resolved).await);
+            }),
+            Call::Probe => self.tasks.spawn(async move {
+                let _ = tx.send(task.probe(resolved).await);
+            }),
+            Call::Compensate => self.tasks.spawn(async move {
+                let _ = tx.send(task.compensate(resolved).await);
+            }),
+        };
     }
 
     /// What an action of step `i` runs with: the step's timeout, and what the step replaced
@@ -258,6 +273,8 @@ impl<'w> Driver<'w> {
             if !inputs.is_empty() {
                 self.feed_batch(inputs.drain(..))?;
             }
+            // Finished tasks have sent their result; let go of what they hold.
+            while self.tasks.try_join_next().is_some() {}
             if self.resting(until) {
                 return Ok(self.run.machine.status());
             }
@@ -328,61 +345,58 @@ struct Task {
 }
 
 impl Task {
-    /// Runs the call and says how it ended, as the machine's input. Secrets never leave the
-    /// task: not in outputs, not in errors.
-    async fn run(self, call: Call, resolved: Result<Resolved, StepError>) -> Input {
-        let Task {
-            step,
-            action,
-            undo_itself,
-            own,
-            timeout,
-            ctx,
-            redactor,
-        } = self;
-        let scrub = |e: StepError| (redactor.scrub(&e.message), e.failure);
-        match call {
-            Call::Execute { attempt } => {
-                let result = match resolved {
-                    Err(e) => Err(e),
-                    Ok(args) => run_with_timeout(action, args, ctx, timeout).await,
-                };
-                Input::Finished {
-                    step,
-                    attempt,
-                    result: result.map(|o| redactor.scrub_outputs(o)).map_err(scrub),
-                }
+    /// Runs an attempt. Secrets never leave the task: not in outputs, not in errors.
+    async fn execute(self, attempt: u32, resolved: Result<Resolved, StepError>) -> Input {
+        let result = match resolved {
+            Err(e) => Err(e),
+            Ok(args) => run_with_timeout(self.action, args, self.ctx, self.timeout).await,
+        };
+        Input::Finished {
+            step: self.step,
+            attempt,
+            result: result
+                .map(|o| self.redactor.scrub_outputs(o))
+                .map_err(|e| (self.redactor.scrub(&e.message), e.failure)),
+        }
+    }
+
+    /// Asks whether a lost attempt took effect, within the step's timeout (5 minutes without).
+    async fn probe(self, resolved: Result<Resolved, StepError>) -> Input {
+        let probe = match resolved {
+            Err(e) => Probe::Undecided(e.message),
+            Ok(args) => {
+                let limit = self
+                    .ctx
+                    .timeout
+                    .unwrap_or(std::time::Duration::from_mins(5));
+                tokio::time::timeout(limit, self.action.probe(&args, &self.ctx))
+                    .await
+                    .unwrap_or_else(|_| Probe::Undecided("the probe timed out".into()))
             }
-            Call::Probe => {
-                let probe = match resolved {
-                    Err(e) => Probe::Undecided(e.message),
-                    Ok(args) => {
-                        let limit = ctx.timeout.unwrap_or(std::time::Duration::from_mins(5));
-                        tokio::time::timeout(limit, action.probe(&args, &ctx))
-                            .await
-                            .unwrap_or_else(|_| Probe::Undecided("the probe timed out".into()))
-                    }
-                };
-                let probe = match probe {
-                    Probe::TookEffect(o) => Probe::TookEffect(redactor.scrub_outputs(o)),
-                    Probe::Undecided(why) => Probe::Undecided(redactor.scrub(&why)),
-                    Probe::DidNot => Probe::DidNot,
-                };
-                Input::Probed { step, probe }
-            }
-            Call::Compensate => {
-                let result = match resolved {
-                    Err(e) => Err(e),
-                    Ok(args) if undo_itself => action.undo(&args, &own, &ctx).await,
-                    Ok(args) => run_with_timeout(action, args, ctx, timeout)
-                        .await
-                        .map(|_| ()),
-                };
-                Input::CompensationFinished {
-                    step,
-                    result: result.map_err(scrub),
-                }
-            }
+        };
+        let probe = match probe {
+            Probe::TookEffect(o) => Probe::TookEffect(self.redactor.scrub_outputs(o)),
+            Probe::Undecided(why) => Probe::Undecided(self.redactor.scrub(&why)),
+            Probe::DidNot => Probe::DidNot,
+        };
+        Input::Probed {
+            step: self.step,
+            probe,
+        }
+    }
+
+    /// Undoes the step: the action's own undo, or the declared compensation.
+    async fn compensate(self, resolved: Result<Resolved, StepError>) -> Input {
+        let result = match resolved {
+            Err(e) => Err(e),
+            Ok(args) if self.undo_itself => self.action.undo(&args, &self.own, &self.ctx).await,
+            Ok(args) => run_with_timeout(self.action, args, self.ctx, self.timeout)
+                .await
+                .map(|_| ()),
+        };
+        Input::CompensationFinished {
+            step: self.step,
+            result: result.map_err(|e| (self.redactor.scrub(&e.message), e.failure)),
         }
     }
 }

@@ -1,0 +1,129 @@
+//! How a command fails: a message for the person, the documented exit code (SPEC §9) for the
+//! scripts, and sometimes a longer detail printed before it (a workflow's diagnostics). Every
+//! command returns `Result<u8, CliError>`; errors from the layers below convert with `?`.
+
+use std::fmt;
+
+use super::exit;
+use crate::engine::EngineError;
+use crate::report::ReportError;
+use crate::store::StoreError;
+use crate::stored::StoredError;
+use crate::view::ViewError;
+
+/// A command's failure.
+#[derive(Debug)]
+pub struct CliError {
+    code: u8,
+    message: String,
+    detail: Option<String>,
+}
+
+impl CliError {
+    /// A failure with exit code `code`.
+    pub fn new(code: u8, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            detail: None,
+        }
+    }
+
+    /// Invalid input: a workflow, a flag, a run that does not exist, a refused decision (2).
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(exit::INVALID_INPUT, message)
+    }
+
+    /// drctl itself failed (1).
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(exit::INTERNAL, message)
+    }
+
+    /// With a longer text printed before the message (diagnostics, say).
+    #[must_use]
+    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    /// The exit code.
+    pub fn exit_code(&self) -> u8 {
+        self.code
+    }
+
+    /// Prints the failure on standard error and returns its exit code.
+    pub fn report(&self) -> u8 {
+        if let Some(detail) = &self.detail {
+            eprint!("{detail}");
+        }
+        eprintln!("error: {}", self.message);
+        self.code
+    }
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for CliError {}
+
+/// A foreign, damaged or newer store is invalid input (2); a store another process holds is
+/// 6; an I/O failure is drctl's (1).
+impl From<StoreError> for CliError {
+    fn from(e: StoreError) -> Self {
+        let code = match e {
+            StoreError::Locked { .. } => exit::RUN_ACTIVE,
+            StoreError::SchemaMismatch { .. }
+            | StoreError::Corrupt { .. }
+            | StoreError::BadRecord { .. } => exit::INVALID_INPUT,
+            StoreError::Io(_) => exit::INTERNAL,
+        };
+        Self::new(code, e.to_string())
+    }
+}
+
+impl From<StoredError> for CliError {
+    fn from(e: StoredError) -> Self {
+        match e {
+            StoredError::Store(e) => e.into(),
+            StoredError::NoLongerCompiles {
+                ref diagnostics, ..
+            } => Self::invalid(e.to_string()).with_detail(diagnostics.clone()),
+        }
+    }
+}
+
+impl From<EngineError> for CliError {
+    fn from(e: EngineError) -> Self {
+        match e {
+            EngineError::Refused(r) => Self::invalid(r.0),
+            EngineError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<ViewError> for CliError {
+    fn from(e: ViewError) -> Self {
+        match e {
+            ViewError::UnknownRun(_) => Self::invalid(e.to_string()),
+            ViewError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<ReportError> for CliError {
+    fn from(e: ReportError) -> Self {
+        match e {
+            ReportError::UnknownRun(_) => Self::invalid(e.to_string()),
+            ReportError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<anyhow::Error> for CliError {
+    fn from(e: anyhow::Error) -> Self {
+        Self::internal(format!("{e:#}"))
+    }
+}
