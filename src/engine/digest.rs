@@ -8,10 +8,14 @@
 //! runs. Digests carry their scheme, `v2:…`; runs recorded before schemes were named carry
 //! a bare hex digest of their plan, which [`Scheme::of`] recognises so they stay resumable.
 
-use serde_json::{Value, json};
+use std::time::Duration;
+
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::actions::Args;
 use crate::dag::CompiledWorkflow;
+use crate::workflow::{OnFailure, WorkflowKind};
 
 /// How a digest was computed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,8 +39,28 @@ impl Scheme {
 
 /// The digest of a compiled workflow, in the current scheme.
 pub fn digest(workflow: &CompiledWorkflow) -> String {
-    let text = canonical(workflow).to_string();
-    format!("v2:{}", hex(&Sha256::digest(text.as_bytes())[..16]))
+    let mut hasher = HashWriter(Sha256::new());
+    // Streamed into the hash: a 10,000-step workflow is never built as one JSON tree.
+    let written = serde_json::to_writer(&mut hasher, &Canonical::of(workflow));
+    debug_assert!(
+        written.is_ok(),
+        "serializing plain data into a hash cannot fail"
+    );
+    format!("v2:{}", hex(&hasher.0.finalize()[..16]))
+}
+
+/// Feeds what is written into the hash.
+struct HashWriter(Sha256);
+
+impl std::io::Write for HashWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.update(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Lowercase hex of `bytes`.
@@ -49,49 +73,92 @@ pub fn hex(bytes: &[u8]) -> String {
         })
 }
 
-fn millis(d: Option<std::time::Duration>) -> Value {
-    d.map_or(Value::Null, |d| json!(d.as_millis()))
+fn millis(d: Option<Duration>) -> Option<u128> {
+    d.map(|d| d.as_millis())
 }
 
-/// What executes, in a fixed order of keys (JSON objects keep insertion order here).
-fn canonical(workflow: &CompiledWorkflow) -> Value {
-    let id = |i: &usize| workflow.steps[*i].id.clone();
-    let steps: Vec<Value> = workflow
-        .steps
-        .iter()
-        .map(|s| {
-            json!({
-                "id": s.id,
-                "action": s.action,
-                "with": s.args.to_json(),
-                "needs": s.needs.iter().map(id).collect::<Vec<_>>(),
-                "timeout_ms": millis(s.timeout),
-                "retry": {
-                    "attempts": s.retry.attempts,
-                    "initial_ms": s.retry.initial.as_millis(),
-                    "max_ms": s.retry.max.as_millis(),
+/// What executes, in a fixed order of fields.
+#[derive(Serialize)]
+struct Canonical<'a> {
+    scheme: &'static str,
+    name: &'a str,
+    kind: WorkflowKind,
+    rto_ms: Option<u128>,
+    rpo_ms: Option<u128>,
+    concurrency: u32,
+    on_failure: OnFailure,
+    steps: Vec<CanonicalStep<'a>>,
+    allowed_signers: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct CanonicalStep<'a> {
+    id: &'a str,
+    action: &'a str,
+    with: &'a Args,
+    needs: Vec<&'a str>,
+    timeout_ms: Option<u128>,
+    retry: CanonicalRetry,
+    rollback: Option<CanonicalRollback<'a>>,
+    idempotent: bool,
+    marks_recovered: bool,
+    measures_rpo: bool,
+}
+
+#[derive(Serialize)]
+struct CanonicalRetry {
+    attempts: u32,
+    initial_ms: u128,
+    max_ms: u128,
+}
+
+#[derive(Serialize)]
+struct CanonicalRollback<'a> {
+    action: &'a str,
+    with: &'a Args,
+}
+
+impl<'a> Canonical<'a> {
+    fn of(workflow: &'a CompiledWorkflow) -> Self {
+        let steps = workflow
+            .steps
+            .iter()
+            .map(|s| CanonicalStep {
+                id: &s.id,
+                action: &s.action,
+                with: &s.args,
+                needs: s
+                    .needs
+                    .iter()
+                    .map(|&i| workflow.steps[i].id.as_str())
+                    .collect(),
+                timeout_ms: millis(s.timeout),
+                retry: CanonicalRetry {
+                    attempts: s.retry.attempts,
+                    initial_ms: s.retry.initial.as_millis(),
+                    max_ms: s.retry.max.as_millis(),
                 },
-                "rollback": s.rollback.as_ref().map(|r| json!({
-                    "action": r.action,
-                    "with": r.args.to_json(),
-                })),
-                "idempotent": s.idempotent,
-                "marks_recovered": s.marks_recovered,
-                "measures_rpo": s.measures_rpo,
+                rollback: s.rollback.as_ref().map(|r| CanonicalRollback {
+                    action: &r.action,
+                    with: &r.args,
+                }),
+                idempotent: s.idempotent,
+                marks_recovered: s.marks_recovered,
+                measures_rpo: s.measures_rpo,
             })
-        })
-        .collect();
-    json!({
-        "scheme": "v2",
-        "name": workflow.name,
-        "kind": workflow.kind,
-        "rto_ms": millis(workflow.rto),
-        "rpo_ms": millis(workflow.rpo),
-        "concurrency": workflow.concurrency,
-        "on_failure": workflow.on_failure,
-        "steps": steps,
-        "allowed_signers": workflow.signers,
-    })
+            .collect();
+        Canonical {
+            scheme: "v2",
+            name: &workflow.name,
+            kind: workflow.kind,
+            rto_ms: millis(workflow.rto),
+            rpo_ms: millis(workflow.rpo),
+            concurrency: workflow.concurrency,
+            on_failure: workflow.on_failure,
+            steps,
+            allowed_signers: workflow.signers.as_deref(),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -133,6 +200,16 @@ with = { argv = ["echo", "hi"] }
         assert_eq!(
             Scheme::of("3105ce4ac08214b22e1818fa74de5dcd"),
             Scheme::PlanV1
+        );
+    }
+
+    /// The scheme is a stored format: a digest recorded today must be computed the same way
+    /// by every later build, or its run could no longer be resumed.
+    #[test]
+    fn the_v2_scheme_does_not_change() {
+        assert_eq!(
+            digest(&compiled(BASE)),
+            "v2:2004200dc2f9809c2f343bca1b8a2fc2"
         );
     }
 

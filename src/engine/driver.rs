@@ -163,6 +163,7 @@ impl<'w> Driver<'w> {
             });
         }
         let task = Task {
+            tx: self.tx.clone(),
             step: spec.id.clone(),
             action,
             undo_itself: compensation.is_none(),
@@ -177,18 +178,12 @@ impl<'w> Driver<'w> {
             ctx,
             redactor,
         };
-        let tx = self.tx.clone();
-        // One spawn per kind of call: each task is only as large as what it awaits.
+        // One spawn per kind of call, the call's own future: each task is only as large as
+        // what it awaits.
         match call {
-            Call::Execute { attempt } => self.tasks.spawn(async move {
-                let _ = tx.send(task.execute(attempt, resolved).await);
-            }),
-            Call::Probe => self.tasks.spawn(async move {
-                let _ = tx.send(task.probe(resolved).await);
-            }),
-            Call::Compensate => self.tasks.spawn(async move {
-                let _ = tx.send(task.compensate(resolved).await);
-            }),
+            Call::Execute { attempt } => self.tasks.spawn(task.execute(attempt, resolved)),
+            Call::Probe => self.tasks.spawn(task.probe(resolved)),
+            Call::Compensate => self.tasks.spawn(task.compensate(resolved)),
         };
     }
 
@@ -332,8 +327,9 @@ enum Call {
     Compensate,
 }
 
-/// Everything a spawned call needs, owned.
+/// Everything a spawned call needs, owned; its result goes back through `tx`.
 struct Task {
+    tx: mpsc::UnboundedSender<Input>,
     step: String,
     action: &'static dyn Action,
     /// No declared compensation: the action undoes itself from its parameters and outputs.
@@ -346,22 +342,22 @@ struct Task {
 
 impl Task {
     /// Runs an attempt. Secrets never leave the task: not in outputs, not in errors.
-    async fn execute(self, attempt: u32, resolved: Result<Resolved, StepError>) -> Input {
-        let result = match resolved {
-            Err(e) => Err(e),
-            Ok(args) => run_with_timeout(self.action, args, self.ctx, self.timeout).await,
+    async fn execute(self, attempt: u32, resolved: Result<Resolved, StepError>) {
+        let result = match &resolved {
+            Err(e) => Err(e.clone()),
+            Ok(args) => run_with_timeout(self.action, args, &self.ctx, self.timeout).await,
         };
-        Input::Finished {
+        let _ = self.tx.send(Input::Finished {
             step: self.step,
             attempt,
             result: result
                 .map(|o| self.redactor.scrub_outputs(o))
                 .map_err(|e| (self.redactor.scrub(&e.message), e.failure)),
-        }
+        });
     }
 
     /// Asks whether a lost attempt took effect, within the step's timeout (5 minutes without).
-    async fn probe(self, resolved: Result<Resolved, StepError>) -> Input {
+    async fn probe(self, resolved: Result<Resolved, StepError>) {
         let probe = match resolved {
             Err(e) => Probe::Undecided(e.message),
             Ok(args) => {
@@ -379,35 +375,35 @@ impl Task {
             Probe::Undecided(why) => Probe::Undecided(self.redactor.scrub(&why)),
             Probe::DidNot => Probe::DidNot,
         };
-        Input::Probed {
+        let _ = self.tx.send(Input::Probed {
             step: self.step,
             probe,
-        }
+        });
     }
 
     /// Undoes the step: the action's own undo, or the declared compensation.
-    async fn compensate(self, resolved: Result<Resolved, StepError>) -> Input {
-        let result = match resolved {
-            Err(e) => Err(e),
-            Ok(args) if self.undo_itself => self.action.undo(&args, &self.own, &self.ctx).await,
-            Ok(args) => run_with_timeout(self.action, args, self.ctx, self.timeout)
+    async fn compensate(self, resolved: Result<Resolved, StepError>) {
+        let result = match &resolved {
+            Err(e) => Err(e.clone()),
+            Ok(args) if self.undo_itself => self.action.undo(args, &self.own, &self.ctx).await,
+            Ok(args) => run_with_timeout(self.action, args, &self.ctx, self.timeout)
                 .await
                 .map(|_| ()),
         };
-        Input::CompensationFinished {
+        let _ = self.tx.send(Input::CompensationFinished {
             step: self.step,
             result: result.map_err(|e| (self.redactor.scrub(&e.message), e.failure)),
-        }
+        });
     }
 }
 
 async fn run_with_timeout(
     action: &'static dyn crate::actions::Action,
-    args: crate::actions::Resolved,
-    ctx: ExecContext,
+    args: &Resolved,
+    ctx: &ExecContext,
     timeout: Option<std::time::Duration>,
 ) -> Result<Outputs, StepError> {
-    let future = action.execute(&args, &ctx);
+    let future = action.execute(args, ctx);
     match timeout {
         // The attempt may have acted before its time ran out: ambiguous, never proof of no
         // effect.
