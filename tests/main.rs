@@ -21,4 +21,5 @@ mod robustness;
 mod scheduling;
 mod secrets;
 mod signed;
+mod store_contract;
 mod support;

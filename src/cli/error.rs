@@ -74,7 +74,8 @@ impl std::error::Error for CliError {}
 impl From<StoreError> for CliError {
     fn from(e: StoreError) -> Self {
         let code = match e {
-            StoreError::Locked { .. } => exit::RUN_ACTIVE,
+            StoreError::Locked { .. } | StoreError::Unfinished { .. } => exit::RUN_ACTIVE,
+            StoreError::Fenced { .. } => exit::INTERNAL,
             StoreError::SchemaMismatch { .. }
             | StoreError::Corrupt { .. }
             | StoreError::BadRecord { .. } => exit::INVALID_INPUT,

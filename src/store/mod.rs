@@ -6,6 +6,7 @@
 //! atomically and made durable before it returns: what the engine does next may rely on it
 //! having happened.
 
+mod etcd;
 mod format;
 mod journal;
 mod memory;
@@ -15,6 +16,7 @@ mod records;
 mod sled_store;
 mod sync;
 
+pub use etcd::{ETCD_SCHEMA_VERSION, EtcdAddress, EtcdStore, Owner};
 pub use journal::{GENESIS, JournalEntry, chain_hash, verify_chain};
 pub use memory::MemoryStore;
 pub use records::{AttemptRecord, RunRecord, RunStatus, StepRecord, StepStatus};
@@ -65,6 +67,21 @@ pub enum StoreError {
     /// The underlying database failed.
     #[error("store I/O failed: {0}")]
     Io(String),
+    /// This process no longer owns the run (its lease expired, another process took the run
+    /// over): the write was refused whole, and this process must stop acting on the run.
+    #[error("run {run} is no longer driven by this process: {reason}; nothing was written")]
+    Fenced {
+        /// The run.
+        run: String,
+        /// Who drives it now, or why this process lost it.
+        reason: String,
+    },
+    /// Another run of the same workflow is unfinished (decided atomically by the store).
+    #[error("run {run} of the same workflow is unfinished")]
+    Unfinished {
+        /// The unfinished run.
+        run: String,
+    },
 }
 
 /// A batch of changes to one run, written atomically and durably.

@@ -12,6 +12,8 @@
 
 #![allow(dead_code, reason = "each test module uses the part it needs")]
 
+pub mod etcd;
+
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -1,0 +1,387 @@
+//! One contract for every store (SPEC §5.2, §11): the in-memory one, sled, and etcd on a real
+//! three-member cluster. Then what only a shared store has to hold: a run's owner and no one
+//! else writes it, a write after the owner's lease is gone is refused whole, and one unfinished
+//! run per workflow is decided by the store itself.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use drctl::store::{
+    Commit, EtcdAddress, EtcdStore, GENESIS, JournalEntry, MemoryStore, Owner, RunRecord,
+    SledStore, StepRecord, Store, StoreError, chain_hash, verify_chain,
+};
+use serde_json::json;
+
+use crate::support::etcd::Cluster;
+
+fn run_record(
+    run: &str,
+    workflow: &str,
+    status: &str,
+    started: &str,
+    journal: &[JournalEntry],
+) -> RunRecord {
+    serde_json::from_value(json!({
+        "run_id": run,
+        "workflow": workflow,
+        "mode": "drill",
+        "status": status,
+        "initiator": "alice",
+        "digest": "v2:00",
+        "workflow_file": "w.toml",
+        "overrides": ["region=eu-west-1"],
+        "started_at": started,
+        "finished_at": null,
+        "journal_len": journal.len(),
+        "last_hash": journal.last().map_or(GENESIS, |e| e.hash.as_str()),
+        "incident_start": null,
+        "pid": 42,
+    }))
+    .expect("run record")
+}
+
+fn step(run: &str, id: &str, status: &str, attempts: u32) -> StepRecord {
+    serde_json::from_value(json!({
+        "run_id": run,
+        "step": id,
+        "status": status,
+        "attempts": (1..=attempts).map(|n| json!({"n": n, "started_at": "2026-11-23T10:00:00.000Z", "finished_at": null, "outcome": null, "error": null})).collect::<Vec<_>>(),
+        "outputs": {"n": attempts},
+        "error": null,
+    }))
+    .expect("step record")
+}
+
+/// Appends `n` chained entries to `journal`.
+fn extend(journal: &mut Vec<JournalEntry>, n: usize, step: &str) -> Vec<JournalEntry> {
+    let mut added = Vec::new();
+    for _ in 0..n {
+        let seq = journal.len() as u64;
+        let prev = journal
+            .last()
+            .map_or(GENESIS.to_string(), |e| e.hash.clone());
+        let at = "2026-11-23T10:00:00.000Z".to_string();
+        let event = json!({"type": "step_started", "step": step, "attempt": seq + 1});
+        let hash = chain_hash(&prev, seq, &at, &event);
+        let entry = JournalEntry {
+            seq,
+            at,
+            event,
+            prev,
+            hash,
+        };
+        journal.push(entry.clone());
+        added.push(entry);
+    }
+    added
+}
+
+/// What every store must do.
+fn contract(store: &dyn Store) {
+    let journal = contract_one_run(store);
+    contract_second_run(store, &journal);
+}
+
+/// One run, written in three commits, reads back as written; returns its journal.
+fn contract_one_run(store: &dyn Store) -> Vec<JournalEntry> {
+    assert!(store.run("r1").unwrap().is_none());
+    assert!(store.journal("r1").unwrap().is_empty());
+    assert!(store.steps("r1").unwrap().is_empty());
+    assert!(store.source("r1").unwrap().is_none());
+    assert!(store.anchor("r1").unwrap().is_none());
+
+    let mut journal = Vec::new();
+    let first = extend(&mut journal, 2, "a");
+    store
+        .commit(
+            "r1",
+            &Commit {
+                run: Some(run_record(
+                    "r1",
+                    "wf-1",
+                    "running",
+                    "2026-11-23T10:00:00.000Z",
+                    &journal,
+                )),
+                steps: vec![step("r1", "a", "running", 1)],
+                journal: first,
+                source: Some("[workflow]\nname = \"wf-1\"\n".into()),
+            },
+        )
+        .unwrap();
+    let second = extend(&mut journal, 3, "b");
+    store
+        .commit(
+            "r1",
+            &Commit {
+                run: Some(run_record(
+                    "r1",
+                    "wf-1",
+                    "running",
+                    "2026-11-23T10:00:00.000Z",
+                    &journal,
+                )),
+                steps: vec![
+                    step("r1", "a", "succeeded", 1),
+                    step("r1", "b", "running", 2),
+                ],
+                journal: second,
+                source: None,
+            },
+        )
+        .unwrap();
+    // A commit of the run record alone (a run let go of with `--detach`).
+    let mut detached = run_record(
+        "r1",
+        "wf-1",
+        "awaiting_approval",
+        "2026-11-23T10:00:00.000Z",
+        &journal,
+    );
+    detached.detached = true;
+    store
+        .commit(
+            "r1",
+            &Commit {
+                run: Some(detached.clone()),
+                ..Commit::default()
+            },
+        )
+        .unwrap();
+
+    assert_eq!(store.run("r1").unwrap(), Some(detached));
+    let read = store.journal("r1").unwrap();
+    assert_eq!(read, journal, "the journal reads back whole and in order");
+    verify_chain(&read).unwrap();
+    let mut steps = store.steps("r1").unwrap();
+    steps.sort_by(|a, b| a.step.cmp(&b.step));
+    assert_eq!(
+        steps,
+        vec![
+            step("r1", "a", "succeeded", 1),
+            step("r1", "b", "running", 2)
+        ]
+    );
+    assert_eq!(
+        store.source("r1").unwrap().as_deref(),
+        Some("[workflow]\nname = \"wf-1\"\n")
+    );
+    let anchor = store.anchor("r1").unwrap().expect("anchor");
+    assert_eq!(anchor.journal_len, 5);
+    assert_eq!(anchor.last_hash, journal[4].hash);
+
+    journal
+}
+
+/// A second run, started earlier, lists first; a big commit goes in whole; the first run
+/// (whose journal is `journal`) is untouched.
+fn contract_second_run(store: &dyn Store, journal: &[JournalEntry]) {
+    let mut other = Vec::new();
+    let big = extend(&mut other, 1500, "fan");
+    let many: Vec<StepRecord> = (0..1500)
+        .map(|i| step("r0", &format!("s{i}"), "running", 1))
+        .collect();
+    store
+        .commit(
+            "r0",
+            &Commit {
+                run: Some(run_record(
+                    "r0",
+                    "wf-0",
+                    "running",
+                    "2026-11-23T09:00:00.000Z",
+                    &other,
+                )),
+                steps: many,
+                journal: big,
+                source: Some("[workflow]\nname = \"wf-0\"\n".into()),
+            },
+        )
+        .unwrap();
+    let ids: Vec<String> = store
+        .runs()
+        .unwrap()
+        .into_iter()
+        .map(|r| r.run_id)
+        .collect();
+    assert_eq!(ids, ["r0", "r1"]);
+    assert_eq!(store.journal("r0").unwrap().len(), 1500);
+    assert_eq!(store.steps("r0").unwrap().len(), 1500);
+    // The first run is untouched by the second.
+    assert_eq!(store.journal("r1").unwrap(), journal);
+}
+
+#[test]
+fn the_memory_store_keeps_the_contract() {
+    contract(&MemoryStore::new());
+}
+
+#[test]
+fn the_sled_store_keeps_the_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    contract(&SledStore::open(dir.path()).unwrap());
+}
+
+fn owner(name: &str) -> Owner {
+    Owner {
+        name: name.into(),
+        host: "test".into(),
+        pid: std::process::id(),
+        since: String::new(),
+    }
+}
+
+fn etcd(cluster: &Cluster, prefix: &str, name: &str, ttl: Duration) -> EtcdStore {
+    EtcdStore::open(
+        EtcdAddress::parse(&cluster.url(prefix)).unwrap(),
+        ttl,
+        owner(name),
+    )
+    .unwrap()
+}
+
+fn first_commit(run: &str, workflow: &str) -> Commit {
+    let mut journal = Vec::new();
+    let entries = extend(&mut journal, 1, "a");
+    Commit {
+        run: Some(run_record(
+            run,
+            workflow,
+            "running",
+            "2026-11-23T10:00:00.000Z",
+            &journal,
+        )),
+        steps: vec![step(run, "a", "running", 1)],
+        journal: entries,
+        source: Some("text".into()),
+    }
+}
+
+fn next_commit(store: &dyn Store, run: &str, workflow: &str, status: &str) -> Commit {
+    let mut journal = store.journal(run).unwrap();
+    let entries = extend(&mut journal, 1, "a");
+    Commit {
+        run: Some(run_record(
+            run,
+            workflow,
+            status,
+            "2026-11-23T10:00:00.000Z",
+            &journal,
+        )),
+        steps: vec![step(run, "a", status, 1)],
+        journal: entries,
+        source: None,
+    }
+}
+
+#[test]
+fn the_etcd_store_keeps_the_contract_and_fences_every_write() {
+    let cluster = Cluster::start();
+    contract(&etcd(&cluster, "contract", "a", Duration::from_secs(5)));
+
+    // Only the run's owner writes it; others read it.
+    let a = etcd(&cluster, "fence", "agent-a", Duration::from_secs(5));
+    let b = etcd(&cluster, "fence", "agent-b", Duration::from_secs(5));
+    a.commit("r1", &first_commit("r1", "wf")).unwrap();
+    let refused = b.commit("r1", &next_commit(&b, "r1", "wf", "running"));
+    assert!(
+        matches!(&refused, Err(StoreError::Fenced { reason, .. }) if reason.contains("agent-a")),
+        "{refused:?}"
+    );
+    assert_eq!(
+        b.journal("r1").unwrap().len(),
+        1,
+        "nothing of the refused write landed"
+    );
+    assert_eq!(
+        b.owner("r1").unwrap().map(|o| o.name).as_deref(),
+        Some("agent-a")
+    );
+
+    // The owner's lease ends (here revoked from outside, as when it expires): its next write
+    // is refused whole, and another agent takes the run over.
+    let lease = lease_of(&cluster, "/fence/owners/r1");
+    revoke(&cluster, lease);
+    let late = a.commit("r1", &next_commit(&a, "r1", "wf", "running"));
+    assert!(matches!(late, Err(StoreError::Fenced { .. })), "{late:?}");
+    assert_eq!(a.journal("r1").unwrap().len(), 1);
+    b.commit("r1", &next_commit(&b, "r1", "wf", "running"))
+        .unwrap();
+    assert_eq!(
+        a.owner("r1").unwrap().map(|o| o.name).as_deref(),
+        Some("agent-b")
+    );
+    let again = a.commit("r1", &next_commit(&a, "r1", "wf", "running"));
+    assert!(matches!(again, Err(StoreError::Fenced { .. })), "{again:?}");
+
+    // One unfinished run per workflow, decided by the store even for two writers at once.
+    let second = a.commit("r2", &first_commit("r2", "wf"));
+    assert!(
+        matches!(&second, Err(StoreError::Unfinished { run }) if run == "r1"),
+        "{second:?}"
+    );
+    assert!(
+        a.run("r2").unwrap().is_none(),
+        "the refused run left nothing"
+    );
+    b.commit("r1", &next_commit(&b, "r1", "wf", "succeeded"))
+        .unwrap();
+    a.commit("r2", &first_commit("r2", "wf")).unwrap();
+
+    // A dropped store lets go of its runs at once.
+    drop(b);
+    let c = etcd(&cluster, "fence", "agent-c", Duration::from_secs(5));
+    assert!(c.owner("r1").unwrap().is_none());
+}
+
+#[test]
+fn the_etcd_store_goes_on_when_a_member_dies_and_after_all_restart() {
+    let mut cluster = Cluster::start();
+    let store = etcd(&cluster, "members", "a", Duration::from_secs(5));
+    store.commit("r1", &first_commit("r1", "wf")).unwrap();
+    cluster.kill_member(0);
+    for _ in 0..5 {
+        store
+            .commit("r1", &next_commit(&store, "r1", "wf", "running"))
+            .unwrap();
+    }
+    assert_eq!(store.journal("r1").unwrap().len(), 6);
+    drop(store);
+    for i in 1..3 {
+        cluster.kill_member(i);
+    }
+    for i in 0..3 {
+        cluster.start_member(i);
+    }
+    cluster.wait_healthy(Duration::from_secs(30));
+    let store = Arc::new(etcd(&cluster, "members", "b", Duration::from_secs(5)));
+    let journal = store.journal("r1").unwrap();
+    assert_eq!(journal.len(), 6, "every acknowledged commit survived");
+    verify_chain(&journal).unwrap();
+    store
+        .commit("r1", &next_commit(store.as_ref(), "r1", "wf", "running"))
+        .unwrap();
+}
+
+/// The lease a key is attached to.
+fn lease_of(cluster: &Cluster, key: &str) -> i64 {
+    let endpoints: Vec<String> = cluster.endpoints().split(',').map(str::to_string).collect();
+    let key = key.to_string();
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(async move {
+            let mut client = etcd_client::Client::connect(endpoints, None).await.unwrap();
+            let response = client.get(key, None).await.unwrap();
+            response.kvs()[0].lease()
+        })
+}
+
+fn revoke(cluster: &Cluster, lease: i64) {
+    let endpoints: Vec<String> = cluster.endpoints().split(',').map(str::to_string).collect();
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(async move {
+            let mut client = etcd_client::Client::connect(endpoints, None).await.unwrap();
+            client.lease_revoke(lease).await.unwrap();
+        });
+}
