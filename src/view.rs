@@ -13,7 +13,7 @@ use serde_json::Value;
 use thiserror::Error;
 
 use crate::engine::{Decision, Event, PauseReason};
-use crate::store::{RunRecord, RunStatus, Store, StoreError, verify_chain};
+use crate::store::{Owner, RunRecord, RunStatus, Store, StoreError, verify_chain};
 
 /// Why a view could not be built.
 #[derive(Debug, Error)]
@@ -146,6 +146,9 @@ pub struct StatusView {
     pub pause: Option<PauseReason>,
     /// Its journal.
     pub journal: JournalCheck,
+    /// On a shared store: the agent that drives it (name, host, pid, since when).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub driven_by: Option<Owner>,
     /// Every step of the workflow, in order.
     pub steps: Vec<StepView>,
     /// When interrupted: the status it was stored with, and the process that drove it.
@@ -166,19 +169,36 @@ fn json<T: Serialize>(view: &T) -> Value {
 
 /// Every run, oldest first. `driving` is the run the process computing the view drives.
 pub fn run_lines(store: &dyn Store, driving: Option<&str>) -> Result<Vec<RunLine>, ViewError> {
-    Ok(store
+    store
         .runs()?
         .into_iter()
-        .map(|r| RunLine {
-            status: shown_status(&r, driving).0,
-            interrupted: interruption(&r, driving),
-            run_id: r.run_id,
-            workflow: r.workflow,
-            mode: r.mode,
-            started_at: r.started_at,
-            finished_at: r.finished_at,
+        .map(|r| {
+            let driver = driven_here(store, &r, driving)?;
+            Ok(RunLine {
+                status: shown_status(&r, driver).0,
+                interrupted: interruption(&r, driver),
+                run_id: r.run_id,
+                workflow: r.workflow,
+                mode: r.mode,
+                started_at: r.started_at,
+                finished_at: r.finished_at,
+            })
         })
-        .collect())
+        .collect()
+}
+
+/// The id `interrupted` takes: `driving`, or the run itself when some process holds it on a
+/// shared store.
+fn driven_here<'a>(
+    store: &dyn Store,
+    run: &'a RunRecord,
+    driving: Option<&'a str>,
+) -> Result<Option<&'a str>, ViewError> {
+    Ok(if store.owner(&run.run_id)?.is_some() {
+        Some(run.run_id.as_str())
+    } else {
+        driving
+    })
 }
 
 /// Every run, oldest first, as JSON: `run_id`, `workflow`, `mode`, `status`, `started_at`,
@@ -231,6 +251,12 @@ pub fn status_view(
     let journal = store.journal(run_id)?;
     let records = store.steps(run_id)?;
     let journal_check = journal_check(&run, &journal);
+    let driven_by = store.owner(run_id)?;
+    let driver = if driven_by.is_some() {
+        Some(run.run_id.as_str())
+    } else {
+        driving
+    };
     // The workflow as it was when the run started gives every step, in order; one that no
     // longer compiles still shows the steps it recorded.
     let source = store.source(run_id)?.unwrap_or_default();
@@ -295,8 +321,9 @@ pub fn status_view(
         })
         .collect();
     Ok(StatusView {
-        status: shown_status(&run, driving).0,
-        interrupted: interruption(&run, driving),
+        status: shown_status(&run, driver).0,
+        interrupted: interruption(&run, driver),
+        driven_by,
         paused_reason: pause.as_ref().map(|p| p.describe(&run.run_id)),
         pause,
         journal: journal_check,

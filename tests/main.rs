@@ -23,3 +23,4 @@ mod secrets;
 mod signed;
 mod store_contract;
 mod support;
+mod takeover;

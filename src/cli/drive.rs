@@ -47,12 +47,16 @@ pub fn drive(d: Drive<'_>) -> anyhow::Result<u8> {
 async fn drive_async(d: Drive<'_>) -> anyhow::Result<u8> {
     let run_id = d.run.recorder.run.run_id.clone();
     let (control_tx, control_rx) = mpsc::channel(16);
-    let socket = serve(
-        &d.state_dir,
-        d.store.clone(),
-        run_id.clone(),
-        control_tx.clone(),
-    )?;
+    // A shared store has no local socket: others read the store itself.
+    let socket = match super::state::shared() {
+        Some(_) => None,
+        None => Some(serve(
+            &d.state_dir,
+            d.store.clone(),
+            run_id.clone(),
+            control_tx.clone(),
+        )?),
+    };
     let live = (d.format == RunFormat::Text && std::io::stdout().is_terminal()).then(|| {
         // Approvals are offered at this terminal only when someone can answer there.
         let offer = std::io::stdin()
@@ -97,7 +101,9 @@ async fn drive_async(d: Drive<'_>) -> anyhow::Result<u8> {
         .drive(Input::Start, d.until, Some(control_rx), shutdown)
         .await?;
     // Answer the requests already taken (a vote that ended the run) before going away.
-    socket.close().await;
+    if let Some(socket) = socket {
+        socket.close().await;
+    }
     if status == RunStatus::AwaitingApproval {
         driver.run.recorder.release()?;
     }

@@ -35,11 +35,14 @@ pub enum Purpose {
     },
     /// Undo (`rollback`): the file as it is now gives the compensations; nothing runs forward.
     Undo,
+    /// Take over a run whose driver is gone (`serve`): exactly what it started with, wherever
+    /// its file is or is not now.
+    TakeOver,
 }
 
 /// Finds run `run_id` and compiles its workflow, as `purpose` needs it.
 pub fn load(store: &dyn Store, run_id: &str, purpose: Purpose) -> Result<Loaded, CliError> {
-    let file_check = purpose != Purpose::Record;
+    let file_check = !matches!(purpose, Purpose::Record | Purpose::TakeOver);
     let allow_changed = matches!(
         purpose,
         Purpose::Undo

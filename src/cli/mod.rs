@@ -13,6 +13,7 @@ mod plan;
 mod report;
 mod resume;
 mod run;
+mod serve;
 mod state;
 mod status;
 mod validate;
@@ -31,6 +32,7 @@ pub use plan::PlanArgs;
 pub use report::{HistoryArgs, ReportArgs};
 pub use resume::{ResumeArgs, RollbackArgs};
 pub use run::RunArgs;
+pub use serve::ServeArgs;
 pub use status::{RunsArgs, StatusArgs};
 pub use validate::ValidateArgs;
 pub use verify::VerifyArgs;
@@ -49,6 +51,21 @@ pub struct Cli {
         value_name = "DIR"
     )]
     pub state: PathBuf,
+
+    /// Keep runs in a shared, replicated store instead of the state directory:
+    /// etcd://HOST:PORT[,HOST:PORT...]/PREFIX (SPEC §11).
+    #[arg(long, global = true, env = "DRCTL_STORE", value_name = "URL")]
+    pub store: Option<String>,
+
+    /// On a shared store: how long the process driving a run holds it without renewing;
+    /// after that another agent may take the run over.
+    #[arg(long, global = true, default_value = "5s", value_name = "DURATION", value_parser = parse_lease)]
+    pub lease: std::time::Duration,
+
+    /// On a shared store: this process's name in the record of who drives a run (default:
+    /// the host's name).
+    #[arg(long, global = true, value_name = "NAME")]
+    pub name: Option<String>,
 
     /// Send every AWS request to this endpoint (a local emulator); `AWS_ENDPOINT_URL` works too.
     #[arg(long, global = true, value_name = "URL")]
@@ -98,6 +115,8 @@ pub enum Command {
     History(HistoryArgs),
     /// Check a run's journal and signatures: hash chain, completeness, who signed what.
     Verify(VerifyArgs),
+    /// An agent on a shared store: take over and drive runs whose driver is gone.
+    Serve(ServeArgs),
 }
 
 /// Parses the process's arguments and runs the command.
@@ -123,6 +142,16 @@ pub fn main() -> ExitCode {
         }
     };
     crate::aws::set_endpoint_override(cli.aws_endpoint_url.clone());
+    if let Some(url) = &cli.store {
+        match crate::store::EtcdAddress::parse(url) {
+            Ok(address) => state::use_shared(state::Shared {
+                address,
+                lease: cli.lease,
+                name: cli.name.clone().unwrap_or_else(state::hostname),
+            }),
+            Err(why) => return exit::code(CliError::invalid(why).report()),
+        }
+    }
     let result = match &cli.command {
         Command::Validate(args) => validate::validate(args).map_err(CliError::from),
         Command::Plan(args) => plan::plan(args, &cli.state).map_err(CliError::from),
@@ -142,8 +171,18 @@ pub fn main() -> ExitCode {
         Command::Report(args) => report::report(args, &cli.state),
         Command::History(args) => report::history(args, &cli.state),
         Command::Verify(args) => verify::verify(args, &cli.state),
+        Command::Serve(args) => serve::serve(args, &cli.state),
     };
     exit::code(result.unwrap_or_else(|e| e.report()))
+}
+
+/// A lease of at least one second and at most ten minutes.
+fn parse_lease(text: &str) -> Result<std::time::Duration, String> {
+    let d = crate::workflow::parse_duration(text)?;
+    if d < std::time::Duration::from_secs(1) || d > std::time::Duration::from_mins(10) {
+        return Err(format!("a lease is between 1s and 10m, not {text}"));
+    }
+    Ok(d)
 }
 
 /// Whether to colour what goes to stderr.

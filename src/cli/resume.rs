@@ -139,14 +139,17 @@ pub fn resume(
         state,
         &args.run,
         &by,
-        args.allow_changed_workflow,
-        false,
-        args.format,
-        if args.detach {
-            Until::OnlyApprovalsLeft
-        } else {
-            Until::Done
+        Purpose::Continue {
+            allow_changed: args.allow_changed_workflow,
         },
+        (
+            args.format,
+            if args.detach {
+                Until::OnlyApprovalsLeft
+            } else {
+                Until::Done
+            },
+        ),
         |machine| {
             let mut inputs = vec![Input::Interrupted];
             if machine.paused.is_some() || machine.cancelled || !choices.is_empty() {
@@ -168,10 +171,8 @@ pub fn rollback(args: &RollbackArgs, state: &std::path::Path) -> Result<u8, CliE
         state,
         &args.run,
         &by,
-        true,
-        true,
-        args.format,
-        Until::Done,
+        Purpose::Undo,
+        (args.format, Until::Done),
         |machine| {
             let mut inputs = vec![Input::Interrupted];
             if machine.rolling_back {
@@ -185,28 +186,20 @@ pub fn rollback(args: &RollbackArgs, state: &std::path::Path) -> Result<u8, CliE
     )
 }
 
-#[allow(
-    clippy::too_many_arguments,
-    reason = "each is one of the command's inputs"
-)]
-fn take_up(
+/// Takes run `run_id` up in this process, for `purpose`, feeding it `inputs` first, and drives
+/// it. On a shared store, the run is claimed first: refused when another process drives it.
+pub(super) fn take_up(
     state: &std::path::Path,
     run_id: &str,
     operator: &str,
-    allow_changed: bool,
-    undo: bool,
-    format: RunFormat,
-    until: Until,
+    purpose: Purpose,
+    (format, until): (RunFormat, Until),
     inputs: impl FnOnce(&crate::engine::Machine<'_>) -> Vec<Input>,
 ) -> Result<u8, CliError> {
     let store = own(state)?;
-    let purpose = if undo {
-        Purpose::Undo
-    } else {
-        Purpose::Continue { allow_changed }
-    };
     let loaded = load(store.as_ref(), run_id, purpose)?;
-    let can_undo = undo && loaded.run.status != crate::store::RunStatus::RolledBack;
+    let can_undo =
+        purpose == Purpose::Undo && loaded.run.status != crate::store::RunStatus::RolledBack;
     if loaded.run.status.is_final() && !can_undo {
         return Err(CliError::invalid(format!(
             "run {run_id} is {}: it is over, there is nothing to take up (start a new run instead)",
@@ -214,6 +207,7 @@ fn take_up(
         )));
     }
     let dyn_store: Arc<dyn Store> = store;
+    dyn_store.claim(run_id)?;
     let run = Run::load_record(dyn_store.clone(), loaded.run.clone(), &loaded.workflow)?;
     let first = inputs(&run.machine);
     if format == RunFormat::Text {

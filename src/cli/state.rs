@@ -8,14 +8,60 @@ use std::time::{Duration, Instant};
 use super::error::CliError;
 use super::exit;
 use crate::control::{Connection, Request, connect};
-use crate::store::{SledStore, StoreError};
+use crate::store::{EtcdAddress, EtcdStore, Owner, SledStore, Store, StoreError};
 
 /// A command's way to the runs.
 enum Access {
     /// A live process owns the store: ask it.
     Live(Connection),
-    /// Nobody does: this process opened it.
-    Local(Arc<SledStore>),
+    /// Nobody does: this process opened it (or the store is shared: etcd).
+    Local(Arc<dyn Store>),
+}
+
+/// A shared store (`--store etcd://…`): where, the lease runs are driven with, and whose name
+/// owner keys carry.
+#[derive(Debug, Clone)]
+pub struct Shared {
+    /// The cluster and prefix.
+    pub address: EtcdAddress,
+    /// `--lease`.
+    pub lease: Duration,
+    /// `--name`.
+    pub name: String,
+}
+
+static SHARED: std::sync::OnceLock<Shared> = std::sync::OnceLock::new();
+
+/// Makes every command of this process use the shared store `shared` instead of the state
+/// directory's (set once, from the command line).
+pub fn use_shared(shared: Shared) {
+    let _ = SHARED.set(shared);
+}
+
+/// The shared store this process uses, if any.
+pub fn shared() -> Option<&'static Shared> {
+    SHARED.get()
+}
+
+fn open_shared(shared: &Shared) -> Result<Arc<dyn Store>, CliError> {
+    let owner = Owner {
+        name: shared.name.clone(),
+        host: hostname(),
+        pid: std::process::id(),
+        since: String::new(),
+    };
+    let store = EtcdStore::open(shared.address.clone(), shared.lease, owner)?;
+    Ok(Arc::new(store))
+}
+
+/// This machine's name, for owner records.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".into())
 }
 
 /// Where an answer came from.
@@ -33,7 +79,7 @@ pub enum Source {
 pub fn live_or_local<T: serde::de::DeserializeOwned>(
     dir: &Path,
     request: &Request,
-    local: impl FnOnce(Arc<SledStore>) -> Result<T, CliError>,
+    local: impl FnOnce(Arc<dyn Store>) -> Result<T, CliError>,
 ) -> Result<(T, Source), CliError> {
     match access(dir)? {
         Access::Live(mut connection) => {
@@ -62,6 +108,10 @@ const OWNER_POLL: Duration = Duration::from_millis(50);
 /// that another process holds is waited for (up to [`OWNER_PATIENCE`]) until that process's
 /// control socket answers, so a read never fails because the store is busy.
 fn access(dir: &Path) -> Result<Access, CliError> {
+    // A shared store is read by anyone at any time; runs on it are told through it.
+    if let Some(shared) = shared() {
+        return Ok(Access::Local(open_shared(shared)?));
+    }
     let deadline = Instant::now() + OWNER_PATIENCE;
     loop {
         if let Some(connection) = connect(dir) {
@@ -69,7 +119,7 @@ fn access(dir: &Path) -> Result<Access, CliError> {
         }
         // The wait is here, between tries of the socket, not inside the store's own retry.
         match SledStore::open_waiting(dir, Duration::ZERO) {
-            Ok(store) => return Ok(Access::Local(Arc::new(store))),
+            Ok(store) => return Ok(Access::Local(Arc::new(store) as Arc<dyn Store>)),
             Err(StoreError::Locked { .. }) if Instant::now() < deadline => {
                 std::thread::sleep(OWNER_POLL);
             }
@@ -80,7 +130,11 @@ fn access(dir: &Path) -> Result<Access, CliError> {
 
 /// Opens the store to drive a run, refusing when a live process owns it (exit 6, naming
 /// the live run).
-pub fn own(dir: &Path) -> Result<Arc<SledStore>, CliError> {
+pub fn own(dir: &Path) -> Result<Arc<dyn Store>, CliError> {
+    // On a shared store each run has its own owner (its lease); nothing is held here.
+    if let Some(shared) = shared() {
+        return open_shared(shared);
+    }
     if let Some(mut connection) = connect(dir) {
         let live = connection
             .call(&Request::Active)
@@ -100,7 +154,7 @@ pub fn own(dir: &Path) -> Result<Arc<SledStore>, CliError> {
             ),
         ));
     }
-    SledStore::open(dir).map(Arc::new).map_err(CliError::from)
+    Ok(Arc::new(SledStore::open(dir)?))
 }
 
 /// Who is acting: `--as`, else `$USER`.

@@ -97,6 +97,16 @@ fn render_status(v: &Value) -> String {
         out.push_str(&format!(", stopped {f}"));
     }
     out.push('\n');
+    let owner = &v["driven_by"];
+    if owner.is_object() {
+        out.push_str(&format!(
+            "  driven by {} (pid {} on {}) since {}\n",
+            owner["name"].as_str().unwrap_or("?"),
+            owner["pid"],
+            owner["host"].as_str().unwrap_or("?"),
+            owner["since"].as_str().unwrap_or("?")
+        ));
+    }
     let journal = &v["journal"];
     if journal["intact"].as_bool() == Some(true) {
         out.push_str(&format!(

@@ -459,6 +459,20 @@ impl EtcdStore {
         Ok(ops)
     }
 
+    /// Commits holding this process's lease. A lease etcd no longer knows (expired, revoked)
+    /// is replaced once: runs held with it are lost anyway, and a run this commit claims
+    /// needs a live one.
+    fn commit_with_lease(&self, run_id: &str, commit: &Commit) -> Result<(), StoreError> {
+        let lease = self.lease()?;
+        match self.try_commit(run_id, commit, lease) {
+            Err(StoreError::Io(e)) if e.contains("lease not found") => {
+                self.forget_lease(lease);
+                self.try_commit(run_id, commit, self.lease()?)
+            }
+            result => result,
+        }
+    }
+
     /// One try of a commit, holding `lease`.
     fn try_commit(&self, run_id: &str, commit: &Commit, lease: i64) -> Result<(), StoreError> {
         let guard = self
@@ -523,18 +537,6 @@ impl EtcdStore {
             *held = None;
         }
     }
-
-    /// Who owns run `run_id`, if anyone does.
-    pub fn owner(&self, run_id: &str) -> Result<Option<Owner>, StoreError> {
-        self.get(self.key(&["owners", run_id]))?
-            .map(|v| {
-                serde_json::from_slice(&v).map_err(|e| StoreError::BadRecord {
-                    run: run_id.to_string(),
-                    reason: format!("its owner record cannot be read: {e}"),
-                })
-            })
-            .transpose()
-    }
 }
 
 /// A key read back when a commit's transaction did not hold.
@@ -588,19 +590,31 @@ fn refusal(run_id: &str, guard: &Guard, answers: &[Option<Read>]) -> StoreError 
 }
 
 impl Store for EtcdStore {
-    fn commit(&self, run_id: &str, commit: &Commit) -> Result<(), StoreError> {
-        // A lease etcd no longer knows (expired, revoked) is replaced once: runs held with it
-        // are lost anyway, and a run this commit claims needs a live one.
-        for last in [false, true] {
-            let lease = self.lease()?;
-            match self.try_commit(run_id, commit, lease) {
-                Err(StoreError::Io(e)) if !last && e.contains("lease not found") => {
-                    self.forget_lease(lease);
-                }
-                result => return result,
-            }
+    fn claim(&self, run_id: &str) -> Result<(), StoreError> {
+        if self
+            .owned
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains_key(run_id)
+        {
+            return Ok(());
         }
-        unreachable!("the loop returns on its last turn")
+        self.commit_with_lease(run_id, &Commit::default())
+    }
+
+    fn owner(&self, run_id: &str) -> Result<Option<Owner>, StoreError> {
+        self.get(self.key(&["owners", run_id]))?
+            .map(|v| {
+                serde_json::from_slice(&v).map_err(|e| StoreError::BadRecord {
+                    run: run_id.to_string(),
+                    reason: format!("its owner record cannot be read: {e}"),
+                })
+            })
+            .transpose()
+    }
+
+    fn commit(&self, run_id: &str, commit: &Commit) -> Result<(), StoreError> {
+        self.commit_with_lease(run_id, commit)
     }
 
     fn run(&self, run_id: &str) -> Result<Option<RunRecord>, StoreError> {

@@ -117,6 +117,19 @@ pub trait Store: Send + Sync {
     /// The workflow text run `run_id` started with.
     fn source(&self, run_id: &str) -> Result<Option<String>, StoreError>;
 
+    /// Makes this process the one that drives run `run_id`: refused (`Fenced`) when another
+    /// process drives it. A store one process owns whole (sled, memory) has nothing to do.
+    fn claim(&self, run_id: &str) -> Result<(), StoreError> {
+        let _ = run_id;
+        Ok(())
+    }
+
+    /// Who drives run `run_id`, on a store shared by several processes.
+    fn owner(&self, run_id: &str) -> Result<Option<Owner>, StoreError> {
+        let _ = run_id;
+        Ok(None)
+    }
+
     /// Where run `run_id`'s journal ended at its last commit, kept apart from the journal so
     /// that a journal cut short (its last commits lost or removed) is detected. `None` for
     /// runs recorded before anchors existed.

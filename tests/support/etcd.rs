@@ -18,8 +18,14 @@ struct Member {
     child: Option<Child>,
 }
 
+/// One cluster at a time: three etcd members and the drctl processes around them are a lot
+/// for a small machine, and elections under contention would make the tests about the
+/// machine rather than drctl.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// A three-member cluster.
 pub struct Cluster {
+    _turn: std::sync::MutexGuard<'static, ()>,
     dir: tempfile::TempDir,
     members: Vec<Member>,
     initial: String,
@@ -36,6 +42,9 @@ fn free_port() -> u16 {
 impl Cluster {
     /// Starts three members and waits until the cluster has a leader.
     pub fn start() -> Cluster {
+        let turn = ONE_AT_A_TIME
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let dir = tempfile::tempdir().expect("tempdir");
         let members: Vec<Member> = (0..3)
             .map(|i| Member {
@@ -52,6 +61,7 @@ impl Cluster {
             .join(",");
         let token = format!("drctl-{}", std::process::id());
         let mut cluster = Cluster {
+            _turn: turn,
             dir,
             members,
             initial,
@@ -94,9 +104,9 @@ impl Cluster {
                 "--initial-cluster-state",
                 "new",
                 "--heartbeat-interval",
-                "50",
+                "100",
                 "--election-timeout",
-                "500",
+                "1000",
                 "--max-request-bytes",
                 "33554432",
                 "--max-txn-ops",

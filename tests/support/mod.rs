@@ -139,6 +139,25 @@ impl Drctl {
     pub fn start(&self, args: &[&str]) -> (Live, String) {
         Live::start(self.command(args))
     }
+
+    /// As [`Drctl::start`], its standard error written to `log`.
+    pub fn start_logged(&self, args: &[&str], log: &Path) -> (Live, String) {
+        let stderr = std::fs::File::create(log).expect("log file");
+        Live::start_with(self.command(args), Stdio::from(stderr))
+    }
+
+    /// Starts `drctl ARGS` in the background, everything it prints written to `log`.
+    pub fn spawn_logged(&self, args: &[&str], log: &Path) -> Live {
+        let out = std::fs::File::create(log).expect("log file");
+        let err = out.try_clone().expect("log file");
+        let mut command = self.command(args);
+        let child = command
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {command:?}: {e}"));
+        Live(child)
+    }
 }
 
 /// A drctl process in the background, killed when the test ends, however it ends.
@@ -157,10 +176,15 @@ impl Live {
     }
 
     /// Starts `command` and returns it with the run id its first line names (`run ID ...`).
-    pub fn start(mut command: Command) -> (Live, String) {
+    pub fn start(command: Command) -> (Live, String) {
+        Live::start_with(command, Stdio::null())
+    }
+
+    /// As [`Live::start`], its standard error sent to `stderr`.
+    pub fn start_with(mut command: Command, stderr: Stdio) -> (Live, String) {
         let mut child = command
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {command:?}: {e}"));
         let mut lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
@@ -183,6 +207,12 @@ impl Live {
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.0.id()
+    }
+
+    /// Sends `signal` (SIGSTOP, SIGCONT...) to the process.
+    pub fn signal(&self, signal: nix::sys::signal::Signal) {
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.pid()).expect("pid"));
+        nix::sys::signal::kill(pid, signal).expect("signal sent");
     }
 
     /// Kills the process with SIGKILL and reaps it.
