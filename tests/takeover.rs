@@ -300,3 +300,44 @@ fn a_run_goes_on_when_an_etcd_member_dies_and_after_the_whole_cluster_restarts()
     assert_eq!(status["status"], "succeeded", "{status:#}");
     assert_eq!(s.ledger(), "one\ntwo\n", "each step ran once");
 }
+
+#[test]
+fn a_vote_from_any_terminal_reaches_the_agent_that_took_the_run_over() {
+    let s = Scene::new("1s");
+    let text = std::fs::read_to_string(&s.file)
+        .unwrap()
+        .replace("needs = [\"hold\"]", "needs = [\"gate\"]")
+        + "\n[[steps]]\nid = \"gate\"\naction = \"approval\"\nneeds = [\"hold\"]\nwith = { approvers = [\"bob\"], timeout = \"1h\" }\n";
+    std::fs::write(&s.file, text).unwrap();
+    let _agent = s
+        .drctl("agent-b")
+        .spawn_logged(&["serve"], &s.path("agent-b.log"));
+    let (mut driver, run) = s
+        .drctl("driver-a")
+        .start(&["run", s.file.to_str().unwrap()]);
+    s.wait_step(&run, "gate", "awaiting_approval", Duration::from_secs(20));
+    // While the first driver waits, a vote from elsewhere is refused or taken by it alone.
+    s.drctl("laptop")
+        .run(&["approve", &run, "gate", "--as", "mallory"])
+        .refused(
+            "not an approver",
+            "a vote by someone not listed, through the inbox",
+        );
+    driver.kill();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while s.status(&run)["driven_by"]["name"] != "agent-b" {
+        assert!(
+            Instant::now() < deadline,
+            "the agent never took the run over\n{}",
+            s.logs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    s.drctl("laptop")
+        .run(&["approve", &run, "gate", "--as", "bob", "--comment", "go"])
+        .ok()
+        .stdout_has("bob approved `gate`");
+    let status = s.wait_done(&run, Duration::from_secs(30));
+    assert_eq!(status["status"], "succeeded", "{status:#}\n{}", s.logs());
+    assert_eq!(s.ledger(), "one\ntwo\n");
+}

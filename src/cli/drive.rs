@@ -47,7 +47,8 @@ pub fn drive(d: Drive<'_>) -> anyhow::Result<u8> {
 async fn drive_async(d: Drive<'_>) -> anyhow::Result<u8> {
     let run_id = d.run.recorder.run.run_id.clone();
     let (control_tx, control_rx) = mpsc::channel(16);
-    // A shared store has no local socket: others read the store itself.
+    // A shared store has no local socket: others read the store itself and leave decisions
+    // in the run's inbox there.
     let socket = match super::state::shared() {
         Some(_) => None,
         None => Some(serve(
@@ -57,6 +58,13 @@ async fn drive_async(d: Drive<'_>) -> anyhow::Result<u8> {
             control_tx.clone(),
         )?),
     };
+    let inbox = super::state::shared().map(|_| {
+        tokio::spawn(serve_inbox(
+            d.store.clone(),
+            run_id.clone(),
+            control_tx.clone(),
+        ))
+    });
     let live = (d.format == RunFormat::Text && std::io::stdout().is_terminal()).then(|| {
         // Approvals are offered at this terminal only when someone can answer there.
         let offer = std::io::stdin()
@@ -104,6 +112,9 @@ async fn drive_async(d: Drive<'_>) -> anyhow::Result<u8> {
     if let Some(socket) = socket {
         socket.close().await;
     }
+    if let Some(inbox) = inbox {
+        inbox.abort();
+    }
     if status == RunStatus::AwaitingApproval {
         driver.run.recorder.release()?;
     }
@@ -114,6 +125,34 @@ async fn drive_async(d: Drive<'_>) -> anyhow::Result<u8> {
         println!("{}", summary(&run_id, status, &driver.run.machine));
     }
     Ok(exit_code(status))
+}
+
+/// How often the driver of a run on a shared store looks at the run's inbox.
+const INBOX_POLL: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// Takes the decisions and cancels left in the run's inbox on a shared store, hands each to
+/// the driver as the socket would, and leaves the answer where the sender waits for it.
+async fn serve_inbox(
+    store: Arc<dyn Store>,
+    run_id: String,
+    driver: mpsc::Sender<crate::engine::ControlRequest>,
+) {
+    loop {
+        tokio::time::sleep(INBOX_POLL).await;
+        let (s, r) = (store.clone(), run_id.clone());
+        let Ok(Ok(requests)) = tokio::task::spawn_blocking(move || s.inbox(&r)).await else {
+            continue;
+        };
+        for (id, bytes) in requests {
+            let response = match serde_json::from_slice::<crate::control::Request>(&bytes) {
+                Ok(request) => crate::control::decide(&driver, &run_id, request).await,
+                Err(e) => crate::control::Response::refused(format!("an unreadable request: {e}")),
+            };
+            let answer = serde_json::to_vec(&response).unwrap_or_default();
+            let (s, r) = (store.clone(), run_id.clone());
+            let _ = tokio::task::spawn_blocking(move || s.answer(&r, &id, &answer)).await;
+        }
+    }
 }
 
 /// The directory relative paths of a workflow file are taken from.

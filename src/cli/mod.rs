@@ -52,8 +52,8 @@ pub struct Cli {
     )]
     pub state: PathBuf,
 
-    /// Keep runs in a shared, replicated store instead of the state directory:
-    /// etcd://HOST:PORT[,HOST:PORT...]/PREFIX (SPEC §11).
+    /// Where runs are kept: sled:DIR (the state directory, as --state) or a shared, replicated
+    /// store etcd://HOST:PORT[,HOST:PORT...]/PREFIX (SPEC §11).
     #[arg(long, global = true, env = "DRCTL_STORE", value_name = "URL")]
     pub store: Option<String>,
 
@@ -142,7 +142,12 @@ pub fn main() -> ExitCode {
         }
     };
     crate::aws::set_endpoint_override(cli.aws_endpoint_url.clone());
-    if let Some(url) = &cli.store {
+    // `--store sled:DIR` is `--state DIR`.
+    let state = match cli.store.as_deref().and_then(|u| u.strip_prefix("sled:")) {
+        Some(dir) => PathBuf::from(dir),
+        None => cli.state.clone(),
+    };
+    if let Some(url) = cli.store.as_deref().filter(|u| !u.starts_with("sled:")) {
         match crate::store::EtcdAddress::parse(url) {
             Ok(address) => state::use_shared(state::Shared {
                 address,
@@ -154,24 +159,20 @@ pub fn main() -> ExitCode {
     }
     let result = match &cli.command {
         Command::Validate(args) => validate::validate(args).map_err(CliError::from),
-        Command::Plan(args) => plan::plan(args, &cli.state).map_err(CliError::from),
-        Command::Run(args) => run::run(args, &cli.state, "run"),
-        Command::Drill(args) => run::run(args, &cli.state, "drill"),
-        Command::Status(args) => status::status(args, &cli.state),
-        Command::Runs(args) => status::runs(args, &cli.state),
-        Command::Approve(args) => {
-            decide::decide(args, &cli.state, crate::engine::Decision::Approve)
-        }
-        Command::Reject(args) => decide::decide(args, &cli.state, crate::engine::Decision::Reject),
-        Command::Resume(args) => {
-            resume::resume(args, matches.subcommand_matches("resume"), &cli.state)
-        }
-        Command::Cancel(args) => cancel::cancel(args, &cli.state),
-        Command::Rollback(args) => resume::rollback(args, &cli.state),
-        Command::Report(args) => report::report(args, &cli.state),
-        Command::History(args) => report::history(args, &cli.state),
-        Command::Verify(args) => verify::verify(args, &cli.state),
-        Command::Serve(args) => serve::serve(args, &cli.state),
+        Command::Plan(args) => plan::plan(args, &state).map_err(CliError::from),
+        Command::Run(args) => run::run(args, &state, "run"),
+        Command::Drill(args) => run::run(args, &state, "drill"),
+        Command::Status(args) => status::status(args, &state),
+        Command::Runs(args) => status::runs(args, &state),
+        Command::Approve(args) => decide::decide(args, &state, crate::engine::Decision::Approve),
+        Command::Reject(args) => decide::decide(args, &state, crate::engine::Decision::Reject),
+        Command::Resume(args) => resume::resume(args, matches.subcommand_matches("resume"), &state),
+        Command::Cancel(args) => cancel::cancel(args, &state),
+        Command::Rollback(args) => resume::rollback(args, &state),
+        Command::Report(args) => report::report(args, &state),
+        Command::History(args) => report::history(args, &state),
+        Command::Verify(args) => verify::verify(args, &state),
+        Command::Serve(args) => serve::serve(args, &state),
     };
     exit::code(result.unwrap_or_else(|e| e.report()))
 }

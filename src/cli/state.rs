@@ -7,16 +7,21 @@ use std::time::{Duration, Instant};
 
 use super::error::CliError;
 use super::exit;
-use crate::control::{Connection, Request, connect};
+use crate::control::{Connection, Request, Response, connect};
 use crate::store::{EtcdAddress, EtcdStore, Owner, SledStore, Store, StoreError};
 
 /// A command's way to the runs.
 enum Access {
     /// A live process owns the store: ask it.
     Live(Connection),
-    /// Nobody does: this process opened it (or the store is shared: etcd).
+    /// Nobody does: this process opened it.
     Local(Arc<dyn Store>),
+    /// The store is shared (etcd): read it; tell a run's driver through the run's inbox.
+    Shared(Arc<dyn Store>),
 }
+
+/// How long a decision left in a run's inbox waits for its driver's answer.
+const INBOX_PATIENCE: Duration = Duration::from_secs(30);
 
 /// A shared store (`--store etcd://…`): where, the lease runs are driven with, and whose name
 /// owner keys carry.
@@ -94,6 +99,45 @@ pub fn live_or_local<T: serde::de::DeserializeOwned>(
             Ok((answer, Source::Live))
         }
         Access::Local(store) => Ok((local(store)?, Source::Local)),
+        Access::Shared(store) => {
+            // A decision on a run some process drives goes to that process; anything else
+            // (reads, a decision on a run nobody drives) is done here, on the store.
+            if let Some(run) = request.decision_run()
+                && store.owner(run)?.is_some()
+            {
+                let response = through_inbox(store.as_ref(), run, request)?;
+                if !response.ok {
+                    return Err(CliError::invalid(response.error.unwrap_or_default()));
+                }
+                let answer = serde_json::from_value(response.data)
+                    .map_err(|e| CliError::internal(format!("unexpected answer: {e}")))?;
+                return Ok((answer, Source::Live));
+            }
+            Ok((local(store)?, Source::Local))
+        }
+    }
+}
+
+/// Leaves `request` in run `run`'s inbox and waits for its driver's answer.
+fn through_inbox(store: &dyn Store, run: &str, request: &Request) -> Result<Response, CliError> {
+    let bytes = serde_json::to_vec(request).map_err(|e| CliError::internal(e.to_string()))?;
+    let id = store.post(run, &bytes)?;
+    let deadline = Instant::now() + INBOX_PATIENCE;
+    loop {
+        let last = Instant::now() >= deadline;
+        // On the last look, a request still waiting is withdrawn: it must not be applied
+        // later, by surprise, when its sender has been told it was not.
+        if let Some(answer) = store.take_answer(run, &id, last)? {
+            return serde_json::from_slice(&answer)
+                .map_err(|e| CliError::internal(format!("unexpected answer: {e}")));
+        }
+        if last {
+            return Err(CliError::internal(format!(
+                "the process driving run {run} did not answer within {} s; the request was withdrawn unless it was being applied (drctl status shows the run's votes and who drives it)",
+                INBOX_PATIENCE.as_secs()
+            )));
+        }
+        std::thread::sleep(OWNER_POLL);
     }
 }
 
@@ -110,7 +154,7 @@ const OWNER_POLL: Duration = Duration::from_millis(50);
 fn access(dir: &Path) -> Result<Access, CliError> {
     // A shared store is read by anyone at any time; runs on it are told through it.
     if let Some(shared) = shared() {
-        return Ok(Access::Local(open_shared(shared)?));
+        return Ok(Access::Shared(open_shared(shared)?));
     }
     let deadline = Instant::now() + OWNER_PATIENCE;
     loop {

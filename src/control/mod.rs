@@ -11,7 +11,7 @@ mod server;
 
 pub use client::{Connection, connect};
 pub use protocol::{MAX_REQUEST, Request, Response, parse_request};
-pub use server::{IDLE_TIMEOUT, MAX_CONNECTIONS, serve};
+pub use server::{IDLE_TIMEOUT, MAX_CONNECTIONS, decide, serve};
 
 use std::path::{Path, PathBuf};
 

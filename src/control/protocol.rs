@@ -85,6 +85,18 @@ pub enum Request {
     },
 }
 
+impl Request {
+    /// The run a decision or a cancel is about; `None` for reads.
+    pub fn decision_run(&self) -> Option<&str> {
+        match self {
+            Request::Decide { run, .. }
+            | Request::DecideSigned { run, .. }
+            | Request::Cancel { run, .. } => Some(run),
+            _ => None,
+        }
+    }
+}
+
 /// The live process's answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Response {

@@ -225,48 +225,13 @@ impl Server {
 
     async fn answer(&self, request: Request) -> Response {
         let live = self.run_id.as_str();
-        let not_live = |run: &str| {
-            Response::refused(format!(
-                "run {run} is not the live run of this store (that is {live})"
-            ))
-        };
         match request {
             Request::Active => {
                 Response::data(serde_json::json!({ "run_id": live, "pid": std::process::id() }))
             }
-            Request::Decide {
-                run,
-                step,
-                by,
-                decision,
-                comment,
-            } => {
-                if run != live {
-                    return not_live(&run);
-                }
-                to_driver(
-                    &self.driver,
-                    Input::Vote {
-                        step,
-                        by,
-                        decision,
-                        comment,
-                    },
-                )
-                .await
-            }
-            Request::DecideSigned { run, signed } => {
-                if run != live {
-                    return not_live(&run);
-                }
-                to_driver(&self.driver, Input::SignedVote { signed }).await
-            }
-            Request::Cancel { run, by } => {
-                if run != live {
-                    return not_live(&run);
-                }
-                to_driver(&self.driver, Input::Cancel { by }).await
-            }
+            decision @ (Request::Decide { .. }
+            | Request::DecideSigned { .. }
+            | Request::Cancel { .. }) => decide(&self.driver, live, decision).await,
             read => {
                 let (store, live) = (self.store.clone(), self.run_id.clone());
                 tokio::task::spawn_blocking(move || read_store(read, store.as_ref(), &live))
@@ -352,6 +317,41 @@ async fn send(
 async fn refuse(stream: UnixStream, why: String) {
     let (_, mut write) = stream.into_split();
     let _ = send(&mut write, &Response::refused(why)).await;
+}
+
+/// Hands a decision or a cancel on run `live` to its driver and says how it was taken. The
+/// socket and, on a shared store, the run's inbox both go through here.
+pub async fn decide(
+    driver: &mpsc::Sender<ControlRequest>,
+    live: &str,
+    request: Request,
+) -> Response {
+    let (run, input) = match request {
+        Request::Decide {
+            run,
+            step,
+            by,
+            decision,
+            comment,
+        } => (
+            run,
+            Input::Vote {
+                step,
+                by,
+                decision,
+                comment,
+            },
+        ),
+        Request::DecideSigned { run, signed } => (run, Input::SignedVote { signed }),
+        Request::Cancel { run, by } => (run, Input::Cancel { by }),
+        _ => return Response::refused("only decisions and cancels are sent to a run's driver"),
+    };
+    if run != live {
+        return Response::refused(format!(
+            "run {run} is not the live run of this store (that is {live})"
+        ));
+    }
+    to_driver(driver, input).await
 }
 
 async fn to_driver(driver: &mpsc::Sender<ControlRequest>, input: Input) -> Response {

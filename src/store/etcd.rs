@@ -72,7 +72,7 @@ impl EtcdAddress {
     /// Reads `etcd://h1:2379,h2:2379/prefix`.
     pub fn parse(url: &str) -> Result<Self, String> {
         let rest = url.strip_prefix("etcd://").ok_or_else(|| {
-            format!("`{url}` is not an etcd store: write etcd://HOST:PORT[,HOST:PORT...]/PREFIX")
+            format!("`{url}` is not a store drctl knows: write sled:DIR or etcd://HOST:PORT[,HOST:PORT...]/PREFIX")
         })?;
         let (hosts, prefix) = rest.split_once('/').unwrap_or((rest, "drctl"));
         let endpoints: Vec<String> = hosts
@@ -91,7 +91,7 @@ impl EtcdAddress {
         Ok(Self {
             endpoints,
             prefix: if prefix.is_empty() {
-                "drctl".into()
+                "/drctl".into()
             } else {
                 format!("/{prefix}")
             },
@@ -602,6 +602,71 @@ impl Store for EtcdStore {
         self.commit_with_lease(run_id, &Commit::default())
     }
 
+    fn post(&self, run_id: &str, request: &[u8]) -> Result<String, StoreError> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let id = format!("{nanos:024}-{}", std::process::id());
+        let (key, value) = (self.key(&["inbox", run_id, &id]), request.to_vec());
+        self.call(move |mut c| {
+            let (key, value) = (key.clone(), value.clone());
+            async move {
+                c.put(key, value, None).await?;
+                Ok(())
+            }
+        })?;
+        Ok(id)
+    }
+
+    fn inbox(&self, run_id: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        Ok(self
+            .list(self.key(&["inbox", run_id, ""]))?
+            .into_iter()
+            .map(|(k, v)| (k.rsplit('/').next().unwrap_or_default().to_string(), v))
+            .collect())
+    }
+
+    fn answer(&self, run_id: &str, id: &str, answer: &[u8]) -> Result<(), StoreError> {
+        let txn = Txn::new().and_then([
+            TxnOp::delete(self.key(&["inbox", run_id, id]), None),
+            TxnOp::put(self.key(&["answers", run_id, id]), answer.to_vec(), None),
+        ]);
+        self.call(move |mut c| {
+            let txn = txn.clone();
+            async move {
+                c.txn(txn).await?;
+                Ok(())
+            }
+        })
+    }
+
+    fn take_answer(
+        &self,
+        run_id: &str,
+        id: &str,
+        withdraw: bool,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let answer = self.key(&["answers", run_id, id]);
+        let mut ops = vec![
+            TxnOp::get(answer.clone(), None),
+            TxnOp::delete(answer, None),
+        ];
+        if withdraw {
+            ops.push(TxnOp::delete(self.key(&["inbox", run_id, id]), None));
+        }
+        let txn = Txn::new().and_then(ops);
+        self.call(move |mut c| {
+            let txn = txn.clone();
+            async move {
+                let response = c.txn(txn).await?;
+                Ok(response.op_responses().into_iter().find_map(|op| match op {
+                    TxnOpResponse::Get(g) => g.kvs().first().map(|kv| kv.value().to_vec()),
+                    _ => None,
+                }))
+            }
+        })
+    }
+
     fn owner(&self, run_id: &str) -> Result<Option<Owner>, StoreError> {
         self.get(self.key(&["owners", run_id]))?
             .map(|v| {
@@ -683,6 +748,29 @@ impl Drop for EtcdStore {
                 c.lease_revoke(id).await?;
                 Ok(())
             });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::EtcdAddress;
+
+    #[test]
+    fn store_urls_name_their_members_and_prefix() {
+        let a = EtcdAddress::parse("etcd://h1:2379,h2:2379/dr/ctl/").unwrap();
+        assert_eq!(a.endpoints, ["h1:2379", "h2:2379"]);
+        assert_eq!(a.prefix, "/dr/ctl");
+        assert_eq!(
+            EtcdAddress::parse("etcd://h1:2379").unwrap().prefix,
+            "/drctl"
+        );
+        assert_eq!(
+            EtcdAddress::parse("etcd://h1:2379/").unwrap().prefix,
+            "/drctl"
+        );
+        for bad in ["h1:2379", "etcd:///x", "etcd://h1/x", "sled:/tmp"] {
+            assert!(EtcdAddress::parse(bad).is_err(), "{bad}");
         }
     }
 }

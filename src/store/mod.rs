@@ -124,6 +124,39 @@ pub trait Store: Send + Sync {
         Ok(())
     }
 
+    /// Leaves `request` for the process that drives run `run_id`, on a store shared by
+    /// several processes; returns its id. Only a shared store has an inbox.
+    fn post(&self, run_id: &str, request: &[u8]) -> Result<String, StoreError> {
+        let _ = (run_id, request);
+        Err(StoreError::Io(
+            "this store is not shared: decisions go through the driving process's socket".into(),
+        ))
+    }
+
+    /// The requests waiting for run `run_id`'s driver, oldest first: `(id, request)`.
+    fn inbox(&self, run_id: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let _ = run_id;
+        Ok(Vec::new())
+    }
+
+    /// Answers request `id` of run `run_id`'s inbox, and takes it out of the inbox.
+    fn answer(&self, run_id: &str, id: &str, answer: &[u8]) -> Result<(), StoreError> {
+        let _ = (run_id, id, answer);
+        Ok(())
+    }
+
+    /// Takes the answer to request `id` of run `run_id`, once there is one; with `withdraw`,
+    /// a request still unanswered is taken out of the inbox instead.
+    fn take_answer(
+        &self,
+        run_id: &str,
+        id: &str,
+        withdraw: bool,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let _ = (run_id, id, withdraw);
+        Ok(None)
+    }
+
     /// Who drives run `run_id`, on a store shared by several processes.
     fn owner(&self, run_id: &str) -> Result<Option<Owner>, StoreError> {
         let _ = run_id;
