@@ -65,18 +65,37 @@ fn journal_events(state: &Path, run: &str) -> Vec<Value> {
 #[test]
 fn killed_runs_resume_to_the_right_end_state() {
     let mut rng = SplitMix::new(0xD15A_57E5);
+    let startup = startup_time();
     let mut kills = 0;
     let mut runs = 0;
     while kills < KILLS {
         runs += 1;
-        kills += one_run(&mut rng, runs);
-        assert!(runs < 60, "too few kills landed ({kills} in {runs} runs)");
+        kills += one_run(&mut rng, runs, startup);
+        assert!(runs < 150, "too few kills landed ({kills} in {runs} runs)");
     }
-    eprintln!("crash test: {kills} kills over {runs} runs");
+    eprintln!(
+        "crash test: {kills} kills over {runs} runs (kills spread over a start-up of {} ms and 250 ms of work)",
+        startup.as_millis()
+    );
+}
+
+/// How long drctl takes to start and open a store on this machine (the slowest of three): the
+/// kills are spread over it and the work that follows, so that on a slow machine they do not
+/// all land on a process still loading.
+fn startup_time() -> Duration {
+    let dir = tempfile::tempdir().unwrap();
+    (0..3)
+        .map(|_| {
+            let t = Instant::now();
+            drctl(&dir.path().join("state")).run(&["runs"]).ok();
+            t.elapsed()
+        })
+        .max()
+        .unwrap_or_default()
 }
 
 /// One run of the ledger workflow, killed and resumed until it succeeds. Returns the kills.
-fn one_run(rng: &mut SplitMix, n: usize) -> usize {
+fn one_run(rng: &mut SplitMix, n: usize, startup: Duration) -> usize {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     let ledger = dir.path().join("ledger");
@@ -85,7 +104,9 @@ fn one_run(rng: &mut SplitMix, n: usize) -> usize {
     let mut kills = 0;
     let mut approvals = 0;
 
-    let delay = |rng: &mut SplitMix| Duration::from_millis(5 + rng.below(250) as u64);
+    // Spread over the start-up and the 250 ms of work after it.
+    let window = 250 + usize::try_from(startup.as_millis()).unwrap_or(0);
+    let delay = |rng: &mut SplitMix| Duration::from_millis(5 + rng.below(window) as u64);
     let (killed, _) = run_and_maybe_kill(
         &state,
         &[

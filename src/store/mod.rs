@@ -8,6 +8,7 @@
 
 mod etcd;
 mod format;
+mod group;
 mod journal;
 mod memory;
 mod migrate;

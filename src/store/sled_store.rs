@@ -27,6 +27,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 
 use super::format::{Bundle, decode, encode_bundle, key};
 pub use super::format::{SCHEMA_VERSION, decode_bundle};
+use super::group::GroupCommit;
 use super::sync::DiskSync;
 use super::{Anchor, Commit, JournalEntry, RunRecord, StepRecord, Store, StoreError};
 
@@ -38,6 +39,7 @@ pub struct SledStore {
     bundles: sled::Tree,
     sources: sled::Tree,
     disk: DiskSync,
+    group: GroupCommit,
 }
 
 fn io(e: impl std::fmt::Display) -> StoreError {
@@ -122,6 +124,7 @@ impl SledStore {
             bundles,
             sources,
             disk,
+            group: GroupCommit::default(),
         })
     }
 
@@ -217,9 +220,17 @@ impl Store for SledStore {
                 self.run_ids.insert(run_id.as_bytes(), anchor).map_err(io)?;
             }
         }
-        self.db.flush().map_err(io)?;
-        self.disk.after_flush().map_err(io)?;
-        Ok(())
+        // Commits of other runs written meanwhile share the flush (group commit).
+        self.group
+            .durable(|| {
+                self.db.flush().map_err(|e| e.to_string())?;
+                self.disk.after_flush().map_err(|e| e.to_string())
+            })
+            .map_err(|e| {
+                io(e.unwrap_or_else(|| {
+                    "the flush this commit shared failed; it may not be durable".into()
+                }))
+            })
     }
 
     fn run(&self, run_id: &str) -> Result<Option<RunRecord>, StoreError> {
