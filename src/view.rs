@@ -27,18 +27,18 @@ pub enum ViewError {
 }
 
 /// Whether `run` was interrupted: its record says it is under way, it was not let go of on
-/// purpose (`--detach`), and the process computing the view, which drives `driving` if any,
-/// does not drive it (only the store's owner drives runs, so no process does).
-pub fn interrupted(run: &RunRecord, driving: Option<&str>) -> bool {
+/// purpose (`--detach`), and the process computing the view, which drives the runs
+/// `driving`, does not drive it (only the store's owner drives runs, so no process does).
+pub fn interrupted(run: &RunRecord, driving: &[String]) -> bool {
     let under_way = matches!(
         run.status,
         RunStatus::Running | RunStatus::AwaitingApproval | RunStatus::RollingBack
     );
-    under_way && !run.detached && driving != Some(run.run_id.as_str())
+    under_way && !run.detached && !driving.contains(&run.run_id)
 }
 
 /// The status shown for a run and, when it differs from the stored one, the stored one.
-fn shown_status(run: &RunRecord, driving: Option<&str>) -> (&'static str, Option<&'static str>) {
+fn shown_status(run: &RunRecord, driving: &[String]) -> (&'static str, Option<&'static str>) {
     if interrupted(run, driving) {
         ("interrupted", Some(run.status.as_str()))
     } else {
@@ -156,7 +156,7 @@ pub struct StatusView {
     pub interrupted: Option<Interrupted>,
 }
 
-fn interruption(run: &RunRecord, driving: Option<&str>) -> Option<Interrupted> {
+fn interruption(run: &RunRecord, driving: &[String]) -> Option<Interrupted> {
     interrupted(run, driving).then(|| Interrupted {
         stored_status: run.status.as_str(),
         pid: run.pid,
@@ -167,16 +167,16 @@ fn json<T: Serialize>(view: &T) -> Value {
     serde_json::to_value(view).unwrap_or(Value::Null)
 }
 
-/// Every run, oldest first. `driving` is the run the process computing the view drives.
-pub fn run_lines(store: &dyn Store, driving: Option<&str>) -> Result<Vec<RunLine>, ViewError> {
+/// Every run, oldest first. `driving` are the runs the process computing the view drives.
+pub fn run_lines(store: &dyn Store, driving: &[String]) -> Result<Vec<RunLine>, ViewError> {
     store
         .runs()?
         .into_iter()
         .map(|r| {
             let driver = driven_here(store, &r, driving)?;
             Ok(RunLine {
-                status: shown_status(&r, driver).0,
-                interrupted: interruption(&r, driver),
+                status: shown_status(&r, &driver).0,
+                interrupted: interruption(&r, &driver),
                 run_id: r.run_id,
                 workflow: r.workflow,
                 mode: r.mode,
@@ -187,28 +187,28 @@ pub fn run_lines(store: &dyn Store, driving: Option<&str>) -> Result<Vec<RunLine
         .collect()
 }
 
-/// The id `interrupted` takes: `driving`, or the run itself when some process holds it on a
-/// shared store.
-fn driven_here<'a>(
+/// The runs `interrupted` takes as driven: `driving`, and the run itself when some process
+/// holds it on a shared store.
+fn driven_here(
     store: &dyn Store,
-    run: &'a RunRecord,
-    driving: Option<&'a str>,
-) -> Result<Option<&'a str>, ViewError> {
-    Ok(if store.owner(&run.run_id)?.is_some() {
-        Some(run.run_id.as_str())
-    } else {
-        driving
-    })
+    run: &RunRecord,
+    driving: &[String],
+) -> Result<Vec<String>, ViewError> {
+    let mut driven = driving.to_vec();
+    if store.owner(&run.run_id)?.is_some() {
+        driven.push(run.run_id.clone());
+    }
+    Ok(driven)
 }
 
 /// Every run, oldest first, as JSON: `run_id`, `workflow`, `mode`, `status`, `started_at`,
 /// `finished_at` (and `stored_status`, `pid` for an interrupted run).
-pub fn runs(store: &dyn Store, driving: Option<&str>) -> Result<Value, ViewError> {
+pub fn runs(store: &dyn Store, driving: &[String]) -> Result<Value, ViewError> {
     Ok(json(&run_lines(store, driving)?))
 }
 
 /// One run as JSON (see [`status_view`]).
-pub fn status(store: &dyn Store, run_id: &str, driving: Option<&str>) -> Result<Value, ViewError> {
+pub fn status(store: &dyn Store, run_id: &str, driving: &[String]) -> Result<Value, ViewError> {
     Ok(json(&status_view(store, run_id, driving)?))
 }
 
@@ -238,12 +238,12 @@ fn journal_check(run: &RunRecord, journal: &[crate::store::JournalEntry]) -> Jou
 }
 
 /// One run: its record, every step of the workflow with its status and attempts, why it is
-/// paused when it is, and whether its journal's hash chain is intact. `driving` is the run the
-/// process computing the view drives, if any.
+/// paused when it is, and whether its journal's hash chain is intact. `driving` are the runs
+/// the process computing the view drives.
 pub fn status_view(
     store: &dyn Store,
     run_id: &str,
-    driving: Option<&str>,
+    driving: &[String],
 ) -> Result<StatusView, ViewError> {
     let run = store
         .run(run_id)?
@@ -252,11 +252,10 @@ pub fn status_view(
     let records = store.steps(run_id)?;
     let journal_check = journal_check(&run, &journal);
     let driven_by = store.owner(run_id)?;
-    let driver = if driven_by.is_some() {
-        Some(run.run_id.as_str())
-    } else {
-        driving
-    };
+    let mut driver = driving.to_vec();
+    if driven_by.is_some() {
+        driver.push(run.run_id.clone());
+    }
     // The workflow as it was when the run started gives every step, in order; one that no
     // longer compiles still shows the steps it recorded.
     let source = store.source(run_id)?.unwrap_or_default();
@@ -321,8 +320,8 @@ pub fn status_view(
         })
         .collect();
     Ok(StatusView {
-        status: shown_status(&run, driver).0,
-        interrupted: interruption(&run, driver),
+        status: shown_status(&run, &driver).0,
+        interrupted: interruption(&run, &driver),
         driven_by,
         paused_reason: pause.as_ref().map(|p| p.describe(&run.run_id)),
         pause,

@@ -20,6 +20,7 @@ mod reports;
 mod robustness;
 mod scheduling;
 mod secrets;
+mod serve;
 mod signed;
 mod store_contract;
 mod support;

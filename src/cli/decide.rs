@@ -194,7 +194,7 @@ fn round_of(state: &std::path::Path, run: &str, step: &str) -> Result<(String, u
         run: run.to_string(),
     };
     let (status, _) = live_or_local::<serde_json::Value>(state, &request, |store| {
-        Ok(crate::view::status(store.as_ref(), run, None)?)
+        Ok(crate::view::status(store.as_ref(), run, &[])?)
     })?;
     let digest = status["digest"].as_str().unwrap_or_default().to_string();
     let round = status["steps"]

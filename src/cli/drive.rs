@@ -54,8 +54,7 @@ async fn drive_async(d: Drive<'_>) -> anyhow::Result<u8> {
         None => Some(serve(
             &d.state_dir,
             d.store.clone(),
-            run_id.clone(),
-            control_tx.clone(),
+            crate::control::Router::single(&run_id, control_tx.clone()),
         )?),
     };
     let inbox = super::state::shared().map(|_| {
@@ -73,23 +72,7 @@ async fn drive_async(d: Drive<'_>) -> anyhow::Result<u8> {
         Arc::new(LiveView::new(offer))
     });
     let observer = printer(run_id.clone(), d.format, live.clone());
-    let exec = ExecContext {
-        base_dir: d.base_dir,
-        timeout: None,
-        aws: crate::aws::AwsContext::global(),
-        // RPO of restores is measured from the outage's start when the operator gave it.
-        incident_start: d
-            .run
-            .recorder
-            .run
-            .incident_start
-            .as_deref()
-            .or(Some(d.run.recorder.run.started_at.as_str()))
-            .and_then(crate::time::parse_time)
-            .unwrap_or_else(chrono::Utc::now),
-        previous: None,
-        remember: None,
-    };
+    let exec = exec_context(&d.run.recorder.run, d.base_dir);
     let mut driver = Driver::new(d.run, Arc::new(SystemClock), exec, observer);
     driver.rearm();
     if let Some(view) = &live {
@@ -137,6 +120,7 @@ async fn serve_inbox(
     run_id: String,
     driver: mpsc::Sender<crate::engine::ControlRequest>,
 ) {
+    let router = crate::control::Router::single(&run_id, driver);
     loop {
         tokio::time::sleep(INBOX_POLL).await;
         let (s, r) = (store.clone(), run_id.clone());
@@ -145,13 +129,32 @@ async fn serve_inbox(
         };
         for (id, bytes) in requests {
             let response = match serde_json::from_slice::<crate::control::Request>(&bytes) {
-                Ok(request) => crate::control::decide(&driver, &run_id, request).await,
+                Ok(request) => crate::control::decide(&router, request).await,
                 Err(e) => crate::control::Response::refused(format!("an unreadable request: {e}")),
             };
             let answer = serde_json::to_vec(&response).unwrap_or_default();
             let (s, r) = (store.clone(), run_id.clone());
             let _ = tokio::task::spawn_blocking(move || s.answer(&r, &id, &answer)).await;
         }
+    }
+}
+
+/// What the actions of run `run` are given: where relative paths start, the AWS clients,
+/// and when the outage began (RPO of restores is measured from it when the operator gave
+/// it, else from the run's start).
+pub(super) fn exec_context(run: &crate::store::RunRecord, base_dir: PathBuf) -> ExecContext {
+    ExecContext {
+        base_dir,
+        timeout: None,
+        aws: crate::aws::AwsContext::global(),
+        incident_start: run
+            .incident_start
+            .as_deref()
+            .or(Some(run.started_at.as_str()))
+            .and_then(crate::time::parse_time)
+            .unwrap_or_else(chrono::Utc::now),
+        previous: None,
+        remember: None,
     }
 }
 

@@ -20,6 +20,9 @@ pub struct Loaded {
     pub run: RunRecord,
     /// The compiled workflow.
     pub workflow: CompiledWorkflow,
+    /// The text it was compiled from (with the run's overrides): the one stored with the run,
+    /// or the file's as it is now.
+    pub text: String,
 }
 
 /// How a stored run may be taken up.
@@ -56,10 +59,12 @@ pub fn load(store: &dyn Store, run_id: &str, purpose: Purpose) -> Result<Loaded,
         ))
     })?;
     let stored = stored_workflow(store, &run)?;
+    let stored_text = store.source(run_id)?.unwrap_or_default();
     if !file_check || !Path::new(&run.workflow_file).exists() {
         return Ok(Loaded {
             run,
             workflow: stored,
+            text: stored_text,
         });
     }
     let text = std::fs::read_to_string(&run.workflow_file)
@@ -98,11 +103,13 @@ pub fn load(store: &dyn Store, run_id: &str, purpose: Purpose) -> Result<Loaded,
         return Ok(Loaded {
             run,
             workflow: current,
+            text,
         });
     }
     Ok(Loaded {
         run,
         workflow: stored,
+        text: stored_text,
     })
 }
 
@@ -116,7 +123,7 @@ pub fn digest_as(stored: &str, workflow: &CompiledWorkflow) -> String {
 }
 
 /// Compiles a workflow text; with `file`, its allowed-signers file is read next to it.
-fn compile(
+pub(super) fn compile(
     name: &str,
     text: &str,
     overrides: &[Override],

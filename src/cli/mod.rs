@@ -2,11 +2,13 @@
 //! library and print; each returns `Result<u8, CliError>`, the error carrying its exit code
 //! ([`exit`]), printed once here.
 
+pub mod agent;
 mod cancel;
 mod decide;
 mod drive;
 mod error;
 pub mod exit;
+mod follow;
 mod load;
 mod output;
 mod plan;
@@ -115,7 +117,7 @@ pub enum Command {
     History(HistoryArgs),
     /// Check a run's journal and signatures: hash chain, completeness, who signed what.
     Verify(VerifyArgs),
-    /// An agent on a shared store: take over and drive runs whose driver is gone.
+    /// An agent: drive many runs of the store at once, and take over runs whose driver is gone.
     Serve(ServeArgs),
 }
 

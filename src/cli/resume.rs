@@ -9,6 +9,7 @@ use super::error::CliError;
 use super::load::{Purpose, load};
 use super::output::RunFormat;
 use super::state::{own, whoami};
+use crate::control::TakeUpHow;
 use crate::engine::{Choice, Input, Run, Until};
 use crate::store::Store;
 
@@ -135,13 +136,19 @@ pub fn resume(
 ) -> Result<u8, CliError> {
     let choices = choices(args, matches)?;
     let by = whoami(args.by.as_ref());
+    let allow_changed = args.allow_changed_workflow;
+    if let Some(agent) = super::state::agent(state) {
+        let how = TakeUpHow::Resume {
+            choices,
+            allow_changed,
+        };
+        return hand_over(agent, &args.run, &by, how, args.format);
+    }
     take_up(
         state,
         &args.run,
         &by,
-        Purpose::Continue {
-            allow_changed: args.allow_changed_workflow,
-        },
+        Purpose::Continue { allow_changed },
         (
             args.format,
             if args.detach {
@@ -150,40 +157,99 @@ pub fn resume(
                 Until::Done
             },
         ),
-        |machine| {
-            let mut inputs = vec![Input::Interrupted];
-            if machine.paused.is_some() || machine.cancelled || !choices.is_empty() {
-                inputs.push(Input::Resume {
-                    by: by.clone(),
-                    choices: choices.clone(),
-                });
-            }
-            inputs.push(Input::Recover);
-            inputs
-        },
+        |machine| resume_inputs(machine, &by, &choices),
     )
+}
+
+/// What a resume by `by` feeds a loaded run: its interrupted attempts marked, the operator's
+/// decisions when there is something to decide, then the unknown steps decided.
+pub(super) fn resume_inputs(
+    machine: &crate::engine::Machine<'_>,
+    by: &str,
+    choices: &[(String, Choice)],
+) -> Vec<Input> {
+    let mut inputs = vec![Input::Interrupted];
+    if machine.paused.is_some() || machine.cancelled || !choices.is_empty() {
+        inputs.push(Input::Resume {
+            by: by.to_string(),
+            choices: choices.to_vec(),
+        });
+    }
+    inputs.push(Input::Recover);
+    inputs
+}
+
+/// What a rollback by `by` feeds a loaded run.
+pub(super) fn rollback_inputs(machine: &crate::engine::Machine<'_>, by: &str) -> Vec<Input> {
+    let mut inputs = vec![Input::Interrupted];
+    if machine.rolling_back {
+        // A rollback cut off half-way: take it up where it stopped.
+        inputs.push(Input::Recover);
+    } else {
+        inputs.push(Input::Rollback { by: by.to_string() });
+    }
+    inputs
 }
 
 /// Runs `rollback`.
 pub fn rollback(args: &RollbackArgs, state: &std::path::Path) -> Result<u8, CliError> {
     let by = whoami(args.by.as_ref());
+    if let Some(agent) = super::state::agent(state) {
+        return hand_over(agent, &args.run, &by, TakeUpHow::Rollback, args.format);
+    }
     take_up(
         state,
         &args.run,
         &by,
         Purpose::Undo,
         (args.format, Until::Done),
-        |machine| {
-            let mut inputs = vec![Input::Interrupted];
-            if machine.rolling_back {
-                // A rollback cut off half-way: take it up where it stopped.
-                inputs.push(Input::Recover);
-            } else {
-                inputs.push(Input::Rollback { by: by.clone() });
-            }
-            inputs
-        },
+        |machine| rollback_inputs(machine, &by),
     )
+}
+
+/// Hands run `run` to the agent serving the store, to take up for `how`, and follows it.
+fn hand_over(
+    mut agent: crate::control::Connection,
+    run: &str,
+    by: &str,
+    how: TakeUpHow,
+    format: RunFormat,
+) -> Result<u8, CliError> {
+    let request = crate::control::Request::TakeUp {
+        run: run.to_string(),
+        by: by.to_string(),
+        how,
+    };
+    let taken: super::follow::Taken = super::state::ask(&mut agent, &request)?;
+    let workflow = taken.compile()?;
+    if format == RunFormat::Text {
+        println!(
+            "run {run} taken up by drctl serve (pid {}): {}",
+            taken.pid, workflow.name
+        );
+    }
+    super::follow::follow(agent, run, &taken.initiator, &workflow, (format, by))
+}
+
+/// Makes run `run_id` ready to be driven here, for `purpose`: found, its workflow compiled,
+/// not over (unless it is to be undone), and, on a shared store, claimed (refused when
+/// another process drives it).
+pub(super) fn prepare(
+    store: &dyn Store,
+    run_id: &str,
+    purpose: Purpose,
+) -> Result<super::load::Loaded, CliError> {
+    let loaded = load(store, run_id, purpose)?;
+    let can_undo =
+        purpose == Purpose::Undo && loaded.run.status != crate::store::RunStatus::RolledBack;
+    if loaded.run.status.is_final() && !can_undo {
+        return Err(CliError::invalid(format!(
+            "run {run_id} is {}: it is over, there is nothing to take up (start a new run instead)",
+            loaded.run.status.as_str()
+        )));
+    }
+    store.claim(run_id)?;
+    Ok(loaded)
 }
 
 /// Takes run `run_id` up in this process, for `purpose`, feeding it `inputs` first, and drives
@@ -197,17 +263,8 @@ pub(super) fn take_up(
     inputs: impl FnOnce(&crate::engine::Machine<'_>) -> Vec<Input>,
 ) -> Result<u8, CliError> {
     let store = own(state)?;
-    let loaded = load(store.as_ref(), run_id, purpose)?;
-    let can_undo =
-        purpose == Purpose::Undo && loaded.run.status != crate::store::RunStatus::RolledBack;
-    if loaded.run.status.is_final() && !can_undo {
-        return Err(CliError::invalid(format!(
-            "run {run_id} is {}: it is over, there is nothing to take up (start a new run instead)",
-            loaded.run.status.as_str()
-        )));
-    }
+    let loaded = prepare(store.as_ref(), run_id, purpose)?;
     let dyn_store: Arc<dyn Store> = store;
-    dyn_store.claim(run_id)?;
     let run = Run::load_record(dyn_store.clone(), loaded.run.clone(), &loaded.workflow)?;
     let first = inputs(&run.machine);
     if format == RunFormat::Text {

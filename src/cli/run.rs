@@ -77,6 +77,9 @@ pub fn run(args: &RunArgs, state: &std::path::Path, mode: &str) -> Result<u8, Cl
             args.file.display()
         )));
     };
+    if let Some(agent) = super::state::agent(state) {
+        return hand_over(agent, args, workflow, &checked.source.text, mode);
+    }
     let store = own(state)?;
     let new = NewRun {
         workflow,
@@ -101,7 +104,7 @@ pub fn run(args: &RunArgs, state: &std::path::Path, mode: &str) -> Result<u8, Cl
                 steps.join(", ")
             ),
         ),
-        StartError::Unfinished(old) => unfinished_refusal(&old),
+        StartError::Unfinished(old) => unfinished_refusal(&old, &[]),
     })?;
     let run_id = run.id().to_string();
     match args.format {
@@ -133,11 +136,75 @@ pub fn run(args: &RunArgs, state: &std::path::Path, mode: &str) -> Result<u8, Cl
     .map_err(CliError::from)
 }
 
+/// Hands the run to the `drctl serve` agent that owns the store, then follows it in the
+/// foreground; with `--detach`, returns once the agent has started it.
+fn hand_over(
+    mut agent: crate::control::Connection,
+    args: &RunArgs,
+    workflow: &crate::dag::CompiledWorkflow,
+    source: &str,
+    mode: &str,
+) -> Result<u8, CliError> {
+    let absolute = |p: &std::path::Path| {
+        std::path::absolute(p)
+            .map(|p| p.display().to_string())
+            .map_err(|e| CliError::invalid(format!("cannot resolve {}: {e}", p.display())))
+    };
+    let initiator = whoami(args.initiator.as_ref());
+    let request = crate::control::StartRequest {
+        // The agent runs elsewhere: paths are given whole.
+        file: absolute(&args.file)?,
+        source: source.to_string(),
+        overrides: args
+            .params
+            .iter()
+            .map(|o| format!("{}={}", o.name, o.value))
+            .collect(),
+        mode: mode.to_string(),
+        initiator: initiator.clone(),
+        incident_start: args.incident_start.map(crate::time::rfc3339),
+        key: args.key.as_deref().map(absolute).transpose()?,
+    };
+    let taken: super::follow::Taken = super::state::ask(
+        &mut agent,
+        &crate::control::Request::Start(Box::new(request)),
+    )?;
+    let run_id = taken.run_id.clone();
+    match args.format {
+        RunFormat::Text => println!(
+            "run {run_id} started: {} ({mode}), {} steps, as {initiator}; driven by drctl serve (pid {})",
+            workflow.name,
+            workflow.steps.len(),
+            taken.pid
+        ),
+        RunFormat::Json => println!(
+            "{}",
+            serde_json::json!({ "run_id": run_id, "workflow": workflow.name, "mode": mode, "agent_pid": taken.pid })
+        ),
+    }
+    if args.detach {
+        // The agent drives it from here, approvals included: nothing waits on this command.
+        if args.format == RunFormat::Text {
+            println!("run {run_id} accepted; follow it with `drctl status {run_id}`");
+        }
+        return Ok(exit::SUCCESS);
+    }
+    super::follow::follow(
+        agent,
+        &run_id,
+        &initiator,
+        workflow,
+        (args.format, &initiator),
+    )
+}
+
 /// The refusal of a second run while `old`, of the same workflow, is unfinished: what it is
-/// and how to go on.
-fn unfinished_refusal(old: &crate::store::RunRecord) -> CliError {
-    // This process owns the store, so nobody drives the old run now.
-    let status = if crate::view::interrupted(old, None) {
+/// and how to go on. `driving`: the runs the refusing process drives (it owns the store, so
+/// nobody else drives any).
+pub(super) fn unfinished_refusal(old: &crate::store::RunRecord, driving: &[String]) -> CliError {
+    let status = if driving.contains(&old.run_id) {
+        format!("{}, driven by drctl serve", old.status.as_str())
+    } else if crate::view::interrupted(old, driving) {
         format!(
             "interrupted: the drctl process that drove it{} is gone",
             old.pid.map(|p| format!(" (pid {p})")).unwrap_or_default()

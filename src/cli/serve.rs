@@ -1,15 +1,20 @@
-//! `drctl serve`: an agent on a shared store (SPEC §11). It watches for runs whose driver is
-//! gone (its lease expired: the process was killed, its machine or its region lost) and takes
-//! each over as `resume` would after a crash: attempts whose outcome is unknown are probed or
-//! put to the operator, succeeded steps never run again, approvals and votes are kept. Each
-//! run it takes over is driven on a thread of its own; agents racing for the same run are
-//! decided by the store (one claim wins, the others leave the run alone).
+//! `drctl serve` (SPEC §11). On the embedded store, the agent owns the state directory and
+//! drives any number of runs handed to it (see [`super::agent`]). On a shared store, it
+//! watches for runs whose driver is gone (its lease expired: the process was killed, its
+//! machine or its region lost) and takes each over as `resume` would after a crash: attempts
+//! whose outcome is unknown are probed or put to the operator, succeeded steps never run
+//! again, approvals and votes are kept. Each run it takes over is driven on a thread of its
+//! own; agents racing for the same run are decided by the store (one claim wins, the others
+//! leave the run alone).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use clap::Args;
 
+use std::sync::Arc;
+
+use super::agent::{Agent, Say};
 use super::error::CliError;
 use super::load::Purpose;
 use super::output::RunFormat;
@@ -18,10 +23,10 @@ use super::state::{own, shared};
 use crate::engine::{Input, Until};
 use crate::store::{RunRecord, RunStatus, StoreError};
 
-/// Drive runs whose driver is gone (shared store only).
+/// Drive many runs at once, and runs whose driver is gone.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Take over the runs that need it now, drive them to rest, then exit.
+    /// Take up the runs that need a driver now, drive them to rest, then exit.
     #[arg(long)]
     pub once: bool,
 }
@@ -38,11 +43,76 @@ fn orphaned(run: &RunRecord, owner_present: bool) -> bool {
 
 /// Runs `serve`.
 pub fn serve(args: &ServeArgs, state: &std::path::Path) -> Result<u8, CliError> {
-    let Some(shared) = shared() else {
-        return Err(CliError::invalid(
-            "drctl serve drives runs of a shared store: give --store etcd://HOST:PORT/PREFIX (or DRCTL_STORE)",
-        ));
+    match shared() {
+        Some(shared) => serve_shared(args, state, shared),
+        None => serve_local(args, state),
+    }
+}
+
+/// The agent of a state directory: drives the runs handed to it through the control socket,
+/// and the runs left under way by the process that drove the store before it.
+fn serve_local(args: &ServeArgs, state: &std::path::Path) -> Result<u8, CliError> {
+    let store = own(state)?;
+    let say: Say = Arc::new(|line| println!("{line}"));
+    let (agent, router) = Agent::new(store.clone(), say);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::internal(e.to_string()))?;
+    runtime.block_on(async {
+        let socket = crate::control::serve(state, store, router.clone())
+            .map_err(|e| CliError::internal(format!("cannot serve the control socket: {e}")))?;
+        println!(
+            "drctl serve (pid {}) drives the runs of {}",
+            std::process::id(),
+            state.display()
+        );
+        let taking = agent.clone();
+        tokio::task::spawn_blocking(move || taking.take_up_interrupted())
+            .await
+            .map_err(|e| CliError::internal(e.to_string()))??;
+        if args.once {
+            let waiting = agent.clone();
+            let _ = tokio::task::spawn_blocking(move || waiting.wait()).await;
+            socket.close().await;
+            return Ok(super::exit::SUCCESS);
+        }
+        stopped().await;
+        socket.close().await;
+        let left = router.driving();
+        if !left.is_empty() {
+            println!(
+                "drctl serve stops; left under way: {} (the next drctl serve here takes them up, or `drctl resume RUN`)",
+                left.join(", ")
+            );
+        }
+        Ok(super::exit::SUCCESS)
+    })
+}
+
+/// Waits for Ctrl-C or SIGTERM.
+async fn stopped() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
     };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+}
+
+/// The agent of a shared store: takes over runs whose driver is gone.
+fn serve_shared(
+    args: &ServeArgs,
+    state: &std::path::Path,
+    shared: &super::state::Shared,
+) -> Result<u8, CliError> {
     let store = own(state)?;
     // Often enough that a run is taken over within its lease and a fraction of it.
     let poll = (shared.lease / 4).clamp(Duration::from_millis(100), Duration::from_secs(1));

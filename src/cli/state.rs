@@ -87,17 +87,7 @@ pub fn live_or_local<T: serde::de::DeserializeOwned>(
     local: impl FnOnce(Arc<dyn Store>) -> Result<T, CliError>,
 ) -> Result<(T, Source), CliError> {
     match access(dir)? {
-        Access::Live(mut connection) => {
-            let response = connection.call(request).map_err(|e| {
-                CliError::internal(format!("the live drctl process did not answer: {e}"))
-            })?;
-            if !response.ok {
-                return Err(CliError::invalid(response.error.unwrap_or_default()));
-            }
-            let answer = serde_json::from_value(response.data)
-                .map_err(|e| CliError::internal(format!("unexpected answer: {e}")))?;
-            Ok((answer, Source::Live))
-        }
+        Access::Live(mut connection) => Ok((ask(&mut connection, request)?, Source::Live)),
         Access::Local(store) => Ok((local(store)?, Source::Local)),
         Access::Shared(store) => {
             // A decision on a run some process drives goes to that process; anything else
@@ -172,6 +162,36 @@ fn access(dir: &Path) -> Result<Access, CliError> {
     }
 }
 
+/// The `drctl serve` agent that owns the store in `dir`, when one does.
+pub fn agent(dir: &Path) -> Option<Connection> {
+    if shared().is_some() {
+        return None;
+    }
+    let mut connection = connect(dir)?;
+    let active = connection.call(&Request::Active).ok()?;
+    (active.data.get("agent") == Some(&serde_json::Value::Bool(true))).then_some(connection)
+}
+
+/// Asks the live process `request`; its refusal is this command's error, with the exit code
+/// it stands for.
+pub fn ask<T: serde::de::DeserializeOwned>(
+    connection: &mut Connection,
+    request: &Request,
+) -> Result<T, CliError> {
+    let response = connection
+        .call(request)
+        .map_err(|e| CliError::internal(format!("the live drctl process did not answer: {e}")))?;
+    if !response.ok {
+        let why = response.error.unwrap_or_default();
+        return Err(match response.code {
+            Some(code) => CliError::new(code, why),
+            None => CliError::invalid(why),
+        });
+    }
+    serde_json::from_value(response.data)
+        .map_err(|e| CliError::internal(format!("unexpected answer: {e}")))
+}
+
 /// Opens the store to drive a run, refusing when a live process owns it (exit 6, naming
 /// the live run).
 pub fn own(dir: &Path) -> Result<Arc<dyn Store>, CliError> {
@@ -193,7 +213,7 @@ pub fn own(dir: &Path) -> Result<Arc<dyn Store>, CliError> {
         return Err(CliError::new(
             exit::RUN_ACTIVE,
             format!(
-                "run {live} is live in {}: only one process drives runs of a state directory; wait for it, or use another --state",
+                "run {live} is live in {}: only one process drives runs of a state directory; wait for it, use another --state, or start `drctl serve` there to drive many runs at once",
                 dir.display()
             ),
         ));

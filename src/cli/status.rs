@@ -41,8 +41,8 @@ pub struct RunsArgs {
 fn fetch(state: &std::path::Path, request: &Request) -> Result<Value, CliError> {
     let (answer, _) = live_or_local(state, request, |store| {
         Ok(match request {
-            Request::Status { run } => view::status(store.as_ref(), run, None)?,
-            _ => view::runs(store.as_ref(), None)?,
+            Request::Status { run } => view::status(store.as_ref(), run, &[])?,
+            _ => view::runs(store.as_ref(), &[])?,
         })
     })?;
     Ok(answer)

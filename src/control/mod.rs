@@ -7,10 +7,14 @@
 
 mod client;
 mod protocol;
+mod router;
 mod server;
 
 pub use client::{Connection, connect};
-pub use protocol::{MAX_REQUEST, Request, Response, parse_request};
+pub use protocol::{
+    JournalPage, MAX_REQUEST, Request, Response, StartRequest, TakeUpHow, parse_request,
+};
+pub use router::{Agent, Router};
 pub use server::{IDLE_TIMEOUT, MAX_CONNECTIONS, decide, serve};
 
 use std::path::{Path, PathBuf};

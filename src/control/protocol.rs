@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::Decision;
+use crate::engine::{Choice, Decision};
 
 /// The longest request line the live process reads (its newline not counted). Every real
 /// request is far shorter; a longer one is refused and its connection dropped.
@@ -83,6 +83,70 @@ pub enum Request {
         /// Who.
         by: String,
     },
+    /// Start a run and drive it here (`drctl run FILE` handing its run to `drctl serve`).
+    Start(Box<StartRequest>),
+    /// Take a stored run up and drive it here (`drctl resume` or `rollback` handing it to
+    /// `drctl serve`).
+    TakeUp {
+        /// The run.
+        run: String,
+        /// Who.
+        by: String,
+        /// Resume or roll back.
+        how: TakeUpHow,
+    },
+    /// A run's journal from entry `from` on, and whether this process still drives the run
+    /// (what a command following a run in the foreground polls).
+    Journal {
+        /// The run.
+        run: String,
+        /// The first entry wanted.
+        from: u64,
+    },
+}
+
+/// A run handed to `drctl serve`: what `drctl run FILE` read and was told.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StartRequest {
+    /// The workflow file, as an absolute path (relative paths in steps are taken from it).
+    pub file: String,
+    /// Its text, as the command read it.
+    pub source: String,
+    /// `--param` overrides, `name=value`.
+    pub overrides: Vec<String>,
+    /// `run` or `drill`.
+    pub mode: String,
+    /// Who starts it.
+    pub initiator: String,
+    /// `--incident-start`, RFC 3339.
+    pub incident_start: Option<String>,
+    /// `--key`, as an absolute path: the start is signed with it.
+    pub key: Option<String>,
+}
+
+/// How a stored run is taken up.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "purpose", rename_all = "snake_case")]
+pub enum TakeUpHow {
+    /// `drctl resume`.
+    Resume {
+        /// Decisions on steps.
+        choices: Vec<(String, Choice)>,
+        /// `--allow-changed-workflow`.
+        allow_changed: bool,
+    },
+    /// `drctl rollback`.
+    Rollback,
+}
+
+/// What [`Request::Journal`] answers.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct JournalPage {
+    /// Entries from the one asked for on.
+    pub entries: Vec<crate::store::JournalEntry>,
+    /// Whether this process still drives the run: when it does not, `entries` run to the
+    /// journal's end.
+    pub driving: bool,
 }
 
 impl Request {
@@ -106,6 +170,9 @@ pub struct Response {
     pub data: serde_json::Value,
     /// Why it was refused, when it was.
     pub error: Option<String>,
+    /// The exit code a refusal stands for, when it is not invalid input (2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<u8>,
 }
 
 impl Response {
@@ -115,6 +182,7 @@ impl Response {
             ok: true,
             data,
             error: None,
+            code: None,
         }
     }
 
@@ -124,6 +192,15 @@ impl Response {
             ok: false,
             data: serde_json::Value::Null,
             error: Some(error.into()),
+            code: None,
+        }
+    }
+
+    /// A refusal that stands for exit code `code` (a run already active is 6, say).
+    pub fn refused_with(code: u8, error: impl Into<String>) -> Self {
+        Self {
+            code: Some(code),
+            ..Self::refused(error)
         }
     }
 }

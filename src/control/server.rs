@@ -16,7 +16,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
-use super::protocol::{MAX_REQUEST, Request, Response, parse_request};
+use super::protocol::{JournalPage, MAX_REQUEST, Request, Response, parse_request};
+use super::router::Router;
 use super::socket_path;
 use crate::engine::{ControlRequest, Input};
 use crate::store::Store;
@@ -37,12 +38,12 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 
 /// Listens on the store's control socket until the returned guard is dropped. Reads are
-/// answered from the store; decisions and cancels go to the driver through `driver`.
+/// answered from the store; decisions and cancels go to the driver of their run through
+/// `router`, and runs handed over to its agent, when there is one.
 pub fn serve(
     state_dir: &Path,
     store: Arc<dyn Store>,
-    run_id: String,
-    driver: mpsc::Sender<ControlRequest>,
+    router: Arc<Router>,
 ) -> std::io::Result<SocketGuard> {
     use std::os::unix::fs::PermissionsExt;
     let path = socket_path(state_dir);
@@ -54,8 +55,7 @@ pub fn serve(
     let slots = Arc::new(Mutex::new(Slots::default()));
     let server = Server {
         store,
-        run_id,
-        driver,
+        router,
         slots: slots.clone(),
     };
     let task = tokio::spawn(async move {
@@ -104,8 +104,7 @@ impl Drop for SocketGuard {
 #[derive(Clone)]
 struct Server {
     store: Arc<dyn Store>,
-    run_id: String,
-    driver: mpsc::Sender<ControlRequest>,
+    router: Arc<Router>,
     slots: Arc<Mutex<Slots>>,
 }
 
@@ -224,35 +223,66 @@ impl Server {
     }
 
     async fn answer(&self, request: Request) -> Response {
-        let live = self.run_id.as_str();
         match request {
             Request::Active => {
-                Response::data(serde_json::json!({ "run_id": live, "pid": std::process::id() }))
+                let driving = self.router.driving();
+                Response::data(serde_json::json!({
+                    "run_id": driving.first(),
+                    "runs": driving,
+                    "pid": std::process::id(),
+                    "agent": self.router.agent_ref().is_some(),
+                }))
             }
             decision @ (Request::Decide { .. }
             | Request::DecideSigned { .. }
-            | Request::Cancel { .. }) => decide(&self.driver, live, decision).await,
+            | Request::Cancel { .. }) => decide(&self.router, decision).await,
+            Request::Start(start) => match self.router.agent_ref().cloned() {
+                Some(agent) => blocking(move || agent.start(*start)).await,
+                None => Response::refused(NOT_AN_AGENT),
+            },
+            Request::TakeUp { run, by, how } => match self.router.agent_ref().cloned() {
+                Some(agent) => blocking(move || agent.take_up(&run, &by, how)).await,
+                None => Response::refused(NOT_AN_AGENT),
+            },
             read => {
-                let (store, live) = (self.store.clone(), self.run_id.clone());
-                tokio::task::spawn_blocking(move || read_store(read, store.as_ref(), &live))
-                    .await
-                    .unwrap_or_else(|e| Response::refused(format!("the read failed: {e}")))
+                let (store, router) = (self.store.clone(), self.router.clone());
+                blocking(move || read_store(read, store.as_ref(), &router)).await
             }
         }
     }
 }
 
+/// Why a foreground run does not take runs over.
+const NOT_AN_AGENT: &str = "the live drctl process drives one run from a terminal; runs are handed over only to `drctl serve`";
+
+/// Runs `f` off the runtime's worker threads, so the runs driven here are never starved.
+async fn blocking(f: impl FnOnce() -> Response + Send + 'static) -> Response {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| Response::refused(format!("the request failed: {e}")))
+}
+
 /// Answers a read from the store. Blocking: called off the runtime's worker threads.
-fn read_store(request: Request, store: &dyn Store, live: &str) -> Response {
+fn read_store(request: Request, store: &dyn Store, router: &Router) -> Response {
     fn answer<T: serde::Serialize, E: std::fmt::Display>(result: Result<T, E>) -> Response {
         match result {
             Ok(v) => Response::data(serde_json::to_value(v).unwrap_or_default()),
             Err(e) => Response::refused(e.to_string()),
         }
     }
+    let driving = router.driving();
     match request {
-        Request::Status { run } => answer(view::status(store, &run, Some(live))),
-        Request::Runs => answer(view::runs(store, Some(live))),
+        Request::Status { run } => answer(view::status(store, &run, &driving)),
+        Request::Runs => answer(view::runs(store, &driving)),
+        Request::Journal { run, from } => {
+            // Whether the run is driven is looked at first: once it is not, every entry its
+            // driver wrote is in the journal read after.
+            let driving = router.drives(&run);
+            answer(store.journal(&run).map(|entries| JournalPage {
+                entries: entries.into_iter().skip_while(|e| e.seq < from).collect(),
+                driving,
+            }))
+        }
         Request::Report { run } => answer(crate::report::build(store, &run)),
         Request::Medians { workflow } => answer(crate::report::step_medians(store, &workflow)),
         Request::History { workflow } => answer(crate::report::history(store, &workflow)),
@@ -264,7 +294,9 @@ fn read_store(request: Request, store: &dyn Store, live: &str) -> Response {
         Request::Active
         | Request::Decide { .. }
         | Request::DecideSigned { .. }
-        | Request::Cancel { .. } => Response::refused("not a read"),
+        | Request::Cancel { .. }
+        | Request::Start(_)
+        | Request::TakeUp { .. } => Response::refused("not a read"),
     }
 }
 
@@ -319,13 +351,9 @@ async fn refuse(stream: UnixStream, why: String) {
     let _ = send(&mut write, &Response::refused(why)).await;
 }
 
-/// Hands a decision or a cancel on run `live` to its driver and says how it was taken. The
+/// Hands a decision or a cancel to the driver of its run and says how it was taken. The
 /// socket and, on a shared store, the run's inbox both go through here.
-pub async fn decide(
-    driver: &mpsc::Sender<ControlRequest>,
-    live: &str,
-    request: Request,
-) -> Response {
+pub async fn decide(router: &Router, request: Request) -> Response {
     let (run, input) = match request {
         Request::Decide {
             run,
@@ -346,12 +374,17 @@ pub async fn decide(
         Request::Cancel { run, by } => (run, Input::Cancel { by }),
         _ => return Response::refused("only decisions and cancels are sent to a run's driver"),
     };
-    if run != live {
-        return Response::refused(format!(
-            "run {run} is not the live run of this store (that is {live})"
-        ));
-    }
-    to_driver(driver, input).await
+    let Some(driver) = router.driver(&run) else {
+        return Response::refused(match router.driving().as_slice() {
+            [] => format!("run {run} is not driven by the live process; try again"),
+            [live] => format!("run {run} is not the live run of this store (that is {live})"),
+            live => format!(
+                "run {run} is not one of the runs driven here ({})",
+                live.join(", ")
+            ),
+        });
+    };
+    to_driver(&driver, input).await
 }
 
 async fn to_driver(driver: &mpsc::Sender<ControlRequest>, input: Input) -> Response {

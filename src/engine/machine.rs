@@ -115,7 +115,8 @@ pub enum Input {
 }
 
 /// An operator's choice for a step on resume.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Choice {
     /// The step did take effect: record it as succeeded.
     MarkSucceeded,

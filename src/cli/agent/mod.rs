@@ -1,0 +1,286 @@
+//! `drctl serve` on the embedded store (SPEC §11): one process owns the state directory and
+//! drives any number of runs at once, each on a thread of its own. `drctl run`, `resume` and
+//! `rollback` hand their run to it through the control socket and follow it; approvals,
+//! cancels and reads reach each run the same way. Still one unfinished run per workflow: the
+//! agent starts one run at a time, so two starts of the same workflow cannot both pass the
+//! check.
+
+mod drive;
+
+use std::path::Path;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
+
+use super::error::CliError;
+use super::follow::Taken;
+use super::load::{Loaded, Purpose};
+use super::resume::{prepare, resume_inputs, rollback_inputs};
+use crate::control::{Response, Router, StartRequest, TakeUpHow};
+use crate::engine::{Input, Machine, NewRun, Run, StartError, SystemClock};
+use crate::store::{RunStatus, Store};
+
+/// What the agent tells about the runs it drives (its caller prints it).
+pub type Say = Arc<dyn Fn(String) + Send + Sync>;
+
+/// The agent: the store it owns and the runs it drives.
+pub struct Agent {
+    store: Arc<dyn Store>,
+    /// Set once the router that holds this agent exists.
+    router: OnceLock<Weak<Router>>,
+    /// Held while a run starts: one start at a time keeps one unfinished run per workflow.
+    starting: Mutex<()>,
+    say: Say,
+    /// The threads driving runs, joined as they end.
+    threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
+}
+
+impl Agent {
+    /// An agent driving runs of `store`, and the router its control socket serves.
+    pub fn new(store: Arc<dyn Store>, say: Say) -> (Arc<Self>, Arc<Router>) {
+        let agent = Arc::new(Self {
+            store,
+            router: OnceLock::new(),
+            starting: Mutex::new(()),
+            say,
+            threads: Mutex::default(),
+        });
+        let router = Router::agent(agent.clone());
+        let _ = agent.router.set(Arc::downgrade(&router));
+        (agent, router)
+    }
+
+    fn router(&self) -> Result<Arc<Router>, CliError> {
+        self.router
+            .get()
+            .and_then(Weak::upgrade)
+            .ok_or_else(|| CliError::internal("the agent is stopping"))
+    }
+
+    /// Starts run of `request` and drives it on a thread of its own; returns once its start
+    /// is durable, with what a follower needs.
+    pub fn start_run(&self, request: StartRequest) -> Result<Taken, CliError> {
+        let overrides = request
+            .overrides
+            .iter()
+            .map(|o| o.parse())
+            .collect::<Result<Vec<_>, String>>()
+            .map_err(CliError::invalid)?;
+        let workflow = super::load::compile(
+            &request.file,
+            &request.source,
+            &overrides,
+            Some(Path::new(&request.file)),
+        )?;
+        let incident_start =
+            match &request.incident_start {
+                Some(t) => Some(crate::time::parse_time(t).ok_or_else(|| {
+                    CliError::invalid(format!("`{t}` is not an RFC 3339 timestamp"))
+                })?),
+                None => None,
+            };
+        let (store, router, say) = (self.store.clone(), self.router()?, self.say.clone());
+        let (answer, taken) = std::sync::mpsc::channel();
+        let guard = self.starting.lock().unwrap_or_else(PoisonError::into_inner);
+        let base = super::drive::base_dir(Path::new(&request.file));
+        let thread = std::thread::Builder::new()
+            .name("run".into())
+            .spawn(move || {
+                let new = NewRun {
+                    workflow: &workflow,
+                    workflow_file: request.file.clone(),
+                    workflow_source: request.source.clone(),
+                    overrides: request.overrides.clone(),
+                    mode: &request.mode,
+                    initiator: request.initiator.clone(),
+                    incident_start,
+                    key: request.key.as_ref().map(std::path::PathBuf::from),
+                };
+                let run = match Run::start(store.clone(), &new, &SystemClock) {
+                    Ok(run) => run,
+                    Err(e) => {
+                        let _ = answer.send(Err(start_refusal(e, &router.driving())));
+                        return;
+                    }
+                };
+                let id = run.id().to_string();
+                say(format!(
+                    "run {id} started: {} ({}), as {}",
+                    workflow.name, request.mode, request.initiator
+                ));
+                let taken = Taken {
+                    run_id: id,
+                    pid: std::process::id(),
+                    initiator: request.initiator.clone(),
+                    file: request.file.clone(),
+                    text: request.source.clone(),
+                    overrides: request.overrides.clone(),
+                };
+                let _ = drive::drive_here(run, &router, base, Vec::new(), &say, |_| {
+                    let _ = answer.send(Ok(taken));
+                });
+            })
+            .map_err(|e| CliError::internal(format!("cannot start a run's thread: {e}")))?;
+        let result = taken.recv().unwrap_or_else(|_| {
+            Err(CliError::internal(
+                "the run's thread ended before it started",
+            ))
+        });
+        drop(guard);
+        self.keep(thread);
+        result
+    }
+
+    /// Takes stored run `run_id` up for `purpose` and drives it on a thread of its own, fed
+    /// `inputs` first; returns once it is taken, with what a follower needs.
+    pub fn take_up_run(
+        &self,
+        run_id: &str,
+        purpose: Purpose,
+        inputs: impl FnOnce(&Machine<'_>) -> Vec<Input> + Send + 'static,
+    ) -> Result<Taken, CliError> {
+        let router = self.router()?;
+        // Held so that a start cannot slip in between the check and the take-up.
+        let guard = self.starting.lock().unwrap_or_else(PoisonError::into_inner);
+        if router.drives(run_id) {
+            return Err(CliError::new(
+                super::exit::RUN_ACTIVE,
+                format!(
+                    "run {run_id} is being driven by this drctl serve already (`drctl status {run_id}`)"
+                ),
+            ));
+        }
+        let Loaded {
+            run: record,
+            workflow,
+            text,
+        } = prepare(self.store.as_ref(), run_id, purpose)?;
+        let taken = Taken {
+            run_id: run_id.to_string(),
+            pid: std::process::id(),
+            initiator: record.initiator.clone(),
+            file: record.workflow_file.clone(),
+            text,
+            overrides: record.overrides.clone(),
+        };
+        let (store, say) = (self.store.clone(), self.say.clone());
+        let (answer, started) = std::sync::mpsc::channel();
+        let base = super::drive::base_dir(Path::new(&record.workflow_file));
+        let thread = std::thread::Builder::new()
+            .name("run".into())
+            .spawn(move || {
+                let run = match Run::load_record(store.clone(), record, &workflow) {
+                    Ok(run) => run,
+                    Err(e) => {
+                        let _ = answer.send(Err(CliError::from(e)));
+                        return;
+                    }
+                };
+                let first = inputs(&run.machine);
+                let _ = drive::drive_here(run, &router, base, first, &say, |_| {
+                    let _ = answer.send(Ok(()));
+                });
+            })
+            .map_err(|e| CliError::internal(format!("cannot start a run's thread: {e}")))?;
+        let result = started.recv().unwrap_or_else(|_| {
+            Err(CliError::internal(
+                "the run's thread ended before it was taken up",
+            ))
+        });
+        drop(guard);
+        self.keep(thread);
+        result.map(|()| taken)
+    }
+
+    /// Takes up every run that was under way when the last process driving this store
+    /// stopped (crashed, killed, or an agent stopped), as `resume` after a crash would.
+    pub fn take_up_interrupted(&self) -> Result<Vec<String>, CliError> {
+        let mut taken = Vec::new();
+        for run in self.store.runs()? {
+            let under_way = matches!(
+                run.status,
+                RunStatus::Running | RunStatus::AwaitingApproval | RunStatus::RollingBack
+            );
+            if !under_way || run.detached {
+                continue;
+            }
+            match self.take_up_run(&run.run_id, Purpose::TakeOver, |_| {
+                vec![Input::Interrupted, Input::Recover]
+            }) {
+                Ok(_) => {
+                    (self.say)(format!("run {}: its driver was gone; taken up", run.run_id));
+                    taken.push(run.run_id);
+                }
+                Err(e) => (self.say)(format!("run {}: not taken up: {e}", run.run_id)),
+            }
+        }
+        Ok(taken)
+    }
+
+    /// Keeps the thread of a run to join it later; joins those that ended.
+    fn keep(&self, thread: std::thread::JoinHandle<()>) {
+        let mut threads = self.threads.lock().unwrap_or_else(PoisonError::into_inner);
+        for done in threads.extract_if(.., |t| t.is_finished()) {
+            let _ = done.join();
+        }
+        threads.push(thread);
+    }
+
+    /// Waits until every run driven here rests.
+    pub fn wait(&self) {
+        loop {
+            let thread = self
+                .threads
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .pop();
+            match thread {
+                Some(t) => {
+                    let _ = t.join();
+                }
+                None => return,
+            }
+        }
+    }
+}
+
+/// A start the store or the engine refused, as the answer to the command that asked.
+fn start_refusal(e: StartError, driving: &[String]) -> CliError {
+    match e {
+        StartError::Store(e) => CliError::from(e),
+        StartError::Identity(why) => CliError::invalid(why),
+        StartError::NotExecutable(steps) => CliError::invalid(format!(
+            "this version of drctl cannot execute {}; nothing was run (drctl plan shows what it would do)",
+            steps.join(", ")
+        )),
+        StartError::Unfinished(old) => super::run::unfinished_refusal(&old, driving),
+    }
+}
+
+impl crate::control::Agent for Agent {
+    fn start(&self, request: StartRequest) -> Response {
+        answer(self.start_run(request))
+    }
+
+    fn take_up(&self, run: &str, by: &str, how: TakeUpHow) -> Response {
+        let by = by.to_string();
+        let result = match how {
+            TakeUpHow::Resume {
+                choices,
+                allow_changed,
+            } => self.take_up_run(run, Purpose::Continue { allow_changed }, move |machine| {
+                resume_inputs(machine, &by, &choices)
+            }),
+            TakeUpHow::Rollback => self.take_up_run(run, Purpose::Undo, move |machine| {
+                rollback_inputs(machine, &by)
+            }),
+        };
+        answer(result)
+    }
+}
+
+/// A result as the control socket answers it: the exit code of a refusal kept.
+fn answer(result: Result<Taken, CliError>) -> Response {
+    match result {
+        Ok(taken) => Response::data(serde_json::to_value(taken).unwrap_or_default()),
+        Err(e) => Response::refused_with(e.exit_code(), e.to_string()),
+    }
+}
