@@ -332,6 +332,34 @@ fn the_etcd_store_keeps_the_contract_and_fences_every_write() {
     drop(b);
     let c = etcd(&cluster, "fence", "agent-c", Duration::from_secs(5));
     assert!(c.owner("r1").unwrap().is_none());
+
+    // A request in a run's inbox is either taken by the run's driver or withdrawn by its
+    // sender, never both: a withdrawn decision is never applied later, by surprise.
+    let id = c.post("r2", b"vote").unwrap();
+    assert_eq!(a.inbox("r2").unwrap().len(), 1);
+    assert!(a.take_request("r2", &id).unwrap());
+    assert!(
+        !c.withdraw("r2", &id).unwrap(),
+        "taken first: not withdrawn"
+    );
+    assert!(a.inbox("r2").unwrap().is_empty());
+    a.answer("r2", &id, b"ok").unwrap();
+    assert_eq!(
+        c.take_answer("r2", &id).unwrap().as_deref(),
+        Some(&b"ok"[..])
+    );
+    assert_eq!(
+        c.take_answer("r2", &id).unwrap(),
+        None,
+        "an answer is taken once"
+    );
+    let late = c.post("r2", b"vote").unwrap();
+    assert!(c.withdraw("r2", &late).unwrap());
+    assert!(
+        !a.take_request("r2", &late).unwrap(),
+        "withdrawn first: not taken"
+    );
+    assert!(a.inbox("r2").unwrap().is_empty());
 }
 
 #[test]
@@ -358,9 +386,18 @@ fn the_etcd_store_goes_on_when_a_member_dies_and_after_all_restart() {
     let journal = store.journal("r1").unwrap();
     assert_eq!(journal.len(), 6, "every acknowledged commit survived");
     verify_chain(&journal).unwrap();
-    store
-        .commit("r1", &next_commit(store.as_ref(), "r1", "wf", "running"))
-        .unwrap();
+    // The first owner may not have been able to let go of the run while the cluster went
+    // down; its lease (5 s) then ends by itself, and the run is free again.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5 + 5);
+    loop {
+        match store.commit("r1", &next_commit(store.as_ref(), "r1", "wf", "running")) {
+            Ok(()) => break,
+            Err(StoreError::Fenced { .. }) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            Err(e) => panic!("the run could not be taken up after the restart: {e:?}"),
+        }
+    }
 }
 
 /// The lease a key is attached to.

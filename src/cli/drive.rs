@@ -128,6 +128,12 @@ async fn serve_inbox(
             continue;
         };
         for (id, bytes) in requests {
+            // Taken first: a request its sender withdrew meanwhile is not applied.
+            let (s, r, i) = (store.clone(), run_id.clone(), id.clone());
+            match tokio::task::spawn_blocking(move || s.take_request(&r, &i)).await {
+                Ok(Ok(true)) => {}
+                _ => continue,
+            }
             let response = match serde_json::from_slice::<crate::control::Request>(&bytes) {
                 Ok(request) => crate::control::decide(&router, request).await,
                 Err(e) => crate::control::Response::refused(format!("an unreadable request: {e}")),

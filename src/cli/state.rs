@@ -108,24 +108,35 @@ pub fn live_or_local<T: serde::de::DeserializeOwned>(
     }
 }
 
-/// Leaves `request` in run `run`'s inbox and waits for its driver's answer.
+/// Leaves `request` in run `run`'s inbox and waits for its driver's answer. A request its
+/// driver has not taken within [`INBOX_PATIENCE`] is withdrawn, and then never applied; one
+/// it took is waited for as long again, since it is being applied.
 fn through_inbox(store: &dyn Store, run: &str, request: &Request) -> Result<Response, CliError> {
     let bytes = serde_json::to_vec(request).map_err(|e| CliError::internal(e.to_string()))?;
     let id = store.post(run, &bytes)?;
-    let deadline = Instant::now() + INBOX_PATIENCE;
+    let mut deadline = Instant::now() + INBOX_PATIENCE;
+    let mut taken = false;
     loop {
-        let last = Instant::now() >= deadline;
-        // On the last look, a request still waiting is withdrawn: it must not be applied
-        // later, by surprise, when its sender has been told it was not.
-        if let Some(answer) = store.take_answer(run, &id, last)? {
+        if let Some(answer) = store.take_answer(run, &id)? {
             return serde_json::from_slice(&answer)
                 .map_err(|e| CliError::internal(format!("unexpected answer: {e}")));
         }
-        if last {
-            return Err(CliError::internal(format!(
-                "the process driving run {run} did not answer within {} s; the request was withdrawn unless it was being applied (drctl status shows the run's votes and who drives it)",
-                INBOX_PATIENCE.as_secs()
-            )));
+        if Instant::now() >= deadline {
+            if taken {
+                return Err(CliError::internal(format!(
+                    "the process driving run {run} took the request but gave no answer within {} s; `drctl status {run}` shows whether it was applied",
+                    2 * INBOX_PATIENCE.as_secs()
+                )));
+            }
+            if store.withdraw(run, &id)? {
+                return Err(CliError::internal(format!(
+                    "the process driving run {run} did not take the request within {} s; it was withdrawn and will not be applied (drctl status shows the run's votes and who drives it)",
+                    INBOX_PATIENCE.as_secs()
+                )));
+            }
+            // Its driver has it: the answer follows.
+            taken = true;
+            deadline = Instant::now() + INBOX_PATIENCE;
         }
         std::thread::sleep(OWNER_POLL);
     }

@@ -137,6 +137,28 @@ fn io(e: impl std::fmt::Display) -> StoreError {
 }
 
 impl EtcdStore {
+    /// Takes request `id` out of run `run_id`'s inbox, in one transaction that holds only
+    /// while the request is still there: by its driver (`taken`: marked as being applied) or
+    /// by its sender (withdrawn). True when this call took it out.
+    fn move_out_of_inbox(&self, run_id: &str, id: &str, taken: bool) -> Result<bool, StoreError> {
+        let waiting = self.key(&["inbox", run_id, id]);
+        let mut ops = vec![TxnOp::delete(waiting.clone(), None)];
+        if taken {
+            ops.push(TxnOp::put(
+                self.key(&["taken", run_id, id]),
+                Vec::new(),
+                None,
+            ));
+        }
+        let txn = Txn::new()
+            .when([Compare::version(waiting, CompareOp::Greater, 0)])
+            .and_then(ops);
+        self.call(move |mut c| {
+            let txn = txn.clone();
+            async move { Ok(c.txn(txn).await?.succeeded()) }
+        })
+    }
+
     /// Connects to the cluster at `address`; runs it drives are held with a lease of `ttl`,
     /// in the name of `owner`.
     pub fn open(address: EtcdAddress, ttl: Duration, owner: Owner) -> Result<Self, StoreError> {
@@ -626,9 +648,17 @@ impl Store for EtcdStore {
             .collect())
     }
 
+    fn take_request(&self, run_id: &str, id: &str) -> Result<bool, StoreError> {
+        self.move_out_of_inbox(run_id, id, true)
+    }
+
+    fn withdraw(&self, run_id: &str, id: &str) -> Result<bool, StoreError> {
+        self.move_out_of_inbox(run_id, id, false)
+    }
+
     fn answer(&self, run_id: &str, id: &str, answer: &[u8]) -> Result<(), StoreError> {
         let txn = Txn::new().and_then([
-            TxnOp::delete(self.key(&["inbox", run_id, id]), None),
+            TxnOp::delete(self.key(&["taken", run_id, id]), None),
             TxnOp::put(self.key(&["answers", run_id, id]), answer.to_vec(), None),
         ]);
         self.call(move |mut c| {
@@ -640,21 +670,12 @@ impl Store for EtcdStore {
         })
     }
 
-    fn take_answer(
-        &self,
-        run_id: &str,
-        id: &str,
-        withdraw: bool,
-    ) -> Result<Option<Vec<u8>>, StoreError> {
+    fn take_answer(&self, run_id: &str, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let answer = self.key(&["answers", run_id, id]);
-        let mut ops = vec![
+        let txn = Txn::new().and_then([
             TxnOp::get(answer.clone(), None),
             TxnOp::delete(answer, None),
-        ];
-        if withdraw {
-            ops.push(TxnOp::delete(self.key(&["inbox", run_id, id]), None));
-        }
-        let txn = Txn::new().and_then(ops);
+        ]);
         self.call(move |mut c| {
             let txn = txn.clone();
             async move {

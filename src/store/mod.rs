@@ -140,21 +140,31 @@ pub trait Store: Send + Sync {
         Ok(Vec::new())
     }
 
-    /// Answers request `id` of run `run_id`'s inbox, and takes it out of the inbox.
+    /// Takes request `id` out of run `run_id`'s inbox to apply it: true when this process has
+    /// it now, false when it was withdrawn first (it must not be applied). Exactly one of
+    /// [`Store::take_request`] and [`Store::withdraw`] wins for a request.
+    fn take_request(&self, run_id: &str, id: &str) -> Result<bool, StoreError> {
+        let _ = (run_id, id);
+        Ok(true)
+    }
+
+    /// Withdraws request `id` of run `run_id` while it still waits in the inbox: true when it
+    /// was withdrawn (it will never be applied), false when the driver took it first (it is
+    /// being applied, or was: its answer follows).
+    fn withdraw(&self, run_id: &str, id: &str) -> Result<bool, StoreError> {
+        let _ = (run_id, id);
+        Ok(false)
+    }
+
+    /// Answers request `id` of run `run_id` (taken with [`Store::take_request`]).
     fn answer(&self, run_id: &str, id: &str, answer: &[u8]) -> Result<(), StoreError> {
         let _ = (run_id, id, answer);
         Ok(())
     }
 
-    /// Takes the answer to request `id` of run `run_id`, once there is one; with `withdraw`,
-    /// a request still unanswered is taken out of the inbox instead.
-    fn take_answer(
-        &self,
-        run_id: &str,
-        id: &str,
-        withdraw: bool,
-    ) -> Result<Option<Vec<u8>>, StoreError> {
-        let _ = (run_id, id, withdraw);
+    /// Takes the answer to request `id` of run `run_id`, once there is one.
+    fn take_answer(&self, run_id: &str, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let _ = (run_id, id);
         Ok(None)
     }
 
