@@ -238,7 +238,7 @@ fn a_killed_agent_is_replaced_and_its_run_goes_on_without_running_a_step_twice()
 }
 
 #[test]
-fn resume_of_a_paused_run_is_handed_to_the_agent() {
+fn a_paused_run_is_cancelled_through_the_agent_and_resume_is_handed_to_it() {
     let scene = Scene::new();
     let flag = path_str(&scene.path("flag"));
     let file = scene.workflow("paused", &shell("check", &format!("test -f '{flag}'"), &[]));
@@ -247,6 +247,18 @@ fn resume_of_a_paused_run_is_handed_to_the_agent() {
     let out = drctl.run(&["run", &path_str(&file)]).code(4);
     let run = out.run_id();
     assert_eq!(status_of(&drctl, &run), "paused");
+    // A run the agent does not drive is still decided on through it: it owns the store.
+    let entries = |drctl: &Drctl| {
+        drctl.run(&["status", &run, "--format", "json"]).json()["journal"]["entries"]
+            .as_u64()
+            .unwrap()
+    };
+    let before = entries(&drctl);
+    drctl
+        .run(&["cancel", &run])
+        .ok()
+        .stdout_has("cancelled by alice");
+    assert_eq!(entries(&drctl), before + 1, "the cancel is journaled");
     std::fs::write(&flag, "").unwrap();
     drctl
         .run(&["resume", &run, "--step", "check", "--retry"])

@@ -16,7 +16,7 @@ pub use protocol::{
     JournalPage, MAX_REQUEST, Request, Response, StartRequest, TakeUpHow, parse_request,
 };
 pub use router::{Agent, Router};
-pub use server::{IDLE_TIMEOUT, MAX_CONNECTIONS, decide, serve};
+pub use server::{IDLE_TIMEOUT, MAX_CONNECTIONS, decide, decision_input, serve};
 
 use std::path::{Path, PathBuf};
 

@@ -17,6 +17,8 @@ pub trait Agent: Send + Sync {
     fn start(&self, request: StartRequest) -> Response;
     /// Takes stored run `run` up for `how` and drives it; answers once it is taken.
     fn take_up(&self, run: &str, by: &str, how: TakeUpHow) -> Response;
+    /// Records a decision or a cancel on a run it does not drive.
+    fn record(&self, request: super::Request) -> Response;
 }
 
 /// The runs driven here, and the agent when this process is one.

@@ -235,7 +235,18 @@ impl Server {
             }
             decision @ (Request::Decide { .. }
             | Request::DecideSigned { .. }
-            | Request::Cancel { .. }) => decide(&self.router, decision).await,
+            | Request::Cancel { .. }) => {
+                // The agent owns the store: a decision on a run it does not drive (paused,
+                // cancelled, let go of) is recorded by it, as the command would offline.
+                if let Some(agent) = self.router.agent_ref().cloned()
+                    && decision
+                        .decision_run()
+                        .is_some_and(|run| !self.router.drives(run))
+                {
+                    return blocking(move || agent.record(decision)).await;
+                }
+                decide(&self.router, decision).await
+            }
             Request::Start(start) => match self.router.agent_ref().cloned() {
                 Some(agent) => blocking(move || agent.start(*start)).await,
                 None => Response::refused(NOT_AN_AGENT),
@@ -354,7 +365,25 @@ async fn refuse(stream: UnixStream, why: String) {
 /// Hands a decision or a cancel to the driver of its run and says how it was taken. The
 /// socket and, on a shared store, the run's inbox both go through here.
 pub async fn decide(router: &Router, request: Request) -> Response {
-    let (run, input) = match request {
+    let Some((run, input)) = decision_input(request) else {
+        return Response::refused("only decisions and cancels are sent to a run's driver");
+    };
+    let Some(driver) = router.driver(&run) else {
+        return Response::refused(match router.driving().as_slice() {
+            [] => format!("run {run} is not driven by the live process; try again"),
+            [live] => format!("run {run} is not the live run of this store (that is {live})"),
+            live => format!(
+                "run {run} is not one of the runs driven here ({})",
+                live.join(", ")
+            ),
+        });
+    };
+    to_driver(&driver, input).await
+}
+
+/// The run a decision or a cancel is about, and the input it is to the run's machine.
+pub fn decision_input(request: Request) -> Option<(String, Input)> {
+    Some(match request {
         Request::Decide {
             run,
             step,
@@ -372,19 +401,8 @@ pub async fn decide(router: &Router, request: Request) -> Response {
         ),
         Request::DecideSigned { run, signed } => (run, Input::SignedVote { signed }),
         Request::Cancel { run, by } => (run, Input::Cancel { by }),
-        _ => return Response::refused("only decisions and cancels are sent to a run's driver"),
-    };
-    let Some(driver) = router.driver(&run) else {
-        return Response::refused(match router.driving().as_slice() {
-            [] => format!("run {run} is not driven by the live process; try again"),
-            [live] => format!("run {run} is not the live run of this store (that is {live})"),
-            live => format!(
-                "run {run} is not one of the runs driven here ({})",
-                live.join(", ")
-            ),
-        });
-    };
-    to_driver(&driver, input).await
+        _ => return None,
+    })
 }
 
 async fn to_driver(driver: &mpsc::Sender<ControlRequest>, input: Input) -> Response {

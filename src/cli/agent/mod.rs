@@ -275,6 +275,23 @@ impl crate::control::Agent for Agent {
         };
         answer(result)
     }
+
+    fn record(&self, request: crate::control::Request) -> Response {
+        let Some((run, input)) = crate::control::decision_input(request) else {
+            return Response::refused("not a decision");
+        };
+        // Held so that the run is not taken up while the decision is written.
+        let _guard = self.starting.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.router().is_ok_and(|r| r.drives(&run)) {
+            return Response::refused(format!(
+                "run {run} was just taken up by this drctl serve; try again"
+            ));
+        }
+        match super::load::apply_offline(self.store.clone(), &run, vec![input]) {
+            Ok(()) => Response::data(serde_json::Value::Null),
+            Err(e) => Response::refused_with(e.exit_code(), e.to_string()),
+        }
+    }
 }
 
 /// A result as the control socket answers it: the exit code of a refusal kept.
