@@ -8,11 +8,10 @@
 //! leave the run alone).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-
-use std::sync::Arc;
 
 use super::agent::{Agent, Say};
 use super::error::CliError;
