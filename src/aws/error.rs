@@ -1,5 +1,6 @@
-//! SDK errors, classified once (SPEC §5.4): a throttled request or one refused before it was
-//! sent changed nothing and may be tried again; a timeout, a connection broken after sending,
+//! SDK errors, classified once (SPEC §5.4): a throttled request, one turned down because the
+//! resource is busy with another change, or one refused before it was sent changed nothing and
+//! may be tried again; a timeout, a connection broken after sending,
 //! a 5xx or an unreadable answer may have taken effect (ambiguous: retried only by idempotent
 //! steps); access denied, invalid parameters and missing resources are fatal, and their message
 //! names the resource, the region and what to check.
@@ -40,6 +41,15 @@ const THROTTLING: &[&str] = &[
     "SlowDown",
 ];
 
+/// Refusals because the resource is busy with another change (an Auto Scaling group's pending
+/// update, even when answered with a 500; a parameter updated concurrently): the request was
+/// turned down, so it changed nothing, and a later attempt may pass.
+const BUSY: &[&str] = &[
+    "ResourceContention",
+    "ScalingActivityInProgress",
+    "TooManyUpdates",
+];
+
 /// Classifies an SDK error of an operation on `what` (e.g. "DB instance orders-replica") in
 /// `region`.
 pub fn classify<E>(err: &SdkError<E, HttpResponse>, what: &str, region: &str) -> CallError
@@ -60,7 +70,7 @@ where
                     format!(": {message}")
                 }
             );
-            if THROTTLING.contains(&code) || status == 429 {
+            if THROTTLING.contains(&code) || BUSY.contains(&code) || status == 429 {
                 return CallError::NoEffect(text);
             }
             if status >= 500 {
