@@ -1,5 +1,5 @@
 //! The actions around a failover (ECS services, Auto Scaling groups, SSM parameters, SNS
-//! topics, CloudWatch alarms) with the real SDK against the emulator, asserting what AWS
+//! topics, `CloudWatch` alarms) with the real SDK against the emulator, asserting what AWS
 //! reports through the SDK, not drctl's view of it:
 //! - a workflow confirms the outage, scales, publishes and pages; the plan shows the live
 //!   values; a rollback restores the counts, the capacity and the parameter;
@@ -40,6 +40,15 @@ struct Seeded {
 /// instances (min 1, max 4), the database endpoint in Parameter Store, a pager topic with a
 /// queue subscribed, and the primary region's 5xx alarm firing.
 async fn seed(config: &aws_config::SdkConfig) -> Seeded {
+    seed_capacity(config).await;
+    set_parameter(config, OLD_ENDPOINT).await;
+    let seeded = seed_pager(config).await;
+    seed_alarm(config).await;
+    seeded
+}
+
+/// The ECS services and the worker group, as the standby region keeps them.
+async fn seed_capacity(config: &aws_config::SdkConfig) {
     let ecs = aws_sdk_ecs::Client::new(config);
     ecs.create_cluster()
         .cluster_name(CLUSTER)
@@ -86,7 +95,10 @@ async fn seed(config: &aws_config::SdkConfig) -> Seeded {
         .send()
         .await
         .unwrap();
-    set_parameter(config, OLD_ENDPOINT).await;
+}
+
+/// The pager topic, and a queue subscribed to it to read what it delivered.
+async fn seed_pager(config: &aws_config::SdkConfig) -> Seeded {
     let sns = aws_sdk_sns::Client::new(config);
     let topic_arn = sns
         .create_topic()
@@ -124,6 +136,11 @@ async fn seed(config: &aws_config::SdkConfig) -> Seeded {
         .send()
         .await
         .unwrap();
+    Seeded { topic_arn, inbox }
+}
+
+/// The primary region's 5xx alarm, firing.
+async fn seed_alarm(config: &aws_config::SdkConfig) {
     let cw = aws_sdk_cloudwatch::Client::new(config);
     cw.put_metric_alarm()
         .alarm_name(ALARM)
@@ -144,7 +161,6 @@ async fn seed(config: &aws_config::SdkConfig) -> Seeded {
         .send()
         .await
         .unwrap();
-    Seeded { topic_arn, inbox }
 }
 
 /// Writes the endpoint parameter as someone other than drctl would.

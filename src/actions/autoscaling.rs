@@ -14,7 +14,7 @@ struct SetCapacity;
 
 static SET_CAPACITY: ActionSpec = ActionSpec {
     name: "autoscaling.set_capacity",
-    summary: "Set an Auto Scaling group's desired capacity (and its minimum and maximum) and wait until that many instances are in service; restores the previous capacity on rollback.",
+    summary: "Set an Auto Scaling group's desired capacity (and its minimum and maximum) and wait until that many instances are in service. `previous` is the capacity it replaced (`desired`, `min`, `max`), which rollback restores.",
     params: &[
         REGION,
         P::required("group", T::String, "the Auto Scaling group's name"),

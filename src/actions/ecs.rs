@@ -18,7 +18,7 @@ struct ScaleService;
 
 static SCALE_SERVICE: ActionSpec = ActionSpec {
     name: "ecs.scale_service",
-    summary: "Set the desired task count of an ECS service and wait until that many tasks run and the service is steady; restores the previous count on rollback.",
+    summary: "Set the desired task count of an ECS service and wait until that many tasks run and the service is steady. `previous_desired_count` is the count it replaced, which rollback restores.",
     params: &[
         REGION,
         P::required("cluster", T::String, "the cluster's name or ARN"),

@@ -13,7 +13,7 @@ struct PutParameter;
 
 static PUT_PARAMETER: ActionSpec = ActionSpec {
     name: "ssm.put_parameter",
-    summary: "Write a String or StringList parameter to SSM Parameter Store (a new version); restores the previous value, or deletes a parameter it created, on rollback. A SecureString parameter is refused: restoring it would mean keeping its secret value in the run's journal.",
+    summary: "Write a String or StringList parameter to SSM Parameter Store as a new `version`. `previous_value` is the value it replaced (null when it created the parameter), which rollback restores (or it deletes the parameter). A SecureString is refused: restoring it would mean keeping its secret value in the run's journal.",
     params: &[
         REGION,
         P::required(

@@ -2,7 +2,7 @@
 //! journaled first), and put back, or deleted when the step created it, by the undo only
 //! while it still holds what drctl wrote.
 //!
-//! SecureString parameters are never written, restored or shown: restoring one would mean
+//! `SecureString` parameters are never written, restored or shown: restoring one would mean
 //! keeping its secret value in the run's journal.
 
 use aws_sdk_ssm::types::{Parameter, ParameterType};
@@ -51,7 +51,7 @@ impl Stored {
         json!({ "type": self.content.kind, "value": self.content.value, "version": self.version })
     }
 
-    /// The parameter in words; a SecureString's value is never shown.
+    /// The parameter in words; a `SecureString`'s value is never shown.
     fn shown(&self) -> String {
         if self.secure() {
             format!("a SecureString (version {}, value not shown)", self.version)

@@ -1,5 +1,5 @@
 //! AWS access for the AWS actions (Route 53, RDS, ECS, Auto Scaling, SSM Parameter Store, SNS,
-//! CloudWatch alarms): configuration from the standard credential
+//! `CloudWatch` alarms): configuration from the standard credential
 //! chain and profiles, SDK clients for a region, the endpoint override (`AWS_ENDPOINT_URL` or
 //! `--aws-endpoint-url`), request configuration for calls that must be sent only once, and
 //! the classification of SDK errors by what they say about their effect ([`CallError`]).
