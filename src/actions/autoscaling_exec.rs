@@ -87,13 +87,24 @@ async fn describe(c: &Clients, group: &str) -> Result<AutoScalingGroup, StepErro
     })
 }
 
-/// Sets the whole capacity in one request, sent once.
-async fn update(c: &Clients, group: &str, to: Capacity) -> Result<(), StepError> {
+/// Sets the capacity in one request, sent once: the desired capacity, and the minimum and
+/// maximum `args` give (`None`: all three, as an undo restores them). A size the step does not
+/// change is not sent, so it is never written back over a change made meanwhile.
+async fn update(
+    c: &Clients,
+    group: &str,
+    to: Capacity,
+    args: Option<&Resolved>,
+) -> Result<(), StepError> {
+    let given = |key: &str, value: i32| match args {
+        Some(args) if args.get(key).is_none() => None,
+        _ => Some(value),
+    };
     c.autoscaling
         .update_auto_scaling_group()
         .auto_scaling_group_name(group)
-        .min_size(to.min)
-        .max_size(to.max)
+        .set_min_size(given("min", to.min))
+        .set_max_size(given("max", to.max))
         .desired_capacity(to.desired)
         .customize()
         .config_override(crate::aws::sent_once_autoscaling())
@@ -154,7 +165,7 @@ pub async fn set_capacity(args: &Resolved, ctx: &ExecContext) -> Result<Outputs,
     }
     let previous = replaced(ctx, || now.to_json()).await?;
     if now != to {
-        update(&c, group, to).await?;
+        update(&c, group, to, Some(args)).await?;
     }
     if waits(args) {
         wait_in_service(&c, group, ctx).await?;
@@ -185,7 +196,7 @@ pub async fn undo_capacity(
             what(group)
         )));
     }
-    update(&c, group, previous).await?;
+    update(&c, group, previous, None).await?;
     if waits(args) {
         wait_in_service(&c, group, ctx).await?;
     }

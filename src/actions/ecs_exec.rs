@@ -232,12 +232,13 @@ pub async fn current_service(args: &Resolved, aws: &AwsContext) -> LiveState {
         let c = aws.clients(text(args, "region")).await?;
         let t = Target::of(args);
         let s = describe(&c, &t).await?;
+        let deployments = s.deployments().len();
         let state = if steady(&s) {
             "steady".to_string()
         } else {
             format!(
-                "{} deployments, {} pending",
-                s.deployments().len(),
+                "not steady: {deployments} deployment{}, {} pending",
+                if deployments == 1 { "" } else { "s" },
                 s.pending_count()
             )
         };
