@@ -1,8 +1,8 @@
 //! AWS access for the AWS actions (Route 53, RDS, ECS, Auto Scaling, SSM Parameter Store, SNS,
-//! `CloudWatch` alarms): configuration from the standard credential
-//! chain and profiles, SDK clients for a region, the endpoint override (`AWS_ENDPOINT_URL` or
-//! `--aws-endpoint-url`), request configuration for calls that must be sent only once, and
-//! the classification of SDK errors by what they say about their effect ([`CallError`]).
+//! `CloudWatch` alarms): configuration from the standard credential chain and profiles, SDK
+//! clients for a region, the endpoint override (`AWS_ENDPOINT_URL` or `--aws-endpoint-url`),
+//! request configuration for calls that must be sent only once, and the classification of SDK
+//! errors by what they say about their effect ([`CallError`]).
 //!
 //! This is a layer below the actions: it knows nothing of steps, actions or their errors.
 //! The actions call the SDK through [`Clients`] and turn a [`CallError`] into their own step
