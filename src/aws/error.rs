@@ -148,3 +148,43 @@ fn error_chain(err: &dyn std::error::Error) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_autoscaling::operation::update_auto_scaling_group::UpdateAutoScalingGroupError;
+    use aws_smithy_runtime_api::http::StatusCode;
+    use aws_smithy_types::body::SdkBody;
+    use aws_smithy_types::error::ErrorMetadata;
+
+    fn answered(code: &str, status: u16) -> SdkError<UpdateAutoScalingGroupError, HttpResponse> {
+        let err = UpdateAutoScalingGroupError::generic(ErrorMetadata::builder().code(code).build());
+        let raw = HttpResponse::new(StatusCode::try_from(status).unwrap(), SdkBody::empty());
+        SdkError::service_error(err, raw)
+    }
+
+    #[test]
+    fn a_request_turned_down_because_the_resource_is_busy_changed_nothing() {
+        // Auto Scaling answers a pending update with a 500 that rejects the request.
+        for (code, status) in [
+            ("ResourceContention", 500),
+            ("ScalingActivityInProgress", 400),
+            ("TooManyUpdates", 400),
+        ] {
+            let e = classify(&answered(code, status), "group workers", "us-west-2");
+            assert!(matches!(e, CallError::NoEffect(_)), "{code}: {e:?}");
+        }
+        let e = classify(
+            &answered("InternalFailure", 500),
+            "group workers",
+            "us-west-2",
+        );
+        assert!(matches!(e, CallError::Ambiguous(_)), "{e:?}");
+        let e = classify(
+            &answered("ValidationError", 400),
+            "group workers",
+            "us-west-2",
+        );
+        assert!(matches!(e, CallError::Fatal(_)), "{e:?}");
+    }
+}
