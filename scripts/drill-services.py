@@ -1,9 +1,10 @@
-"""Local stand-ins for what a regional-failover drill touches besides AWS: the application's
-health endpoint and the incident webhook. Listens on 127.0.0.1 only.
+"""Local stand-ins for what the drills touch besides AWS: the application's health endpoint,
+an API call for a basic operations test, and the incident webhook. Listens on 127.0.0.1 only.
 
 Usage: python3 scripts/drill-services.py PORT
-  GET  /health   -> {"status":"ok","db":"ok"}
-  POST /hook     -> 200, the message is printed to stderr
+  GET  /health    -> {"status":"ok","db":"ok"}
+  GET  /api/tasks -> a list of one task (the multi-service drill's operations test)
+  POST /hook      -> 200, the message is printed to stderr
 """
 
 import sys
@@ -12,8 +13,11 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 class Handler(BaseHTTPRequestHandler):
     def do_GET(self):
-        if self.path == "/health":
-            body = b'{"status":"ok","db":"ok"}'
+        if self.path == "/health" or self.path.startswith("/api/tasks"):
+            if self.path == "/health":
+                body = b'{"status":"ok","db":"ok"}'
+            else:
+                body = b'{"tasks":[{"id":"t-1","title":"check the failover"}]}'
             self.send_response(200)
             self.send_header("content-type", "application/json")
             self.send_header("content-length", str(len(body)))

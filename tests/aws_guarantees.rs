@@ -165,10 +165,10 @@ fn an_alias_record_replaced_by_a_step_comes_back_whole() {
     assert!(back.resource_records().is_empty());
 }
 
-/// What the proxy does with the emulator's answer to `PromoteReadReplica` (the request itself
-/// always reaches the emulator, which carries it out).
+/// What the proxy does with the emulator's answer to the request it watches (the request
+/// itself always reaches the emulator, which carries it out).
 #[derive(Clone, Copy)]
-enum Answer {
+pub enum Answer {
     /// Hands it over after this long.
     Late(Duration),
     /// Replaces it with a 500, as a service that acted and then failed to answer does: the
@@ -176,11 +176,12 @@ enum Answer {
     Failed,
 }
 
-/// A proxy in front of the emulator that tampers with the answer to `PromoteReadReplica`
-/// (see [`Answer`]) and counts those requests.
-struct SlowProxy {
-    port: u16,
-    promotions: Arc<AtomicUsize>,
+/// A proxy in front of the emulator that tampers with the answer to one kind of request (see
+/// [`Answer`]) and counts those requests.
+pub struct SlowProxy {
+    pub port: u16,
+    /// How many of the watched requests went through.
+    pub watched: Arc<AtomicUsize>,
 }
 
 fn read_request(client: &mut TcpStream) -> Option<Vec<u8>> {
@@ -224,11 +225,13 @@ fn internal_error() -> Vec<u8> {
 }
 
 impl SlowProxy {
-    fn start(upstream: u16, tamper: Answer) -> SlowProxy {
+    /// Proxies to the emulator on `upstream`, tampering with the answer to requests whose
+    /// text contains `watch` (`Action=PromoteReadReplica`, say).
+    pub fn start(upstream: u16, watch: &'static str, tamper: Answer) -> SlowProxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
-        let promotions = Arc::new(AtomicUsize::new(0));
-        let counted = promotions.clone();
+        let watched = Arc::new(AtomicUsize::new(0));
+        let counted = watched.clone();
         // The threads end with the test binary; each handles one client connection.
         std::thread::spawn(move || {
             for client in listener.incoming().flatten() {
@@ -237,8 +240,8 @@ impl SlowProxy {
                     let mut client = client;
                     while let Some(request) = read_request(&mut client) {
                         let text = String::from_utf8_lossy(&request).to_string();
-                        let promotion = text.contains("Action=PromoteReadReplica");
-                        if promotion {
+                        let watched = text.contains(watch);
+                        if watched {
                             counted.fetch_add(1, Ordering::SeqCst);
                         }
                         // One upstream connection per request, closed by the emulator after
@@ -252,7 +255,7 @@ impl SlowProxy {
                         }
                         let mut answer = Vec::new();
                         let _ = up.read_to_end(&mut answer);
-                        if promotion {
+                        if watched {
                             match tamper {
                                 Answer::Late(delay) => std::thread::sleep(delay),
                                 Answer::Failed => answer = internal_error(),
@@ -265,7 +268,7 @@ impl SlowProxy {
                 });
             }
         });
-        SlowProxy { port, promotions }
+        SlowProxy { port, watched }
     }
 }
 
@@ -278,7 +281,7 @@ fn a_promotion_whose_answer_is_lost_is_sent_once(tamper: Answer) {
     let config = rt.block_on(moto.config());
     rt.block_on(seed(&config));
     let upstream: u16 = moto.url.rsplit(':').next().unwrap().parse().unwrap();
-    let proxy = SlowProxy::start(upstream, tamper);
+    let proxy = SlowProxy::start(upstream, "Action=PromoteReadReplica", tamper);
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("promote.toml");
     std::fs::write(
@@ -302,7 +305,7 @@ with = { region = "us-west-2", db_instance = "orders-replica" }
     let o = drctl_at(&slow, &state).run(&["run", file.to_str().unwrap(), "--as", "ops"]);
     assert_eq!(o.code, 0, "{}", o.text());
     assert_eq!(
-        proxy.promotions.load(Ordering::SeqCst),
+        proxy.watched.load(Ordering::SeqCst),
         1,
         "the promotion was sent more than once: {}",
         o.text()

@@ -20,22 +20,13 @@ const TARGET: &str = "arn:aws:rds:us-west-2:123456789012:cluster:orders-usw2";
 const OLD: &str = "arn:aws:rds:us-east-1:123456789012:cluster:orders-use1";
 
 fn context(rds: Client) -> ExecContext {
-    let region = aws_sdk_route53::config::Region::new("us-west-2");
+    let config = aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-west-2"))
+        .build();
     let clients = Clients {
-        region: "us-west-2".into(),
         rds,
-        route53: aws_sdk_route53::Client::from_conf(
-            aws_sdk_route53::Config::builder()
-                .behavior_version_latest()
-                .region(region.clone())
-                .build(),
-        ),
-        cloudwatch: aws_sdk_cloudwatch::Client::from_conf(
-            aws_sdk_cloudwatch::Config::builder()
-                .behavior_version_latest()
-                .region(region)
-                .build(),
-        ),
+        ..Clients::from_config(&config)
     };
     ExecContext {
         base_dir: ".".into(),

@@ -6,6 +6,7 @@ mod at_most_once;
 mod aws;
 mod aws_guarantees;
 mod aws_mocks;
+mod aws_services;
 mod cli;
 mod crash;
 mod docs;

@@ -128,6 +128,11 @@ impl Args {
         self.show_or(name, "?")
     }
 
+    /// The region of an AWS step, for display: its `region`, or the default region.
+    pub fn region(&self) -> String {
+        self.show_or("region", "the default region")
+    }
+
     /// A literal integer parameter.
     pub fn integer(&self, name: &str) -> Option<i64> {
         match self.get(name) {

@@ -7,8 +7,9 @@
 //! read its arguments, and its asynchronous hooks: `execute`, and where it has them `undo`
 //! (self-undoing actions), `probe` (telling whether an attempt lost in a crash took effect)
 //! and `current` (the live value plan shows). The declarations are grouped by service in
-//! `builtin.rs`, `route53.rs` and `rds.rs`; the code that performs them is in the matching
-//! `*_exec` module (`rds_exec/` holds one file per kind of RDS resource). The engine decides
+//! `builtin.rs`, `route53.rs`, `rds.rs`, `ecs.rs`, `autoscaling.rs`, `ssm.rs`, `sns.rs` and
+//! `cloudwatch.rs`; the code that performs them is in the matching `*_exec` module
+//! (`rds_exec/` holds one file per kind of RDS resource). The engine decides
 //! when to run, retry, probe or undo; an action only does one attempt and says, through
 //! [`StepError`] and [`Failure`], what a failure tells about its effect. AWS calls go through
 //! [`crate::aws`], whose errors become step errors here (`From<aws::CallError>`).
@@ -83,8 +84,14 @@ macro_rules! hooks {
 }
 
 mod args;
+mod autoscaling;
+mod autoscaling_exec;
 mod builtin;
 mod builtin_exec;
+mod cloudwatch;
+mod cloudwatch_exec;
+mod ecs;
+mod ecs_exec;
 mod outcome;
 mod rds;
 mod rds_exec;
@@ -93,6 +100,10 @@ mod route53;
 mod route53_exec;
 mod route53_record;
 mod schema;
+mod sns;
+mod sns_exec;
+mod ssm;
+mod ssm_exec;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -257,6 +268,11 @@ impl Registry {
             .into_iter()
             .chain(route53::all())
             .chain(rds::all())
+            .chain(ecs::all())
+            .chain(autoscaling::all())
+            .chain(ssm::all())
+            .chain(sns::all())
+            .chain(cloudwatch::all())
         {
             actions.insert(action.spec().name, action);
         }
@@ -325,6 +341,11 @@ mod tests {
             "rds.restore_point_in_time",
             "rds.wait_available",
             "rds.replica_lag",
+            "ecs.scale_service",
+            "autoscaling.set_capacity",
+            "ssm.put_parameter",
+            "sns.publish",
+            "cloudwatch.alarm_state",
         ];
         for name in spec_names {
             assert!(registry.get(name).is_some(), "{name} is missing");

@@ -194,6 +194,53 @@ impl ExecContext {
     }
 }
 
+/// What a self-undoing step replaced, as first recorded (SPEC §5.8.3): journaled by an earlier
+/// attempt, else `now()` (the value read before changing anything), journaled before the
+/// change. A re-run keeps the first value: it must not take drctl's own earlier write for what
+/// was there before.
+pub(super) async fn replaced(
+    ctx: &ExecContext,
+    now: impl FnOnce() -> serde_json::Value,
+) -> Result<serde_json::Value, StepError> {
+    if let Some(recorded) = journaled(ctx) {
+        return Ok(recorded);
+    }
+    let value = now();
+    ctx.record_previous(&serde_json::json!({ "previous": value }))
+        .await?;
+    Ok(value)
+}
+
+/// What the step journaled as replaced ([`replaced`]), if an attempt got that far. `None`
+/// means no attempt did, so none sent its change.
+pub(super) fn journaled(ctx: &ExecContext) -> Option<serde_json::Value> {
+    ctx.previous.as_ref().map(|p| p["previous"].clone())
+}
+
+/// Reads an integer parameter that may come from a step output, known only now: absent is
+/// `None`; an integer written as a string (`"6"`) is read; anything else, or a value outside
+/// `0..=i32::MAX` (what AWS counts and sizes take), fails the step without repeating it.
+pub(super) fn checked_count(args: &Resolved, name: &str) -> Result<Option<i32>, StepError> {
+    let Some(value) = args.get(name) else {
+        return Ok(None);
+    };
+    let number = match value {
+        serde_json::Value::Number(n) => n.as_i64(),
+        serde_json::Value::String(s) => s.trim().parse::<i64>().ok(),
+        _ => None,
+    };
+    number
+        .and_then(|n| i32::try_from(n).ok())
+        .filter(|n| *n >= 0)
+        .map(Some)
+        .ok_or_else(|| {
+            StepError::fatal(format!(
+                "`{name}` is not a whole number from 0 to {}",
+                i32::MAX
+            ))
+        })
+}
+
 /// Reads a string parameter.
 pub fn text<'a>(args: &'a Resolved, name: &str) -> Option<&'a str> {
     args.get(name).and_then(serde_json::Value::as_str)

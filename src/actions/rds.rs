@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::rds_exec::{clusters, instances, snapshots};
-use super::schema::{ParamSpec as P, ParamType as T};
+use super::schema::{ParamSpec as P, ParamType as T, REGION};
 use super::{Action, ActionSpec, ArgProblem, Args, Effect};
 use crate::workflow::format_duration;
 
@@ -20,17 +20,6 @@ pub(super) fn all() -> Vec<Box<dyn Action>> {
         Box::new(WaitAvailable),
         Box::new(ReplicaLag),
     ]
-}
-
-const REGION: P = P::optional(
-    "region",
-    T::String,
-    "AWS region; the standard chain decides when absent",
-);
-
-fn region(args: &Args) -> String {
-    args.get("region")
-        .map_or_else(|| "the default region".into(), ToString::to_string)
 }
 
 struct PromoteReadReplica;
@@ -60,7 +49,7 @@ impl Action for PromoteReadReplica {
         format!(
             "promote read replica {} in {} to a standalone primary (irreversible: it stops replicating)",
             args.show("db_instance"),
-            region(args)
+            args.region()
         )
     }
 
@@ -99,7 +88,7 @@ impl Action for FailoverDbCluster {
         format!(
             "fail cluster {} in {} over to {}",
             args.show("db_cluster"),
-            region(args),
+            args.region(),
             args.show_or("target_instance", "an instance RDS chooses")
         )
     }
@@ -223,7 +212,7 @@ impl Action for CreateSnapshot {
         format!(
             "snapshot {} in {} as {}",
             args.show("db_instance"),
-            region(args),
+            args.region(),
             args.show("snapshot_id")
         )
     }
@@ -267,7 +256,7 @@ impl Action for RestoreFromSnapshot {
         format!(
             "restore snapshot {} in {} into a new instance {}{}",
             args.show("snapshot_id"),
-            region(args),
+            args.region(),
             args.show("target_db_instance"),
             args.get("instance_class")
                 .map(|c| format!(" ({c})"))
@@ -342,7 +331,7 @@ impl Action for RestorePointInTime {
         format!(
             "restore {} in {} to {point} into a new instance {}",
             args.show("source_db_instance"),
-            region(args),
+            args.region(),
             args.show("target_db_instance")
         )
     }
@@ -376,7 +365,7 @@ impl Action for WaitAvailable {
         format!(
             "wait until {} in {} is available",
             args.show("db_instance"),
-            region(args)
+            args.region()
         )
     }
 
@@ -414,7 +403,7 @@ impl Action for ReplicaLag {
         format!(
             "read the replication lag of {} in {}{limit}",
             args.show("db_instance"),
-            region(args)
+            args.region()
         )
     }
 

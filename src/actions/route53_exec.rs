@@ -7,7 +7,9 @@ use aws_sdk_route53::types::{
 use serde_json::{Value, json};
 
 use super::LiveState;
-use super::outcome::{ExecContext, Outputs, Resolved, StepError, live_or_unavailable, text};
+use super::outcome::{
+    ExecContext, Outputs, Resolved, StepError, journaled, live_or_unavailable, replaced, text,
+};
 use super::route53_record::{describe, from_json, same, to_json};
 use crate::aws::{AwsContext, Clients, classify};
 
@@ -136,26 +138,11 @@ pub async fn wait_insync(c: &Clients, change_id: &str, ctx: &ExecContext) -> Res
     }
 }
 
-/// What a step replaced, as first recorded (SPEC §5.8.3): journaled by an earlier attempt, else
-/// read now and journaled before anything changes. A re-run keeps the first value: it must not
-/// take drctl's own earlier write for what was there before.
-async fn replaced(ctx: &ExecContext, now: impl FnOnce() -> Value) -> Result<Value, StepError> {
-    if let Some(recorded) = &ctx.previous {
-        return Ok(recorded["previous"].clone());
-    }
-    let value = now();
-    ctx.record_previous(&json!({ "previous": value })).await?;
-    Ok(value)
-}
-
 /// What the step replaced: journaled (this version), else its `previous` output (runs
 /// recorded before values were journaled). `None` when nothing was recorded: then the
 /// change was never sent.
 fn recorded(ctx: &ExecContext, outputs: &Outputs, key: &str) -> Option<Value> {
-    ctx.previous
-        .as_ref()
-        .map(|p| p["previous"].clone())
-        .or_else(|| outputs.get(key).cloned())
+    journaled(ctx).or_else(|| outputs.get(key).cloned())
 }
 
 /// `route53.upsert_record`.

@@ -198,6 +198,13 @@ fn looks_like_rfc3339(s: &str) -> bool {
     }
 }
 
+/// The `region` every regional AWS action takes.
+pub(super) const REGION: ParamSpec = ParamSpec::optional(
+    "region",
+    ParamType::String,
+    "AWS region; the standard chain decides when absent",
+);
+
 /// One parameter an action takes.
 #[derive(Debug, Clone, Copy)]
 pub struct ParamSpec {

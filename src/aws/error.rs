@@ -1,5 +1,6 @@
-//! SDK errors, classified once (SPEC §5.4): a throttled request or one refused before it was
-//! sent changed nothing and may be tried again; a timeout, a connection broken after sending,
+//! SDK errors, classified once (SPEC §5.4): a throttled request, one turned down because the
+//! resource is busy with another change, or one refused before it was sent changed nothing and
+//! may be tried again; a timeout, a connection broken after sending,
 //! a 5xx or an unreadable answer may have taken effect (ambiguous: retried only by idempotent
 //! steps); access denied, invalid parameters and missing resources are fatal, and their message
 //! names the resource, the region and what to check.
@@ -40,6 +41,15 @@ const THROTTLING: &[&str] = &[
     "SlowDown",
 ];
 
+/// Refusals because the resource is busy with another change (an Auto Scaling group's pending
+/// update, even when answered with a 500; a parameter updated concurrently): the request was
+/// turned down, so it changed nothing, and a later attempt may pass.
+const BUSY: &[&str] = &[
+    "ResourceContention",
+    "ScalingActivityInProgress",
+    "TooManyUpdates",
+];
+
 /// Classifies an SDK error of an operation on `what` (e.g. "DB instance orders-replica") in
 /// `region`.
 pub fn classify<E>(err: &SdkError<E, HttpResponse>, what: &str, region: &str) -> CallError
@@ -60,7 +70,7 @@ where
                     format!(": {message}")
                 }
             );
-            if THROTTLING.contains(&code) || status == 429 {
+            if THROTTLING.contains(&code) || BUSY.contains(&code) || status == 429 {
                 return CallError::NoEffect(text);
             }
             if status >= 500 {
@@ -137,4 +147,44 @@ fn error_chain(err: &dyn std::error::Error) -> String {
         source = s.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_autoscaling::operation::update_auto_scaling_group::UpdateAutoScalingGroupError;
+    use aws_smithy_runtime_api::http::StatusCode;
+    use aws_smithy_types::body::SdkBody;
+    use aws_smithy_types::error::ErrorMetadata;
+
+    fn answered(code: &str, status: u16) -> SdkError<UpdateAutoScalingGroupError, HttpResponse> {
+        let err = UpdateAutoScalingGroupError::generic(ErrorMetadata::builder().code(code).build());
+        let raw = HttpResponse::new(StatusCode::try_from(status).unwrap(), SdkBody::empty());
+        SdkError::service_error(err, raw)
+    }
+
+    #[test]
+    fn a_request_turned_down_because_the_resource_is_busy_changed_nothing() {
+        // Auto Scaling answers a pending update with a 500 that rejects the request.
+        for (code, status) in [
+            ("ResourceContention", 500),
+            ("ScalingActivityInProgress", 400),
+            ("TooManyUpdates", 400),
+        ] {
+            let e = classify(&answered(code, status), "group workers", "us-west-2");
+            assert!(matches!(e, CallError::NoEffect(_)), "{code}: {e:?}");
+        }
+        let e = classify(
+            &answered("InternalFailure", 500),
+            "group workers",
+            "us-west-2",
+        );
+        assert!(matches!(e, CallError::Ambiguous(_)), "{e:?}");
+        let e = classify(
+            &answered("ValidationError", 400),
+            "group workers",
+            "us-west-2",
+        );
+        assert!(matches!(e, CallError::Fatal(_)), "{e:?}");
+    }
 }

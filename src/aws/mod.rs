@@ -1,7 +1,8 @@
-//! AWS access for the Route 53 and RDS actions: configuration from the standard credential
-//! chain and profiles, SDK clients for a region, the endpoint override (`AWS_ENDPOINT_URL` or
-//! `--aws-endpoint-url`), request configuration for calls that must be sent only once, and
-//! the classification of SDK errors by what they say about their effect ([`CallError`]).
+//! AWS access for the AWS actions (Route 53, RDS, ECS, Auto Scaling, SSM Parameter Store, SNS,
+//! `CloudWatch` alarms): configuration from the standard credential chain and profiles, SDK
+//! clients for a region, the endpoint override (`AWS_ENDPOINT_URL` or `--aws-endpoint-url`),
+//! request configuration for calls that must be sent only once, and the classification of SDK
+//! errors by what they say about their effect ([`CallError`]).
 //!
 //! This is a layer below the actions: it knows nothing of steps, actions or their errors.
 //! The actions call the SDK through [`Clients`] and turn a [`CallError`] into their own step
@@ -40,6 +41,28 @@ pub fn sent_once_route53() -> aws_sdk_route53::config::Builder {
         .retry_config(aws_config::retry::RetryConfig::disabled())
 }
 
+/// [`sent_once_rds`], for ECS changes.
+pub fn sent_once_ecs() -> aws_sdk_ecs::config::Builder {
+    aws_sdk_ecs::config::Builder::default().retry_config(aws_config::retry::RetryConfig::disabled())
+}
+
+/// [`sent_once_rds`], for Auto Scaling changes.
+pub fn sent_once_autoscaling() -> aws_sdk_autoscaling::config::Builder {
+    aws_sdk_autoscaling::config::Builder::default()
+        .retry_config(aws_config::retry::RetryConfig::disabled())
+}
+
+/// [`sent_once_rds`], for SSM Parameter Store changes.
+pub fn sent_once_ssm() -> aws_sdk_ssm::config::Builder {
+    aws_sdk_ssm::config::Builder::default().retry_config(aws_config::retry::RetryConfig::disabled())
+}
+
+/// [`sent_once_rds`], for SNS messages: a message resent by the SDK after a 5xx would page
+/// people twice.
+pub fn sent_once_sns() -> aws_sdk_sns::config::Builder {
+    aws_sdk_sns::config::Builder::default().retry_config(aws_config::retry::RetryConfig::disabled())
+}
+
 /// The SDK clients an action uses, for one region.
 #[derive(Clone, Debug)]
 pub struct Clients {
@@ -49,8 +72,16 @@ pub struct Clients {
     pub rds: aws_sdk_rds::Client,
     /// Route 53 (global; its clients talk to us-east-1).
     pub route53: aws_sdk_route53::Client,
-    /// `CloudWatch`, for replica lag.
+    /// `CloudWatch`, for replica lag and alarms.
     pub cloudwatch: aws_sdk_cloudwatch::Client,
+    /// ECS, for services' task counts.
+    pub ecs: aws_sdk_ecs::Client,
+    /// EC2 Auto Scaling, for groups' capacity.
+    pub autoscaling: aws_sdk_autoscaling::Client,
+    /// SSM Parameter Store, for the application's configuration.
+    pub ssm: aws_sdk_ssm::Client,
+    /// SNS, for paging people.
+    pub sns: aws_sdk_sns::Client,
 }
 
 impl Clients {
@@ -67,6 +98,10 @@ impl Clients {
             rds: aws_sdk_rds::Client::new(config),
             route53: aws_sdk_route53::Client::from_conf(route53),
             cloudwatch: aws_sdk_cloudwatch::Client::new(config),
+            ecs: aws_sdk_ecs::Client::new(config),
+            autoscaling: aws_sdk_autoscaling::Client::new(config),
+            ssm: aws_sdk_ssm::Client::new(config),
+            sns: aws_sdk_sns::Client::new(config),
         }
     }
 }
@@ -152,20 +187,7 @@ impl AwsContext {
                 CallError::Fatal("no AWS region: give the step a `region`, or set AWS_REGION or a profile region".into())
             })?,
         };
-        let rds = aws_sdk_rds::config::Builder::from(config)
-            .region(Region::new(region.clone()))
-            .build();
-        let cloudwatch = aws_sdk_cloudwatch::config::Builder::from(config)
-            .region(Region::new(region.clone()))
-            .build();
-        let route53 = aws_sdk_route53::config::Builder::from(config)
-            .region(Region::new("us-east-1"))
-            .build();
-        Ok(Clients {
-            region,
-            rds: aws_sdk_rds::Client::from_conf(rds),
-            route53: aws_sdk_route53::Client::from_conf(route53),
-            cloudwatch: aws_sdk_cloudwatch::Client::from_conf(cloudwatch),
-        })
+        let regional = config.to_builder().region(Region::new(region)).build();
+        Ok(Clients::from_config(&regional))
     }
 }
