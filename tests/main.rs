@@ -15,6 +15,7 @@ mod fixtures;
 mod harness;
 mod identity;
 mod legacy;
+mod observe;
 mod properties;
 mod reports;
 mod robustness;
