@@ -418,3 +418,43 @@ action = "noop"
         out.text()
     );
 }
+
+#[test]
+fn aws_requests_are_logged_with_their_operation_and_request_id() {
+    let moto = crate::aws::Moto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = workflow(
+        dir.path(),
+        "[workflow]\nname = \"logged-aws\"\nkind = \"failover\"\non_failure = \"abort\"\n\
+         [[steps]]\nid = \"wait\"\naction = \"rds.wait_available\"\nwith = { region = \"us-west-2\", db_instance = \"no-such-db\" }\n",
+    );
+    let out = moto
+        .drctl(&dir.path().join("state"))
+        .run(&["run", &file, "--json", "-vv"])
+        .code(4);
+    let calls: Vec<Value> = out
+        .stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| l["message"] == "AWS call")
+        .collect();
+    let call = calls
+        .iter()
+        .find(|c| c["operation"] == "DescribeDBInstances")
+        .unwrap_or_else(|| panic!("no DescribeDBInstances call logged:\n{}", out.stderr));
+    assert_eq!(call["level"], "DEBUG");
+    assert_eq!(call["step"], "wait", "{call}");
+    assert!(call["run_id"].is_string(), "{call}");
+    assert_eq!(call["status"], 404, "{call}");
+    assert_eq!(call["outcome"], "refused", "{call}");
+    assert!(
+        call["request_id"].as_str().is_some_and(|id| !id.is_empty()),
+        "{call}"
+    );
+    // Without -vv, no AWS call is logged.
+    let quiet = moto
+        .drctl(&dir.path().join("state2"))
+        .run(&["run", &file, "--json"])
+        .code(4);
+    assert!(!quiet.stderr.contains("AWS call"), "{}", quiet.stderr);
+}

@@ -9,6 +9,7 @@
 //!
 //! Credentials stay inside the SDK: nothing here stores, journals or prints them.
 
+mod calls;
 mod error;
 
 pub use error::{CallError, classify};
@@ -154,12 +155,15 @@ impl AwsContext {
         };
         let rds = aws_sdk_rds::config::Builder::from(config)
             .region(Region::new(region.clone()))
+            .interceptor(calls::Logged)
             .build();
         let cloudwatch = aws_sdk_cloudwatch::config::Builder::from(config)
             .region(Region::new(region.clone()))
+            .interceptor(calls::Logged)
             .build();
         let route53 = aws_sdk_route53::config::Builder::from(config)
             .region(Region::new("us-east-1"))
+            .interceptor(calls::Logged)
             .build();
         Ok(Clients {
             region,

@@ -216,6 +216,6 @@ mod tests {
         assert_eq!(f.to_string(), "drctl::engine=trace");
         let (f, bad) = filter(false, 1, Some("drctl=[[["));
         assert!(bad.is_some());
-        assert_eq!(f.to_string(), "warn,drctl=info");
+        assert_eq!(f.to_string(), EnvFilter::new("warn,drctl=info").to_string());
     }
 }

@@ -400,7 +400,9 @@ impl Task {
                 outputs = %serde_json::Value::Object(outputs.clone()),
                 "attempt succeeded"
             ),
-            Err((error, failure)) => info!(error = %error, failure = ?failure, "attempt failed"),
+            Err((error, failure)) => {
+                info!(error = %error, failure = %failure_name(*failure), "attempt failed");
+            }
         }
         let _ = self.tx.send(Input::Finished {
             step: self.step,
@@ -454,13 +456,23 @@ impl Task {
         let result = result.map_err(|e| (self.redactor.scrub(&e.message), e.failure));
         match &result {
             Ok(()) => info!("undone"),
-            Err((error, failure)) => info!(error = %error, failure = ?failure, "undo failed"),
+            Err((error, failure)) => {
+                info!(error = %error, failure = %failure_name(*failure), "undo failed");
+            }
         }
         let _ = self.tx.send(Input::CompensationFinished {
             step: self.step,
             result,
         });
     }
+}
+
+/// The name of a failure in logs, as the journal spells it (`no_effect`, `ambiguous`...).
+fn failure_name(failure: crate::actions::Failure) -> String {
+    serde_json::to_value(failure)
+        .ok()
+        .and_then(|v| v.as_str().map(String::from))
+        .unwrap_or_default()
 }
 
 async fn run_with_timeout(
