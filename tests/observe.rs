@@ -458,3 +458,47 @@ fn aws_requests_are_logged_with_their_operation_and_request_id() {
         .code(4);
     assert!(!quiet.stderr.contains("AWS call"), "{}", quiet.stderr);
 }
+
+#[test]
+fn a_run_driven_by_the_agent_sends_its_events_from_the_agent() {
+    let hook = Webhook::start(Answer::Ok);
+    let dir = tempfile::tempdir().unwrap();
+    let file = workflow(
+        dir.path(),
+        r#"
+[workflow]
+name = "agent-told"
+kind = "failover"
+events = { url = "${env.DR_WEBHOOK}", on = ["approval_waiting", "run_finished"] }
+
+[[steps]]
+id = "gate"
+action = "approval"
+with = { approvers = ["bob"], timeout = "1h" }
+"#,
+    );
+    let state = dir.path().join("state");
+    let log = dir.path().join("agent.log");
+    // Only the agent knows the webhook: it drives the run, so it sends.
+    let _agent = Drctl::new(&state)
+        .env("DR_WEBHOOK", &hook.url)
+        .spawn_logged(&["serve"], &log);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string(&log).is_ok_and(|t| t.contains("drives the runs")) {
+        assert!(Instant::now() < deadline, "the agent did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let drctl = Drctl::new(&state).env_remove("DR_WEBHOOK");
+    // Handed to the agent, `--detach` returns once the run was accepted.
+    let run = drctl
+        .run(&["run", &file, "--as", "alice", "--detach"])
+        .ok()
+        .run_id();
+    let waiting = hook.wait_for("approval_waiting", Duration::from_secs(10));
+    assert_eq!(waiting.len(), 1, "{:?}", hook.bodies());
+    assert_eq!(waiting[0]["run_id"], run.as_str());
+    drctl.run(&["approve", &run, "gate", "--as", "bob"]).ok();
+    let finished = hook.wait_for("run_finished", Duration::from_secs(10));
+    assert_eq!(finished.len(), 1, "{:?}", hook.bodies());
+    assert_eq!(finished[0]["status"], "succeeded");
+}
