@@ -16,6 +16,7 @@ mod fixtures;
 mod harness;
 mod identity;
 mod legacy;
+mod observe;
 mod properties;
 mod reports;
 mod robustness;

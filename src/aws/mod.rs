@@ -10,6 +10,7 @@
 //!
 //! Credentials stay inside the SDK: nothing here stores, journals or prints them.
 
+mod calls;
 mod error;
 
 pub use error::{CallError, classify};
@@ -90,18 +91,29 @@ impl Clients {
         let region = config
             .region()
             .map_or_else(|| "us-east-1".to_string(), ToString::to_string);
+        // Every client logs its requests (operation, attempt, status, request id).
+        macro_rules! logged {
+            ($sdk:ident) => {
+                $sdk::Client::from_conf(
+                    $sdk::config::Builder::from(config)
+                        .interceptor(calls::Logged)
+                        .build(),
+                )
+            };
+        }
         let route53 = aws_sdk_route53::config::Builder::from(config)
             .region(Region::new("us-east-1"))
+            .interceptor(calls::Logged)
             .build();
         Self {
             region,
-            rds: aws_sdk_rds::Client::new(config),
+            rds: logged!(aws_sdk_rds),
             route53: aws_sdk_route53::Client::from_conf(route53),
-            cloudwatch: aws_sdk_cloudwatch::Client::new(config),
-            ecs: aws_sdk_ecs::Client::new(config),
-            autoscaling: aws_sdk_autoscaling::Client::new(config),
-            ssm: aws_sdk_ssm::Client::new(config),
-            sns: aws_sdk_sns::Client::new(config),
+            cloudwatch: logged!(aws_sdk_cloudwatch),
+            ecs: logged!(aws_sdk_ecs),
+            autoscaling: logged!(aws_sdk_autoscaling),
+            ssm: logged!(aws_sdk_ssm),
+            sns: logged!(aws_sdk_sns),
         }
     }
 }

@@ -71,7 +71,9 @@ async fn drive_async(d: Drive<'_>) -> anyhow::Result<u8> {
             .then(|| (d.operator.clone(), control_tx));
         Arc::new(LiveView::new(offer))
     });
-    let observer = printer(run_id.clone(), d.format, live.clone());
+    let announcer = crate::notify::Announcer::for_run(d.run.machine.workflow(), &run_id);
+    let outbox = announcer.as_ref().map(crate::notify::Announcer::outbox);
+    let observer = with_events(printer(run_id.clone(), d.format, live.clone()), announcer);
     let exec = exec_context(&d.run.recorder.run, d.base_dir);
     let mut driver = Driver::new(d.run, Arc::new(SystemClock), exec, observer);
     driver.rearm();
@@ -107,7 +109,26 @@ async fn drive_async(d: Drive<'_>) -> anyhow::Result<u8> {
     if d.format == RunFormat::Text {
         println!("{}", summary(&run_id, status, &driver.run.machine));
     }
+    // The run rests; its last messages (run_finished, an approval waiting) get a moment to
+    // leave before the process exits.
+    if let Some(outbox) = outbox {
+        outbox.drain(crate::notify::EXIT_GRACE);
+    }
     Ok(exit_code(status))
+}
+
+/// `observer`, then the run events the workflow sends to people, when it sends any.
+pub(super) fn with_events(
+    mut observer: crate::engine::Observer,
+    announcer: Option<crate::notify::Announcer>,
+) -> crate::engine::Observer {
+    match announcer {
+        None => observer,
+        Some(mut announcer) => Box::new(move |event, at, machine| {
+            observer(event, at, machine);
+            announcer.observe(event, at, machine);
+        }),
+    }
 }
 
 /// How often the driver of a run on a shared store looks at the run's inbox.

@@ -10,6 +10,7 @@ mod error;
 pub mod exit;
 mod follow;
 mod load;
+mod logging;
 mod output;
 mod plan;
 mod report;
@@ -73,11 +74,12 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "URL")]
     pub aws_endpoint_url: Option<String>,
 
-    /// Write logs as JSON lines.
+    /// Write logs (stderr) as JSON lines, at info level unless -v or `DRCTL_LOG` says more.
     #[arg(long, global = true)]
     pub json: bool,
 
-    /// More detail in logs (repeat for more).
+    /// More detail in logs on stderr: -v info, -vv debug (`DRCTL_LOG` takes a `RUST_LOG`-style
+    /// filter instead).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
 
@@ -143,6 +145,7 @@ pub fn main() -> ExitCode {
             };
         }
     };
+    logging::init(cli.json, cli.verbose);
     crate::aws::set_endpoint_override(cli.aws_endpoint_url.clone());
     // `--store sled:DIR` is `--state DIR`.
     let state = match cli.store.as_deref().and_then(|u| u.strip_prefix("sled:")) {

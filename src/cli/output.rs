@@ -92,6 +92,7 @@ impl LiveView {
                 .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
         );
         bar.enable_steady_tick(std::time::Duration::from_millis(200));
+        super::logging::around_live_view(Some(bar.clone()));
         Self { bar, offer }
     }
 
@@ -192,6 +193,7 @@ impl LiveView {
 
     /// Removes the live line.
     pub fn finish(&self) {
+        super::logging::around_live_view(None);
         self.bar.finish_and_clear();
     }
 }

@@ -166,6 +166,11 @@ const SET_ASIDE: Duration = Duration::from_secs(30);
 /// could not be taken over.
 fn take_over(state: &std::path::Path, id: &str, name: &str) -> bool {
     println!("run {id}: its driver is gone; {name} takes it over");
+    tracing::info!(
+        run_id = id,
+        agent = name,
+        "the run's lease expired: taking it over"
+    );
     let result = take_up(
         state,
         id,
@@ -180,6 +185,7 @@ fn take_over(state: &std::path::Path, id: &str, name: &str) -> bool {
             true
         }
         Err(e) => {
+            tracing::info!(run_id = id, error = %e, "run not taken over; set aside");
             eprintln!("run {id}: not taken over: {e}");
             false
         }

@@ -15,7 +15,7 @@ use petgraph::graph::DiGraph;
 
 use crate::actions::{Args, Effect};
 use crate::diagnostic::Span;
-use crate::workflow::{OnFailure, ParamValue, RawRetry, WorkflowKind};
+use crate::workflow::{OnFailure, ParamValue, RawRetry, RunEventKind, Template, WorkflowKind};
 
 /// How many steps may run at once when the workflow does not say.
 pub const DEFAULT_CONCURRENCY: u32 = 16;
@@ -96,6 +96,16 @@ pub struct Step {
     pub span: Span,
 }
 
+/// Where a workflow's run events are posted, and which (`[workflow] events`). Not part of
+/// the run's digest: telling people changes nothing the run does.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Events {
+    /// The webhook as written: `${env.NAME}` in it is read when a run starts, never stored.
+    pub url: Template,
+    /// The events sent.
+    pub on: Vec<RunEventKind>,
+}
+
 /// A validated workflow, ready to plan or run.
 #[derive(Debug, Clone)]
 pub struct CompiledWorkflow {
@@ -124,6 +134,8 @@ pub struct CompiledWorkflow {
     /// The allowed-signers file's text: read next to the workflow when it is checked, or
     /// the copy stored with a run when the run is loaded back. Part of the run's digest.
     pub signers: Option<String>,
+    /// Run events posted to people, when the workflow asks for them.
+    pub events: Option<Events>,
 }
 
 impl Step {

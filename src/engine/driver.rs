@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, oneshot};
+use tracing::{Instrument, debug, info};
 
 use super::clock::Clock;
 use super::effect::Effect;
@@ -61,6 +62,8 @@ pub struct Driver<'w> {
     previous_tx: mpsc::UnboundedSender<PreviousRequest>,
     previous_rx: mpsc::UnboundedReceiver<PreviousRequest>,
     tasks: tokio::task::JoinSet<()>,
+    /// The run's span (`run_id`, `workflow`): every log line about the run is in it.
+    span: tracing::Span,
 }
 
 impl<'w> Driver<'w> {
@@ -68,6 +71,11 @@ impl<'w> Driver<'w> {
     pub fn new(run: Run<'w>, clock: Arc<dyn Clock>, exec: ExecContext, observer: Observer) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let (previous_tx, previous_rx) = mpsc::unbounded_channel();
+        let span = tracing::info_span!(
+            "run",
+            run_id = %run.id(),
+            workflow = %run.machine.workflow().name
+        );
         Self {
             run,
             clock,
@@ -79,6 +87,7 @@ impl<'w> Driver<'w> {
             previous_tx,
             previous_rx,
             tasks: tokio::task::JoinSet::new(),
+            span,
         }
     }
 
@@ -102,6 +111,7 @@ impl<'w> Driver<'w> {
     /// Tells the observer about journaled events, then does what they ask.
     fn settle(&mut self, advanced: Advanced, now: DateTime<Utc>) {
         for event in &advanced.events {
+            super::trace::event(&self.span, event);
             (self.observer)(event, now, &self.run.machine);
         }
         for effect in advanced.effects {
@@ -154,6 +164,25 @@ impl<'w> Driver<'w> {
         let resolved = resolve(args, &|id| self.output_of(id));
         let redactor =
             Redactor::for_args(std::iter::once(&spec.args).chain(compensation.map(|c| &c.args)));
+        redactor.remember();
+        let span = match call {
+            Call::Execute { attempt } => {
+                tracing::info_span!(parent: &self.span, "attempt", step = %spec.id, attempt, action = %name)
+            }
+            Call::Probe => {
+                tracing::info_span!(parent: &self.span, "probe", step = %spec.id, action = %name)
+            }
+            Call::Compensate => {
+                tracing::info_span!(parent: &self.span, "compensate", step = %spec.id, action = %name)
+            }
+        };
+        // Only ever logged scrubbed: the values of `${env.NAME}` are in `resolved`.
+        if let Ok(args) = &resolved
+            && tracing::enabled!(tracing::Level::DEBUG)
+        {
+            let args = redactor.scrub(&serde_json::Value::Object(args.clone()).to_string());
+            debug!(parent: &span, args = %args, "calling the action");
+        }
         let mut ctx = self.context(i);
         if let Call::Execute { attempt } = call {
             ctx.remember = Some(Remember {
@@ -181,9 +210,11 @@ impl<'w> Driver<'w> {
         // One spawn per kind of call, the call's own future: each task is only as large as
         // what it awaits.
         match call {
-            Call::Execute { attempt } => self.tasks.spawn(task.execute(attempt, resolved)),
-            Call::Probe => self.tasks.spawn(task.probe(resolved)),
-            Call::Compensate => self.tasks.spawn(task.compensate(resolved)),
+            Call::Execute { attempt } => self
+                .tasks
+                .spawn(task.execute(attempt, resolved).instrument(span)),
+            Call::Probe => self.tasks.spawn(task.probe(resolved).instrument(span)),
+            Call::Compensate => self.tasks.spawn(task.compensate(resolved).instrument(span)),
         };
     }
 
@@ -255,6 +286,19 @@ impl<'w> Driver<'w> {
         &mut self,
         first: Input,
         until: Until,
+        control: Option<mpsc::Receiver<ControlRequest>>,
+        shutdown: Pin<Box<dyn Future<Output = ()> + Send>>,
+    ) -> Result<RunStatus, EngineError> {
+        let span = self.span.clone();
+        self.drive_in_span(first, until, control, shutdown)
+            .instrument(span)
+            .await
+    }
+
+    async fn drive_in_span(
+        &mut self,
+        first: Input,
+        until: Until,
         mut control: Option<mpsc::Receiver<ControlRequest>>,
         shutdown: Pin<Box<dyn Future<Output = ()> + Send>>,
     ) -> Result<RunStatus, EngineError> {
@@ -305,6 +349,7 @@ impl<'w> Driver<'w> {
                     }
                 }
                 () = async { match shutdown.as_mut() { Some(s) => s.await, None => std::future::pending().await } } => {
+                    info!("interrupted: cancelling the run");
                     shutdown = None;
                     inputs.push_back(Input::Cancel { by: "interrupt (Ctrl-C)".into() });
                 }
@@ -347,12 +392,22 @@ impl Task {
             Err(e) => Err(e.clone()),
             Ok(args) => run_with_timeout(self.action, args, &self.ctx, self.timeout).await,
         };
+        let result = result
+            .map(|o| self.redactor.scrub_outputs(o))
+            .map_err(|e| (self.redactor.scrub(&e.message), e.failure));
+        match &result {
+            Ok(outputs) => debug!(
+                outputs = %serde_json::Value::Object(outputs.clone()),
+                "attempt succeeded"
+            ),
+            Err((error, failure)) => {
+                info!(error = %error, failure = %failure_name(*failure), "attempt failed");
+            }
+        }
         let _ = self.tx.send(Input::Finished {
             step: self.step,
             attempt,
-            result: result
-                .map(|o| self.redactor.scrub_outputs(o))
-                .map_err(|e| (self.redactor.scrub(&e.message), e.failure)),
+            result,
         });
     }
 
@@ -375,6 +430,14 @@ impl Task {
             Probe::Undecided(why) => Probe::Undecided(self.redactor.scrub(&why)),
             Probe::DidNot => Probe::DidNot,
         };
+        match &probe {
+            Probe::TookEffect(outputs) => info!(
+                outputs = %serde_json::Value::Object(outputs.clone()),
+                "probe: the attempt took effect"
+            ),
+            Probe::DidNot => info!("probe: the attempt had no effect"),
+            Probe::Undecided(why) => info!(why = %why, "probe: cannot tell"),
+        }
         let _ = self.tx.send(Input::Probed {
             step: self.step,
             probe,
@@ -390,11 +453,26 @@ impl Task {
                 .await
                 .map(|_| ()),
         };
+        let result = result.map_err(|e| (self.redactor.scrub(&e.message), e.failure));
+        match &result {
+            Ok(()) => info!("undone"),
+            Err((error, failure)) => {
+                info!(error = %error, failure = %failure_name(*failure), "undo failed");
+            }
+        }
         let _ = self.tx.send(Input::CompensationFinished {
             step: self.step,
-            result: result.map_err(|e| (self.redactor.scrub(&e.message), e.failure)),
+            result,
         });
     }
+}
+
+/// The name of a failure in logs, as the journal spells it (`no_effect`, `ambiguous`...).
+fn failure_name(failure: crate::actions::Failure) -> String {
+    serde_json::to_value(failure)
+        .ok()
+        .and_then(|v| v.as_str().map(String::from))
+        .unwrap_or_default()
 }
 
 async fn run_with_timeout(

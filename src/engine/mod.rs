@@ -19,6 +19,7 @@ mod recorder;
 mod run;
 mod secrets;
 mod session;
+mod trace;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use digest::{Scheme, digest};
@@ -32,5 +33,5 @@ pub use machine::{Choice, Input, Machine, Refusal, StepState, Undo};
 pub use pause::PauseReason;
 pub use recorder::Recorder;
 pub use run::{Advanced, Run};
-pub use secrets::Redactor;
+pub use secrets::{Redactor, remember_secret, scrub_known};
 pub use session::{NewRun, Recorded, StartError, events, replay};

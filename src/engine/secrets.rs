@@ -3,6 +3,11 @@
 //! a probe's or a compensation's answer) is scrubbed before it becomes an engine input, so the
 //! value never reaches the journal, the store, the terminal, the reports or the control
 //! socket: it reads `${env.NAME}` there instead.
+//!
+//! Every secret a step resolves is also remembered for the whole process, so that the log
+//! writer can replace it in any line, whoever wrote the line ([`scrub_known`]).
+
+use std::sync::{PoisonError, RwLock};
 
 use serde_json::Value;
 
@@ -30,6 +35,13 @@ impl Redactor {
         secrets.sort_by_key(|(value, _): &(String, String)| std::cmp::Reverse(value.len()));
         secrets.dedup();
         Self { secrets }
+    }
+
+    /// Adds these secrets to the ones every log line is scrubbed of ([`scrub_known`]).
+    pub fn remember(&self) {
+        for (value, placeholder) in &self.secrets {
+            remember_secret(value, placeholder);
+        }
     }
 
     /// `text` with every secret replaced by its placeholder.
@@ -62,6 +74,41 @@ impl Redactor {
             other => other,
         }
     }
+}
+
+/// Every secret resolved in this process so far, longest first, with its placeholder.
+static KNOWN: RwLock<Vec<(String, String)>> = RwLock::new(Vec::new());
+
+/// Remembers `value` as a secret of the process, shown as `placeholder` in logs. Its
+/// JSON-escaped form is remembered too, for lines written as JSON.
+pub fn remember_secret(value: &str, placeholder: &str) {
+    if value.is_empty() {
+        return;
+    }
+    let escaped = serde_json::to_string(value).unwrap_or_default();
+    let escaped = escaped
+        .strip_prefix('"')
+        .and_then(|e| e.strip_suffix('"'))
+        .unwrap_or(value);
+    let mut known = KNOWN.write().unwrap_or_else(PoisonError::into_inner);
+    for form in [value, escaped] {
+        if !known.iter().any(|(v, _)| v == form) {
+            known.push((form.to_string(), placeholder.to_string()));
+        }
+    }
+    known.sort_by_key(|(value, _)| std::cmp::Reverse(value.len()));
+}
+
+/// `text` with every secret this process resolved replaced by its placeholder.
+pub fn scrub_known(text: &str) -> String {
+    let known = KNOWN.read().unwrap_or_else(PoisonError::into_inner);
+    let mut out = text.to_string();
+    for (value, placeholder) in known.iter() {
+        if out.contains(value.as_str()) {
+            out = out.replace(value.as_str(), placeholder);
+        }
+    }
+    out
 }
 
 fn collect(arg: &Arg, out: &mut Vec<(String, String)>) {

@@ -13,8 +13,8 @@ mod template;
 pub use duration::{format_duration, parse_duration};
 pub use node::{Key, Node, NodeKind, Table};
 pub use raw::{
-    OnFailure, ParamValue, RawDefaults, RawHeader, RawParam, RawRetry, RawRollback, RawStep,
-    RawWorkflow, Spanned, WorkflowKind,
+    OnFailure, ParamValue, RawDefaults, RawEvents, RawHeader, RawParam, RawRetry, RawRollback,
+    RawStep, RawWorkflow, RunEventKind, Spanned, WorkflowKind,
 };
-pub use reader::{NO_RETRY, STEP_KEYS, is_identifier, read_workflow};
+pub use reader::{NO_RETRY, STEP_KEYS, is_identifier, read_workflow, webhook_shape};
 pub use template::{Segment, Template, TemplateError};

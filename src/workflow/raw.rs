@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::node::Table;
+use super::template::Template;
 use crate::diagnostic::Span;
 
 /// A value with the place it was written.
@@ -90,6 +91,64 @@ impl OnFailure {
     }
 }
 
+/// A run event a workflow may send to people (`[workflow] events.on`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunEventKind {
+    /// An approval step started waiting for votes.
+    ApprovalWaiting,
+    /// The run paused for an operator.
+    RunPaused,
+    /// The projected recovery passed the RTO objective (or the objective passed).
+    RtoAtRisk,
+    /// An attempt used 80% of its step's timeout and is still running.
+    StepSlow,
+    /// The run is over: succeeded, failed or rolled back.
+    RunFinished,
+}
+
+impl RunEventKind {
+    /// The names as written in TOML.
+    pub const NAMES: &'static [&'static str] = &[
+        "approval_waiting",
+        "run_paused",
+        "rto_at_risk",
+        "step_slow",
+        "run_finished",
+    ];
+
+    /// Every kind, in the order of [`RunEventKind::NAMES`].
+    pub const ALL: &'static [RunEventKind] = &[
+        Self::ApprovalWaiting,
+        Self::RunPaused,
+        Self::RtoAtRisk,
+        Self::StepSlow,
+        Self::RunFinished,
+    ];
+
+    /// Parses the TOML name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::NAMES
+            .iter()
+            .position(|n| *n == name)
+            .map(|i| Self::ALL[i])
+    }
+
+    /// The TOML name.
+    pub fn as_str(self) -> &'static str {
+        Self::NAMES[self as usize]
+    }
+}
+
+/// `[workflow] events = { url, on }`: where run events are posted, and which.
+#[derive(Debug, Clone)]
+pub struct RawEvents {
+    /// The webhook: literal text and `${env.NAME}` only, checked.
+    pub url: Spanned<Template>,
+    /// The events to send, each once; every kind when `on` is not given.
+    pub on: Vec<RunEventKind>,
+}
+
 /// The `[workflow]` table.
 #[derive(Debug, Clone, Default)]
 pub struct RawHeader {
@@ -111,6 +170,8 @@ pub struct RawHeader {
     pub on_failure: Option<Spanned<OnFailure>>,
     /// `allowed_signers`: the OpenSSH allowed-signers file, relative to the workflow.
     pub allowed_signers: Option<Spanned<String>>,
+    /// `events`: run events posted to a webhook.
+    pub events: Option<RawEvents>,
 }
 
 /// A `retry` table.

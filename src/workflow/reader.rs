@@ -11,9 +11,10 @@ use toml::de::DeTable;
 use super::duration::parse_duration;
 use super::node::{Key, Node, NodeKind, Table, from_de_table};
 use super::raw::{
-    OnFailure, ParamValue, RawDefaults, RawHeader, RawParam, RawRetry, RawRollback, RawStep,
-    RawWorkflow, Spanned, WorkflowKind,
+    OnFailure, ParamValue, RawDefaults, RawEvents, RawHeader, RawParam, RawRetry, RawRollback,
+    RawStep, RawWorkflow, RunEventKind, Spanned, WorkflowKind,
 };
+use super::template::{Segment, Template};
 use crate::diagnostic::{Code, Diagnostic, Diagnostics, SourceFile, Span, did_you_mean};
 
 const TOP_KEYS: &[&str] = &["workflow", "params", "defaults", "steps"];
@@ -26,7 +27,9 @@ const WORKFLOW_KEYS: &[&str] = &[
     "concurrency",
     "on_failure",
     "allowed_signers",
+    "events",
 ];
+const EVENTS_KEYS: &[&str] = &["url", "on"];
 const DEFAULTS_KEYS: &[&str] = &["timeout", "retry"];
 const RETRY_KEYS: &[&str] = &["attempts", "initial", "max"];
 /// The keys a step may have.
@@ -196,7 +199,86 @@ impl Reader<'_> {
             self.enumerated(&s, OnFailure::NAMES, "on_failure", OnFailure::from_name)
         });
         header.allowed_signers = self.string(table, "allowed_signers");
+        header.events = table.get("events").and_then(|node| self.events(node));
         header
+    }
+
+    /// `events = { url = "...", on = [...] }`: every name known, the url a webhook.
+    fn events(&mut self, node: &Node) -> Option<RawEvents> {
+        let table = self.table(node, "events")?;
+        self.unknown_keys(table, EVENTS_KEYS, "in `events`");
+        let url = self.required_string(table, "url", &node.span, "`events`");
+        let mut on = Vec::new();
+        match table.get("on") {
+            Some(list) => {
+                for name in self.string_list(list, "on") {
+                    if let Some(kind) = self.enumerated(
+                        &name,
+                        RunEventKind::NAMES,
+                        "events.on",
+                        RunEventKind::from_name,
+                    ) && !on.contains(&kind.value)
+                    {
+                        on.push(kind.value);
+                    }
+                }
+            }
+            None => on.extend_from_slice(RunEventKind::ALL),
+        }
+        let url = self.webhook(url?)?;
+        Some(RawEvents { url, on })
+    }
+
+    /// The events webhook: text and `${env.NAME}` (read when the run starts, never stored),
+    /// shaped like an http(s) URL as far as the file tells.
+    fn webhook(&mut self, url: Spanned<String>) -> Option<Spanned<Template>> {
+        let template = match Template::parse(&url.value) {
+            Ok(t) => t,
+            Err(e) => {
+                self.diags.push(
+                    Diagnostic::new(Code::BadTemplate, format!("events `url`: {}", e.message))
+                        .at(url.span.clone(), "bad reference"),
+                );
+                return None;
+            }
+        };
+        let help = "write the webhook, or read it from the environment when the run starts: url = \"${env.SLACK_WEBHOOK}\"";
+        if template
+            .segments
+            .iter()
+            .any(|s| matches!(s, Segment::Param(_) | Segment::StepOutput { .. }))
+        {
+            self.diags.push(
+                Diagnostic::new(
+                    Code::InvalidValue,
+                    "the events `url` may hold only text and `${env.NAME}`",
+                )
+                .at(url.span.clone(), "not known when the run starts")
+                .help(help),
+            );
+            return None;
+        }
+        let shape = match (template.as_literal(), template.segments.first()) {
+            (Some(text), _) => webhook_shape(&text),
+            (None, Some(Segment::Literal(start)))
+                if !start.starts_with("https://") && !start.starts_with("http://") =>
+            {
+                Err("it must start with https:// or http://".into())
+            }
+            _ => Ok(()),
+        };
+        if let Err(why) = shape {
+            self.diags.push(
+                Diagnostic::new(
+                    Code::InvalidValue,
+                    format!("the events `url` is not a webhook URL: {why}"),
+                )
+                .at(url.span.clone(), "not an http(s) URL")
+                .help(help),
+            );
+            return None;
+        }
+        Some(Spanned::new(template, url.span))
     }
 
     fn params(&mut self, table: &Table) -> Vec<RawParam> {
@@ -556,6 +638,23 @@ impl Reader<'_> {
             );
         }
     }
+}
+
+/// Whether `url` looks like a webhook drctl can post to: `http(s)://HOST...`, no spaces. The
+/// reason names no part of the URL (at run time it may be a secret).
+pub fn webhook_shape(url: &str) -> Result<(), String> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or("it must start with https:// or http://")?;
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if host.is_empty() {
+        return Err("it names no host".into());
+    }
+    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("it holds spaces or control characters".into());
+    }
+    Ok(())
 }
 
 /// Whether `s` matches `[a-z0-9-]+` (workflow names and step ids).

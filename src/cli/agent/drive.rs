@@ -41,16 +41,24 @@ pub(super) fn drive_here(
     let id = run.id().to_string();
     let (control_tx, control_rx) = mpsc::channel(16);
     router.add(&id, control_tx.clone());
-    let _routed = Routed {
+    let routed = Routed {
         router,
         run: id.clone(),
         driver: control_tx,
     };
     ready(&id);
-    let outcome = drive_async(run, base_dir, first, control_rx);
+    let announcer = crate::notify::Announcer::for_run(run.machine.workflow(), &id);
+    let outbox = announcer.as_ref().map(crate::notify::Announcer::outbox);
+    let outcome = drive_async(run, base_dir, first, control_rx, announcer);
+    drop(routed);
     match &outcome {
         Ok(status) => say(format!("run {id} {}", status.as_str())),
         Err(why) => say(format!("run {id} stopped: {why}")),
+    }
+    // The run is off the router; its last messages get a moment on this thread, which an
+    // agent stopping (`serve --once`) waits for.
+    if let Some(outbox) = outbox {
+        outbox.drain(crate::notify::EXIT_GRACE);
     }
     outcome
 }
@@ -60,6 +68,7 @@ fn drive_async(
     base_dir: PathBuf,
     first: Vec<Input>,
     control: mpsc::Receiver<ControlRequest>,
+    announcer: Option<crate::notify::Announcer>,
 ) -> Outcome {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -67,7 +76,8 @@ fn drive_async(
         .map_err(|e| format!("cannot start its runtime: {e}"))?;
     runtime.block_on(async {
         let exec = super::super::drive::exec_context(&run.recorder.run, base_dir);
-        let mut driver = Driver::new(run, Arc::new(SystemClock), exec, Box::new(|_, _, _| {}));
+        let observer = super::super::drive::with_events(Box::new(|_, _, _| {}), announcer);
+        let mut driver = Driver::new(run, Arc::new(SystemClock), exec, observer);
         driver.rearm();
         for input in first {
             driver.feed(input).map_err(|e| e.to_string())?;

@@ -102,6 +102,7 @@ impl Agent {
                     }
                 };
                 let id = run.id().to_string();
+                tracing::info!(run_id = %id, workflow = %workflow.name, "run handed to the agent: started");
                 say(format!(
                     "run {id} started: {} ({}), as {}",
                     workflow.name, request.mode, request.initiator
@@ -206,6 +207,7 @@ impl Agent {
                 vec![Input::Interrupted, Input::Recover]
             }) {
                 Ok(_) => {
+                    tracing::info!(run_id = %run.run_id, "run under way without a driver: taken up");
                     (self.say)(format!("run {}: its driver was gone; taken up", run.run_id));
                     taken.push(run.run_id);
                 }

@@ -104,6 +104,10 @@ pub fn compile(
             .as_ref()
             .map(|s| (s.value.clone(), s.span.clone())),
         signers: None,
+        events: header.events.as_ref().map(|e| super::Events {
+            url: e.url.value.clone(),
+            on: e.on.clone(),
+        }),
     })
 }
 
