@@ -27,10 +27,15 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use etcd_client::{
-    Client, Compare, CompareOp, ConnectOptions, GetOptions, PutOptions, Txn, TxnOp, TxnOpResponse,
+    Client, Compare, CompareOp, ConnectOptions, GetOptions, Txn, TxnOp, TxnOpResponse,
 };
 
-use super::format::{Bundle, decode, encode_bundle};
+mod address;
+mod commit;
+
+pub use address::EtcdAddress;
+
+use super::format::{Bundle, decode};
 use super::{Anchor, Commit, JournalEntry, RunRecord, StepRecord, Store, StoreError};
 
 /// The key layout this build reads and writes.
@@ -56,46 +61,6 @@ fn transient(e: &etcd_client::Error) -> bool {
         }
         etcd_client::Error::TransportError(_) | etcd_client::Error::IoError(_) => true,
         _ => false,
-    }
-}
-
-/// Where an etcd store is: its members and its key prefix.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EtcdAddress {
-    /// `host:port` of each member.
-    pub endpoints: Vec<String>,
-    /// The key prefix, without a trailing slash.
-    pub prefix: String,
-}
-
-impl EtcdAddress {
-    /// Reads `etcd://h1:2379,h2:2379/prefix`.
-    pub fn parse(url: &str) -> Result<Self, String> {
-        let rest = url.strip_prefix("etcd://").ok_or_else(|| {
-            format!("`{url}` is not a store drctl knows: write sled:DIR or etcd://HOST:PORT[,HOST:PORT...]/PREFIX")
-        })?;
-        let (hosts, prefix) = rest.split_once('/').unwrap_or((rest, "drctl"));
-        let endpoints: Vec<String> = hosts
-            .split(',')
-            .map(str::trim)
-            .filter(|h| !h.is_empty())
-            .map(str::to_string)
-            .collect();
-        if endpoints.is_empty() {
-            return Err(format!("`{url}` names no etcd member"));
-        }
-        if let Some(bad) = endpoints.iter().find(|h| !h.contains(':')) {
-            return Err(format!("`{bad}` in `{url}` has no port (HOST:PORT)"));
-        }
-        let prefix = prefix.trim_matches('/');
-        Ok(Self {
-            endpoints,
-            prefix: if prefix.is_empty() {
-                "/drctl".into()
-            } else {
-                format!("/{prefix}")
-            },
-        })
     }
 }
 
@@ -406,208 +371,12 @@ impl EtcdStore {
             .is_some_and(|l| !l.lost.load(std::sync::atomic::Ordering::SeqCst))
     }
 
-    /// The writes of `commit`, adding to `when` what they need to hold.
-    fn writes(
-        &self,
-        run_id: &str,
-        commit: &Commit,
-        guard: &Guard,
-        lease: i64,
-        owner_key: &str,
-        when: &mut Vec<Compare>,
-    ) -> Result<Vec<TxnOp>, StoreError> {
-        let mut ops = Vec::new();
-        if matches!(guard, Guard::Claim) {
-            let owner = serde_json::to_vec(&Owner {
-                since: crate::time::rfc3339(chrono::Utc::now()),
-                ..self.owner.clone()
-            })
-            .map_err(io)?;
-            ops.push(TxnOp::put(
-                owner_key,
-                owner,
-                Some(PutOptions::new().with_lease(lease)),
-            ));
-        }
-        if !commit.journal.is_empty() {
-            let first = commit.journal[0].seq;
-            let bundle = encode_bundle(commit.run.as_ref(), &commit.steps, &commit.journal)?;
-            ops.push(TxnOp::put(
-                self.key(&["bundles", run_id, &format!("{first:020}")]),
-                bundle,
-                None,
-            ));
-        }
-        if let Some(run) = &commit.run {
-            ops.push(TxnOp::put(
-                self.key(&["runs", run_id]),
-                serde_json::to_vec(run).map_err(io)?,
-                None,
-            ));
-            let active = self.key(&["active", &run.workflow]);
-            if commit.source.is_some() {
-                // One unfinished run per workflow, decided here, atomically.
-                when.push(Compare::version(active.clone(), CompareOp::Equal, 0));
-                ops.push(TxnOp::put(active, run_id, None));
-            } else if run.status.is_unfinished() {
-                // A cancelled run taken up again holds its workflow again, if it is free.
-                ops.push(TxnOp::txn(
-                    Txn::new()
-                        .when([Compare::version(active.clone(), CompareOp::Equal, 0)])
-                        .and_then([TxnOp::put(active, run_id, None)]),
-                ));
-            } else {
-                ops.push(TxnOp::txn(
-                    Txn::new()
-                        .when([Compare::value(active.clone(), CompareOp::Equal, run_id)])
-                        .and_then([TxnOp::delete(active, None)]),
-                ));
-            }
-        }
-        if let Some(anchor) = Anchor::of(commit) {
-            ops.push(TxnOp::put(
-                self.key(&["anchors", run_id]),
-                serde_json::to_vec(&anchor).map_err(io)?,
-                None,
-            ));
-        }
-        if let Some(source) = &commit.source {
-            ops.push(TxnOp::put(
-                self.key(&["sources", run_id]),
-                source.clone(),
-                None,
-            ));
-        }
-        Ok(ops)
-    }
-
-    /// Commits holding this process's lease. A lease etcd no longer knows (expired, revoked)
-    /// is replaced once: runs held with it are lost anyway, and a run this commit claims
-    /// needs a live one.
-    fn commit_with_lease(&self, run_id: &str, commit: &Commit) -> Result<(), StoreError> {
-        let lease = self.lease()?;
-        match self.try_commit(run_id, commit, lease) {
-            Err(StoreError::Io(e)) if e.contains("lease not found") => {
-                self.forget_lease(lease);
-                self.try_commit(run_id, commit, self.lease()?)
-            }
-            result => result,
-        }
-    }
-
-    /// One try of a commit, holding `lease`.
-    fn try_commit(&self, run_id: &str, commit: &Commit, lease: i64) -> Result<(), StoreError> {
-        let guard = self
-            .owned
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(run_id)
-            .map_or(Guard::Claim, |&rev| Guard::Owned(rev));
-        let owner_key = self.key(&["owners", run_id]);
-        let mut when = vec![match guard {
-            Guard::Owned(rev) => Compare::create_revision(owner_key.clone(), CompareOp::Equal, rev),
-            Guard::Claim => Compare::version(owner_key.clone(), CompareOp::Equal, 0),
-        }];
-        let ops = self.writes(run_id, commit, &guard, lease, &owner_key, &mut when)?;
-        let mut reads = vec![TxnOp::get(owner_key.clone(), None)];
-        if let Some(run) = &commit.run {
-            reads.push(TxnOp::get(self.key(&["active", &run.workflow]), None));
-        }
-        let txn = Txn::new().when(when).and_then(ops).or_else(reads);
-        let (succeeded, revision, answers) = self.call(move |mut c| {
-            let txn = txn.clone();
-            async move {
-                let response = c.txn(txn).await?;
-                let revision = response
-                    .header()
-                    .map_or(0, etcd_client::ResponseHeader::revision);
-                let answers: Vec<Option<Read>> = response
-                    .op_responses()
-                    .into_iter()
-                    .map(|op| match op {
-                        TxnOpResponse::Get(g) => g.kvs().first().map(|kv| Read {
-                            value: kv.value().to_vec(),
-                            lease: kv.lease(),
-                            created: kv.create_revision(),
-                        }),
-                        _ => None,
-                    })
-                    .collect();
-                Ok((response.succeeded(), revision, answers))
-            }
-        })?;
-        let claimed = match (&guard, succeeded, answers.first()) {
-            (Guard::Claim, true, _) => Some(revision),
-            // A claim sent again after its answer was lost: the owner key is this process's.
-            (Guard::Claim, false, Some(Some(owner))) if owner.lease == lease => Some(owner.created),
-            (Guard::Owned(_), true, _) => None,
-            _ => return Err(refusal(run_id, &guard, &answers)),
-        };
-        if let Some(revision) = claimed {
-            self.owned
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .insert(run_id.to_string(), revision);
-        }
-        Ok(())
-    }
-
     /// Forgets `lease` (etcd no longer knows it): the next claim gets a new one.
     fn forget_lease(&self, lease: i64) {
         let mut held = self.lease.lock().unwrap_or_else(PoisonError::into_inner);
         if held.as_ref().is_some_and(|l| l.id == lease) {
             *held = None;
         }
-    }
-}
-
-/// A key read back when a commit's transaction did not hold.
-struct Read {
-    value: Vec<u8>,
-    lease: i64,
-    created: i64,
-}
-
-/// What a commit's transaction compares before it writes.
-enum Guard {
-    /// The run is this process's: its owner key is the one this process created.
-    Owned(i64),
-    /// The run has no owner: this commit claims it.
-    Claim,
-}
-
-/// Why a commit's transaction did not hold, from what it read instead: `answers` holds the
-/// run's owner and its workflow's unfinished run.
-fn refusal(run_id: &str, guard: &Guard, answers: &[Option<Read>]) -> StoreError {
-    let owner: Option<Owner> = answers
-        .first()
-        .and_then(Option::as_ref)
-        .and_then(|o| serde_json::from_slice(&o.value).ok());
-    let active = answers
-        .get(1)
-        .and_then(Option::as_ref)
-        .map(|a| a.value.clone());
-    match guard {
-        Guard::Owned(_) => StoreError::Fenced {
-            run: run_id.to_string(),
-            reason: match owner {
-                Some(o) => format!(
-                    "{} (pid {} on {}) drives it since {}",
-                    o.name, o.pid, o.host, o.since
-                ),
-                None => "this process's lease expired and nobody drives it now".into(),
-            },
-        },
-        Guard::Claim if owner.is_some() => StoreError::Fenced {
-            run: run_id.to_string(),
-            reason: owner.map_or_else(
-                || "another process drives it".into(),
-                |o| format!("{} (pid {} on {}) drives it", o.name, o.pid, o.host),
-            ),
-        },
-        Guard::Claim => StoreError::Unfinished {
-            run: String::from_utf8_lossy(&active.unwrap_or_default()).into_owned(),
-        },
     }
 }
 
@@ -769,29 +538,6 @@ impl Drop for EtcdStore {
                 c.lease_revoke(id).await?;
                 Ok(())
             });
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::EtcdAddress;
-
-    #[test]
-    fn store_urls_name_their_members_and_prefix() {
-        let a = EtcdAddress::parse("etcd://h1:2379,h2:2379/dr/ctl/").unwrap();
-        assert_eq!(a.endpoints, ["h1:2379", "h2:2379"]);
-        assert_eq!(a.prefix, "/dr/ctl");
-        assert_eq!(
-            EtcdAddress::parse("etcd://h1:2379").unwrap().prefix,
-            "/drctl"
-        );
-        assert_eq!(
-            EtcdAddress::parse("etcd://h1:2379/").unwrap().prefix,
-            "/drctl"
-        );
-        for bad in ["h1:2379", "etcd:///x", "etcd://h1/x", "sled:/tmp"] {
-            assert!(EtcdAddress::parse(bad).is_err(), "{bad}");
         }
     }
 }
