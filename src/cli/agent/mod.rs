@@ -78,12 +78,9 @@ impl Agent {
                 None => None,
             };
         let (store, router, say) = (self.store.clone(), self.router()?, self.say.clone());
-        let (answer, taken) = std::sync::mpsc::channel();
-        let guard = self.starting.lock().unwrap_or_else(PoisonError::into_inner);
+        let _guard = self.starting.lock().unwrap_or_else(PoisonError::into_inner);
         let base = super::drive::base_dir(Path::new(&request.file));
-        let thread = std::thread::Builder::new()
-            .name("run".into())
-            .spawn(move || {
+        self.on_thread(move |answer| {
                 let new = NewRun {
                     workflow: &workflow,
                     workflow_file: request.file.clone(),
@@ -118,16 +115,7 @@ impl Agent {
                 let _ = drive::drive_here(run, &router, base, Vec::new(), &say, |_| {
                     let _ = answer.send(Ok(taken));
                 });
-            })
-            .map_err(|e| CliError::internal(format!("cannot start a run's thread: {e}")))?;
-        let result = taken.recv().unwrap_or_else(|_| {
-            Err(CliError::internal(
-                "the run's thread ended before it started",
-            ))
-        });
-        drop(guard);
-        self.keep(thread);
-        result
+        })
     }
 
     /// Takes stored run `run_id` up for `purpose` and drives it on a thread of its own, fed
@@ -140,7 +128,7 @@ impl Agent {
     ) -> Result<Taken, CliError> {
         let router = self.router()?;
         // Held so that a start cannot slip in between the check and the take-up.
-        let guard = self.starting.lock().unwrap_or_else(PoisonError::into_inner);
+        let _guard = self.starting.lock().unwrap_or_else(PoisonError::into_inner);
         if router.drives(run_id) {
             return Err(CliError::new(
                 super::exit::RUN_ACTIVE,
@@ -163,32 +151,41 @@ impl Agent {
             overrides: record.overrides.clone(),
         };
         let (store, say) = (self.store.clone(), self.say.clone());
-        let (answer, started) = std::sync::mpsc::channel();
         let base = super::drive::base_dir(Path::new(&record.workflow_file));
+        self.on_thread(move |answer| {
+            let run = match Run::load_record(store.clone(), record, &workflow) {
+                Ok(run) => run,
+                Err(e) => {
+                    let _ = answer.send(Err(CliError::from(e)));
+                    return;
+                }
+            };
+            let first = inputs(&run.machine);
+            let _ = drive::drive_here(run, &router, base, first, &say, |_| {
+                let _ = answer.send(Ok(taken));
+            });
+        })
+    }
+
+    /// Runs `drive` on a thread of its own and returns what it answers on the channel it is
+    /// given (once its run is on the router, or why it could not be driven); the thread is
+    /// kept to be joined.
+    fn on_thread<T: Send + 'static>(
+        &self,
+        drive: impl FnOnce(std::sync::mpsc::Sender<Result<T, CliError>>) + Send + 'static,
+    ) -> Result<T, CliError> {
+        let (answer, answered) = std::sync::mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("run".into())
-            .spawn(move || {
-                let run = match Run::load_record(store.clone(), record, &workflow) {
-                    Ok(run) => run,
-                    Err(e) => {
-                        let _ = answer.send(Err(CliError::from(e)));
-                        return;
-                    }
-                };
-                let first = inputs(&run.machine);
-                let _ = drive::drive_here(run, &router, base, first, &say, |_| {
-                    let _ = answer.send(Ok(()));
-                });
-            })
+            .spawn(move || drive(answer))
             .map_err(|e| CliError::internal(format!("cannot start a run's thread: {e}")))?;
-        let result = started.recv().unwrap_or_else(|_| {
+        let result = answered.recv().unwrap_or_else(|_| {
             Err(CliError::internal(
-                "the run's thread ended before it was taken up",
+                "the run's thread ended before its run was under way",
             ))
         });
-        drop(guard);
         self.keep(thread);
-        result.map(|()| taken)
+        result
     }
 
     /// Takes up every run that was under way when the last process driving this store
