@@ -499,7 +499,13 @@ fn shared_store_rows(out: &mut String) {
 fn many_runs_row(out: &mut String) {
     let dir = tempfile::tempdir().unwrap();
     let sled: Arc<dyn Store> = Arc::new(SledStore::open(dir.path()).unwrap());
-    let (agent, router) = drctl::cli::agent::Agent::new(sled.clone(), Arc::new(|_| {}));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (agent, router) =
+        drctl::cli::agent::Agent::new(sled.clone(), Arc::new(|_| {}), runtime.handle().clone());
     let requests: Vec<drctl::control::StartRequest> = (0..100)
         .map(|i| drctl::control::StartRequest {
             file: format!("/bench/chain-{i}.toml"),

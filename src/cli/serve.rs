@@ -53,12 +53,12 @@ pub fn serve(args: &ServeArgs, state: &std::path::Path) -> Result<u8, CliError> 
 fn serve_local(args: &ServeArgs, state: &std::path::Path) -> Result<u8, CliError> {
     let store = own(state)?;
     let say: Say = Arc::new(|line| println!("{line}"));
-    let (agent, router) = Agent::new(store.clone(), say);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .map_err(|e| CliError::internal(e.to_string()))?;
+    let (agent, router) = Agent::new(store.clone(), say, runtime.handle().clone());
     runtime.block_on(async {
         let socket = crate::control::serve(state, store, router.clone())
             .map_err(|e| CliError::internal(format!("cannot serve the control socket: {e}")))?;

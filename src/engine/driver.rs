@@ -100,10 +100,19 @@ impl<'w> Driver<'w> {
         Ok(())
     }
 
-    /// Decides and journals a batch in one commit (see [`Run::advance_all`]), then acts.
-    fn feed_batch(&mut self, inputs: impl Iterator<Item = Input>) -> Result<(), EngineError> {
+    /// As [`Driver::feed`] while driving: the commit is awaited as a task, so that the runs
+    /// of one process share its threads while they wait for their flushes.
+    pub async fn feed_async(&mut self, input: Input) -> Result<(), EngineError> {
         let now = self.clock.now();
-        let advanced = self.run.advance_all(inputs, now)?;
+        let advanced = self.run.advance_async(input, now).await?;
+        self.settle(advanced, now);
+        Ok(())
+    }
+
+    /// Decides and journals a batch in one commit (see [`Run::advance_all`]), then acts.
+    async fn feed_batch(&mut self, inputs: impl Iterator<Item = Input>) -> Result<(), EngineError> {
+        let now = self.clock.now();
+        let advanced = self.run.advance_all_async(inputs, now).await?;
         self.settle(advanced, now);
         Ok(())
     }
@@ -310,7 +319,7 @@ impl<'w> Driver<'w> {
         let watch_rto = self.run.machine.workflow().rto.is_some();
         loop {
             if !inputs.is_empty() {
-                self.feed_batch(inputs.drain(..))?;
+                self.feed_batch(inputs.drain(..)).await?;
             }
             // Finished tasks have sent their result; let go of what they hold.
             while self.tasks.try_join_next().is_some() {}
@@ -327,7 +336,7 @@ impl<'w> Driver<'w> {
                 }
                 Some(request) = self.previous_rx.recv() => self.record_previous(request)?,
                 Some(request) = async { match control.as_mut() { Some(c) => c.recv().await, None => std::future::pending().await } } => {
-                    match self.feed(request.input) {
+                    match self.feed_async(request.input).await {
                         Ok(()) => {
                             let _ = request.reply.send(Ok(()));
                         }

@@ -88,6 +88,21 @@ impl Recorder {
         self.write(events, machine, at, true)
     }
 
+    /// As [`Recorder::commit`], waiting for the flush as a task (see [`Store::commit_async`]).
+    pub async fn commit_async(
+        &mut self,
+        events: &[Event],
+        machine: &Machine<'_>,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let Some((run, commit)) = self.prepare(events, machine, at, true)? else {
+            return Ok(());
+        };
+        self.store.commit_async(&run.run_id, &commit).await?;
+        self.committed(run);
+        Ok(())
+    }
+
     fn write(
         &mut self,
         events: &[Event],
@@ -95,8 +110,24 @@ impl Recorder {
         at: DateTime<Utc>,
         driving: bool,
     ) -> Result<(), StoreError> {
-        if events.is_empty() {
+        let Some((run, commit)) = self.prepare(events, machine, at, driving)? else {
             return Ok(());
+        };
+        self.store.commit(&run.run_id, &commit)?;
+        self.committed(run);
+        Ok(())
+    }
+
+    /// The run record and the commit that journal `events`; `None` when there are none.
+    fn prepare(
+        &mut self,
+        events: &[Event],
+        machine: &Machine<'_>,
+        at: DateTime<Utc>,
+        driving: bool,
+    ) -> Result<Option<(RunRecord, Commit)>, StoreError> {
+        if events.is_empty() {
+            return Ok(None);
         }
         let when = rfc3339(at);
         let mut journal = Vec::with_capacity(events.len());
@@ -146,10 +177,13 @@ impl Recorder {
             journal,
             source: self.source.clone(),
         };
-        self.store.commit(&run.run_id, &commit)?;
+        Ok(Some((run, commit)))
+    }
+
+    /// Takes `run` as the record last committed.
+    fn committed(&mut self, run: RunRecord) {
         self.source = None;
         self.run = run;
-        Ok(())
     }
 
     fn project(&mut self, step: &str, event: &Event, machine: &Machine<'_>, when: &str) {

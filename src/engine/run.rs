@@ -115,13 +115,34 @@ impl<'w> Run<'w> {
         inputs: impl IntoIterator<Item = Input>,
         now: DateTime<Utc>,
     ) -> Result<Advanced, StoreError> {
-        let mut events = Vec::new();
-        for input in inputs {
-            if let Ok(more) = self.machine.advance(input, now) {
-                events.extend(more);
-            }
-        }
+        let events = self.decide_all(inputs, now);
         self.recorder.commit(&events, &self.machine, now)?;
+        Ok(self.advanced(events, now))
+    }
+
+    /// As [`Run::advance`], the commit awaited as a task (see [`crate::store::Store::commit_async`]).
+    pub async fn advance_async(
+        &mut self,
+        input: Input,
+        now: DateTime<Utc>,
+    ) -> Result<Advanced, EngineError> {
+        let events = self.machine.advance(input, now)?;
+        self.recorder
+            .commit_async(&events, &self.machine, now)
+            .await?;
+        Ok(self.advanced(events, now))
+    }
+
+    /// As [`Run::advance_all`], the commit awaited as a task.
+    pub async fn advance_all_async(
+        &mut self,
+        inputs: impl IntoIterator<Item = Input>,
+        now: DateTime<Utc>,
+    ) -> Result<Advanced, StoreError> {
+        let events = self.decide_all(inputs, now);
+        self.recorder
+            .commit_async(&events, &self.machine, now)
+            .await?;
         Ok(self.advanced(events, now))
     }
 
@@ -135,6 +156,21 @@ impl<'w> Run<'w> {
     /// The timers a loaded run must arm again (its approvals' timeouts).
     pub fn pending(&self) -> Vec<Effect> {
         self.machine.pending_timers()
+    }
+
+    /// Decides every input of a batch; refused ones are dropped.
+    fn decide_all(
+        &mut self,
+        inputs: impl IntoIterator<Item = Input>,
+        now: DateTime<Utc>,
+    ) -> Vec<Event> {
+        let mut events = Vec::new();
+        for input in inputs {
+            if let Ok(more) = self.machine.advance(input, now) {
+                events.extend(more);
+            }
+        }
+        events
     }
 
     fn advanced(&self, events: Vec<Event>, now: DateTime<Utc>) -> Advanced {

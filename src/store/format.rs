@@ -33,6 +33,13 @@ pub(super) struct Bundle {
     pub journal: Vec<JournalEntry>,
 }
 
+/// The run record of a bundle alone: its steps and journal are skipped, not built.
+#[derive(Deserialize)]
+pub(super) struct RunOnly {
+    #[serde(default)]
+    pub run: Option<RunRecord>,
+}
+
 pub(super) fn decode<T: serde::de::DeserializeOwned>(
     run: &str,
     bytes: &[u8],

@@ -4,8 +4,28 @@
 //! that began after it took its ticket has finished. One committer at a time flushes, for every
 //! ticket taken so far; those that arrived meanwhile are covered by it or by the next. A commit
 //! still returns only once what it wrote is on disk.
+//!
+//! The runs of `drctl serve` wait as tasks sharing a runtime ([`GroupCommit::durable_async`]):
+//! a waiting task is woken once, when its ticket is durable, or to flush for those waiting
+//! when nobody else does, so that many waiting runs cost no thread each and no herd of
+//! wake-ups. A commit made on a thread of its own ([`GroupCommit::durable`], a run driven
+//! alone, or a decision recorded) never waits for a task's turn (the task may need that very
+//! thread to run): it flushes itself, and what it flushed counts for the tasks it covered.
 
-use std::sync::{Condvar, Mutex, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use tokio::sync::oneshot;
+
+/// What a waiting task is woken for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Turn {
+    /// Its ticket is durable.
+    Durable,
+    /// The flush that was to cover its ticket failed.
+    Failed,
+    /// Nobody flushes: it flushes, for every ticket taken so far.
+    Flush,
+}
 
 #[derive(Default)]
 struct Tickets {
@@ -17,47 +37,146 @@ struct Tickets {
     flushing: bool,
     /// The last flush failed: the tickets it was to cover fail too.
     failed_upto: u64,
+    /// Tasks waiting, with their tickets, in the order they came.
+    waiting: Vec<(u64, oneshot::Sender<Turn>)>,
+}
+
+impl Tickets {
+    /// Records how the flushing turn's flush, covering tickets up to `upto`, ended, wakes the
+    /// tasks it covered, and hands the next flush to a task still waiting, if any.
+    fn flushed(&mut self, upto: u64, ok: bool) {
+        self.flushing = false;
+        if ok {
+            self.made_durable(upto);
+        } else {
+            self.failed_upto = self.failed_upto.max(upto);
+            for (_, waiter) in self.waiting.extract_if(.., |(ticket, _)| *ticket <= upto) {
+                let _ = waiter.send(Turn::Failed);
+            }
+        }
+        self.hand_on();
+    }
+
+    /// Every ticket up to `upto` is durable: the tasks waiting for them are told.
+    fn made_durable(&mut self, upto: u64) {
+        self.durable = self.durable.max(upto);
+        for (_, waiter) in self.waiting.extract_if(.., |(ticket, _)| *ticket <= upto) {
+            let _ = waiter.send(Turn::Durable);
+        }
+    }
+
+    /// Gives the flushing turn to the first task still waiting, if any (one whose commit was
+    /// given up, its future dropped, is passed over).
+    fn hand_on(&mut self) {
+        while !self.waiting.is_empty() {
+            let (_, next) = self.waiting.remove(0);
+            if next.send(Turn::Flush).is_ok() {
+                self.flushing = true;
+                return;
+            }
+        }
+    }
 }
 
 /// Shares flushes between concurrent committers.
 #[derive(Default)]
 pub struct GroupCommit {
     tickets: Mutex<Tickets>,
-    turn: Condvar,
 }
 
 impl GroupCommit {
-    /// Waits until what the caller wrote before calling is durable, running `flush` itself
-    /// when no one else is flushing. A failed flush fails every commit it was to cover.
-    pub fn durable<E: Clone>(
+    fn lock(&self) -> MutexGuard<'_, Tickets> {
+        self.tickets.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Flushes for every ticket taken so far (the caller holds the flushing turn).
+    fn flush_for_all<E>(&self, flush: impl FnOnce() -> Result<(), E>) -> Result<(), Option<E>> {
+        let upto = self.lock().taken;
+        let result = flush();
+        self.lock().flushed(upto, result.is_ok());
+        result.map_err(Some)
+    }
+
+    /// Makes what the caller wrote before calling durable: flushes on this thread, whoever
+    /// else is flushing, and wakes the tasks the flush covered.
+    pub fn durable<E>(&self, flush: impl FnOnce() -> Result<(), E>) -> Result<(), E> {
+        let upto = {
+            let mut t = self.lock();
+            t.taken += 1;
+            t.taken
+        };
+        flush()?;
+        self.lock().made_durable(upto);
+        Ok(())
+    }
+
+    /// As [`GroupCommit::durable`], waiting as a task: the thread is free for other runs
+    /// meanwhile. Only the flush itself, when it falls to this task, holds the thread.
+    pub async fn durable_async<E>(
         &self,
         flush: impl FnOnce() -> Result<(), E>,
     ) -> Result<(), Option<E>> {
-        let mut t = self.tickets.lock().unwrap_or_else(PoisonError::into_inner);
-        t.taken += 1;
-        let mine = t.taken;
-        loop {
-            if t.durable >= mine {
-                return Ok(());
-            }
-            if t.failed_upto >= mine {
-                return Err(None);
-            }
-            if !t.flushing {
+        let waiting = {
+            let mut t = self.lock();
+            t.taken += 1;
+            let mine = t.taken;
+            if t.flushing {
+                let (tx, rx) = oneshot::channel();
+                t.waiting.push((mine, tx));
+                Some(rx)
+            } else {
                 t.flushing = true;
-                let upto = t.taken;
-                drop(t);
-                let result = flush();
-                let mut t = self.tickets.lock().unwrap_or_else(PoisonError::into_inner);
-                t.flushing = false;
-                match &result {
-                    Ok(()) => t.durable = t.durable.max(upto),
-                    Err(_) => t.failed_upto = t.failed_upto.max(upto),
-                }
-                self.turn.notify_all();
-                return result.map_err(Some);
+                None
             }
-            t = self.turn.wait(t).unwrap_or_else(PoisonError::into_inner);
+        };
+        if let Some(rx) = waiting {
+            let mut waiting = Waiting {
+                group: self,
+                rx: Some(rx),
+            };
+            match waiting.turn().await {
+                Turn::Durable => return Ok(()),
+                Turn::Failed => return Err(None),
+                Turn::Flush => {}
+            }
+        }
+        self.flush_for_all(flush)
+    }
+
+    /// Passes on a flushing turn its task gave up: to the next task waiting, or to whoever
+    /// comes next.
+    fn pass_turn(&self) {
+        let mut t = self.lock();
+        t.flushing = false;
+        t.hand_on();
+    }
+}
+
+/// A task waiting for its turn; a flushing turn sent to it as its commit is given up is
+/// passed on, not lost.
+struct Waiting<'g> {
+    group: &'g GroupCommit,
+    rx: Option<oneshot::Receiver<Turn>>,
+}
+
+impl Waiting<'_> {
+    async fn turn(&mut self) -> Turn {
+        let Some(rx) = self.rx.as_mut() else {
+            return Turn::Failed;
+        };
+        // The sender is only dropped once it sent a turn.
+        let turn = rx.await.unwrap_or(Turn::Failed);
+        self.rx = None;
+        turn
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        if let Some(mut rx) = self.rx.take()
+            && rx.try_recv() == Ok(Turn::Flush)
+        {
+            self.group.pass_turn();
         }
     }
 }
@@ -114,7 +233,105 @@ mod tests {
     #[test]
     fn a_failed_flush_fails_the_commits_it_covered() {
         let group = GroupCommit::default();
-        assert_eq!(group.durable(|| Err("disk")), Err(Some("disk")));
+        assert_eq!(group.durable(|| Err("disk")), Err("disk"));
         assert_eq!(group.durable(|| Ok::<(), &str>(())), Ok(()));
+    }
+
+    /// Tasks committing at once, as the runs of one `drctl serve`: each returns only once a
+    /// flush begun after its write has finished, and they share flushes.
+    #[test]
+    fn tasks_wait_for_a_flush_begun_after_their_write() {
+        let group = Arc::new(GroupCommit::default());
+        let written = Arc::new(AtomicU64::new(0));
+        let on_disk = Arc::new(AtomicU64::new(0));
+        let flushes = Arc::new(AtomicU64::new(0));
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let tasks: Vec<_> = (0..100)
+                .map(|_| {
+                    let (group, written, on_disk, flushes) = (
+                        group.clone(),
+                        written.clone(),
+                        on_disk.clone(),
+                        flushes.clone(),
+                    );
+                    tokio::spawn(async move {
+                        for _ in 0..20 {
+                            let mine = written.fetch_add(1, Ordering::SeqCst) + 1;
+                            group
+                                .durable_async(|| -> Result<(), ()> {
+                                    let upto = written.load(Ordering::SeqCst);
+                                    std::thread::sleep(std::time::Duration::from_micros(200));
+                                    on_disk.fetch_max(upto, Ordering::SeqCst);
+                                    flushes.fetch_add(1, Ordering::SeqCst);
+                                    Ok(())
+                                })
+                                .await
+                                .unwrap();
+                            assert!(
+                                on_disk.load(Ordering::SeqCst) >= mine,
+                                "returned before durable"
+                            );
+                            tokio::task::yield_now().await;
+                        }
+                    })
+                })
+                .collect();
+            for t in tasks {
+                t.await.unwrap();
+            }
+        });
+        // 2,000 commits by 100 tasks on two threads: flushes are shared, or this would be
+        // one flush per commit.
+        assert!(flushes.load(Ordering::SeqCst) < 2000);
+    }
+
+    /// A task handed the flushing turn just as its commit is given up passes it on: the
+    /// others are not left waiting for a flush nobody runs.
+    #[test]
+    fn a_flushing_turn_given_up_is_passed_on() {
+        let group = GroupCommit::default();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            // Someone is flushing; two tasks wait behind.
+            group.lock().flushing = true;
+            let mut first = Box::pin(group.durable_async(|| Ok::<(), ()>(())));
+            let second = group.durable_async(|| Ok::<(), ()>(()));
+            let mut second = Box::pin(second);
+            assert!(pending(first.as_mut()));
+            assert!(pending(second.as_mut()));
+            // The flush ends having covered neither: the first is given the turn, then
+            // dropped before it runs.
+            group.lock().flushed(0, true);
+            drop(first);
+            // The turn went to the second, which flushes and returns.
+            let second = tokio::time::timeout(std::time::Duration::from_secs(5), second);
+            assert_eq!(second.await, Ok(Ok(())), "the turn was lost");
+        });
+        assert!(!group.lock().flushing);
+    }
+
+    /// Polls `future` once: whether it is still waiting.
+    fn pending<F: Future>(future: std::pin::Pin<&mut F>) -> bool {
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        future.poll(&mut cx).is_pending()
+    }
+
+    #[test]
+    fn a_failed_flush_fails_the_tasks_it_covered() {
+        let group = GroupCommit::default();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            assert_eq!(group.durable_async(|| Err("disk")).await, Err(Some("disk")));
+            assert_eq!(group.durable_async(|| Ok::<(), &str>(())).await, Ok(()));
+        });
     }
 }

@@ -98,10 +98,20 @@ pub struct Commit {
     pub source: Option<String>,
 }
 
+/// A commit under way: done once it is durable.
+pub type Committing<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), StoreError>> + Send + 'a>>;
+
 /// Durable storage of runs.
 pub trait Store: Send + Sync {
     /// Writes a commit atomically and durably (flushed before returning).
     fn commit(&self, run_id: &str, commit: &Commit) -> Result<(), StoreError>;
+
+    /// As [`Store::commit`], for a run driven as a task among others (`drctl serve`): waiting
+    /// for the flush leaves the thread to the other runs. By default, [`Store::commit`].
+    fn commit_async<'a>(&'a self, run_id: &'a str, commit: &'a Commit) -> Committing<'a> {
+        Box::pin(std::future::ready(self.commit(run_id, commit)))
+    }
 
     /// The run `run_id`.
     fn run(&self, run_id: &str) -> Result<Option<RunRecord>, StoreError>;

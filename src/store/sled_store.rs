@@ -25,11 +25,11 @@ use std::time::{Duration, Instant};
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
-use super::format::{Bundle, decode, encode_bundle, key};
+use super::format::{Bundle, RunOnly, decode, encode_bundle, key};
 pub use super::format::{SCHEMA_VERSION, decode_bundle};
 use super::group::GroupCommit;
 use super::sync::DiskSync;
-use super::{Anchor, Commit, JournalEntry, RunRecord, StepRecord, Store, StoreError};
+use super::{Anchor, Commit, Committing, JournalEntry, RunRecord, StepRecord, Store, StoreError};
 
 /// A store in a directory, owned by this process while open.
 pub struct SledStore {
@@ -191,8 +191,9 @@ impl Drop for SledStore {
     }
 }
 
-impl Store for SledStore {
-    fn commit(&self, run_id: &str, commit: &Commit) -> Result<(), StoreError> {
+impl SledStore {
+    /// Writes `commit` into sled's memory (not yet durable).
+    fn write(&self, run_id: &str, commit: &Commit) -> Result<(), StoreError> {
         let bundle = encode_bundle(commit.run.as_ref(), &commit.steps, &commit.journal)?;
         let id = self.db.generate_id().map_err(io)?;
         let bundle_key = key(run_id, &id.to_be_bytes());
@@ -220,22 +221,42 @@ impl Store for SledStore {
                 self.run_ids.insert(run_id.as_bytes(), anchor).map_err(io)?;
             }
         }
-        // Commits of other runs written meanwhile share the flush (group commit).
-        self.group
-            .durable(|| {
-                self.db.flush().map_err(|e| e.to_string())?;
-                self.disk.after_flush().map_err(|e| e.to_string())
-            })
-            .map_err(|e| {
-                io(e.unwrap_or_else(|| {
-                    "the flush this commit shared failed; it may not be durable".into()
-                }))
-            })
+        Ok(())
+    }
+
+    /// Flushes sled's log and syncs what its flush leaves out.
+    fn flush(&self) -> Result<(), String> {
+        self.db.flush().map_err(|e| e.to_string())?;
+        self.disk.after_flush().map_err(|e| e.to_string())
+    }
+}
+
+/// A commit whose shared flush failed.
+fn not_durable(e: Option<String>) -> StoreError {
+    io(e.unwrap_or_else(|| "the flush this commit shared failed; it may not be durable".into()))
+}
+
+impl Store for SledStore {
+    fn commit(&self, run_id: &str, commit: &Commit) -> Result<(), StoreError> {
+        self.write(run_id, commit)?;
+        self.group.durable(|| self.flush()).map_err(io)
+    }
+
+    fn commit_async<'a>(&'a self, run_id: &'a str, commit: &'a Commit) -> Committing<'a> {
+        Box::pin(async move {
+            self.write(run_id, commit)?;
+            // Commits of other runs written meanwhile share the flush (group commit).
+            self.group
+                .durable_async(|| self.flush())
+                .await
+                .map_err(not_durable)
+        })
     }
 
     fn run(&self, run_id: &str) -> Result<Option<RunRecord>, StoreError> {
-        for bundle in self.bundles(run_id).rev() {
-            if let Some(run) = bundle?.run {
+        for item in self.bundles.scan_prefix(key(run_id, b"")).rev() {
+            let bundle: RunOnly = decode(run_id, &item.map_err(io)?.1)?;
+            if let Some(run) = bundle.run {
                 return Ok(Some(run));
             }
         }

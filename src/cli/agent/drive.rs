@@ -1,6 +1,6 @@
-//! Driving one run inside the agent, on the thread the agent gave it: a runtime of its own
-//! (so that a commit waiting for its flush holds up this run alone, and commits of different
-//! runs meet in one flush), its decisions routed to it while it is driven.
+//! Driving one run inside the agent, as a task on the agent's runtime (a commit waiting for
+//! its flush holds up this run alone, and commits of different runs meet in one flush), its
+//! decisions routed to it while it is driven.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -30,7 +30,7 @@ impl Drop for Routed<'_> {
 
 /// Drives `run` until it rests, `first` fed before it goes on. `ready` is called once the
 /// run is on `router` (its decisions and followers reach it from then on).
-pub(super) fn drive_here(
+pub(super) async fn drive_here(
     run: Run<'_>,
     router: &Router,
     base_dir: PathBuf,
@@ -49,47 +49,41 @@ pub(super) fn drive_here(
     ready(&id);
     let announcer = crate::notify::Announcer::for_run(run.machine.workflow(), &id);
     let outbox = announcer.as_ref().map(crate::notify::Announcer::outbox);
-    let outcome = drive_async(run, base_dir, first, control_rx, announcer);
+    let outcome = drive(run, base_dir, first, control_rx, announcer).await;
     drop(routed);
     match &outcome {
         Ok(status) => say(format!("run {id} {}", status.as_str())),
         Err(why) => say(format!("run {id} stopped: {why}")),
     }
-    // The run is off the router; its last messages get a moment on this thread, which an
-    // agent stopping (`serve --once`) waits for.
+    // The run is off the router; its last messages get a moment (on a thread that may
+    // block), which an agent stopping (`serve --once`) waits for.
     if let Some(outbox) = outbox {
-        outbox.drain(crate::notify::EXIT_GRACE);
+        let _ = tokio::task::spawn_blocking(move || outbox.drain(crate::notify::EXIT_GRACE)).await;
     }
     outcome
 }
 
-fn drive_async(
+async fn drive(
     run: Run<'_>,
     base_dir: PathBuf,
     first: Vec<Input>,
     control: mpsc::Receiver<ControlRequest>,
     announcer: Option<crate::notify::Announcer>,
 ) -> Outcome {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start its runtime: {e}"))?;
-    runtime.block_on(async {
-        let exec = super::super::drive::exec_context(&run.recorder.run, base_dir);
-        let observer = super::super::drive::with_events(Box::new(|_, _, _| {}), announcer);
-        let mut driver = Driver::new(run, Arc::new(SystemClock), exec, observer);
-        driver.rearm();
-        for input in first {
-            driver.feed(input).map_err(|e| e.to_string())?;
-        }
-        driver
-            .drive(
-                Input::Start,
-                Until::Done,
-                Some(control),
-                Box::pin(std::future::pending()),
-            )
-            .await
-            .map_err(|e| e.to_string())
-    })
+    let exec = super::super::drive::exec_context(&run.recorder.run, base_dir);
+    let observer = super::super::drive::with_events(Box::new(|_, _, _| {}), announcer);
+    let mut driver = Driver::new(run, Arc::new(SystemClock), exec, observer);
+    driver.rearm();
+    for input in first {
+        driver.feed_async(input).await.map_err(|e| e.to_string())?;
+    }
+    driver
+        .drive(
+            Input::Start,
+            Until::Done,
+            Some(control),
+            Box::pin(std::future::pending()),
+        )
+        .await
+        .map_err(|e| e.to_string())
 }

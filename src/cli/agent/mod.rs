@@ -1,5 +1,6 @@
 //! `drctl serve` on the embedded store (SPEC §11): one process owns the state directory and
-//! drives any number of runs at once, each on a thread of its own. `drctl run`, `resume` and
+//! drives any number of runs at once, each a task on the agent's runtime (waiting for their
+//! commits' flushes as tasks, so that they share flushes and threads). `drctl run`, `resume` and
 //! `rollback` hand their run to it through the control socket and follow it; approvals,
 //! cancels and reads reach each run the same way. Still one unfinished run per workflow: the
 //! agent starts one run at a time, so two starts of the same workflow cannot both pass the
@@ -8,7 +9,7 @@
 mod drive;
 
 use std::path::Path;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError, Weak};
 
 use super::error::CliError;
 use super::follow::Taken;
@@ -29,19 +30,45 @@ pub struct Agent {
     /// Held while a run starts: one start at a time keeps one unfinished run per workflow.
     starting: Mutex<()>,
     say: Say,
-    /// The threads driving runs, joined as they end.
-    threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
+    /// The runtime the runs are driven on, as tasks.
+    runtime: tokio::runtime::Handle,
+    /// How many runs are being driven (their last messages included), and its changes.
+    live: Arc<(Mutex<usize>, Condvar)>,
+}
+
+/// Counts a run as driven until it is dropped.
+struct Live(Arc<(Mutex<usize>, Condvar)>);
+
+impl Live {
+    fn new(live: &Arc<(Mutex<usize>, Condvar)>) -> Self {
+        *live.0.lock().unwrap_or_else(PoisonError::into_inner) += 1;
+        Self(live.clone())
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        let (count, changed) = &*self.0;
+        *count.lock().unwrap_or_else(PoisonError::into_inner) -= 1;
+        changed.notify_all();
+    }
 }
 
 impl Agent {
-    /// An agent driving runs of `store`, and the router its control socket serves.
-    pub fn new(store: Arc<dyn Store>, say: Say) -> (Arc<Self>, Arc<Router>) {
+    /// An agent driving runs of `store` as tasks on `runtime`, and the router its control
+    /// socket serves. Its calls block: they are made from threads that may block.
+    pub fn new(
+        store: Arc<dyn Store>,
+        say: Say,
+        runtime: tokio::runtime::Handle,
+    ) -> (Arc<Self>, Arc<Router>) {
         let agent = Arc::new(Self {
             store,
             router: OnceLock::new(),
             starting: Mutex::new(()),
             say,
-            threads: Mutex::default(),
+            runtime,
+            live: Arc::default(),
         });
         let router = Router::agent(agent.clone());
         let _ = agent.router.set(Arc::downgrade(&router));
@@ -55,8 +82,8 @@ impl Agent {
             .ok_or_else(|| CliError::internal("the agent is stopping"))
     }
 
-    /// Starts run of `request` and drives it on a thread of its own; returns once its start
-    /// is durable, with what a follower needs.
+    /// Starts run of `request` and drives it as a task of its own; returns once its start is
+    /// durable, with what a follower needs.
     pub fn start_run(&self, request: StartRequest) -> Result<Taken, CliError> {
         let overrides = request
             .overrides
@@ -80,7 +107,7 @@ impl Agent {
         let (store, router, say) = (self.store.clone(), self.router()?, self.say.clone());
         let _guard = self.starting.lock().unwrap_or_else(PoisonError::into_inner);
         let base = super::drive::base_dir(Path::new(&request.file));
-        self.on_thread(move |answer| {
+        self.on_task(move |answer| async move {
                 let new = NewRun {
                     workflow: &workflow,
                     workflow_file: request.file.clone(),
@@ -114,11 +141,12 @@ impl Agent {
                 };
                 let _ = drive::drive_here(run, &router, base, Vec::new(), &say, |_| {
                     let _ = answer.send(Ok(taken));
-                });
+                })
+                .await;
         })
     }
 
-    /// Takes stored run `run_id` up for `purpose` and drives it on a thread of its own, fed
+    /// Takes stored run `run_id` up for `purpose` and drives it as a task of its own, fed
     /// `inputs` first; returns once it is taken, with what a follower needs.
     pub fn take_up_run(
         &self,
@@ -152,7 +180,7 @@ impl Agent {
         };
         let (store, say) = (self.store.clone(), self.say.clone());
         let base = super::drive::base_dir(Path::new(&record.workflow_file));
-        self.on_thread(move |answer| {
+        self.on_task(move |answer| async move {
             let run = match Run::load_record(store.clone(), record, &workflow) {
                 Ok(run) => run,
                 Err(e) => {
@@ -163,29 +191,32 @@ impl Agent {
             let first = inputs(&run.machine);
             let _ = drive::drive_here(run, &router, base, first, &say, |_| {
                 let _ = answer.send(Ok(taken));
-            });
+            })
+            .await;
         })
     }
 
-    /// Runs `drive` on a thread of its own and returns what it answers on the channel it is
-    /// given (once its run is on the router, or why it could not be driven); the thread is
-    /// kept to be joined.
-    fn on_thread<T: Send + 'static>(
+    /// Runs `drive` as a task of its own and returns what it answers on the channel it is
+    /// given (once its run is on the router, or why it could not be driven).
+    fn on_task<T: Send + 'static, F>(
         &self,
-        drive: impl FnOnce(std::sync::mpsc::Sender<Result<T, CliError>>) + Send + 'static,
-    ) -> Result<T, CliError> {
+        drive: impl FnOnce(std::sync::mpsc::Sender<Result<T, CliError>>) -> F,
+    ) -> Result<T, CliError>
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
         let (answer, answered) = std::sync::mpsc::channel();
-        let thread = std::thread::Builder::new()
-            .name("run".into())
-            .spawn(move || drive(answer))
-            .map_err(|e| CliError::internal(format!("cannot start a run's thread: {e}")))?;
-        let result = answered.recv().unwrap_or_else(|_| {
-            Err(CliError::internal(
-                "the run's thread ended before its run was under way",
-            ))
+        let live = Live::new(&self.live);
+        let driving = drive(answer);
+        self.runtime.spawn(async move {
+            driving.await;
+            drop(live);
         });
-        self.keep(thread);
-        result
+        answered.recv().unwrap_or_else(|_| {
+            Err(CliError::internal(
+                "the run's task ended before its run was under way",
+            ))
+        })
     }
 
     /// Takes up every run that was under way when the last process driving this store
@@ -214,29 +245,12 @@ impl Agent {
         Ok(taken)
     }
 
-    /// Keeps the thread of a run to join it later; joins those that ended.
-    fn keep(&self, thread: std::thread::JoinHandle<()>) {
-        let mut threads = self.threads.lock().unwrap_or_else(PoisonError::into_inner);
-        for done in threads.extract_if(.., |t| t.is_finished()) {
-            let _ = done.join();
-        }
-        threads.push(thread);
-    }
-
-    /// Waits until every run driven here rests.
+    /// Waits until every run driven here rests (and has had its last messages sent).
     pub fn wait(&self) {
-        loop {
-            let thread = self
-                .threads
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .pop();
-            match thread {
-                Some(t) => {
-                    let _ = t.join();
-                }
-                None => return,
-            }
+        let (count, changed) = &*self.live;
+        let mut left = count.lock().unwrap_or_else(PoisonError::into_inner);
+        while *left > 0 {
+            left = changed.wait(left).unwrap_or_else(PoisonError::into_inner);
         }
     }
 }
