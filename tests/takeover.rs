@@ -7,6 +7,8 @@
 //! - the driver is frozen (SIGSTOP) past its lease, an agent takes over, the driver is thawed:
 //!   it writes nothing and starts nothing (fencing);
 //! - two agents race for the run: exactly one drives it;
+//! - with agents standing by, `drctl run` hands its run to them and follows it; the agent
+//!   driving it is killed (-9): another continues it, and the follower sees it to the end;
 //! - an etcd member dies mid-run, then the whole cluster stops and starts again: the run goes
 //!   on and ends.
 
@@ -146,6 +148,26 @@ impl Scene {
         out
     }
 
+    /// Starts agent `name` (`drctl serve`) and waits until it stands by: announced on the
+    /// store, so that `drctl run` hands runs to it.
+    fn agent(&self, name: &str) -> Live {
+        let log = self.path(&format!("{name}.log"));
+        let agent = self.drctl(name).spawn_logged(&["serve"], &log);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("serving")
+        {
+            assert!(
+                Instant::now() < deadline,
+                "agent {name} never came up\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        agent
+    }
+
     fn journal_len(&self, run: &str) -> u64 {
         self.status(run)["journal"]["entries"].as_u64().unwrap()
     }
@@ -180,9 +202,6 @@ impl Scene {
 #[test]
 fn a_killed_driver_s_run_is_continued_by_an_agent_without_running_a_step_twice() {
     let s = Scene::new("3s");
-    let _agent = s
-        .drctl("agent-b")
-        .spawn_logged(&["serve"], &s.path("agent-b.log"));
     let (mut driver, run) = s
         .drctl("driver-a")
         .start(&["run", s.file.to_str().unwrap()]);
@@ -192,6 +211,8 @@ fn a_killed_driver_s_run_is_continued_by_an_agent_without_running_a_step_twice()
         "driver-a",
         "status names the driver"
     );
+    // A standby agent comes up while the run is under way, then its driver is killed.
+    let _agent = s.agent("agent-b");
     driver.kill();
     let killed = chrono::Utc::now();
     let status = s.wait_done(&run, Duration::from_secs(40));
@@ -309,13 +330,11 @@ fn a_vote_from_any_terminal_reaches_the_agent_that_took_the_run_over() {
         .replace("needs = [\"hold\"]", "needs = [\"gate\"]")
         + "\n[[steps]]\nid = \"gate\"\naction = \"approval\"\nneeds = [\"hold\"]\nwith = { approvers = [\"bob\"], timeout = \"1h\" }\n";
     std::fs::write(&s.file, text).unwrap();
-    let _agent = s
-        .drctl("agent-b")
-        .spawn_logged(&["serve"], &s.path("agent-b.log"));
     let (mut driver, run) = s
         .drctl("driver-a")
         .start(&["run", s.file.to_str().unwrap()]);
     s.wait_step(&run, "gate", "awaiting_approval", Duration::from_secs(20));
+    let _agent = s.agent("agent-b");
     // While the first driver waits, a vote from elsewhere is refused or taken by it alone.
     s.drctl("laptop")
         .run(&["approve", &run, "gate", "--as", "mallory"])
@@ -340,4 +359,65 @@ fn a_vote_from_any_terminal_reaches_the_agent_that_took_the_run_over() {
     let status = s.wait_done(&run, Duration::from_secs(30));
     assert_eq!(status["status"], "succeeded", "{status:#}\n{}", s.logs());
     assert_eq!(s.ledger(), "one\ntwo\n");
+}
+
+#[test]
+fn a_run_handed_to_the_agents_survives_the_agent_driving_it_and_is_followed_to_the_end() {
+    let s = Scene::new("3s");
+    let mut agents: Vec<(&str, Live)> = ["agent-b", "agent-c"]
+        .into_iter()
+        .map(|name| (name, s.agent(name)))
+        .collect();
+    let follower_log = s.path("follower.log");
+    let mut follower = s
+        .drctl("laptop")
+        .spawn_logged(&["run", s.file.to_str().unwrap()], &follower_log);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let run = loop {
+        let log = std::fs::read_to_string(&follower_log).unwrap_or_default();
+        if let Some(line) = log.lines().find(|l| l.starts_with("run ")) {
+            assert!(line.contains("handed to the agents"), "{line}");
+            break line.split_whitespace().nth(1).unwrap().to_string();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "drctl run printed nothing: {log}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    s.wait_step(&run, "hold", "running", Duration::from_secs(20));
+    // An agent drives it, not the command that started it.
+    let owner = s.status(&run)["driven_by"].clone();
+    let driving = owner["name"].as_str().unwrap_or_default().to_string();
+    let i = agents
+        .iter()
+        .position(|(name, _)| *name == driving)
+        .unwrap_or_else(|| panic!("driven by {owner}, not an agent"));
+    assert_eq!(owner["pid"], agents[i].1.pid(), "{owner}");
+    let (killed_name, mut killed_agent) = agents.remove(i);
+    killed_agent.kill();
+    let killed = chrono::Utc::now();
+    let status = s.wait_done(&run, Duration::from_secs(40));
+    assert_eq!(status["status"], "succeeded", "{status:#}\n{}", s.logs());
+    assert_eq!(s.ledger(), "one\ntwo\n", "each step ran once");
+    assert_eq!(
+        s.step(&run, "one")["attempts"],
+        1,
+        "a succeeded step is never run again"
+    );
+    let takeover = (s.retaken_at(&run) - killed).num_milliseconds();
+    println!("takeover after kill -9 of the agent {killed_name}: {takeover} ms (lease 2 s)");
+    assert_eq!(status["driven_by"], serde_json::Value::Null, "{status:#}");
+    // The follower saw it all and ends as the run did.
+    let code = follower.exit_within(Duration::from_secs(20), "the follower never ended");
+    assert_eq!(
+        code,
+        Some(0),
+        "{}",
+        std::fs::read_to_string(&follower_log).unwrap()
+    );
+    let printed = std::fs::read_to_string(&follower_log).unwrap();
+    for line in ["one: succeeded", "two: succeeded", "hold: succeeded"] {
+        assert!(printed.contains(line), "{line:?} not in:\n{printed}");
+    }
 }

@@ -1,7 +1,9 @@
 //! Following a run that `drctl serve` drives, in the foreground: the same event lines, live
 //! view, approval offer, summary and exit code as when the command drives the run itself
-//! (SPEC §11). The run's journal is read through the control socket as it grows and replayed
-//! on a machine of its own, which the printer reads exactly as it reads the driver's.
+//! (SPEC §11). The run's journal is read as it grows (through the agent's control socket, or
+//! from the shared store) and replayed on a machine of its own, which the printer reads
+//! exactly as it reads the driver's. Votes and Ctrl-C's cancel go to the agent the same way
+//! (its socket, or the run's inbox in the store).
 
 use std::io::IsTerminal;
 use std::sync::Arc;
@@ -15,6 +17,64 @@ use super::output::{LiveView, RunFormat, exit_code, printer, summary};
 use crate::control::{Connection, JournalPage, Request};
 use crate::dag::{CompiledWorkflow, Override};
 use crate::engine::{ControlRequest, Input, Machine};
+use crate::store::{RunStatus, Store};
+
+/// Where a followed run is read from, and where this terminal's decisions go.
+pub enum Via {
+    /// The control socket of the state directory's `drctl serve`.
+    Socket(Connection),
+    /// A shared store (etcd), whichever agent drives the run: its journal is read from the
+    /// store, decisions are left in the run's inbox.
+    Store(Arc<dyn Store>),
+}
+
+impl Via {
+    /// The journal from entry `from` on, and whether the run is still being driven.
+    fn page(&mut self, run_id: &str, from: u64) -> Result<JournalPage, CliError> {
+        match self {
+            Via::Socket(agent) => super::state::ask(
+                agent,
+                &Request::Journal {
+                    run: run_id.to_string(),
+                    from,
+                },
+            ),
+            Via::Store(store) => {
+                // The status first: once it says the run rests, the journal read after it
+                // holds every entry.
+                let driving = store.run(run_id)?.is_some_and(|r| {
+                    matches!(
+                        r.status,
+                        RunStatus::Running | RunStatus::AwaitingApproval | RunStatus::RollingBack
+                    )
+                });
+                let entries = store
+                    .journal(run_id)?
+                    .into_iter()
+                    .filter(|e| e.seq >= from)
+                    .collect();
+                Ok(JournalPage { entries, driving })
+            }
+        }
+    }
+
+    /// Sends `request` (a vote, a cancel) to the run's driver; its answer.
+    fn send(&mut self, run_id: &str, request: &Request) -> Result<Result<(), String>, CliError> {
+        let answer = match self {
+            Via::Socket(agent) => agent.call(request).map_err(|e| {
+                CliError::internal(format!(
+                    "drctl serve stopped answering while it drove run {run_id} ({e}); the next agent on this state directory takes the run up, or `drctl resume {run_id}` does"
+                ))
+            })?,
+            Via::Store(store) => super::state::through_inbox(store.as_ref(), run_id, request)?,
+        };
+        Ok(if answer.ok {
+            Ok(())
+        } else {
+            Err(answer.error.unwrap_or_default())
+        })
+    }
+}
 
 /// How often the journal is read while the run goes on.
 const POLL: Duration = Duration::from_millis(100);
@@ -54,7 +114,7 @@ impl Taken {
 /// are offered here. Ctrl-C asks the agent to cancel the run (a second one stops following
 /// and leaves the run to the agent).
 pub fn follow(
-    agent: Connection,
+    agent: Via,
     run_id: &str,
     initiator: &str,
     workflow: &CompiledWorkflow,
@@ -73,7 +133,7 @@ pub fn follow(
 }
 
 async fn follow_async(
-    mut agent: Connection,
+    mut agent: Via,
     run_id: &str,
     mut machine: Machine<'_>,
     (format, operator): (RunFormat, &str),
@@ -89,19 +149,8 @@ async fn follow_async(
     let mut observer = printer(run_id.to_string(), format, live.clone());
     let mut from = 0;
     let mut interrupts = 0;
-    let gone = |e: std::io::Error| {
-        CliError::internal(format!(
-            "drctl serve stopped answering while it drove run {run_id} ({e}); the next agent on this state directory takes the run up, or `drctl resume {run_id}` does"
-        ))
-    };
     loop {
-        let page: JournalPage = super::state::ask(
-            &mut agent,
-            &Request::Journal {
-                run: run_id.to_string(),
-                from,
-            },
-        )?;
+        let page = agent.page(run_id, from)?;
         let events = crate::engine::events(run_id, &page.entries)?;
         for recorded in events {
             machine.apply(&recorded.event, recorded.time);
@@ -115,10 +164,7 @@ async fn follow_async(
             () = tokio::time::sleep(POLL) => {}
             Some(offered) = offers.recv() => {
                 let reply = match to_request(run_id, offered.input) {
-                    Some(request) => {
-                        let answer = agent.call(&request).map_err(gone)?;
-                        if answer.ok { Ok(()) } else { Err(answer.error.unwrap_or_default()) }
-                    }
+                    Some(request) => agent.send(run_id, &request)?,
                     None => Err("only votes are sent from this terminal".to_string()),
                 };
                 let _ = offered.reply.send(reply);
@@ -127,13 +173,12 @@ async fn follow_async(
                 interrupts += 1;
                 if interrupts > 1 {
                     if let Some(view) = &live { view.finish(); }
-                    eprintln!("stopped following run {run_id}; drctl serve goes on driving it (`drctl status {run_id}`)");
+                    eprintln!("stopped following run {run_id}; its agent goes on driving it (`drctl status {run_id}`)");
                     return Ok(super::exit::RUN_FAILED);
                 }
                 let cancel = Request::Cancel { run: run_id.to_string(), by: operator.to_string() };
-                let answer = agent.call(&cancel).map_err(gone)?;
-                if !answer.ok {
-                    eprintln!("could not cancel run {run_id}: {}", answer.error.unwrap_or_default());
+                if let Err(why) = agent.send(run_id, &cancel)? {
+                    eprintln!("could not cancel run {run_id}: {why}");
                 }
             }
         }

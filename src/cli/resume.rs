@@ -228,7 +228,13 @@ fn hand_over(
             taken.pid, workflow.name
         );
     }
-    super::follow::follow(agent, run, &taken.initiator, &workflow, (format, by))
+    super::follow::follow(
+        super::follow::Via::Socket(agent),
+        run,
+        &taken.initiator,
+        &workflow,
+        (format, by),
+    )
 }
 
 /// Makes run `run_id` ready to be driven here, for `purpose`: found, its workflow compiled,
@@ -262,9 +268,29 @@ pub(super) fn take_up(
     (format, until): (RunFormat, Until),
     inputs: impl FnOnce(&crate::engine::Machine<'_>) -> Vec<Input>,
 ) -> Result<u8, CliError> {
-    let store = own(state)?;
+    take_up_on(
+        own(state)?,
+        state,
+        run_id,
+        operator,
+        purpose,
+        (format, until),
+        inputs,
+    )
+}
+
+/// As [`take_up`], on `store`, already open (a run this process holds there stays held).
+pub(super) fn take_up_on(
+    store: Arc<dyn Store>,
+    state: &std::path::Path,
+    run_id: &str,
+    operator: &str,
+    purpose: Purpose,
+    (format, until): (RunFormat, Until),
+    inputs: impl FnOnce(&crate::engine::Machine<'_>) -> Vec<Input>,
+) -> Result<u8, CliError> {
     let loaded = prepare(store.as_ref(), run_id, purpose)?;
-    let dyn_store: Arc<dyn Store> = store;
+    let dyn_store = store;
     let run = Run::load_record(dyn_store.clone(), loaded.run.clone(), &loaded.workflow)?;
     let first = inputs(&run.machine);
     if format == RunFormat::Text {

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use clap::Args;
 
@@ -107,6 +108,16 @@ pub fn run(args: &RunArgs, state: &std::path::Path, mode: &str) -> Result<u8, Cl
         StartError::Unfinished(old) => unfinished_refusal(&old, &[]),
     })?;
     let run_id = run.id().to_string();
+    // On a shared store with agents standing by, one of them drives the run: started (and
+    // its workflow's one unfinished run decided) here, then let go of for them to take up.
+    let agents = match super::state::shared() {
+        Some(_) => dyn_store.agents()?,
+        None => Vec::new(),
+    };
+    if !agents.is_empty() {
+        drop(run);
+        return hand_to_agents((state, &dyn_store), &run_id, &agents, args, workflow, mode);
+    }
     match args.format {
         RunFormat::Text => println!(
             "run {run_id} started: {} ({mode}), {} steps, as {}",
@@ -125,11 +136,7 @@ pub fn run(args: &RunArgs, state: &std::path::Path, mode: &str) -> Result<u8, Cl
         run,
         base_dir: base_dir(&args.file),
         first: Vec::new(),
-        until: if args.detach {
-            Until::OnlyApprovalsLeft
-        } else {
-            Until::Done
-        },
+        until: until(args),
         format: args.format,
         operator: new.initiator.clone(),
     })
@@ -190,12 +197,88 @@ fn hand_over(
         return Ok(exit::SUCCESS);
     }
     super::follow::follow(
-        agent,
+        super::follow::Via::Socket(agent),
         &run_id,
         &initiator,
         workflow,
         (args.format, &initiator),
     )
+}
+
+/// Lets go of run `run_id`, just started on a shared store, for one of `agents` to drive,
+/// then follows it in the foreground from the store; with `--detach`, returns once an agent
+/// has taken it. When none takes it within the lease and 2 s (they were announced but are
+/// gone), this command drives it after all.
+fn hand_to_agents(
+    (state, store): (&std::path::Path, &Arc<dyn Store>),
+    run_id: &str,
+    agents: &[crate::store::Owner],
+    args: &RunArgs,
+    workflow: &crate::dag::CompiledWorkflow,
+    mode: &str,
+) -> Result<u8, CliError> {
+    store.release(run_id)?;
+    let initiator = whoami(args.initiator.as_ref());
+    let names: Vec<&str> = agents.iter().map(|a| a.name.as_str()).collect();
+    match args.format {
+        RunFormat::Text => println!(
+            "run {run_id} started: {} ({mode}), {} steps, as {initiator}; handed to the agents ({})",
+            workflow.name,
+            workflow.steps.len(),
+            names.join(", ")
+        ),
+        RunFormat::Json => println!(
+            "{}",
+            serde_json::json!({ "run_id": run_id, "workflow": workflow.name, "mode": mode, "agents": names })
+        ),
+    }
+    let lease = super::state::shared().map_or(Duration::from_secs(5), |s| s.lease);
+    let deadline = Instant::now() + lease + Duration::from_secs(2);
+    while store.owner(run_id)?.is_none() {
+        if Instant::now() >= deadline {
+            // Taking it back fails only when an agent claimed it meanwhile.
+            if store.claim(run_id).is_ok() {
+                eprintln!(
+                    "no agent took run {run_id} up within {} s; this command drives it",
+                    (lease + Duration::from_secs(2)).as_secs()
+                );
+                return super::resume::take_up_on(
+                    store.clone(),
+                    state,
+                    run_id,
+                    &initiator,
+                    super::load::Purpose::TakeOver,
+                    (args.format, until(args)),
+                    |_| Vec::new(),
+                );
+            }
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    if args.detach {
+        if args.format == RunFormat::Text {
+            println!("run {run_id} accepted; follow it with `drctl status {run_id}`");
+        }
+        return Ok(exit::SUCCESS);
+    }
+    super::follow::follow(
+        super::follow::Via::Store(store.clone()),
+        run_id,
+        &initiator,
+        workflow,
+        (args.format, &initiator),
+    )
+}
+
+/// How long this command drives a run: to its end, or with `--detach` until only approvals
+/// are left.
+fn until(args: &RunArgs) -> Until {
+    if args.detach {
+        Until::OnlyApprovalsLeft
+    } else {
+        Until::Done
+    }
 }
 
 /// The refusal of a second run while `old`, of the same workflow, is unfinished: what it is

@@ -115,6 +115,10 @@ fn serve_shared(
     let store = own(state)?;
     // Often enough that a run is taken over within its lease and a fraction of it.
     let poll = (shared.lease / 4).clamp(Duration::from_millis(100), Duration::from_secs(1));
+    let mut driving: HashMap<String, std::thread::JoinHandle<bool>> = HashMap::new();
+    // `drctl run` hands its runs to agents it finds announced: a run appears without a
+    // driver, and the first agent to claim it drives it.
+    store.announce()?;
     println!(
         "agent {} (pid {}) serving {} (lease {})",
         shared.name,
@@ -122,7 +126,6 @@ fn serve_shared(
         shared.address.endpoints.join(","),
         crate::workflow::format_duration(shared.lease)
     );
-    let mut driving: HashMap<String, std::thread::JoinHandle<bool>> = HashMap::new();
     // A run that could not be taken over (its workflow no longer compiles, say) is tried
     // again after a while, not at every look.
     let mut set_aside: HashMap<String, Instant> = HashMap::new();
@@ -156,7 +159,20 @@ fn serve_shared(
             return Ok(super::exit::SUCCESS);
         }
         std::thread::sleep(poll);
+        // Again and again: a lease lost (a long pause) takes the announcement with it.
+        if let Err(e) = store.announce() {
+            tracing::warn!(error = %e, "cannot announce this agent");
+        }
     }
+}
+
+/// Whether any step of the run has begun (else taking it up recovers nothing).
+fn begun(machine: &crate::engine::Machine<'_>) -> bool {
+    machine.workflow().steps.iter().any(|s| {
+        machine
+            .step(&s.id)
+            .is_some_and(|state| state.status != crate::store::StepStatus::Pending)
+    })
 }
 
 /// How long a run that could not be taken over is left alone.
@@ -165,19 +181,29 @@ const SET_ASIDE: Duration = Duration::from_secs(30);
 /// Drives run `id` as its new owner until it rests; says how that went. False when the run
 /// could not be taken over.
 fn take_over(state: &std::path::Path, id: &str, name: &str) -> bool {
-    println!("run {id}: its driver is gone; {name} takes it over");
-    tracing::info!(
-        run_id = id,
-        agent = name,
-        "the run's lease expired: taking it over"
-    );
     let result = take_up(
         state,
         id,
         name,
         Purpose::TakeOver,
         (RunFormat::Text, Until::Done),
-        |_| vec![Input::Interrupted, Input::Recover],
+        |machine| {
+            if begun(machine) {
+                println!("run {id}: its driver is gone; {name} takes it over");
+                tracing::info!(
+                    run_id = id,
+                    agent = name,
+                    "the run's lease expired: taking it over"
+                );
+                vec![Input::Interrupted, Input::Recover]
+            } else {
+                // Handed over by `drctl run` (or its driver died before any step began):
+                // there is nothing to recover, it simply starts.
+                println!("run {id}: handed over; {name} drives it");
+                tracing::info!(run_id = id, agent = name, "a run handed over: driving it");
+                Vec::new()
+            }
+        },
     );
     match result {
         Ok(code) => {

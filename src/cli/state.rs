@@ -111,7 +111,11 @@ pub fn live_or_local<T: serde::de::DeserializeOwned>(
 /// Leaves `request` in run `run`'s inbox and waits for its driver's answer. A request its
 /// driver has not taken within [`INBOX_PATIENCE`] is withdrawn, and then never applied; one
 /// it took is waited for as long again, since it is being applied.
-fn through_inbox(store: &dyn Store, run: &str, request: &Request) -> Result<Response, CliError> {
+pub(super) fn through_inbox(
+    store: &dyn Store,
+    run: &str,
+    request: &Request,
+) -> Result<Response, CliError> {
     let bytes = serde_json::to_vec(request).map_err(|e| CliError::internal(e.to_string()))?;
     let id = store.post(run, &bytes)?;
     let mut deadline = Instant::now() + INBOX_PATIENCE;

@@ -178,6 +178,26 @@ pub trait Store: Send + Sync {
         Ok(None)
     }
 
+    /// Makes this process known as an agent (`drctl serve`) for as long as it holds its
+    /// lease, on a store shared by several processes; said again now and then. A store one
+    /// process owns has nothing to do.
+    fn announce(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// The agents known to be alive (see [`Store::announce`]).
+    fn agents(&self) -> Result<Vec<Owner>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    /// Lets go of run `run_id`, which this process holds, for an agent to take it up: this
+    /// process writes nothing more for it (a commit it tried would be refused). Refused
+    /// (`Fenced`) when this process never held it.
+    fn release(&self, run_id: &str) -> Result<(), StoreError> {
+        let _ = run_id;
+        Ok(())
+    }
+
     /// Who drives run `run_id`, on a store shared by several processes.
     fn owner(&self, run_id: &str) -> Result<Option<Owner>, StoreError> {
         let _ = run_id;

@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use etcd_client::{
-    Client, Compare, CompareOp, ConnectOptions, GetOptions, Txn, TxnOp, TxnOpResponse,
+    Client, Compare, CompareOp, ConnectOptions, GetOptions, PutOptions, Txn, TxnOp, TxnOpResponse,
 };
 
 mod address;
@@ -453,6 +453,64 @@ impl Store for EtcdStore {
                     TxnOpResponse::Get(g) => g.kvs().first().map(|kv| kv.value().to_vec()),
                     _ => None,
                 }))
+            }
+        })
+    }
+
+    fn announce(&self) -> Result<(), StoreError> {
+        let lease = self.lease()?;
+        let me = &self.owner;
+        let key = self.key(&["agents", &format!("{}@{}:{}", me.name, me.host, me.pid)]);
+        let value = serde_json::to_vec(me).map_err(io)?;
+        self.call(move |mut c| {
+            let (key, value) = (key.clone(), value.clone());
+            async move {
+                c.put(key, value, Some(PutOptions::new().with_lease(lease)))
+                    .await?;
+                Ok(())
+            }
+        })
+    }
+
+    fn agents(&self) -> Result<Vec<Owner>, StoreError> {
+        self.list(self.key(&["agents", ""]))?
+            .into_iter()
+            .map(|(key, value)| {
+                serde_json::from_slice(&value).map_err(|e| StoreError::BadRecord {
+                    run: key,
+                    reason: format!("an agent's record cannot be read: {e}"),
+                })
+            })
+            .collect()
+    }
+
+    fn release(&self, run_id: &str) -> Result<(), StoreError> {
+        let Some(revision) = self
+            .owned
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(run_id)
+        else {
+            return Err(StoreError::Fenced {
+                run: run_id.to_string(),
+                reason: "this process does not drive it".into(),
+            });
+        };
+        let owner_key = self.key(&["owners", run_id]);
+        let txn = Txn::new()
+            .when([Compare::create_revision(
+                owner_key.clone(),
+                CompareOp::Equal,
+                revision,
+            )])
+            .and_then([TxnOp::delete(owner_key, None)]);
+        // When the comparison fails, the owner key is no longer this process's (its lease
+        // expired, or an answer was lost and this is the second try): let go of all the same.
+        self.call(move |mut c| {
+            let txn = txn.clone();
+            async move {
+                c.txn(txn).await?;
+                Ok(())
             }
         })
     }
