@@ -32,6 +32,6 @@ pub use gates::gates_kept;
 pub use machine::{Choice, Input, Machine, Refusal, StepState, Undo};
 pub use pause::PauseReason;
 pub use recorder::Recorder;
-pub use run::{Advanced, Run};
+pub use run::{Advanced, Run, Starting};
 pub use secrets::{Redactor, remember_secret, scrub_known};
 pub use session::{NewRun, Recorded, StartError, events, replay};

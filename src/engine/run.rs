@@ -14,7 +14,7 @@ use super::error::EngineError;
 use super::event::Event;
 use super::machine::{Input, Machine};
 use super::recorder::Recorder;
-use super::session::{NewRun, StartError, record_start, replay};
+use super::session::{Begun, NewRun, StartError, begin_run, replay};
 use crate::dag::CompiledWorkflow;
 use crate::store::{RunRecord, Store, StoreError};
 
@@ -24,6 +24,43 @@ pub struct Run<'w> {
     pub machine: Machine<'w>,
     /// The records.
     pub recorder: Recorder,
+}
+
+/// A run decided and not yet recorded (see [`Run::begin`]); dropped, it never existed.
+pub struct Starting<'w>(Begun<'w>);
+
+impl<'w> Starting<'w> {
+    /// The run's id.
+    pub fn id(&self) -> &str {
+        &self.0.recorder.run.run_id
+    }
+
+    /// Records the run's start in one durable commit.
+    pub fn record(self) -> Result<Run<'w>, StoreError> {
+        let Begun {
+            machine,
+            mut recorder,
+            started,
+            at,
+        } = self.0;
+        recorder.commit(std::slice::from_ref(&started), &machine, at)?;
+        Ok(Run { machine, recorder })
+    }
+
+    /// As [`Starting::record`], the commit awaited as a task: it shares a flush with the
+    /// commits of the runs under way (see [`crate::store::Store::commit_async`]).
+    pub async fn record_async(self) -> Result<Run<'w>, StoreError> {
+        let Begun {
+            machine,
+            mut recorder,
+            started,
+            at,
+        } = self.0;
+        recorder
+            .commit_async(std::slice::from_ref(&started), &machine, at)
+            .await?;
+        Ok(Run { machine, recorder })
+    }
 }
 
 /// What an input led to: the events journaled and what they ask to be done.
@@ -44,6 +81,17 @@ impl<'w> Run<'w> {
         new: &NewRun<'w>,
         clock: &dyn Clock,
     ) -> Result<Self, StartError> {
+        Ok(Self::begin(store, new, clock)?.record()?)
+    }
+
+    /// The checks of a start, then the start decided, not yet recorded: [`Starting::record`]
+    /// records it. Between the two, its id is known (for a caller that must make the run
+    /// findable before it exists in the store).
+    pub fn begin(
+        store: Arc<dyn Store>,
+        new: &NewRun<'w>,
+        clock: &dyn Clock,
+    ) -> Result<Starting<'w>, StartError> {
         let unsupported: Vec<String> = new
             .workflow
             .steps
@@ -61,8 +109,7 @@ impl<'w> Run<'w> {
         {
             return Err(StartError::Unfinished(Box::new(old)));
         }
-        let (machine, recorder) = record_start(store, new, clock)?;
-        Ok(Self { machine, recorder })
+        Ok(Starting(begin_run(store, new, clock)?))
     }
 
     /// Loads run `run_id` back from `store`, its journal replayed on `workflow` (the workflow

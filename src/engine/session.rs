@@ -66,13 +66,14 @@ fn new_run_id(clock: &dyn Clock) -> String {
     )
 }
 
-/// Records a new run (its `RunStarted` event) and returns its machine and recorder. Callers
-/// go through [`super::Run::start`], which checks first that the run may start.
-pub(super) fn record_start<'w>(
+/// Decides a new run (its `RunStarted` event, signed when the workflow names signers), not yet
+/// recorded. Callers go through [`super::Run::start`], which checks first that the run may
+/// start, and records it.
+pub(super) fn begin_run<'w>(
     store: Arc<dyn Store>,
     new: &NewRun<'w>,
     clock: &dyn Clock,
-) -> Result<(Machine<'w>, Recorder), StartError> {
+) -> Result<Begun<'w>, StartError> {
     let now = clock.now();
     // Ids carry the second and 16 random bits: runs started in the same second may draw the
     // same one, and a taken id would overwrite that run. The process owns the store, so
@@ -101,7 +102,7 @@ pub(super) fn record_start<'w>(
     let signature = sign_start(new, &run, now)?;
     let mut machine = Machine::new(new.workflow, &new.initiator);
     machine.run_id.clone_from(&run.run_id);
-    let mut recorder = Recorder::for_new_run(store, run.clone(), new.workflow_source.clone());
+    let recorder = Recorder::for_new_run(store, run.clone(), new.workflow_source.clone());
     let started = Event::RunStarted {
         workflow: run.workflow.clone(),
         mode: run.mode.clone(),
@@ -112,8 +113,21 @@ pub(super) fn record_start<'w>(
         signature,
     };
     machine.apply(&started, now);
-    recorder.commit(&[started], &machine, now)?;
-    Ok((machine, recorder))
+    Ok(Begun {
+        machine,
+        recorder,
+        started,
+        at: now,
+    })
+}
+
+/// A new run decided but not yet recorded: its start is `started`, at `at`, already applied
+/// to `machine`; nothing is acted on before `recorder` has committed it.
+pub(super) struct Begun<'w> {
+    pub machine: Machine<'w>,
+    pub recorder: Recorder,
+    pub started: Event,
+    pub at: chrono::DateTime<chrono::Utc>,
 }
 
 /// With allowed signers, the initiator signs the run's start with `--key`: the statement is

@@ -40,6 +40,9 @@ pub struct SledStore {
     sources: sled::Tree,
     disk: DiskSync,
     group: GroupCommit,
+    /// Each run's record as last written, kept as it is written: this process alone writes
+    /// the store, and finding a run's record in its bundles costs a search and a decode.
+    records: std::sync::Mutex<HashMap<String, RunRecord>>,
 }
 
 fn io(e: impl std::fmt::Display) -> StoreError {
@@ -125,6 +128,7 @@ impl SledStore {
             sources,
             disk,
             group: GroupCommit::default(),
+            records: std::sync::Mutex::default(),
         })
     }
 
@@ -221,7 +225,25 @@ impl SledStore {
                 self.run_ids.insert(run_id.as_bytes(), anchor).map_err(io)?;
             }
         }
+        if let Some(run) = &commit.run {
+            self.remember(run.clone());
+        }
         Ok(())
+    }
+
+    fn remember(&self, run: RunRecord) {
+        self.records
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(run.run_id.clone(), run);
+    }
+
+    fn remembered(&self, run_id: &str) -> Option<RunRecord> {
+        self.records
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(run_id)
+            .cloned()
     }
 
     /// Flushes sled's log and syncs what its flush leaves out.
@@ -254,9 +276,13 @@ impl Store for SledStore {
     }
 
     fn run(&self, run_id: &str) -> Result<Option<RunRecord>, StoreError> {
+        if let Some(run) = self.remembered(run_id) {
+            return Ok(Some(run));
+        }
         for item in self.bundles.scan_prefix(key(run_id, b"")).rev() {
             let bundle: RunOnly = decode(run_id, &item.map_err(io)?.1)?;
             if let Some(run) = bundle.run {
+                self.remember(run.clone());
                 return Ok(Some(run));
             }
         }

@@ -15,38 +15,44 @@ use crate::store::RunStatus;
 /// How a run driven here ended up.
 pub type Outcome = Result<RunStatus, String>;
 
-/// Takes `run` off the router when its driving ends, however it ends.
-struct Routed<'r> {
-    router: &'r Router,
+/// A run on the router: its decisions and followers reach its driver from then on. Takes the
+/// run off the router when dropped, however its driving ends.
+pub(super) struct Routed {
+    router: Arc<Router>,
     run: String,
     driver: mpsc::Sender<ControlRequest>,
 }
 
-impl Drop for Routed<'_> {
+impl Routed {
+    /// Puts run `run` on `router`; what is sent to it arrives on the receiver.
+    pub(super) fn new(router: Arc<Router>, run: &str) -> (Self, mpsc::Receiver<ControlRequest>) {
+        let (driver, control) = mpsc::channel(16);
+        router.add(run, driver.clone());
+        let routed = Self {
+            router,
+            run: run.to_string(),
+            driver,
+        };
+        (routed, control)
+    }
+}
+
+impl Drop for Routed {
     fn drop(&mut self) {
         self.router.remove(&self.run, &self.driver);
     }
 }
 
-/// Drives `run` until it rests, `first` fed before it goes on. `ready` is called once the
-/// run is on `router` (its decisions and followers reach it from then on).
+/// Drives `run`, already on the router (`routed`), until it rests, `first` fed before it goes
+/// on.
 pub(super) async fn drive_here(
     run: Run<'_>,
-    router: &Router,
+    (routed, control_rx): (Routed, mpsc::Receiver<ControlRequest>),
     base_dir: PathBuf,
     first: Vec<Input>,
     say: &Say,
-    ready: impl FnOnce(&str),
 ) -> Outcome {
     let id = run.id().to_string();
-    let (control_tx, control_rx) = mpsc::channel(16);
-    router.add(&id, control_tx.clone());
-    let routed = Routed {
-        router,
-        run: id.clone(),
-        driver: control_tx,
-    };
-    ready(&id);
     let announcer = crate::notify::Announcer::for_run(run.machine.workflow(), &id);
     let outbox = announcer.as_ref().map(crate::notify::Announcer::outbox);
     let outcome = drive(run, base_dir, first, control_rx, announcer).await;

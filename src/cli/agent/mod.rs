@@ -3,11 +3,12 @@
 //! commits' flushes as tasks, so that they share flushes and threads). `drctl run`, `resume` and
 //! `rollback` hand their run to it through the control socket and follow it; approvals,
 //! cancels and reads reach each run the same way. Still one unfinished run per workflow: the
-//! agent starts one run at a time, so two starts of the same workflow cannot both pass the
-//! check.
+//! agent starts one run of a workflow at a time (runs of different workflows start at once),
+//! so two starts of the same workflow cannot both pass the check.
 
 mod drive;
 
+use std::collections::HashSet;
 use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError, Weak};
 
@@ -27,8 +28,14 @@ pub struct Agent {
     store: Arc<dyn Store>,
     /// Set once the router that holds this agent exists.
     router: OnceLock<Weak<Router>>,
-    /// Held while a run starts: one start at a time keeps one unfinished run per workflow.
-    starting: Mutex<()>,
+    /// The workflows a run of which is starting: one start per workflow at a time keeps one
+    /// unfinished run per workflow.
+    starting: Mutex<HashSet<String>>,
+    /// Signalled when a workflow's start ends.
+    started: Condvar,
+    /// Held while a run is put on the router or taken up, and while a decision on a run not
+    /// driven here is written: a run is never driven twice, nor decided under its driver.
+    taking: Mutex<()>,
     say: Say,
     /// The runtime the runs are driven on, as tasks.
     runtime: tokio::runtime::Handle,
@@ -65,7 +72,9 @@ impl Agent {
         let agent = Arc::new(Self {
             store,
             router: OnceLock::new(),
-            starting: Mutex::new(()),
+            starting: Mutex::default(),
+            started: Condvar::new(),
+            taking: Mutex::new(()),
             say,
             runtime,
             live: Arc::default(),
@@ -104,45 +113,65 @@ impl Agent {
                 })?),
                 None => None,
             };
-        let (store, router, say) = (self.store.clone(), self.router()?, self.say.clone());
-        let _guard = self.starting.lock().unwrap_or_else(PoisonError::into_inner);
+        let router = self.router()?;
+        let new = NewRun {
+            workflow: &workflow,
+            workflow_file: request.file.clone(),
+            workflow_source: request.source.clone(),
+            overrides: request.overrides.clone(),
+            mode: &request.mode,
+            initiator: request.initiator.clone(),
+            incident_start,
+            key: request.key.as_ref().map(std::path::PathBuf::from),
+        };
+        // The start is recorded here, on the caller's thread, its run put on the router
+        // before it exists in the store: nothing takes up a run being driven.
+        let (record, routed) = {
+            let _slot = self.slot(&workflow.name);
+            let (starting, routed) = loop {
+                let starting = Run::begin(self.store.clone(), &new, &SystemClock)
+                    .map_err(|e| start_refusal(e, &router.driving()))?;
+                let _taking = self.taking.lock().unwrap_or_else(PoisonError::into_inner);
+                // Another start drew the same id (same second, same 16 random bits).
+                if router.drives(starting.id()) {
+                    continue;
+                }
+                let routed = drive::Routed::new(router.clone(), starting.id());
+                break (starting, routed);
+            };
+            // Its commit shares a flush with the runs under way.
+            let run = self
+                .runtime
+                .block_on(starting.record_async())
+                .map_err(CliError::from)?;
+            (run.recorder.run.clone(), routed)
+        };
+        let id = record.run_id.clone();
+        tracing::info!(run_id = %id, workflow = %workflow.name, "run handed to the agent: started");
+        (self.say)(format!(
+            "run {id} started: {} ({}), as {}",
+            workflow.name, request.mode, request.initiator
+        ));
+        let (store, say) = (self.store.clone(), self.say.clone());
         let base = super::drive::base_dir(Path::new(&request.file));
-        self.on_task(move |answer| async move {
-                let new = NewRun {
-                    workflow: &workflow,
-                    workflow_file: request.file.clone(),
-                    workflow_source: request.source.clone(),
-                    overrides: request.overrides.clone(),
-                    mode: &request.mode,
-                    initiator: request.initiator.clone(),
-                    incident_start,
-                    key: request.key.as_ref().map(std::path::PathBuf::from),
-                };
-                let run = match Run::start(store.clone(), &new, &SystemClock) {
-                    Ok(run) => run,
-                    Err(e) => {
-                        let _ = answer.send(Err(start_refusal(e, &router.driving())));
-                        return;
-                    }
-                };
-                let id = run.id().to_string();
-                tracing::info!(run_id = %id, workflow = %workflow.name, "run handed to the agent: started");
-                say(format!(
-                    "run {id} started: {} ({}), as {}",
-                    workflow.name, request.mode, request.initiator
-                ));
-                let taken = Taken {
-                    run_id: id,
-                    pid: std::process::id(),
-                    initiator: request.initiator.clone(),
-                    file: request.file.clone(),
-                    text: request.source.clone(),
-                    overrides: request.overrides.clone(),
-                };
-                let _ = drive::drive_here(run, &router, base, Vec::new(), &say, |_| {
-                    let _ = answer.send(Ok(taken));
-                })
-                .await;
+        let live = Live::new(&self.live);
+        let record_id = id.clone();
+        self.runtime.spawn(async move {
+            match Run::load_record(store, record, &workflow) {
+                Ok(run) => {
+                    let _ = drive::drive_here(run, routed, base, Vec::new(), &say).await;
+                }
+                Err(e) => say(format!("run {id} stopped: {e}")),
+            }
+            drop(live);
+        });
+        Ok(Taken {
+            run_id: record_id,
+            pid: std::process::id(),
+            initiator: request.initiator,
+            file: request.file,
+            text: request.source,
+            overrides: request.overrides,
         })
     }
 
@@ -155,8 +184,11 @@ impl Agent {
         inputs: impl FnOnce(&Machine<'_>) -> Vec<Input> + Send + 'static,
     ) -> Result<Taken, CliError> {
         let router = self.router()?;
-        // Held so that a start cannot slip in between the check and the take-up.
-        let _guard = self.starting.lock().unwrap_or_else(PoisonError::into_inner);
+        // A run of its workflow does not start meanwhile (a cancelled run taken up holds its
+        // workflow again).
+        let workflow = self.store.run(run_id)?.map(|run| run.workflow);
+        let _slot = workflow.as_deref().map(|w| self.slot(w));
+        let _taking = self.taking.lock().unwrap_or_else(PoisonError::into_inner);
         if router.drives(run_id) {
             return Err(CliError::new(
                 super::exit::RUN_ACTIVE,
@@ -189,10 +221,9 @@ impl Agent {
                 }
             };
             let first = inputs(&run.machine);
-            let _ = drive::drive_here(run, &router, base, first, &say, |_| {
-                let _ = answer.send(Ok(taken));
-            })
-            .await;
+            let routed = drive::Routed::new(router, &taken.run_id);
+            let _ = answer.send(Ok(taken));
+            let _ = drive::drive_here(run, routed, base, first, &say).await;
         })
     }
 
@@ -245,6 +276,22 @@ impl Agent {
         Ok(taken)
     }
 
+    /// Waits until no run of `workflow` is starting here, and holds its turn until dropped.
+    fn slot(&self, workflow: &str) -> Slot<'_> {
+        let mut starting = self.starting.lock().unwrap_or_else(PoisonError::into_inner);
+        while starting.contains(workflow) {
+            starting = self
+                .started
+                .wait(starting)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        starting.insert(workflow.to_string());
+        Slot {
+            agent: self,
+            workflow: workflow.to_string(),
+        }
+    }
+
     /// Waits until every run driven here rests (and has had its last messages sent).
     pub fn wait(&self) {
         let (count, changed) = &*self.live;
@@ -252,6 +299,23 @@ impl Agent {
         while *left > 0 {
             left = changed.wait(left).unwrap_or_else(PoisonError::into_inner);
         }
+    }
+}
+
+/// A workflow's turn to start (or take up) a run; given back when dropped.
+struct Slot<'a> {
+    agent: &'a Agent,
+    workflow: String,
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.agent
+            .starting
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.workflow);
+        self.agent.started.notify_all();
     }
 }
 
@@ -294,7 +358,7 @@ impl crate::control::Agent for Agent {
             return Response::refused("not a decision");
         };
         // Held so that the run is not taken up while the decision is written.
-        let _guard = self.starting.lock().unwrap_or_else(PoisonError::into_inner);
+        let _taking = self.taking.lock().unwrap_or_else(PoisonError::into_inner);
         if self.router().is_ok_and(|r| r.drives(&run)) {
             return Response::refused(format!(
                 "run {run} was just taken up by this drctl serve; try again"
@@ -312,5 +376,65 @@ fn answer(result: Result<Taken, CliError>) -> Response {
     match result {
         Ok(taken) => Response::data(serde_json::to_value(taken).unwrap_or_default()),
         Err(e) => Response::refused_with(e.exit_code(), e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Barrier};
+
+    use super::Agent;
+    use crate::control::StartRequest;
+    use crate::store::{MemoryStore, Store};
+
+    fn request(workflow: &str) -> StartRequest {
+        StartRequest {
+            file: format!("/nowhere/{workflow}.toml"),
+            source: format!(
+                "[workflow]\nname = \"{workflow}\"\nkind = \"failover\"\n\n[[steps]]\nid = \"hold\"\naction = \"wait\"\nwith = {{ duration = \"2s\" }}\n"
+            ),
+            overrides: vec![],
+            mode: "drill".into(),
+            initiator: "alice".into(),
+            incident_start: None,
+            key: None,
+        }
+    }
+
+    /// Starts released at the same instant: of one workflow, exactly one run starts (the
+    /// others are refused as the workflow's run is unfinished); of different workflows, all.
+    #[test]
+    fn racing_starts_leave_one_run_per_workflow_and_start_different_workflows_at_once() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let (agent, _router) =
+            Agent::new(store.clone(), Arc::new(|_| {}), runtime.handle().clone());
+        let race = |workflows: Vec<String>| -> Vec<bool> {
+            let barrier = Barrier::new(workflows.len());
+            std::thread::scope(|scope| {
+                let racers: Vec<_> = workflows
+                    .iter()
+                    .map(|w| {
+                        let (agent, barrier) = (&agent, &barrier);
+                        scope.spawn(move || {
+                            barrier.wait();
+                            agent.start_run(request(w)).is_ok()
+                        })
+                    })
+                    .collect();
+                racers.into_iter().map(|r| r.join().unwrap()).collect()
+            })
+        };
+        let same = race(vec!["contested".to_string(); 8]);
+        assert_eq!(same.iter().filter(|&&ok| ok).count(), 1, "{same:?}");
+        let different = race((0..8).map(|i| format!("team-{i}")).collect());
+        assert!(different.iter().all(|&ok| ok), "{different:?}");
+        let runs = store.runs().unwrap();
+        assert_eq!(runs.len(), 9, "{runs:?}");
+        agent.wait();
     }
 }
