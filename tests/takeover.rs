@@ -9,6 +9,8 @@
 //! - two agents race for the run: exactly one drives it;
 //! - with agents standing by, `drctl run` hands its run to them and follows it; the agent
 //!   driving it is killed (-9): another continues it, and the follower sees it to the end;
+//!   the agent driving it is frozen past its lease: another continues it, and once thawed
+//!   the first writes nothing and starts nothing;
 //! - an etcd member dies mid-run, then the whole cluster stops and starts again: the run goes
 //!   on and ends.
 
@@ -420,4 +422,58 @@ fn a_run_handed_to_the_agents_survives_the_agent_driving_it_and_is_followed_to_t
     for line in ["one: succeeded", "two: succeeded", "hold: succeeded"] {
         assert!(printed.contains(line), "{line:?} not in:\n{printed}");
     }
+}
+
+#[test]
+fn an_agent_frozen_past_its_lease_writes_nothing_and_starts_nothing_when_it_wakes() {
+    let s = Scene::new("3s");
+    let mut agents: Vec<(&str, Live)> = ["agent-b", "agent-c"]
+        .into_iter()
+        .map(|name| (name, s.agent(name)))
+        .collect();
+    let (_follower, run) = s
+        .drctl("laptop")
+        .start(&["run", "--detach", s.file.to_str().unwrap()]);
+    s.wait_step(&run, "hold", "running", Duration::from_secs(20));
+    let owner = s.status(&run)["driven_by"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let i = agents
+        .iter()
+        .position(|(name, _)| *name == owner)
+        .unwrap_or_else(|| panic!("driven by {owner}, not an agent"));
+    let (frozen_name, frozen) = agents.remove(i);
+    frozen.signal(Signal::SIGSTOP);
+    let status = s.wait_done(&run, Duration::from_secs(40));
+    assert_eq!(status["status"], "succeeded", "{status:#}\n{}", s.logs());
+    assert_eq!(
+        s.step(&run, "hold")["attempts"],
+        2,
+        "the other agent took it over"
+    );
+    let entries = s.journal_len(&run);
+    frozen.signal(Signal::SIGCONT);
+    // Its wait ends while it sleeps: once awake, it tries to record that and is refused.
+    let log = s.path(&format!("{frozen_name}.log"));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("no longer driven by this process")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the thawed agent never found out it lost the run\n{}",
+            s.logs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        s.journal_len(&run),
+        entries,
+        "the thawed agent wrote nothing"
+    );
+    assert_eq!(s.ledger(), "one\ntwo\n", "and started nothing");
+    assert_eq!(s.status(&run)["status"], "succeeded");
 }

@@ -136,14 +136,26 @@ fn serve_shared(
             }
         }
         set_aside.retain(|_, until| *until > Instant::now());
-        for run in store.runs()? {
+        // The store out of reach (a member lost, the cluster restarting) is waited out: the
+        // runs this agent drives need it back, and so do the runs it may have to take over.
+        let runs = match store.runs() {
+            Ok(runs) => runs,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the runs; trying again");
+                Vec::new()
+            }
+        };
+        for run in runs {
             if driving.contains_key(&run.run_id) || set_aside.contains_key(&run.run_id) {
                 continue;
             }
             let owner_present = match store.owner(&run.run_id) {
                 Ok(owner) => owner.is_some(),
                 Err(StoreError::BadRecord { .. }) => true,
-                Err(e) => return Err(e.into()),
+                Err(e) => {
+                    tracing::warn!(run_id = %run.run_id, error = %e, "cannot read who drives the run; trying again");
+                    continue;
+                }
             };
             if !orphaned(&run, owner_present) {
                 continue;
@@ -179,7 +191,7 @@ fn begun(machine: &crate::engine::Machine<'_>) -> bool {
 const SET_ASIDE: Duration = Duration::from_secs(30);
 
 /// Drives run `id` as its new owner until it rests; says how that went. False when the run
-/// could not be taken over.
+/// cannot be taken over for now (its workflow or records cannot be read), to be set aside.
 fn take_over(state: &std::path::Path, id: &str, name: &str) -> bool {
     let result = take_up(
         state,
@@ -210,10 +222,17 @@ fn take_over(state: &std::path::Path, id: &str, name: &str) -> bool {
             println!("run {id}: rests (exit code {code})");
             true
         }
-        Err(e) => {
+        // Its workflow or records cannot be read: trying again at once would fail again.
+        Err(e) if e.exit_code() == super::exit::INVALID_INPUT => {
             tracing::info!(run_id = id, error = %e, "run not taken over; set aside");
             eprintln!("run {id}: not taken over: {e}");
             false
+        }
+        // The store was out of reach, or another agent was first: looked at again at once.
+        Err(e) => {
+            tracing::info!(run_id = id, error = %e, "run not driven to rest");
+            eprintln!("run {id}: not driven to rest: {e}");
+            true
         }
     }
 }

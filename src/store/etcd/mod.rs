@@ -48,8 +48,10 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// The pause between two tries of a request that failed without a decision.
 const RETRY_PAUSE: Duration = Duration::from_millis(100);
 
-/// Whether `e` says the cluster decided nothing, so the request may be sent again: no leader
-/// (or a new one), a member unavailable, a connection broken or not made.
+/// Whether `e` says the request may be sent again: no leader (or a new one), a member
+/// unavailable, a connection broken or not made. A connection broken under a request may
+/// leave it decided or not; every request drctl sends is safe to send twice (see
+/// [`EtcdStore::call`]).
 fn transient(e: &etcd_client::Error) -> bool {
     match e {
         etcd_client::Error::GRpcStatus(status) => {
@@ -58,6 +60,9 @@ fn transient(e: &etcd_client::Error) -> bool {
                 tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Aborted
             ) || status.message().contains("leader changed")
                 || status.message().contains("no leader")
+                // A connection broken under a request: tonic reports it as an unknown status.
+                || (status.code() == tonic::Code::Unknown
+                    && status.message().contains("transport error"))
         }
         etcd_client::Error::TransportError(_) | etcd_client::Error::IoError(_) => true,
         _ => false,
