@@ -10,7 +10,8 @@
 //! - with agents standing by, `drctl run` hands its run to them and follows it; the agent
 //!   driving it is killed (-9): another continues it, and the follower sees it to the end;
 //!   the agent driving it is frozen past its lease: another continues it, and once thawed
-//!   the first writes nothing and starts nothing;
+//!   the first writes nothing and starts nothing; when the agents announced are gone, the
+//!   command drives the run itself;
 //! - an etcd member dies mid-run, then the whole cluster stops and starts again: the run goes
 //!   on and ends.
 
@@ -476,4 +477,22 @@ fn an_agent_frozen_past_its_lease_writes_nothing_and_starts_nothing_when_it_wake
     );
     assert_eq!(s.ledger(), "one\ntwo\n", "and started nothing");
     assert_eq!(s.status(&run)["status"], "succeeded");
+}
+
+#[test]
+fn a_run_handed_to_agents_that_are_gone_is_driven_by_the_command_itself() {
+    let s = Scene::new("1s");
+    let frozen = s.agent("agent-b");
+    // Still announced (its lease has not run out), but it will take nothing.
+    frozen.signal(Signal::SIGSTOP);
+    let out = s
+        .drctl("laptop")
+        .run(&["run", s.file.to_str().unwrap()])
+        .ok()
+        .stdout_has("handed to the agents (agent-b)")
+        .stderr_has("this command drives it");
+    let run = out.run_id();
+    assert_eq!(s.ledger(), "one\ntwo\n", "each step ran once");
+    assert_eq!(s.status(&run)["status"], "succeeded");
+    frozen.signal(Signal::SIGCONT);
 }
