@@ -12,7 +12,7 @@
 //! alone, or a decision recorded) never waits for a task's turn (the task may need that very
 //! thread to run): it flushes itself, and what it flushed counts for the tasks it covered.
 
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::oneshot;
 
@@ -111,10 +111,12 @@ impl GroupCommit {
     }
 
     /// As [`GroupCommit::durable`], waiting as a task: the thread is free for other runs
-    /// meanwhile. Only the flush itself, when it falls to this task, holds the thread.
-    pub async fn durable_async<E>(
-        &self,
-        flush: impl FnOnce() -> Result<(), E>,
+    /// meanwhile. When the flush falls to this task, it runs on a thread that may block (on a
+    /// multi-threaded runtime), so that the runtime's threads go on with the other runs while
+    /// the disk works; on a runtime of one thread it runs in place.
+    pub async fn durable_async<E: Send + 'static>(
+        self: &Arc<Self>,
+        flush: impl FnOnce() -> Result<(), E> + Send + 'static,
     ) -> Result<(), Option<E>> {
         let waiting = {
             let mut t = self.lock();
@@ -140,7 +142,21 @@ impl GroupCommit {
                 Turn::Flush => {}
             }
         }
-        self.flush_for_all(flush)
+        let multi_threaded = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        if !multi_threaded {
+            return self.flush_for_all(flush);
+        }
+        // The flush ends the turn itself, whatever becomes of this task meanwhile.
+        let group = Arc::clone(self);
+        match tokio::task::spawn_blocking(move || group.flush_for_all(flush)).await {
+            Ok(result) => result,
+            // The flush panicked: the commits it was to cover are not known to be durable.
+            Err(_) => {
+                self.lock().flushed(0, false);
+                Err(None)
+            }
+        }
     }
 
     /// Passes on a flushing turn its task gave up: to the next task waiting, or to whoever
@@ -261,8 +277,10 @@ mod tests {
                     tokio::spawn(async move {
                         for _ in 0..20 {
                             let mine = written.fetch_add(1, Ordering::SeqCst) + 1;
+                            let (w, d, f) = (written.clone(), on_disk.clone(), flushes.clone());
                             group
-                                .durable_async(|| -> Result<(), ()> {
+                                .durable_async(move || -> Result<(), ()> {
+                                    let (written, on_disk, flushes) = (w, d, f);
                                     let upto = written.load(Ordering::SeqCst);
                                     std::thread::sleep(std::time::Duration::from_micros(200));
                                     on_disk.fetch_max(upto, Ordering::SeqCst);
@@ -293,7 +311,7 @@ mod tests {
     /// others are not left waiting for a flush nobody runs.
     #[test]
     fn a_flushing_turn_given_up_is_passed_on() {
-        let group = GroupCommit::default();
+        let group = Arc::new(GroupCommit::default());
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .build()
@@ -325,7 +343,7 @@ mod tests {
 
     #[test]
     fn a_failed_flush_fails_the_tasks_it_covered() {
-        let group = GroupCommit::default();
+        let group = Arc::new(GroupCommit::default());
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();

@@ -38,8 +38,8 @@ pub struct SledStore {
     run_ids: sled::Tree,
     bundles: sled::Tree,
     sources: sled::Tree,
-    disk: DiskSync,
-    group: GroupCommit,
+    disk: std::sync::Arc<DiskSync>,
+    group: std::sync::Arc<GroupCommit>,
     /// Each run's record as last written, kept as it is written: this process alone writes
     /// the store, and finding a run's record in its bundles costs a search and a decode.
     records: std::sync::Mutex<HashMap<String, RunRecord>>,
@@ -118,6 +118,7 @@ impl SledStore {
         // A migration cut off after its transaction leaves the old trees behind.
         super::migrate::drop_v1_trees(&db).map_err(io)?;
         let disk = DiskSync::open(&path)
+            .map(std::sync::Arc::new)
             .map_err(|e| corrupt(format!("its log file cannot be opened: {e}")))?;
         super::private::tighten(dir).map_err(io)?;
         Ok(Self {
@@ -127,7 +128,7 @@ impl SledStore {
             bundles,
             sources,
             disk,
-            group: GroupCommit::default(),
+            group: std::sync::Arc::default(),
             records: std::sync::Mutex::default(),
         })
     }
@@ -248,9 +249,14 @@ impl SledStore {
 
     /// Flushes sled's log and syncs what its flush leaves out.
     fn flush(&self) -> Result<(), String> {
-        self.db.flush().map_err(|e| e.to_string())?;
-        self.disk.after_flush().map_err(|e| e.to_string())
+        flush(&self.db, &self.disk)
     }
+}
+
+/// Flushes sled's log and syncs what its flush leaves out.
+fn flush(db: &sled::Db, disk: &DiskSync) -> Result<(), String> {
+    db.flush().map_err(|e| e.to_string())?;
+    disk.after_flush().map_err(|e| e.to_string())
 }
 
 /// A commit whose shared flush failed.
@@ -268,8 +274,9 @@ impl Store for SledStore {
         Box::pin(async move {
             self.write(run_id, commit)?;
             // Commits of other runs written meanwhile share the flush (group commit).
+            let (db, disk) = (self.db.clone(), self.disk.clone());
             self.group
-                .durable_async(|| self.flush())
+                .durable_async(move || flush(&db, &disk))
                 .await
                 .map_err(not_durable)
         })
