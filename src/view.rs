@@ -13,7 +13,7 @@ use serde_json::Value;
 use thiserror::Error;
 
 use crate::engine::{Decision, Event, PauseReason};
-use crate::store::{Owner, RunRecord, RunStatus, Store, StoreError, verify_chain};
+use crate::store::{Owner, RunRecord, Store, StoreError, verify_chain};
 
 /// Why a view could not be built.
 #[derive(Debug, Error)]
@@ -30,11 +30,7 @@ pub enum ViewError {
 /// purpose (`--detach`), and the process computing the view, which drives the runs
 /// `driving`, does not drive it (only the store's owner drives runs, so no process does).
 pub fn interrupted(run: &RunRecord, driving: &[String]) -> bool {
-    let under_way = matches!(
-        run.status,
-        RunStatus::Running | RunStatus::AwaitingApproval | RunStatus::RollingBack
-    );
-    under_way && !run.detached && !driving.contains(&run.run_id)
+    run.status.is_under_way() && !run.detached && !driving.contains(&run.run_id)
 }
 
 /// The status shown for a run and, when it differs from the stored one, the stored one.

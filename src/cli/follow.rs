@@ -17,7 +17,7 @@ use super::output::{LiveView, RunFormat, exit_code, printer, summary};
 use crate::control::{Connection, JournalPage, Request};
 use crate::dag::{CompiledWorkflow, Override};
 use crate::engine::{ControlRequest, Input, Machine};
-use crate::store::{RunStatus, Store};
+use crate::store::Store;
 
 /// Where a followed run is read from, and where this terminal's decisions go.
 pub enum Via {
@@ -42,12 +42,7 @@ impl Via {
             Via::Store(store) => {
                 // The status first: once it says the run rests, the journal read after it
                 // holds every entry.
-                let driving = store.run(run_id)?.is_some_and(|r| {
-                    matches!(
-                        r.status,
-                        RunStatus::Running | RunStatus::AwaitingApproval | RunStatus::RollingBack
-                    )
-                });
+                let driving = store.run(run_id)?.is_some_and(|r| r.status.is_under_way());
                 let entries = store
                     .journal(run_id)?
                     .into_iter()

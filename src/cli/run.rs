@@ -118,18 +118,7 @@ pub fn run(args: &RunArgs, state: &std::path::Path, mode: &str) -> Result<u8, Cl
         drop(run);
         return hand_to_agents((state, &dyn_store), &run_id, &agents, args, workflow, mode);
     }
-    match args.format {
-        RunFormat::Text => println!(
-            "run {run_id} started: {} ({mode}), {} steps, as {}",
-            workflow.name,
-            workflow.steps.len(),
-            new.initiator
-        ),
-        RunFormat::Json => println!(
-            "{}",
-            serde_json::json!({ "run_id": run_id, "workflow": workflow.name, "mode": mode })
-        ),
-    }
+    print_started(args.format, &run_id, workflow, (mode, &new.initiator), None);
     drive(Drive {
         state_dir: state.to_path_buf(),
         store: dyn_store,
@@ -177,18 +166,16 @@ fn hand_over(
         &crate::control::Request::Start(Box::new(request)),
     )?;
     let run_id = taken.run_id.clone();
-    match args.format {
-        RunFormat::Text => println!(
-            "run {run_id} started: {} ({mode}), {} steps, as {initiator}; driven by drctl serve (pid {})",
-            workflow.name,
-            workflow.steps.len(),
-            taken.pid
-        ),
-        RunFormat::Json => println!(
-            "{}",
-            serde_json::json!({ "run_id": run_id, "workflow": workflow.name, "mode": mode, "agent_pid": taken.pid })
-        ),
-    }
+    print_started(
+        args.format,
+        &run_id,
+        workflow,
+        (mode, &initiator),
+        Some((
+            format!("driven by drctl serve (pid {})", taken.pid),
+            ("agent_pid", taken.pid.into()),
+        )),
+    );
     if args.detach {
         // The agent drives it from here, approvals included: nothing waits on this command.
         if args.format == RunFormat::Text {
@@ -220,18 +207,16 @@ fn hand_to_agents(
     store.release(run_id)?;
     let initiator = whoami(args.initiator.as_ref());
     let names: Vec<&str> = agents.iter().map(|a| a.name.as_str()).collect();
-    match args.format {
-        RunFormat::Text => println!(
-            "run {run_id} started: {} ({mode}), {} steps, as {initiator}; handed to the agents ({})",
-            workflow.name,
-            workflow.steps.len(),
-            names.join(", ")
-        ),
-        RunFormat::Json => println!(
-            "{}",
-            serde_json::json!({ "run_id": run_id, "workflow": workflow.name, "mode": mode, "agents": names })
-        ),
-    }
+    print_started(
+        args.format,
+        run_id,
+        workflow,
+        (mode, &initiator),
+        Some((
+            format!("handed to the agents ({})", names.join(", ")),
+            ("agents", names.into()),
+        )),
+    );
     let lease = super::state::shared().map_or(Duration::from_secs(5), |s| s.lease);
     let deadline = Instant::now() + lease + Duration::from_secs(2);
     while store.owner(run_id)?.is_none() {
@@ -269,6 +254,37 @@ fn hand_to_agents(
         workflow,
         (args.format, &initiator),
     )
+}
+
+/// Prints the line that says run `run_id` started (scripts read its id from it), in `format`;
+/// `driver` says who drives it when this command does not: for people, and as a JSON field.
+fn print_started(
+    format: RunFormat,
+    run_id: &str,
+    workflow: &crate::dag::CompiledWorkflow,
+    (mode, initiator): (&str, &str),
+    driver: Option<(String, (&str, serde_json::Value))>,
+) {
+    match format {
+        RunFormat::Text => {
+            let driven = driver
+                .map(|(who, _)| format!("; {who}"))
+                .unwrap_or_default();
+            println!(
+                "run {run_id} started: {} ({mode}), {} steps, as {initiator}{driven}",
+                workflow.name,
+                workflow.steps.len()
+            );
+        }
+        RunFormat::Json => {
+            let mut line =
+                serde_json::json!({ "run_id": run_id, "workflow": workflow.name, "mode": mode });
+            if let Some((_, (key, value))) = driver {
+                line[key] = value;
+            }
+            println!("{line}");
+        }
+    }
 }
 
 /// How long this command drives a run: to its end, or with `--detach` until only approvals

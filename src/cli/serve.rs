@@ -20,7 +20,7 @@ use super::output::RunFormat;
 use super::resume::take_up;
 use super::state::{own, shared};
 use crate::engine::{Input, Until};
-use crate::store::{RunRecord, RunStatus, StoreError};
+use crate::store::{RunRecord, StoreError};
 
 /// Drive many runs at once, and runs whose driver is gone.
 #[derive(Debug, Args)]
@@ -33,11 +33,7 @@ pub struct ServeArgs {
 /// Whether `run` needs a driver and has none: under way (not paused, cancelled or over, which
 /// wait for an operator), not let go of on purpose (`--detach`), and no process holds it.
 fn orphaned(run: &RunRecord, owner_present: bool) -> bool {
-    matches!(
-        run.status,
-        RunStatus::Running | RunStatus::AwaitingApproval | RunStatus::RollingBack
-    ) && !run.detached
-        && !owner_present
+    run.status.is_under_way() && !run.detached && !owner_present
 }
 
 /// Runs `serve`.

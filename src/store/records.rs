@@ -48,6 +48,15 @@ impl RunStatus {
         )
     }
 
+    /// Whether the run needs a driver now: running, waiting for an approval, or rolling back
+    /// (not paused, cancelled or over, which wait for an operator).
+    pub fn is_under_way(self) -> bool {
+        matches!(
+            self,
+            RunStatus::Running | RunStatus::AwaitingApproval | RunStatus::RollingBack
+        )
+    }
+
     /// Whether the run blocks a new run of the same workflow (SPEC §5.7).
     pub fn is_unfinished(self) -> bool {
         matches!(

@@ -18,7 +18,7 @@ use super::load::{Loaded, Purpose};
 use super::resume::{prepare, resume_inputs, rollback_inputs};
 use crate::control::{Response, Router, StartRequest, TakeUpHow};
 use crate::engine::{Input, Machine, NewRun, Run, StartError, SystemClock};
-use crate::store::{RunStatus, Store};
+use crate::store::Store;
 
 /// What the agent tells about the runs it drives (its caller prints it).
 pub type Say = Arc<dyn Fn(String) + Send + Sync>;
@@ -255,11 +255,7 @@ impl Agent {
     pub fn take_up_interrupted(&self) -> Result<Vec<String>, CliError> {
         let mut taken = Vec::new();
         for run in self.store.runs()? {
-            let under_way = matches!(
-                run.status,
-                RunStatus::Running | RunStatus::AwaitingApproval | RunStatus::RollingBack
-            );
-            if !under_way || run.detached {
+            if !run.status.is_under_way() || run.detached {
                 continue;
             }
             match self.take_up_run(&run.run_id, Purpose::TakeOver, |_| {

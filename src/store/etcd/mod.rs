@@ -32,6 +32,7 @@ use etcd_client::{
 
 mod address;
 mod commit;
+mod inbox;
 
 pub use address::EtcdAddress;
 
@@ -107,28 +108,6 @@ fn io(e: impl std::fmt::Display) -> StoreError {
 }
 
 impl EtcdStore {
-    /// Takes request `id` out of run `run_id`'s inbox, in one transaction that holds only
-    /// while the request is still there: by its driver (`taken`: marked as being applied) or
-    /// by its sender (withdrawn). True when this call took it out.
-    fn move_out_of_inbox(&self, run_id: &str, id: &str, taken: bool) -> Result<bool, StoreError> {
-        let waiting = self.key(&["inbox", run_id, id]);
-        let mut ops = vec![TxnOp::delete(waiting.clone(), None)];
-        if taken {
-            ops.push(TxnOp::put(
-                self.key(&["taken", run_id, id]),
-                Vec::new(),
-                None,
-            ));
-        }
-        let txn = Txn::new()
-            .when([Compare::version(waiting, CompareOp::Greater, 0)])
-            .and_then(ops);
-        self.call(move |mut c| {
-            let txn = txn.clone();
-            async move { Ok(c.txn(txn).await?.succeeded()) }
-        })
-    }
-
     /// Connects to the cluster at `address`; runs it drives are held with a lease of `ttl`,
     /// in the name of `owner`.
     pub fn open(address: EtcdAddress, ttl: Duration, owner: Owner) -> Result<Self, StoreError> {
@@ -399,27 +378,11 @@ impl Store for EtcdStore {
     }
 
     fn post(&self, run_id: &str, request: &[u8]) -> Result<String, StoreError> {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let id = format!("{nanos:024}-{}", std::process::id());
-        let (key, value) = (self.key(&["inbox", run_id, &id]), request.to_vec());
-        self.call(move |mut c| {
-            let (key, value) = (key.clone(), value.clone());
-            async move {
-                c.put(key, value, None).await?;
-                Ok(())
-            }
-        })?;
-        Ok(id)
+        self.post_request(run_id, request)
     }
 
     fn inbox(&self, run_id: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
-        Ok(self
-            .list(self.key(&["inbox", run_id, ""]))?
-            .into_iter()
-            .map(|(k, v)| (k.rsplit('/').next().unwrap_or_default().to_string(), v))
-            .collect())
+        self.waiting_requests(run_id)
     }
 
     fn take_request(&self, run_id: &str, id: &str) -> Result<bool, StoreError> {
@@ -431,35 +394,11 @@ impl Store for EtcdStore {
     }
 
     fn answer(&self, run_id: &str, id: &str, answer: &[u8]) -> Result<(), StoreError> {
-        let txn = Txn::new().and_then([
-            TxnOp::delete(self.key(&["taken", run_id, id]), None),
-            TxnOp::put(self.key(&["answers", run_id, id]), answer.to_vec(), None),
-        ]);
-        self.call(move |mut c| {
-            let txn = txn.clone();
-            async move {
-                c.txn(txn).await?;
-                Ok(())
-            }
-        })
+        self.put_answer(run_id, id, answer)
     }
 
     fn take_answer(&self, run_id: &str, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let answer = self.key(&["answers", run_id, id]);
-        let txn = Txn::new().and_then([
-            TxnOp::get(answer.clone(), None),
-            TxnOp::delete(answer, None),
-        ]);
-        self.call(move |mut c| {
-            let txn = txn.clone();
-            async move {
-                let response = c.txn(txn).await?;
-                Ok(response.op_responses().into_iter().find_map(|op| match op {
-                    TxnOpResponse::Get(g) => g.kvs().first().map(|kv| kv.value().to_vec()),
-                    _ => None,
-                }))
-            }
-        })
+        self.remove_answer(run_id, id)
     }
 
     fn announce(&self) -> Result<(), StoreError> {
