@@ -504,8 +504,12 @@ fn many_runs_row(out: &mut String) {
         .enable_all()
         .build()
         .unwrap();
-    let (agent, router) =
-        drctl::cli::agent::Agent::new(sled.clone(), Arc::new(|_| {}), runtime.handle().clone());
+    let (agent, router) = drctl::cli::agent::Agent::new(
+        sled.clone(),
+        Arc::new(|_| {}),
+        runtime.handle().clone(),
+        None,
+    );
     let requests: Vec<drctl::control::StartRequest> = (0..100)
         .map(|i| drctl::control::StartRequest {
             file: format!("/bench/chain-{i}.toml"),

@@ -140,6 +140,31 @@ pub fn signer_problems(
         let Some(crate::actions::Arg::List(approvers)) = step.args.get("approvers") else {
             continue;
         };
+        let mut owners: Vec<(String, Vec<String>)> = Vec::new();
+        for name in approvers.iter().map(ToString::to_string) {
+            for key in signers.keys_for(&name) {
+                let fingerprint = key.fingerprint(ssh_key::HashAlg::Sha256).to_string();
+                match owners.iter_mut().find(|(f, _)| *f == fingerprint) {
+                    Some((_, names)) if !names.contains(&name) => names.push(name.clone()),
+                    Some(_) => {}
+                    None => owners.push((fingerprint, vec![name.clone()])),
+                }
+            }
+        }
+        for (fingerprint, names) in owners.into_iter().filter(|(_, n)| n.len() > 1) {
+            problems.push(
+                Diagnostic::new(
+                    Code::SharedApproverKey,
+                    format!(
+                        "the key {fingerprint} belongs to {} in {file}, all approvers of `{}`: one key is one person, and a quorum counts keys",
+                        names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(" and "),
+                        step.id
+                    ),
+                )
+                .at(step.span.clone(), "one person could vote here under several names")
+                .help("give every approver a key of their own (a pattern like `alice,*-oncall` gives one key to every name it matches)"),
+            );
+        }
         for name in approvers.iter().map(ToString::to_string) {
             if !signers.has_key_for(&name) {
                 problems.push(

@@ -186,6 +186,7 @@ fn statement(name: &str) -> Statement {
         comment: Some("primary is gone, go".to_owned()),
         digest: "sha256:0123456789abcdef".to_owned(),
         at: identity::format_time(chrono::Utc::now()),
+        head: None,
     }
 }
 

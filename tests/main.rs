@@ -3,6 +3,7 @@
 
 mod adversarial;
 mod at_most_once;
+mod audit;
 mod aws;
 mod aws_guarantees;
 mod aws_mocks;

@@ -27,13 +27,13 @@ action = "noop"
 needs = ["gate"]
 "#;
 
-struct Keys {
-    dir: tempfile::TempDir,
-    drctl: Drctl,
-    file: PathBuf,
+pub(crate) struct Keys {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) drctl: Drctl,
+    pub(crate) file: PathBuf,
 }
 
-fn keygen(dir: &Path, name: &str) {
+pub(crate) fn keygen(dir: &Path, name: &str) {
     let status = Command::new("ssh-keygen")
         .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
         .arg(dir.join(name))
@@ -44,7 +44,7 @@ fn keygen(dir: &Path, name: &str) {
 
 impl Keys {
     /// alice, bob and carol with keys; mallory with a key nobody trusts.
-    fn new() -> Keys {
+    pub(crate) fn new() -> Keys {
         let dir = tempfile::tempdir().unwrap();
         let mut signers = String::new();
         for name in ["alice", "bob", "carol", "mallory"] {
@@ -70,19 +70,19 @@ impl Keys {
         }
     }
 
-    fn key(&self, name: &str) -> String {
+    pub(crate) fn key(&self, name: &str) -> String {
         self.dir.path().join(name).display().to_string()
     }
 
-    fn path(&self, name: &str) -> String {
+    pub(crate) fn path(&self, name: &str) -> String {
         self.dir.path().join(name).display().to_string()
     }
 
-    fn drctl(&self, args: &[&str]) -> Out {
+    pub(crate) fn drctl(&self, args: &[&str]) -> Out {
         self.drctl.run(args)
     }
 
-    fn start(&self) -> String {
+    pub(crate) fn start(&self) -> String {
         let file = self.file.display().to_string();
         let o = self.drctl(&[
             "run",
@@ -97,7 +97,7 @@ impl Keys {
         o.text().split_whitespace().nth(1).unwrap().to_string()
     }
 
-    fn sign(&self, run: &str, name: &str, key: &str, out: &str) -> Out {
+    pub(crate) fn sign(&self, run: &str, name: &str, key: &str, out: &str) -> Out {
         self.drctl(&[
             "approve",
             run,
@@ -112,7 +112,15 @@ impl Keys {
         ])
     }
 
-    fn report(&self, run: &str) -> serde_json::Value {
+    /// `drctl resume RUN` by alice, who drives the run with her key (it signs the journal).
+    pub(crate) fn resume(&self, run: &str, more: &[&str]) -> Out {
+        let key = self.key("alice");
+        let mut args = vec!["resume", run, "--as", "alice", "--key", &key];
+        args.extend_from_slice(more);
+        self.drctl(&args)
+    }
+
+    pub(crate) fn report(&self, run: &str) -> serde_json::Value {
         self.drctl(&["report", run, "--format", "json"]).json()
     }
 }
@@ -191,7 +199,7 @@ fn a_vote_counts_only_when_signed_by_the_key_of_the_approver_it_names() {
         &k.key("bob"),
     ])
     .refused("not carol's", "bob's key under carol's name");
-    let o = k.drctl(&["resume", &run, "--detach"]);
+    let o = k.resume(&run, &["--detach"]);
     assert_eq!(o.code, 3, "one approval of two: {}", o.text());
 
     // A signed file altered after signing is refused, and nothing is recorded.
@@ -206,7 +214,7 @@ fn a_vote_counts_only_when_signed_by_the_key_of_the_approver_it_names() {
     // Submitted by someone else entirely: the signature says carol decided.
     k.drctl(&["approve", "--signed", &k.path("carol.json")])
         .ok();
-    let o = k.drctl(&["resume", &run]);
+    let o = k.resume(&run, &[]);
     assert_eq!(o.code, 0, "{}", o.text());
     let report = k.report(&run);
     let approvals = report["approvals"].as_array().unwrap();
@@ -264,7 +272,16 @@ fn a_signed_decision_cannot_be_replayed_onto_another_run_or_round() {
     .ok();
     // A new round: bob's approval signed for round 1 is stale.
     let o = k.drctl(&[
-        "resume", &run, "--step", "gate", "--retry", "--detach", "--as", "alice",
+        "resume",
+        &run,
+        "--step",
+        "gate",
+        "--retry",
+        "--detach",
+        "--as",
+        "alice",
+        "--key",
+        &k.key("alice"),
     ]);
     assert_eq!(o.code, 3, "{}", o.text());
     k.drctl(&["approve", "--signed", &k.path("bob-run1.json")])
@@ -313,13 +330,14 @@ fn evidence_is_checked_from_the_store_and_from_a_file_and_any_change_is_found() 
         &k.key("carol"),
     ])
     .ok();
-    k.drctl(&["resume", &run]).ok();
+    k.resume(&run, &[]).ok();
     let evidence = k.path("evidence.json");
     k.drctl(&["report", &run, "--format", "evidence", "-o", &evidence])
         .ok();
     // Checked on a "machine" with no store: another, empty state directory.
     let elsewhere = Drctl::new(k.dir.path().join("elsewhere"));
-    let check = |file: &str| elsewhere.run(&["verify", "--evidence", file]);
+    let trusted = k.path("approvers.allowed_signers");
+    let check = |file: &str| elsewhere.run(&["verify", "--evidence", file, "--signers", &trusted]);
     check(&evidence).ok();
     // One byte changed anywhere that matters: the verdict is no.
     let bytes = std::fs::read(&evidence).unwrap();

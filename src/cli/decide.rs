@@ -16,7 +16,7 @@ use super::load::apply_offline;
 use super::state::{Source, live_or_local, whoami};
 use crate::control::Request;
 use crate::engine::{Decision, Input};
-use crate::identity::{Signed, Statement, StatementKind, format_time, sign};
+use crate::identity::{Head, Signed, Statement, StatementKind, format_time, sign};
 
 /// Approve (or reject) an approval step.
 #[allow(clippy::struct_excessive_bools, reason = "each is a command-line flag")]
@@ -92,8 +92,8 @@ pub fn decide(
     }
     let by = whoami(args.by.as_ref());
     if let Some(key) = &args.key {
-        let (digest, round) = match (&args.digest, args.round) {
-            (Some(d), Some(r)) => (d.clone(), r),
+        let (digest, round, head) = match (&args.digest, args.round) {
+            (Some(d), Some(r)) => (d.clone(), r, None),
             _ => round_of(state, run, step)?,
         };
         let statement = Statement {
@@ -108,6 +108,7 @@ pub fn decide(
             comment: args.comment.clone(),
             digest,
             at: format_time(chrono::Utc::now()),
+            head,
         };
         let signed = sign(statement, key).map_err(|e| CliError::invalid(e.to_string()))?;
         if args.sign_only {
@@ -187,9 +188,13 @@ fn submit(
     Ok(source == Source::Live)
 }
 
-/// The run's digest and the approval's current round, read from the live process or the
-/// store: what a signed decision must name.
-fn round_of(state: &std::path::Path, run: &str, step: &str) -> Result<(String, u32), CliError> {
+/// The run's digest, the approval's current round and the journal head shown, read from the
+/// live process or the store: what a signed decision names.
+fn round_of(
+    state: &std::path::Path,
+    run: &str,
+    step: &str,
+) -> Result<(String, u32, Option<Head>), CliError> {
     let request = Request::Status {
         run: run.to_string(),
     };
@@ -208,7 +213,22 @@ fn round_of(state: &std::path::Path, run: &str, step: &str) -> Result<(String, u
             "`{step}` of run {run} is not waiting for approval yet"
         )));
     }
-    Ok((digest, round))
+    // The head the signer is shown: where the run's journal ends as they sign.
+    let request = Request::Evidence {
+        run: run.to_string(),
+    };
+    let (record, _) = live_or_local::<serde_json::Value>(state, &request, |store| {
+        Ok(serde_json::to_value(store.run(run)?).unwrap_or_default())
+    })?;
+    let record = record.get("run").unwrap_or(&record);
+    let head = match (record["journal_len"].as_u64(), record["last_hash"].as_str()) {
+        (Some(len), Some(hash)) => Some(Head {
+            len,
+            hash: hash.to_string(),
+        }),
+        _ => None,
+    };
+    Ok((digest, round, head))
 }
 
 fn done(by: &str, step: &str, run: &str, decision: Decision, live: bool) {

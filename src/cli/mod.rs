@@ -177,7 +177,7 @@ pub fn main() -> ExitCode {
         Command::Report(args) => report::report(args, &state),
         Command::History(args) => report::history(args, &state),
         Command::Verify(args) => verify::verify(args, &state),
-        Command::Serve(args) => serve::serve(args, &state),
+        Command::Serve(args) => serve::serve(args, &state, cli.name.as_deref()),
     };
     exit::code(result.unwrap_or_else(|e| e.report()))
 }

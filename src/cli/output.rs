@@ -207,7 +207,7 @@ fn line(event: &Event, machine: &Machine<'_>) -> Option<String> {
             .unwrap_or_default()
     };
     Some(match event {
-        Event::RunStarted { .. } => return None,
+        Event::RunStarted { .. } | Event::JournalSigned { .. } => return None,
         Event::StepStarted { step, attempt }
             if machine
                 .workflow()

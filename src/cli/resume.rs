@@ -10,7 +10,7 @@ use super::load::{Purpose, load};
 use super::output::RunFormat;
 use super::state::{own, whoami};
 use crate::control::TakeUpHow;
-use crate::engine::{Choice, Input, Run, Until};
+use crate::engine::{Choice, Input, Run, Until, driver_key_for};
 use crate::store::Store;
 
 /// Continue an interrupted, paused or cancelled run.
@@ -38,6 +38,11 @@ pub struct ResumeArgs {
     /// Who resumes (default: $USER).
     #[arg(long = "as", value_name = "NAME")]
     pub by: Option<String>,
+    /// The SSH key this process drives the run with: it signs the run's journal where the run
+    /// rests (required when the run has allowed signers; the allowed signers must let it sign
+    /// in the namespace `drctl-journal` as NAME).
+    #[arg(long, value_name = "PATH")]
+    pub key: Option<std::path::PathBuf>,
     /// Exit with code 3 as soon as only approvals remain.
     #[arg(long)]
     pub detach: bool,
@@ -54,6 +59,9 @@ pub struct RollbackArgs {
     /// Who rolls back (default: $USER).
     #[arg(long = "as", value_name = "NAME")]
     pub by: Option<String>,
+    /// The SSH key this process drives the rollback with (see `resume --key`).
+    #[arg(long, value_name = "PATH")]
+    pub key: Option<std::path::PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = RunFormat::Text)]
     pub format: RunFormat,
@@ -147,7 +155,7 @@ pub fn resume(
     take_up(
         state,
         &args.run,
-        &by,
+        (&by, args.key.as_deref()),
         Purpose::Continue { allow_changed },
         (
             args.format,
@@ -200,7 +208,7 @@ pub fn rollback(args: &RollbackArgs, state: &std::path::Path) -> Result<u8, CliE
     take_up(
         state,
         &args.run,
-        &by,
+        (&by, args.key.as_deref()),
         Purpose::Undo,
         (args.format, Until::Done),
         |machine| rollback_inputs(machine, &by),
@@ -263,7 +271,7 @@ pub(super) fn prepare(
 pub(super) fn take_up(
     state: &std::path::Path,
     run_id: &str,
-    operator: &str,
+    operator: (&str, Option<&std::path::Path>),
     purpose: Purpose,
     (format, until): (RunFormat, Until),
     inputs: impl FnOnce(&crate::engine::Machine<'_>) -> Vec<Input>,
@@ -284,14 +292,17 @@ pub(super) fn take_up_on(
     store: Arc<dyn Store>,
     state: &std::path::Path,
     run_id: &str,
-    operator: &str,
+    (operator, key): (&str, Option<&std::path::Path>),
     purpose: Purpose,
     (format, until): (RunFormat, Until),
     inputs: impl FnOnce(&crate::engine::Machine<'_>) -> Vec<Input>,
 ) -> Result<u8, CliError> {
     let loaded = prepare(store.as_ref(), run_id, purpose)?;
     let dyn_store = store;
-    let run = Run::load_record(dyn_store.clone(), loaded.run.clone(), &loaded.workflow)?;
+    let mut run = Run::load_record(dyn_store.clone(), loaded.run.clone(), &loaded.workflow)?;
+    run.recorder.sign_with(
+        driver_key_for(run.machine.signers.as_deref(), operator, key).map_err(CliError::invalid)?,
+    );
     let first = inputs(&run.machine);
     if format == RunFormat::Text {
         println!(

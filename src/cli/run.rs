@@ -231,7 +231,7 @@ fn hand_to_agents(
                     store.clone(),
                     state,
                     run_id,
-                    &initiator,
+                    (&initiator, args.key.as_deref()),
                     super::load::Purpose::TakeOver,
                     (args.format, until(args)),
                     |_| Vec::new(),

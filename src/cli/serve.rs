@@ -8,6 +8,7 @@
 //! leave the run alone).
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -28,6 +29,12 @@ pub struct ServeArgs {
     /// Take up the runs that need a driver now, drive them to rest, then exit.
     #[arg(long)]
     pub once: bool,
+    /// The agent's SSH key: it signs the journal of every run it drives where the run rests
+    /// (SPEC 5.10), as `--name` (default: the host's name). Runs with allowed signers are
+    /// driven only with one; their allowed signers must let it sign in the namespace
+    /// `drctl-journal` (`agent-use1 namespaces="drctl-journal" ssh-ed25519 ...`).
+    #[arg(long, value_name = "PATH")]
+    pub key: Option<std::path::PathBuf>,
 }
 
 /// Whether `run` needs a driver and has none: under way (not paused, cancelled or over, which
@@ -37,16 +44,24 @@ fn orphaned(run: &RunRecord, owner_present: bool) -> bool {
 }
 
 /// Runs `serve`.
-pub fn serve(args: &ServeArgs, state: &std::path::Path) -> Result<u8, CliError> {
+pub fn serve(
+    args: &ServeArgs,
+    state: &std::path::Path,
+    name: Option<&str>,
+) -> Result<u8, CliError> {
     match shared() {
         Some(shared) => serve_shared(args, state, shared),
-        None => serve_local(args, state),
+        None => serve_local(args, state, name),
     }
 }
 
 /// The agent of a state directory: drives the runs handed to it through the control socket,
 /// and the runs left under way by the process that drove the store before it.
-fn serve_local(args: &ServeArgs, state: &std::path::Path) -> Result<u8, CliError> {
+fn serve_local(
+    args: &ServeArgs,
+    state: &std::path::Path,
+    name: Option<&str>,
+) -> Result<u8, CliError> {
     let store = own(state)?;
     let say: Say = Arc::new(|line| println!("{line}"));
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -54,7 +69,13 @@ fn serve_local(args: &ServeArgs, state: &std::path::Path) -> Result<u8, CliError
         .enable_all()
         .build()
         .map_err(|e| CliError::internal(e.to_string()))?;
-    let (agent, router) = Agent::new(store.clone(), say, runtime.handle().clone());
+    let driver = args.key.clone().map(|key| {
+        (
+            name.map_or_else(super::state::hostname, str::to_string),
+            key,
+        )
+    });
+    let (agent, router) = Agent::new(store.clone(), say, runtime.handle().clone(), driver);
     runtime.block_on(async {
         let socket = crate::control::serve(state, store, router.clone())
             .map_err(|e| CliError::internal(format!("cannot serve the control socket: {e}")))?;
@@ -157,9 +178,10 @@ fn serve_shared(
                 continue;
             }
             let (id, state, name) = (run.run_id.clone(), state.to_path_buf(), shared.name.clone());
+            let key = args.key.clone();
             let handle = std::thread::Builder::new()
                 .name(format!("run {id}"))
-                .spawn(move || take_over(&state, &id, &name))
+                .spawn(move || take_over(&state, &id, (&name, key.as_deref())))
                 .map_err(|e| CliError::internal(format!("cannot start a driver thread: {e}")))?;
             driving.insert(run.run_id, handle);
         }
@@ -188,11 +210,11 @@ const SET_ASIDE: Duration = Duration::from_secs(30);
 
 /// Drives run `id` as its new owner until it rests; says how that went. False when the run
 /// cannot be taken over for now (its workflow or records cannot be read), to be set aside.
-fn take_over(state: &std::path::Path, id: &str, name: &str) -> bool {
+fn take_over(state: &std::path::Path, id: &str, (name, key): (&str, Option<&Path>)) -> bool {
     let result = take_up(
         state,
         id,
-        name,
+        (name, key),
         Purpose::TakeOver,
         (RunFormat::Text, Until::Done),
         |machine| {

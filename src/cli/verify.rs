@@ -1,6 +1,7 @@
-//! `drctl verify RUN` and `drctl verify --evidence FILE`: is a run's record what it claims?
-//! The hash chain, the journal complete up to the run's last commit, every signature against
-//! the allowed signers the run captured, and who signed what. Exit 0 only if all holds.
+//! `drctl verify RUN` and `drctl verify --evidence FILE --signers FILE`: is a run's record
+//! what it claims? The journal replayed through the run's rules, every signature, the
+//! journal covered by the driver's signature, the summary derived from the journal, and who
+//! signed what (SPEC §5.10). Exit 0 only if all holds.
 
 use std::path::PathBuf;
 
@@ -9,7 +10,7 @@ use clap::Args;
 use super::error::CliError;
 use super::state::live_or_local;
 use crate::control::Request;
-use crate::evidence::{Evidence, Verdict, collect, verify as check};
+use crate::evidence::{Evidence, Trust, Verdict, collect, verify as check};
 
 /// Check a run's journal and signatures.
 #[derive(Debug, Args)]
@@ -20,13 +21,30 @@ pub struct VerifyArgs {
     /// An evidence file (`drctl report RUN --format evidence -o FILE`), checked without a store.
     #[arg(long, value_name = "FILE")]
     pub evidence: Option<PathBuf>,
+    /// The allowed-signers file you trust (your own copy, e.g. from the repository at the
+    /// reviewed commit): required with --evidence; the evidence's own copy must match it.
+    #[arg(long, value_name = "FILE")]
+    pub signers: Option<PathBuf>,
 }
 
 /// Runs `verify`.
 pub fn verify(args: &VerifyArgs, state: &std::path::Path) -> Result<u8, CliError> {
+    if args.evidence.is_some() && args.signers.is_none() {
+        return Err(CliError::invalid(
+            "verify --evidence needs --signers FILE: the allowed signers you trust (your own copy, for example from the repository at the reviewed commit). The evidence carries its own copy, but anyone who can edit the file can replace it with their own keys and re-sign everything, so it proves nothing on its own",
+        ));
+    }
+    let trusted = match &args.signers {
+        Some(file) => Some(
+            std::fs::read_to_string(file)
+                .map_err(|e| CliError::invalid(format!("cannot read {}: {e}", file.display())))?,
+        ),
+        None => None,
+    };
     let evidence = load(args, state)?;
-    let verdict = check(&evidence);
-    print!("{}", render(&evidence, &verdict));
+    let trust = trusted.as_deref().map_or(Trust::Captured, Trust::Signers);
+    let verdict = check(&evidence, trust);
+    print!("{}", render(&evidence, &verdict, trust));
     Ok(if verdict.holds() {
         super::exit::SUCCESS
     } else {
@@ -59,7 +77,7 @@ fn load(args: &VerifyArgs, state: &std::path::Path) -> Result<Evidence, CliError
     Ok(evidence)
 }
 
-fn render(evidence: &Evidence, verdict: &Verdict) -> String {
+fn render(evidence: &Evidence, verdict: &Verdict, trust: Trust<'_>) -> String {
     let run = &evidence.run;
     let mut out = format!(
         "run {}  {} ({})  {}\n  journal: {} entries\n",
@@ -69,6 +87,24 @@ fn render(evidence: &Evidence, verdict: &Verdict) -> String {
         run.status.as_str(),
         verdict.entries
     );
+    out.push_str(match trust {
+        Trust::Signers(_) => "  signers: checked against the allowed-signers file you gave\n",
+        Trust::Captured => {
+            "  signers: the allowed signers captured with the run, in this store (give --signers FILE to check them against your own copy)\n"
+        }
+    });
+    if let Some(d) = &verdict.derived {
+        out.push_str(&format!(
+            "  replayed: {}, started by {}\n",
+            d.status, d.initiator
+        ));
+        for (step, by) in &d.approvals {
+            out.push_str(&format!(
+                "  passed: `{step}` approved by {}\n",
+                by.join(", ")
+            ));
+        }
+    }
     for s in &verdict.signatures {
         out.push_str(&format!(
             "  signed: {} {} (key {}, entry {})\n",
@@ -79,7 +115,11 @@ fn render(evidence: &Evidence, verdict: &Verdict) -> String {
         out.push_str(&format!("  {u}\n"));
     }
     if verdict.holds() {
-        out.push_str("  verified: hash chain intact, journal complete up to the last commit, every signature valid\n");
+        out.push_str(if verdict.signatures.is_empty() {
+            "  verified: hash chain intact, journal replayed through the run's rules; nothing in it is signed (the run has no allowed signers): who decided is as typed\n"
+        } else {
+            "  verified: hash chain intact, journal replayed through the run's rules, every signature valid, the journal signed to its end by the process that drove it\n"
+        });
     } else {
         for p in &verdict.problems {
             out.push_str(&format!("  PROBLEM: {p}\n"));

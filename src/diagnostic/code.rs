@@ -58,6 +58,8 @@ pub enum Code {
     BadSigners,
     /// An approver named by an approval has no key in the `allowed_signers` file.
     ApproverWithoutKey,
+    /// One key belongs to several approvers of one approval: one person could vote twice.
+    SharedApproverKey,
     /// A step changes something it cannot undo and no approval comes before it.
     IrreversibleWithoutApproval,
     /// A step not connected to the rest of the workflow.
@@ -100,6 +102,7 @@ impl Code {
         Code::ReferenceInPolicy,
         Code::BadSigners,
         Code::ApproverWithoutKey,
+        Code::SharedApproverKey,
         Code::IrreversibleWithoutApproval,
         Code::Disconnected,
         Code::EstimateExceedsRto,
@@ -136,6 +139,7 @@ impl Code {
             Code::ReferenceInPolicy => "DRC0023",
             Code::BadSigners => "DRC0024",
             Code::ApproverWithoutKey => "DRC0025",
+            Code::SharedApproverKey => "DRC0026",
             Code::IrreversibleWithoutApproval => "DRW0001",
             Code::Disconnected => "DRW0002",
             Code::EstimateExceedsRto => "DRW0003",

@@ -201,6 +201,15 @@ pub enum Event {
         /// The objective, in seconds.
         objective_seconds: f64,
     },
+    /// The process driving the run signed the journal up to this entry (SPEC §5.10): a
+    /// `journal_anchor` statement naming the entries before this one (`head`), in the
+    /// namespace `drctl-journal`, with its key. Written in the same commit as the events
+    /// before it, at every point where the run rests and at least every 100 commits: a
+    /// journal cut short, or entries added by someone else, are found by `drctl verify`.
+    JournalSigned {
+        /// The signed anchor, as `identity::Signed` serializes it.
+        signature: serde_json::Value,
+    },
     /// The run reached a final status.
     RunFinished {
         /// The status.

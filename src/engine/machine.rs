@@ -168,11 +168,25 @@ pub struct StepState {
     /// The last error.
     pub error: Option<String>,
     /// Approval decisions of the current round.
-    pub votes: Vec<(String, Decision, Option<String>)>,
+    pub votes: Vec<Vote>,
     /// What a self-undoing step replaced, as first recorded (kept across attempts).
     pub previous: Option<serde_json::Value>,
     /// Rollback progress.
     pub undo: Undo,
+}
+
+/// One decision on an approval, in its round.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Vote {
+    /// Who, as named.
+    pub by: String,
+    /// Approve or reject.
+    pub decision: Decision,
+    /// Why, when said.
+    pub comment: Option<String>,
+    /// The fingerprint of the key that signed it (runs with allowed signers): one key is one
+    /// person, whatever names it is listed under.
+    pub key: Option<String>,
 }
 
 /// The state of a run and the workflow it runs.
@@ -189,6 +203,13 @@ pub struct Machine<'w> {
     pub steps: Vec<StepState>,
     /// Who started the run.
     pub initiator: String,
+    /// The fingerprint of the key that signed the run's start (runs with allowed signers):
+    /// the self-approval rule compares keys, not names.
+    pub initiator_key: Option<String>,
+    /// Why this run must not be driven further: its journal holds a signed event that does
+    /// not verify, or a decision its rules refuse (found when it was loaded, SPEC §5.9). It
+    /// pauses with that reason; only a rollback may still run.
+    pub tainted: Option<String>,
     /// The run's id (signed statements name it).
     pub run_id: String,
     /// The run's digest, as recorded when it started.
@@ -245,6 +266,8 @@ impl<'w> Machine<'w> {
                 workflow.steps.len()
             ],
             initiator: initiator.to_string(),
+            initiator_key: None,
+            tainted: None,
             run_id: String::new(),
             digest: String::new(),
             signers: None,

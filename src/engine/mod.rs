@@ -5,6 +5,7 @@
 //! Nothing is performed before it is journaled. The engine never prints: it hands every event
 //! to an observer. See docs/architecture.md.
 
+mod audit;
 mod clock;
 mod digest;
 mod driver;
@@ -21,6 +22,7 @@ mod secrets;
 mod session;
 mod trace;
 
+pub use audit::{Audit, SignedBy, audit};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use digest::{Scheme, digest};
 pub use driver::{ControlRequest, Driver, Observer, TickObserver, Until};
@@ -29,9 +31,9 @@ pub use error::EngineError;
 pub use event::{Decision, Event, Outputs};
 pub use exec::resolve;
 pub use gates::gates_kept;
-pub use machine::{Choice, Input, Machine, Refusal, StepState, Undo};
+pub use machine::{Choice, Input, Machine, Refusal, StepState, Undo, Vote};
 pub use pause::PauseReason;
-pub use recorder::Recorder;
+pub use recorder::{DriverKey, Recorder};
 pub use run::{Advanced, Run, Starting};
 pub use secrets::{Redactor, remember_secret, scrub_known};
-pub use session::{NewRun, Recorded, StartError, events, replay};
+pub use session::{NewRun, Recorded, StartError, driver_key_for, events, journal_signer, replay};

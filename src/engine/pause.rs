@@ -42,6 +42,12 @@ pub enum PauseReason {
         /// What the undo found.
         error: String,
     },
+    /// The run's journal holds a signed event that does not verify, or a decision its rules
+    /// refuse (SPEC §5.9): it was changed outside drctl, and the run is not driven further.
+    Tampered {
+        /// What does not hold, and where.
+        why: String,
+    },
     /// Recorded by a drctl from before reasons were typed: its words, where `RUN` stands for
     /// the run's id.
     Words {
@@ -73,6 +79,9 @@ impl PauseReason {
             ),
             PauseReason::UndoConflict { step, error } => format!(
                 "the rollback of `{step}` stopped: {error}. drctl did not overwrite it; decide with drctl resume {run_id} --step {step} --retry (undo it anyway, after checking) | --mark-succeeded (you restored it yourself) | --skip (leave it as it is now)"
+            ),
+            PauseReason::Tampered { why } => format!(
+                "its journal does not hold up: {why}. It was changed outside drctl and is not driven further; drctl verify {run_id} shows what does not hold, and drctl rollback {run_id} may still undo what it did"
             ),
             PauseReason::Words { text } => text.replace("RUN", run_id),
         }

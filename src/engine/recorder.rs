@@ -8,15 +8,34 @@ use chrono::{DateTime, Utc};
 use super::error::EngineError;
 use super::event::Event;
 use super::machine::{Input, Machine};
+use crate::identity::{Head, SigningKey, Statement, StatementKind, format_time, sign_in};
 use crate::store::{
     AttemptRecord, Commit, JournalEntry, RunRecord, StepRecord, StepStatus, Store, StoreError,
     chain_hash,
 };
 use crate::time::rfc3339;
 
+/// The key of the process that drives a run, and the principal it signs the journal as
+/// (SPEC §5.10): `--as`/`--key` of a foreground run, `--name`/`--key` of `drctl serve`.
+#[derive(Debug, Clone)]
+pub struct DriverKey {
+    /// The principal, as the allowed signers name it.
+    pub name: String,
+    /// The key, read once.
+    pub key: std::sync::Arc<SigningKey>,
+}
+
+/// A driver signs the journal at least this often, in commits, between the points where
+/// the run rests.
+const SEAL_EVERY: u32 = 100;
+
 /// Keeps a run's records in step with its journal.
 pub struct Recorder {
     store: std::sync::Arc<dyn Store>,
+    /// Signs the journal where the run rests, when the run has allowed signers.
+    signer: Option<DriverKey>,
+    /// Commits since the journal was last signed.
+    unsealed: u32,
     /// The run record as last committed.
     pub run: RunRecord,
     steps: HashMap<String, StepRecord>,
@@ -29,6 +48,8 @@ impl Recorder {
     pub fn new(store: std::sync::Arc<dyn Store>, run: RunRecord, steps: Vec<StepRecord>) -> Self {
         Self {
             store,
+            signer: None,
+            unsealed: 0,
             run,
             steps: steps.into_iter().map(|s| (s.step.clone(), s)).collect(),
             source: None,
@@ -42,6 +63,12 @@ impl Recorder {
             source: Some(source),
             ..Self::new(store, run, Vec::new())
         }
+    }
+
+    /// Signs the journal with `key` from now on, wherever the run rests and at least every
+    /// 100 commits (runs with allowed signers).
+    pub fn sign_with(&mut self, key: Option<DriverKey>) {
+        self.signer = key;
     }
 
     /// The store.
@@ -138,18 +165,7 @@ impl Recorder {
             run.detached = false;
         }
         for event in events {
-            let value = serde_json::to_value(event).map_err(|e| StoreError::Io(e.to_string()))?;
-            let seq = run.journal_len;
-            let hash = chain_hash(&run.last_hash, seq, &when, &value);
-            journal.push(JournalEntry {
-                seq,
-                at: when.clone(),
-                event: value,
-                prev: run.last_hash.clone(),
-                hash: hash.clone(),
-            });
-            run.journal_len += 1;
-            run.last_hash = hash;
+            append(&mut run, &mut journal, event, &when)?;
             if let Some(step) = event.step() {
                 self.project(step, event, machine, &when);
                 if !touched.iter().any(|t| t == step) {
@@ -158,6 +174,9 @@ impl Recorder {
             }
         }
         run.status = machine.status();
+        if driving && let Some(seal) = self.seal(&run, machine, at) {
+            append(&mut run, &mut journal, &seal, &when)?;
+        }
         if run.status.is_final()
             || matches!(
                 run.status,
@@ -178,6 +197,53 @@ impl Recorder {
             source: self.source.clone(),
         };
         Ok(Some((run, commit)))
+    }
+
+    /// The driver's signature on the journal as `run` leaves it, when it is time for one:
+    /// where the run rests (awaiting approval, paused, cancelled, finished) and at least
+    /// every [`SEAL_EVERY`] commits. Signing costs no write of its own: the signature is
+    /// journaled in the commit it covers. A key that fails to sign is logged; the run goes
+    /// on, and `drctl verify` shows the entries no signature covers.
+    fn seal(&mut self, run: &RunRecord, machine: &Machine<'_>, at: DateTime<Utc>) -> Option<Event> {
+        let signer = self.signer.as_ref()?;
+        machine.signers.as_ref()?;
+        self.unsealed += 1;
+        let rests = run.status.is_final()
+            || matches!(
+                run.status,
+                crate::store::RunStatus::AwaitingApproval
+                    | crate::store::RunStatus::Paused
+                    | crate::store::RunStatus::Cancelled
+            );
+        if !rests && self.unsealed < SEAL_EVERY {
+            return None;
+        }
+        let statement = Statement {
+            kind: StatementKind::JournalAnchor,
+            run_id: run.run_id.clone(),
+            step: None,
+            round: None,
+            name: signer.name.clone(),
+            comment: None,
+            digest: machine.digest.clone(),
+            at: format_time(at),
+            head: Some(Head {
+                len: run.journal_len,
+                hash: run.last_hash.clone(),
+            }),
+        };
+        match sign_in(statement, &signer.key) {
+            Ok(signed) => {
+                self.unsealed = 0;
+                Some(Event::JournalSigned {
+                    signature: serde_json::to_value(&signed).ok()?,
+                })
+            }
+            Err(e) => {
+                tracing::warn!(run_id = %run.run_id, "the journal could not be signed: {e}");
+                None
+            }
+        }
     }
 
     /// Takes `run` as the record last committed.
@@ -230,4 +296,26 @@ impl Recorder {
             record.error.clone_from(&state.error);
         }
     }
+}
+
+/// Appends `event` to `journal`, chained to `run`'s last entry, and moves `run` past it.
+fn append(
+    run: &mut RunRecord,
+    journal: &mut Vec<JournalEntry>,
+    event: &Event,
+    when: &str,
+) -> Result<(), StoreError> {
+    let value = serde_json::to_value(event).map_err(|e| StoreError::Io(e.to_string()))?;
+    let seq = run.journal_len;
+    let hash = chain_hash(&run.last_hash, seq, when, &value);
+    journal.push(JournalEntry {
+        seq,
+        at: when.to_string(),
+        event: value,
+        prev: run.last_hash.clone(),
+        hash: hash.clone(),
+    });
+    run.journal_len += 1;
+    run.last_hash = hash;
+    Ok(())
 }

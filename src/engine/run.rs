@@ -8,13 +8,14 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+use super::audit::audit;
 use super::clock::Clock;
 use super::effect::Effect;
 use super::error::EngineError;
 use super::event::Event;
-use super::machine::{Input, Machine};
+use super::machine::{Input, Machine, Refusal};
 use super::recorder::Recorder;
-use super::session::{Begun, NewRun, StartError, begin_run, replay};
+use super::session::{Begun, NewRun, StartError, begin_run};
 use crate::dag::CompiledWorkflow;
 use crate::store::{RunRecord, Store, StoreError};
 
@@ -134,7 +135,10 @@ impl<'w> Run<'w> {
     ) -> Result<Self, StoreError> {
         let journal = store.journal(&run.run_id)?;
         let steps = store.steps(&run.run_id)?;
-        let machine = replay(workflow, &run, &journal)?;
+        // Replay checks what it reads: a journal holding a signed event that does not verify,
+        // or a decision the run's rules refuse, is never driven further.
+        let (mut machine, found) = audit(workflow, &run, &journal)?;
+        machine.tainted = found.broken.first().cloned();
         Ok(Self {
             machine,
             recorder: Recorder::new(store, run, steps),
@@ -149,6 +153,7 @@ impl<'w> Run<'w> {
     /// Decides `input`, journals what follows in one durable commit as the process driving
     /// the run, and says what to do. A refused input changes nothing.
     pub fn advance(&mut self, input: Input, now: DateTime<Utc>) -> Result<Advanced, EngineError> {
+        self.check_head(&input, now)?;
         let events = self.machine.advance(input, now)?;
         self.recorder.commit(&events, &self.machine, now)?;
         Ok(self.advanced(events, now))
@@ -173,6 +178,7 @@ impl<'w> Run<'w> {
         input: Input,
         now: DateTime<Utc>,
     ) -> Result<Advanced, EngineError> {
+        self.check_head(&input, now)?;
         let events = self.machine.advance(input, now)?;
         self.recorder
             .commit_async(&events, &self.machine, now)
@@ -197,7 +203,46 @@ impl<'w> Run<'w> {
     /// from another terminal): decided and journaled, nothing acted on, the driver's claim
     /// on the run left as it was.
     pub fn record(&mut self, input: Input, now: DateTime<Utc>) -> Result<Vec<Event>, EngineError> {
+        self.check_head(&input, now)?;
         self.recorder.advance(&mut self.machine, input, now)
+    }
+
+    /// A signed vote names the journal head its signer was shown (SPEC §5.10): it must be a
+    /// place in this run's journal, or the signer saw another run's story.
+    fn check_head(&self, input: &Input, now: DateTime<Utc>) -> Result<(), EngineError> {
+        let Input::SignedVote { signed } = input else {
+            return Ok(());
+        };
+        let Ok(signed) = serde_json::from_value::<crate::identity::Signed>(signed.clone()) else {
+            return Ok(()); // the machine refuses it, saying why
+        };
+        let Some(head) = &signed.statement.head else {
+            return Ok(());
+        };
+        if self
+            .machine
+            .check_signed(&serde_json::to_value(&signed).unwrap_or_default(), now)
+            .is_err()
+        {
+            return Ok(()); // the machine refuses it first, saying why
+        }
+        let run = &self.recorder.run;
+        let journal = if head.len == run.journal_len && head.hash == run.last_hash {
+            return Ok(());
+        } else if head.len < run.journal_len {
+            self.recorder.store().journal(&run.run_id)?
+        } else {
+            Vec::new()
+        };
+        match super::audit::head_mismatch(&signed, run.journal_len, &journal) {
+            None if head.len < run.journal_len => Ok(()),
+            None => Err(Refusal(format!(
+                "the decision names journal entry {} as what its signer was shown, but the journal has {} entries",
+                head.len, run.journal_len
+            ))
+            .into()),
+            Some(why) => Err(Refusal(why).into()),
+        }
     }
 
     /// The timers a loaded run must arm again (its approvals' timeouts).
@@ -213,6 +258,9 @@ impl<'w> Run<'w> {
     ) -> Vec<Event> {
         let mut events = Vec::new();
         for input in inputs {
+            if self.check_head(&input, now).is_err() {
+                continue;
+            }
             if let Ok(more) = self.machine.advance(input, now) {
                 events.extend(more);
             }

@@ -102,7 +102,11 @@ pub(super) fn begin_run<'w>(
     let signature = sign_start(new, &run, now)?;
     let mut machine = Machine::new(new.workflow, &new.initiator);
     machine.run_id.clone_from(&run.run_id);
-    let recorder = Recorder::for_new_run(store, run.clone(), new.workflow_source.clone());
+    let mut recorder = Recorder::for_new_run(store, run.clone(), new.workflow_source.clone());
+    if new.workflow.signers.is_some() {
+        // The initiator's key drives the run here, and signs its journal where it rests.
+        recorder.sign_with(driver_key(new)?);
+    }
     let started = Event::RunStarted {
         workflow: run.workflow.clone(),
         mode: run.mode.clone(),
@@ -128,6 +132,68 @@ pub(super) struct Begun<'w> {
     pub recorder: Recorder,
     pub started: Event,
     pub at: chrono::DateTime<chrono::Utc>,
+}
+
+/// The initiator's key as the run's driver key (SPEC §5.10): the allowed signers must let it
+/// sign the journal (`drctl-journal`) as the initiator.
+fn driver_key(new: &NewRun<'_>) -> Result<Option<super::recorder::DriverKey>, StartError> {
+    if new.key.is_none() {
+        return Ok(None);
+    }
+    driver_key_for(
+        new.workflow.signers.as_deref(),
+        &new.initiator,
+        new.key.as_deref(),
+    )
+    .map_err(StartError::Identity)
+}
+
+/// The key a process drives a run with, as `name` (SPEC §5.10): `None` when the run has no
+/// allowed signers (nothing to sign for); refused when it has some and no key is given, or
+/// when they do not let the key sign the journal as `name`.
+pub fn driver_key_for(
+    signers: Option<&str>,
+    name: &str,
+    key: Option<&std::path::Path>,
+) -> Result<Option<super::recorder::DriverKey>, String> {
+    let Some(text) = signers else {
+        return Ok(None);
+    };
+    let Some(key) = key else {
+        return Err(format!(
+            "this run has allowed signers, so the process that drives it signs its journal (SPEC 5.10): give the key to drive it with, `--as NAME --key PATH` (`drctl serve --name NAME --key PATH` for an agent); `{name}` has none here"
+        ));
+    };
+    let signers = crate::identity::AllowedSigners::parse(text)
+        .map_err(|_| "the allowed signers captured by the run do not parse".to_string())?;
+    let key = crate::identity::SigningKey::open(key).map_err(|e| e.to_string())?;
+    journal_signer(&signers, name, &key)?;
+    Ok(Some(super::recorder::DriverKey {
+        name: name.to_string(),
+        key: Arc::new(key),
+    }))
+}
+
+/// Whether `signers` let `key` sign a run's journal as `name` (namespace `drctl-journal`):
+/// refused with what to add otherwise.
+pub fn journal_signer(
+    signers: &crate::identity::AllowedSigners,
+    name: &str,
+    key: &crate::identity::SigningKey,
+) -> Result<(), String> {
+    let fingerprint = key.fingerprint();
+    let allowed = signers.entries_for(name).any(|e| {
+        !e.cert_authority
+            && e.key.fingerprint(ssh_key::HashAlg::Sha256).to_string() == fingerprint
+            && e.allows_namespace(crate::identity::JOURNAL_NAMESPACE)
+    });
+    if allowed {
+        Ok(())
+    } else {
+        Err(format!(
+            "the key {fingerprint} may not sign this run's journal as `{name}`: the process that drives a run signs its journal (SPEC 5.10), so the allowed signers need a line `{name} namespaces=\"drctl-journal\" <key>` (a line without `namespaces=` allows every namespace)"
+        ))
+    }
 }
 
 /// With allowed signers, the initiator signs the run's start with `--key`: the statement is
@@ -158,6 +224,7 @@ fn sign_start(
         comment: None,
         digest: run.digest.clone(),
         at: rfc3339(now),
+        head: None,
     };
     let signed = sign(statement, key).map_err(|e| StartError::Identity(e.to_string()))?;
     verify(&signed, &signers).map_err(|e| {

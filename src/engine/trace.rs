@@ -17,6 +17,7 @@ pub(super) fn event(run: &Span, event: &Event) {
         Event::StepStarted { step, attempt } => {
             info!(parent: run, step = %step, attempt, "step started");
         }
+        Event::JournalSigned { .. } => debug!(parent: run, "journal signed by this driver"),
         Event::StepSucceeded { step, attempt, .. } => {
             info!(parent: run, step = %step, attempt, "step succeeded");
         }

@@ -1,26 +1,39 @@
-//! Checking evidence: the hash chain, the journal complete up to the run's last commit, and
-//! every signature against the allowed signers the run captured, each signed statement
-//! matching the event it proves (run, step, round, decision, name, digest).
-
-use std::collections::HashMap;
-
-use serde_json::Value;
+//! Checking evidence (SPEC §5.10). Nothing in the file is taken on its word:
+//! - the allowed signers it carries must be the ones the auditor trusts (their own copy);
+//! - the workflow text it carries must compile to the digest the run's signed start names;
+//! - the journal is replayed through the run's own rules (`engine::audit`): every signature
+//!   verified when it was journaled, every gate passed by its quorum of distinct keys,
+//!   nothing started above a gate that had not passed, every entry covered by the signature
+//!   of the process that drove the run;
+//! - status, initiator, workflow, mode and digest are derived from the journal, and the
+//!   summary fields of the file must agree with them.
 
 use super::{EVIDENCE_FORMAT, Evidence};
-use crate::identity::{AllowedSigners, Signed, StatementKind};
-use crate::store::verify_chain;
+use crate::dag::CompiledWorkflow;
+use crate::engine::{Event, Scheme, audit, events};
+use crate::identity::{AllowedSigners, SignerEntry};
+use crate::store::{JournalEntry, RunRecord, verify_chain};
 
-/// One signature found and verified.
+pub use crate::engine::SignedBy as Signature;
+
+/// Whose allowed signers the signatures are checked against.
+#[derive(Debug, Clone, Copy)]
+pub enum Trust<'a> {
+    /// The auditor's own copy (`--signers FILE`): the evidence's must be the same.
+    Signers(&'a str),
+    /// The copy the run captured in the store (`drctl verify RUN` on the store).
+    Captured,
+}
+
+/// What the journal says happened, replayed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Signature {
-    /// The journal entry it is in.
-    pub seq: u64,
-    /// What was signed, in words ("started the run", "approved `gate` (round 1)").
-    pub what: String,
-    /// Who signed.
-    pub name: String,
-    /// The key's fingerprint.
-    pub fingerprint: String,
+pub struct Derived {
+    /// The run's status, as the replay leaves it.
+    pub status: String,
+    /// Who started it.
+    pub initiator: String,
+    /// The approvals that passed, each with who approved.
+    pub approvals: Vec<(String, Vec<String>)>,
 }
 
 /// What checking found.
@@ -32,6 +45,8 @@ pub struct Verdict {
     pub signatures: Vec<Signature>,
     /// Decisions recorded without a signature (the run has no allowed signers): as typed.
     pub unverified: Vec<String>,
+    /// What the replay of the journal derived, when it could be replayed.
+    pub derived: Option<Derived>,
     /// Everything that does not hold. Empty when all holds.
     pub problems: Vec<String>,
 }
@@ -43,8 +58,8 @@ impl Verdict {
     }
 }
 
-/// Checks `evidence`.
-pub fn verify(evidence: &Evidence) -> Verdict {
+/// Checks `evidence` against the allowed signers `trust` names.
+pub fn verify(evidence: &Evidence, trust: Trust<'_>) -> Verdict {
     let mut v = Verdict {
         entries: evidence.journal.len(),
         ..Verdict::default()
@@ -57,12 +72,44 @@ pub fn verify(evidence: &Evidence) -> Verdict {
         return v;
     }
     complete(evidence, &mut v);
-    signatures(evidence, &mut v);
+    let Some(started) = first_event(evidence, &mut v) else {
+        return v;
+    };
+    let Event::RunStarted {
+        workflow: name,
+        mode,
+        digest,
+        allowed_signers,
+        ..
+    } = started
+    else {
+        v.problems
+            .push("the journal does not begin with the run's start".into());
+        return v;
+    };
+    trusted(allowed_signers.as_deref(), trust, &mut v);
+    let run = &evidence.run;
+    for (field, recorded, journaled) in [
+        ("workflow", &run.workflow, &name),
+        ("mode", &run.mode, &mode),
+        ("digest", &run.digest, &digest),
+    ] {
+        if recorded != journaled {
+            v.problems.push(format!(
+                "the run record's {field} `{recorded}` is not the one the run's start names (`{journaled}`)"
+            ));
+        }
+    }
+    let Some(workflow) = workflow_of(evidence, &digest, allowed_signers, &mut v) else {
+        return v;
+    };
+    replay(&workflow, &evidence.run, &evidence.journal, &mut v);
     v
 }
 
-/// The chain is intact and the journal is all there is: it ends where the run record and the
-/// anchor kept apart from it say the last commit ended.
+/// The chain is intact and the journal is all the record says there is: it ends where the
+/// run record and the anchor kept apart from it say the last commit ended. (Anyone can
+/// recompute these: only the driver's signature, checked by the replay, proves the end.)
 fn complete(evidence: &Evidence, v: &mut Verdict) {
     let journal = &evidence.journal;
     if let Err((seq, why)) = verify_chain(journal) {
@@ -100,156 +147,185 @@ fn short(hash: &str) -> &str {
     &hash[..hash.len().min(12)]
 }
 
-fn signatures(evidence: &Evidence, v: &mut Verdict) {
+fn first_event(evidence: &Evidence, v: &mut Verdict) -> Option<Event> {
     let Some(first) = evidence.journal.first() else {
         v.problems.push("the journal is empty".into());
-        return;
+        return None;
     };
-    let started = &first.event;
-    if started["type"] != "run_started" {
-        v.problems
-            .push("the journal does not begin with the run's start".into());
-        return;
-    }
-    let run = &evidence.run;
-    if started["digest"].as_str() != Some(run.digest.as_str()) {
-        v.problems
-            .push("the digest in the run's start differs from the run record's".into());
-    }
-    let signers = match started["allowed_signers"].as_str() {
-        None => None,
-        Some(text) => match AllowedSigners::parse(text) {
-            Ok(s) => Some(s),
-            Err(_) => {
-                v.problems
-                    .push("the allowed signers captured by the run do not parse".into());
-                return;
-            }
-        },
-    };
-    let mut rounds: HashMap<String, u32> = HashMap::new();
-    for entry in &evidence.journal {
-        let e = &entry.event;
-        match e["type"].as_str() {
-            Some("run_started") => {
-                if let Some(signers) = &signers {
-                    let expect = Expect {
-                        kind: StatementKind::StartRun,
-                        run_id: &run.run_id,
-                        step: None,
-                        round: None,
-                        name: e["initiator"].as_str().unwrap_or_default(),
-                        comment: None,
-                        digest: &run.digest,
-                    };
-                    check_one(
-                        v,
-                        signers,
-                        entry.seq,
-                        &e["signature"],
-                        &expect,
-                        "started the run",
-                    );
-                }
-            }
-            Some("step_started") => {
-                let step = e["step"].as_str().unwrap_or_default().to_string();
-                let attempt = u32::try_from(e["attempt"].as_u64().unwrap_or(0)).unwrap_or(0);
-                rounds.insert(step, attempt);
-            }
-            Some("approval_voted") => {
-                let step = e["step"].as_str().unwrap_or_default();
-                let by = e["by"].as_str().unwrap_or_default();
-                let approve = e["decision"] == "approve";
-                let round = rounds.get(step).copied().unwrap_or(0);
-                let what = format!(
-                    "{} `{step}` (round {round})",
-                    if approve { "approved" } else { "rejected" }
-                );
-                match &signers {
-                    None => v.unverified.push(format!("{by} {what}: unverified")),
-                    Some(signers) => {
-                        let expect = Expect {
-                            kind: if approve {
-                                StatementKind::Approve
-                            } else {
-                                StatementKind::Reject
-                            },
-                            run_id: &run.run_id,
-                            step: Some(step),
-                            round: Some(round),
-                            name: by,
-                            comment: e["comment"].as_str(),
-                            digest: &run.digest,
-                        };
-                        check_one(v, signers, entry.seq, &e["signature"], &expect, &what);
-                    }
-                }
-            }
-            _ => {}
+    match events(&evidence.run.run_id, std::slice::from_ref(first)) {
+        Ok(mut decoded) => decoded.pop().map(|r| r.event),
+        Err(e) => {
+            v.problems.push(e.to_string());
+            None
         }
     }
 }
 
-/// What a signed statement must say to prove a journal event.
-struct Expect<'a> {
-    kind: StatementKind,
-    run_id: &'a str,
-    step: Option<&'a str>,
-    round: Option<u32>,
-    name: &'a str,
-    comment: Option<&'a str>,
-    digest: &'a str,
-}
-
-fn check_one(
-    v: &mut Verdict,
-    signers: &AllowedSigners,
-    seq: u64,
-    signature: &Value,
-    expect: &Expect<'_>,
-    what: &str,
-) {
-    let at = format!("entry {seq} ({} {what})", expect.name);
-    if signature.is_null() {
-        v.problems.push(format!(
-            "{at}: no signature, though the run has allowed signers"
-        ));
+/// The run's captured allowed signers are the ones trusted.
+fn trusted(captured: Option<&str>, trust: Trust<'_>, v: &mut Verdict) {
+    let Trust::Signers(text) = trust else {
         return;
-    }
-    let signed: Signed = match serde_json::from_value(signature.clone()) {
+    };
+    let theirs = match AllowedSigners::parse(text) {
         Ok(s) => s,
-        Err(e) => {
-            v.problems
-                .push(format!("{at}: the signature cannot be read: {e}"));
+        Err(errors) => {
+            v.problems.push(format!(
+                "the allowed signers you trust do not parse: {}",
+                errors
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ));
             return;
         }
     };
-    let proof = match crate::identity::verify(&signed, signers) {
-        Ok(p) => p,
-        Err(e) => {
-            v.problems.push(format!("{at}: {e}"));
-            return;
-        }
-    };
-    let st = &signed.statement;
-    let matches = st.kind == expect.kind
-        && st.run_id == expect.run_id
-        && st.step.as_deref() == expect.step
-        && st.round == expect.round
-        && st.name == expect.name
-        && st.comment.as_deref() == expect.comment
-        && st.digest == expect.digest;
-    if !matches {
-        v.problems.push(format!(
-            "{at}: the signed statement does not say what the journal records"
-        ));
+    let Some(captured) = captured else {
+        v.problems.push(
+            "the run captured no allowed signers: none of its decisions is proven, whoever you trust"
+                .into(),
+        );
         return;
+    };
+    let Ok(ours) = AllowedSigners::parse(captured) else {
+        v.problems
+            .push("the allowed signers captured by the run do not parse".into());
+        return;
+    };
+    if let Some(difference) = differ(ours.entries(), theirs.entries()) {
+        v.problems.push(format!(
+            "the allowed signers in the evidence are not the ones you trust: {difference}; the signatures prove nothing against your copy"
+        ));
     }
-    v.signatures.push(Signature {
-        seq,
-        what: what.to_string(),
-        name: proof.name,
-        fingerprint: proof.fingerprint,
+}
+
+/// How two allowed-signers files differ in what they allow (comments and blank lines aside).
+fn differ(evidence: &[SignerEntry], trusted: &[SignerEntry]) -> Option<String> {
+    let same = |a: &SignerEntry, b: &SignerEntry| {
+        a.principals == b.principals
+            && a.key.key_data() == b.key.key_data()
+            && a.cert_authority == b.cert_authority
+            && a.namespaces == b.namespaces
+            && a.valid_after == b.valid_after
+            && a.valid_before == b.valid_before
+    };
+    let show = |e: &SignerEntry| {
+        format!(
+            "{} {}",
+            e.principals.join(","),
+            e.key.fingerprint(ssh_key::HashAlg::Sha256)
+        )
+    };
+    if let Some(extra) = evidence
+        .iter()
+        .find(|a| !trusted.iter().any(|b| same(a, b)))
+    {
+        return Some(format!(
+            "its line {} (`{}`) is not in yours",
+            extra.line,
+            show(extra)
+        ));
+    }
+    trusted
+        .iter()
+        .find(|b| !evidence.iter().any(|a| same(a, b)))
+        .map(|missing| {
+            format!(
+                "your line {} (`{}`) is not in it",
+                missing.line,
+                show(missing)
+            )
+        })
+}
+
+/// The workflow the run started with, compiled from the text in the evidence: it must give
+/// the digest the run's start names (which the initiator signed).
+fn workflow_of(
+    evidence: &Evidence,
+    digest: &str,
+    signers: Option<String>,
+    v: &mut Verdict,
+) -> Option<CompiledWorkflow> {
+    let Some(source) = &evidence.workflow_source else {
+        v.problems.push(
+            "the evidence holds no workflow text: what the run executed cannot be checked".into(),
+        );
+        return None;
+    };
+    let checked = match crate::stored::check(&evidence.run, source) {
+        Ok(checked) => checked,
+        Err(e) => {
+            v.problems.push(e.to_string());
+            return None;
+        }
+    };
+    let Some(mut workflow) = checked.workflow else {
+        v.problems.push(
+            "the workflow text in the evidence does not compile: it is not what the run executed"
+                .into(),
+        );
+        return None;
+    };
+    workflow.signers = signers;
+    let compiled = match Scheme::of(digest) {
+        Scheme::PlanV1 => crate::plan::plan_digest(&workflow),
+        Scheme::CompiledV2 => crate::engine::digest(&workflow),
+    };
+    if compiled != digest {
+        v.problems.push(format!(
+            "the workflow text in the evidence (with the run's parameters) has digest {compiled}, the run's start names {digest}: it is not what the run executed"
+        ));
+        return None;
+    }
+    Some(workflow)
+}
+
+/// Replays the journal through the run's rules, and holds the record to what it derives.
+fn replay(workflow: &CompiledWorkflow, run: &RunRecord, journal: &[JournalEntry], v: &mut Verdict) {
+    let (machine, found) = match audit(workflow, run, journal) {
+        Ok(replayed) => replayed,
+        Err(e) => {
+            v.problems.push(e.to_string());
+            return;
+        }
+    };
+    v.signatures = found.signatures;
+    v.unverified = found.unverified;
+    v.problems.extend(found.broken);
+    v.problems.extend(found.unsealed);
+    let status = machine.status();
+    if status != run.status {
+        v.problems.push(format!(
+            "the run record says `{}`, its journal replayed says `{}`",
+            run.status.as_str(),
+            status.as_str()
+        ));
+    }
+    if machine.initiator != run.initiator {
+        v.problems.push(format!(
+            "the run record says `{}` started it, its journal says `{}`",
+            run.initiator, machine.initiator
+        ));
+    }
+    let approvals = workflow
+        .steps
+        .iter()
+        .enumerate()
+        .filter(|(i, s)| {
+            s.is_approval() && machine.steps[*i].status == crate::store::StepStatus::Succeeded
+        })
+        .map(|(i, s)| {
+            let by = machine
+                .approvals_counted(i)
+                .into_iter()
+                .map(str::to_string)
+                .collect();
+            (s.id.clone(), by)
+        })
+        .collect();
+    v.derived = Some(Derived {
+        status: status.as_str().to_string(),
+        initiator: machine.initiator.clone(),
+        approvals,
     });
 }

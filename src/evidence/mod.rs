@@ -1,13 +1,14 @@
 //! Evidence of a run (SPEC §5.9): its record, its whole journal with every signature in it,
 //! the allowed signers it captured, and where its journal ended at its last commit. `drctl
 //! verify RUN` checks it from the store; `drctl report RUN --format evidence` writes it to a
-//! self-contained file that `drctl verify --evidence FILE` checks on a machine with no store.
+//! self-contained file that `drctl verify --evidence FILE --signers FILE` checks on a machine
+//! with no store, against the allowed signers the auditor trusts (SPEC §5.10).
 //!
 //! This module reads and checks; it never writes to the store.
 
 mod check;
 
-pub use check::{Signature, Verdict, verify};
+pub use check::{Derived, Signature, Trust, Verdict, verify};
 
 use serde::{Deserialize, Serialize};
 

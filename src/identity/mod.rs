@@ -16,12 +16,26 @@ mod statement;
 
 use std::path::PathBuf;
 
-pub use signed::{Proof, SIGNED_FORMAT, Signed, sign, sign_with_agent, verify};
+pub use signed::{
+    Proof, SIGNED_FORMAT, Signed, SigningKey, sign, sign_in, sign_with_agent, verify, verify_at,
+};
 pub use signers::{AllowedSigners, SignerEntry, SignersError};
-pub use statement::{Statement, StatementKind, format_time};
+pub use statement::{Head, Statement, StatementKind, format_time};
 
 /// The SSH signature namespace of drctl's statements (`ssh-keygen -Y sign -n drctl-approval`).
 pub const NAMESPACE: &str = "drctl-approval";
+
+/// The SSH signature namespace of a driver's signature on a run's journal (SPEC §5.10): an
+/// allowed-signers line names it (`namespaces="drctl-journal"`) for the keys that drive runs.
+pub const JOURNAL_NAMESPACE: &str = "drctl-journal";
+
+/// The namespace a statement of `kind` is signed in.
+pub fn namespace_of(kind: StatementKind) -> &'static str {
+    match kind {
+        StatementKind::JournalAnchor => JOURNAL_NAMESPACE,
+        _ => NAMESPACE,
+    }
+}
 
 /// Why a statement could not be signed, or a signature was refused.
 #[derive(Debug, thiserror::Error)]
@@ -119,10 +133,12 @@ pub enum IdentityError {
         reason: String,
     },
     /// The signature was made for another purpose.
-    #[error("signed for namespace `{found}`, not `{NAMESPACE}`")]
+    #[error("signed for namespace `{found}`, not `{expected}`")]
     WrongNamespace {
         /// The namespace the signature was made in.
         found: String,
+        /// The namespace it had to be made in.
+        expected: &'static str,
     },
     /// The signature does not match the statement: it was changed after signing.
     #[error("the signature does not verify: the statement is not what {fingerprint} signed")]
@@ -149,9 +165,11 @@ pub enum IdentityError {
     /// The key is the name's, but its `namespaces=` option does not allow drctl's namespace.
     #[error(
         "{name}'s key {fingerprint} may only sign in namespaces `{namespaces}` (allowed signers \
-         line {line}), not `{NAMESPACE}`"
+         line {line}), not `{namespace}`"
     )]
     NamespaceNotAllowed {
+        /// The namespace asked for.
+        namespace: &'static str,
         /// The name the statement claims.
         name: String,
         /// The signing key.
@@ -161,7 +179,7 @@ pub enum IdentityError {
         /// The allowed-signers line.
         line: usize,
     },
-    /// The key is the name's, but not at the statement's time.
+    /// The key is the name's, but not at the moment the statement was received.
     #[error(
         "{name}'s key {fingerprint} is not valid at {at}: it is valid {window} (allowed signers \
          line {line})"
@@ -171,7 +189,7 @@ pub enum IdentityError {
         name: String,
         /// The signing key.
         fingerprint: String,
-        /// The statement's time.
+        /// The moment judged (when drctl received the statement).
         at: String,
         /// The validity window, e.g. `from 2026-01-01T00:00:00Z`.
         window: String,

@@ -1,7 +1,7 @@
 //! Signing a statement with an SSH key, and verifying who signed it.
 //!
 //! A signature is an SSH signature ("SSHSIG", as `ssh-keygen -Y sign` writes it) over
-//! [`Statement::to_bytes`] in the namespace [`NAMESPACE`], hashed with SHA-512 like
+//! [`Statement::to_bytes`] in the namespace [`super::NAMESPACE`] (or [`super::JOURNAL_NAMESPACE`] for a journal anchor), hashed with SHA-512 like
 //! `ssh-keygen` does by default. A private key file signs directly; a public key file signs
 //! through ssh-agent, which is also how FIDO security keys sign.
 
@@ -14,7 +14,9 @@ use ssh_key::private::{KeypairData, RsaKeypair};
 use ssh_key::public::KeyData;
 use ssh_key::{Algorithm, HashAlg, LineEnding, PrivateKey, PublicKey, SshSig};
 
-use super::{AllowedSigners, IdentityError, NAMESPACE, Statement};
+use chrono::{DateTime, Utc};
+
+use super::{AllowedSigners, IdentityError, Statement, namespace_of};
 
 /// The `format` field of a signed statement in JSON: the file `--sign-only -o FILE` writes.
 pub const SIGNED_FORMAT: &str = "drctl-signed-decision/v1";
@@ -121,12 +123,64 @@ pub fn sign_with_agent(
     key: &Path,
     agent: Option<&Path>,
 ) -> Result<Signed, IdentityError> {
+    sign_in(statement, &SigningKey::read(key, agent)?)
+}
+
+/// A key read once to sign many statements (a driver signs its journal at every rest point).
+pub struct SigningKey {
+    key: KeyFile,
+    socket: Option<PathBuf>,
+}
+
+impl SigningKey {
+    /// Reads the key at `key` (see [`sign`]); with a public key, signatures are asked of the
+    /// ssh-agent at `agent`.
+    pub fn read(key: &Path, agent: Option<&Path>) -> Result<SigningKey, IdentityError> {
+        let file = read_key_file(key)?;
+        if matches!(file, KeyFile::Public(_)) && agent.is_none() {
+            return Err(IdentityError::NoAgent {
+                path: key.to_path_buf(),
+            });
+        }
+        Ok(SigningKey {
+            key: file,
+            socket: agent.map(Path::to_path_buf),
+        })
+    }
+
+    /// [`SigningKey::read`] with the ssh-agent of `$SSH_AUTH_SOCK`.
+    pub fn open(key: &Path) -> Result<SigningKey, IdentityError> {
+        let agent = std::env::var_os("SSH_AUTH_SOCK")
+            .filter(|socket| !socket.is_empty())
+            .map(PathBuf::from);
+        Self::read(key, agent.as_deref())
+    }
+
+    /// The `SHA256:...` fingerprint of the key.
+    pub fn fingerprint(&self) -> String {
+        match &self.key {
+            KeyFile::Private(private) => fingerprint(private.public_key()),
+            KeyFile::Public(public) => fingerprint(public),
+        }
+    }
+}
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SigningKey({})", self.fingerprint())
+    }
+}
+
+/// Signs `statement` with `key`, in the namespace of its kind (`drctl-approval`, or
+/// `drctl-journal` for a journal anchor).
+pub fn sign_in(statement: Statement, key: &SigningKey) -> Result<Signed, IdentityError> {
+    let namespace = namespace_of(statement.kind);
     let message = statement.to_bytes();
-    let (public, signature) = match read_key_file(key)? {
+    let (public, signature) = match &key.key {
         KeyFile::Private(private) => {
             let signature = match private.key_data() {
-                KeypairData::Rsa(rsa) => sign_rsa(rsa, &message),
-                _ => private.sign(NAMESPACE, HashAlg::Sha512, &message),
+                KeypairData::Rsa(rsa) => sign_rsa(rsa, namespace, &message),
+                _ => private.sign(namespace, HashAlg::Sha512, &message),
             }
             .map_err(|e| IdentityError::Signing {
                 fingerprint: fingerprint(private.public_key()),
@@ -135,17 +189,18 @@ pub fn sign_with_agent(
             (private.public_key().clone(), signature)
         }
         KeyFile::Public(public) => {
-            let socket = agent.ok_or_else(|| IdentityError::NoAgent {
-                path: key.to_path_buf(),
-            })?;
-            let signature = sign_in_agent(&public, socket, &message)?;
-            (public, signature)
+            let socket = key
+                .socket
+                .as_deref()
+                .expect("SigningKey::read refuses a public key without an agent");
+            let signature = sign_in_agent(public, socket, namespace, &message)?;
+            (public.clone(), signature)
         }
     };
     // Check what was made before handing it out: an agent is another process, and a signature
     // that does not verify would only be found out when the vote is refused.
     public
-        .verify(NAMESPACE, &message, &signature)
+        .verify(namespace, &message, &signature)
         .map_err(|e| IdentityError::Signing {
             fingerprint: fingerprint(&public),
             reason: format!("the signature made does not verify: {}", chain(&e)),
@@ -162,26 +217,39 @@ pub fn sign_with_agent(
     })
 }
 
-/// Verifies that `signed` was signed, in [`NAMESPACE`], by a key the allowed signers give to
-/// the statement's `name`, valid at the statement's time.
+/// Verifies that `signed` was signed, in the namespace of its kind, by a key the allowed
+/// signers give to the statement's `name`, valid at the statement's own time. For offline
+/// tools; drctl judges validity when it receives a statement ([`verify_at`]).
 pub fn verify(signed: &Signed, signers: &AllowedSigners) -> Result<Proof, IdentityError> {
+    verify_at(signed, signers, signed.statement.time()?)
+}
+
+/// Verifies that `signed` was signed, in the namespace of its kind, by a key the allowed
+/// signers give to the statement's `name`, valid at `at`: the moment drctl received it, so
+/// that a signer cannot backdate a statement into the window of an expired key.
+pub fn verify_at(
+    signed: &Signed,
+    signers: &AllowedSigners,
+    at: DateTime<Utc>,
+) -> Result<Proof, IdentityError> {
+    let namespace = namespace_of(signed.statement.kind);
     // Parsing refuses RSA signatures with SHA-1 (`ssh-rsa`), as OpenSSH does for SSH
     // signatures: only `rsa-sha2-256` and `rsa-sha2-512` decode.
     let signature = parse_signature(&signed.signature)?;
-    if signature.namespace() != NAMESPACE {
+    if signature.namespace() != namespace {
         return Err(IdentityError::WrongNamespace {
             found: signature.namespace().to_owned(),
+            expected: namespace,
         });
     }
     let key = PublicKey::from(signature.public_key().clone());
     let fingerprint = fingerprint(&key);
-    key.verify(NAMESPACE, &signed.statement.to_bytes(), &signature)
+    key.verify(namespace, &signed.statement.to_bytes(), &signature)
         .map_err(|_| IdentityError::BadSignature {
             fingerprint: fingerprint.clone(),
         })?;
 
     let name = &signed.statement.name;
-    let at = signed.statement.time()?;
     let mut lines = signers.entries_for(name).peekable();
     if lines.peek().is_none() {
         return Err(IdentityError::UnknownSigner {
@@ -193,8 +261,9 @@ pub fn verify(signed: &Signed, signers: &AllowedSigners) -> Result<Proof, Identi
     // everything is enough. Otherwise report why the first line that lists the key refuses.
     let mut refusal = None;
     for entry in lines.filter(|e| !e.cert_authority && e.key.key_data() == key.key_data()) {
-        let outcome = if !entry.allows_namespace(NAMESPACE) {
+        let outcome = if !entry.allows_namespace(namespace) {
             Err(IdentityError::NamespaceNotAllowed {
+                namespace,
                 name: name.clone(),
                 fingerprint: fingerprint.clone(),
                 namespaces: entry.namespaces.as_deref().unwrap_or_default().join(","),
@@ -206,7 +275,7 @@ pub fn verify(signed: &Signed, signers: &AllowedSigners) -> Result<Proof, Identi
             Err(IdentityError::KeyNotValid {
                 name: name.clone(),
                 fingerprint: fingerprint.clone(),
-                at: signed.statement.at.clone(),
+                at: super::format_time(at),
                 window: window(entry),
                 line: entry.line,
             })
@@ -300,6 +369,7 @@ fn read_key_file(path: &Path) -> Result<KeyFile, IdentityError> {
 fn sign_in_agent(
     public: &PublicKey,
     socket: &Path,
+    namespace: &str,
     message: &[u8],
 ) -> Result<SshSig, IdentityError> {
     let agent_error = |e: &ssh_agent_client_rs::Error| IdentityError::Agent {
@@ -324,12 +394,12 @@ fn sign_in_agent(
         fingerprint: fingerprint(public),
         reason,
     };
-    let data = SshSig::signed_data(NAMESPACE, HashAlg::Sha512, message)
+    let data = SshSig::signed_data(namespace, HashAlg::Sha512, message)
         .map_err(|e| signing_error(chain(&e)))?;
     let raw = client
         .sign(public, &data)
         .map_err(|e| signing_error(format!("ssh-agent refused: {}", chain(&e))))?;
-    SshSig::new(public.key_data().clone(), NAMESPACE, HashAlg::Sha512, raw)
+    SshSig::new(public.key_data().clone(), namespace, HashAlg::Sha512, raw)
         .map_err(|e| signing_error(chain(&e)))
 }
 
@@ -337,7 +407,11 @@ fn sign_in_agent(
 /// does). ssh-key 0.6.7 builds the RSA private key from the wrong primes and cannot sign with
 /// it (fixed upstream after that release, RustCrypto/SSH#217), so the `rsa` crate signs here
 /// from the key's own components.
-fn sign_rsa(keypair: &RsaKeypair, message: &[u8]) -> Result<SshSig, ssh_key::Error> {
+fn sign_rsa(
+    keypair: &RsaKeypair,
+    namespace: &str,
+    message: &[u8],
+) -> Result<SshSig, ssh_key::Error> {
     use rsa::signature::{SignatureEncoding as _, Signer as _};
     let number = |m: &ssh_key::Mpint| rsa::BigUint::try_from(m);
     let key = rsa::RsaPrivateKey::from_components(
@@ -347,7 +421,7 @@ fn sign_rsa(keypair: &RsaKeypair, message: &[u8]) -> Result<SshSig, ssh_key::Err
         vec![number(&keypair.private.p)?, number(&keypair.private.q)?],
     )
     .map_err(|_| ssh_key::Error::Crypto)?;
-    let data = SshSig::signed_data(NAMESPACE, HashAlg::Sha512, message)?;
+    let data = SshSig::signed_data(namespace, HashAlg::Sha512, message)?;
     let raw = rsa::pkcs1v15::SigningKey::<rsa::sha2::Sha512>::new(key)
         .try_sign(&data)
         .map_err(|_| ssh_key::Error::Crypto)?;
@@ -359,7 +433,7 @@ fn sign_rsa(keypair: &RsaKeypair, message: &[u8]) -> Result<SshSig, ssh_key::Err
     )?;
     SshSig::new(
         KeyData::Rsa(keypair.public.clone()),
-        NAMESPACE,
+        namespace,
         HashAlg::Sha512,
         signature,
     )

@@ -20,6 +20,20 @@ pub enum StatementKind {
     Reject,
     /// The start of a run, signed by the person who starts it.
     StartRun,
+    /// Where a run's journal ends, signed by the process that drives the run (in the
+    /// namespace [`super::JOURNAL_NAMESPACE`]): the entries up to [`Statement::head`] are
+    /// the ones it recorded.
+    JournalAnchor,
+}
+
+/// A place in a run's journal: the number of entries up to it and the hash of the last one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Head {
+    /// Entries in the journal up to this place.
+    pub len: u64,
+    /// The hash of entry `len - 1` (the journal's genesis hash when `len` is 0).
+    pub hash: String,
 }
 
 /// A signed-for statement. Field order is part of the signed format: do not reorder.
@@ -42,6 +56,10 @@ pub struct Statement {
     pub digest: String,
     /// When it was signed, RFC 3339 in UTC (see [`format_time`]).
     pub at: String,
+    /// The journal head the signer was shown (a vote) or signs for (a journal anchor).
+    /// Absent from statements signed before heads existed, whose bytes are unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head: Option<Head>,
 }
 
 impl Statement {
@@ -81,6 +99,7 @@ mod tests {
             comment: None,
             digest: "sha256:ab".to_owned(),
             at: "2026-03-01T12:00:00Z".to_owned(),
+            head: None,
         };
         assert_eq!(
             String::from_utf8(statement.to_bytes()).unwrap(),
@@ -101,6 +120,18 @@ mod tests {
         let back: Statement = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(back, vote);
         assert_eq!(back.to_bytes(), bytes);
+        let seen = Statement {
+            head: Some(Head {
+                len: 3,
+                hash: "ab12".to_owned(),
+            }),
+            ..vote
+        };
+        assert!(
+            String::from_utf8(seen.to_bytes())
+                .unwrap()
+                .ends_with(r#""at":"2026-03-01T12:00:00Z","head":{"len":3,"hash":"ab12"}}"#)
+        );
     }
 
     #[test]

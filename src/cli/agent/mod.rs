@@ -41,6 +41,8 @@ pub struct Agent {
     runtime: tokio::runtime::Handle,
     /// How many runs are being driven (their last messages included), and its changes.
     live: Arc<(Mutex<usize>, Condvar)>,
+    /// `--name` and `--key`: what the agent signs the journals of the runs it drives with.
+    driver: Option<(String, std::path::PathBuf)>,
 }
 
 /// Counts a run as driven until it is dropped.
@@ -68,6 +70,7 @@ impl Agent {
         store: Arc<dyn Store>,
         say: Say,
         runtime: tokio::runtime::Handle,
+        driver: Option<(String, std::path::PathBuf)>,
     ) -> (Arc<Self>, Arc<Router>) {
         let agent = Arc::new(Self {
             store,
@@ -78,10 +81,27 @@ impl Agent {
             say,
             runtime,
             live: Arc::default(),
+            driver,
         });
         let router = Router::agent(agent.clone());
         let _ = agent.router.set(Arc::downgrade(&router));
         (agent, router)
+    }
+
+    /// The key this agent drives `run` with: its own (`serve --key`), else, for a run it
+    /// starts, the initiator's (`run --key`). Refused for a run with allowed signers when
+    /// there is none.
+    fn driver_key(
+        &self,
+        signers: Option<&str>,
+        started_with: Option<(&str, &Path)>,
+    ) -> Result<Option<crate::engine::DriverKey>, CliError> {
+        let (name, key) = match (&self.driver, started_with) {
+            (Some((name, key)), _) => (name.as_str(), Some(key.as_path())),
+            (None, Some((name, key))) => (name, Some(key)),
+            (None, None) => ("this agent", None),
+        };
+        crate::engine::driver_key_for(signers, name, key).map_err(CliError::invalid)
     }
 
     fn router(&self) -> Result<Arc<Router>, CliError> {
@@ -114,6 +134,11 @@ impl Agent {
                 None => None,
             };
         let router = self.router()?;
+        let started_with = request
+            .key
+            .as_deref()
+            .map(|key| (request.initiator.as_str(), Path::new(key)));
+        let driver = self.driver_key(workflow.signers.as_deref(), started_with)?;
         let new = NewRun {
             workflow: &workflow,
             workflow_file: request.file.clone(),
@@ -158,7 +183,8 @@ impl Agent {
         let record_id = id.clone();
         self.runtime.spawn(async move {
             match Run::load_record(store, record, &workflow) {
-                Ok(run) => {
+                Ok(mut run) => {
+                    run.recorder.sign_with(driver);
                     let _ = drive::drive_here(run, routed, base, Vec::new(), &say).await;
                 }
                 Err(e) => say(format!("run {id} stopped: {e}")),
@@ -210,16 +236,18 @@ impl Agent {
             text,
             overrides: record.overrides.clone(),
         };
+        let driver = self.driver_key(workflow.signers.as_deref(), None)?;
         let (store, say) = (self.store.clone(), self.say.clone());
         let base = super::drive::base_dir(Path::new(&record.workflow_file));
         self.on_task(move |answer| async move {
-            let run = match Run::load_record(store.clone(), record, &workflow) {
+            let mut run = match Run::load_record(store.clone(), record, &workflow) {
                 Ok(run) => run,
                 Err(e) => {
                     let _ = answer.send(Err(CliError::from(e)));
                     return;
                 }
             };
+            run.recorder.sign_with(driver);
             let first = inputs(&run.machine);
             let routed = drive::Routed::new(router, &taken.run_id);
             let _ = answer.send(Ok(taken));
@@ -407,8 +435,12 @@ mod tests {
             .build()
             .unwrap();
         let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-        let (agent, _router) =
-            Agent::new(store.clone(), Arc::new(|_| {}), runtime.handle().clone());
+        let (agent, _router) = Agent::new(
+            store.clone(),
+            Arc::new(|_| {}),
+            runtime.handle().clone(),
+            None,
+        );
         let race = |workflows: Vec<String>| -> Vec<bool> {
             let barrier = Barrier::new(workflows.len());
             std::thread::scope(|scope| {

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 
 use super::super::event::Event;
-use super::{Machine, Undo};
+use super::{Machine, Undo, Vote};
 use crate::store::StepStatus;
 
 impl Machine<'_> {
@@ -20,11 +20,16 @@ impl Machine<'_> {
                     incident_start,
                     digest,
                     allowed_signers,
+                    signature,
                     ..
                 },
                 _,
             ) => {
                 self.initiator.clone_from(initiator);
+                self.initiator_key = signature
+                    .as_ref()
+                    .and_then(|s| serde_json::from_value::<crate::identity::Signed>(s.clone()).ok())
+                    .and_then(|s| s.fingerprint().ok());
                 self.digest.clone_from(digest);
                 self.signers.clone_from(allowed_signers);
                 self.clock_start = Some(incident_start.unwrap_or(at));
@@ -106,13 +111,17 @@ impl Machine<'_> {
                     by,
                     decision,
                     comment,
+                    fingerprint,
                     ..
                 },
                 Some(i),
             ) => {
-                self.steps[i]
-                    .votes
-                    .push((by.clone(), *decision, comment.clone()));
+                self.steps[i].votes.push(Vote {
+                    by: by.clone(),
+                    decision: *decision,
+                    comment: comment.clone(),
+                    key: fingerprint.clone(),
+                });
             }
             (Event::RunPaused { reason }, _) => self.paused = Some(reason.clone()),
             (Event::RunResumed { .. }, _) => {

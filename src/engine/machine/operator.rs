@@ -72,6 +72,11 @@ impl Machine<'_> {
         now: DateTime<Utc>,
         out: &mut Vec<Event>,
     ) -> Result<(), Refusal> {
+        if let Some(why) = &self.tainted {
+            return Err(Refusal(format!(
+                "this run is not driven further: {why}. Its record was changed outside drctl; `drctl verify` shows what does not hold. Only `drctl rollback` may still undo what it did"
+            )));
+        }
         if self.paused.is_none() && !self.cancelled {
             return Err(Refusal(format!(
                 "the run is {}, not paused or cancelled: there is nothing to resume",
@@ -142,11 +147,7 @@ impl Machine<'_> {
         }
         if self.is_approval(i) {
             // Only --retry reaches here for an approval: a new round, every vote void.
-            let voided = self.steps[i]
-                .votes
-                .iter()
-                .map(|(who, _, _)| who.clone())
-                .collect();
+            let voided = self.steps[i].votes.iter().map(|v| v.by.clone()).collect();
             self.emit(
                 Event::ApprovalRoundOpened {
                     step: step.to_string(),
@@ -191,17 +192,18 @@ impl Machine<'_> {
         }
     }
 
-    #[allow(clippy::too_many_arguments, reason = "a vote's parts, each checked")]
-    pub(super) fn vote(
-        &mut self,
+    /// Whether `by`, signing with the key `key` (runs with allowed signers), may vote on step
+    /// `step` at `now`: the step waits for approval, the deadline has not passed, `by` is an
+    /// approver, neither the name nor the key started the run (unless self-approval is
+    /// allowed), and neither has decided in this round. One key is one person: a key listed
+    /// under several names votes once. The journal's replay (`engine::audit`) asks the same.
+    pub(crate) fn check_vote(
+        &self,
         step: &str,
         by: &str,
-        decision: Decision,
-        comment: Option<String>,
-        proof: Option<(serde_json::Value, String)>,
+        key: Option<&str>,
         now: DateTime<Utc>,
-        out: &mut Vec<Event>,
-    ) -> Result<(), Refusal> {
+    ) -> Result<usize, Refusal> {
         let i = self.require_step(step)?;
         let spec = &self.workflow.steps[i];
         if !spec.is_approval() {
@@ -235,15 +237,74 @@ impl Machine<'_> {
                 approvers.join(", ")
             )));
         }
-        if by == self.initiator && spec.args.bool("allow_self_approval") != Some(true) {
-            return Err(Refusal(format!(
-                "`{by}` started this run and may not approve it (allow_self_approval = false)"
-            )));
+        if spec.args.bool("allow_self_approval") != Some(true) {
+            if by == self.initiator {
+                return Err(Refusal(format!(
+                    "`{by}` started this run and may not approve it (allow_self_approval = false)"
+                )));
+            }
+            if let Some(key) = key
+                && self.initiator_key.as_deref() == Some(key)
+            {
+                return Err(Refusal(format!(
+                    "the key {key} that signs for `{by}` started this run (as `{}`): one key is one person, who may not approve their own run (allow_self_approval = false)",
+                    self.initiator
+                )));
+            }
         }
-        if s.votes.iter().any(|(who, _, _)| who == by) {
+        if s.votes.iter().any(|v| v.by == by) {
             return Err(Refusal(format!("`{by}` has already decided on `{step}`")));
         }
-        let attempt = s.attempt;
+        if let Some(key) = key
+            && let Some(earlier) = s.votes.iter().find(|v| v.key.as_deref() == Some(key))
+        {
+            return Err(Refusal(format!(
+                "the key {key} already decided on `{step}` as `{}`: one key is one person, whatever names the allowed signers give it",
+                earlier.by
+            )));
+        }
+        Ok(i)
+    }
+
+    /// The approvers whose approvals count towards step `i`'s quorum in its current round:
+    /// one per key (signed runs) and one per name.
+    pub(crate) fn approvals_counted(&self, i: usize) -> Vec<&str> {
+        let mut keys: Vec<&str> = Vec::new();
+        let mut names: Vec<&str> = Vec::new();
+        for vote in &self.steps[i].votes {
+            if vote.decision != Decision::Approve || names.contains(&vote.by.as_str()) {
+                continue;
+            }
+            if let Some(key) = vote.key.as_deref() {
+                if keys.contains(&key) {
+                    continue;
+                }
+                keys.push(key);
+            }
+            names.push(&vote.by);
+        }
+        names
+    }
+
+    /// The quorum of approval step `i`.
+    pub(crate) fn quorum(&self, i: usize) -> usize {
+        usize::try_from(self.workflow.steps[i].args.integer("quorum").unwrap_or(1)).unwrap_or(1)
+    }
+
+    #[allow(clippy::too_many_arguments, reason = "a vote's parts, each checked")]
+    pub(super) fn vote(
+        &mut self,
+        step: &str,
+        by: &str,
+        decision: Decision,
+        comment: Option<String>,
+        proof: Option<(serde_json::Value, String)>,
+        now: DateTime<Utc>,
+        out: &mut Vec<Event>,
+    ) -> Result<(), Refusal> {
+        let key = proof.as_ref().map(|(_, fingerprint)| fingerprint.as_str());
+        let i = self.check_vote(step, by, key, now)?;
+        let attempt = self.steps[i].attempt;
         self.emit(
             Event::ApprovalVoted {
                 step: step.to_string(),
@@ -256,7 +317,6 @@ impl Machine<'_> {
             now,
             out,
         );
-        let quorum = usize::try_from(spec.args.integer("quorum").unwrap_or(1)).unwrap_or(1);
         match decision {
             Decision::Reject => {
                 let error = format!(
@@ -275,13 +335,12 @@ impl Machine<'_> {
                 );
             }
             Decision::Approve => {
-                let approved: Vec<&str> = self.steps[i]
-                    .votes
-                    .iter()
-                    .filter(|(_, d, _)| *d == Decision::Approve)
-                    .map(|(who, _, _)| who.as_str())
+                let approved: Vec<String> = self
+                    .approvals_counted(i)
+                    .into_iter()
+                    .map(str::to_string)
                     .collect();
-                if approved.len() >= quorum {
+                if approved.len() >= self.quorum(i) {
                     let mut outputs = Outputs::new();
                     outputs.insert("approved_by".into(), serde_json::json!(approved));
                     self.emit(

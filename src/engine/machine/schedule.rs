@@ -18,6 +18,13 @@ impl Machine<'_> {
         if self.finished.is_some() || self.paused.is_some() || self.hold {
             return;
         }
+        if let Some(why) = &self.tainted
+            && !self.rolling_back
+        {
+            let reason = PauseReason::Tampered { why: why.clone() };
+            self.emit(Event::RunPaused { reason }, now, out);
+            return;
+        }
         if self.rolling_back {
             self.schedule_rollback(now, out);
             return;

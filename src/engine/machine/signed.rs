@@ -8,9 +8,10 @@ use chrono::{DateTime, SubsecRound, Utc};
 
 use super::{Machine, Refusal};
 use crate::engine::Decision;
-use crate::identity::{AllowedSigners, Signed, StatementKind, verify};
+use crate::identity::{AllowedSigners, Signed, StatementKind, verify_at};
 
-/// How far in the future a statement's time may be (clocks of two machines differ).
+/// How far a statement's signed time may be from the moment drctl receives it, either way
+/// (clocks of two machines differ; a signer must not backdate past an expired key).
 const CLOCK_SKEW: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
 
 /// What a verified signed vote decides: step, name, decision, comment, and the proof to
@@ -24,8 +25,11 @@ pub(super) type Checked = (
 );
 
 impl Machine<'_> {
-    /// Verifies a signed vote and returns what it decides, or why it is refused.
-    pub(super) fn check_signed(
+    /// Verifies a signed vote received at `now` and returns what it decides, or why it is
+    /// refused. The key's validity window is judged at `now`, and the signed time must be
+    /// within five minutes of it. The journal's replay (`engine::audit`) asks the same, with
+    /// the moment the vote was journaled.
+    pub(crate) fn check_signed(
         &self,
         signed: &serde_json::Value,
         now: DateTime<Utc>,
@@ -40,14 +44,15 @@ impl Machine<'_> {
         })?;
         let parsed: Signed = serde_json::from_value(signed.clone())
             .map_err(|e| Refusal(format!("the signed decision cannot be read: {e}")))?;
-        let proof = verify(&parsed, &signers).map_err(|e| Refusal(e.to_string()))?;
+        let proof = verify_at(&parsed, &signers, now).map_err(|e| Refusal(e.to_string()))?;
         let st = &parsed.statement;
         let decision = match st.kind {
             StatementKind::Approve => Decision::Approve,
             StatementKind::Reject => Decision::Reject,
-            StatementKind::StartRun => {
+            StatementKind::StartRun | StatementKind::JournalAnchor => {
                 return Err(Refusal(
-                    "this is a signed run start, not a decision on an approval".into(),
+                    "this is a signed run start or journal anchor, not a decision on an approval"
+                        .into(),
                 ));
             }
         };
@@ -91,6 +96,13 @@ impl Machine<'_> {
             return Err(Refusal(format!(
                 "this decision is signed at {}, in the future",
                 st.at
+            )));
+        }
+        if at < now - CLOCK_SKEW {
+            return Err(Refusal(format!(
+                "this decision is signed at {}, more than 5 minutes before it arrived ({}): sign it again and submit it at once",
+                st.at,
+                crate::time::rfc3339(now)
             )));
         }
         Ok((
