@@ -114,7 +114,7 @@ with = { argv = ["sh", "-c", "set -x; : \"$DRCTL_TEST_SECRET\"; printf '%s\\n' \
 "#;
 
 /// `text` as JSON writes it inside quotes.
-fn json_escaped(text: &str) -> String {
+pub fn json_escaped(text: &str) -> String {
     let quoted = serde_json::to_string(text).unwrap();
     quoted[1..quoted.len() - 1].to_string()
 }
@@ -122,7 +122,7 @@ fn json_escaped(text: &str) -> String {
 /// What must never be seen of `secret`: the value, the value trimmed, each line of 4
 /// characters or more, each of them JSON-escaped once, twice and three times, and
 /// single-quoted for a shell.
-fn forms_of(secret: &str) -> Vec<String> {
+pub fn forms_of(secret: &str) -> Vec<String> {
     let mut bases = vec![secret.to_string(), secret.trim().to_string()];
     bases.extend(
         secret
