@@ -14,6 +14,7 @@
 //! can replace it in any line, whoever wrote the line ([`scrub_known`]); an agent drives many
 //! runs, so that list grows with each.
 
+use std::collections::HashSet;
 use std::sync::{PoisonError, RwLock};
 
 use aho_corasick::AhoCorasick;
@@ -218,9 +219,10 @@ impl Redactor {
             return;
         }
         let mut patterns: Vec<(String, &str)> = Vec::new();
+        let mut seen = HashSet::new();
         for (value, placeholder) in &self.secrets {
             for form in forms(value) {
-                if !patterns.iter().any(|(f, _)| *f == form) {
+                if seen.insert(form.clone()) {
                     patterns.push((form, placeholder));
                 }
             }
@@ -248,7 +250,7 @@ fn placeholder(name: &str) -> String {
 /// write them, backslashes as `printf %q` does, inside double quotes), as Rust's `{:?}`
 /// writes it, and JSON-escaped up to [`JSON_DEPTH`] times (as serde writes it, and with
 /// `\uXXXX` for what is not ASCII, as Python does). Each once, none empty.
-pub fn forms(value: &str) -> Vec<String> {
+fn forms(value: &str) -> Vec<String> {
     let mut bases = vec![value, value.trim()];
     bases.extend(
         value
