@@ -224,3 +224,77 @@ fn every_form_of_a_secret_is_scrubbed_from_every_step_of_the_run() {
         }
     }
 }
+
+/// Read only by a rollback's parameters and by the events url, and printed by a step that
+/// names neither: still a secret of the run.
+const READ_ELSEWHERE: &str = r#"
+[workflow]
+name = "elsewhere"
+kind = "failover"
+events = { url = "${env.DRCTL_TEST_HOOK}", on = ["run_finished"] }
+
+[[steps]]
+id = "change"
+action = "noop"
+rollback = { action = "shell", with = { argv = ["true", "${env.DRCTL_TEST_UNDO}"] } }
+
+[[steps]]
+id = "prints"
+action = "shell"
+needs = ["change"]
+with = { argv = ["sh", "-c", "printf 'hook:%s undo:%s' \"$DRCTL_TEST_HOOK\" \"$DRCTL_TEST_UNDO\""] }
+"#;
+
+#[test]
+fn a_secret_read_only_by_a_rollback_or_the_events_url_is_scrubbed_too() {
+    let tag = format!("{:08x}", std::process::id().wrapping_mul(0x9E37_79B9));
+    // Nothing listens there: delivery fails, is logged, and changes nothing about the run.
+    let hook = format!("http://127.0.0.1:9/services/T0/B0/hook-{tag}");
+    let undo = format!("undo-token-{tag}");
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let file = dir.path().join("elsewhere.toml");
+    std::fs::write(&file, READ_ELSEWHERE).unwrap();
+    let drctl = Drctl::new(&state)
+        .current_dir(root())
+        .env("DRCTL_TEST_HOOK", &hook)
+        .env("DRCTL_TEST_UNDO", &undo);
+    let ran = drctl
+        .run(&[
+            "run",
+            file.to_str().unwrap(),
+            "--as",
+            "alice",
+            "--json",
+            "-vv",
+        ])
+        .ok();
+    let run = ran.run_id();
+    let status = drctl.run(&["status", &run, "--format", "json"]).ok();
+    assert!(
+        status
+            .stdout
+            .contains("hook:${env.DRCTL_TEST_HOOK} undo:${env.DRCTL_TEST_UNDO}"),
+        "{}",
+        status.stdout
+    );
+    let mut seen = vec![
+        ("the run's output".to_string(), ran.text().into_bytes()),
+        ("status".to_string(), status.text().into_bytes()),
+    ];
+    let mut all = Vec::new();
+    files(&state, &mut all);
+    for path in &all {
+        seen.push((path.display().to_string(), std::fs::read(path).unwrap()));
+    }
+    for (place, bytes) in &seen {
+        for secret in [&hook, &undo] {
+            let found = leaked(bytes, secret);
+            assert!(
+                found.is_empty(),
+                "{found:?} in {place}:\n{}",
+                String::from_utf8_lossy(bytes)
+            );
+        }
+    }
+}
