@@ -1,5 +1,6 @@
 //! Property tests: the loader, the control protocol and the store's record decoding never
-//! panic on any input, and the schedule matches a brute-force reference on random DAGs.
+//! panic on any input, the schedule matches a brute-force reference on random DAGs, and no
+//! form of a secret is left in any text a step may produce.
 
 use std::time::Duration;
 
@@ -7,8 +8,11 @@ use drctl::actions::Registry;
 use drctl::check::check_source;
 use drctl::dag::{Schedule, longest_path, waves};
 use drctl::diagnostic::{SourceFile, render_json, render_text};
+use drctl::engine::Redactor;
 use drctl::store::{MemoryStore, Store, decode_bundle};
 use proptest::prelude::*;
+
+use crate::secrets::{forms_of, json_escaped};
 
 fn check_never_panics(text: String) {
     let checked = check_source(
@@ -107,6 +111,81 @@ proptest! {
         let schedule = Schedule::compute(&refs, &w, None);
         prop_assert_eq!(schedule.predicted_rto, schedule.makespan);
     }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// A secret (newlines, quotes, backslashes, unicode, whitespace around it) put in
+    /// arbitrary text as it is, JSON-escaped once to three times, quoted for a shell, or line
+    /// by line among other text: once scrubbed, no form of it is left (nor any of its lines of
+    /// 4 characters or more), and its placeholder stands where it was.
+    #[test]
+    fn no_form_of_a_secret_survives_scrubbing(
+        secret in secret(),
+        text in ".{0,16}",
+        pieces in proptest::collection::vec((0u8..6, ".{0,16}"), 1..5),
+    ) {
+        let mut text = text;
+        for (how, filler) in &pieces {
+            match how {
+                0 => text.push_str(&secret),
+                depth @ 1..=3 => {
+                    let escaped = (0..*depth).fold(secret.clone(), |t, _| json_escaped(&t));
+                    text.push_str(&format!("{{\"out\":\"{escaped}\"}}"));
+                }
+                4 => text.push_str(&format!("+ echo '{}'", secret.replace('\'', r"'\''"))),
+                _ => {
+                    for line in secret.lines() {
+                        text.push_str(line);
+                        text.push_str(filler);
+                    }
+                }
+            }
+            text.push_str(filler);
+        }
+        let scrubbed = Redactor::new([("S", secret.as_str())]).scrub(&text);
+        for form in forms_of(&secret) {
+            prop_assert!(
+                !scrubbed.contains(&form),
+                "{:?} is left of {:?} in {:?} (from {:?})", form, secret, scrubbed, text
+            );
+        }
+        // Redacted, not dropped (lines of under 4 characters alone are not a form of it).
+        let whole = pieces.iter().any(|(how, _)| *how < 5);
+        if whole {
+            prop_assert!(scrubbed.contains("${env.S}"), "{:?}", scrubbed);
+        }
+    }
+}
+
+/// A secret of at least 4 characters that are not whitespace, among them anything a value
+/// read from a file or a vault may hold: newlines (LF or CRLF), tabs, quotes, backslashes,
+/// punctuation, letters beyond ASCII, whitespace around it. Not `$`, `{`, `}` nor `.`: the
+/// placeholder `${env.S}` is made of them, and a secret that is a piece of it would be found
+/// there by chance.
+fn secret() -> impl Strategy<Value = String> {
+    let piece = prop_oneof![
+        4 => "[a-zA-Z0-9]{1,4}",
+        1 => Just("\n".to_string()),
+        1 => Just("\r\n".to_string()),
+        1 => Just(" ".to_string()),
+        1 => Just("\t".to_string()),
+        1 => Just("\"".to_string()),
+        1 => Just("'".to_string()),
+        1 => Just("\\".to_string()),
+        1 => "[!#%&()*+,/:;<=>?@^_|~-]",
+        1 => "[é中ß😀\u{301}]",
+    ];
+    (
+        "[ \t\n]{0,2}",
+        proptest::collection::vec(piece, 2..12),
+        "[ \t\r\n]{0,2}",
+    )
+        .prop_map(|(before, pieces, after)| format!("{before}{}{after}", pieces.concat()))
+        .prop_filter("at least 4 characters that are not whitespace", |s| {
+            s.chars().filter(|c| !c.is_whitespace()).count() >= 4
+        })
 }
 
 /// A random DAG on up to 9 nodes: node i may need any of 0..i; weights 0..10 s; and a

@@ -3,9 +3,10 @@
 //! from `-v`/`-vv`, or any `RUST_LOG`-style filter in `DRCTL_LOG`.
 //!
 //! Two things every line goes through on its way out:
-//! - the secrets the run resolved (`${env.NAME}` values, an events webhook) are replaced by
-//!   their placeholder, whatever logged them (SPEC §5.8.4); what is logged is already
-//!   scrubbed where it is logged, this is the net under it;
+//! - the secrets the process's runs read (`${env.NAME}` values, an events webhook) are
+//!   replaced by their placeholder in every form (escaped in a JSON line, line by line...),
+//!   whatever logged them (SPEC §5.8.4, §5.8.8); what is logged is already scrubbed where it
+//!   is logged, this is the net under it;
 //! - when a live view is on the terminal, the line is written with the view lifted
 //!   (`ProgressBar::suspend`) and redrawn under it, so the two never share a line.
 //!

@@ -64,10 +64,13 @@ pub struct Driver<'w> {
     tasks: tokio::task::JoinSet<()>,
     /// The run's span (`run_id`, `workflow`): every log line about the run is in it.
     span: tracing::Span,
+    /// Every secret the run reads, scrubbed from what each of its steps returns.
+    redactor: Arc<Redactor>,
 }
 
 impl<'w> Driver<'w> {
-    /// A driver for a run whose machine and records are already loaded.
+    /// A driver for a run whose machine and records are already loaded. The secrets its
+    /// workflow reads are read now, and remembered for the process's logs.
     pub fn new(run: Run<'w>, clock: Arc<dyn Clock>, exec: ExecContext, observer: Observer) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let (previous_tx, previous_rx) = mpsc::unbounded_channel();
@@ -76,6 +79,8 @@ impl<'w> Driver<'w> {
             run_id = %run.id(),
             workflow = %run.machine.workflow().name
         );
+        let redactor = Arc::new(Redactor::for_workflow(run.machine.workflow()));
+        redactor.remember();
         Self {
             run,
             clock,
@@ -88,6 +93,7 @@ impl<'w> Driver<'w> {
             previous_rx,
             tasks: tokio::task::JoinSet::new(),
             span,
+            redactor,
         }
     }
 
@@ -171,9 +177,6 @@ impl<'w> Driver<'w> {
             return;
         };
         let resolved = resolve(args, &|id| self.output_of(id));
-        let redactor =
-            Redactor::for_args(std::iter::once(&spec.args).chain(compensation.map(|c| &c.args)));
-        redactor.remember();
         let span = match call {
             Call::Execute { attempt } => {
                 tracing::info_span!(parent: &self.span, "attempt", step = %spec.id, attempt, action = %name)
@@ -189,7 +192,9 @@ impl<'w> Driver<'w> {
         if let Ok(args) = &resolved
             && tracing::enabled!(tracing::Level::DEBUG)
         {
-            let args = redactor.scrub(&serde_json::Value::Object(args.clone()).to_string());
+            let args = self
+                .redactor
+                .scrub(&serde_json::Value::Object(args.clone()).to_string());
             debug!(parent: &span, args = %args, "calling the action");
         }
         let mut ctx = self.context(i);
@@ -214,7 +219,7 @@ impl<'w> Driver<'w> {
             },
             timeout: spec.timeout,
             ctx,
-            redactor,
+            redactor: Arc::clone(&self.redactor),
         };
         // One spawn per kind of call, the call's own future: each task is only as large as
         // what it awaits.
@@ -391,7 +396,8 @@ struct Task {
     own: Outputs,
     timeout: Option<std::time::Duration>,
     ctx: ExecContext,
-    redactor: Redactor,
+    /// The run's: a step is scrubbed of every secret of the run, not only those it names.
+    redactor: Arc<Redactor>,
 }
 
 impl Task {

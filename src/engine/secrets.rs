@@ -1,63 +1,195 @@
-//! Secrets stay secret (SPEC §5.8.4). A step reads `${env.NAME}` at run time; whatever comes
-//! back from running it (its outputs, such as a shell step's `stdout_tail`, its error message,
-//! a probe's or a compensation's answer) is scrubbed before it becomes an engine input, so the
-//! value never reaches the journal, the store, the terminal, the reports or the control
-//! socket: it reads `${env.NAME}` there instead.
+//! Secrets stay secret, in every form (SPEC §5.8.4, §5.8.8). A run reads `${env.NAME}` at run
+//! time; whatever any of its steps produces (outputs, such as a shell step's `stdout_tail`,
+//! error messages, a probe's or a compensation's answer) is scrubbed of every such value the
+//! workflow reads anywhere, before it becomes an engine input: the value never reaches the
+//! journal, the store, the terminal, the reports or the control socket, and reads
+//! `${env.NAME}` there instead. A step that never names the secret is scrubbed of it too: it
+//! inherits the environment and can print it.
 //!
-//! Every secret a step resolves is also remembered for the whole process, so that the log
-//! writer can replace it in any line, whoever wrote the line ([`scrub_known`]).
+//! A value is looked for in every form a step or a log line may give it ([`forms`]): as read,
+//! without the whitespace or newline around it, line by line, and escaped (JSON at depths 1 to
+//! 3, shell quoting, Rust's `{:?}`).
+//!
+//! Every secret a run reads is also remembered for the whole process, so that the log writer
+//! can replace it in any line, whoever wrote the line ([`scrub_known`]); an agent drives many
+//! runs, so that list grows with each.
 
+use std::collections::HashSet;
 use std::sync::{PoisonError, RwLock};
 
+use aho_corasick::AhoCorasick;
 use serde_json::Value;
 
 use crate::actions::{Arg, Args, Outputs};
-use crate::workflow::Segment;
+use crate::dag::CompiledWorkflow;
+use crate::workflow::{Segment, Template};
 
-/// The environment values a step uses, and what to show in their place.
-#[derive(Debug, Clone, Default)]
+/// A line of a multi-line secret is a form of it from this many characters (trimmed): a
+/// shorter one would be found by chance in ordinary text.
+const MIN_LINE_CHARS: usize = 4;
+
+/// JSON escapes a value may be under: a string in a JSON document (depth 1), that document in
+/// a string of a JSON log line (2), and once more for a log line quoting such a line (3).
+const JSON_DEPTH: usize = 3;
+
+/// The secrets of a run, and what to show in their place.
+#[derive(Debug, Clone)]
 pub struct Redactor {
-    /// (value, placeholder), longest value first so that one secret inside another is not
-    /// half-replaced.
+    /// (value as read, placeholder), each once.
     secrets: Vec<(String, String)>,
+    /// Finds every form of every secret; `None` when there is no secret.
+    matcher: Option<Matcher>,
+}
+
+/// Every form of every secret, and the placeholder of each.
+#[derive(Debug, Clone)]
+struct Matcher {
+    finder: Finder,
+    /// The placeholder of each form, by pattern index.
+    placeholders: Vec<String>,
+    /// The length of each form, by pattern index: the longest form found wins a place.
+    lengths: Vec<usize>,
+}
+
+/// How the forms are found in a text.
+#[derive(Debug, Clone)]
+enum Finder {
+    /// All at once, in one pass.
+    Automaton(AhoCorasick),
+    /// Each in turn: only when the forms outgrow the automaton's limits, far beyond any
+    /// environment's size. Slower, never weaker.
+    EachInTurn(Vec<String>),
+}
+
+impl Matcher {
+    /// Every place a form is found in `text`: (start, end, form), overlaps included.
+    fn find(&self, text: &str) -> Vec<(usize, usize, usize)> {
+        match &self.finder {
+            Finder::Automaton(forms) => forms
+                .find_overlapping_iter(text)
+                .map(|m| (m.start(), m.end(), m.pattern().as_usize()))
+                .collect(),
+            Finder::EachInTurn(forms) => forms
+                .iter()
+                .enumerate()
+                .flat_map(|(i, form)| {
+                    text.match_indices(form.as_str())
+                        .map(move |(start, found)| (start, start + found.len(), i))
+                })
+                .collect(),
+        }
+    }
+}
+
+impl Default for Redactor {
+    fn default() -> Self {
+        Self::EMPTY
+    }
 }
 
 impl Redactor {
-    /// The secrets `${env.NAME}` references in `args` resolve to now. An unset or empty
-    /// variable is nothing to hide.
-    pub fn for_args<'a>(args: impl IntoIterator<Item = &'a Args>) -> Self {
-        let mut secrets = Vec::new();
-        for args in args {
-            for arg in args.entries.iter().map(|(_, v)| v) {
-                collect(arg, &mut secrets);
+    /// A redactor with nothing to hide.
+    const EMPTY: Self = Self {
+        secrets: Vec::new(),
+        matcher: None,
+    };
+
+    /// The redactor of `(NAME, value)` pairs: `value` is shown as `${env.NAME}`. Empty values
+    /// are nothing to hide.
+    pub fn new<N: AsRef<str>, V: Into<String>>(secrets: impl IntoIterator<Item = (N, V)>) -> Self {
+        let mut redactor = Self::EMPTY;
+        redactor.add(
+            secrets
+                .into_iter()
+                .map(|(name, value)| (value.into(), placeholder(name.as_ref()))),
+        );
+        redactor
+    }
+
+    /// The redactor of a run of `workflow`: every `${env.NAME}` it reads anywhere (every
+    /// step's parameters, every rollback's, the `events` url), with the value it has now. An
+    /// unset variable is nothing to hide.
+    pub fn for_workflow(workflow: &CompiledWorkflow) -> Self {
+        let mut names = Vec::new();
+        for step in &workflow.steps {
+            env_names_in_args(&step.args, &mut names);
+            if let Some(rollback) = &step.rollback {
+                env_names_in_args(&rollback.args, &mut names);
             }
         }
-        secrets.sort_by_key(|(value, _): &(String, String)| std::cmp::Reverse(value.len()));
-        secrets.dedup();
-        Self { secrets }
+        if let Some(events) = &workflow.events {
+            env_names_in(&events.url, &mut names);
+        }
+        names.sort();
+        names.dedup();
+        Self::new(
+            names
+                .into_iter()
+                .filter_map(|name| std::env::var(&name).ok().map(|value| (name, value))),
+        )
+    }
+
+    /// Whether there is nothing to hide.
+    pub fn is_empty(&self) -> bool {
+        self.matcher.is_none()
     }
 
     /// Adds these secrets to the ones every log line is scrubbed of ([`scrub_known`]).
     pub fn remember(&self) {
-        for (value, placeholder) in &self.secrets {
-            remember_secret(value, placeholder);
+        if self.secrets.is_empty() {
+            return;
         }
+        KNOWN
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .add(self.secrets.iter().cloned());
     }
 
-    /// `text` with every secret replaced by its placeholder.
+    /// `text` with every form of every secret replaced by its placeholder. Where forms
+    /// overlap (one secret inside another, a line of a secret and the whole of it), the
+    /// whole stretch they cover is replaced, by the placeholder of the longest, so that no
+    /// part of either is left.
     pub fn scrub(&self, text: &str) -> String {
-        let mut out = text.to_string();
-        for (value, placeholder) in &self.secrets {
-            if out.contains(value.as_str()) {
-                out = out.replace(value.as_str(), placeholder);
+        let Some(matcher) = &self.matcher else {
+            return text.to_string();
+        };
+        let mut found = matcher.find(text);
+        if found.is_empty() {
+            return text.to_string();
+        }
+        found.sort_unstable_by_key(|&(start, end, _)| (start, std::cmp::Reverse(end)));
+        let mut out = String::with_capacity(text.len());
+        let mut written = 0;
+        let mut stretch: Option<(usize, usize, usize)> = None;
+        for (start, end, form) in found {
+            match &mut stretch {
+                Some((_, stretch_end, longest)) if start < *stretch_end => {
+                    *stretch_end = (*stretch_end).max(end);
+                    if matcher.lengths[form] > matcher.lengths[*longest] {
+                        *longest = form;
+                    }
+                }
+                _ => {
+                    if let Some((s, e, longest)) = stretch.replace((start, end, form)) {
+                        out.push_str(&text[written..s]);
+                        out.push_str(&matcher.placeholders[longest]);
+                        written = e;
+                    }
+                }
             }
         }
+        if let Some((s, e, longest)) = stretch {
+            out.push_str(&text[written..s]);
+            out.push_str(&matcher.placeholders[longest]);
+            written = e;
+        }
+        out.push_str(&text[written..]);
         out
     }
 
     /// Every string in `outputs` scrubbed, keys included.
     pub fn scrub_outputs(&self, outputs: Outputs) -> Outputs {
-        if self.secrets.is_empty() {
+        if self.is_empty() {
             return outputs;
         }
         outputs
@@ -74,73 +206,201 @@ impl Redactor {
             other => other,
         }
     }
-}
 
-/// Every secret resolved in this process so far, longest first, with its placeholder.
-static KNOWN: RwLock<Vec<(String, String)>> = RwLock::new(Vec::new());
-
-/// Remembers `value` as a secret of the process, shown as `placeholder` in logs. Its
-/// JSON-escaped form is remembered too, for lines written as JSON.
-pub fn remember_secret(value: &str, placeholder: &str) {
-    if value.is_empty() {
-        return;
-    }
-    let escaped = serde_json::to_string(value).unwrap_or_default();
-    let escaped = escaped
-        .strip_prefix('"')
-        .and_then(|e| e.strip_suffix('"'))
-        .unwrap_or(value);
-    let mut known = KNOWN.write().unwrap_or_else(PoisonError::into_inner);
-    for form in [value, escaped] {
-        if !known.iter().any(|(v, _)| v == form) {
-            known.push((form.to_string(), placeholder.to_string()));
+    /// Adds `(value, placeholder)` secrets not already there, and finds their forms.
+    fn add(&mut self, secrets: impl IntoIterator<Item = (String, String)>) {
+        let before = self.secrets.len();
+        for (value, placeholder) in secrets {
+            if !value.is_empty() && !self.secrets.iter().any(|(v, _)| *v == value) {
+                self.secrets.push((value, placeholder));
+            }
         }
+        if self.secrets.len() == before {
+            return;
+        }
+        let mut patterns: Vec<(String, &str)> = Vec::new();
+        let mut seen = HashSet::new();
+        for (value, placeholder) in &self.secrets {
+            for form in forms(value) {
+                if seen.insert(form.clone()) {
+                    patterns.push((form, placeholder));
+                }
+            }
+        }
+        let finder = match AhoCorasick::new(patterns.iter().map(|(form, _)| form)) {
+            Ok(automaton) => Finder::Automaton(automaton),
+            Err(_) => Finder::EachInTurn(patterns.iter().map(|(form, _)| form.clone()).collect()),
+        };
+        self.matcher = Some(Matcher {
+            finder,
+            placeholders: patterns.iter().map(|(_, p)| (*p).to_string()).collect(),
+            lengths: patterns.iter().map(|(form, _)| form.len()).collect(),
+        });
     }
-    known.sort_by_key(|(value, _)| std::cmp::Reverse(value.len()));
 }
 
-/// `text` with every secret this process resolved replaced by its placeholder.
-pub fn scrub_known(text: &str) -> String {
-    let known = KNOWN.read().unwrap_or_else(PoisonError::into_inner);
-    let mut out = text.to_string();
-    for (value, placeholder) in known.iter() {
-        if out.contains(value.as_str()) {
-            out = out.replace(value.as_str(), placeholder);
+/// What `${env.NAME}` reads as where its value would be.
+fn placeholder(name: &str) -> String {
+    format!("${{env.{name}}}")
+}
+
+/// Every form `value` may take in what a step or a log line produces: the value, the value
+/// without surrounding whitespace or newlines, each line of it ([`MIN_LINE_CHARS`] or more,
+/// trimmed); and each of these quoted for a shell (single quotes as `sh -x` and `shlex`
+/// write them, backslashes as `printf %q` does, inside double quotes), as Rust's `{:?}`
+/// writes it, and JSON-escaped up to [`JSON_DEPTH`] times (as serde writes it, and with
+/// `\uXXXX` for what is not ASCII, as Python does). Each once, none empty.
+fn forms(value: &str) -> Vec<String> {
+    let mut bases = vec![value, value.trim()];
+    bases.extend(
+        value
+            .lines()
+            .map(str::trim)
+            .filter(|line| line.chars().count() >= MIN_LINE_CHARS),
+    );
+    let mut out: Vec<String> = Vec::new();
+    let mut push = |form: String| {
+        if !form.is_empty() && !out.contains(&form) {
+            out.push(form);
+        }
+    };
+    for base in bases {
+        for quoted in [
+            base.to_string(),
+            base.replace('\'', r"'\''"),
+            base.replace('\'', r#"'"'"'"#),
+            backslashed(base),
+            double_quoted(base),
+            debug_escaped(base),
+        ] {
+            for ascii in [false, true] {
+                let mut form = quoted.clone();
+                for _ in 0..JSON_DEPTH {
+                    form = json_escaped(&form, ascii);
+                    push(form.clone());
+                }
+            }
+            push(quoted);
         }
     }
     out
 }
 
-fn collect(arg: &Arg, out: &mut Vec<(String, String)>) {
-    match arg {
-        Arg::Text(t) => {
-            for segment in &t.segments {
-                if let Segment::Env(name) = segment
-                    && let Ok(value) = std::env::var(name)
-                    && !value.is_empty()
-                {
-                    out.push((value, format!("${{env.{name}}}")));
-                }
+/// `text` as a JSON string holds it, without the quotes; with `ascii`, what is not ASCII as
+/// `\uXXXX` (surrogate pairs beyond the first plane).
+fn json_escaped(text: &str, ascii: bool) -> String {
+    let quoted = Value::String(text.to_string()).to_string();
+    let inner = &quoted[1..quoted.len() - 1];
+    if !ascii || inner.is_ascii() {
+        return inner.to_string();
+    }
+    let mut out = String::with_capacity(inner.len());
+    for c in inner.chars() {
+        if c.is_ascii() {
+            out.push(c);
+        } else {
+            let mut units = [0u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{unit:04x}"));
             }
         }
-        Arg::List(items) => items.iter().for_each(|i| collect(i, out)),
-        Arg::Map(entries) => entries.iter().for_each(|(_, v)| collect(v, out)),
-        _ => {}
+    }
+    out
+}
+
+/// `text` with shell metacharacters escaped by a backslash, as bash's `printf %q` writes a
+/// line (`~` and `#` only at the start, where they mean something).
+fn backslashed(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for (i, c) in text.char_indices() {
+        if " '\"\\$`,!&|;()<>{}[]*?^".contains(c) || (i == 0 && (c == '~' || c == '#')) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// `text` as it is written between double quotes in a shell.
+fn double_quoted(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '\\' | '"' | '$' | '`') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// `text` as Rust's `{:?}` writes it (a log field recorded with `?`), without the quotes.
+fn debug_escaped(text: &str) -> String {
+    let quoted = format!("{text:?}");
+    quoted[1..quoted.len() - 1].to_string()
+}
+
+/// Every secret the process's runs read so far, with their forms.
+static KNOWN: RwLock<Redactor> = RwLock::new(Redactor::EMPTY);
+
+/// Remembers `value` as a secret of the process, shown as `placeholder` in logs, in every
+/// form.
+pub fn remember_secret(value: &str, placeholder: &str) {
+    KNOWN
+        .write()
+        .unwrap_or_else(PoisonError::into_inner)
+        .add([(value.to_string(), placeholder.to_string())]);
+}
+
+/// `text` with every form of every secret this process read replaced by its placeholder.
+pub fn scrub_known(text: &str) -> String {
+    KNOWN
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .scrub(text)
+}
+
+fn env_names_in_args(args: &Args, out: &mut Vec<String>) {
+    for (_, arg) in &args.entries {
+        env_names_in_arg(arg, out);
+    }
+}
+
+fn env_names_in_arg(arg: &Arg, out: &mut Vec<String>) {
+    match arg {
+        Arg::Text(t) => env_names_in(t, out),
+        Arg::List(items) => items.iter().for_each(|i| env_names_in_arg(i, out)),
+        Arg::Map(entries) => entries.iter().for_each(|(_, v)| env_names_in_arg(v, out)),
+        Arg::Integer(_) | Arg::Float(_) | Arg::Bool(_) => {}
+    }
+}
+
+fn env_names_in(template: &Template, out: &mut Vec<String>) {
+    for segment in &template.segments {
+        if let Segment::Env(name) = segment {
+            out.push(name.clone());
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::actions::Registry;
+    use crate::check::check_source;
+    use crate::diagnostic::SourceFile;
+
+    fn one(name: &str, value: &str) -> Redactor {
+        Redactor::new([(name, value)])
+    }
+
+    /// `text` as a JSON string holds it, `depth` times over.
+    fn json(text: &str, depth: usize) -> String {
+        (0..depth).fold(text.to_string(), |t, _| json_escaped(&t, false))
+    }
 
     #[test]
-    fn longer_secrets_are_replaced_first_and_nested_outputs_are_scrubbed() {
-        let r = Redactor {
-            secrets: vec![
-                ("s3cr3t-long".into(), "${env.LONG}".into()),
-                ("s3cr3t".into(), "${env.SHORT}".into()),
-            ],
-        };
+    fn longer_secrets_win_and_nested_outputs_are_scrubbed() {
+        let r = Redactor::new([("LONG", "s3cr3t-long"), ("SHORT", "s3cr3t")]);
         assert_eq!(
             r.scrub("a s3cr3t-long and a s3cr3t"),
             "a ${env.LONG} and a ${env.SHORT}"
@@ -155,5 +415,135 @@ mod tests {
             scrubbed["nested"],
             serde_json::json!({ "list": ["x ${env.SHORT} y"], "n": 3 })
         );
+    }
+
+    #[test]
+    fn overlapping_secrets_leave_nothing_of_either() {
+        let r = Redactor::new([("A", "abcd1234"), ("B", "1234wxyz-long")]);
+        assert_eq!(r.scrub("<abcd1234wxyz-long>"), "<${env.B}>");
+    }
+
+    #[test]
+    fn a_value_read_from_a_file_is_found_without_its_newline() {
+        let r = one("TOKEN", "tok-0123456789\n");
+        // `stdout_tail` keeps lines, not their ends.
+        assert_eq!(r.scrub("token: tok-0123456789"), "token: ${env.TOKEN}");
+        assert_eq!(
+            r.scrub("token: tok-0123456789\nnext"),
+            "token: ${env.TOKEN}next"
+        );
+        let r = one("PADDED", "  spaced-value \t");
+        assert_eq!(r.scrub("[spaced-value]"), "[${env.PADDED}]");
+    }
+
+    #[test]
+    fn each_line_of_a_multi_line_secret_is_found_alone() {
+        let key =
+            "-----BEGIN KEY-----\r\nMIIEvQIBADANBg\n  kqhkiG9w0BAQE  \nabc\n-----END KEY-----\n";
+        let r = one("KEY", key);
+        assert_eq!(r.scrub(key), "${env.KEY}");
+        assert_eq!(
+            r.scrub("tail: MIIEvQIBADANBg / kqhkiG9w0BAQE"),
+            "tail: ${env.KEY} / ${env.KEY}"
+        );
+        assert_eq!(r.scrub("-----END KEY-----"), "${env.KEY}");
+        // A line under four characters is too common to be one.
+        assert_eq!(r.scrub("abc"), "abc");
+        assert!(!forms(key).iter().any(|f| f == "abc"));
+    }
+
+    #[test]
+    fn a_value_with_quotes_and_backslashes_is_found_escaped_at_every_depth() {
+        let secret = r#"p"a's\w0rd"#;
+        let r = one("PW", secret);
+        for depth in 1..=3 {
+            let text = format!("{{\"out\":\"x {} y\"}}", json(secret, depth));
+            assert_eq!(
+                r.scrub(&text),
+                "{\"out\":\"x ${env.PW} y\"}",
+                "depth {depth}"
+            );
+        }
+        // Quoted for a shell: `sh -x`, Python's `shlex.quote`, `printf %q`, double quotes.
+        for quoted in [
+            r#"+ echo 'p"a'\''s\w0rd'"#,
+            r#"+ echo 'p"a'"'"'s\w0rd'"#,
+            r#"+ echo p\"a\'s\\w0rd"#,
+            r#"+ echo "p\"a's\\w0rd""#,
+        ] {
+            let scrubbed = r.scrub(quoted);
+            assert!(scrubbed.contains("${env.PW}"), "{quoted} -> {scrubbed}");
+            assert!(!scrubbed.contains("w0rd"), "{quoted} -> {scrubbed}");
+        }
+        // A log field written with `{:?}`, and JSON as Python writes what is not ASCII.
+        let r = one("U", "naïve\t\"pass\"");
+        assert_eq!(r.scrub(r#"k="naïve\t\"pass\"""#), r#"k="${env.U}""#);
+        assert_eq!(
+            r.scrub(r#"{"k":"na\u00efve\t\"pass\""}"#),
+            r#"{"k":"${env.U}"}"#
+        );
+    }
+
+    #[test]
+    fn no_secret_costs_nothing_and_empty_values_are_none() {
+        let r = Redactor::new([("EMPTY", "")]);
+        assert!(r.is_empty());
+        assert_eq!(r.scrub("anything"), "anything");
+        assert!(Redactor::default().is_empty());
+    }
+
+    #[test]
+    fn a_run_hides_every_variable_its_workflow_reads_anywhere() {
+        // Variables cargo sets for every test process: nothing here changes the environment.
+        let text = r#"
+[workflow]
+name = "w"
+kind = "failover"
+events = { url = "https://hooks.example.com/${env.CARGO_PKG_VERSION}", on = ["run_finished"] }
+
+[[steps]]
+id = "a"
+action = "shell"
+with = { argv = ["echo", "${env.CARGO_PKG_NAME}"] }
+rollback = { action = "shell", with = { argv = ["echo", "${env.CARGO_MANIFEST_DIR}"] } }
+
+[[steps]]
+id = "b"
+action = "shell"
+needs = ["a"]
+with = { argv = ["echo", "${env.DRCTL_NEVER_SET_IN_A_TEST}"] }
+"#;
+        let workflow = check_source(SourceFile::new("t.toml", text), Registry::global(), &[])
+            .workflow
+            .expect("valid");
+        let r = Redactor::for_workflow(&workflow);
+        let mut placeholders: Vec<&str> = r.secrets.iter().map(|(_, p)| p.as_str()).collect();
+        placeholders.sort_unstable();
+        assert_eq!(
+            placeholders,
+            [
+                "${env.CARGO_MANIFEST_DIR}",
+                "${env.CARGO_PKG_NAME}",
+                "${env.CARGO_PKG_VERSION}"
+            ]
+        );
+        let dir = env!("CARGO_MANIFEST_DIR");
+        assert_eq!(
+            r.scrub(&format!("cd {dir}")),
+            "cd ${env.CARGO_MANIFEST_DIR}"
+        );
+    }
+
+    #[test]
+    fn the_process_remembers_every_form_for_its_logs() {
+        let secret = "log-secret-\"quoted\"\\-4f1c\n";
+        one("LOGGED", secret).remember();
+        let line =
+            serde_json::json!({ "outputs": serde_json::json!({ "out": secret }).to_string() })
+                .to_string();
+        assert!(line.contains(&json("log-secret-\"quoted\"\\-4f1c", 2)));
+        let scrubbed = scrub_known(&line);
+        assert!(!scrubbed.contains("4f1c"), "{scrubbed}");
+        assert!(scrubbed.contains("${env.LOGGED}"), "{scrubbed}");
     }
 }
