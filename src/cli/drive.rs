@@ -107,7 +107,7 @@ async fn drive_async(d: Drive<'_>) -> anyhow::Result<u8> {
         view.finish();
     }
     if d.format == RunFormat::Text {
-        println!("{}", summary(&run_id, status, &driver.run.machine));
+        outln!("{}", summary(&run_id, status, &driver.run.machine));
     }
     // The run rests; its last messages (run_finished, an approval waiting) get a moment to
     // leave before the process exits.

@@ -2,6 +2,21 @@
 //! library and print; each returns `Result<u8, CliError>`, the error carrying its exit code
 //! ([`exit`]), printed once here.
 
+/// `println!` for what a command shows: a reader that closed stdout (`drctl run ... | head -1`)
+/// ends the output quietly instead of a panic (SPEC §5.8.10). See [`output::write_stdout`].
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::cli::output::write_stdout(&format!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// `print!` for what a command shows, as [`outln!`].
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::cli::output::write_stdout(&format!($($arg)*))
+    };
+}
+
 pub mod agent;
 mod cancel;
 mod decide;
@@ -11,6 +26,7 @@ pub mod exit;
 mod follow;
 mod load;
 mod logging;
+mod outfile;
 mod output;
 mod plan;
 mod report;

@@ -223,9 +223,10 @@ fn hand_over(
     let taken: super::follow::Taken = super::state::ask(&mut agent, &request)?;
     let workflow = taken.compile()?;
     if format == RunFormat::Text {
-        println!(
+        outln!(
             "run {run} taken up by drctl serve (pid {}): {}",
-            taken.pid, workflow.name
+            taken.pid,
+            workflow.name
         );
     }
     super::follow::follow(
@@ -294,9 +295,10 @@ pub(super) fn take_up_on(
     let run = Run::load_record(dyn_store.clone(), loaded.run.clone(), &loaded.workflow)?;
     let first = inputs(&run.machine);
     if format == RunFormat::Text {
-        println!(
+        outln!(
             "run {run_id} taken up: {} ({})",
-            loaded.run.workflow, loaded.run.mode
+            loaded.run.workflow,
+            loaded.run.mode
         );
     }
     drive(Drive {

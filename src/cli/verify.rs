@@ -26,7 +26,7 @@ pub struct VerifyArgs {
 pub fn verify(args: &VerifyArgs, state: &std::path::Path) -> Result<u8, CliError> {
     let evidence = load(args, state)?;
     let verdict = check(&evidence);
-    print!("{}", render(&evidence, &verdict));
+    out!("{}", render(&evidence, &verdict));
     Ok(if verdict.holds() {
         super::exit::SUCCESS
     } else {
