@@ -182,6 +182,11 @@ pub(super) fn exec_context(run: &crate::store::RunRecord, base_dir: PathBuf) -> 
             .unwrap_or_else(chrono::Utc::now),
         previous: None,
         remember: None,
+        processes: crate::actions::processes::StepProcesses {
+            // This binary guards the shell steps it starts (`drctl step-guard`).
+            guard: std::env::current_exe().ok(),
+            attempt: None,
+        },
     }
 }
 

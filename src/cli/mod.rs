@@ -24,6 +24,7 @@ mod drive;
 mod error;
 pub mod exit;
 mod follow;
+mod guard;
 mod load;
 mod logging;
 mod outfile;
@@ -137,6 +138,9 @@ pub enum Command {
     Verify(VerifyArgs),
     /// An agent: drive many runs of the store at once, and take over runs whose driver is gone.
     Serve(ServeArgs),
+    /// What drctl starts a shell step under: ends the step's processes when drctl dies.
+    #[command(name = "step-guard", hide = true)]
+    StepGuard(guard::GuardArgs),
 }
 
 /// Parses the process's arguments and runs the command.
@@ -161,6 +165,10 @@ pub fn main() -> ExitCode {
             };
         }
     };
+    // A shell step's guard is no command of a person's: no logs, no store.
+    if let Command::StepGuard(args) = &cli.command {
+        return guard::guard(args);
+    }
     logging::init(cli.json, cli.verbose);
     crate::aws::set_endpoint_override(cli.aws_endpoint_url.clone());
     // `--store sled:DIR` is `--state DIR`.
@@ -194,6 +202,7 @@ pub fn main() -> ExitCode {
         Command::History(args) => report::history(args, &state),
         Command::Verify(args) => verify::verify(args, &state),
         Command::Serve(args) => serve::serve(args, &state),
+        Command::StepGuard(_) => unreachable!("the guard returns above"),
     };
     exit::code(result.unwrap_or_else(|e| e.report()))
 }
