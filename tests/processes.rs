@@ -44,15 +44,23 @@ fn pids_in(file: &Path, count: usize, limit: Duration) -> Vec<i32> {
     }
 }
 
-/// Kills every pid it holds when the test ends, however it ends.
+/// Kills every pid it holds, and their process groups (the step's), when the test ends,
+/// however it ends.
 #[derive(Default)]
 struct Reaper(Vec<i32>);
 
 impl Drop for Reaper {
     fn drop(&mut self) {
+        let own = nix::unistd::getpgrp();
         for &pid in &self.0 {
             if alive(pid) {
-                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+                let pid = Pid::from_raw(pid);
+                if let Ok(group) = nix::unistd::getpgid(Some(pid))
+                    && group != own
+                {
+                    let _ = nix::sys::signal::killpg(group, Signal::SIGKILL);
+                }
+                let _ = kill(pid, Signal::SIGKILL);
             }
         }
     }
