@@ -48,45 +48,8 @@ pub async fn shell(args: &Resolved, ctx: &ExecContext) -> Result<Outputs, StepEr
     } else {
         program.clone()
     };
-    // Two attempts of a step never run at once: what an earlier one left running (its
-    // driver died and its guard could not end it) is ended first (SPEC §5.8.9).
-    if let Some(mark) = ctx.processes.attempt.as_ref().filter(|m| m.attempt > 1) {
-        let alive = end_earlier_attempts(mark).await;
-        if !alive.is_empty() {
-            return Err(StepError::no_effect(format!(
-                "processes of an earlier attempt of `{}` are still running and could not be ended (pid {}); end them, then resume",
-                mark.step,
-                alive
-                    .iter()
-                    .map(i32::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )));
-        }
-    }
-    // Under drctl's step guard when the driver knows its binary: the guard ends the step's
-    // process group when the driver dies, even by `kill -9` (SPEC §5.8.9). It watches its
-    // stdin, a pipe whose other end only this process holds, as well as its parent-death
-    // signal; it gives the step no stdin, as without it.
-    let mut command = match &ctx.processes.guard {
-        Some(drctl) => {
-            let mut command = tokio::process::Command::new(drctl);
-            command
-                .arg(GUARD_COMMAND)
-                .arg("--")
-                .arg(&program_path)
-                .stdin(std::process::Stdio::piped());
-            command
-        }
-        None => {
-            let mut command = tokio::process::Command::new(&program_path);
-            command.stdin(std::process::Stdio::null());
-            command
-        }
-    };
-    if let Some(mark) = &ctx.processes.attempt {
-        command.env(ATTEMPT_VAR, mark.value());
-    }
+    end_earlier_attempts_of(ctx).await?;
+    let mut command = step_command(ctx, &program_path);
     command
         .args(rest)
         .current_dir(&cwd)
@@ -101,11 +64,20 @@ pub async fn shell(args: &Resolved, ctx: &ExecContext) -> Result<Outputs, StepEr
             command.env(k, v.as_str().map_or_else(|| v.to_string(), str::to_string));
         }
     }
-    let mut child = command.spawn().map_err(|e| {
-        StepError::fatal(format!(
+    // After the step's own `env`: the mark is drctl's to set.
+    if let Some(mark) = &ctx.processes.attempt {
+        command.env(ATTEMPT_VAR, mark.value());
+    }
+    let mut child = command.spawn().map_err(|e| match &ctx.processes.guard {
+        Some(drctl) => StepError::fatal(format!(
+            "cannot start `{program}` under drctl's step guard ({}) in {}: {e}",
+            drctl.display(),
+            cwd.display()
+        )),
+        None => StepError::fatal(format!(
             "cannot start `{program}` in {}: {e}",
             cwd.display()
-        ))
+        )),
     })?;
     // When the attempt is abandoned (its timeout, the run torn down), this future is dropped
     // and the guard ends the whole group: nothing of it runs on beside the next attempt.
@@ -136,6 +108,51 @@ pub async fn shell(args: &Resolved, ctx: &ExecContext) -> Result<Outputs, StepEr
         } else {
             format!("`{}` {how}: {stderr}", argv.join(" "))
         }))
+    }
+}
+
+/// Ends what earlier attempts of the step left running (their driver died and their guard
+/// could not end them), before this one starts: two attempts of a step never run at once
+/// (SPEC §5.8.9). Refuses to start when they cannot be ended.
+async fn end_earlier_attempts_of(ctx: &ExecContext) -> Result<(), StepError> {
+    let Some(mark) = ctx.processes.attempt.as_ref().filter(|m| m.attempt > 1) else {
+        return Ok(());
+    };
+    let alive = end_earlier_attempts(mark).await;
+    if alive.is_empty() {
+        return Ok(());
+    }
+    Err(StepError::no_effect(format!(
+        "processes of an earlier attempt of `{}` are still running and could not be ended (pid {}); end them, then resume",
+        mark.step,
+        alive
+            .iter()
+            .map(i32::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    )))
+}
+
+/// The command that starts `program`: under drctl's step guard when the driver knows its
+/// binary, which ends the step's process group when the driver dies, even by `kill -9`
+/// (SPEC §5.8.9). The guard watches its stdin, a pipe whose other end only this process
+/// holds, as well as its parent-death signal; it gives the step no stdin, as without it.
+fn step_command(ctx: &ExecContext, program: &str) -> tokio::process::Command {
+    match &ctx.processes.guard {
+        Some(drctl) => {
+            let mut command = tokio::process::Command::new(drctl);
+            command
+                .arg(GUARD_COMMAND)
+                .arg("--")
+                .arg(program)
+                .stdin(std::process::Stdio::piped());
+            command
+        }
+        None => {
+            let mut command = tokio::process::Command::new(program);
+            command.stdin(std::process::Stdio::null());
+            command
+        }
     }
 }
 
