@@ -150,8 +150,18 @@ with = {{ argv = ["sh", "-c", "echo $$ >> \"$P/attempts\"; if [ -f \"$P/left\" ]
     // Reaped as soon as it ends, so that `kill -0` in the next attempt tells the truth.
     let reaped = std::thread::spawn(move || leftover.wait().unwrap());
 
-    // Taken up, the attempt's outcome is unknown: the run pauses for the operator.
-    drctl.run(&["resume", &run]).code(4);
+    // Taken up, the attempt's outcome is unknown: the run pauses for the operator, who is
+    // told that it still runs.
+    let paused = drctl.run(&["resume", &run]).code(4);
+    assert!(
+        paused
+            .stderr
+            .contains("attempt 1 of step `fence` is still running")
+            && paused.stderr.contains(&left.to_string()),
+        "resume says the attempt still runs: {}",
+        paused.text()
+    );
+    assert!(alive(left), "nothing is ended without a retry");
     let out = drctl
         .run(&["resume", &run, "--step", "fence", "--retry"])
         .ok();

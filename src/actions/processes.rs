@@ -76,33 +76,65 @@ pub struct Leftover {
     pub attempt: u32,
 }
 
-/// The live processes marked as belonging to another attempt of `mark`'s step (none where
-/// `/proc` cannot be read, or for processes of other users).
-pub fn leftovers(mark: &AttemptMark) -> Vec<Leftover> {
+/// Every live process marked with an attempt, and its mark (none where `/proc` cannot be
+/// read; processes of other users are not seen).
+fn marked() -> Vec<(i32, AttemptMark)> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
     let me = std::process::id();
-    let mut found: Vec<Leftover> = entries
+    let mut found: Vec<(i32, AttemptMark)> = entries
         .filter_map(Result::ok)
         .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
         .filter(|&pid| pid != me)
         .filter_map(|pid| {
             let environ = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
-            let other = environ
+            let mark = environ
                 .split(|&b| b == 0)
                 .filter_map(|var| std::str::from_utf8(var).ok())
                 .find_map(|var| var.strip_prefix(ATTEMPT_VAR)?.strip_prefix('='))
                 .and_then(AttemptMark::parse)?;
             let pid = i32::try_from(pid).ok()?;
-            (mark.is_earlier_attempt(&other) && alive(pid)).then_some(Leftover {
-                pid,
-                attempt: other.attempt,
-            })
+            alive(pid).then_some((pid, mark))
         })
         .collect();
-    found.sort_by_key(|l| l.pid);
+    found.sort_by_key(|(pid, _)| *pid);
     found
+}
+
+/// The live processes marked as belonging to another attempt of `mark`'s step.
+pub fn leftovers(mark: &AttemptMark) -> Vec<Leftover> {
+    marked()
+        .into_iter()
+        .filter(|(_, other)| mark.is_earlier_attempt(other))
+        .map(|(pid, other)| Leftover {
+            pid,
+            attempt: other.attempt,
+        })
+        .collect()
+}
+
+/// Says in the log which attempts of run `run` still have processes running (their driver
+/// died and their guard could not end them), for the operator taking the run up: a retry
+/// ends them first; a decision that the attempt succeeded or can be skipped should wait
+/// for them.
+pub fn warn_still_running(run: &str) {
+    let mut attempts: std::collections::BTreeMap<(String, u32), Vec<String>> =
+        std::collections::BTreeMap::new();
+    for (pid, mark) in marked().into_iter().filter(|(_, m)| m.run == run) {
+        attempts
+            .entry((mark.step, mark.attempt))
+            .or_default()
+            .push(pid.to_string());
+    }
+    for ((step, attempt), pids) in attempts {
+        tracing::warn!(
+            step = %step,
+            attempt,
+            "attempt {attempt} of step `{step}` is still running (pid {}): a retry ends it first; wait for it to end before marking it succeeded or skipping it",
+            pids.join(", ")
+        );
+    }
 }
 
 /// How long the processes of an earlier attempt get to end after `SIGTERM`, and after

@@ -301,6 +301,8 @@ pub(super) fn take_up_on(
             loaded.run.mode
         );
     }
+    // An attempt its dead driver's guard could not end: the operator deciding should know.
+    crate::actions::processes::warn_still_running(run_id);
     drive(Drive {
         state_dir: state.to_path_buf(),
         store: dyn_store,
