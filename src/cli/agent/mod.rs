@@ -334,6 +334,8 @@ impl crate::control::Agent for Agent {
     }
 
     fn take_up(&self, run: &str, by: &str, how: TakeUpHow) -> Response {
+        // In the agent's log, as `resume` says it at its terminal.
+        crate::actions::processes::warn_still_running(run);
         let by = by.to_string();
         let result = match how {
             TakeUpHow::Resume {
