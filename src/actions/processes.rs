@@ -118,10 +118,15 @@ pub fn leftovers(mark: &AttemptMark) -> Vec<Leftover> {
 /// died and their guard could not end them), for the operator taking the run up: a retry
 /// ends them first; a decision that the attempt succeeded or can be skipped should wait
 /// for them.
-pub fn warn_still_running(run: &str) {
+/// Only steps for which `undecided` holds are named: a step that succeeded may have left a
+/// service running on purpose.
+pub fn warn_still_running(run: &str, undecided: impl Fn(&str) -> bool) {
     let mut attempts: std::collections::BTreeMap<(String, u32), Vec<String>> =
         std::collections::BTreeMap::new();
-    for (pid, mark) in marked().into_iter().filter(|(_, m)| m.run == run) {
+    for (pid, mark) in marked()
+        .into_iter()
+        .filter(|(_, m)| m.run == run && undecided(&m.step))
+    {
         attempts
             .entry((mark.step, mark.attempt))
             .or_default()

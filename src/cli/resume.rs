@@ -179,6 +179,18 @@ pub(super) fn resume_inputs(
     inputs
 }
 
+/// Says which attempts of run `run_id` whose outcome is not known yet still have processes
+/// running (their dead driver's guard could not end them): the operator deciding on them
+/// should know.
+pub(super) fn warn_still_running(run_id: &str, machine: &crate::engine::Machine<'_>) {
+    use crate::store::StepStatus;
+    crate::actions::processes::warn_still_running(run_id, |step| {
+        machine
+            .step(step)
+            .is_some_and(|s| matches!(s.status, StepStatus::Running | StepStatus::Unknown))
+    });
+}
+
 /// What a rollback by `by` feeds a loaded run.
 pub(super) fn rollback_inputs(machine: &crate::engine::Machine<'_>, by: &str) -> Vec<Input> {
     let mut inputs = vec![Input::Interrupted];
@@ -293,6 +305,7 @@ pub(super) fn take_up_on(
     let loaded = prepare(store.as_ref(), run_id, purpose)?;
     let dyn_store = store;
     let run = Run::load_record(dyn_store.clone(), loaded.run.clone(), &loaded.workflow)?;
+    warn_still_running(run_id, &run.machine);
     let first = inputs(&run.machine);
     if format == RunFormat::Text {
         outln!(
@@ -301,8 +314,6 @@ pub(super) fn take_up_on(
             loaded.run.mode
         );
     }
-    // An attempt its dead driver's guard could not end: the operator deciding should know.
-    crate::actions::processes::warn_still_running(run_id);
     drive(Drive {
         state_dir: state.to_path_buf(),
         store: dyn_store,
