@@ -59,6 +59,7 @@ async fn watch(args: &GuardArgs, parent: Pid) -> ExitCode {
     #[cfg(target_os = "linux")]
     let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGTERM);
     // The parent may have died before the signal was asked for: then nothing will send it.
+    // (Had it died before `parent` was read, its pipe, closed, says so below.)
     if getppid() != parent {
         end_group();
     }
