@@ -103,6 +103,7 @@ fn exec() -> ExecContext {
         incident_start: chrono::Utc::now(),
         previous: None,
         remember: None,
+        processes: drctl::actions::processes::StepProcesses::default(),
     }
 }
 

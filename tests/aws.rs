@@ -482,6 +482,7 @@ fn a_promotion_whose_outcome_was_lost_is_resolved_by_the_probe_not_rerun() {
         incident_start: now,
         previous: None,
         remember: None,
+        processes: drctl::actions::processes::StepProcesses::default(),
     };
     let mut driver = Driver::new(run, Arc::new(SystemClock), exec, Box::new(|_, _, _| {}));
     driver.feed(Input::Interrupted).unwrap();

@@ -35,6 +35,7 @@ fn context(rds: Client) -> ExecContext {
         incident_start: chrono::Utc::now(),
         previous: None,
         remember: None,
+        processes: drctl::actions::processes::StepProcesses::default(),
     }
 }
 

@@ -431,6 +431,7 @@ fn context(config: &aws_config::SdkConfig, previous: Option<Value>) -> ExecConte
         incident_start: chrono::Utc::now(),
         previous,
         remember: None,
+        processes: drctl::actions::processes::StepProcesses::default(),
     }
 }
 

@@ -18,6 +18,7 @@ mod harness;
 mod identity;
 mod legacy;
 mod observe;
+mod processes;
 mod properties;
 mod reports;
 mod robustness;

@@ -508,3 +508,56 @@ with = { approvers = ["bob"], timeout = "1h" }
     assert_eq!(finished.len(), 1, "{:?}", hook.bodies());
     assert_eq!(finished[0]["status"], "succeeded");
 }
+
+#[test]
+fn a_closed_stdout_ends_the_output_quietly_and_the_run_goes_on_to_its_end() {
+    let hook = Webhook::start(Answer::Ok);
+    let dir = tempfile::tempdir().unwrap();
+    let file = workflow(
+        dir.path(),
+        r#"
+[workflow]
+name = "piped"
+kind = "failover"
+events = { url = "${env.DR_WEBHOOK}", on = ["run_finished"] }
+
+[[steps]]
+id = "first"
+action = "wait"
+with = { duration = "300ms" }
+
+[[steps]]
+id = "second"
+action = "wait"
+needs = ["first"]
+with = { duration = "300ms" }
+"#,
+    );
+    let drctl = Drctl::new(dir.path().join("state")).env("DR_WEBHOOK", &hook.url);
+    // `drctl run ... | head -1`: the reader takes the first line and goes away.
+    let mut child = drctl
+        .command(&["run", &file, "--as", "alice"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let run = first.split_whitespace().nth(1).unwrap().to_string();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "the run's own exit code: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let status = drctl.run(&["status", &run, "--format", "json"]).json();
+    assert_eq!(status["status"], "succeeded", "{status}");
+    let finished = hook.wait_for("run_finished", Duration::from_secs(5));
+    assert_eq!(finished.len(), 1, "{:?}", hook.bodies());
+}

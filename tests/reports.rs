@@ -186,3 +186,61 @@ fn the_plan_predicts_from_history_and_history_keeps_drills_apart() {
     assert_eq!(history["runs"].as_array().unwrap().len(), 0);
     assert_eq!(history["drills"][0]["rto"]["met"], false);
 }
+
+#[test]
+fn report_o_writes_a_new_file_0600_and_never_through_a_link() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let drctl = Drctl::new(dir.path().join("state")).current_dir(root());
+    let (o, run) = run_drill(&drctl, "tests/fixtures/report/drill.toml");
+    assert_eq!(o.code, 0, "{}", o.stdout);
+    let report = |path: &std::path::Path, force: bool| {
+        let mut args = vec!["report", &run, "--format", "json", "-o"];
+        args.push(path.to_str().unwrap());
+        if force {
+            args.push("--force");
+        }
+        drctl.run(&args)
+    };
+    let mode =
+        |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+
+    let fresh = dir.path().join("fresh.json");
+    report(&fresh, false).ok();
+    assert_eq!(mode(&fresh), 0o600);
+    assert!(std::fs::read_to_string(&fresh).unwrap().contains(&run));
+
+    // A link to another file: refused, with or without --force, and the file untouched.
+    let precious = dir.path().join("precious");
+    std::fs::write(&precious, "keep me").unwrap();
+    std::fs::set_permissions(&precious, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let link = dir.path().join("link.json");
+    std::os::unix::fs::symlink(&precious, &link).unwrap();
+    for force in [false, true] {
+        report(&link, force).refused("symbolic link", "-o through a link");
+        assert_eq!(std::fs::read_to_string(&precious).unwrap(), "keep me");
+        assert_eq!(mode(&precious), 0o644);
+        assert!(
+            std::fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+    }
+    // A dangling link is not followed either.
+    let dangling = dir.path().join("dangling.json");
+    std::os::unix::fs::symlink(dir.path().join("nowhere"), &dangling).unwrap();
+    report(&dangling, false).refused("symbolic link", "-o through a dangling link");
+    assert!(!dir.path().join("nowhere").exists());
+
+    // An existing file: refused without --force, replaced (0600) with it.
+    let existing = dir.path().join("existing.json");
+    std::fs::write(&existing, "old").unwrap();
+    std::fs::set_permissions(&existing, std::fs::Permissions::from_mode(0o644)).unwrap();
+    report(&existing, false).refused("--force", "-o over an existing file");
+    assert_eq!(std::fs::read_to_string(&existing).unwrap(), "old");
+    report(&existing, true).ok();
+    assert!(std::fs::read_to_string(&existing).unwrap().contains(&run));
+    assert_eq!(mode(&existing), 0o600);
+}

@@ -251,6 +251,7 @@ fn driver<'w>(w: &'w CompiledWorkflow, text: &str, store: Arc<dyn Store>) -> Dri
         incident_start: chrono::Utc::now(),
         previous: None,
         remember: None,
+        processes: drctl::actions::processes::StepProcesses::default(),
     };
     Driver::new(run, Arc::new(SystemClock), exec, Box::new(|_, _, _| {}))
 }

@@ -454,3 +454,48 @@ fn a_valid_signature_for_another_digest_or_step_is_refused() {
     let o = k.drctl(&["status", &run, "--format", "json"]);
     assert!(!o.text().contains("\"by\": \"bob\""), "{}", o.text());
 }
+
+#[test]
+fn sign_only_writes_a_new_file_0600_and_never_through_a_link() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let k = Keys::new();
+    let run = k.start();
+    k.sign(&run, "bob", "bob", "bob.json").ok();
+    let mode = |name: &str| {
+        std::fs::metadata(k.path(name))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode("bob.json"), 0o600);
+    // Not over an existing file without --force.
+    let first = std::fs::read_to_string(k.path("bob.json")).unwrap();
+    k.sign(&run, "bob", "bob", "bob.json")
+        .refused("--force", "--sign-only over an existing file");
+    assert_eq!(std::fs::read_to_string(k.path("bob.json")).unwrap(), first);
+    // Never through a link, even with --force.
+    std::fs::write(k.path("notes"), "keep me").unwrap();
+    std::os::unix::fs::symlink(k.path("notes"), k.path("link.json")).unwrap();
+    k.sign(&run, "bob", "bob", "link.json")
+        .refused("symbolic link", "--sign-only through a link");
+    k.drctl(&[
+        "approve",
+        &run,
+        "gate",
+        "--as",
+        "bob",
+        "--key",
+        &k.key("bob"),
+        "--sign-only",
+        "-o",
+        &k.path("link.json"),
+        "--force",
+    ])
+    .refused("symbolic link", "--sign-only --force through a link");
+    assert_eq!(std::fs::read_to_string(k.path("notes")).unwrap(), "keep me");
+    // The file written is a decision that counts.
+    let bob = k.path("bob.json");
+    k.drctl(&["approve", "--signed", &bob]).ok();
+}

@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::outcome::{ExecContext, Outputs, Resolved, StepError, checked_duration, text};
+use super::processes::{ATTEMPT_VAR, GUARD_COMMAND, end_earlier_attempts};
 
 /// Lines of output kept in a step's record.
 const TAIL_LINES: usize = 20;
@@ -47,7 +48,8 @@ pub async fn shell(args: &Resolved, ctx: &ExecContext) -> Result<Outputs, StepEr
     } else {
         program.clone()
     };
-    let mut command = tokio::process::Command::new(&program_path);
+    end_earlier_attempts_of(ctx).await?;
+    let mut command = step_command(ctx, &program_path);
     command
         .args(rest)
         .current_dir(&cwd)
@@ -55,7 +57,6 @@ pub async fn shell(args: &Resolved, ctx: &ExecContext) -> Result<Outputs, StepEr
         // Its own process group: what it starts is ended with it (SPEC §5.8.2), and a Ctrl-C
         // at drctl's terminal is drctl's to handle, not the step's.
         .process_group(0)
-        .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
     if let Some(env) = args.get("env").and_then(Value::as_object) {
@@ -63,20 +64,32 @@ pub async fn shell(args: &Resolved, ctx: &ExecContext) -> Result<Outputs, StepEr
             command.env(k, v.as_str().map_or_else(|| v.to_string(), str::to_string));
         }
     }
-    let child = command.spawn().map_err(|e| {
-        StepError::fatal(format!(
+    // After the step's own `env`: the mark is drctl's to set.
+    if let Some(mark) = &ctx.processes.attempt {
+        command.env(ATTEMPT_VAR, mark.value());
+    }
+    let mut child = command.spawn().map_err(|e| match &ctx.processes.guard {
+        Some(drctl) => StepError::fatal(format!(
+            "cannot start `{program}` under drctl's step guard ({}) in {}: {e}",
+            drctl.display(),
+            cwd.display()
+        )),
+        None => StepError::fatal(format!(
             "cannot start `{program}` in {}: {e}",
             cwd.display()
-        ))
+        )),
     })?;
     // When the attempt is abandoned (its timeout, the run torn down), this future is dropped
     // and the guard ends the whole group: nothing of it runs on beside the next attempt.
     // A step that ends by itself may leave a service it started running on purpose (the
     // local drill starts its standby that way): the guard is disarmed then.
     let mut group = GroupGuard(child.id());
+    // Held until the step ends: the guard's stdin closes when this process is gone.
+    let lifeline = child.stdin.take();
     let output = child.wait_with_output().await.map_err(|e| {
         StepError::ambiguous(format!("lost track of `{program}` while it ran: {e}"))
     })?;
+    drop(lifeline);
     group.0 = None;
     let code = output.status.code();
     let mut outputs = Outputs::new();
@@ -95,6 +108,51 @@ pub async fn shell(args: &Resolved, ctx: &ExecContext) -> Result<Outputs, StepEr
         } else {
             format!("`{}` {how}: {stderr}", argv.join(" "))
         }))
+    }
+}
+
+/// Ends what earlier attempts of the step left running (their driver died and their guard
+/// could not end them), before this one starts: two attempts of a step never run at once
+/// (SPEC §5.8.9). Refuses to start when they cannot be ended.
+async fn end_earlier_attempts_of(ctx: &ExecContext) -> Result<(), StepError> {
+    let Some(mark) = ctx.processes.attempt.as_ref().filter(|m| m.attempt > 1) else {
+        return Ok(());
+    };
+    let alive = end_earlier_attempts(mark).await;
+    if alive.is_empty() {
+        return Ok(());
+    }
+    Err(StepError::no_effect(format!(
+        "processes of an earlier attempt of `{}` are still running and could not be ended (pid {}); end them, then resume",
+        mark.step,
+        alive
+            .iter()
+            .map(i32::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    )))
+}
+
+/// The command that starts `program`: under drctl's step guard when the driver knows its
+/// binary, which ends the step's process group when the driver dies, even by `kill -9`
+/// (SPEC §5.8.9). The guard watches its stdin, a pipe whose other end only this process
+/// holds, as well as its parent-death signal; it gives the step no stdin, as without it.
+fn step_command(ctx: &ExecContext, program: &str) -> tokio::process::Command {
+    match &ctx.processes.guard {
+        Some(drctl) => {
+            let mut command = tokio::process::Command::new(drctl);
+            command
+                .arg(GUARD_COMMAND)
+                .arg("--")
+                .arg(program)
+                .stdin(std::process::Stdio::piped());
+            command
+        }
+        None => {
+            let mut command = tokio::process::Command::new(program);
+            command.stdin(std::process::Stdio::null());
+            command
+        }
     }
 }
 
@@ -244,6 +302,7 @@ mod tests {
             incident_start: chrono::Utc::now(),
             previous: None,
             remember: None,
+            processes: crate::actions::processes::StepProcesses::default(),
         }
     }
 

@@ -93,6 +93,7 @@ mod cloudwatch_exec;
 mod ecs;
 mod ecs_exec;
 mod outcome;
+pub mod processes;
 mod rds;
 mod rds_exec;
 pub mod reference;

@@ -136,6 +136,8 @@ pub struct ExecContext {
     pub previous: Option<serde_json::Value>,
     /// Where [`ExecContext::record_previous`] journals; `None` outside a driven run.
     pub remember: Option<Remember>,
+    /// How a shell step's processes are started and which attempt they belong to.
+    pub processes: super::processes::StepProcesses,
 }
 
 /// A self-undoing action's request to journal the value it is about to replace.

@@ -30,9 +30,11 @@ pub fn cancel(args: &CancelArgs, state: &std::path::Path) -> Result<u8, CliError
         apply_offline(store, &args.run, vec![Input::Cancel { by: by.clone() }])?;
         Ok(serde_json::Value::Null)
     })?;
-    println!(
+    outln!(
         "run {} cancelled by {by}: nothing new starts; resume it with `drctl resume {}` or undo it with `drctl rollback {}`",
-        args.run, args.run, args.run
+        args.run,
+        args.run,
+        args.run
     );
     Ok(super::exit::SUCCESS)
 }

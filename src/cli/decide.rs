@@ -41,9 +41,12 @@ pub struct DecideArgs {
     /// Write the signed decision to `-o FILE` instead of submitting it.
     #[arg(long, requires_all = ["key", "output"])]
     pub sign_only: bool,
-    /// Where `--sign-only` writes the signed decision.
+    /// Where `--sign-only` writes the signed decision (a new file, created 0600).
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// With -o: replace the file if it exists (a symbolic link is still refused).
+    #[arg(long, requires = "output")]
+    pub force: bool,
     /// Submit a decision signed elsewhere (`--sign-only`), by anyone.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["by", "comment"])]
     pub signed: Option<PathBuf>,
@@ -116,9 +119,8 @@ pub fn decide(
                 .output
                 .as_ref()
                 .expect("clap requires -o with --sign-only");
-            std::fs::write(out, signed.to_json())
-                .map_err(|e| CliError::invalid(format!("cannot write {}: {e}", out.display())))?;
-            println!(
+            super::outfile::write_new(out, signed.to_json().as_bytes(), args.force)?;
+            outln!(
                 "signed decision of {by} on `{step}` of run {run} written to {}; submit it with `drctl {} --signed {}`",
                 out.display(),
                 if decision == Decision::Approve {
@@ -237,8 +239,8 @@ fn done(by: &str, step: &str, run: &str, decision: Decision, live: bool) {
     } else {
         "rejected"
     };
-    println!("{by} {verb} `{step}` of run {run}");
+    outln!("{by} {verb} `{step}` of run {run}");
     if !live {
-        println!("  the run is not being driven right now: continue it with `drctl resume {run}`");
+        outln!("  the run is not being driven right now: continue it with `drctl resume {run}`");
     }
 }

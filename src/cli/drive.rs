@@ -107,7 +107,7 @@ async fn drive_async(d: Drive<'_>) -> anyhow::Result<u8> {
         view.finish();
     }
     if d.format == RunFormat::Text {
-        println!("{}", summary(&run_id, status, &driver.run.machine));
+        outln!("{}", summary(&run_id, status, &driver.run.machine));
     }
     // The run rests; its last messages (run_finished, an approval waiting) get a moment to
     // leave before the process exits.
@@ -182,6 +182,11 @@ pub(super) fn exec_context(run: &crate::store::RunRecord, base_dir: PathBuf) -> 
             .unwrap_or_else(chrono::Utc::now),
         previous: None,
         remember: None,
+        processes: crate::actions::processes::StepProcesses {
+            // This binary guards the shell steps it starts (`drctl step-guard`).
+            guard: std::env::current_exe().ok(),
+            attempt: None,
+        },
     }
 }
 

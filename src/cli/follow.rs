@@ -183,7 +183,7 @@ async fn follow_async(
     }
     let status = machine.status();
     if format == RunFormat::Text {
-        println!("{}", summary(run_id, status, &machine));
+        outln!("{}", summary(run_id, status, &machine));
     }
     Ok(exit_code(status))
 }

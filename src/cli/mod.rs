@@ -2,6 +2,21 @@
 //! library and print; each returns `Result<u8, CliError>`, the error carrying its exit code
 //! ([`exit`]), printed once here.
 
+/// `println!` for what a command shows: a reader that closed stdout (`drctl run ... | head -1`)
+/// ends the output quietly instead of a panic (SPEC §5.8.10). See [`output::write_stdout`].
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::cli::output::write_stdout(&format!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// `print!` for what a command shows, as [`outln!`].
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::cli::output::write_stdout(&format!($($arg)*))
+    };
+}
+
 pub mod agent;
 mod cancel;
 mod decide;
@@ -9,8 +24,10 @@ mod drive;
 mod error;
 pub mod exit;
 mod follow;
+mod guard;
 mod load;
 mod logging;
+mod outfile;
 mod output;
 mod plan;
 mod report;
@@ -121,6 +138,9 @@ pub enum Command {
     Verify(VerifyArgs),
     /// An agent: drive many runs of the store at once, and take over runs whose driver is gone.
     Serve(ServeArgs),
+    /// What drctl starts a shell step under: ends the step's processes when drctl dies.
+    #[command(name = "step-guard", hide = true)]
+    StepGuard(guard::GuardArgs),
 }
 
 /// Parses the process's arguments and runs the command.
@@ -145,6 +165,10 @@ pub fn main() -> ExitCode {
             };
         }
     };
+    // A shell step's guard is no command of a person's: no logs, no store.
+    if let Command::StepGuard(args) = &cli.command {
+        return guard::guard(args);
+    }
     logging::init(cli.json, cli.verbose);
     crate::aws::set_endpoint_override(cli.aws_endpoint_url.clone());
     // `--store sled:DIR` is `--state DIR`.
@@ -178,6 +202,7 @@ pub fn main() -> ExitCode {
         Command::History(args) => report::history(args, &state),
         Command::Verify(args) => verify::verify(args, &state),
         Command::Serve(args) => serve::serve(args, &state, cli.name.as_deref()),
+        Command::StepGuard(_) => unreachable!("the guard returns above"),
     };
     exit::code(result.unwrap_or_else(|e| e.report()))
 }

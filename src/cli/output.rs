@@ -10,6 +10,18 @@ use crate::engine::{Decision, Event, Machine, Observer};
 use crate::store::RunStatus;
 use crate::time::rfc3339;
 
+/// Writes `text` to stdout and flushes it. A reader that went away (a closed pipe) is not an
+/// error of the command: the rest of the output is dropped quietly and the command goes on to
+/// its own end and exit code. Rust ignores `SIGPIPE`, so `print!` would panic there instead.
+pub(crate) fn write_stdout(text: &str) {
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush())
+        && e.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        tracing::warn!("cannot write to standard output: {e}");
+    }
+}
+
 /// Output format of commands that drive a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum RunFormat {
@@ -53,11 +65,7 @@ pub fn printer(
             };
             match (&live, text) {
                 (Some(view), Some(text)) => view.bar.println(text),
-                (None, Some(text)) => {
-                    let mut out = std::io::stdout().lock();
-                    let _ = writeln!(out, "{text}");
-                    let _ = out.flush();
-                }
+                (None, Some(text)) => write_stdout(&format!("{text}\n")),
                 _ => {}
             }
             if let Some(view) = &live {

@@ -1,6 +1,5 @@
 //! `drctl plan FILE`: the dry run, for review before a change window or in a pull request.
 
-use std::io::Write;
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
@@ -102,7 +101,7 @@ pub fn plan(args: &PlanArgs, state: &std::path::Path) -> anyhow::Result<u8> {
         PlanFormat::Dot => dot(&plan),
         PlanFormat::Mermaid => mermaid(&plan),
     };
-    std::io::stdout().lock().write_all(rendered.as_bytes())?;
+    super::output::write_stdout(&rendered);
     if args.deny_warnings && checked.diagnostics.warning_count() > 0 {
         eprintln!(
             "error: {} warning(s) and --deny-warnings",

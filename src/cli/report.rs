@@ -35,9 +35,12 @@ pub struct ReportArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = ReportFormat::Md)]
     pub format: ReportFormat,
-    /// Write to this file instead of standard output.
+    /// Write to this new file (created 0600) instead of standard output.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// With -o: replace the file if it exists (a symbolic link is still refused).
+    #[arg(long, requires = "output")]
+    pub force: bool,
 }
 
 /// Past runs and drills of a workflow.
@@ -76,7 +79,7 @@ pub fn report(args: &ReportArgs, state: &std::path::Path) -> Result<u8, CliError
             )?;
             let text = serde_json::to_string_pretty(&evidence)
                 .map_err(|e| CliError::internal(e.to_string()))?;
-            return write_out(args.output.as_ref(), &format!("{text}\n"));
+            return write_out(args, &format!("{text}\n"));
         }
         let r: Report = fetch(
             state,
@@ -94,26 +97,23 @@ pub fn report(args: &ReportArgs, state: &std::path::Path) -> Result<u8, CliError
         };
         match &args.output {
             Some(path) => {
-                std::fs::write(path, text).map_err(|e| {
-                    CliError::internal(format!("cannot write {}: {e}", path.display()))
-                })?;
-                println!("report of run {} written to {}", r.run_id, path.display());
+                super::outfile::write_new(path, text.as_bytes(), args.force)?;
+                outln!("report of run {} written to {}", r.run_id, path.display());
             }
-            None => print!("{text}"),
+            None => out!("{text}"),
         }
         Ok(())
     })()
     .map(|()| super::exit::SUCCESS)
 }
 
-fn write_out(output: Option<&PathBuf>, text: &str) -> Result<(), CliError> {
-    match output {
+fn write_out(args: &ReportArgs, text: &str) -> Result<(), CliError> {
+    match &args.output {
         Some(path) => {
-            std::fs::write(path, text)
-                .map_err(|e| CliError::internal(format!("cannot write {}: {e}", path.display())))?;
-            println!("written to {}", path.display());
+            super::outfile::write_new(path, text.as_bytes(), args.force)?;
+            outln!("written to {}", path.display());
         }
-        None => print!("{text}"),
+        None => out!("{text}"),
     }
     Ok(())
 }
@@ -138,24 +138,27 @@ pub fn history(args: &HistoryArgs, state: &std::path::Path) -> Result<u8, CliErr
             |s| crate::report::history(s, &args.workflow),
         )?;
         if args.format == DataFormat::Json {
-            println!("{}", serde_json::to_string_pretty(&h).unwrap_or_default());
+            outln!("{}", serde_json::to_string_pretty(&h).unwrap_or_default());
             return Ok(());
         }
         if h.runs.is_empty() && h.drills.is_empty() {
-            println!("no runs of {} in this state directory", h.workflow);
+            outln!("no runs of {} in this state directory", h.workflow);
             return Ok(());
         }
         for (title, entries) in [("Real runs", &h.runs), ("Drills", &h.drills)] {
             if entries.is_empty() {
                 continue;
             }
-            println!("{title} of {}:", h.workflow);
-            println!(
+            outln!("{title} of {}:", h.workflow);
+            outln!(
                 "  {:<26} {:<14} {:<26} {:<24} RPO",
-                "RUN", "STATUS", "STARTED", "RTO"
+                "RUN",
+                "STATUS",
+                "STARTED",
+                "RTO"
             );
             for r in entries {
-                println!(
+                outln!(
                     "  {:<26} {:<14} {:<26} {:<24} {}",
                     r.run_id,
                     r.status,
@@ -166,7 +169,7 @@ pub fn history(args: &HistoryArgs, state: &std::path::Path) -> Result<u8, CliErr
             }
         }
         if let Some(t) = &h.trend {
-            println!("Trend: {t}");
+            outln!("Trend: {t}");
         }
         Ok(())
     })()

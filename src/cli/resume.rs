@@ -187,6 +187,18 @@ pub(super) fn resume_inputs(
     inputs
 }
 
+/// Says which attempts of run `run_id` whose outcome is not known yet still have processes
+/// running (their dead driver's guard could not end them): the operator deciding on them
+/// should know.
+pub(super) fn warn_still_running(run_id: &str, machine: &crate::engine::Machine<'_>) {
+    use crate::store::StepStatus;
+    crate::actions::processes::warn_still_running(run_id, |step| {
+        machine
+            .step(step)
+            .is_some_and(|s| matches!(s.status, StepStatus::Running | StepStatus::Unknown))
+    });
+}
+
 /// What a rollback by `by` feeds a loaded run.
 pub(super) fn rollback_inputs(machine: &crate::engine::Machine<'_>, by: &str) -> Vec<Input> {
     let mut inputs = vec![Input::Interrupted];
@@ -231,9 +243,10 @@ fn hand_over(
     let taken: super::follow::Taken = super::state::ask(&mut agent, &request)?;
     let workflow = taken.compile()?;
     if format == RunFormat::Text {
-        println!(
+        outln!(
             "run {run} taken up by drctl serve (pid {}): {}",
-            taken.pid, workflow.name
+            taken.pid,
+            workflow.name
         );
     }
     super::follow::follow(
@@ -303,11 +316,13 @@ pub(super) fn take_up_on(
     run.recorder.sign_with(
         driver_key_for(run.machine.signers.as_deref(), operator, key).map_err(CliError::invalid)?,
     );
+    warn_still_running(run_id, &run.machine);
     let first = inputs(&run.machine);
     if format == RunFormat::Text {
-        println!(
+        outln!(
             "run {run_id} taken up: {} ({})",
-            loaded.run.workflow, loaded.run.mode
+            loaded.run.workflow,
+            loaded.run.mode
         );
     }
     drive(Drive {

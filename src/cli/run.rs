@@ -179,7 +179,7 @@ fn hand_over(
     if args.detach {
         // The agent drives it from here, approvals included: nothing waits on this command.
         if args.format == RunFormat::Text {
-            println!("run {run_id} accepted; follow it with `drctl status {run_id}`");
+            outln!("run {run_id} accepted; follow it with `drctl status {run_id}`");
         }
         return Ok(exit::SUCCESS);
     }
@@ -243,7 +243,7 @@ fn hand_to_agents(
     }
     if args.detach {
         if args.format == RunFormat::Text {
-            println!("run {run_id} accepted; follow it with `drctl status {run_id}`");
+            outln!("run {run_id} accepted; follow it with `drctl status {run_id}`");
         }
         return Ok(exit::SUCCESS);
     }
@@ -270,7 +270,7 @@ fn print_started(
             let driven = driver
                 .map(|(who, _)| format!("; {who}"))
                 .unwrap_or_default();
-            println!(
+            outln!(
                 "run {run_id} started: {} ({mode}), {} steps, as {initiator}{driven}",
                 workflow.name,
                 workflow.steps.len()
@@ -282,7 +282,7 @@ fn print_started(
             if let Some((_, (key, value))) = driver {
                 line[key] = value;
             }
-            println!("{line}");
+            outln!("{line}");
         }
     }
 }

@@ -63,7 +63,7 @@ fn serve_local(
     name: Option<&str>,
 ) -> Result<u8, CliError> {
     let store = own(state)?;
-    let say: Say = Arc::new(|line| println!("{line}"));
+    let say: Say = Arc::new(|line| outln!("{line}"));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -79,7 +79,7 @@ fn serve_local(
     runtime.block_on(async {
         let socket = crate::control::serve(state, store, router.clone())
             .map_err(|e| CliError::internal(format!("cannot serve the control socket: {e}")))?;
-        println!(
+        outln!(
             "drctl serve (pid {}) drives the runs of {}",
             std::process::id(),
             state.display()
@@ -98,7 +98,7 @@ fn serve_local(
         socket.close().await;
         let left = router.driving();
         if !left.is_empty() {
-            println!(
+            outln!(
                 "drctl serve stops; left under way: {} (the next drctl serve here takes them up, or `drctl resume RUN`)",
                 left.join(", ")
             );
@@ -136,7 +136,7 @@ fn serve_shared(
     // `drctl run` hands its runs to agents it finds announced: a run appears without a
     // driver, and the first agent to claim it drives it.
     store.announce()?;
-    println!(
+    outln!(
         "agent {} (pid {}) serving {} (lease {})",
         shared.name,
         std::process::id(),
@@ -219,7 +219,7 @@ fn take_over(state: &std::path::Path, id: &str, (name, key): (&str, Option<&Path
         (RunFormat::Text, Until::Done),
         |machine| {
             if begun(machine) {
-                println!("run {id}: its driver is gone; {name} takes it over");
+                outln!("run {id}: its driver is gone; {name} takes it over");
                 tracing::info!(
                     run_id = id,
                     agent = name,
@@ -229,7 +229,7 @@ fn take_over(state: &std::path::Path, id: &str, (name, key): (&str, Option<&Path
             } else {
                 // Handed over by `drctl run` (or its driver died before any step began):
                 // there is nothing to recover, it simply starts.
-                println!("run {id}: handed over; {name} drives it");
+                outln!("run {id}: handed over; {name} drives it");
                 tracing::info!(run_id = id, agent = name, "a run handed over: driving it");
                 Vec::new()
             }
@@ -237,7 +237,7 @@ fn take_over(state: &std::path::Path, id: &str, (name, key): (&str, Option<&Path
     );
     match result {
         Ok(code) => {
-            println!("run {id}: rests (exit code {code})");
+            outln!("run {id}: rests (exit code {code})");
             true
         }
         // Its workflow or records cannot be read: trying again at once would fail again.

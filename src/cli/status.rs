@@ -49,7 +49,7 @@ fn fetch(state: &std::path::Path, request: &Request) -> Result<Value, CliError> 
 }
 
 fn print_out(result: Result<String, CliError>) -> Result<u8, CliError> {
-    print!("{}", result?);
+    out!("{}", result?);
     Ok(super::exit::SUCCESS)
 }
 

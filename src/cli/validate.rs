@@ -1,6 +1,5 @@
 //! `drctl validate FILE...`: report every error and lint of each file.
 
-use std::io::Write;
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
@@ -59,10 +58,9 @@ pub fn validate(args: &ValidateArgs) -> anyhow::Result<u8> {
             }
         }
     }
-    let mut stdout = std::io::stdout().lock();
     match args.format {
-        ValidateFormat::Json => writeln!(stdout, "{}", serde_json::to_string_pretty(&json)?)?,
-        ValidateFormat::Text => write!(stdout, "{text}")?,
+        ValidateFormat::Json => outln!("{}", serde_json::to_string_pretty(&json)?),
+        ValidateFormat::Text => out!("{text}"),
     }
     Ok(if failed {
         exit::INVALID_INPUT

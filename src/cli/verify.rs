@@ -44,7 +44,7 @@ pub fn verify(args: &VerifyArgs, state: &std::path::Path) -> Result<u8, CliError
     let evidence = load(args, state)?;
     let trust = trusted.as_deref().map_or(Trust::Captured, Trust::Signers);
     let verdict = check(&evidence, trust);
-    print!("{}", render(&evidence, &verdict, trust));
+    out!("{}", render(&evidence, &verdict, trust));
     Ok(if verdict.holds() {
         super::exit::SUCCESS
     } else {

@@ -72,6 +72,8 @@ pub enum Code {
     RpoWithoutMeasure,
     /// Approvals without an `allowed_signers` file: approvers are who they type they are.
     UnauthenticatedApprovals,
+    /// `${params.*}` or `${steps.*}` pasted into the script of a `sh -c` shell step.
+    ReferenceInShellScript,
 }
 
 impl Code {
@@ -109,6 +111,7 @@ impl Code {
         Code::RtoWithoutRecoveredMarker,
         Code::RpoWithoutMeasure,
         Code::UnauthenticatedApprovals,
+        Code::ReferenceInShellScript,
     ];
 
     /// The stable text of the code, e.g. `DRC0003`.
@@ -146,6 +149,7 @@ impl Code {
             Code::RtoWithoutRecoveredMarker => "DRW0004",
             Code::RpoWithoutMeasure => "DRW0005",
             Code::UnauthenticatedApprovals => "DRW0006",
+            Code::ReferenceInShellScript => "DRW0007",
         }
     }
 

@@ -19,6 +19,7 @@ use super::exec::resolve;
 use super::machine::{Input, Machine};
 use super::run::{Advanced, Run};
 use super::secrets::Redactor;
+use crate::actions::processes::AttemptMark;
 use crate::actions::{
     Action, ExecContext, Outputs, PreviousRequest, Probe, Registry, Remember, Resolved, StepError,
 };
@@ -203,6 +204,12 @@ impl<'w> Driver<'w> {
                 step: spec.id.clone(),
                 attempt,
                 tx: self.previous_tx.clone(),
+            });
+            // What the attempt starts carries its mark: a later attempt finds it (SPEC §5.8.9).
+            ctx.processes.attempt = Some(AttemptMark {
+                run: self.run.id().to_string(),
+                step: spec.id.clone(),
+                attempt,
             });
         }
         let task = Task {

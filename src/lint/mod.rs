@@ -6,7 +6,7 @@ use petgraph::unionfind::UnionFind;
 use crate::actions::{Effect, Registry};
 use crate::dag::CompiledWorkflow;
 use crate::diagnostic::{Code, Diagnostic, Diagnostics};
-use crate::workflow::{RawWorkflow, format_duration};
+use crate::workflow::{Node, NodeKind, RawWorkflow, format_duration};
 
 /// Runs every lint on a compiled workflow. `raw` supplies the places to point at.
 pub fn lint(raw: &RawWorkflow, workflow: &CompiledWorkflow, registry: &Registry) -> Diagnostics {
@@ -15,7 +15,92 @@ pub fn lint(raw: &RawWorkflow, workflow: &CompiledWorkflow, registry: &Registry)
     disconnected(workflow, &mut diags);
     objectives(raw, workflow, &mut diags);
     unauthenticated_approvals(raw, workflow, &mut diags);
+    references_in_shell_scripts(raw, &mut diags);
     diags
+}
+
+/// The shells whose `-c` takes a script.
+const SHELLS: &[&str] = &["sh", "bash", "dash", "zsh", "ksh", "ash"];
+
+/// `${params.X}` or `${steps.X...}` written inside the script of `sh -c SCRIPT` is substituted
+/// into the script's text: a value holding a quote or `$(...)` becomes shell code. Through
+/// `env`, the shell reads it as data (SPEC §5.8.10).
+fn references_in_shell_scripts(raw: &RawWorkflow, diags: &mut Diagnostics) {
+    for step in &raw.steps {
+        let calls = std::iter::once((step.action.as_ref(), step.with.as_ref())).chain(
+            step.rollback
+                .iter()
+                .map(|r| (r.action.as_ref(), r.with.as_ref())),
+        );
+        for (action, with) in calls {
+            if action.is_none_or(|a| a.value != "shell") {
+                continue;
+            }
+            let Some(script) = with.and_then(|w| shell_script(&w.value)) else {
+                continue;
+            };
+            let NodeKind::String(text) = &script.kind else {
+                continue;
+            };
+            let Some(start) = ["${params.", "${steps."]
+                .into_iter()
+                .filter_map(|r| text.find(r))
+                .min()
+            else {
+                continue;
+            };
+            let reference = text[start..]
+                .find('}')
+                .map_or(&text[start..], |end| &text[start..=start + end]);
+            let id = step.id.as_ref().map_or("?", |i| i.value.as_str());
+            diags.push(
+                Diagnostic::new(
+                    Code::ReferenceInShellScript,
+                    format!(
+                        "step `{id}` pastes `{reference}` into a shell script: a value holding a quote, `;` or `$(...)` runs as shell code"
+                    ),
+                )
+                .at(script.span.clone(), "substituted into the script's text")
+                .help(format!("pass the value through the step's environment and quote the variable in the script: env = {{ VALUE = \"{reference}\" }} and \"$VALUE\" in the script")),
+            );
+        }
+    }
+}
+
+/// The script of an `argv` like `["sh", "-c", SCRIPT, ...]` (or `bash -o pipefail -euc
+/// SCRIPT`).
+fn shell_script(with: &crate::workflow::Table) -> Option<&Node> {
+    let NodeKind::Array(argv) = &with.get("argv")?.kind else {
+        return None;
+    };
+    let program = text(argv.first()?)?;
+    let name = program.rsplit('/').next().unwrap_or(program);
+    if !SHELLS.contains(&name) {
+        return None;
+    }
+    // Options up to the one holding `c`; the script follows it.
+    let mut rest = argv[1..].iter();
+    while let Some(arg) = rest.next() {
+        let flag = text(arg)?;
+        if flag == "-o" || flag == "+o" {
+            rest.next();
+            continue;
+        }
+        if !(flag.starts_with('-') || flag.starts_with('+')) || flag == "--" {
+            return None;
+        }
+        if flag.starts_with('-') && !flag.starts_with("--") && flag.contains('c') {
+            return rest.next();
+        }
+    }
+    None
+}
+
+fn text(node: &Node) -> Option<&str> {
+    match &node.kind {
+        NodeKind::String(s) => Some(s.as_str()),
+        _ => None,
+    }
 }
 
 /// Without an allowed-signers file an approver is whoever types the name (SPEC §5.9).

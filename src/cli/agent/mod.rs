@@ -15,7 +15,7 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError, Weak};
 use super::error::CliError;
 use super::follow::Taken;
 use super::load::{Loaded, Purpose};
-use super::resume::{prepare, resume_inputs, rollback_inputs};
+use super::resume::{prepare, resume_inputs, rollback_inputs, warn_still_running};
 use crate::control::{Response, Router, StartRequest, TakeUpHow};
 use crate::engine::{Input, Machine, NewRun, Run, StartError, SystemClock};
 use crate::store::Store;
@@ -363,14 +363,18 @@ impl crate::control::Agent for Agent {
 
     fn take_up(&self, run: &str, by: &str, how: TakeUpHow) -> Response {
         let by = by.to_string();
+        let id = run.to_string();
         let result = match how {
             TakeUpHow::Resume {
                 choices,
                 allow_changed,
             } => self.take_up_run(run, Purpose::Continue { allow_changed }, move |machine| {
+                // In the agent's log, as `resume` says it at its terminal.
+                warn_still_running(&id, machine);
                 resume_inputs(machine, &by, &choices)
             }),
             TakeUpHow::Rollback => self.take_up_run(run, Purpose::Undo, move |machine| {
+                warn_still_running(&id, machine);
                 rollback_inputs(machine, &by)
             }),
         };
