@@ -485,3 +485,107 @@ fn a_vote_must_name_a_place_in_this_runs_journal() {
     k.drctl(&["approve", "--signed", &k.path("shown.json")])
         .ok();
 }
+
+#[test]
+fn an_agent_signs_the_journals_of_the_runs_it_drives_with_its_own_key() {
+    let k = Keys::new();
+    keygen(k.dir.path(), "agent");
+    let (alice, bob, carol, agent) = (
+        public(&k, "alice"),
+        public(&k, "bob"),
+        public(&k, "carol"),
+        public(&k, "agent"),
+    );
+    rewrite(
+        &k,
+        &format!(
+            "alice {alice}\nbob {bob}\ncarol {carol}\nagent-1 namespaces=\"drctl-journal\" {agent}\n"
+        ),
+        &gated(r#"["bob", "carol"]"#, 1),
+    );
+    // An agent without a key does not drive a run whose journal must be signed.
+    let log = k.path("agent.log");
+    let serve = |args: &[&str]| {
+        let _ = std::fs::remove_file(&log);
+        let live = k.drctl.spawn_logged(args, Path::new(&log));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !std::fs::read_to_string(&log).is_ok_and(|t| t.contains("drives the runs")) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the agent did not serve"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        live
+    };
+    let file = k.file.display().to_string();
+    let start = || {
+        k.drctl(&[
+            "run",
+            &file,
+            "--as",
+            "alice",
+            "--key",
+            &k.key("alice"),
+            "--detach",
+        ])
+    };
+    let finish = |run: &str| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        // The agent accepted the run; its gate opens a moment later.
+        while k
+            .drctl(&[
+                "approve",
+                run,
+                "gate",
+                "--as",
+                "bob",
+                "--key",
+                &k.key("bob"),
+            ])
+            .code
+            != 0
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the gate never opened"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        loop {
+            let status = k.drctl(&["status", run, "--format", "json"]).json();
+            if status["status"] == "succeeded" {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{status}");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    };
+    // An agent without a key of its own drives a run it starts with the initiator's.
+    let mut keyless = serve(&["serve"]);
+    // Handed to an agent, --detach returns once the run is accepted.
+    let o = start().ok();
+    let run = o.run_id();
+    finish(&run);
+    let o = k.drctl(&["verify", &run]);
+    assert_eq!(o.code, 0, "{}", o.text());
+    assert!(
+        o.text().contains("alice signed the journal"),
+        "{}",
+        o.text()
+    );
+    keyless.kill();
+    // With its own key, the agent signs as itself.
+    let _agent = serve(&["serve", "--name", "agent-1", "--key", &k.key("agent")]);
+    // Handed to an agent, --detach returns once the run is accepted.
+    let o = start().ok();
+    let run = o.run_id();
+    finish(&run);
+    let o = k.drctl(&["verify", &run]);
+    assert_eq!(o.code, 0, "{}", o.text());
+    assert!(
+        o.text().contains("agent-1 signed the journal"),
+        "{}",
+        o.text()
+    );
+}
