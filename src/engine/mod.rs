@@ -22,14 +22,14 @@ mod session;
 mod trace;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use digest::{Scheme, digest};
+pub use digest::{Scheme, changed_steps, digest};
 pub use driver::{ControlRequest, Driver, Observer, TickObserver, Until};
 pub use effect::Effect;
 pub use error::EngineError;
 pub use event::{Decision, Event, Outputs};
 pub use exec::resolve;
 pub use gates::gates_kept;
-pub use machine::{Choice, Input, Machine, Refusal, StepState, Undo};
+pub use machine::{Choice, Input, Machine, Refusal, StepState, Undo, WorkflowChange};
 pub use pause::PauseReason;
 pub use recorder::Recorder;
 pub use run::{Advanced, Run, Starting};

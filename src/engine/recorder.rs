@@ -158,6 +158,8 @@ impl Recorder {
             }
         }
         run.status = machine.status();
+        // A changed workflow gives the run its new digest (the first is kept in its start).
+        run.digest.clone_from(&machine.digest);
         if run.status.is_final()
             || matches!(
                 run.status,

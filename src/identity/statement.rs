@@ -20,6 +20,9 @@ pub enum StatementKind {
     Reject,
     /// The start of a run, signed by the person who starts it.
     StartRun,
+    /// A resume with another version of the run's workflow (`resume
+    /// --allow-changed-workflow`), signed by the person who resumes: `digest` is the new one.
+    ChangeWorkflow,
 }
 
 /// A signed-for statement. Field order is part of the signed format: do not reorder.

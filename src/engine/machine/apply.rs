@@ -106,14 +106,23 @@ impl Machine<'_> {
                     by,
                     decision,
                     comment,
+                    digest,
                     ..
                 },
                 Some(i),
-            ) => {
+            ) if self.counts_for(digest) => {
                 self.steps[i]
                     .votes
                     .push((by.clone(), *decision, comment.clone()));
             }
+            (
+                Event::WorkflowChanged {
+                    to_digest,
+                    changed_steps,
+                    ..
+                },
+                _,
+            ) => self.fold_change(to_digest, changed_steps),
             (Event::RunPaused { reason }, _) => self.paused = Some(reason.clone()),
             (Event::RunResumed { .. }, _) => {
                 self.paused = None;

@@ -50,6 +50,11 @@ impl Machine<'_> {
                     "this is a signed run start, not a decision on an approval".into(),
                 ));
             }
+            StatementKind::ChangeWorkflow => {
+                return Err(Refusal(
+                    "this is a signed change of the workflow, not a decision on an approval".into(),
+                ));
+            }
         };
         if st.run_id != self.run_id {
             return Err(Refusal(format!(
