@@ -10,7 +10,7 @@ use super::load::{Purpose, load};
 use super::output::RunFormat;
 use super::state::{own, whoami};
 use crate::control::TakeUpHow;
-use crate::engine::{Choice, Input, Run, Until};
+use crate::engine::{Choice, Input, Run, Until, WorkflowChange};
 use crate::store::Store;
 
 /// Continue an interrupted, paused or cancelled run.
@@ -32,12 +32,17 @@ pub struct ResumeArgs {
     /// Skip the step before it and go on (refused on a rejected approval).
     #[arg(long, requires = "step", action = clap::ArgAction::Count)]
     pub skip: u8,
-    /// Resume even though the workflow file changed since the run started.
+    /// Resume even though the workflow file changed since the run started: the new version
+    /// is journaled (`workflow_changed`) and is what the run executes from here on.
     #[arg(long)]
     pub allow_changed_workflow: bool,
     /// Who resumes (default: $USER).
     #[arg(long = "as", value_name = "NAME")]
     pub by: Option<String>,
+    /// Sign a changed workflow with this SSH key (a private key file, or a public key whose
+    /// private half is in ssh-agent): required when the run has allowed signers.
+    #[arg(long, value_name = "PATH")]
+    pub key: Option<std::path::PathBuf>,
     /// Exit with code 3 as soon as only approvals remain.
     #[arg(long)]
     pub detach: bool,
@@ -137,18 +142,35 @@ pub fn resume(
     let choices = choices(args, matches)?;
     let by = whoami(args.by.as_ref());
     let allow_changed = args.allow_changed_workflow;
+    // An agent runs elsewhere: the key's path is given whole.
+    let key = args
+        .key
+        .as_deref()
+        .map(|p| {
+            std::path::absolute(p)
+                .map_err(|e| CliError::invalid(format!("cannot resolve {}: {e}", p.display())))
+        })
+        .transpose()?;
     if let Some(agent) = super::state::agent(state) {
         let how = TakeUpHow::Resume {
             choices,
             allow_changed,
+            key: key.map(|k| k.display().to_string()),
         };
         return hand_over(agent, &args.run, &by, how, args.format);
     }
-    take_up(
-        state,
+    let store = own(state)?;
+    let loaded = prepare(
+        store.as_ref(),
         &args.run,
-        &by,
         Purpose::Continue { allow_changed },
+    )?;
+    let change = signed_change(&loaded, &by, key.as_deref())?;
+    take_up_loaded(
+        store,
+        state,
+        &loaded,
+        &by,
         (
             args.format,
             if args.detach {
@@ -157,19 +179,60 @@ pub fn resume(
                 Until::Done
             },
         ),
-        |machine| resume_inputs(machine, &by, &choices),
+        |machine| resume_inputs(machine, &by, &choices, change),
     )
 }
 
+/// The changed workflow `loaded` found, signed by `by` with `key` when one is given (the
+/// state machine requires it when the run has allowed signers, and checks it).
+pub(super) fn signed_change(
+    loaded: &super::load::Loaded,
+    by: &str,
+    key: Option<&std::path::Path>,
+) -> Result<Option<WorkflowChange>, CliError> {
+    use crate::identity::{Statement, StatementKind, format_time, sign};
+    let Some(mut change) = loaded.change.clone() else {
+        return Ok(None);
+    };
+    if let Some(key) = key {
+        let statement = Statement {
+            kind: StatementKind::ChangeWorkflow,
+            run_id: loaded.run.run_id.clone(),
+            step: None,
+            round: None,
+            name: by.to_string(),
+            comment: None,
+            digest: change.to_digest.clone(),
+            at: format_time(chrono::Utc::now()),
+        };
+        let signed = sign(statement, key).map_err(|e| {
+            CliError::invalid(format!("the changed workflow could not be signed: {e}"))
+        })?;
+        change.signature = Some(
+            serde_json::to_value(&signed)
+                .map_err(|e| CliError::internal(format!("a signed change: {e}")))?,
+        );
+    }
+    Ok(Some(change))
+}
+
 /// What a resume by `by` feeds a loaded run: its interrupted attempts marked, the operator's
-/// decisions when there is something to decide, then the unknown steps decided.
+/// decisions when there is something to decide (with the changed workflow, when there is
+/// one: journaled in the same commit), then the unknown steps decided.
 pub(super) fn resume_inputs(
     machine: &crate::engine::Machine<'_>,
     by: &str,
     choices: &[(String, Choice)],
+    change: Option<WorkflowChange>,
 ) -> Vec<Input> {
     let mut inputs = vec![Input::Interrupted];
-    if machine.paused.is_some() || machine.cancelled || !choices.is_empty() {
+    if let Some(change) = change {
+        inputs.push(Input::ResumeChanged {
+            by: by.to_string(),
+            choices: choices.to_vec(),
+            change: Box::new(change),
+        });
+    } else if machine.paused.is_some() || machine.cancelled || !choices.is_empty() {
         inputs.push(Input::Resume {
             by: by.to_string(),
             choices: choices.to_vec(),
@@ -290,6 +353,19 @@ pub(super) fn take_up_on(
     inputs: impl FnOnce(&crate::engine::Machine<'_>) -> Vec<Input>,
 ) -> Result<u8, CliError> {
     let loaded = prepare(store.as_ref(), run_id, purpose)?;
+    take_up_loaded(store, state, &loaded, operator, (format, until), inputs)
+}
+
+/// As [`take_up_on`], for a run already prepared.
+fn take_up_loaded(
+    store: Arc<dyn Store>,
+    state: &std::path::Path,
+    loaded: &super::load::Loaded,
+    operator: &str,
+    (format, until): (RunFormat, Until),
+    inputs: impl FnOnce(&crate::engine::Machine<'_>) -> Vec<Input>,
+) -> Result<u8, CliError> {
+    let run_id = loaded.run.run_id.clone();
     let dyn_store = store;
     let run = Run::load_record(dyn_store.clone(), loaded.run.clone(), &loaded.workflow)?;
     let first = inputs(&run.machine);
