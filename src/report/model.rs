@@ -145,6 +145,19 @@ pub struct Report {
     pub not_undone: Vec<String>,
     /// Whether the journal's hash chain is intact.
     pub journal_intact: bool,
+    /// Every version of the run's workflow, the one it started with first, when it was
+    /// changed on resume (SPEC §5.8.7); absent when the run kept the workflow it started with.
+    #[serde(default, skip_serializing_if = "one_version")]
+    pub versions: Vec<crate::stored::WorkflowVersion>,
+}
+
+/// Whether a run kept the workflow it started with.
+#[allow(
+    clippy::ptr_arg,
+    reason = "serde's skip_serializing_if passes the field"
+)]
+fn one_version(versions: &Vec<crate::stored::WorkflowVersion>) -> bool {
+    versions.len() <= 1
 }
 
 /// Why a report could not be built.
@@ -217,7 +230,8 @@ pub fn build_with(
         .into_iter()
         .map(|r| (r.step.clone(), r))
         .collect();
-    let workflow = match store.source(run_id)? {
+    // The workflow the run executes: the one it started with, or its last changed one.
+    let workflow = match crate::stored::changed_source(&journal).or(store.source(run_id)?) {
         Some(source) => compiled.get(&run, source)?,
         None => None,
     };
@@ -395,6 +409,7 @@ pub fn build_with(
         rollbacks,
         not_undone,
         journal_intact: crate::store::verify_chain(&journal).is_ok(),
+        versions: crate::stored::versions(run_id, &journal)?,
     })
 }
 
