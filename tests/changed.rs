@@ -1,0 +1,299 @@
+//! A changed workflow is a new plan, not a way around one (SPEC §5.8.7), end to end with the
+//! real binary and real keys made by `ssh-keygen`: `resume --allow-changed-workflow` is
+//! journaled as a signed `workflow_changed`; a step it changed does not run while a gate
+//! stands rejected; votes cast before the change do not count after it; and the run goes on
+//! with the version that was approved, wherever its file is. A ledger outside the process
+//! proves what ran.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::harness::root;
+use crate::support::{Drctl, Out};
+
+fn keygen(dir: &Path, name: &str) {
+    let status = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
+        .arg(dir.join(name))
+        .status()
+        .expect("ssh-keygen runs (install openssh-client)");
+    assert!(status.success());
+}
+
+/// A workflow guarded by a signed gate; its steps append to a ledger.
+struct Scene {
+    dir: tempfile::TempDir,
+    drctl: Drctl,
+    file: PathBuf,
+    ledger: PathBuf,
+}
+
+/// A step that appends `line` to the ledger.
+fn appends(id: &str, line: &str, needs: &str) -> String {
+    format!(
+        "\n[[steps]]\nid = \"{id}\"\naction = \"shell\"\n{needs}with = {{ argv = [\"sh\", \"-c\", \"echo {line} >> \\\"$0\\\"\", \"LEDGER\"] }}\n"
+    )
+}
+
+impl Scene {
+    /// alice, bob and carol with keys; `steps` follow the gate (quorum `quorum`).
+    fn new(quorum: u32, steps: &str) -> Scene {
+        let dir = tempfile::tempdir().unwrap();
+        let mut signers = String::new();
+        for name in ["alice", "bob", "carol"] {
+            keygen(dir.path(), name);
+            let public = std::fs::read_to_string(dir.path().join(format!("{name}.pub"))).unwrap();
+            let key: Vec<&str> = public.split_whitespace().take(2).collect();
+            signers.push_str(&format!("{name} {}\n", key.join(" ")));
+        }
+        std::fs::write(dir.path().join("approvers.allowed_signers"), signers).unwrap();
+        let scene = Scene {
+            drctl: Drctl::new(dir.path().join("state"))
+                .current_dir(root())
+                .env("USER", "alice")
+                .env_remove("SSH_AUTH_SOCK"),
+            file: dir.path().join("failover.toml"),
+            ledger: dir.path().join("ledger"),
+            dir,
+        };
+        scene.write(&format!(
+            "[workflow]\nname = \"changed\"\nkind = \"failover\"\nallowed_signers = \"approvers.allowed_signers\"\n\n[[steps]]\nid = \"gate\"\naction = \"approval\"\nwith = {{ approvers = [\"alice\", \"bob\", \"carol\"], quorum = {quorum}, timeout = \"1h\" }}\n{steps}"
+        ));
+        scene
+    }
+
+    fn write(&self, text: &str) {
+        let text = text.replace("LEDGER", &self.ledger.display().to_string());
+        std::fs::write(&self.file, text).unwrap();
+    }
+
+    fn key(&self, name: &str) -> String {
+        self.dir.path().join(name).display().to_string()
+    }
+
+    fn drctl(&self, args: &[&str]) -> Out {
+        self.drctl.run(args)
+    }
+
+    fn start(&self) -> String {
+        let file = self.file.display().to_string();
+        let o = self.drctl(&[
+            "run",
+            &file,
+            "--as",
+            "alice",
+            "--key",
+            &self.key("alice"),
+            "--detach",
+        ]);
+        assert!(matches!(o.code, 3 | 4), "{}", o.text());
+        o.run_id()
+    }
+
+    fn decide(&self, verb: &str, run: &str, name: &str) -> Out {
+        self.drctl(&[
+            verb,
+            run,
+            "gate",
+            "--as",
+            name,
+            "--key",
+            &self.key(name),
+            "--comment",
+            "decided",
+        ])
+    }
+
+    fn ledger(&self) -> String {
+        std::fs::read_to_string(&self.ledger).unwrap_or_default()
+    }
+
+    fn status(&self, run: &str) -> Value {
+        self.drctl(&["status", run, "--format", "json"]).json()
+    }
+
+    fn step_status(&self, run: &str, id: &str) -> String {
+        let status = self.status(run);
+        status["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["id"] == id)
+            .map(|s| s["status"].as_str().unwrap().to_string())
+            .unwrap()
+    }
+}
+
+#[test]
+#[allow(clippy::too_many_lines, reason = "one scenario, every attempt in turn")]
+fn guarantee_a_rejected_gate_is_not_bypassed_by_rewriting_a_step_beside_it() {
+    // `check` does not wait for the gate; it fails, and the run pauses.
+    let s = Scene::new(
+        1,
+        &format!(
+            "{}\n[[steps]]\nid = \"check\"\naction = \"shell\"\nwith = {{ argv = [\"sh\", \"-c\", \"exit 1\"] }}\n",
+            appends("promote", "promote", "needs = [\"gate\"]\n")
+        ),
+    );
+    let run = s.start();
+    s.decide("reject", &run, "carol").ok();
+    assert_eq!(s.step_status(&run, "gate"), "failed");
+    assert_eq!(s.step_status(&run, "check"), "failed");
+    let first = s.status(&run)["digest"].as_str().unwrap().to_string();
+
+    // `check` rewritten to do what the gated step does.
+    let original = std::fs::read_to_string(&s.file).unwrap();
+    s.write(&original.replace(
+        "[\"sh\", \"-c\", \"exit 1\"]",
+        "[\"sh\", \"-c\", \"echo promote >> \\\"$0\\\"\", \"LEDGER\"]",
+    ));
+    let key = s.key("alice");
+    s.drctl(&[
+        "resume",
+        &run,
+        "--allow-changed-workflow",
+        "--step",
+        "check",
+        "--retry",
+        "--as",
+        "alice",
+        "--key",
+        &key,
+    ])
+    .refused(
+        "the approval `gate` stands rejected",
+        "a retry of the rewritten step",
+    );
+    assert_eq!(
+        s.ledger(),
+        "",
+        "the rewritten step ran past a rejected gate"
+    );
+    // Unsigned, the change is refused too; nothing of either is recorded.
+    s.drctl(&["resume", &run, "--allow-changed-workflow", "--as", "alice"])
+        .refused("--key", "an unsigned change");
+    let status = s.status(&run);
+    assert_eq!(status["versions"].as_array().unwrap().len(), 1, "{status}");
+    assert_eq!(status["digest"], first.as_str());
+
+    // Signed and without a retry, the change is recorded: who, the digests, the changed step.
+    let o = s.drctl(&[
+        "resume",
+        &run,
+        "--allow-changed-workflow",
+        "--as",
+        "alice",
+        "--key",
+        &key,
+        "--detach",
+    ]);
+    assert_eq!(o.code, 4, "the run stays paused: {}", o.text());
+    let status = s.status(&run);
+    let versions = status["versions"].as_array().unwrap();
+    assert_eq!(versions.len(), 2, "{status}");
+    assert_eq!(versions[0]["digest"], first.as_str());
+    assert_eq!(versions[1]["digest"], status["digest"]);
+    assert_ne!(status["digest"], first.as_str());
+    assert_eq!(versions[1]["by"], "alice");
+    assert_eq!(versions[1]["signed"], true);
+    assert_eq!(versions[1]["changed_steps"], serde_json::json!(["check"]));
+    let text = s.drctl(&["status", &run]).text();
+    assert!(text.contains("changed steps: check"), "{text}");
+    let report = s.drctl(&["report", &run, "--format", "json"]).json();
+    assert_eq!(report["versions"], status["versions"], "{report}");
+
+    // The evidence carries the change, its new source and its signature.
+    let evidence = s.dir.path().join("evidence.json");
+    s.drctl(&[
+        "report",
+        &run,
+        "--format",
+        "evidence",
+        "-o",
+        &evidence.display().to_string(),
+    ])
+    .ok();
+    let evidence: Value =
+        serde_json::from_str(&std::fs::read_to_string(&evidence).unwrap()).unwrap();
+    let changed: Vec<&Value> = evidence["journal"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["event"])
+        .filter(|e| e["type"] == "workflow_changed")
+        .collect();
+    assert_eq!(changed.len(), 1, "{evidence}");
+    assert_eq!(changed[0]["from_digest"], first.as_str());
+    assert_eq!(changed[0]["to_digest"], status["digest"]);
+    assert!(
+        changed[0]["source"]
+            .as_str()
+            .unwrap()
+            .contains("echo promote"),
+        "{}",
+        changed[0]
+    );
+    assert_eq!(
+        changed[0]["signature"]["statement"]["kind"],
+        "change_workflow"
+    );
+
+    // Recorded, the change is no way around the gate either.
+    s.drctl(&[
+        "resume", &run, "--step", "check", "--retry", "--as", "alice",
+    ])
+    .refused("stands rejected", "a later retry of the changed step");
+    assert_eq!(s.ledger(), "", "the changed step ran past a rejected gate");
+}
+
+#[test]
+fn guarantee_votes_cast_before_a_change_do_not_count_after_it() {
+    let s = Scene::new(2, &appends("promote", "promote-v1", "needs = [\"gate\"]\n"));
+    let run = s.start();
+    s.decide("approve", &run, "bob").ok();
+    let o = s.drctl(&["resume", &run, "--detach"]);
+    assert_eq!(o.code, 3, "one approval of two: {}", o.text());
+
+    // The gated step is edited (it still waits for the gate).
+    let original = std::fs::read_to_string(&s.file).unwrap();
+    std::fs::write(&s.file, original.replace("promote-v1", "promote-v2")).unwrap();
+    let key = s.key("alice");
+    let o = s.drctl(&[
+        "resume",
+        &run,
+        "--allow-changed-workflow",
+        "--as",
+        "alice",
+        "--key",
+        &key,
+        "--detach",
+    ]);
+    assert_eq!(o.code, 3, "{}", o.text());
+    let status = s.status(&run);
+    let gate = &status["steps"][0];
+    assert!(gate["votes"].as_array().is_none_or(Vec::is_empty), "{gate}");
+
+    // carol's vote and bob's from before the change are not a quorum.
+    s.decide("approve", &run, "carol").ok();
+    let o = s.drctl(&["resume", &run, "--detach"]);
+    assert_eq!(o.code, 3, "bob's old vote still counted: {}", o.text());
+    assert_eq!(s.ledger(), "");
+
+    // bob is asked again. The file is gone: the run goes on with the version approved, the
+    // one its journal holds, not the one it started with.
+    s.decide("approve", &run, "bob").ok();
+    std::fs::remove_file(&s.file).unwrap();
+    let o = s.drctl(&["resume", &run]);
+    assert_eq!(o.code, 0, "{}", o.text());
+    assert_eq!(s.ledger(), "promote-v2\n");
+    let report = s.drctl(&["report", &run, "--format", "json"]).json();
+    let approvals: Vec<&str> = report["approvals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["by"].as_str().unwrap())
+        .collect();
+    assert_eq!(approvals, ["bob", "carol", "bob"], "{report}");
+}
