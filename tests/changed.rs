@@ -22,12 +22,13 @@ fn keygen(dir: &Path, name: &str) {
     assert!(status.success());
 }
 
-/// A workflow guarded by a signed gate; its steps append to a ledger.
+/// A workflow guarded by a gate, signed or not; its steps append to a ledger.
 struct Scene {
     dir: tempfile::TempDir,
     drctl: Drctl,
     file: PathBuf,
     ledger: PathBuf,
+    signed: bool,
 }
 
 /// A step that appends `line` to the ledger.
@@ -38,8 +39,9 @@ fn appends(id: &str, line: &str, needs: &str) -> String {
 }
 
 impl Scene {
-    /// alice, bob and carol with keys; `steps` follow the gate (quorum `quorum`).
-    fn new(quorum: u32, steps: &str) -> Scene {
+    /// alice, bob and carol with keys (named in the workflow's allowed signers when
+    /// `signed`); `steps` follow the gate (quorum `quorum`).
+    fn new(signed: bool, quorum: u32, steps: &str) -> Scene {
         let dir = tempfile::tempdir().unwrap();
         let mut signers = String::new();
         for name in ["alice", "bob", "carol"] {
@@ -57,9 +59,15 @@ impl Scene {
             file: dir.path().join("failover.toml"),
             ledger: dir.path().join("ledger"),
             dir,
+            signed,
+        };
+        let signers = if signed {
+            "allowed_signers = \"approvers.allowed_signers\"\n"
+        } else {
+            ""
         };
         scene.write(&format!(
-            "[workflow]\nname = \"changed\"\nkind = \"failover\"\nallowed_signers = \"approvers.allowed_signers\"\n\n[[steps]]\nid = \"gate\"\naction = \"approval\"\nwith = {{ approvers = [\"alice\", \"bob\", \"carol\"], quorum = {quorum}, timeout = \"1h\" }}\n{steps}"
+            "[workflow]\nname = \"changed\"\nkind = \"failover\"\n{signers}\n[[steps]]\nid = \"gate\"\naction = \"approval\"\nwith = {{ approvers = [\"alice\", \"bob\", \"carol\"], quorum = {quorum}, timeout = \"1h\" }}\n{steps}"
         ));
         scene
     }
@@ -77,33 +85,26 @@ impl Scene {
         self.drctl.run(args)
     }
 
+    /// `args`, with `--key` of `name` when the scene is signed.
+    fn as_(&self, args: &[&str], name: &str) -> Out {
+        let key = self.key(name);
+        let mut args = args.to_vec();
+        args.extend(["--as", name]);
+        if self.signed {
+            args.extend(["--key", &key]);
+        }
+        self.drctl(&args)
+    }
+
     fn start(&self) -> String {
         let file = self.file.display().to_string();
-        let o = self.drctl(&[
-            "run",
-            &file,
-            "--as",
-            "alice",
-            "--key",
-            &self.key("alice"),
-            "--detach",
-        ]);
+        let o = self.as_(&["run", &file, "--detach"], "alice");
         assert!(matches!(o.code, 3 | 4), "{}", o.text());
         o.run_id()
     }
 
     fn decide(&self, verb: &str, run: &str, name: &str) -> Out {
-        self.drctl(&[
-            verb,
-            run,
-            "gate",
-            "--as",
-            name,
-            "--key",
-            &self.key(name),
-            "--comment",
-            "decided",
-        ])
+        self.as_(&[verb, run, "gate", "--comment", "decided"], name)
     }
 
     fn ledger(&self) -> String {
@@ -131,6 +132,7 @@ impl Scene {
 fn guarantee_a_rejected_gate_is_not_bypassed_by_rewriting_a_step_beside_it() {
     // `check` does not wait for the gate; it fails, and the run pauses.
     let s = Scene::new(
+        true,
         1,
         &format!(
             "{}\n[[steps]]\nid = \"check\"\naction = \"shell\"\nwith = {{ argv = [\"sh\", \"-c\", \"exit 1\"] }}\n",
@@ -150,19 +152,26 @@ fn guarantee_a_rejected_gate_is_not_bypassed_by_rewriting_a_step_beside_it() {
         "[\"sh\", \"-c\", \"echo promote >> \\\"$0\\\"\", \"LEDGER\"]",
     ));
     let key = s.key("alice");
-    s.drctl(&[
+    let retry = [
         "resume",
         &run,
         "--allow-changed-workflow",
         "--step",
         "check",
         "--retry",
-        "--as",
-        "alice",
-        "--key",
-        &key,
-    ])
-    .refused(
+    ];
+    // Unsigned, the change is refused: nothing runs, nothing is recorded.
+    let o = s.drctl(&[&retry[..], &["--as", "alice"]].concat());
+    assert_eq!(
+        s.ledger(),
+        "",
+        "the rewritten step ran past a rejected gate"
+    );
+    o.refused("--key", "an unsigned change");
+    s.drctl(&["resume", &run, "--allow-changed-workflow", "--as", "alice"])
+        .refused("--key", "an unsigned change");
+    // Signed, the retry of the rewritten step is refused.
+    s.as_(&retry, "alice").refused(
         "the approval `gate` stands rejected",
         "a retry of the rewritten step",
     );
@@ -171,9 +180,6 @@ fn guarantee_a_rejected_gate_is_not_bypassed_by_rewriting_a_step_beside_it() {
         "",
         "the rewritten step ran past a rejected gate"
     );
-    // Unsigned, the change is refused too; nothing of either is recorded.
-    s.drctl(&["resume", &run, "--allow-changed-workflow", "--as", "alice"])
-        .refused("--key", "an unsigned change");
     let status = s.status(&run);
     assert_eq!(status["versions"].as_array().unwrap().len(), 1, "{status}");
     assert_eq!(status["digest"], first.as_str());
@@ -250,7 +256,11 @@ fn guarantee_a_rejected_gate_is_not_bypassed_by_rewriting_a_step_beside_it() {
 
 #[test]
 fn guarantee_votes_cast_before_a_change_do_not_count_after_it() {
-    let s = Scene::new(2, &appends("promote", "promote-v1", "needs = [\"gate\"]\n"));
+    let s = Scene::new(
+        true,
+        2,
+        &appends("promote", "promote-v1", "needs = [\"gate\"]\n"),
+    );
     let run = s.start();
     s.decide("approve", &run, "bob").ok();
     let o = s.drctl(&["resume", &run, "--detach"]);
@@ -296,4 +306,78 @@ fn guarantee_votes_cast_before_a_change_do_not_count_after_it() {
         .map(|a| a["by"].as_str().unwrap())
         .collect();
     assert_eq!(approvals, ["bob", "carol", "bob"], "{report}");
+}
+
+#[test]
+fn guarantee_without_signers_a_changed_step_still_waits_for_a_rejected_gate() {
+    let s = Scene::new(
+        false,
+        2,
+        &format!(
+            "{}\n[[steps]]\nid = \"check\"\naction = \"shell\"\nwith = {{ argv = [\"sh\", \"-c\", \"exit 1\"] }}\n",
+            appends("promote", "promote", "needs = [\"gate\"]\n")
+        ),
+    );
+    let run = s.start();
+    s.decide("reject", &run, "carol").ok();
+    let original = std::fs::read_to_string(&s.file).unwrap();
+    s.write(&original.replace(
+        "[\"sh\", \"-c\", \"exit 1\"]",
+        "[\"sh\", \"-c\", \"echo promote >> \\\"$0\\\"\", \"LEDGER\"]",
+    ));
+    let o = s.as_(
+        &[
+            "resume",
+            &run,
+            "--allow-changed-workflow",
+            "--step",
+            "check",
+            "--retry",
+        ],
+        "alice",
+    );
+    assert_eq!(
+        s.ledger(),
+        "",
+        "the rewritten step ran past a rejected gate"
+    );
+    o.refused("stands rejected", "a retry of the rewritten step");
+    let status = s.status(&run);
+    assert_eq!(status["versions"].as_array().unwrap().len(), 1, "{status}");
+}
+
+#[test]
+fn guarantee_without_signers_votes_before_a_change_do_not_count_after_it() {
+    let s = Scene::new(
+        false,
+        2,
+        &appends("promote", "promote-v1", "needs = [\"gate\"]\n"),
+    );
+    let run = s.start();
+    s.decide("approve", &run, "bob").ok();
+    let original = std::fs::read_to_string(&s.file).unwrap();
+    std::fs::write(&s.file, original.replace("promote-v1", "promote-v2")).unwrap();
+    let o = s.as_(
+        &["resume", &run, "--allow-changed-workflow", "--detach"],
+        "alice",
+    );
+    assert_eq!(o.code, 3, "{}", o.text());
+    s.decide("approve", &run, "carol").ok();
+    assert_eq!(
+        s.step_status(&run, "gate"),
+        "awaiting_approval",
+        "the gate passed on a vote cast before the change"
+    );
+    let o = s.drctl(&["resume", &run, "--detach"]);
+    assert_eq!(o.code, 3, "bob's old vote still counted: {}", o.text());
+    assert_eq!(s.ledger(), "");
+    let status = s.status(&run);
+    let versions = status["versions"].as_array().unwrap();
+    assert_eq!(versions.len(), 2, "{status}");
+    assert_eq!(versions[1]["signed"], false);
+    assert_eq!(versions[1]["changed_steps"], serde_json::json!(["promote"]));
+    s.decide("approve", &run, "bob").ok();
+    let o = s.drctl(&["resume", &run]);
+    assert_eq!(o.code, 0, "{}", o.text());
+    assert_eq!(s.ledger(), "promote-v2\n");
 }
