@@ -381,3 +381,41 @@ fn guarantee_without_signers_votes_before_a_change_do_not_count_after_it() {
     assert_eq!(o.code, 0, "{}", o.text());
     assert_eq!(s.ledger(), "promote-v2\n");
 }
+
+#[test]
+fn guarantee_an_agent_signs_and_drives_the_changed_version() {
+    let s = Scene::new(
+        true,
+        1,
+        &appends("promote", "promote-v1", "needs = [\"gate\"]\n"),
+    );
+    let run = s.start();
+    s.decide("approve", &run, "bob").ok();
+    assert_eq!(s.step_status(&run, "gate"), "succeeded");
+    let original = std::fs::read_to_string(&s.file).unwrap();
+    std::fs::write(&s.file, original.replace("promote-v1", "promote-v2")).unwrap();
+
+    let log = s.dir.path().join("agent.log");
+    let _agent = s.drctl.spawn_logged(&["serve"], &log);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !std::fs::read_to_string(&log).is_ok_and(|t| t.contains("drives the runs")) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the agent did not serve"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // Through the agent, an unsigned change is refused as in the foreground.
+    s.drctl(&["resume", &run, "--allow-changed-workflow", "--as", "alice"])
+        .refused("--key", "an unsigned change through the agent");
+    assert_eq!(s.ledger(), "");
+    // Signed with the resumer's key, the agent records the change and runs the new version.
+    s.as_(&["resume", &run, "--allow-changed-workflow"], "alice")
+        .ok();
+    assert_eq!(s.ledger(), "promote-v2\n");
+    let status = s.status(&run);
+    let versions = status["versions"].as_array().unwrap();
+    assert_eq!(versions.len(), 2, "{status}");
+    assert_eq!(versions[1]["signed"], true);
+    assert_eq!(versions[1]["by"], "alice");
+}
