@@ -105,6 +105,16 @@ pub struct WorkflowVersion {
     pub signed: bool,
 }
 
+/// Whether a run kept the workflow it started with (for `skip_serializing_if`: a run's
+/// status and report list its versions only when it has more than one).
+#[allow(
+    clippy::ptr_arg,
+    reason = "serde's skip_serializing_if passes the field"
+)]
+pub fn unchanged(versions: &Vec<WorkflowVersion>) -> bool {
+    versions.len() <= 1
+}
+
 /// Every version of run `run_id`'s workflow, from its journal, oldest first.
 pub fn versions(
     run_id: &str,

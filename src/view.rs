@@ -135,7 +135,9 @@ pub struct StatusView {
     pub finished_at: Option<String>,
     /// Its digest (its workflow's last version's, when it was changed).
     pub digest: String,
-    /// Every version of its workflow, the one it started with first (SPEC §5.8.7).
+    /// Every version of its workflow, the one it started with first, when it was changed on
+    /// resume (SPEC §5.8.7); absent when the run kept the workflow it started with.
+    #[serde(skip_serializing_if = "crate::stored::unchanged")]
     pub versions: Vec<crate::stored::WorkflowVersion>,
     /// Why it waits for an operator, in words with the commands that go on.
     pub paused_reason: Option<String>,

@@ -147,17 +147,8 @@ pub struct Report {
     pub journal_intact: bool,
     /// Every version of the run's workflow, the one it started with first, when it was
     /// changed on resume (SPEC §5.8.7); absent when the run kept the workflow it started with.
-    #[serde(default, skip_serializing_if = "one_version")]
+    #[serde(default, skip_serializing_if = "crate::stored::unchanged")]
     pub versions: Vec<crate::stored::WorkflowVersion>,
-}
-
-/// Whether a run kept the workflow it started with.
-#[allow(
-    clippy::ptr_arg,
-    reason = "serde's skip_serializing_if passes the field"
-)]
-fn one_version(versions: &Vec<crate::stored::WorkflowVersion>) -> bool {
-    versions.len() <= 1
 }
 
 /// Why a report could not be built.
