@@ -369,6 +369,16 @@ fn take_up_loaded(
     let dyn_store = store;
     let run = Run::load_record(dyn_store.clone(), loaded.run.clone(), &loaded.workflow)?;
     let first = inputs(&run.machine);
+    // A refused decision (a changed step while a gate stands rejected, an unsigned change)
+    // is refused before anything of the resume is recorded.
+    let mut trial = run.machine.clone();
+    let now = chrono::Utc::now();
+    if let Some(refusal) = first
+        .iter()
+        .find_map(|input| trial.advance(input.clone(), now).err())
+    {
+        return Err(CliError::invalid(refusal.to_string()));
+    }
     if format == RunFormat::Text {
         println!(
             "run {run_id} taken up: {} ({})",
