@@ -422,3 +422,63 @@ fn guarantee_an_agent_signs_and_drives_the_changed_version() {
     assert_eq!(versions[1]["signed"], true);
     assert_eq!(versions[1]["by"], "alice");
 }
+
+/// Waits until `done`, for at most `seconds`.
+#[track_caller]
+fn wait_for(seconds: u64, what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn guarantee_an_agent_taking_over_a_changed_run_drives_the_changed_version() {
+    let s = Scene::new(
+        false,
+        1,
+        &format!(
+            "{}\n[[steps]]\nid = \"hold\"\naction = \"wait\"\nneeds = [\"one\"]\nwith = {{ duration = \"2s\" }}\n{}",
+            appends("one", "one-v1", "needs = [\"gate\"]\n"),
+            appends("two", "two-v1", "needs = [\"hold\"]\n"),
+        ),
+    );
+    let run = s.start();
+    let original = std::fs::read_to_string(&s.file).unwrap();
+    std::fs::write(&s.file, original.replace("-v1", "-v2")).unwrap();
+    let serve = |name: &str| {
+        let log = s.dir.path().join(format!("{name}.log"));
+        let agent = s.drctl.spawn_logged(&["serve"], &log);
+        wait_for(10, "the agent to serve", || {
+            std::fs::read_to_string(&log).is_ok_and(|t| t.contains("drives the runs"))
+        });
+        agent
+    };
+    s.decide("approve", &run, "bob").ok();
+    let mut first = serve("agent-a");
+    let _follower = s
+        .drctl
+        .spawn(&["resume", &run, "--allow-changed-workflow", "--as", "alice"]);
+    wait_for(10, "step one recorded", || {
+        s.step_status(&run, "one") == "succeeded"
+    });
+    // The agent dies; the file goes back to what the run started with. The next agent
+    // drives what the run was changed to, from its journal.
+    first.kill();
+    std::fs::write(&s.file, &original).unwrap();
+    let _next = serve("agent-b");
+    wait_for(20, "the run to end", || {
+        s.status(&run)["status"] == "succeeded"
+    });
+    assert_eq!(s.ledger(), "one-v2\ntwo-v2\n");
+    let status = s.status(&run);
+    assert_eq!(
+        status["versions"].as_array().map(Vec::len),
+        Some(2),
+        "{status}"
+    );
+}
