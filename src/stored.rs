@@ -120,18 +120,23 @@ pub fn versions(
     run_id: &str,
     journal: &[JournalEntry],
 ) -> Result<Vec<WorkflowVersion>, StoreError> {
-    let mut versions = Vec::new();
-    for recorded in crate::engine::events(run_id, journal)? {
-        match recorded.event {
+    Ok(versions_of(&crate::engine::events(run_id, journal)?))
+}
+
+/// Every version of a run's workflow, from its journal already decoded, oldest first.
+pub fn versions_of(events: &[crate::engine::Recorded]) -> Vec<WorkflowVersion> {
+    events
+        .iter()
+        .filter_map(|recorded| match &recorded.event {
             Event::RunStarted {
                 initiator,
                 digest,
                 signature,
                 ..
-            } => versions.push(WorkflowVersion {
-                digest,
-                at: recorded.at,
-                by: initiator,
+            } => Some(WorkflowVersion {
+                digest: digest.clone(),
+                at: recorded.at.clone(),
+                by: initiator.clone(),
                 changed_steps: Vec::new(),
                 signed: signature.is_some(),
             }),
@@ -141,17 +146,16 @@ pub fn versions(
                 by,
                 signature,
                 ..
-            } => versions.push(WorkflowVersion {
-                digest: to_digest,
-                at: recorded.at,
-                by,
-                changed_steps,
+            } => Some(WorkflowVersion {
+                digest: to_digest.clone(),
+                at: recorded.at.clone(),
+                by: by.clone(),
+                changed_steps: changed_steps.clone(),
                 signed: signature.is_some(),
             }),
-            _ => {}
-        }
-    }
-    Ok(versions)
+            _ => None,
+        })
+        .collect()
 }
 
 /// The workflow run `run` executes, and its text: the text it started with (or the one of

@@ -233,7 +233,9 @@ pub fn build_with(
     let mut rollbacks = Vec::new();
     let mut not_undone = Vec::new();
     let (mut at_risk, mut breached, mut finished_ok) = (None, None, None);
-    for Recorded { at, event, .. } in crate::engine::events(run_id, &journal)? {
+    let recorded = crate::engine::events(run_id, &journal)?;
+    let versions = crate::stored::versions_of(&recorded);
+    for Recorded { at, event, .. } in recorded {
         match event {
             Event::StepStarted { step, .. } => {
                 first_start.entry(step).or_insert(at);
@@ -400,7 +402,7 @@ pub fn build_with(
         rollbacks,
         not_undone,
         journal_intact: crate::store::verify_chain(&journal).is_ok(),
-        versions: crate::stored::versions(run_id, &journal)?,
+        versions,
     })
 }
 
