@@ -1,5 +1,6 @@
-//! A stored run's workflow, read back: the text the run started with, compiled with the
-//! run's `--param` overrides and the allowed signers it captured. The one place the read
+//! A stored run's workflow, read back: the text the run started with (or, once its workflow
+//! was changed, the text of its last `workflow_changed`), compiled with the run's `--param`
+//! overrides and the allowed signers it captured; and the versions a run went through. The one place the read
 //! side (status, reports) and the commands that take a run up (resume, approve, cancel)
 //! get a run's workflow from, so they all see the same one.
 
@@ -69,18 +70,111 @@ pub fn check(run: &RunRecord, source: &str) -> Result<Checked, StoreError> {
     ))
 }
 
-/// The workflow run `run` started with: its stored text compiled with its overrides, and
-/// the allowed signers it captured.
+/// The text of the last `workflow_changed` in `journal` (SPEC §5.8.7), if the run's
+/// workflow was changed. Read from the entries as stored, without decoding every event.
+pub fn changed_source(journal: &[JournalEntry]) -> Option<String> {
+    journal
+        .iter()
+        .rev()
+        .find(|e| e.event["type"] == "workflow_changed")
+        .and_then(|e| e.event["source"].as_str())
+        .map(str::to_string)
+}
+
+/// The text run `run` executes: the one it started with, or the one of its last changed
+/// workflow.
+pub fn current_source(store: &dyn Store, run: &RunRecord) -> Result<Option<String>, StoreError> {
+    match changed_source(&store.journal(&run.run_id)?) {
+        Some(text) => Ok(Some(text)),
+        None => store.source(&run.run_id),
+    }
+}
+
+/// One version of a run's workflow: the one it started with, then one per changed workflow.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct WorkflowVersion {
+    /// Its digest.
+    pub digest: String,
+    /// When the run took it up (RFC 3339).
+    pub at: String,
+    /// Who: the initiator for the first, who resumed with it for the others.
+    pub by: String,
+    /// The steps it added, removed or changed (none for the first).
+    pub changed_steps: Vec<String>,
+    /// Whether its change was signed (the first: whether the start was).
+    pub signed: bool,
+}
+
+/// Whether a run kept the workflow it started with (for `skip_serializing_if`: a run's
+/// status and report list its versions only when it has more than one).
+#[allow(
+    clippy::ptr_arg,
+    reason = "serde's skip_serializing_if passes the field"
+)]
+pub fn unchanged(versions: &Vec<WorkflowVersion>) -> bool {
+    versions.len() <= 1
+}
+
+/// Every version of run `run_id`'s workflow, from its journal, oldest first.
+pub fn versions(
+    run_id: &str,
+    journal: &[JournalEntry],
+) -> Result<Vec<WorkflowVersion>, StoreError> {
+    Ok(versions_of(&crate::engine::events(run_id, journal)?))
+}
+
+/// Every version of a run's workflow, from its journal already decoded, oldest first.
+pub fn versions_of(events: &[crate::engine::Recorded]) -> Vec<WorkflowVersion> {
+    events
+        .iter()
+        .filter_map(|recorded| match &recorded.event {
+            Event::RunStarted {
+                initiator,
+                digest,
+                signature,
+                ..
+            } => Some(WorkflowVersion {
+                digest: digest.clone(),
+                at: recorded.at.clone(),
+                by: initiator.clone(),
+                changed_steps: Vec::new(),
+                signed: signature.is_some(),
+            }),
+            Event::WorkflowChanged {
+                to_digest,
+                changed_steps,
+                by,
+                signature,
+                ..
+            } => Some(WorkflowVersion {
+                digest: to_digest.clone(),
+                at: recorded.at.clone(),
+                by: by.clone(),
+                changed_steps: changed_steps.clone(),
+                signed: signature.is_some(),
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The workflow run `run` executes, and its text: the text it started with (or the one of
+/// its last changed workflow, SPEC §5.8.7) compiled with its overrides, and the allowed
+/// signers it captured.
 pub fn stored_workflow(
     store: &dyn Store,
     run: &RunRecord,
-) -> Result<CompiledWorkflow, StoredError> {
-    let source = store
-        .source(&run.run_id)?
-        .ok_or_else(|| StoreError::BadRecord {
-            run: run.run_id.clone(),
-            reason: "the workflow text it started with is missing".into(),
-        })?;
+) -> Result<(CompiledWorkflow, String), StoredError> {
+    let journal = store.journal(&run.run_id)?;
+    let source = match changed_source(&journal) {
+        Some(text) => text,
+        None => store
+            .source(&run.run_id)?
+            .ok_or_else(|| StoreError::BadRecord {
+                run: run.run_id.clone(),
+                reason: "the workflow text it started with is missing".into(),
+            })?,
+    };
     let checked = check(run, &source)?;
     let Some(mut workflow) = checked.workflow else {
         return Err(StoredError::NoLongerCompiles {
@@ -90,6 +184,6 @@ pub fn stored_workflow(
         });
     };
     // Who may approve is what the run captured when it started, not the file as it is now.
-    workflow.signers = signers(run, &store.journal(&run.run_id)?)?;
-    Ok(workflow)
+    workflow.signers = signers(run, &journal)?;
+    Ok((workflow, source))
 }

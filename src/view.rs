@@ -133,8 +133,12 @@ pub struct StatusView {
     pub started_at: String,
     /// When it stopped.
     pub finished_at: Option<String>,
-    /// Its digest.
+    /// Its digest (its workflow's last version's, when it was changed).
     pub digest: String,
+    /// Every version of its workflow, the one it started with first, when it was changed on
+    /// resume (SPEC §5.8.7); absent when the run kept the workflow it started with.
+    #[serde(skip_serializing_if = "crate::stored::unchanged")]
+    pub versions: Vec<crate::stored::WorkflowVersion>,
     /// Why it waits for an operator, in words with the commands that go on.
     pub paused_reason: Option<String>,
     /// Why it waits, as data.
@@ -233,6 +237,59 @@ fn journal_check(run: &RunRecord, journal: &[crate::store::JournalEntry]) -> Jou
     }
 }
 
+/// Per approval, the votes of its current round.
+type Votes = HashMap<String, Vec<VoteView>>;
+
+/// The votes of each approval's current round, and why the run waits, from the journal.
+fn votes_and_pause(
+    run_id: &str,
+    journal: &[crate::store::JournalEntry],
+) -> Result<(Votes, Option<PauseReason>), ViewError> {
+    let mut votes = Votes::new();
+    // Steps decided for their round: a changed workflow voids the votes of the others.
+    let mut decided: std::collections::HashSet<String> = std::collections::HashSet::new();
+    let mut pause = None;
+    for recorded in crate::engine::events(run_id, journal)? {
+        match recorded.event {
+            Event::StepStarted { step, .. } => {
+                decided.remove(&step);
+            }
+            Event::StepSucceeded { step, .. }
+            | Event::StepFailed {
+                step,
+                retry_in_ms: None,
+                ..
+            } => {
+                decided.insert(step);
+            }
+            Event::WorkflowChanged { .. } => votes.retain(|step, _| decided.contains(step)),
+            Event::ApprovalVoted {
+                step,
+                by,
+                decision,
+                fingerprint,
+                ..
+            } => votes.entry(step).or_default().push(VoteView {
+                by,
+                decision,
+                verification: crate::report::verification(fingerprint.as_deref()),
+            }),
+            Event::ApprovalRoundOpened { step, .. } => {
+                votes.remove(&step);
+                decided.remove(&step);
+            }
+            Event::RunPaused { reason } => pause = Some(reason),
+            Event::RunResumed { .. }
+            | Event::RollbackStarted { .. }
+            | Event::RunFinished { .. } => {
+                pause = None;
+            }
+            _ => {}
+        }
+    }
+    Ok((votes, pause))
+}
+
 /// One run: its record, every step of the workflow with its status and attempts, why it is
 /// paused when it is, and whether its journal's hash chain is intact. `driving` are the runs
 /// the process computing the view drives.
@@ -252,41 +309,16 @@ pub fn status_view(
     if driven_by.is_some() {
         driver.push(run.run_id.clone());
     }
-    // The workflow as it was when the run started gives every step, in order; one that no
-    // longer compiles still shows the steps it recorded.
-    let source = store.source(run_id)?.unwrap_or_default();
+    // The workflow the run executes gives every step, in order; one that no longer compiles
+    // still shows the steps it recorded.
+    let source = crate::stored::changed_source(&journal)
+        .or(store.source(run_id)?)
+        .unwrap_or_default();
     let ids: Vec<String> = crate::stored::check(&run, &source)?.workflow.map_or_else(
         || records.iter().map(|r| r.step.clone()).collect(),
         |w| w.steps.into_iter().map(|s| s.id).collect(),
     );
-    // The votes of each approval's current round, and why the run waits, from the journal.
-    let mut votes: HashMap<String, Vec<VoteView>> = HashMap::new();
-    let mut pause = None;
-    for recorded in crate::engine::events(run_id, &journal)? {
-        match recorded.event {
-            Event::ApprovalVoted {
-                step,
-                by,
-                decision,
-                fingerprint,
-                ..
-            } => votes.entry(step).or_default().push(VoteView {
-                by,
-                decision,
-                verification: crate::report::verification(fingerprint.as_deref()),
-            }),
-            Event::ApprovalRoundOpened { step, .. } => {
-                votes.remove(&step);
-            }
-            Event::RunPaused { reason } => pause = Some(reason),
-            Event::RunResumed { .. }
-            | Event::RollbackStarted { .. }
-            | Event::RunFinished { .. } => {
-                pause = None;
-            }
-            _ => {}
-        }
-    }
+    let (mut votes, pause) = votes_and_pause(run_id, &journal)?;
     let steps = ids
         .into_iter()
         .map(|id| {
@@ -315,7 +347,9 @@ pub fn status_view(
             }
         })
         .collect();
+    let versions = crate::stored::versions(run_id, &journal)?;
     Ok(StatusView {
+        versions,
         status: shown_status(&run, &driver).0,
         interrupted: interruption(&run, &driver),
         driven_by,

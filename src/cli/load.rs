@@ -10,7 +10,9 @@ use crate::actions::Registry;
 use crate::check::check_source;
 use crate::dag::{CompiledWorkflow, Override};
 use crate::diagnostic::{SourceFile, render_text};
-use crate::engine::{Clock, Input, Run, Scheme, SystemClock, gates_kept, replay};
+use crate::engine::{
+    Clock, Input, Run, Scheme, SystemClock, WorkflowChange, changed_steps, gates_kept, replay,
+};
 use crate::store::{RunRecord, Store};
 use crate::stored::stored_workflow;
 
@@ -20,9 +22,12 @@ pub struct Loaded {
     pub run: RunRecord,
     /// The compiled workflow.
     pub workflow: CompiledWorkflow,
-    /// The text it was compiled from (with the run's overrides): the one stored with the run,
-    /// or the file's as it is now.
+    /// The text it was compiled from (with the run's overrides): the one the run executes
+    /// (its start's, or its last changed workflow's), or the file's as it is now.
     pub text: String,
+    /// With `--allow-changed-workflow`, when the file's digest is not the run's: the new
+    /// version, to be journaled (and signed) with the resume.
+    pub change: Option<WorkflowChange>,
 }
 
 /// How a stored run may be taken up.
@@ -58,24 +63,27 @@ pub fn load(store: &dyn Store, run_id: &str, purpose: Purpose) -> Result<Loaded,
             "no run `{run_id}` in this state directory (`drctl runs` lists them)"
         ))
     })?;
-    let stored = stored_workflow(store, &run)?;
-    let stored_text = store.source(run_id)?.unwrap_or_default();
+    let (stored, stored_text) = stored_workflow(store, &run)?;
     if !file_check || !Path::new(&run.workflow_file).exists() {
         return Ok(Loaded {
             run,
             workflow: stored,
             text: stored_text,
+            change: None,
         });
     }
     let text = std::fs::read_to_string(&run.workflow_file)
         .map_err(|e| CliError::invalid(format!("cannot read {}: {e}", run.workflow_file)))?;
     let overrides = crate::stored::overrides(&run)?;
-    let current = compile(
+    let mut current = compile(
         &run.workflow_file,
         &text,
         &overrides,
         Some(Path::new(&run.workflow_file)),
     )?;
+    // Who may approve is what the run captured when it started, whatever the file says now:
+    // the digest compares what executes under the same signers.
+    current.signers.clone_from(&stored.signers);
     let now = digest_as(&run.digest, &current);
     if now != run.digest {
         if purpose != Purpose::Undo && allow_changed {
@@ -100,16 +108,26 @@ pub fn load(store: &dyn Store, run_id: &str, purpose: Purpose) -> Result<Loaded,
                 run.workflow_file, run.run_id, run.digest, now
             )));
         }
+        // A rollback only takes the compensations from the file; going forward is a new
+        // plan, journaled with the resume.
+        let change = matches!(purpose, Purpose::Continue { .. }).then(|| WorkflowChange {
+            to_digest: now,
+            source: text.clone(),
+            changed_steps: changed_steps(&stored, &current),
+            signature: None,
+        });
         return Ok(Loaded {
             run,
             workflow: current,
             text,
+            change,
         });
     }
     Ok(Loaded {
         run,
         workflow: stored,
         text: stored_text,
+        change: None,
     })
 }
 

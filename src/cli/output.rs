@@ -299,6 +299,22 @@ fn line(event: &Event, machine: &Machine<'_>) -> Option<String> {
         }
         Event::ApprovalTimedOut { step } => format!("{step}: approval timed out"),
         Event::RunPaused { reason } => format!("run paused: {}", reason.describe(&machine.run_id)),
+        Event::WorkflowChanged {
+            from_digest,
+            to_digest,
+            changed_steps,
+            by,
+            signature,
+            ..
+        } => format!(
+            "workflow changed by {by}{}: digest {from_digest} -> {to_digest}; changed steps: {}",
+            if signature.is_some() { " (signed)" } else { "" },
+            if changed_steps.is_empty() {
+                "none".to_string()
+            } else {
+                changed_steps.join(", ")
+            }
+        ),
         Event::RunResumed { by } => format!("run resumed by {by}"),
         Event::RunCancelled { by } => {
             format!("run cancelled by {by}: running steps finish, nothing new starts")

@@ -10,7 +10,7 @@ use super::load::{Purpose, load};
 use super::output::RunFormat;
 use super::state::{own, whoami};
 use crate::control::TakeUpHow;
-use crate::engine::{Choice, Input, Run, Until, driver_key_for};
+use crate::engine::{Choice, Input, Run, Until, WorkflowChange, driver_key_for};
 use crate::store::Store;
 
 /// Continue an interrupted, paused or cancelled run.
@@ -32,15 +32,17 @@ pub struct ResumeArgs {
     /// Skip the step before it and go on (refused on a rejected approval).
     #[arg(long, requires = "step", action = clap::ArgAction::Count)]
     pub skip: u8,
-    /// Resume even though the workflow file changed since the run started.
+    /// Resume even though the workflow file changed since the run started: the new version
+    /// is journaled (`workflow_changed`) and is what the run executes from here on.
     #[arg(long)]
     pub allow_changed_workflow: bool,
     /// Who resumes (default: $USER).
     #[arg(long = "as", value_name = "NAME")]
     pub by: Option<String>,
-    /// The SSH key this process drives the run with: it signs the run's journal where the run
-    /// rests (required when the run has allowed signers; the allowed signers must let it sign
-    /// in the namespace `drctl-journal` as NAME).
+    /// The SSH key this process drives the run with (a private key file, or a public key whose
+    /// private half is in ssh-agent): it signs the run's journal where the run rests, and a
+    /// changed workflow. Required when the run has allowed signers, which must let it sign as
+    /// NAME (namespaces `drctl-journal`, and `drctl-approval` for a change).
     #[arg(long, value_name = "PATH")]
     pub key: Option<std::path::PathBuf>,
     /// Exit with code 3 as soon as only approvals remain.
@@ -145,18 +147,35 @@ pub fn resume(
     let choices = choices(args, matches)?;
     let by = whoami(args.by.as_ref());
     let allow_changed = args.allow_changed_workflow;
+    // An agent runs elsewhere: the key's path is given whole.
+    let key = args
+        .key
+        .as_deref()
+        .map(|p| {
+            std::path::absolute(p)
+                .map_err(|e| CliError::invalid(format!("cannot resolve {}: {e}", p.display())))
+        })
+        .transpose()?;
     if let Some(agent) = super::state::agent(state) {
         let how = TakeUpHow::Resume {
             choices,
             allow_changed,
+            key: key.map(|k| k.display().to_string()),
         };
         return hand_over(agent, &args.run, &by, how, args.format);
     }
-    take_up(
-        state,
+    let store = own(state)?;
+    let loaded = prepare(
+        store.as_ref(),
         &args.run,
-        (&by, args.key.as_deref()),
         Purpose::Continue { allow_changed },
+    )?;
+    let change = signed_change(&loaded, &by, key.as_deref())?;
+    take_up_loaded(
+        store,
+        state,
+        &loaded,
+        (&by, key.as_deref()),
         (
             args.format,
             if args.detach {
@@ -165,19 +184,61 @@ pub fn resume(
                 Until::Done
             },
         ),
-        |machine| resume_inputs(machine, &by, &choices),
+        |machine| resume_inputs(machine, &by, &choices, change),
     )
 }
 
+/// The changed workflow `loaded` found, signed by `by` with `key` when one is given (the
+/// state machine requires it when the run has allowed signers, and checks it).
+pub(super) fn signed_change(
+    loaded: &super::load::Loaded,
+    by: &str,
+    key: Option<&std::path::Path>,
+) -> Result<Option<WorkflowChange>, CliError> {
+    use crate::identity::{Statement, StatementKind, format_time, sign};
+    let Some(mut change) = loaded.change.clone() else {
+        return Ok(None);
+    };
+    if let Some(key) = key {
+        let statement = Statement {
+            kind: StatementKind::ChangeWorkflow,
+            run_id: loaded.run.run_id.clone(),
+            step: None,
+            round: None,
+            name: by.to_string(),
+            comment: None,
+            digest: change.to_digest.clone(),
+            at: format_time(chrono::Utc::now()),
+            head: None,
+        };
+        let signed = sign(statement, key).map_err(|e| {
+            CliError::invalid(format!("the changed workflow could not be signed: {e}"))
+        })?;
+        change.signature = Some(
+            serde_json::to_value(&signed)
+                .map_err(|e| CliError::internal(format!("a signed change: {e}")))?,
+        );
+    }
+    Ok(Some(change))
+}
+
 /// What a resume by `by` feeds a loaded run: its interrupted attempts marked, the operator's
-/// decisions when there is something to decide, then the unknown steps decided.
+/// decisions when there is something to decide (with the changed workflow, when there is
+/// one: journaled in the same commit), then the unknown steps decided.
 pub(super) fn resume_inputs(
     machine: &crate::engine::Machine<'_>,
     by: &str,
     choices: &[(String, Choice)],
+    change: Option<WorkflowChange>,
 ) -> Vec<Input> {
     let mut inputs = vec![Input::Interrupted];
-    if machine.paused.is_some() || machine.cancelled || !choices.is_empty() {
+    if let Some(change) = change {
+        inputs.push(Input::ResumeChanged {
+            by: by.to_string(),
+            choices: choices.to_vec(),
+            change: Box::new(change),
+        });
+    } else if machine.paused.is_some() || machine.cancelled || !choices.is_empty() {
         inputs.push(Input::Resume {
             by: by.to_string(),
             choices: choices.to_vec(),
@@ -311,13 +372,43 @@ pub(super) fn take_up_on(
     inputs: impl FnOnce(&crate::engine::Machine<'_>) -> Vec<Input>,
 ) -> Result<u8, CliError> {
     let loaded = prepare(store.as_ref(), run_id, purpose)?;
+    take_up_loaded(
+        store,
+        state,
+        &loaded,
+        (operator, key),
+        (format, until),
+        inputs,
+    )
+}
+
+/// As [`take_up_on`], for a run already prepared.
+fn take_up_loaded(
+    store: Arc<dyn Store>,
+    state: &std::path::Path,
+    loaded: &super::load::Loaded,
+    (operator, key): (&str, Option<&std::path::Path>),
+    (format, until): (RunFormat, Until),
+    inputs: impl FnOnce(&crate::engine::Machine<'_>) -> Vec<Input>,
+) -> Result<u8, CliError> {
+    let run_id = loaded.run.run_id.clone();
     let dyn_store = store;
     let mut run = Run::load_record(dyn_store.clone(), loaded.run.clone(), &loaded.workflow)?;
     run.recorder.sign_with(
         driver_key_for(run.machine.signers.as_deref(), operator, key).map_err(CliError::invalid)?,
     );
-    warn_still_running(run_id, &run.machine);
+    warn_still_running(&run_id, &run.machine);
     let first = inputs(&run.machine);
+    // A refused decision (a changed step while a gate stands rejected, an unsigned change)
+    // is refused before anything of the resume is recorded.
+    let mut trial = run.machine.clone();
+    let now = chrono::Utc::now();
+    if let Some(refusal) = first
+        .iter()
+        .find_map(|input| trial.advance(input.clone(), now).err())
+    {
+        return Err(CliError::invalid(refusal.to_string()));
+    }
     if format == RunFormat::Text {
         outln!(
             "run {run_id} taken up: {} ({})",

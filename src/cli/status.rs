@@ -79,6 +79,26 @@ pub fn status(args: &StatusArgs, state: &std::path::Path) -> Result<u8, CliError
     })())
 }
 
+/// The versions of a run's workflow, when it was changed on resume (SPEC §5.8.7).
+fn render_versions(v: &Value, out: &mut String) {
+    let versions = v["versions"].as_array().map_or(&[][..], Vec::as_slice);
+    if versions.len() < 2 {
+        return;
+    }
+    out.push_str("  workflow changed on resume; versions:\n");
+    for (n, version) in versions.iter().enumerate() {
+        let version: Option<crate::stored::WorkflowVersion> =
+            serde_json::from_value(version.clone()).ok();
+        if let Some(version) = version {
+            out.push_str(&format!(
+                "    {}. {}\n",
+                n + 1,
+                crate::report::version_line(&version)
+            ));
+        }
+    }
+}
+
 fn render_status(v: &Value) -> String {
     let s = |k: &str| v[k].as_str().unwrap_or("-").to_string();
     let mut out = format!(
@@ -107,6 +127,7 @@ fn render_status(v: &Value) -> String {
             owner["since"].as_str().unwrap_or("?")
         ));
     }
+    render_versions(v, &mut out);
     let journal = &v["journal"];
     if journal["intact"].as_bool() == Some(true) {
         out.push_str(&format!(

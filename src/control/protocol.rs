@@ -134,6 +134,9 @@ pub enum TakeUpHow {
         choices: Vec<(String, Choice)>,
         /// `--allow-changed-workflow`.
         allow_changed: bool,
+        /// `--key`, as an absolute path: a changed workflow is signed with it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        key: Option<String>,
     },
     /// `drctl rollback`.
     Rollback,

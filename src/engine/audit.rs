@@ -139,6 +139,7 @@ impl Replay<'_> {
                 comment,
                 signature,
                 fingerprint,
+                ..
             } => {
                 let round = machine.step(step).map_or(0, |s| s.attempt);
                 let what = format!(
@@ -188,6 +189,12 @@ impl Replay<'_> {
                 }
             }
             Event::JournalSigned { signature } => self.sealed(seq, signature, entry, at),
+            Event::WorkflowChanged {
+                to_digest,
+                by,
+                signature,
+                ..
+            } => self.changed(seq, signature.as_ref(), (by, to_digest), at),
             _ => {}
         }
     }
@@ -305,6 +312,35 @@ impl Replay<'_> {
                 "the approval `{step}` passed with {counted} approval(s) of distinct keys, its quorum is {}",
                 machine.quorum(i)
             ));
+        }
+    }
+
+    /// A changed workflow is signed by who resumed with it, for the digest it changes to.
+    fn changed(
+        &mut self,
+        seq: u64,
+        signature: Option<&serde_json::Value>,
+        (by, to_digest): (&str, &str),
+        at: DateTime<Utc>,
+    ) {
+        let Some(signers) = &self.signers else {
+            return;
+        };
+        let what = format!("changed the workflow to {to_digest}");
+        let outcome = signed_statement(signature, signers, at).and_then(|(signed, key)| {
+            let st = &signed.statement;
+            if st.kind != StatementKind::ChangeWorkflow
+                || st.run_id != self.run.run_id
+                || st.name != by
+                || st.digest != to_digest
+            {
+                return Err("the signed statement does not say what the journal records".into());
+            }
+            skewed(&signed, at).map_or(Ok(key), Err)
+        });
+        match outcome {
+            Ok(key) => self.signed(seq, &what, by, key),
+            Err(why) => self.broken(seq, &format!("{by} {what}: {why}")),
         }
     }
 

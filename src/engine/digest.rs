@@ -118,6 +118,37 @@ struct CanonicalRollback<'a> {
     with: &'a Args,
 }
 
+/// The steps of `new` that are not the same step in `old`, and the steps of `old` that `new`
+/// no longer has: added, removed, or changed in anything the digest hashes (action,
+/// parameters, needs, timeout, retry, compensation, idempotence, markers). In `new`'s order,
+/// then the removed ones in `old`'s.
+pub fn changed_steps(old: &CompiledWorkflow, new: &CompiledWorkflow) -> Vec<String> {
+    let canonical = |w: &CompiledWorkflow| -> Vec<(String, String)> {
+        Canonical::of(w)
+            .steps
+            .iter()
+            .map(|s| {
+                let text = serde_json::to_string(s).unwrap_or_default();
+                (s.id.to_string(), text)
+            })
+            .collect()
+    };
+    let before: std::collections::HashMap<String, String> = canonical(old).into_iter().collect();
+    let after = canonical(new);
+    let mut changed: Vec<String> = after
+        .iter()
+        .filter(|(id, text)| before.get(id) != Some(text))
+        .map(|(id, _)| id.clone())
+        .collect();
+    changed.extend(
+        old.steps
+            .iter()
+            .filter(|s| new.step(&s.id).is_none())
+            .map(|s| s.id.clone()),
+    );
+    changed
+}
+
 impl<'a> Canonical<'a> {
     fn of(workflow: &'a CompiledWorkflow) -> Self {
         let steps = workflow
@@ -239,5 +270,21 @@ with = { argv = ["echo", "hi"] }
         let mut signed = compiled(BASE);
         signed.signers = Some("alice ssh-ed25519 AAAA".into());
         assert_ne!(base, digest(&signed));
+    }
+
+    #[test]
+    fn changed_steps_are_those_added_removed_or_executing_otherwise() {
+        let base = compiled(BASE);
+        let reworded = compiled(&BASE.replace("first words", "other words"));
+        assert!(changed_steps(&base, &reworded).is_empty());
+        let edited = compiled(&format!(
+            "{}\n[[steps]]\nid = \"c\"\naction = \"noop\"\n",
+            BASE.replace(r#"["echo", "hi"]"#, r#"["echo", "promote"]"#)
+        ));
+        assert_eq!(changed_steps(&base, &edited), ["b", "c"]);
+        assert_eq!(changed_steps(&edited, &base), ["b", "c"]);
+        let idempotent =
+            compiled(&BASE.replace("needs = [\"a\"]", "needs = [\"a\"]\nidempotent = true"));
+        assert_eq!(changed_steps(&base, &idempotent), ["b"]);
     }
 }

@@ -136,11 +136,33 @@ pub enum Event {
         /// The fingerprint of the key that signed it.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         fingerprint: Option<String>,
+        /// The workflow digest the vote was cast on (the signed one, for a signed vote): on a
+        /// gate that has not passed, it counts only while the run has that digest (SPEC
+        /// §5.8.7). Empty in journals written before votes named it.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        digest: String,
     },
     /// An approval's timeout passed.
     ApprovalTimedOut {
         /// Step id.
         step: String,
+    },
+    /// `resume --allow-changed-workflow` goes on with another version of the workflow (SPEC
+    /// §5.8.7): from here on the run executes `source`, whose digest is `to_digest`.
+    WorkflowChanged {
+        /// The digest the run had.
+        from_digest: String,
+        /// The digest it has now.
+        to_digest: String,
+        /// The new workflow text (the run's `--param` overrides apply to it).
+        source: String,
+        /// Steps added, removed, or changed in what they execute.
+        changed_steps: Vec<String>,
+        /// Who resumed with it.
+        by: String,
+        /// Their signed `change_workflow` statement, when the run has allowed signers.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        signature: Option<serde_json::Value>,
     },
     /// The run waits for an operator.
     RunPaused {

@@ -6,7 +6,7 @@
 //!
 //! This file holds the types; the behaviour is split by concern: `apply` (folding events),
 //! `react` (deciding inputs, failures), `operator` (crash recovery, resume decisions, votes),
-//! `signed` (signed votes), `schedule` (what starts next, forward and in rollback), `rto` (the
+//! `signed` (signed votes), `changed` (a changed workflow, SPEC §5.8.7), `schedule` (what starts next, forward and in rollback), `rto` (the
 //! recovery clock, approval deadlines) and `tally` (counts kept in step with every change).
 
 use std::collections::HashMap;
@@ -39,6 +39,16 @@ pub enum Input {
         by: String,
         /// What to do with unknown or failed steps.
         choices: Vec<(String, Choice)>,
+    },
+    /// An operator resumes with another version of the workflow (`--allow-changed-workflow`):
+    /// the change is journaled with the resume, in the same commit, or neither is.
+    ResumeChanged {
+        /// Who.
+        by: String,
+        /// What to do with unknown or failed steps.
+        choices: Vec<(String, Choice)>,
+        /// The new version.
+        change: Box<WorkflowChange>,
     },
     /// An attempt ended.
     Finished {
@@ -112,6 +122,19 @@ pub enum Input {
         /// holds what drctl wrote).
         result: Result<(), (String, Failure)>,
     },
+}
+
+/// Another version of a run's workflow, as `resume --allow-changed-workflow` found it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkflowChange {
+    /// Its digest.
+    pub to_digest: String,
+    /// Its text.
+    pub source: String,
+    /// Steps added, removed, or changed in what they execute.
+    pub changed_steps: Vec<String>,
+    /// The resumer's signed `change_workflow` statement (required with allowed signers).
+    pub signature: Option<serde_json::Value>,
 }
 
 /// An operator's choice for a step on resume.
@@ -212,8 +235,10 @@ pub struct Machine<'w> {
     pub tainted: Option<String>,
     /// The run's id (signed statements name it).
     pub run_id: String,
-    /// The run's digest, as recorded when it started.
+    /// The run's digest: as recorded when it started, or by its last `workflow_changed`.
     pub digest: String,
+    /// The steps a changed workflow changed (added, removed or edited), in any version.
+    changed: std::collections::BTreeSet<String>,
     /// The allowed-signers file captured when the run started: with it, every vote must be
     /// signed by a key of the approver it names.
     pub signers: Option<String>,
@@ -270,6 +295,7 @@ impl<'w> Machine<'w> {
             tainted: None,
             run_id: String::new(),
             digest: String::new(),
+            changed: std::collections::BTreeSet::new(),
             signers: None,
             finished: None,
             paused: None,
@@ -328,6 +354,7 @@ impl<'w> Machine<'w> {
 }
 
 mod apply;
+mod changed;
 mod operator;
 mod react;
 mod rto;

@@ -24,14 +24,14 @@ mod trace;
 
 pub use audit::{Audit, SignedBy, audit};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use digest::{Scheme, digest};
+pub use digest::{Scheme, changed_steps, digest};
 pub use driver::{ControlRequest, Driver, Observer, TickObserver, Until};
 pub use effect::Effect;
 pub use error::EngineError;
 pub use event::{Decision, Event, Outputs};
 pub use exec::resolve;
 pub use gates::gates_kept;
-pub use machine::{Choice, Input, Machine, Refusal, StepState, Undo, Vote};
+pub use machine::{Choice, Input, Machine, Refusal, StepState, Undo, Vote, WorkflowChange};
 pub use pause::PauseReason;
 pub use recorder::{DriverKey, Recorder};
 pub use run::{Advanced, Run, Starting};

@@ -174,6 +174,8 @@ impl Recorder {
             }
         }
         run.status = machine.status();
+        // A changed workflow gives the run its new digest (the first is kept in its start).
+        run.digest.clone_from(&machine.digest);
         if driving && let Some(seal) = self.seal(&run, machine, at) {
             append(&mut run, &mut journal, &seal, &when)?;
         }

@@ -70,6 +70,20 @@ pub(super) fn event(run: &Span, event: &Event) {
         }
         Event::ApprovalTimedOut { step } => info!(parent: run, step = %step, "approval timed out"),
         Event::RunPaused { reason } => info!(parent: run, reason = ?reason, "run paused"),
+        Event::WorkflowChanged {
+            from_digest,
+            to_digest,
+            changed_steps,
+            by,
+            ..
+        } => info!(
+            parent: run,
+            from = %from_digest,
+            to = %to_digest,
+            changed_steps = %changed_steps.join(","),
+            by = %by,
+            "workflow changed"
+        ),
         Event::RunResumed { by } => info!(parent: run, by = %by, "run resumed"),
         Event::RunCancelled { by } => info!(parent: run, by = %by, "run cancelled"),
         Event::RollbackStarted { by } => info!(parent: run, by = %by, "rollback started"),

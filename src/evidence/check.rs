@@ -89,10 +89,12 @@ pub fn verify(evidence: &Evidence, trust: Trust<'_>) -> Verdict {
     };
     trusted(allowed_signers.as_deref(), trust, &mut v);
     let run = &evidence.run;
+    let versions = versions(evidence, &digest, &mut v);
+    let last = versions.last().map_or(&digest, |(_, d)| d).clone();
     for (field, recorded, journaled) in [
         ("workflow", &run.workflow, &name),
         ("mode", &run.mode, &mode),
-        ("digest", &run.digest, &digest),
+        ("digest", &run.digest, &last),
     ] {
         if recorded != journaled {
             v.problems.push(format!(
@@ -100,7 +102,14 @@ pub fn verify(evidence: &Evidence, trust: Trust<'_>) -> Verdict {
             ));
         }
     }
-    let Some(workflow) = workflow_of(evidence, &digest, allowed_signers, &mut v) else {
+    let mut workflow = None;
+    for (source, digest) in &versions {
+        workflow = workflow_of(evidence, source, digest, allowed_signers.clone(), &mut v);
+        if workflow.is_none() {
+            return v;
+        }
+    }
+    let Some(workflow) = workflow else {
         return v;
     };
     replay(&workflow, &evidence.run, &evidence.journal, &mut v);
@@ -238,20 +247,39 @@ fn differ(evidence: &[SignerEntry], trusted: &[SignerEntry]) -> Option<String> {
         })
 }
 
-/// The workflow the run started with, compiled from the text in the evidence: it must give
-/// the digest the run's start names (which the initiator signed).
-fn workflow_of(
-    evidence: &Evidence,
-    digest: &str,
-    signers: Option<String>,
-    v: &mut Verdict,
-) -> Option<CompiledWorkflow> {
+/// Every version of the workflow the run executed, with the digest it must compile to: the
+/// text it started with (the digest its signed start names), then the text of each
+/// `workflow_changed` (the digest its signed change names).
+fn versions(evidence: &Evidence, started: &str, v: &mut Verdict) -> Vec<(String, String)> {
     let Some(source) = &evidence.workflow_source else {
         v.problems.push(
             "the evidence holds no workflow text: what the run executed cannot be checked".into(),
         );
-        return None;
+        return Vec::new();
     };
+    let mut versions = vec![(source.clone(), started.to_string())];
+    if let Ok(decoded) = events(&evidence.run.run_id, &evidence.journal) {
+        for recorded in decoded {
+            if let Event::WorkflowChanged {
+                source, to_digest, ..
+            } = recorded.event
+            {
+                versions.push((source, to_digest));
+            }
+        }
+    }
+    versions
+}
+
+/// A version of the workflow, compiled from the text in the evidence with the run's
+/// parameters and captured signers: it must give `digest`.
+fn workflow_of(
+    evidence: &Evidence,
+    source: &str,
+    digest: &str,
+    signers: Option<String>,
+    v: &mut Verdict,
+) -> Option<CompiledWorkflow> {
     let checked = match crate::stored::check(&evidence.run, source) {
         Ok(checked) => checked,
         Err(e) => {
@@ -273,7 +301,7 @@ fn workflow_of(
     };
     if compiled != digest {
         v.problems.push(format!(
-            "the workflow text in the evidence (with the run's parameters) has digest {compiled}, the run's start names {digest}: it is not what the run executed"
+            "the workflow text in the evidence (with the run's parameters) has digest {compiled}, the run's journal names {digest}: it is not what the run executed"
         ));
         return None;
     }

@@ -20,6 +20,9 @@ pub enum StatementKind {
     Reject,
     /// The start of a run, signed by the person who starts it.
     StartRun,
+    /// A resume with another version of the run's workflow (`resume
+    /// --allow-changed-workflow`), signed by the person who resumes: `digest` is the new one.
+    ChangeWorkflow,
     /// Where a run's journal ends, signed by the process that drives the run (in the
     /// namespace [`super::JOURNAL_NAMESPACE`]): the entries up to [`Statement::head`] are
     /// the ones it recorded.

@@ -211,6 +211,15 @@ pub fn html(r: &Report) -> String {
             "<h2>Approvals</h2><table><tr><th>step</th><th>by</th><th>decision</th><th>at</th><th>comment</th><th>identity</th></tr>{approvals}</table>"
         )
     };
+    let versions = if r.versions.len() > 1 {
+        let items = r.versions.iter().fold(String::new(), |mut items, v| {
+            let _ = write!(items, "<li>{}</li>", esc(&super::version_line(v)));
+            items
+        });
+        format!("<h2>Workflow versions (changed on resume)</h2><ol>{items}</ol>")
+    } else {
+        String::new()
+    };
     let not_undone = if r.not_undone.is_empty() {
         String::new()
     } else {
@@ -244,7 +253,7 @@ tr.crit td:first-child{{border-left:4px solid #c00000}} .legend span{{margin-rig
 <h2>Steps</h2>
 <table><tr><th>step</th><th>action</th><th>status</th><th>duration</th><th>attempts</th><th>error</th></tr>
 {rows}</table>
-{approvals}{not_undone}
+{versions}{approvals}{not_undone}
 </body></html>
 "##,
         title = esc(&format!(

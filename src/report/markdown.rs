@@ -60,9 +60,16 @@ pub fn markdown(r: &Report) -> String {
     }
     let _ = writeln!(
         w,
-        "- Journal: hash chain {}\n",
+        "- Journal: hash chain {}",
         if r.journal_intact { "intact" } else { "BROKEN" }
     );
+    if r.versions.len() > 1 {
+        let _ = writeln!(w, "- Workflow versions (changed on resume):");
+        for (n, v) in r.versions.iter().enumerate() {
+            let _ = writeln!(w, "  {}. {}", n + 1, super::version_line(v));
+        }
+    }
+    let _ = writeln!(w);
     let _ = writeln!(
         w,
         "| objective | achieved | target | verdict |\n|---|---|---|---|"

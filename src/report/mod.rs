@@ -21,3 +21,19 @@ pub use model::{
 pub fn json(report: &Report) -> String {
     serde_json::to_string_pretty(report).unwrap_or_default() + "\n"
 }
+
+/// One version of a run's workflow in words: digest, when, who, what changed.
+pub fn version_line(v: &crate::stored::WorkflowVersion) -> String {
+    let how = if v.signed { "signed" } else { "unsigned" };
+    if v.changed_steps.is_empty() {
+        format!("{} at {}, started by {} ({how})", v.digest, v.at, v.by)
+    } else {
+        format!(
+            "{} at {}, resumed by {} ({how}); changed steps: {}",
+            v.digest,
+            v.at,
+            v.by,
+            v.changed_steps.join(", ")
+        )
+    }
+}

@@ -145,6 +145,10 @@ pub struct Report {
     pub not_undone: Vec<String>,
     /// Whether the journal's hash chain is intact.
     pub journal_intact: bool,
+    /// Every version of the run's workflow, the one it started with first, when it was
+    /// changed on resume (SPEC §5.8.7); absent when the run kept the workflow it started with.
+    #[serde(default, skip_serializing_if = "crate::stored::unchanged")]
+    pub versions: Vec<crate::stored::WorkflowVersion>,
 }
 
 /// Why a report could not be built.
@@ -217,7 +221,8 @@ pub fn build_with(
         .into_iter()
         .map(|r| (r.step.clone(), r))
         .collect();
-    let workflow = match store.source(run_id)? {
+    // The workflow the run executes: the one it started with, or its last changed one.
+    let workflow = match crate::stored::changed_source(&journal).or(store.source(run_id)?) {
         Some(source) => compiled.get(&run, source)?,
         None => None,
     };
@@ -228,7 +233,9 @@ pub fn build_with(
     let mut rollbacks = Vec::new();
     let mut not_undone = Vec::new();
     let (mut at_risk, mut breached, mut finished_ok) = (None, None, None);
-    for Recorded { at, event, .. } in crate::engine::events(run_id, &journal)? {
+    let recorded = crate::engine::events(run_id, &journal)?;
+    let versions = crate::stored::versions_of(&recorded);
+    for Recorded { at, event, .. } in recorded {
         match event {
             Event::StepStarted { step, .. } => {
                 first_start.entry(step).or_insert(at);
@@ -395,6 +402,7 @@ pub fn build_with(
         rollbacks,
         not_undone,
         journal_intact: crate::store::verify_chain(&journal).is_ok(),
+        versions,
     })
 }
 

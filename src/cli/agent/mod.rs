@@ -15,9 +15,9 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError, Weak};
 use super::error::CliError;
 use super::follow::Taken;
 use super::load::{Loaded, Purpose};
-use super::resume::{prepare, resume_inputs, rollback_inputs, warn_still_running};
+use super::resume::{prepare, resume_inputs, rollback_inputs, signed_change, warn_still_running};
 use crate::control::{Response, Router, StartRequest, TakeUpHow};
-use crate::engine::{Input, Machine, NewRun, Run, StartError, SystemClock};
+use crate::engine::{Input, Machine, NewRun, Run, StartError, SystemClock, WorkflowChange};
 use crate::store::Store;
 
 /// What the agent tells about the runs it drives (its caller prints it).
@@ -207,7 +207,18 @@ impl Agent {
         &self,
         run_id: &str,
         purpose: Purpose,
-        inputs: impl FnOnce(&Machine<'_>) -> Vec<Input> + Send + 'static,
+        inputs: impl FnOnce(&Machine<'_>, Option<WorkflowChange>) -> Vec<Input> + Send + 'static,
+    ) -> Result<Taken, CliError> {
+        self.take_up_signed(run_id, purpose, (String::new(), None), inputs)
+    }
+
+    /// As [`Agent::take_up_run`]; a changed workflow found is signed by `by` with `key`.
+    fn take_up_signed(
+        &self,
+        run_id: &str,
+        purpose: Purpose,
+        (by, key): (String, Option<std::path::PathBuf>),
+        inputs: impl FnOnce(&Machine<'_>, Option<WorkflowChange>) -> Vec<Input> + Send + 'static,
     ) -> Result<Taken, CliError> {
         let router = self.router()?;
         // A run of its workflow does not start meanwhile (a cancelled run taken up holds its
@@ -223,11 +234,14 @@ impl Agent {
                 ),
             ));
         }
+        let loaded = prepare(self.store.as_ref(), run_id, purpose)?;
+        let change = signed_change(&loaded, &by, key.as_deref())?;
         let Loaded {
             run: record,
             workflow,
             text,
-        } = prepare(self.store.as_ref(), run_id, purpose)?;
+            ..
+        } = loaded;
         let taken = Taken {
             run_id: run_id.to_string(),
             pid: std::process::id(),
@@ -236,7 +250,9 @@ impl Agent {
             text,
             overrides: record.overrides.clone(),
         };
-        let driver = self.driver_key(workflow.signers.as_deref(), None)?;
+        // The agent's own key, else the key of who resumes.
+        let resumer = key.as_deref().map(|key| (by.as_str(), key));
+        let driver = self.driver_key(workflow.signers.as_deref(), resumer)?;
         let (store, say) = (self.store.clone(), self.say.clone());
         let base = super::drive::base_dir(Path::new(&record.workflow_file));
         self.on_task(move |answer| async move {
@@ -248,7 +264,18 @@ impl Agent {
                 }
             };
             run.recorder.sign_with(driver);
-            let first = inputs(&run.machine);
+            let first = inputs(&run.machine, change);
+            // A refused decision (a changed step while a gate stands rejected, an unsigned
+            // change) is answered to the command, not found once it follows the run.
+            let mut trial = run.machine.clone();
+            let now = chrono::Utc::now();
+            if let Some(refusal) = first
+                .iter()
+                .find_map(|input| trial.advance(input.clone(), now).err())
+            {
+                let _ = answer.send(Err(CliError::invalid(refusal.to_string())));
+                return;
+            }
             let routed = drive::Routed::new(router, &taken.run_id);
             let _ = answer.send(Ok(taken));
             let _ = drive::drive_here(run, routed, base, first, &say).await;
@@ -286,7 +313,7 @@ impl Agent {
             if !run.status.is_under_way() || run.detached {
                 continue;
             }
-            match self.take_up_run(&run.run_id, Purpose::TakeOver, |_| {
+            match self.take_up_run(&run.run_id, Purpose::TakeOver, |_, _| {
                 vec![Input::Interrupted, Input::Recover]
             }) {
                 Ok(_) => {
@@ -368,12 +395,18 @@ impl crate::control::Agent for Agent {
             TakeUpHow::Resume {
                 choices,
                 allow_changed,
-            } => self.take_up_run(run, Purpose::Continue { allow_changed }, move |machine| {
-                // In the agent's log, as `resume` says it at its terminal.
-                warn_still_running(&id, machine);
-                resume_inputs(machine, &by, &choices)
-            }),
-            TakeUpHow::Rollback => self.take_up_run(run, Purpose::Undo, move |machine| {
+                key,
+            } => self.take_up_signed(
+                run,
+                Purpose::Continue { allow_changed },
+                (by.clone(), key.map(std::path::PathBuf::from)),
+                move |machine, change| {
+                    // In the agent's log, as `resume` says it at its terminal.
+                    warn_still_running(&id, machine);
+                    resume_inputs(machine, &by, &choices, change)
+                },
+            ),
+            TakeUpHow::Rollback => self.take_up_run(run, Purpose::Undo, move |machine, _| {
                 warn_still_running(&id, machine);
                 rollback_inputs(machine, &by)
             }),

@@ -112,10 +112,11 @@ impl Machine<'_> {
                     decision,
                     comment,
                     fingerprint,
+                    digest,
                     ..
                 },
                 Some(i),
-            ) => {
+            ) if self.counts_for(digest) => {
                 self.steps[i].votes.push(Vote {
                     by: by.clone(),
                     decision: *decision,
@@ -123,6 +124,14 @@ impl Machine<'_> {
                     key: fingerprint.clone(),
                 });
             }
+            (
+                Event::WorkflowChanged {
+                    to_digest,
+                    changed_steps,
+                    ..
+                },
+                _,
+            ) => self.fold_change(to_digest, changed_steps),
             (Event::RunPaused { reason }, _) => self.paused = Some(reason.clone()),
             (Event::RunResumed { .. }, _) => {
                 self.paused = None;

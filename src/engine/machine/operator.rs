@@ -24,9 +24,13 @@ impl Machine<'_> {
                 self.steps[i].attempt,
             );
             let step = self.workflow.steps[i].id.clone();
+            let held = self.held_by(i).is_some();
             if status == StepStatus::Unknown {
                 let has_probe = self.has_probe(i);
-                if self.workflow.steps[i].idempotent && !self.rolling_back {
+                if held && !self.rolling_back {
+                    // A changed step does not run again while a gate stands rejected.
+                    undecided.push(step);
+                } else if self.workflow.steps[i].idempotent && !self.rolling_back {
                     self.emit(
                         Event::StepStarted {
                             step,
@@ -42,7 +46,11 @@ impl Machine<'_> {
                 } else if !self.rolling_back {
                     undecided.push(step);
                 }
-            } else if status == StepStatus::Running && retry_pending && self.paused.is_none() {
+            } else if status == StepStatus::Running
+                && retry_pending
+                && self.paused.is_none()
+                && !held
+            {
                 self.emit(
                     Event::StepStarted {
                         step,
@@ -108,6 +116,7 @@ impl Machine<'_> {
                     })
                 )));
             }
+            self.refuse_held(i, *choice)?;
             if !matches!(status, StepStatus::Unknown | StepStatus::Failed) {
                 return Err(Refusal(format!(
                     "step `{step}` is {}: only unknown or failed steps take --mark-succeeded, --retry or --skip",
@@ -313,6 +322,7 @@ impl Machine<'_> {
                 comment: comment.clone(),
                 signature: proof.as_ref().map(|(signed, _)| signed.clone()),
                 fingerprint: proof.map(|(_, fingerprint)| fingerprint),
+                digest: self.digest.clone(),
             },
             now,
             out,

@@ -84,6 +84,11 @@ impl Machine<'_> {
             }
             Input::Recover => self.recover(now, out),
             Input::Resume { by, choices } => self.resume(&by, &choices, now, out)?,
+            Input::ResumeChanged {
+                by,
+                choices,
+                change,
+            } => self.resume_changed(&by, &choices, *change, now, out)?,
             Input::Finished {
                 step,
                 attempt,
@@ -150,6 +155,14 @@ impl Machine<'_> {
                         now,
                         out,
                     ),
+                    crate::actions::Probe::DidNot if self.held_by(i).is_some() => {
+                        let why = format!(
+                            "it changed with the workflow and the approval `{}` stands rejected",
+                            self.held_by(i).unwrap_or_default()
+                        );
+                        let reason = PauseReason::ProbeUndecided { step, why };
+                        self.emit(Event::RunPaused { reason }, now, out);
+                    }
                     crate::actions::Probe::DidNot => self.emit(
                         Event::StepStarted {
                             step,
@@ -166,7 +179,8 @@ impl Machine<'_> {
             }
             Input::RetryDue { step } => {
                 let i = self.require_step(&step)?;
-                if self.steps[i].retry_pending && self.paused.is_none() {
+                if self.steps[i].retry_pending && self.paused.is_none() && self.held_by(i).is_none()
+                {
                     let attempt = self.steps[i].attempt + 1;
                     self.emit(Event::StepStarted { step, attempt }, now, out);
                 }

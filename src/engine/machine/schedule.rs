@@ -78,6 +78,9 @@ impl Machine<'_> {
         }
         if !self.cancelled {
             for i in self.startable() {
+                if self.held_by(i).is_some() {
+                    continue;
+                }
                 let step = self.workflow.steps[i].id.clone();
                 self.emit(Event::StepStarted { step, attempt: 1 }, now, out);
             }

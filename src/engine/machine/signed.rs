@@ -55,6 +55,11 @@ impl Machine<'_> {
                         .into(),
                 ));
             }
+            StatementKind::ChangeWorkflow => {
+                return Err(Refusal(
+                    "this is a signed change of the workflow, not a decision on an approval".into(),
+                ));
+            }
         };
         if st.run_id != self.run_id {
             return Err(Refusal(format!(

@@ -953,3 +953,196 @@ fn a_resume_may_decide_several_steps_but_each_once() {
     assert!(!events.is_empty());
     assert_eq!(m.step("risky").unwrap().status, StepStatus::Succeeded);
 }
+
+/// A gate every step past it waits for, and two steps beside it: `side` (what an edit could
+/// turn into the gated step) and `other`.
+const GATE_AND_SIDE: &str = r#"
+[[steps]]
+id = "gate"
+action = "approval"
+with = { approvers = ["alice", "bob", "carol"], quorum = 2, timeout = "30m" }
+
+[[steps]]
+id = "go"
+action = "noop"
+needs = ["gate"]
+
+[[steps]]
+id = "side"
+action = "noop"
+idempotent = true
+
+[[steps]]
+id = "other"
+action = "noop"
+"#;
+
+fn change(to: &str, steps: &[&str]) -> Box<WorkflowChange> {
+    Box::new(WorkflowChange {
+        to_digest: to.into(),
+        source: format!("# version {to}"),
+        changed_steps: steps.iter().map(|s| (*s).to_string()).collect(),
+        signature: None,
+    })
+}
+
+fn resume_changed(by: &str, choices: &[(&str, Choice)], to: &str, steps: &[&str]) -> Input {
+    Input::ResumeChanged {
+        by: by.into(),
+        choices: choices.iter().map(|(s, c)| ((*s).into(), *c)).collect(),
+        change: change(to, steps),
+    }
+}
+
+/// `side` and `other` failed, then carol rejected the gate: the run is paused.
+fn rejected_beside(w: &CompiledWorkflow) -> Machine<'_> {
+    let mut m = started_run(w, None);
+    assert_eq!(
+        started(&step(&mut m, Input::Start)),
+        ["gate", "side", "other"]
+    );
+    step(&mut m, fail("side", 1, false));
+    step(&mut m, fail("other", 1, false));
+    step(&mut m, vote("carol", Decision::Reject));
+    assert_eq!(m.step("gate").unwrap().status, StepStatus::Failed);
+    assert_eq!(m.status(), RunStatus::Paused);
+    m
+}
+
+#[test]
+fn guarantee_a_changed_step_may_not_run_while_a_gate_stands_rejected() {
+    let w = wf("", GATE_AND_SIDE);
+    let mut m = rejected_beside(&w);
+    // The change and the retry of the step it changed, in one resume: refused, nothing kept.
+    let refusal = m
+        .decide(
+            resume_changed("alice", &[("side", Choice::Retry)], "d2", &["side"]),
+            t0(),
+        )
+        .unwrap_err();
+    assert!(
+        refusal.0.contains("`side`") && refusal.0.contains("`gate`"),
+        "{refusal}"
+    );
+    assert_eq!(m.digest, "d");
+    // The change alone is journaled, and remembered: a later retry of `side` is refused too.
+    let events = step(&mut m, resume_changed("alice", &[], "d2", &["side"]));
+    assert!(matches!(
+        &events[0],
+        Event::WorkflowChanged { from_digest, to_digest, changed_steps, by, .. }
+            if from_digest == "d" && to_digest == "d2" && changed_steps == &["side"] && by == "alice"
+    ));
+    assert_eq!(m.digest, "d2");
+    assert!(started(&events).is_empty(), "{events:?}");
+    let refusal = m
+        .decide(resume_with("alice", &[("side", Choice::Retry)]), t0())
+        .unwrap_err();
+    assert!(refusal.0.contains("stands rejected"), "{refusal}");
+    // A step the change did not touch may be retried; so may the gate (a new round).
+    let events = m
+        .decide(resume_with("alice", &[("other", Choice::Retry)]), t0())
+        .unwrap();
+    assert_eq!(started(&events), ["other"]);
+    step(&mut m, resume_with("alice", &[("gate", Choice::Retry)]));
+    assert_eq!(m.step("gate").unwrap().status, StepStatus::AwaitingApproval);
+    // The gate asks again: it no longer stands rejected, the changed step may run.
+    let events = step(&mut m, resume_with("alice", &[("side", Choice::Retry)]));
+    assert_eq!(started(&events), ["side"]);
+}
+
+#[test]
+fn guarantee_a_changed_step_is_not_restarted_after_a_crash_while_a_gate_stands_rejected() {
+    let w = wf("", GATE_AND_SIDE);
+    let mut m = started_run(&w, None);
+    step(&mut m, Input::Start);
+    step(&mut m, ok("other", 1));
+    step(&mut m, vote("carol", Decision::Reject));
+    // The driver dies with `side` (idempotent) running; the run is taken up with a change.
+    step(&mut m, Input::Interrupted);
+    assert_eq!(m.step("side").unwrap().status, StepStatus::Unknown);
+    step(&mut m, resume_changed("alice", &[], "d2", &["side"]));
+    let events = step(&mut m, Input::Recover);
+    assert!(started(&events).is_empty(), "{events:?}");
+    assert_eq!(m.step("side").unwrap().status, StepStatus::Unknown);
+    assert_eq!(m.status(), RunStatus::Paused);
+    // Unchanged, the same idempotent step is run again at once.
+    let mut m = started_run(&w, None);
+    step(&mut m, Input::Start);
+    step(&mut m, vote("carol", Decision::Reject));
+    step(&mut m, Input::Interrupted);
+    step(&mut m, resume_changed("alice", &[], "d2", &["other"]));
+    assert_eq!(started(&step(&mut m, Input::Recover)), ["side"]);
+}
+
+#[test]
+fn guarantee_votes_on_a_gate_that_has_not_passed_count_only_for_their_digest() {
+    let w = wf("", APPROVAL);
+    let mut m = started_run(&w, None);
+    step(&mut m, Input::Start);
+    let events = step(&mut m, vote("bob", Decision::Approve));
+    assert!(matches!(&events[0], Event::ApprovalVoted { digest, .. } if digest == "d"));
+    let mut journal = vec![events[0].clone()];
+    // The workflow changes while the gate waits: bob's vote no longer counts.
+    let events = step(&mut m, resume_changed("alice", &[], "d2", &["go"]));
+    journal.extend(events);
+    assert!(m.step("gate").unwrap().votes.is_empty());
+    let events = step(&mut m, vote("carol", Decision::Approve));
+    assert!(matches!(&events[0], Event::ApprovalVoted { digest, .. } if digest == "d2"));
+    journal.extend(events.clone());
+    assert_eq!(
+        m.step("gate").unwrap().status,
+        StepStatus::AwaitingApproval,
+        "carol's vote and bob's of the old digest are not a quorum: {events:?}"
+    );
+    // bob is asked again, and his vote on what the run is now counts.
+    let events = step(&mut m, vote("bob", Decision::Approve));
+    assert_eq!(started(&events), ["go"]);
+    // Replayed, the journal gives the same count; a vote recorded for the old digest after
+    // the change does not count.
+    let mut replayed = started_run(&w, None);
+    replayed.apply(
+        &Event::StepStarted {
+            step: "gate".into(),
+            attempt: 1,
+        },
+        t0(),
+    );
+    for event in &journal {
+        replayed.apply(event, t0());
+    }
+    assert_eq!(replayed.digest, "d2");
+    assert_eq!(replayed.step("gate").unwrap().votes.len(), 1);
+    replayed.apply(
+        &Event::ApprovalVoted {
+            step: "gate".into(),
+            by: "bob".into(),
+            decision: Decision::Approve,
+            comment: None,
+            signature: None,
+            fingerprint: None,
+            digest: "d".into(),
+        },
+        t0(),
+    );
+    assert_eq!(replayed.step("gate").unwrap().votes.len(), 1);
+}
+
+#[test]
+fn a_change_is_refused_when_it_changes_nothing_or_is_unsigned_with_allowed_signers() {
+    let w = wf("", GATE_AND_SIDE);
+    let mut m = started_run(&w, None);
+    step(&mut m, Input::Start);
+    let refusal = m
+        .decide(resume_changed("alice", &[], "d", &["side"]), t0())
+        .unwrap_err();
+    assert!(refusal.0.contains("nothing changed"), "{refusal}");
+    m.signers = Some("alice ssh-ed25519 AAAA".into());
+    let refusal = m
+        .decide(resume_changed("alice", &[], "d2", &["side"]), t0())
+        .unwrap_err();
+    assert!(
+        refusal.0.contains("--key") && refusal.0.contains("nothing was recorded"),
+        "{refusal}"
+    );
+    assert_eq!(m.digest, "d");
+}
