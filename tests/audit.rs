@@ -101,12 +101,24 @@ fn evidence_is_checked_on_another_machine_against_the_signers_the_auditor_trusts
     )
     .unwrap();
     let verify = |args: &[&str]| {
-        Command::new(&binary)
-            .args(args)
-            .current_dir(machine.path())
-            .env_clear()
-            .output()
-            .unwrap()
+        // A binary just written may be briefly held open by a child another test forked
+        // before it exec'd (it inherited the writing descriptor): exec then fails with
+        // "text file busy" until that child has exec'd.
+        let mut tries = 0;
+        loop {
+            match Command::new(&binary)
+                .args(args)
+                .current_dir(machine.path())
+                .env_clear()
+                .output()
+            {
+                Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && tries < 100 => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                other => break other.unwrap(),
+            }
+        }
     };
     let o = verify(&[
         "verify",
