@@ -355,6 +355,11 @@ fn one_key_is_one_person_whatever_names_it_has() {
 /// access to the store would (no drctl process holds it).
 fn inject(k: &Keys, run: &str, events: &[Value]) {
     let store = SledStore::open(k.drctl.state()).unwrap();
+    inject_into(&store, run, events);
+}
+
+/// Entries appended to run `run`'s journal in `store`, chained, its record moved on.
+fn inject_into(store: &dyn Store, run: &str, events: &[Value]) {
     let mut record = store.run(run).unwrap().unwrap();
     let at = drctl::time::rfc3339(chrono::Utc::now());
     let mut journal = Vec::new();
@@ -379,24 +384,84 @@ fn inject(k: &Keys, run: &str, events: &[Value]) {
     store.commit(run, &commit).unwrap();
 }
 
-#[test]
-fn an_unsigned_vote_written_into_the_store_is_never_driven_further() {
-    let k = Keys::new();
-    let run = k.start();
+/// Two unsigned approvals of the quorum-2 gate, and the gate passed.
+fn forged_votes() -> Vec<Value> {
     let vote = |by: &str| {
         json!({"type": "approval_voted", "step": "gate", "by": by, "decision": "approve",
                "comment": null})
     };
-    inject(
-        &k,
-        &run,
-        &[
-            vote("bob"),
-            vote("carol"),
-            json!({"type": "step_succeeded", "step": "gate", "attempt": 1,
-                   "outputs": {"approved_by": ["bob", "carol"]}}),
-        ],
-    );
+    vec![
+        vote("bob"),
+        vote("carol"),
+        json!({"type": "step_succeeded", "step": "gate", "attempt": 1,
+               "outputs": {"approved_by": ["bob", "carol"]}}),
+    ]
+}
+
+/// `run` was paused for what the store holds, and its gated step never started.
+fn never_driven_further(k: &Keys, drctl: &Drctl, run: &str) {
+    let status = drctl.run(&["status", run, "--format", "json"]).ok().json();
+    let promote = status["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "promote")
+        .unwrap();
+    assert_eq!(promote["status"], "pending", "{status}");
+    assert_eq!(status["status"], "paused", "{status}");
+    let why = status["paused_reason"].as_str().unwrap();
+    assert!(why.contains("no signature"), "{why}");
+    let key = k.key("alice");
+    drctl
+        .run(&["resume", run, "--as", "alice", "--key", &key])
+        .refused("not driven further", "a resume of a tampered run");
+}
+
+#[test]
+fn an_unsigned_vote_written_into_etcd_is_never_driven_further() {
+    let cluster = crate::support::etcd::Cluster::start();
+    let k = Keys::new();
+    let drctl = k
+        .drctl
+        .clone()
+        .env("DRCTL_STORE", cluster.url("drctl"))
+        .arg("--lease")
+        .arg("2s");
+    let file = k.file.display().to_string();
+    let key = k.key("alice");
+    let o = drctl.run(&["run", &file, "--as", "alice", "--key", &key, "--detach"]);
+    assert_eq!(o.code, 3, "{}", o.text());
+    let run = o.run_id();
+    // Someone with write access to the store's prefix, holding the run once its lease is gone.
+    let store = drctl::store::EtcdStore::open(
+        drctl::store::EtcdAddress::parse(&cluster.url("drctl")).unwrap(),
+        std::time::Duration::from_secs(2),
+        drctl::store::Owner {
+            name: "mallory".into(),
+            host: "elsewhere".into(),
+            pid: std::process::id(),
+            since: String::new(),
+        },
+    )
+    .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while store.claim(&run).is_err() {
+        assert!(std::time::Instant::now() < deadline, "the run stayed held");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    inject_into(&store, &run, &forged_votes());
+    store.release(&run).unwrap();
+    drop(store);
+    let o = drctl.run(&["resume", &run, "--as", "alice", "--key", &key]);
+    assert_ne!(o.code, 0, "{}", o.text());
+    never_driven_further(&k, &drctl, &run);
+}
+
+#[test]
+fn an_unsigned_vote_written_into_the_store_is_never_driven_further() {
+    let k = Keys::new();
+    let run = k.start();
+    inject(&k, &run, &forged_votes());
     let o = k.resume(&run, &[]);
     assert_ne!(o.code, 0, "{}", o.text());
     let status = k.drctl(&["status", &run, "--format", "json"]).json();
