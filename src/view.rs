@@ -290,6 +290,20 @@ fn votes_and_pause(
     Ok((votes, pause))
 }
 
+/// For a run with allowed signers: the first signed event of its journal that does not
+/// verify, or decision its rules refuse (SPEC §5.9: reading a run re-verifies it too).
+fn does_not_hold_up(
+    workflow: &crate::dag::CompiledWorkflow,
+    run: &RunRecord,
+    journal: &[crate::store::JournalEntry],
+) -> Option<String> {
+    let signers = crate::stored::signers(run, journal).ok()??;
+    let mut workflow = workflow.clone();
+    workflow.signers = Some(signers);
+    let (_, found) = crate::engine::audit(&workflow, run, journal).ok()?;
+    found.broken.into_iter().next()
+}
+
 /// One run: its record, every step of the workflow with its status and attempts, why it is
 /// paused when it is, and whether its journal's hash chain is intact. `driving` are the runs
 /// the process computing the view drives.
@@ -314,7 +328,18 @@ pub fn status_view(
     let source = crate::stored::changed_source(&journal)
         .or(store.source(run_id)?)
         .unwrap_or_default();
-    let ids: Vec<String> = crate::stored::check(&run, &source)?.workflow.map_or_else(
+    let workflow = crate::stored::check(&run, &source)?.workflow;
+    let mut journal_check = journal_check;
+    if let Some(why) = workflow
+        .as_ref()
+        .and_then(|w| does_not_hold_up(w, &run, &journal))
+    {
+        journal_check.intact = false;
+        journal_check.problem = Some(format!(
+            "its journal does not hold up: {why} (`drctl verify {run_id}` lists everything)"
+        ));
+    }
+    let ids: Vec<String> = workflow.map_or_else(
         || records.iter().map(|r| r.step.clone()).collect(),
         |w| w.steps.into_iter().map(|s| s.id).collect(),
     );

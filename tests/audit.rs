@@ -462,6 +462,11 @@ fn an_unsigned_vote_written_into_the_store_is_never_driven_further() {
     let k = Keys::new();
     let run = k.start();
     inject(&k, &run, &forged_votes());
+    // Read, the run already shows its journal does not hold up.
+    let status = k.drctl(&["status", &run, "--format", "json"]).json();
+    assert_eq!(status["journal"]["intact"], false, "{status}");
+    let problem = status["journal"]["problem"].as_str().unwrap();
+    assert!(problem.contains("entry 3: bob approved"), "{problem}");
     let o = k.resume(&run, &[]);
     assert_ne!(o.code, 0, "{}", o.text());
     let status = k.drctl(&["status", &run, "--format", "json"]).json();
