@@ -660,3 +660,54 @@ fn an_agent_signs_the_journals_of_the_runs_it_drives_with_its_own_key() {
         o.text()
     );
 }
+
+#[test]
+fn a_vote_signed_more_than_five_minutes_before_it_arrives_is_refused() {
+    use drctl::engine::{Input, Machine};
+    let k = Keys::new();
+    let (alice, bob) = (public(&k, "alice"), public(&k, "bob"));
+    let signers = format!("alice {alice}\nbob {bob}\n");
+    let text = gated(r#"["bob"]"#, 1);
+    let checked = drctl::check::check_source(
+        drctl::diagnostic::SourceFile::new("gated.toml", text),
+        drctl::actions::Registry::global(),
+        &[],
+    );
+    let mut workflow = checked.workflow.expect("the workflow compiles");
+    workflow.signers = Some(signers.clone());
+    let mut machine = Machine::new(&workflow, "alice");
+    machine.run_id = "r-late".into();
+    machine.digest = "v2:late".into();
+    machine.signers = Some(signers);
+    let opened = chrono::Utc::now();
+    machine.advance(Input::Start, opened).unwrap();
+    let signed_at = opened + chrono::TimeDelta::minutes(1);
+    let statement = Statement {
+        kind: StatementKind::Approve,
+        run_id: "r-late".into(),
+        step: Some("gate".into()),
+        round: Some(1),
+        name: "bob".into(),
+        comment: None,
+        digest: "v2:late".into(),
+        at: format_time(signed_at),
+        head: None,
+    };
+    let signed = serde_json::to_value(sign(statement, Path::new(&k.key("bob"))).unwrap()).unwrap();
+    let vote = || Input::SignedVote {
+        signed: signed.clone(),
+    };
+    // Received seven minutes after it was signed: refused, whatever the key's window.
+    let late = machine
+        .decide(vote(), signed_at + chrono::TimeDelta::minutes(7))
+        .unwrap_err();
+    assert!(late.0.contains("more than 5 minutes"), "{late}");
+    // Received within five minutes: it counts.
+    machine
+        .advance(vote(), signed_at + chrono::TimeDelta::minutes(4))
+        .unwrap();
+    assert_eq!(
+        machine.step("gate").unwrap().status,
+        drctl::store::StepStatus::Succeeded
+    );
+}
