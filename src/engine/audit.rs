@@ -222,19 +222,14 @@ impl Replay<'_> {
             return;
         };
         let what = "started the run";
-        let outcome = signed_statement(signature, signers, at).and_then(|(signed, key)| {
-            let st = &signed.statement;
-            if st.kind != StatementKind::StartRun
-                || st.run_id != self.run.run_id
-                || st.name != initiator
-                || st.digest != digest
-            {
-                return Err("the signed statement does not say what the journal records".into());
-            }
-            skewed(&signed, at).map_or(Ok(key), Err)
+        let outcome = proven(signature, signers, at, SAYS_OTHERWISE, |st| {
+            st.kind == StatementKind::StartRun
+                && st.run_id == self.run.run_id
+                && st.name == initiator
+                && st.digest == digest
         });
         match outcome {
-            Ok(key) => self.signed(seq, what, initiator, key),
+            Ok((_, key)) => self.signed(seq, what, initiator, key),
             Err(why) => self.broken(seq, &format!("{initiator} {what}: {why}")),
         }
     }
@@ -327,19 +322,14 @@ impl Replay<'_> {
             return;
         };
         let what = format!("changed the workflow to {to_digest}");
-        let outcome = signed_statement(signature, signers, at).and_then(|(signed, key)| {
-            let st = &signed.statement;
-            if st.kind != StatementKind::ChangeWorkflow
-                || st.run_id != self.run.run_id
-                || st.name != by
-                || st.digest != to_digest
-            {
-                return Err("the signed statement does not say what the journal records".into());
-            }
-            skewed(&signed, at).map_or(Ok(key), Err)
+        let outcome = proven(signature, signers, at, SAYS_OTHERWISE, |st| {
+            st.kind == StatementKind::ChangeWorkflow
+                && st.run_id == self.run.run_id
+                && st.name == by
+                && st.digest == to_digest
         });
         match outcome {
-            Ok(key) => self.signed(seq, &what, by, key),
+            Ok((_, key)) => self.signed(seq, &what, by, key),
             Err(why) => self.broken(seq, &format!("{by} {what}: {why}")),
         }
     }
@@ -358,32 +348,27 @@ impl Replay<'_> {
             self.broken(seq, "a journal signature in a run without allowed signers");
             return;
         };
-        let outcome = signed_statement(Some(signature), signers, at).and_then(|(signed, key)| {
-            let st = &signed.statement;
-            let expected = Head {
-                len: seq,
-                hash: entry.prev.clone(),
-            };
-            if st.kind != StatementKind::JournalAnchor
-                || st.run_id != self.run.run_id
-                || st.head.as_ref() != Some(&expected)
-            {
-                return Err(format!(
-                    "{} {what}: the signed anchor does not name this journal up to this entry",
-                    st.name
-                ));
-            }
-            match skewed(&signed, at) {
-                Some(why) => Err(format!("{} {what}: {why}", st.name)),
-                None => Ok((st.name.clone(), key)),
-            }
-        });
+        let expected = Head {
+            len: seq,
+            hash: entry.prev.clone(),
+        };
+        let outcome = proven(
+            Some(signature),
+            signers,
+            at,
+            "the signed anchor does not name this journal up to this entry",
+            |st| {
+                st.kind == StatementKind::JournalAnchor
+                    && st.run_id == self.run.run_id
+                    && st.head.as_ref() == Some(&expected)
+            },
+        );
         match outcome {
-            Ok((name, key)) => {
-                self.signed(seq, &what, &name, key);
+            Ok((signed, key)) => {
+                self.signed(seq, &what, &signed.statement.name, key);
                 self.found.sealed = seq + 1;
             }
-            Err(why) => self.broken(seq, &format!("the driver {why}")),
+            Err(why) => self.broken(seq, &format!("the driver {what}: {why}")),
         }
     }
 
@@ -413,6 +398,29 @@ fn signed_statement(
         .map_err(|e| format!("the signature cannot be read: {e}"))?;
     let proof = verify_at(&signed, signers, at).map_err(|e| e.to_string())?;
     Ok((signed, proof.fingerprint))
+}
+
+/// What a signed statement that does not match its journal event is told.
+const SAYS_OTHERWISE: &str = "the signed statement does not say what the journal records";
+
+/// The statement in `signature`, verified against `signers` as received at `at`, saying what
+/// `says` expects (else `mismatch`) and signed within 5 minutes of `at`; with its key's
+/// fingerprint.
+fn proven(
+    signature: Option<&serde_json::Value>,
+    signers: &AllowedSigners,
+    at: DateTime<Utc>,
+    mismatch: &str,
+    says: impl FnOnce(&crate::identity::Statement) -> bool,
+) -> Result<(Signed, String), String> {
+    let (signed, key) = signed_statement(signature, signers, at)?;
+    if !says(&signed.statement) {
+        return Err(mismatch.to_string());
+    }
+    match skewed(&signed, at) {
+        Some(why) => Err(why),
+        None => Ok((signed, key)),
+    }
 }
 
 /// Why a statement's signed time is too far from the moment `at` it was journaled.
