@@ -574,21 +574,8 @@ fn an_agent_signs_the_journals_of_the_runs_it_drives_with_its_own_key() {
         ),
         &gated(r#"["bob", "carol"]"#, 1),
     );
-    // An agent without a key does not drive a run whose journal must be signed.
     let log = k.path("agent.log");
-    let serve = |args: &[&str]| {
-        let _ = std::fs::remove_file(&log);
-        let live = k.drctl.spawn_logged(args, Path::new(&log));
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while !std::fs::read_to_string(&log).is_ok_and(|t| t.contains("drives the runs")) {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the agent did not serve"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        live
-    };
+    let serve = |args: &[&str]| k.drctl.serve_logged(args, Path::new(&log));
     let file = k.file.display().to_string();
     let start = || {
         k.drctl(&[

@@ -417,15 +417,7 @@ fn guarantee_an_agent_signs_and_drives_the_changed_version() {
     std::fs::write(&s.file, original.replace("promote-v1", "promote-v2")).unwrap();
 
     let log = s.dir.path().join("agent.log");
-    let _agent = s.drctl.spawn_logged(&["serve"], &log);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !std::fs::read_to_string(&log).is_ok_and(|t| t.contains("drives the runs")) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the agent did not serve"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    let _agent = s.drctl.serve_logged(&["serve"], &log);
     // Through the agent, an unsigned change is refused as in the foreground.
     s.drctl(&["resume", &run, "--allow-changed-workflow", "--as", "alice"])
         .refused("--key", "an unsigned change through the agent");
@@ -470,11 +462,7 @@ fn guarantee_an_agent_taking_over_a_changed_run_drives_the_changed_version() {
     std::fs::write(&s.file, original.replace("-v1", "-v2")).unwrap();
     let serve = |name: &str| {
         let log = s.dir.path().join(format!("{name}.log"));
-        let agent = s.drctl.spawn_logged(&["serve"], &log);
-        wait_for(10, "the agent to serve", || {
-            std::fs::read_to_string(&log).is_ok_and(|t| t.contains("drives the runs"))
-        });
-        agent
+        s.drctl.serve_logged(&["serve"], &log)
     };
     s.decide("approve", &run, "bob").ok();
     let mut first = serve("agent-a");

@@ -488,12 +488,7 @@ with = { approvers = ["bob"], timeout = "1h" }
     // Only the agent knows the webhook: it drives the run, so it sends.
     let _agent = Drctl::new(&state)
         .env("DR_WEBHOOK", &hook.url)
-        .spawn_logged(&["serve"], &log);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !std::fs::read_to_string(&log).is_ok_and(|t| t.contains("drives the runs")) {
-        assert!(Instant::now() < deadline, "the agent did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+        .serve_logged(&["serve"], &log);
     let drctl = Drctl::new(&state).env_remove("DR_WEBHOOK");
     // Handed to the agent, `--detach` returns once the run was accepted.
     let run = drctl

@@ -40,11 +40,7 @@ impl Scene {
     /// Starts `drctl serve` on the state directory and waits until it serves.
     fn serve(&self) -> Live {
         let log = self.path("agent.log");
-        let agent = self.drctl().spawn_logged(&["serve"], &log);
-        wait_for(Duration::from_secs(10), "the agent to serve", || {
-            std::fs::read_to_string(&log).is_ok_and(|t| t.contains("drives the runs"))
-        });
-        agent
+        self.drctl().serve_logged(&["serve"], &log)
     }
 
     fn ledger(&self) -> String {

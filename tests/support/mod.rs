@@ -146,6 +146,23 @@ impl Drctl {
         Live::start_with(self.command(args), Stdio::from(stderr))
     }
 
+    /// Starts an agent, `drctl ARGS` (`serve ...`), in the background, everything it prints
+    /// written to `log`, and waits until it drives the runs of its state directory.
+    #[track_caller]
+    pub fn serve_logged(&self, args: &[&str], log: &Path) -> Live {
+        let agent = self.spawn_logged(args, log);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !std::fs::read_to_string(log).is_ok_and(|t| t.contains("drives the runs")) {
+            assert!(
+                Instant::now() < deadline,
+                "`drctl {}` did not serve within 10 s",
+                args.join(" ")
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        agent
+    }
+
     /// Starts `drctl ARGS` in the background, everything it prints written to `log`.
     pub fn spawn_logged(&self, args: &[&str], log: &Path) -> Live {
         let out = std::fs::File::create(log).expect("log file");
