@@ -1,0 +1,62 @@
+//! The agent's starts raced from many threads at once.
+
+use std::sync::{Arc, Barrier};
+
+use super::Agent;
+use crate::control::StartRequest;
+use crate::store::{MemoryStore, Store};
+
+fn request(workflow: &str) -> StartRequest {
+    StartRequest {
+        file: format!("/nowhere/{workflow}.toml"),
+        source: format!(
+            "[workflow]\nname = \"{workflow}\"\nkind = \"failover\"\n\n[[steps]]\nid = \"hold\"\naction = \"wait\"\nwith = {{ duration = \"2s\" }}\n"
+        ),
+        overrides: vec![],
+        mode: "drill".into(),
+        initiator: "alice".into(),
+        incident_start: None,
+        key: None,
+    }
+}
+
+/// Starts released at the same instant: of one workflow, exactly one run starts (the
+/// others are refused as the workflow's run is unfinished); of different workflows, all.
+#[test]
+fn racing_starts_leave_one_run_per_workflow_and_start_different_workflows_at_once() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let (agent, _router) = Agent::new(
+        store.clone(),
+        Arc::new(|_| {}),
+        runtime.handle().clone(),
+        None,
+    );
+    let race = |workflows: Vec<String>| -> Vec<bool> {
+        let barrier = Barrier::new(workflows.len());
+        std::thread::scope(|scope| {
+            let racers: Vec<_> = workflows
+                .iter()
+                .map(|w| {
+                    let (agent, barrier) = (&agent, &barrier);
+                    scope.spawn(move || {
+                        barrier.wait();
+                        agent.start_run(request(w)).is_ok()
+                    })
+                })
+                .collect();
+            racers.into_iter().map(|r| r.join().unwrap()).collect()
+        })
+    };
+    let same = race(vec!["contested".to_string(); 8]);
+    assert_eq!(same.iter().filter(|&&ok| ok).count(), 1, "{same:?}");
+    let different = race((0..8).map(|i| format!("team-{i}")).collect());
+    assert!(different.iter().all(|&ok| ok), "{different:?}");
+    let runs = store.runs().unwrap();
+    assert_eq!(runs.len(), 9, "{runs:?}");
+    agent.wait();
+}
