@@ -292,15 +292,14 @@ fn votes_and_pause(
 
 /// For a run with allowed signers: the first signed event of its journal that does not
 /// verify, or decision its rules refuse (SPEC §5.9: reading a run re-verifies it too).
+/// `workflow` is given the signers the run captured.
 fn does_not_hold_up(
-    workflow: &crate::dag::CompiledWorkflow,
+    workflow: &mut crate::dag::CompiledWorkflow,
     run: &RunRecord,
     journal: &[crate::store::JournalEntry],
 ) -> Option<String> {
-    let signers = crate::stored::signers(run, journal).ok()??;
-    let mut workflow = workflow.clone();
-    workflow.signers = Some(signers);
-    let (_, found) = crate::engine::audit(&workflow, run, journal).ok()?;
+    workflow.signers = Some(crate::stored::signers(run, journal).ok()??);
+    let (_, found) = crate::engine::audit(workflow, run, journal).ok()?;
     found.broken.into_iter().next()
 }
 
@@ -328,10 +327,10 @@ pub fn status_view(
     let source = crate::stored::changed_source(&journal)
         .or(store.source(run_id)?)
         .unwrap_or_default();
-    let workflow = crate::stored::check(&run, &source)?.workflow;
+    let mut workflow = crate::stored::check(&run, &source)?.workflow;
     let mut journal_check = journal_check;
     if let Some(why) = workflow
-        .as_ref()
+        .as_mut()
         .and_then(|w| does_not_hold_up(w, &run, &journal))
     {
         journal_check.intact = false;
