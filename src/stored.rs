@@ -10,7 +10,7 @@ use crate::actions::Registry;
 use crate::check::{Checked, check_source};
 use crate::dag::{CompiledWorkflow, Override};
 use crate::diagnostic::{SourceFile, render_text};
-use crate::engine::Event;
+use crate::engine::{Event, Scheme};
 use crate::store::{JournalEntry, RunRecord, Store, StoreError};
 
 /// Why a stored run's workflow could not be had.
@@ -186,4 +186,13 @@ pub fn stored_workflow(
     // Who may approve is what the run captured when it started, not the file as it is now.
     workflow.signers = signers(run, &journal)?;
     Ok((workflow, source))
+}
+
+/// The digest of `workflow` in the scheme `stored` was computed with: runs recorded before
+/// digests named their scheme are compared by the hash of their plan.
+pub fn digest_as(stored: &str, workflow: &CompiledWorkflow) -> String {
+    match Scheme::of(stored) {
+        Scheme::PlanV1 => crate::plan::plan_digest(workflow),
+        Scheme::CompiledV2 => crate::engine::digest(workflow),
+    }
 }

@@ -11,7 +11,7 @@ use crate::check::check_source;
 use crate::dag::{CompiledWorkflow, Override};
 use crate::diagnostic::{SourceFile, render_text};
 use crate::engine::{
-    Clock, Input, Run, Scheme, SystemClock, WorkflowChange, changed_steps, gates_kept, replay,
+    Clock, Input, Run, SystemClock, WorkflowChange, changed_steps, gates_kept, replay,
 };
 use crate::store::{RunRecord, Store};
 use crate::stored::stored_workflow;
@@ -84,7 +84,7 @@ pub fn load(store: &dyn Store, run_id: &str, purpose: Purpose) -> Result<Loaded,
     // Who may approve is what the run captured when it started, whatever the file says now:
     // the digest compares what executes under the same signers.
     current.signers.clone_from(&stored.signers);
-    let now = digest_as(&run.digest, &current);
+    let now = crate::stored::digest_as(&run.digest, &current);
     if now != run.digest {
         if purpose != Purpose::Undo && allow_changed {
             // An edit is no way around an approval that has not passed.
@@ -129,15 +129,6 @@ pub fn load(store: &dyn Store, run_id: &str, purpose: Purpose) -> Result<Loaded,
         text: stored_text,
         change: None,
     })
-}
-
-/// The digest of `workflow` in the scheme `stored` was computed with: runs recorded before
-/// digests named their scheme are compared by the hash of their plan.
-pub fn digest_as(stored: &str, workflow: &CompiledWorkflow) -> String {
-    match Scheme::of(stored) {
-        Scheme::PlanV1 => crate::plan::plan_digest(workflow),
-        Scheme::CompiledV2 => crate::engine::digest(workflow),
-    }
 }
 
 /// Compiles a workflow text; with `file`, its allowed-signers file is read next to it.

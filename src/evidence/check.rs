@@ -10,7 +10,7 @@
 
 use super::{EVIDENCE_FORMAT, Evidence};
 use crate::dag::CompiledWorkflow;
-use crate::engine::{Event, Scheme, audit, events};
+use crate::engine::{Event, audit, events};
 use crate::identity::{AllowedSigners, SignerEntry};
 use crate::store::{JournalEntry, RunRecord, verify_chain};
 
@@ -295,10 +295,7 @@ fn workflow_of(
         return None;
     };
     workflow.signers = signers;
-    let compiled = match Scheme::of(digest) {
-        Scheme::PlanV1 => crate::plan::plan_digest(&workflow),
-        Scheme::CompiledV2 => crate::engine::digest(&workflow),
-    };
+    let compiled = crate::stored::digest_as(digest, &workflow);
     if compiled != digest {
         v.problems.push(format!(
             "the workflow text in the evidence (with the run's parameters) has digest {compiled}, the run's journal names {digest}: it is not what the run executed"
