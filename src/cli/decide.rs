@@ -215,21 +215,27 @@ fn round_of(
             "`{step}` of run {run} is not waiting for approval yet"
         )));
     }
-    // The head the signer is shown: where the run's journal ends as they sign.
-    let request = Request::Evidence {
+    // The head the signer is shown: the journal's last entry as they sign (it may have grown
+    // since the status was read; the page then runs to its new end).
+    let from = status["journal"]["entries"]
+        .as_u64()
+        .unwrap_or(0)
+        .saturating_sub(1);
+    let request = Request::Journal {
         run: run.to_string(),
+        from,
     };
-    let (record, _) = live_or_local::<serde_json::Value>(state, &request, |store| {
-        Ok(serde_json::to_value(store.run(run)?).unwrap_or_default())
+    let (page, _) = live_or_local::<crate::control::JournalPage>(state, &request, |store| {
+        let entries = store.journal(run)?;
+        Ok(crate::control::JournalPage {
+            entries: entries.into_iter().skip_while(|e| e.seq < from).collect(),
+            driving: false,
+        })
     })?;
-    let record = record.get("run").unwrap_or(&record);
-    let head = match (record["journal_len"].as_u64(), record["last_hash"].as_str()) {
-        (Some(len), Some(hash)) => Some(Head {
-            len,
-            hash: hash.to_string(),
-        }),
-        _ => None,
-    };
+    let head = page.entries.last().map(|last| Head {
+        len: last.seq + 1,
+        hash: last.hash.clone(),
+    });
     Ok((digest, round, head))
 }
 
