@@ -232,6 +232,29 @@ mod tests {
         assert_eq!(AttemptMark::parse("r/promote/x"), None);
     }
 
+    /// Waits until `/proc/PID/environ` holds `mark`. `spawn` returns once the child has
+    /// begun its `exec` (glibc's `posix_spawn` is a vfork, whose parent resumes when the new
+    /// program's memory is mapped), but the kernel sets up the new environment a moment
+    /// later: read in between, `environ` is empty.
+    fn wait_until_environ_is_set(pid: i32, mark: &str) {
+        let wanted = format!("{ATTEMPT_VAR}={mark}");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+            if environ
+                .split(|&b| b == 0)
+                .any(|var| var == wanted.as_bytes())
+            {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the child never showed its environment"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     #[tokio::test]
     async fn a_process_of_an_earlier_attempt_is_found_and_ended() {
         let mark = AttemptMark {
@@ -250,6 +273,7 @@ mod tests {
             .spawn()
             .unwrap();
         let pid = i32::try_from(child.id()).unwrap();
+        wait_until_environ_is_set(pid, &earlier.value());
         assert_eq!(
             leftovers(&mark),
             vec![Leftover { pid, attempt: 1 }],
