@@ -11,6 +11,7 @@ mod aws_services;
 mod changed;
 mod cli;
 mod crash;
+mod crowd;
 mod docs;
 mod examples;
 mod executor;

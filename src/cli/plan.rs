@@ -118,7 +118,7 @@ fn history_medians(
     state: &std::path::Path,
     workflow: &str,
 ) -> (std::collections::HashMap<String, f64>, usize) {
-    if let Some(mut connection) = crate::control::connect(state) {
+    if let Ok(Some(mut connection)) = crate::control::connect(state) {
         return connection
             .call(&crate::control::Request::Medians {
                 workflow: workflow.to_string(),

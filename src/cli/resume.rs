@@ -156,7 +156,7 @@ pub fn resume(
                 .map_err(|e| CliError::invalid(format!("cannot resolve {}: {e}", p.display())))
         })
         .transpose()?;
-    if let Some(agent) = super::state::agent(state) {
+    if let Some(agent) = super::state::agent(state)? {
         let how = TakeUpHow::Resume {
             choices,
             allow_changed,
@@ -275,7 +275,7 @@ pub(super) fn rollback_inputs(machine: &crate::engine::Machine<'_>, by: &str) ->
 /// Runs `rollback`.
 pub fn rollback(args: &RollbackArgs, state: &std::path::Path) -> Result<u8, CliError> {
     let by = whoami(args.by.as_ref());
-    if let Some(agent) = super::state::agent(state) {
+    if let Some(agent) = super::state::agent(state)? {
         return hand_over(agent, &args.run, &by, TakeUpHow::Rollback, args.format);
     }
     take_up(

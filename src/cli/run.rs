@@ -78,7 +78,7 @@ pub fn run(args: &RunArgs, state: &std::path::Path, mode: &str) -> Result<u8, Cl
             args.file.display()
         )));
     };
-    if let Some(agent) = super::state::agent(state) {
+    if let Some(agent) = super::state::agent(state)? {
         return hand_over(agent, args, workflow, &checked.source.text, mode);
     }
     let store = own(state)?;

@@ -146,12 +146,25 @@ pub(super) fn through_inbox(
     }
 }
 
-/// How long a read, decision or cancel waits for a busy store's owner to answer on its
-/// control socket: a `run` takes the store a moment before its socket answers.
+/// How long a read, decision or cancel waits for a store another process holds to start
+/// answering on its control socket: a `run` takes the store a moment before its socket
+/// answers.
 const OWNER_PATIENCE: Duration = Duration::from_secs(10);
 
 /// How often the socket is tried again meanwhile.
 const OWNER_POLL: Duration = Duration::from_millis(50);
+
+/// The live process serving the store in `dir`, if one does. A process that is busy is
+/// waited for (see [`connect`]); one that refuses, or never answers, is this command's error,
+/// with the cause.
+pub fn live(dir: &Path) -> Result<Option<Connection>, CliError> {
+    connect(dir).map_err(|e| {
+        CliError::internal(format!(
+            "the drctl process serving {} did not answer: {e}",
+            dir.display()
+        ))
+    })
+}
 
 /// Opens the store for reading or a one-off write, or connects to its live owner. A store
 /// that another process holds is waited for (up to [`OWNER_PATIENCE`]) until that process's
@@ -163,7 +176,7 @@ fn access(dir: &Path) -> Result<Access, CliError> {
     }
     let deadline = Instant::now() + OWNER_PATIENCE;
     loop {
-        if let Some(connection) = connect(dir) {
+        if let Some(connection) = live(dir)? {
             return Ok(Access::Live(connection));
         }
         // The wait is here, between tries of the socket, not inside the store's own retry.
@@ -178,13 +191,11 @@ fn access(dir: &Path) -> Result<Access, CliError> {
 }
 
 /// The `drctl serve` agent that owns the store in `dir`, when one does.
-pub fn agent(dir: &Path) -> Option<Connection> {
+pub fn agent(dir: &Path) -> Result<Option<Connection>, CliError> {
     if shared().is_some() {
-        return None;
+        return Ok(None);
     }
-    let mut connection = connect(dir)?;
-    let active = connection.call(&Request::Active).ok()?;
-    (active.data.get("agent") == Some(&serde_json::Value::Bool(true))).then_some(connection)
+    Ok(live(dir)?.filter(|connection| connection.active().agent))
 }
 
 /// Asks the live process `request`; its refusal is this command's error, with the exit code
@@ -208,32 +219,41 @@ pub fn ask<T: serde::de::DeserializeOwned>(
 }
 
 /// Opens the store to drive a run, refusing when a live process owns it (exit 6, naming
-/// the live run).
+/// that process and what it drives).
 pub fn own(dir: &Path) -> Result<Arc<dyn Store>, CliError> {
     // On a shared store each run has its own owner (its lease); nothing is held here.
     if let Some(shared) = shared() {
         return open_shared(shared);
     }
-    if let Some(mut connection) = connect(dir) {
-        let live = connection
-            .call(&Request::Active)
-            .ok()
-            .and_then(|r| {
-                r.data
-                    .get("run_id")
-                    .and_then(|v| v.as_str())
-                    .map(str::to_string)
-            })
-            .unwrap_or_else(|| "unknown".into());
+    if let Some(connection) = live(dir)? {
         return Err(CliError::new(
             exit::RUN_ACTIVE,
-            format!(
-                "run {live} is live in {}: only one process drives runs of a state directory; wait for it, use another --state, or start `drctl serve` there to drive many runs at once",
-                dir.display()
-            ),
+            held_by(dir, connection.active()),
         ));
     }
     Ok(Arc::new(SledStore::open(dir)?))
+}
+
+/// Why a store held by the live process `active` is not this command's to drive.
+fn held_by(dir: &Path, active: &crate::control::Active) -> String {
+    let runs = match active.runs.as_slice() {
+        [] => "no run at the moment".to_string(),
+        [one] => format!("run {one}"),
+        many => format!("runs {}", many.join(", ")),
+    };
+    if active.agent {
+        format!(
+            "drctl serve (pid {}) drives the runs of {} ({runs}): `drctl run`, `resume` and `rollback` hand their runs to it",
+            active.pid,
+            dir.display()
+        )
+    } else {
+        format!(
+            "{runs} is live in {}, driven from a terminal by pid {}: only one process drives runs of a state directory; wait for it, use another --state, or start `drctl serve` there to drive many runs at once",
+            dir.display(),
+            active.pid
+        )
+    }
 }
 
 /// Who is acting: `--as`, else `$USER`.

@@ -11,12 +11,14 @@ mod protocol;
 mod router;
 mod server;
 
-pub use client::{Connection, connect};
+pub use client::{Active, BUSY_NOTICE, BUSY_PATIENCE, Connection, connect};
 pub use protocol::{
     JournalPage, MAX_REQUEST, Request, Response, StartRequest, TakeUpHow, parse_request,
 };
 pub use router::{Agent, Router};
-pub use server::{IDLE_TIMEOUT, MAX_CONNECTIONS, decide, decision_input, serve};
+pub use server::{
+    EVICT_IDLE, IDLE_TIMEOUT, MAX_CONNECTIONS, MAX_PER_PROCESS, decide, decision_input, serve,
+};
 
 use std::path::{Path, PathBuf};
 

@@ -1,8 +1,18 @@
 //! The server side: runs inside the process that drives a run. It must never be taken down by
-//! a client (SPEC §5.8.6): a request line is at most [`MAX_REQUEST`] bytes, at most
-//! [`MAX_CONNECTIONS`] connections are open at once, a connection without a complete request
-//! for [`IDLE_TIMEOUT`] is dropped, an `accept` error is waited out rather than ending the
-//! loop, and store reads run off the runtime's worker threads so the driver is never starved.
+//! a client, and it serves every honest client (SPEC §5.8.6, §11):
+//!
+//! - a request line is at most [`MAX_REQUEST`] bytes;
+//! - at most [`MAX_CONNECTIONS`] connections are open at once. A newcomer past the bound takes
+//!   the place of a connection idle for [`EVICT_IDLE`] or more; when there is none, it waits
+//!   (not accepted yet, in the socket's backlog) until a connection ends: a crowd of clients
+//!   is served in turn, never refused;
+//! - one process holds at most [`MAX_PER_PROCESS`] connections (its idlest makes room for its
+//!   next; when all of them are answering, the next is refused, saying so): a process flooding
+//!   the socket cannot starve the others;
+//! - a connection without a complete request for [`IDLE_TIMEOUT`] is dropped;
+//! - an `accept` error is waited out rather than ending the loop;
+//! - store reads run off the runtime's worker threads so the driver is never starved.
+//!
 //! It prints nothing: the terminal belongs to the run's output.
 
 use std::collections::BTreeMap;
@@ -12,7 +22,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
@@ -23,9 +33,17 @@ use crate::engine::{ControlRequest, Input};
 use crate::store::Store;
 use crate::view;
 
-/// Connections open at once. A new one past the bound takes the place of the connection idle
-/// the longest; when every one is busy answering, the newcomer is refused.
-pub const MAX_CONNECTIONS: usize = 32;
+/// Connections open at once. Past the bound, a newcomer takes the place of a connection idle
+/// for [`EVICT_IDLE`], or waits its turn.
+pub const MAX_CONNECTIONS: usize = 256;
+
+/// Connections one process may hold at once. A drctl command holds one (two for a moment).
+pub const MAX_PER_PROCESS: usize = 8;
+
+/// How long a connection must have been idle to be closed for a newcomer when every slot is
+/// taken. An honest client between two requests (a follower polls every 100 ms) is never
+/// idle that long.
+pub const EVICT_IDLE: Duration = Duration::from_secs(1);
 
 /// How long a connection may go without a complete request before it is dropped.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -57,11 +75,14 @@ pub fn serve(
         store,
         router,
         slots: slots.clone(),
+        freed: Arc::new(Notify::new()),
     };
     let task = tokio::spawn(async move {
         loop {
             match listener.accept().await {
-                Ok((stream, _)) => server.admit(stream),
+                // The next connection is accepted once this one has its place: meanwhile
+                // newcomers wait in the socket's backlog.
+                Ok((stream, _)) => server.admit(stream).await,
                 Err(_) => tokio::time::sleep(ACCEPT_RETRY).await,
             }
         }
@@ -106,6 +127,8 @@ struct Server {
     store: Arc<dyn Store>,
     router: Arc<Router>,
     slots: Arc<Mutex<Slots>>,
+    /// Told when a connection ends, for a newcomer waiting for a place.
+    freed: Arc<Notify>,
 }
 
 /// The open connections.
@@ -120,6 +143,8 @@ struct Slot {
     active: Instant,
     /// Whether a request is being answered (such a connection is never evicted).
     busy: bool,
+    /// The process at the other end, when the kernel says.
+    peer: Option<i32>,
     abort: AbortHandle,
 }
 
@@ -131,44 +156,106 @@ fn lock(slots: &Mutex<Slots>) -> std::sync::MutexGuard<'_, Slots> {
 struct SlotGuard {
     id: u64,
     slots: Arc<Mutex<Slots>>,
+    freed: Arc<Notify>,
 }
 
 impl Drop for SlotGuard {
     fn drop(&mut self) {
         lock(&self.slots).open.remove(&self.id);
+        self.freed.notify_one();
     }
 }
 
-impl Server {
-    /// Starts serving `stream`, making room for it when all slots are taken.
-    fn admit(&self, stream: UnixStream) {
-        let mut slots = lock(&self.slots);
-        if slots.open.len() >= MAX_CONNECTIONS {
-            let idlest = slots
-                .open
-                .iter()
-                .filter(|(_, s)| !s.busy)
-                .min_by_key(|(_, s)| s.active)
-                .map(|(id, _)| *id);
-            match idlest.and_then(|id| slots.open.remove(&id)) {
-                Some(evicted) => evicted.abort.abort(),
-                None => {
-                    drop(slots);
-                    tokio::spawn(refuse(
-                        stream,
-                        format!(
-                            "the live drctl process is answering {MAX_CONNECTIONS} requests already; try again"
-                        ),
-                    ));
-                    return;
-                }
+/// Where a newcomer goes.
+enum Place {
+    /// In a free slot.
+    Free,
+    /// In the slot of this idle connection, closed for it.
+    Evict(u64),
+    /// Nowhere yet: every slot is answering a request.
+    Wait,
+    /// Nowhere: its process holds too many connections, each answering a request.
+    Refuse(String),
+}
+
+impl Slots {
+    /// Where a newcomer from process `peer` goes.
+    fn place(&self, peer: Option<i32>) -> Place {
+        if let Some(pid) = peer {
+            let mine = || self.open.iter().filter(move |(_, s)| s.peer == Some(pid));
+            if mine().count() >= MAX_PER_PROCESS {
+                return match idlest(mine(), Duration::ZERO) {
+                    Some(id) => Place::Evict(id),
+                    None => Place::Refuse(format!(
+                        "process {pid} has {MAX_PER_PROCESS} requests under way on this socket already; a drctl command makes one at a time"
+                    )),
+                };
             }
         }
+        if self.open.len() < MAX_CONNECTIONS {
+            return Place::Free;
+        }
+        match idlest(self.open.iter(), EVICT_IDLE) {
+            Some(id) => Place::Evict(id),
+            None => Place::Wait,
+        }
+    }
+}
+
+/// The connection idle the longest among `slots`, if it has been idle for `at_least`.
+fn idlest<'a>(slots: impl Iterator<Item = (&'a u64, &'a Slot)>, at_least: Duration) -> Option<u64> {
+    slots
+        .filter(|(_, s)| !s.busy && s.active.elapsed() >= at_least)
+        .min_by_key(|(_, s)| s.active)
+        .map(|(id, _)| *id)
+}
+
+impl Server {
+    /// Starts serving `stream` once it has a place: a free slot, or the slot of an idle
+    /// connection; else waits until a connection ends. Only a process holding too many
+    /// connections is refused.
+    async fn admit(&self, mut stream: UnixStream) {
+        let peer = stream.peer_cred().ok().and_then(|c| c.pid());
+        loop {
+            let freed = self.freed.notified();
+            match self.seat(stream, peer) {
+                Some(waiting) => stream = waiting,
+                None => return,
+            }
+            // A slot also frees when a connection has been idle long enough to give up its
+            // place: look again now and then.
+            let _ = tokio::time::timeout(EVICT_IDLE / 4, freed).await;
+        }
+    }
+
+    /// Gives `stream` its place, or refuses it; gives it back when it must wait.
+    fn seat(&self, stream: UnixStream, peer: Option<i32>) -> Option<UnixStream> {
+        let mut slots = lock(&self.slots);
+        match slots.place(peer) {
+            Place::Free => {}
+            Place::Evict(id) => {
+                if let Some(evicted) = slots.open.remove(&id) {
+                    evicted.abort.abort();
+                }
+            }
+            Place::Wait => return Some(stream),
+            Place::Refuse(why) => {
+                tokio::spawn(refuse(stream, why));
+                return None;
+            }
+        }
+        self.open(&mut slots, stream, peer);
+        None
+    }
+
+    /// Serves `stream` in a slot of its own (the caller made room).
+    fn open(&self, slots: &mut Slots, stream: UnixStream, peer: Option<i32>) {
         let id = slots.next;
         slots.next += 1;
         let guard = SlotGuard {
             id,
             slots: self.slots.clone(),
+            freed: self.freed.clone(),
         };
         let server = self.clone();
         // The slot is inserted before the task can end and remove it: the lock is held.
@@ -181,6 +268,7 @@ impl Server {
             Slot {
                 active: Instant::now(),
                 busy: false,
+                peer,
                 abort: task.abort_handle(),
             },
         );
@@ -414,5 +502,63 @@ async fn to_driver(driver: &mpsc::Sender<ControlRequest>, input: Input) -> Respo
         Ok(Ok(())) => Response::data(serde_json::Value::Null),
         Ok(Err(e)) => Response::refused(e),
         Err(_) => Response::refused("the run stopped before answering; try again"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A slot of process `peer`, answering a request or idle for `idle`.
+    fn slot(peer: i32, busy: bool, idle: Duration) -> Slot {
+        let task = tokio::spawn(std::future::pending::<()>());
+        Slot {
+            active: Instant::now() - idle,
+            busy,
+            peer: Some(peer),
+            abort: task.abort_handle(),
+        }
+    }
+
+    fn slots(open: impl IntoIterator<Item = Slot>) -> Slots {
+        let open: BTreeMap<u64, Slot> = (0..).zip(open).collect();
+        Slots {
+            next: open.len() as u64,
+            open,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_crowd_waits_its_turn_and_only_a_flooding_process_is_refused() {
+        let moment = Duration::from_millis(100);
+        let every = i32::try_from(MAX_CONNECTIONS).unwrap();
+        // Room: in.
+        let some = slots((0..10).map(|i| slot(i, true, moment)));
+        assert!(matches!(some.place(Some(100)), Place::Free));
+
+        // Every slot answering a request, each of another process: the newcomer waits.
+        let full = slots((0..every).map(|i| slot(i, true, moment)));
+        assert!(matches!(full.place(Some(10_000)), Place::Wait));
+        // Idle a moment (a follower between two polls): still waits, nobody is cut off.
+        let between = slots((0..every).map(|i| slot(i, i == 7, moment)));
+        assert!(matches!(between.place(Some(10_000)), Place::Wait));
+        // Idle past EVICT_IDLE: its place goes to the newcomer.
+        let idle = slots((0..every).map(|i| slot(i, i != 7, EVICT_IDLE + moment)));
+        assert!(matches!(idle.place(Some(10_000)), Place::Evict(7)));
+
+        // One process at its bound: its idlest connection makes room for its next one...
+        let mut mine: Vec<Slot> = (0..MAX_PER_PROCESS)
+            .map(|_| slot(42, true, moment))
+            .collect();
+        mine[3].busy = false;
+        assert!(matches!(slots(mine).place(Some(42)), Place::Evict(3)));
+        // ...and when all of them are answering, its next one is refused, saying why,
+        // while another process still gets in.
+        let flood = slots((0..MAX_PER_PROCESS).map(|_| slot(42, true, moment)));
+        match flood.place(Some(42)) {
+            Place::Refuse(why) => assert!(why.contains("process 42 has 8 requests"), "{why}"),
+            _ => panic!("a ninth connection of a flooding process was let in"),
+        }
+        assert!(matches!(flood.place(Some(43)), Place::Free));
     }
 }

@@ -9,6 +9,7 @@
 mod etcd;
 mod format;
 mod group;
+mod holder;
 mod journal;
 mod memory;
 mod migrate;
@@ -31,11 +32,14 @@ use thiserror::Error;
 pub enum StoreError {
     /// The store directory is used by another drctl process.
     #[error(
-        "the state directory {dir} is in use by another drctl process (pid in {dir}/owner.pid); use --state to pick another, or wait for it to finish"
+        "the state directory {dir} is in use by another drctl process{}; use --state to pick another, or wait for it to finish",
+        holder.as_ref().map(|h| format!(" (pid {h})")).unwrap_or_default()
     )]
     Locked {
         /// The state directory.
         dir: String,
+        /// The process holding it (pid and command line), when it can be told.
+        holder: Option<String>,
     },
     /// The store was written by a version of drctl with another schema.
     #[error(

@@ -83,7 +83,10 @@ impl SledStore {
             reason,
         };
         let db = open_db(&path, patience).map_err(|e| match e {
-            Opening::Locked => StoreError::Locked { dir: shown.clone() },
+            Opening::Locked => StoreError::Locked {
+                dir: shown.clone(),
+                holder: super::holder::holder(dir),
+            },
             Opening::Failed(reason) => corrupt(reason),
         })?;
         let meta = db.open_tree("meta").map_err(io)?;
