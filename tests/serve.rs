@@ -39,8 +39,17 @@ impl Scene {
 
     /// Starts `drctl serve` on the state directory and waits until it serves.
     fn serve(&self) -> Live {
-        let log = self.path("agent.log");
-        self.drctl().serve_logged(&["serve"], &log)
+        self.serve_logged("agent.log")
+    }
+
+    /// As [`Scene::serve`], what the agent prints written to `log` in the scene.
+    fn serve_logged(&self, log: &str) -> Live {
+        self.drctl().serve_logged(&["serve"], &self.path(log))
+    }
+
+    /// What the agent wrote to `log`.
+    fn log(&self, log: &str) -> String {
+        std::fs::read_to_string(self.path(log)).unwrap_or_default()
     }
 
     fn ledger(&self) -> String {
@@ -234,10 +243,22 @@ fn a_killed_agent_is_replaced_and_its_run_goes_on_without_running_a_step_twice()
     });
     assert_eq!(scene.ledger(), "one\n");
     agent.kill();
-    let _next = scene.serve();
-    wait_for(Duration::from_secs(20), "the run to end", || {
-        status_of(&drctl, &run) == "succeeded"
-    });
+    let _next = scene.serve_logged("next-agent.log");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let status = drctl.run(&["status", &run, "--format", "json"]);
+        if status.json()["status"] == "succeeded" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the run did not end after the agent was replaced\nstatus: {}\nkilled agent:\n{}\nnext agent:\n{}",
+            status.text(),
+            scene.log("agent.log"),
+            scene.log("next-agent.log")
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     assert_eq!(scene.ledger(), "one\ntwo\n");
 }
 

@@ -357,8 +357,8 @@ impl Out {
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
             panic!(
-                "`drctl {}`: stdout is not JSON ({e}):\n{}",
-                self.args, self.stdout
+                "`drctl {}` (exit {}): stdout is not JSON ({e})\nstdout:\n{}\nstderr:\n{}",
+                self.args, self.code, self.stdout, self.stderr
             )
         })
     }
