@@ -148,23 +148,22 @@ fn serve(drctl: &Path, state: &Path) -> Agent {
     agent
 }
 
-/// How many runs of the store have finished, and how many succeeded, asked on its control
-/// socket (no process start in the measurement's loop).
-fn finished(socket: &mut BufReader<UnixStream>) -> (usize, usize, usize) {
-    socket
-        .get_mut()
-        .write_all(b"{\"op\":\"runs\"}\n")
-        .expect("asked");
+/// How many runs of the store there are, how many have finished, and how many succeeded,
+/// asked on its control socket (no process start in the measurement's loop); `None` when
+/// the agent did not answer (an agent that turns clients away: asked again).
+fn finished(socket: &Path) -> Option<(usize, usize, usize)> {
+    let mut stream = UnixStream::connect(socket).ok()?;
+    stream.write_all(b"{\"op\":\"runs\"}\n").ok()?;
     let mut answer = String::new();
-    socket.read_line(&mut answer).expect("answered");
-    let v: serde_json::Value = serde_json::from_str(&answer).expect("JSON");
-    let runs = v["data"].as_array().cloned().unwrap_or_default();
+    BufReader::new(stream).read_line(&mut answer).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&answer).ok()?;
+    let runs = v["data"].as_array()?;
     let ended = runs
         .iter()
         .filter(|r| r["status"] != "running" && r["status"] != "pending")
         .count();
     let succeeded = runs.iter().filter(|r| r["status"] == "succeeded").count();
-    (runs.len(), ended, succeeded)
+    Some((runs.len(), ended, succeeded))
 }
 
 /// One round: an agent, then 100 `drctl run --detach` started at the same moment.
@@ -179,7 +178,7 @@ fn crowd(drctl: &Path) -> Crowd {
         })
         .collect();
     let _agent = serve(drctl, &state);
-    let mut socket = BufReader::new(UnixStream::connect(state.join("control.sock")).unwrap());
+    let socket = state.join("control.sock");
     let began = Instant::now();
     let clients: Vec<Child> = files
         .iter()
@@ -207,8 +206,10 @@ fn crowd(drctl: &Path) -> Crowd {
     let last_accepted = began.elapsed();
     let deadline = Instant::now() + Duration::from_mins(2);
     let (succeeded, last_finished) = loop {
-        let (runs, ended, succeeded) = finished(&mut socket);
-        if runs >= accepted && ended == runs {
+        if let Some((runs, ended, succeeded)) = finished(&socket)
+            && runs >= accepted
+            && ended == runs
+        {
             break (succeeded, began.elapsed());
         }
         assert!(Instant::now() < deadline, "the runs did not end in 120 s");

@@ -160,7 +160,7 @@ const OWNER_POLL: Duration = Duration::from_millis(50);
 pub fn live(dir: &Path) -> Result<Option<Connection>, CliError> {
     connect(dir).map_err(|e| {
         CliError::internal(format!(
-            "the drctl process serving {} did not answer: {e}",
+            "cannot reach the drctl process serving {}: {e}",
             dir.display()
         ))
     })

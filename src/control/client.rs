@@ -115,9 +115,10 @@ impl Connection {
             Err(e) => return Err(Opening::Failed(e)),
         };
         if !answer.ok {
-            return Err(Opening::Failed(std::io::Error::other(
-                answer.error.unwrap_or_default(),
-            )));
+            return Err(Opening::Failed(std::io::Error::other(format!(
+                "it refused the connection: {}",
+                answer.error.unwrap_or_default()
+            ))));
         }
         connection.active = serde_json::from_value(answer.data).map_err(|e| {
             Opening::Failed(std::io::Error::other(format!(
