@@ -96,12 +96,7 @@ pub fn live_or_local<T: serde::de::DeserializeOwned>(
                 && store.owner(run)?.is_some()
             {
                 let response = through_inbox(store.as_ref(), run, request)?;
-                if !response.ok {
-                    return Err(CliError::invalid(response.error.unwrap_or_default()));
-                }
-                let answer = serde_json::from_value(response.data)
-                    .map_err(|e| CliError::internal(format!("unexpected answer: {e}")))?;
-                return Ok((answer, Source::Live));
+                return Ok((answered(response)?, Source::Live));
             }
             Ok((local(store)?, Source::Local))
         }
@@ -207,6 +202,12 @@ pub fn ask<T: serde::de::DeserializeOwned>(
     let response = connection
         .call(request)
         .map_err(|e| CliError::internal(format!("the live drctl process did not answer: {e}")))?;
+    answered(response)
+}
+
+/// What a run's driver answered, through its socket or the run's inbox alike: its data, or
+/// its refusal as this command's error, with the exit code the refusal stands for.
+fn answered<T: serde::de::DeserializeOwned>(response: Response) -> Result<T, CliError> {
     if !response.ok {
         let why = response.error.unwrap_or_default();
         return Err(match response.code {
