@@ -499,3 +499,48 @@ fn sign_only_writes_a_new_file_0600_and_never_through_a_link() {
     let bob = k.path("bob.json");
     k.drctl(&["approve", "--signed", &bob]).ok();
 }
+
+#[test]
+fn a_rejection_needs_a_reason_typed_or_signed() {
+    let k = Keys::new();
+    let run = k.start();
+    k.drctl(&["reject", &run, "gate", "--as", "bob"])
+        .refused("needs a reason", "a typed rejection without --comment");
+    // A rejection signed by bob's own key over a statement without a comment, written by
+    // hand rather than by `drctl reject`, which asks for one.
+    k.drctl(&[
+        "reject",
+        &run,
+        "gate",
+        "--as",
+        "bob",
+        "--key",
+        &k.key("bob"),
+        "--comment",
+        "not yet",
+        "--sign-only",
+        "-o",
+        &k.path("with-reason.json"),
+    ])
+    .ok();
+    let signed: drctl::identity::Signed =
+        serde_json::from_str(&std::fs::read_to_string(k.path("with-reason.json")).unwrap())
+            .unwrap();
+    let mut statement = signed.statement;
+    statement.comment = None;
+    let bare = drctl::identity::sign_with_agent(statement, Path::new(&k.key("bob")), None).unwrap();
+    std::fs::write(k.path("no-reason.json"), bare.to_json()).unwrap();
+    k.drctl(&["reject", "--signed", &k.path("no-reason.json")])
+        .refused("needs a reason", "a signed rejection without a comment");
+    let status = k.drctl(&["status", &run, "--format", "json"]).json();
+    assert_eq!(status["status"], "awaiting_approval", "{status}");
+    // With its reason, the same signer's rejection is recorded.
+    k.drctl(&["reject", "--signed", &k.path("with-reason.json")])
+        .ok();
+    let status = k.drctl(&["status", &run, "--format", "json"]).json();
+    assert_eq!(status["steps"][0]["status"], "failed", "{status}");
+    assert_eq!(
+        status["steps"][0]["error"], "rejected by bob: not yet",
+        "{status}"
+    );
+}

@@ -16,6 +16,9 @@ use super::event::Event;
 use super::machine::{Input, Machine, Refusal};
 use super::recorder::Recorder;
 use super::session::{Begun, NewRun, StartError, begin_run};
+
+/// Why a rejection without a comment is refused.
+const NO_REASON: &str = "a rejection needs a reason: --comment TEXT";
 use crate::dag::CompiledWorkflow;
 use crate::store::{RunRecord, Store, StoreError};
 
@@ -153,7 +156,7 @@ impl<'w> Run<'w> {
     /// Decides `input`, journals what follows in one durable commit as the process driving
     /// the run, and says what to do. A refused input changes nothing.
     pub fn advance(&mut self, input: Input, now: DateTime<Utc>) -> Result<Advanced, EngineError> {
-        self.check_head(&input, now)?;
+        self.check_receipt(&input, now)?;
         let events = self.machine.advance(input, now)?;
         self.recorder.commit(&events, &self.machine, now)?;
         Ok(self.advanced(events, now))
@@ -178,7 +181,7 @@ impl<'w> Run<'w> {
         input: Input,
         now: DateTime<Utc>,
     ) -> Result<Advanced, EngineError> {
-        self.check_head(&input, now)?;
+        self.check_receipt(&input, now)?;
         let events = self.machine.advance(input, now)?;
         self.recorder
             .commit_async(&events, &self.machine, now)
@@ -203,19 +206,39 @@ impl<'w> Run<'w> {
     /// from another terminal): decided and journaled, nothing acted on, the driver's claim
     /// on the run left as it was.
     pub fn record(&mut self, input: Input, now: DateTime<Utc>) -> Result<Vec<Event>, EngineError> {
-        self.check_head(&input, now)?;
+        self.check_receipt(&input, now)?;
         self.recorder.advance(&mut self.machine, input, now)
     }
 
-    /// A signed vote names the journal head its signer was shown (SPEC §5.10): it must be a
-    /// place in this run's journal, or the signer saw another run's story.
-    fn check_head(&self, input: &Input, now: DateTime<Utc>) -> Result<(), EngineError> {
-        let Input::SignedVote { signed: value } = input else {
-            return Ok(());
+    /// What is checked when a decision arrives, on every path that brings one (the socket,
+    /// the inbox, the offline store write), and not again on replay: a rejection gives its
+    /// reason (SPEC §5.5), and a signed vote names the journal head its signer was shown
+    /// (SPEC §5.10), which must be a place in this run's journal, or the signer saw another
+    /// run's story.
+    fn check_receipt(&self, input: &Input, now: DateTime<Utc>) -> Result<(), EngineError> {
+        let value = match input {
+            Input::Vote {
+                decision: crate::engine::Decision::Reject,
+                comment,
+                ..
+            } if comment.as_deref().is_none_or(|c| c.trim().is_empty()) => {
+                return Err(Refusal(NO_REASON.into()).into());
+            }
+            Input::SignedVote { signed } => signed,
+            _ => return Ok(()),
         };
         let Ok(signed) = serde_json::from_value::<crate::identity::Signed>(value.clone()) else {
             return Ok(()); // the machine refuses it, saying why
         };
+        if signed.statement.kind == crate::identity::StatementKind::Reject
+            && signed
+                .statement
+                .comment
+                .as_deref()
+                .is_none_or(|c| c.trim().is_empty())
+        {
+            return Err(Refusal(format!("{NO_REASON}; this signed rejection has none")).into());
+        }
         let Some(head) = &signed.statement.head else {
             return Ok(());
         };
@@ -247,7 +270,7 @@ impl<'w> Run<'w> {
     ) -> Vec<Event> {
         let mut events = Vec::new();
         for input in inputs {
-            if self.check_head(&input, now).is_err() {
+            if self.check_receipt(&input, now).is_err() {
                 continue;
             }
             if let Ok(more) = self.machine.advance(input, now) {
