@@ -175,6 +175,25 @@ impl<'w> Driver<'w> {
         let (name, args) =
             compensation.map_or((&spec.action, &spec.args), |c| (&c.action, &c.args));
         let Some(action) = Registry::global().get(name) else {
+            // Never left running: the step ends as an attempt that did nothing would.
+            let why = format!("this drctl has no action `{name}`; nothing was run");
+            tracing::error!(parent: &self.span, step = %spec.id, "{why}");
+            let step = spec.id.clone();
+            let _ = self.tx.send(match call {
+                Call::Execute { attempt } => Input::Finished {
+                    step,
+                    attempt,
+                    result: Err((why, crate::actions::Failure::Fatal)),
+                },
+                Call::Probe => Input::Probed {
+                    step,
+                    probe: crate::actions::Probe::Undecided(why),
+                },
+                Call::Compensate => Input::CompensationFinished {
+                    step,
+                    result: Err((why, crate::actions::Failure::Fatal)),
+                },
+            });
             return;
         };
         let resolved = resolve(args, &|id| self.output_of(id));
