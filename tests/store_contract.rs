@@ -80,6 +80,7 @@ fn extend(journal: &mut Vec<JournalEntry>, n: usize, step: &str) -> Vec<JournalE
 fn contract(store: &dyn Store) {
     let journal = contract_one_run(store);
     contract_second_run(store, &journal);
+    contract_reading_from(store, &journal);
 }
 
 /// One run, written in three commits, reads back as written; returns its journal.
@@ -209,6 +210,51 @@ fn contract_second_run(store: &dyn Store, journal: &[JournalEntry]) {
     assert_eq!(store.steps("r0").unwrap().len(), 1500);
     // The first run is untouched by the second.
     assert_eq!(store.journal("r1").unwrap(), journal);
+}
+
+/// A journal read from an entry on: from the first, from inside a commit, from where one
+/// begins, from its end and past it, inside a commit of 1,500 entries; and, once the run went
+/// on, what it added. `journal` is run r1's, written in commits of entries 0-1 and 2-4.
+fn contract_reading_from(store: &dyn Store, journal: &[JournalEntry]) {
+    for from in 0..=7 {
+        assert_eq!(
+            store.journal_from("r1", from as u64).unwrap(),
+            journal[journal.len().min(from)..],
+            "r1 from entry {from}"
+        );
+    }
+    assert!(store.journal_from("r1", u64::MAX).unwrap().is_empty());
+    assert!(store.journal_from("nobody", 0).unwrap().is_empty());
+
+    let mut all = store.journal("r0").unwrap();
+    for from in [1, 15, 17, 300, 1000, 1499, 1500, 1600] {
+        assert_eq!(
+            store.journal_from("r0", from as u64).unwrap(),
+            all[all.len().min(from)..],
+            "r0 (one commit of 1,500 entries) from entry {from}"
+        );
+    }
+    let more = extend(&mut all, 3, "more");
+    store
+        .commit(
+            "r0",
+            &Commit {
+                run: Some(run_record(
+                    "r0",
+                    "wf-0",
+                    "running",
+                    "2026-11-23T09:00:00.000Z",
+                    &all,
+                )),
+                journal: more.clone(),
+                ..Commit::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(store.journal_from("r0", 1500).unwrap(), more);
+    assert_eq!(store.journal_from("r0", 1502).unwrap(), more[2..]);
+    assert_eq!(store.journal_from("r0", 1499).unwrap(), all[1499..]);
+    assert!(store.journal_from("r0", 1503).unwrap().is_empty());
 }
 
 #[test]

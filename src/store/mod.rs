@@ -125,6 +125,15 @@ pub trait Store: Send + Sync {
     /// The journal of a run, in order.
     fn journal(&self, run_id: &str) -> Result<Vec<JournalEntry>, StoreError>;
 
+    /// The journal of a run from entry `from` on, in order (empty when `from` is past its
+    /// end), read without reading the entries before `from`: what a follower asks for is
+    /// what is new. By default, [`Store::journal`] with the entries before `from` left out.
+    fn journal_from(&self, run_id: &str, from: u64) -> Result<Vec<JournalEntry>, StoreError> {
+        let mut journal = self.journal(run_id)?;
+        journal.retain(|e| e.seq >= from);
+        Ok(journal)
+    }
+
     /// The workflow text run `run_id` started with.
     fn source(&self, run_id: &str) -> Result<Option<String>, StoreError>;
 
