@@ -7,6 +7,7 @@
 //! having happened.
 
 mod etcd;
+mod follow;
 mod format;
 mod group;
 mod journal;
@@ -18,6 +19,7 @@ mod sled_store;
 mod sync;
 
 pub use etcd::{ETCD_SCHEMA_VERSION, EtcdAddress, EtcdStore, Owner};
+pub use follow::{Changed, FOLLOW_POLL, JournalFollower, JournalNews};
 pub use journal::{GENESIS, JournalEntry, chain_hash, verify_chain};
 pub use memory::MemoryStore;
 pub use records::{AttemptRecord, RunRecord, RunStatus, StepRecord, StepStatus};
@@ -132,6 +134,17 @@ pub trait Store: Send + Sync {
         let mut journal = self.journal(run_id)?;
         journal.retain(|e| e.seq >= from);
         Ok(journal)
+    }
+
+    /// Follows run `run_id`'s journal from entry `from` on, for a process that shows the run
+    /// without driving it. By default the follower reads the run's record and
+    /// [`Store::journal_from`] every [`FOLLOW_POLL`]; on etcd a watch tells it what is new.
+    fn follow_journal(
+        &self,
+        run_id: &str,
+        from: u64,
+    ) -> Result<Box<dyn JournalFollower + '_>, StoreError> {
+        Ok(Box::new(follow::Polling::new(self, run_id, from)))
     }
 
     /// The workflow text run `run_id` started with.

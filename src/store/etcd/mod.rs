@@ -20,8 +20,9 @@
 //! [`Store`] is synchronous; etcd's client is not. The store runs the client on a thread of
 //! its own and waits for each answer, as the sled store waits for its disk.
 //!
-//! A run's journal is read from an entry on by ranges that begin at the bundle holding it
-//! ([`follow`]), not the run's first.
+//! A run's journal is read from an entry on by ranges that begin at the bundle holding it, and
+//! followed by a watch from the revision read ([`follow`]): a process following a run reads
+//! only what is new, and many followers cost the cluster no more reads than one.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -41,7 +42,9 @@ mod inbox;
 pub use address::EtcdAddress;
 
 use super::format::{Bundle, decode};
-use super::{Anchor, Commit, JournalEntry, RunRecord, StepRecord, Store, StoreError};
+use super::{
+    Anchor, Commit, JournalEntry, JournalFollower, RunRecord, StepRecord, Store, StoreError,
+};
 
 /// The key layout this build reads and writes.
 pub const ETCD_SCHEMA_VERSION: u32 = 1;
@@ -527,6 +530,14 @@ impl Store for EtcdStore {
 
     fn journal_from(&self, run_id: &str, from: u64) -> Result<Vec<JournalEntry>, StoreError> {
         self.read_journal_from(run_id, from)
+    }
+
+    fn follow_journal(
+        &self,
+        run_id: &str,
+        from: u64,
+    ) -> Result<Box<dyn JournalFollower + '_>, StoreError> {
+        Ok(Box::new(self.follower(run_id, from)?))
     }
 
     fn source(&self, run_id: &str) -> Result<Option<String>, StoreError> {
