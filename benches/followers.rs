@@ -7,14 +7,16 @@
 //! commits to one run at a steady pace (two journal entries, their step record and the run
 //! record every 50 ms, on a run that already holds 200 entries); each follower has a store of
 //! its own (its own connection and client thread, as a separate process has) and reads the
-//! run as `drctl run` does. Over a window of 10 s it measures the CPU the three etcd members
+//! run as `drctl run` does, through the store's follower of the run (`Store::follow_journal`:
+//! on etcd a watch from the revision last read); with `-- --poll`, as `drctl run` did before
+//! it (the run's record and its whole journal every 100 ms), for a comparison. Over a window of 10 s it measures the CPU the three etcd members
 //! used (from `/proc/PID/stat`), what they served (from their `/metrics`: Range calls, ranges
 //! read by their key-value store, transactions, watch events, bytes sent to clients), and how
 //! long after its commit a follower saw an entry. Then the run ends, and every follower must
 //! have seen every entry, in order, and stopped.
 //!
 //! Run with `cargo bench --bench followers` (needs `etcd`);
-//! `-- --followers 1,50 --seconds 10` are the defaults.
+//! `-- --followers 1,50 --seconds 10` are the defaults, `-- --poll` reads as before.
 
 #![allow(
     clippy::too_many_lines,
@@ -51,6 +53,7 @@ fn main() {
     let mut counts = vec![1, 50];
     let mut seconds = 10;
     let args: Vec<String> = std::env::args().collect();
+    let poll = args.iter().any(|a| a == "--poll");
     for pair in args.windows(2) {
         match pair[0].as_str() {
             "--followers" => {
@@ -72,8 +75,13 @@ fn main() {
         return;
     }
     println!(
-        "followers of one run on a three-member etcd cluster; a commit of 2 entries every {} ms; window {seconds} s",
-        COMMIT_EVERY.as_millis()
+        "followers of one run on a three-member etcd cluster; a commit of 2 entries every {} ms; window {seconds} s; {}",
+        COMMIT_EVERY.as_millis(),
+        if poll {
+            "followers read the run's record and whole journal every 100 ms (as before)"
+        } else {
+            "followers read through the store's follower"
+        }
     );
     println!();
     println!(
@@ -81,7 +89,7 @@ fn main() {
     );
     println!("|---|---|---|---|---|---|---|---|---|---|");
     for n in counts {
-        let m = measure(n, Duration::from_secs(seconds));
+        let m = measure(n, Duration::from_secs(seconds), poll);
         println!(
             "| {n} | {:.1} % | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} KB/s | {:.1} % | {} | {:.1} |",
             m.etcd_cpu * 100.0,
@@ -141,7 +149,7 @@ struct Seen {
     delays: Mutex<Vec<f64>>,
 }
 
-fn measure(followers: usize, window: Duration) -> Measured {
+fn measure(followers: usize, window: Duration, poll: bool) -> Measured {
     let cluster = etcd::Cluster::start();
     let driver = open(&cluster, "driver");
     let mut journal = Vec::new();
@@ -166,7 +174,13 @@ fn measure(followers: usize, window: Duration) -> Measured {
         .into_iter()
         .map(|store| {
             let seen = seen.clone();
-            std::thread::spawn(move || follow(&store, &seen))
+            std::thread::spawn(move || {
+                if poll {
+                    follow_polling(&store, &seen)
+                } else {
+                    follow(&store, &seen)
+                }
+            })
         })
         .collect();
 
@@ -259,9 +273,27 @@ fn measure(followers: usize, window: Duration) -> Measured {
 /// Follows the run as `drctl run` does until the run ends; the number of entries it saw, each
 /// checked to follow the one before.
 fn follow(store: &dyn Store, seen: &Seen) -> usize {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut follower = store.follow_journal(RUN, 0).unwrap();
     let mut from = 0;
     loop {
-        // As `cli/follow.rs` reads a run from a shared store: the status first, then the
+        let news = follower.read().unwrap();
+        from = take(&news.entries, from, seen);
+        if !news.under_way {
+            return usize::try_from(from).unwrap();
+        }
+        runtime.block_on(follower.changed());
+    }
+}
+
+/// Follows the run as `drctl run` did before it read through the store's follower.
+fn follow_polling(store: &dyn Store, seen: &Seen) -> usize {
+    let mut from = 0;
+    loop {
+        // As `cli/follow.rs` read a run from a shared store: the status first, then the
         // whole journal, keeping what is new, every 100 ms.
         let driving = store
             .run(RUN)
