@@ -4,11 +4,12 @@
 //! run per workflow is decided by the store itself.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use drctl::store::{
-    Commit, EtcdAddress, EtcdStore, GENESIS, JournalEntry, MemoryStore, Owner, RunRecord,
-    SledStore, StepRecord, Store, StoreError, chain_hash, verify_chain,
+    Commit, EtcdAddress, EtcdStore, GENESIS, JournalEntry, JournalFollower, MemoryStore, Owner,
+    RunRecord, SledStore, StepRecord, Store, StoreError, chain_hash, verify_chain,
 };
 use serde_json::json;
 
@@ -80,6 +81,8 @@ fn extend(journal: &mut Vec<JournalEntry>, n: usize, step: &str) -> Vec<JournalE
 fn contract(store: &dyn Store) {
     let journal = contract_one_run(store);
     contract_second_run(store, &journal);
+    contract_reading_from(store, &journal);
+    contract_following(store);
 }
 
 /// One run, written in three commits, reads back as written; returns its journal.
@@ -209,6 +212,129 @@ fn contract_second_run(store: &dyn Store, journal: &[JournalEntry]) {
     assert_eq!(store.steps("r0").unwrap().len(), 1500);
     // The first run is untouched by the second.
     assert_eq!(store.journal("r1").unwrap(), journal);
+}
+
+/// A journal read from an entry on: from the first, from inside a commit, from where one
+/// begins, from its end and past it, inside a commit of 1,500 entries; and, once the run went
+/// on, what it added. `journal` is run r1's, written in commits of entries 0-1 and 2-4.
+fn contract_reading_from(store: &dyn Store, journal: &[JournalEntry]) {
+    for from in 0..=7 {
+        assert_eq!(
+            store.journal_from("r1", from as u64).unwrap(),
+            journal[journal.len().min(from)..],
+            "r1 from entry {from}"
+        );
+    }
+    assert!(store.journal_from("r1", u64::MAX).unwrap().is_empty());
+    assert!(store.journal_from("nobody", 0).unwrap().is_empty());
+
+    let mut all = store.journal("r0").unwrap();
+    for from in [1, 15, 17, 300, 1000, 1499, 1500, 1600] {
+        assert_eq!(
+            store.journal_from("r0", from as u64).unwrap(),
+            all[all.len().min(from)..],
+            "r0 (one commit of 1,500 entries) from entry {from}"
+        );
+    }
+    let more = extend(&mut all, 3, "more");
+    store
+        .commit(
+            "r0",
+            &Commit {
+                run: Some(run_record(
+                    "r0",
+                    "wf-0",
+                    "running",
+                    "2026-11-23T09:00:00.000Z",
+                    &all,
+                )),
+                journal: more.clone(),
+                ..Commit::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(store.journal_from("r0", 1500).unwrap(), more);
+    assert_eq!(store.journal_from("r0", 1502).unwrap(), more[2..]);
+    assert_eq!(store.journal_from("r0", 1499).unwrap(), all[1499..]);
+    assert!(store.journal_from("r0", 1503).unwrap().is_empty());
+}
+
+/// A run followed as it goes, from its first entry and from inside its first commit: each
+/// follower reads every entry once, in order, and says the run is over once it rests and
+/// every entry was read; a follower of a run that rests reads what it asks for and stops.
+fn contract_following(store: &dyn Store) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut journal = Vec::new();
+    let commit = |journal: &[JournalEntry], added: Vec<JournalEntry>, status: &str| Commit {
+        run: Some(run_record(
+            "r2",
+            "wf-2",
+            status,
+            "2026-11-23T11:00:00.000Z",
+            journal,
+        )),
+        steps: vec![step("r2", "a", status, 1)],
+        journal: added,
+        source: None,
+    };
+    let first = extend(&mut journal, 3, "a");
+    let start = Commit {
+        source: Some("text".into()),
+        ..commit(&journal, first, "running")
+    };
+    store.commit("r2", &start).unwrap();
+    let mut from_start = store.follow_journal("r2", 0).unwrap();
+    let mut from_inside = store.follow_journal("r2", 1).unwrap();
+    let read = read_until(&runtime, from_start.as_mut(), |read, _| read.len() == 3);
+    assert_eq!(read, journal);
+    let read = read_until(&runtime, from_inside.as_mut(), |read, _| read.len() == 2);
+    assert_eq!(read, journal[1..]);
+
+    let more = extend(&mut journal, 2, "b");
+    store
+        .commit("r2", &commit(&journal, more, "running"))
+        .unwrap();
+    let last = extend(&mut journal, 1, "b");
+    store
+        .commit("r2", &commit(&journal, last, "succeeded"))
+        .unwrap();
+    for follower in [&mut from_start, &mut from_inside] {
+        let read = read_until(&runtime, follower.as_mut(), |_, under_way| !under_way);
+        assert_eq!(read, journal[3..], "the rest, once, and the run is over");
+    }
+    let mut late = store.follow_journal("r2", 4).unwrap();
+    let read = read_until(&runtime, late.as_mut(), |_, under_way| !under_way);
+    assert_eq!(read, journal[4..]);
+}
+
+/// Reads `follower` until `done(what it read, whether the run goes on)`, waiting for news in
+/// between; what it read. Fails after 60 s.
+fn read_until(
+    runtime: &tokio::runtime::Runtime,
+    follower: &mut dyn JournalFollower,
+    done: impl Fn(&[JournalEntry], bool) -> bool,
+) -> Vec<JournalEntry> {
+    let deadline = Instant::now() + Duration::from_mins(1);
+    let mut read = Vec::new();
+    loop {
+        let news = follower.read().unwrap();
+        read.extend(news.entries);
+        if done(&read, news.under_way) {
+            return read;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the follower read {} entries and the run goes on: {}",
+            read.len(),
+            news.under_way
+        );
+        runtime.block_on(async {
+            let _ = tokio::time::timeout(Duration::from_secs(1), follower.changed()).await;
+        });
+    }
 }
 
 #[test]
@@ -421,4 +547,76 @@ fn revoke(cluster: &Cluster, lease: i64) {
             let mut client = etcd_client::Client::connect(endpoints, None).await.unwrap();
             client.lease_revoke(lease).await.unwrap();
         });
+}
+
+/// A follower on etcd reads a run that keeps committing while each member in turn is killed
+/// and started again (its watch breaks when its member goes): it reads every entry once, in
+/// order, and stops when the run ends. A driver that failed meanwhile (its lease ran out when
+/// a renewal was lost with a member, or the cluster did not answer in time) is replaced by
+/// another process, as an agent takes a run over.
+#[test]
+fn an_etcd_follower_reads_every_entry_once_in_order_while_members_die() {
+    let mut cluster = Cluster::start();
+    let url = cluster.url("follow");
+    let open = |name: &str| {
+        EtcdStore::open(
+            EtcdAddress::parse(&url).unwrap(),
+            Duration::from_secs(5),
+            owner(name),
+        )
+        .unwrap()
+    };
+    let reader = open("reader");
+    open("driver-0")
+        .commit("r1", &first_commit("r1", "wf"))
+        .unwrap();
+    let members_done = AtomicBool::new(false);
+    let read = std::thread::scope(|scope| {
+        let following = scope.spawn(|| {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let mut follower = reader.follow_journal("r1", 0).unwrap();
+            read_until(&runtime, follower.as_mut(), |_, under_way| !under_way)
+        });
+        scope.spawn(|| {
+            let mut failures = Vec::new();
+            let mut driver = open("driver-1");
+            let mut ended = false;
+            while !ended {
+                ended = members_done.load(Ordering::SeqCst);
+                let status = if ended { "succeeded" } else { "running" };
+                let deadline = Instant::now() + Duration::from_secs(30);
+                while let Err(e) = driver.commit("r1", &next_commit(&driver, "r1", "wf", status)) {
+                    failures.push(format!("{e:?}"));
+                    assert!(
+                        Instant::now() < deadline,
+                        "the run could not be driven on: {failures:#?}"
+                    );
+                    driver = open(&format!("driver-{}", failures.len() + 1));
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        for i in 0..3 {
+            std::thread::sleep(Duration::from_millis(500));
+            cluster.kill_member(i);
+            std::thread::sleep(Duration::from_millis(1500));
+            cluster.start_member(i);
+            cluster.wait_healthy(Duration::from_secs(30));
+            std::thread::sleep(Duration::from_secs(1));
+        }
+        members_done.store(true, Ordering::SeqCst);
+        following.join().unwrap()
+    });
+    let journal = reader.journal("r1").unwrap();
+    assert!(
+        journal.len() > 50,
+        "the run went on: {} entries",
+        journal.len()
+    );
+    assert_eq!(read, journal, "every entry once, in order");
+    verify_chain(&read).unwrap();
 }

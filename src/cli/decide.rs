@@ -226,9 +226,8 @@ fn round_of(
         from,
     };
     let (page, _) = live_or_local::<crate::control::JournalPage>(state, &request, |store| {
-        let entries = store.journal(run)?;
         Ok(crate::control::JournalPage {
-            entries: entries.into_iter().skip_while(|e| e.seq < from).collect(),
+            entries: store.journal_from(run, from)?,
             driving: false,
         })
     })?;

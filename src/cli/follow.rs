@@ -1,9 +1,10 @@
 //! Following a run that `drctl serve` drives, in the foreground: the same event lines, live
 //! view, approval offer, summary and exit code as when the command drives the run itself
 //! (SPEC §11). The run's journal is read as it grows (through the agent's control socket, or
-//! from the shared store) and replayed on a machine of its own, which the printer reads
-//! exactly as it reads the driver's. Votes and Ctrl-C's cancel go to the agent the same way
-//! (its socket, or the run's inbox in the store).
+//! from the shared store, whose follower reads only what is new: on etcd a watch says what was
+//! written) and replayed on a machine of its own, which the printer reads exactly as it reads
+//! the driver's. Votes and Ctrl-C's cancel go to the agent the same way (its socket, or the
+//! run's inbox in the store).
 
 use std::io::IsTerminal;
 use std::sync::Arc;
@@ -17,7 +18,7 @@ use super::output::{LiveView, RunFormat, exit_code, printer, summary};
 use crate::control::{Connection, JournalPage, Request};
 use crate::dag::{CompiledWorkflow, Override};
 use crate::engine::{ControlRequest, Input, Machine};
-use crate::store::Store;
+use crate::store::{JournalFollower, Store};
 
 /// Where a followed run is read from, and where this terminal's decisions go.
 pub enum Via {
@@ -28,40 +29,53 @@ pub enum Via {
     Store(Arc<dyn Store>),
 }
 
-impl Via {
-    /// The journal from entry `from` on, and whether the run is still being driven.
+/// The agent driving the run, as this follower reaches it.
+enum Agent<'s> {
+    /// The agent's socket: the journal a page at a time, every [`POLL`].
+    Socket(Connection),
+    /// The shared store: the journal through the store's follower of the run.
+    Store(&'s dyn Store, Box<dyn JournalFollower + 's>),
+}
+
+impl Agent<'_> {
+    /// The journal from entry `from` on (what the store's follower has not read yet), and
+    /// whether the run is still being driven.
     fn page(&mut self, run_id: &str, from: u64) -> Result<JournalPage, CliError> {
         match self {
-            Via::Socket(agent) => super::state::ask(
+            Agent::Socket(agent) => super::state::ask(
                 agent,
                 &Request::Journal {
                     run: run_id.to_string(),
                     from,
                 },
             ),
-            Via::Store(store) => {
-                // The status first: once it says the run rests, the journal read after it
-                // holds every entry.
-                let driving = store.run(run_id)?.is_some_and(|r| r.status.is_under_way());
-                let entries = store
-                    .journal(run_id)?
-                    .into_iter()
-                    .filter(|e| e.seq >= from)
-                    .collect();
-                Ok(JournalPage { entries, driving })
+            Agent::Store(_, follower) => {
+                let news = follower.read()?;
+                Ok(JournalPage {
+                    entries: news.entries,
+                    driving: news.under_way,
+                })
             }
+        }
+    }
+
+    /// Waits until the journal may have grown.
+    async fn changed(&mut self) {
+        match self {
+            Agent::Socket(_) => tokio::time::sleep(POLL).await,
+            Agent::Store(_, follower) => follower.changed().await,
         }
     }
 
     /// Sends `request` (a vote, a cancel) to the run's driver; its answer.
     fn send(&mut self, run_id: &str, request: &Request) -> Result<Result<(), String>, CliError> {
         let answer = match self {
-            Via::Socket(agent) => agent.call(request).map_err(|e| {
+            Agent::Socket(agent) => agent.call(request).map_err(|e| {
                 CliError::internal(format!(
                     "drctl serve stopped answering while it drove run {run_id} ({e}); the next agent on this state directory takes the run up, or `drctl resume {run_id}` does"
                 ))
             })?,
-            Via::Store(store) => super::state::through_inbox(store.as_ref(), run_id, request)?,
+            Agent::Store(store, _) => super::state::through_inbox(*store, run_id, request)?,
         };
         Ok(if answer.ok {
             Ok(())
@@ -71,7 +85,7 @@ impl Via {
     }
 }
 
-/// How often the journal is read while the run goes on.
+/// How often the agent's socket is asked for the journal while the run goes on.
 const POLL: Duration = Duration::from_millis(100);
 
 /// What the agent answers when it took a run: what the follower needs to replay it.
@@ -128,11 +142,19 @@ pub fn follow(
 }
 
 async fn follow_async(
-    mut agent: Via,
+    via: Via,
     run_id: &str,
     mut machine: Machine<'_>,
     (format, operator): (RunFormat, &str),
 ) -> Result<u8, CliError> {
+    let store: Arc<dyn Store>;
+    let mut agent = match via {
+        Via::Socket(connection) => Agent::Socket(connection),
+        Via::Store(shared) => {
+            store = shared;
+            Agent::Store(store.as_ref(), store.follow_journal(run_id, 0)?)
+        }
+    };
     machine.run_id = run_id.to_string();
     let (offer_tx, mut offers) = mpsc::channel::<ControlRequest>(4);
     let live = (format == RunFormat::Text && std::io::stdout().is_terminal()).then(|| {
@@ -156,7 +178,7 @@ async fn follow_async(
             break;
         }
         tokio::select! {
-            () = tokio::time::sleep(POLL) => {}
+            () = agent.changed() => {}
             Some(offered) = offers.recv() => {
                 let reply = match to_request(run_id, offered.input) {
                     Some(request) => agent.send(run_id, &request)?,

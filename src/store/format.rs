@@ -40,6 +40,13 @@ pub(super) struct RunOnly {
     pub run: Option<RunRecord>,
 }
 
+/// The journal entries of a bundle alone: its run and step records are skipped, not built.
+#[derive(Deserialize)]
+pub(super) struct JournalOnly {
+    #[serde(default)]
+    pub journal: Vec<JournalEntry>,
+}
+
 pub(super) fn decode<T: serde::de::DeserializeOwned>(
     run: &str,
     bytes: &[u8],

@@ -97,4 +97,14 @@ impl Store for MemoryStore {
             .map(|(_, e)| e.clone())
             .collect())
     }
+
+    fn journal_from(&self, run_id: &str, from: u64) -> Result<Vec<JournalEntry>, StoreError> {
+        let run = run_id.to_string();
+        Ok(self
+            .lock()
+            .journal
+            .range((run.clone(), from)..=(run, u64::MAX))
+            .map(|(_, e)| e.clone())
+            .collect())
+    }
 }

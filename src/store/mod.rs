@@ -7,6 +7,7 @@
 //! having happened.
 
 mod etcd;
+mod follow;
 mod format;
 mod group;
 mod holder;
@@ -19,6 +20,7 @@ mod sled_store;
 mod sync;
 
 pub use etcd::{ETCD_SCHEMA_VERSION, EtcdAddress, EtcdStore, Owner};
+pub use follow::{Changed, FOLLOW_POLL, JournalFollower, JournalNews};
 pub use journal::{GENESIS, JournalEntry, chain_hash, verify_chain};
 pub use memory::MemoryStore;
 pub use records::{AttemptRecord, RunRecord, RunStatus, StepRecord, StepStatus};
@@ -128,6 +130,26 @@ pub trait Store: Send + Sync {
 
     /// The journal of a run, in order.
     fn journal(&self, run_id: &str) -> Result<Vec<JournalEntry>, StoreError>;
+
+    /// The journal of a run from entry `from` on, in order (empty when `from` is past its
+    /// end), read without reading the entries before `from`: what a follower asks for is
+    /// what is new. By default, [`Store::journal`] with the entries before `from` left out.
+    fn journal_from(&self, run_id: &str, from: u64) -> Result<Vec<JournalEntry>, StoreError> {
+        let mut journal = self.journal(run_id)?;
+        journal.retain(|e| e.seq >= from);
+        Ok(journal)
+    }
+
+    /// Follows run `run_id`'s journal from entry `from` on, for a process that shows the run
+    /// without driving it. By default the follower reads the run's record and
+    /// [`Store::journal_from`] every [`FOLLOW_POLL`]; on etcd a watch tells it what is new.
+    fn follow_journal(
+        &self,
+        run_id: &str,
+        from: u64,
+    ) -> Result<Box<dyn JournalFollower + '_>, StoreError> {
+        Ok(Box::new(follow::Polling::new(self, run_id, from)))
+    }
 
     /// The workflow text run `run_id` started with.
     fn source(&self, run_id: &str) -> Result<Option<String>, StoreError>;

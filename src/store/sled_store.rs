@@ -354,6 +354,26 @@ impl Store for SledStore {
         }
         Ok(entries)
     }
+
+    fn journal_from(&self, run_id: &str, from: u64) -> Result<Vec<JournalEntry>, StoreError> {
+        // Back from the run's last bundle to the one holding entry `from`, decoding only their
+        // journal entries: the bundles before it are neither read nor decoded.
+        let mut newest_first = Vec::new();
+        for item in self.bundles.scan_prefix(key(run_id, b"")).rev() {
+            let bundle: super::format::JournalOnly = decode(run_id, &item.map_err(io)?.1)?;
+            let holds_from = bundle.journal.first().is_some_and(|e| e.seq <= from);
+            newest_first.push(bundle.journal);
+            if holds_from {
+                break;
+            }
+        }
+        Ok(newest_first
+            .into_iter()
+            .rev()
+            .flatten()
+            .filter(|e| e.seq >= from)
+            .collect())
+    }
 }
 
 #[cfg(test)]

@@ -137,6 +137,23 @@ impl Cluster {
             .join(",")
     }
 
+    /// The process ids of the members running now.
+    pub fn pids(&self) -> Vec<u32> {
+        self.members
+            .iter()
+            .filter_map(|m| m.child.as_ref().map(Child::id))
+            .collect()
+    }
+
+    /// The URL of each running member's client port (`/metrics`, `/health` are there).
+    pub fn client_urls(&self) -> Vec<String> {
+        self.members
+            .iter()
+            .filter(|m| m.child.is_some())
+            .map(|m| format!("http://127.0.0.1:{}", m.client))
+            .collect()
+    }
+
     /// A store URL on this cluster under `prefix`.
     pub fn url(&self, prefix: &str) -> String {
         format!("etcd://{}/{prefix}", self.endpoints())

@@ -19,6 +19,10 @@
 //!
 //! [`Store`] is synchronous; etcd's client is not. The store runs the client on a thread of
 //! its own and waits for each answer, as the sled store waits for its disk.
+//!
+//! A run's journal is read from an entry on by ranges that begin at the bundle holding it, and
+//! followed by a watch from the revision read ([`follow`]): a process following a run reads
+//! only what is new, and many followers cost the cluster no more reads than one.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -32,12 +36,15 @@ use etcd_client::{
 
 mod address;
 mod commit;
+mod follow;
 mod inbox;
 
 pub use address::EtcdAddress;
 
 use super::format::{Bundle, decode};
-use super::{Anchor, Commit, JournalEntry, RunRecord, StepRecord, Store, StoreError};
+use super::{
+    Anchor, Commit, JournalEntry, JournalFollower, RunRecord, StepRecord, Store, StoreError,
+};
 
 /// The key layout this build reads and writes.
 pub const ETCD_SCHEMA_VERSION: u32 = 1;
@@ -67,6 +74,27 @@ fn transient(e: &etcd_client::Error) -> bool {
         }
         etcd_client::Error::TransportError(_) | etcd_client::Error::IoError(_) => true,
         _ => false,
+    }
+}
+
+/// Runs `f` with `client` until it answers; a failure that says nothing was decided is tried
+/// again, on any member, until [`REQUEST_TIMEOUT`].
+async fn retried<T, F, Fut>(client: &Client, f: F) -> Result<T, StoreError>
+where
+    F: Fn(Client) -> Fut,
+    Fut: Future<Output = Result<T, etcd_client::Error>>,
+{
+    let deadline = tokio::time::Instant::now() + REQUEST_TIMEOUT;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match tokio::time::timeout(left, f(client.clone())).await {
+            Ok(Ok(value)) => return Ok(value),
+            Ok(Err(e)) if transient(&e) && tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(RETRY_PAUSE).await;
+            }
+            Ok(Err(e)) => return Err(io(e)),
+            Err(_) => return Err(io("etcd did not answer in time")),
+        }
     }
 }
 
@@ -189,19 +217,7 @@ impl EtcdStore {
         let (tx, rx) = std::sync::mpsc::channel();
         let job: Job = Box::new(move |client| {
             Box::pin(async move {
-                let deadline = tokio::time::Instant::now() + REQUEST_TIMEOUT;
-                let answer = loop {
-                    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-                    match tokio::time::timeout(left, f(client.clone())).await {
-                        Ok(Ok(value)) => break Ok(value),
-                        Ok(Err(e)) if transient(&e) && tokio::time::Instant::now() < deadline => {
-                            tokio::time::sleep(RETRY_PAUSE).await;
-                        }
-                        Ok(Err(e)) => break Err(io(e)),
-                        Err(_) => break Err(io("etcd did not answer in time")),
-                    }
-                };
-                let _ = tx.send(answer);
+                let _ = tx.send(retried(&client, f).await);
             })
         });
         self.jobs
@@ -510,6 +526,18 @@ impl Store for EtcdStore {
             .into_iter()
             .flat_map(|b| b.journal)
             .collect())
+    }
+
+    fn journal_from(&self, run_id: &str, from: u64) -> Result<Vec<JournalEntry>, StoreError> {
+        self.read_journal_from(run_id, from)
+    }
+
+    fn follow_journal(
+        &self,
+        run_id: &str,
+        from: u64,
+    ) -> Result<Box<dyn JournalFollower + '_>, StoreError> {
+        Ok(Box::new(self.follower(run_id, from)?))
     }
 
     fn source(&self, run_id: &str) -> Result<Option<String>, StoreError> {
