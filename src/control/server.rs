@@ -377,10 +377,12 @@ fn read_store(request: Request, store: &dyn Store, router: &Router) -> Response 
             // Whether the run is driven is looked at first: once it is not, every entry its
             // driver wrote is in the journal read after.
             let driving = router.drives(&run);
-            answer(store.journal(&run).map(|entries| JournalPage {
-                entries: entries.into_iter().skip_while(|e| e.seq < from).collect(),
-                driving,
-            }))
+            // Only what is new: a follower asks from the entry after the last it has.
+            answer(
+                store
+                    .journal_from(&run, from)
+                    .map(|entries| JournalPage { entries, driving }),
+            )
         }
         Request::Report { run } => answer(crate::report::build(store, &run)),
         Request::Medians { workflow } => answer(crate::report::step_medians(store, &workflow)),
