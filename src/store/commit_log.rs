@@ -13,9 +13,10 @@
 //! The log is files `commits.N` in sled's directory, `N` counting up from the files left. A
 //! record is its body's length (`u32`, little-endian), the first 8 bytes of the body's
 //! SHA-256, and the body: each write as its tree (one byte), its key and its value (each
-//! after its length as a `u32`). Records are written one after the other under a lock, and
-//! none after one that failed to be written whole, so the first record cut short or damaged
-//! ends a file: neither it nor anything after it was acknowledged.
+//! after its length as a `u32`). Records are written one after the other under a lock, those
+//! of the commits a sync covers in one write, and none after a write or a sync that failed,
+//! so the first record cut short or damaged ends a file: neither it nor anything after it
+//! was acknowledged.
 //!
 //! A file is written with zeros ahead of its records (256 KiB, topped up as records use
 //! them), and records are written over the zeros: the file's size and blocks do not change,
@@ -201,18 +202,36 @@ pub(super) struct CommitLog {
     current: Mutex<Current>,
 }
 
-/// The file records are appended to.
+/// The file records are written to, and the records waiting to be.
 struct Current {
     number: u64,
-    /// Created with the first record appended.
+    /// Created when the first records are written.
     file: Option<Arc<File>>,
     /// Bytes of whole records in it.
     len: u64,
     /// Bytes written to it, records and the zeros after them.
     end: u64,
-    /// A record could not be written whole and the file not cut back to the records before
-    /// it: nothing more may be appended (it would never be replayed).
+    /// Records appended since the last sync, written by the next: one write for the records
+    /// of every commit the sync covers.
+    pending: Vec<u8>,
+    /// A write or a sync failed: nothing more is written (a record after one cut short would
+    /// never be replayed, and a sync after a failed one may not cover what the failed one
+    /// did).
     broken: Option<String>,
+}
+
+impl Current {
+    fn usable(&self) -> io::Result<()> {
+        match &self.broken {
+            Some(why) => Err(io::Error::other(why.clone())),
+            None => Ok(()),
+        }
+    }
+
+    fn fails(&mut self, what: &str, e: io::Error) -> io::Error {
+        self.broken = Some(format!("the commit log failed {what}: {e}"));
+        e
+    }
 }
 
 impl CommitLog {
@@ -225,6 +244,7 @@ impl CommitLog {
                 file: None,
                 len: 0,
                 end: 0,
+                pending: Vec::new(),
                 broken: None,
             }),
         }
@@ -251,96 +271,82 @@ impl CommitLog {
         Ok(Arc::new(file))
     }
 
-    /// Appends `record` (not yet durable: see [`CommitLog::sync`]).
+    /// Appends `record`, to be written and made durable by the next [`CommitLog::sync`].
     pub fn append(&self, record: Record) -> io::Result<()> {
         let bytes = record.sealed()?;
         let mut current = self.lock();
-        if let Some(why) = &current.broken {
-            return Err(io::Error::other(why.clone()));
-        }
-        let file = match &current.file {
-            Some(file) => Arc::clone(file),
-            None => {
-                let file = self.create(current.number)?;
-                current.file = Some(Arc::clone(&file));
-                current.end = AHEAD;
-                file
-            }
-        };
-        let at = current.len;
-        match file.write_all_at(&bytes, at) {
-            Ok(()) => {
-                current.len += bytes.len() as u64;
-                current.end = current.end.max(current.len);
-                Ok(())
-            }
-            Err(e) => {
-                // Whatever part of the record was written goes: records after it would never
-                // be replayed.
-                if let Err(cut) = file.set_len(at) {
-                    current.broken = Some(format!(
-                        "the commit log could not be cut back after a failed write ({e}): {cut}"
-                    ));
-                }
-                current.end = at;
-                Err(e)
-            }
-        }
+        current.usable()?;
+        current.pending.extend_from_slice(&bytes);
+        Ok(())
     }
 
-    /// Makes every record appended so far durable. Returns whether the file is full.
+    /// Writes the records appended so far and makes them durable. Returns whether the file
+    /// is full.
     pub fn sync(&self) -> io::Result<bool> {
         let (file, full) = {
             let mut current = self.lock();
-            if let Some(file) = &current.file
+            current.usable()?;
+            // Written under the lock: a sync that finds nothing pending finds it written.
+            if !current.pending.is_empty() {
+                let file = match &current.file {
+                    Some(file) => Arc::clone(file),
+                    None => {
+                        let file = self.create(current.number)?;
+                        current.file = Some(Arc::clone(&file));
+                        current.end = AHEAD;
+                        file
+                    }
+                };
+                if let Err(e) = file.write_all_at(&current.pending, current.len) {
+                    return Err(current.fails("to write", e));
+                }
+                current.len += current.pending.len() as u64;
+                current.end = current.end.max(current.len);
+                current.pending.clear();
+            }
+            if let Some(file) = current.file.clone()
                 && current.end - current.len < AHEAD / 2
             {
                 // Synced with the records: once, for the records of the next 128 KiB.
-                current.end = zeros_ahead(file, current.len, current.end)?;
+                match zeros_ahead(&file, current.len, current.end) {
+                    Ok(end) => current.end = end,
+                    Err(e) => return Err(current.fails("to write zeros ahead", e)),
+                }
             }
             (current.file.clone(), current.len >= FILE_LIMIT)
         };
-        // A file replaced meanwhile was synced as it was replaced.
-        if let Some(file) = file {
-            file.sync_data()?;
+        if let Some(file) = file
+            && let Err(e) = file.sync_data()
+        {
+            return Err(self.lock().fails("to sync", e));
         }
         Ok(full)
     }
 
-    /// Replaces a full file by a new one, the records of the full one synced. Returns the
-    /// full file's path, to be removed once sled holds what it held.
+    /// Replaces a full file by a new one. Returns the full file's path, to be removed once
+    /// sled holds what it held. (Records written to it are synced by the syncs that wrote
+    /// them.)
     pub fn replace_full(&self) -> io::Result<Option<PathBuf>> {
         let mut current = self.lock();
-        if current.len < FILE_LIMIT {
+        current.usable()?;
+        if current.len < FILE_LIMIT || current.file.is_none() {
             return Ok(None);
         }
-        let Some(full) = current.file.clone() else {
-            return Ok(None);
-        };
         let number = current.number + 1;
         let next = self.create(number)?;
-        full.sync_data()?;
-        let old = std::mem::replace(
-            &mut *current,
-            Current {
-                number,
-                file: Some(next),
-                len: 0,
-                end: AHEAD,
-                broken: None,
-            },
-        );
-        Ok(Some(self.path(old.number)))
+        let full = current.number;
+        current.number = number;
+        current.file = Some(next);
+        current.len = 0;
+        current.end = AHEAD;
+        Ok(Some(self.path(full)))
     }
 
     /// Removes the current file, once sled holds what it held (the store is being closed).
-    pub fn remove(&mut self) -> io::Result<()> {
-        let current = self
-            .current
-            .get_mut()
-            .unwrap_or_else(PoisonError::into_inner);
+    pub fn remove(&self) -> io::Result<()> {
+        let mut current = self.lock();
         if current.file.take().is_some() {
-            std::fs::remove_file(self.dir.join(format!("{PREFIX}{}", current.number)))?;
+            std::fs::remove_file(self.path(current.number))?;
         }
         Ok(())
     }
@@ -468,6 +474,39 @@ mod tests {
         assert!(size() > ahead);
         assert!(size() - log.lock().len >= AHEAD / 2);
         assert_eq!(records(&std::fs::read(&path).unwrap()).len(), appended);
+    }
+
+    /// Records appended and synced from many threads at once all read back, each thread's
+    /// in its order.
+    #[test]
+    fn records_of_threads_at_once_all_read_back_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = CommitLog::new(dir.path(), 1);
+        std::thread::scope(|scope| {
+            for t in 0u8..4 {
+                let log = &log;
+                scope.spawn(move || {
+                    for i in 0u32..200 {
+                        let value = [&[t][..], &i.to_be_bytes()].concat();
+                        log.append(record(&[(Tree::Bundles, b"k", &value)]))
+                            .unwrap();
+                        if i % 3 == 0 {
+                            log.sync().unwrap();
+                        }
+                    }
+                    log.sync().unwrap();
+                });
+            }
+        });
+        let bytes = std::fs::read(dir.path().join("commits.1")).unwrap();
+        let mut next = [0u32; 4];
+        for body in records(&bytes) {
+            let value = writes(body).unwrap()[0].value;
+            let t = usize::from(value[0]);
+            assert_eq!(value[1..], next[t].to_be_bytes());
+            next[t] += 1;
+        }
+        assert_eq!(next, [200; 4]);
     }
 
     #[test]

@@ -41,8 +41,7 @@ pub struct SledStore {
     run_ids: sled::Tree,
     bundles: sled::Tree,
     sources: sled::Tree,
-    disk: std::sync::Arc<DiskSync>,
-    log: std::sync::Arc<CommitLog>,
+    durability: std::sync::Arc<Durability>,
     /// Whether sled's id counter is durable as of this process's first id (see
     /// [`SledStore::write`]).
     ids_durable: std::sync::Mutex<bool>,
@@ -129,7 +128,6 @@ impl SledStore {
         // A migration cut off after its transaction leaves the old trees behind.
         super::migrate::drop_v1_trees(&db).map_err(io)?;
         let disk = DiskSync::open(&path)
-            .map(std::sync::Arc::new)
             .map_err(|e| corrupt(format!("its log file cannot be opened: {e}")))?;
         let trees = Trees {
             run_ids: &run_ids,
@@ -139,14 +137,19 @@ impl SledStore {
         let log = recover(&db, &trees, &disk, &path)
             .map_err(|e| corrupt(format!("its commit log cannot be replayed: {e}")))?;
         super::private::tighten(dir).map_err(io)?;
+        let durability = std::sync::Arc::new(Durability {
+            log,
+            db: db.clone(),
+            disk,
+            checkpoints: std::sync::Mutex::default(),
+        });
         Ok(Self {
             dir: dir.to_path_buf(),
             db,
             run_ids,
             bundles,
             sources,
-            disk,
-            log: std::sync::Arc::new(log),
+            durability,
             ids_durable: std::sync::Mutex::new(false),
             group: std::sync::Arc::default(),
             records: std::sync::Mutex::default(),
@@ -284,10 +287,9 @@ impl Drop for SledStore {
     fn drop(&mut self) {
         // A store closed leaves no commit log: sled holds it all. When the checkpoint fails
         // the log stays, and is replayed by the next open.
-        if flush(&self.db, &self.disk).is_ok()
-            && let Some(log) = std::sync::Arc::get_mut(&mut self.log)
-        {
-            let _ = log.remove();
+        self.durability.wait();
+        if self.durability.checkpoint().is_ok() {
+            let _ = self.durability.log.remove();
         }
         // Files sled created while open (snapshots, blobs) are made private too.
         let _ = super::private::tighten(&self.dir);
@@ -342,7 +344,7 @@ impl SledStore {
                 self.run_ids.insert(run_id.as_bytes(), anchor).map_err(io)?;
             }
         }
-        self.log.append(record).map_err(io)?;
+        self.durability.log.append(record).map_err(io)?;
         if let Some(run) = &commit.run {
             self.remember(run.clone());
         }
@@ -360,7 +362,7 @@ impl SledStore {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if !*durable {
-            flush(&self.db, &self.disk).map_err(io)?;
+            self.durability.checkpoint().map_err(io)?;
             *durable = true;
         }
         Ok(())
@@ -380,24 +382,81 @@ impl SledStore {
             .get(run_id)
             .cloned()
     }
-
-    /// Makes every commit written so far durable.
-    fn durable(&self) -> Result<(), String> {
-        durable(&self.log, &self.db, &self.disk)
-    }
 }
 
-/// Makes every commit written so far durable: the commit log synced. A full log file is then
-/// replaced by a new one, and removed after a checkpoint.
-fn durable(log: &CommitLog, db: &sled::Db, disk: &DiskSync) -> Result<(), String> {
-    let text = |e: std::io::Error| e.to_string();
-    if log.sync().map_err(text)?
-        && let Some(full) = log.replace_full().map_err(text)?
-    {
-        flush(db, disk)?;
-        std::fs::remove_file(full).map_err(text)?;
+/// What makes commits durable: the commit log, and the checkpoints after which its full files
+/// go.
+struct Durability {
+    log: CommitLog,
+    db: sled::Db,
+    disk: DiskSync,
+    /// Checkpoints running on threads of their own.
+    checkpoints: std::sync::Mutex<Vec<std::thread::JoinHandle<()>>>,
+}
+
+impl Durability {
+    /// Makes every commit written so far durable: the commit log synced. A full log file is
+    /// then replaced by a new one, and removed by a checkpoint on a thread of its own, so
+    /// that the commits after it do not wait for sled's flush.
+    fn commits(self: &std::sync::Arc<Self>) -> Result<(), String> {
+        let text = |e: std::io::Error| e.to_string();
+        if self.log.sync().map_err(text)?
+            && let Some(full) = self.log.replace_full().map_err(text)?
+        {
+            self.checkpoint_apart(full);
+        }
+        Ok(())
     }
-    Ok(())
+
+    /// sled's flush, and the syncs it leaves out: sled holds durably what was written to it
+    /// before.
+    fn checkpoint(&self) -> Result<(), String> {
+        flush(&self.db, &self.disk)
+    }
+
+    /// A checkpoint, then the removal of the log file `full`, on a thread of its own (in
+    /// place when none can be started). When the checkpoint fails the file stays, and is
+    /// replayed by the next open.
+    fn checkpoint_apart(self: &std::sync::Arc<Self>, full: PathBuf) {
+        let work = |durability: &Self, full: &Path| match durability.checkpoint() {
+            Ok(()) => {
+                if let Err(e) = std::fs::remove_file(full) {
+                    tracing::warn!("the commit log file {} stays: {e}", full.display());
+                }
+            }
+            Err(e) => tracing::warn!(
+                "a checkpoint failed, the commit log file {} stays: {e}",
+                full.display()
+            ),
+        };
+        let mut running = self
+            .checkpoints
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        running.retain(|handle| !handle.is_finished());
+        let this = std::sync::Arc::clone(self);
+        let path = full.clone();
+        match std::thread::Builder::new()
+            .name("drctl-checkpoint".into())
+            .spawn(move || work(&this, &full))
+        {
+            Ok(handle) => running.push(handle),
+            Err(_) => work(self, &path),
+        }
+    }
+
+    /// Waits for the checkpoints running.
+    fn wait(&self) {
+        let running = std::mem::take(
+            &mut *self
+                .checkpoints
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        for handle in running {
+            let _ = handle.join();
+        }
+    }
 }
 
 /// Flushes sled's log and syncs what its flush leaves out (a checkpoint).
@@ -414,16 +473,16 @@ fn not_durable(e: Option<String>) -> StoreError {
 impl Store for SledStore {
     fn commit(&self, run_id: &str, commit: &Commit) -> Result<(), StoreError> {
         self.write(run_id, commit)?;
-        self.group.durable(|| self.durable()).map_err(io)
+        self.group.durable(|| self.durability.commits()).map_err(io)
     }
 
     fn commit_async<'a>(&'a self, run_id: &'a str, commit: &'a Commit) -> Committing<'a> {
         Box::pin(async move {
             self.write(run_id, commit)?;
             // Commits of other runs written meanwhile share the flush (group commit).
-            let (log, db, disk) = (self.log.clone(), self.db.clone(), self.disk.clone());
+            let durability = self.durability.clone();
             self.group
-                .durable_async(move || durable(&log, &db, &disk))
+                .durable_async(move || durability.commits())
                 .await
                 .map_err(not_durable)
         })
@@ -555,11 +614,13 @@ mod tests {
     /// What a process killed at this moment leaves: the files as they are, sled's last
     /// writes not flushed.
     fn files_now(store: &Path, to: &Path) {
-        std::fs::create_dir_all(to.join("store").join("blobs")).unwrap();
-        for entry in std::fs::read_dir(store.join("store")).unwrap() {
-            let entry = entry.unwrap();
-            if entry.file_type().unwrap().is_file() {
-                std::fs::copy(entry.path(), to.join("store").join(entry.file_name())).unwrap();
+        for dir in ["store", "store/blobs"] {
+            std::fs::create_dir_all(to.join(dir)).unwrap();
+            for entry in std::fs::read_dir(store.join(dir)).unwrap() {
+                let entry = entry.unwrap();
+                if entry.file_type().unwrap().is_file() {
+                    std::fs::copy(entry.path(), to.join(dir).join(entry.file_name())).unwrap();
+                }
             }
         }
     }
@@ -625,6 +686,34 @@ mod tests {
         let store = SledStore::open(&state).unwrap();
         let seqs: Vec<u64> = store.journal("r1").unwrap().iter().map(|e| e.seq).collect();
         assert_eq!(seqs, (0..seq).collect::<Vec<_>>());
+    }
+
+    /// A full log file is replaced, and removed once a checkpoint made sled hold it: what a
+    /// crash leaves then holds every commit.
+    #[test]
+    fn a_full_log_file_goes_after_a_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let live = dir.path().join("live");
+        let store = SledStore::open(&live).unwrap();
+        let big = "x".repeat(1 << 20);
+        for seq in 0..6 {
+            let mut c = commit("r1", seq);
+            c.journal[0].event["outputs"] = serde_json::json!({ "big": big });
+            store.commit("r1", &c).unwrap();
+        }
+        // (A copy of files made one after the other while a checkpoint runs is no crash.)
+        store.durability.wait();
+        let crashed = dir.path().join("crashed");
+        files_now(&live, &crashed);
+        let left: Vec<u64> = commit_log::files(&live.join("store"))
+            .unwrap()
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        assert_eq!(left, vec![2], "the full file stayed after its checkpoint");
+        drop(store);
+        let store = SledStore::open(&crashed).unwrap();
+        assert_eq!(store.journal("r1").unwrap().len(), 6);
     }
 
     #[test]
