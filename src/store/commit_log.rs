@@ -199,10 +199,24 @@ pub(super) fn is_log_file(name: &str) -> bool {
 /// The log of a store being written.
 pub(super) struct CommitLog {
     dir: PathBuf,
+    /// Records appended and not written yet. Appending never waits for the disk.
+    pending: Mutex<Pending>,
+    /// The file records are written to: held while they are written, so that a sync finding
+    /// nothing pending finds it written.
     current: Mutex<Current>,
 }
 
-/// The file records are written to, and the records waiting to be.
+/// Records appended since the last sync, written by the next: one write for the records of
+/// every commit it covers.
+struct Pending {
+    bytes: Vec<u8>,
+    /// A write or a sync failed: nothing more is written (a record after one cut short would
+    /// never be replayed, and a sync after a failed one may not cover what the failed one
+    /// did).
+    broken: Option<String>,
+}
+
+/// The file records are written to.
 struct Current {
     number: u64,
     /// Created when the first records are written.
@@ -211,27 +225,6 @@ struct Current {
     len: u64,
     /// Bytes written to it, records and the zeros after them.
     end: u64,
-    /// Records appended since the last sync, written by the next: one write for the records
-    /// of every commit the sync covers.
-    pending: Vec<u8>,
-    /// A write or a sync failed: nothing more is written (a record after one cut short would
-    /// never be replayed, and a sync after a failed one may not cover what the failed one
-    /// did).
-    broken: Option<String>,
-}
-
-impl Current {
-    fn usable(&self) -> io::Result<()> {
-        match &self.broken {
-            Some(why) => Err(io::Error::other(why.clone())),
-            None => Ok(()),
-        }
-    }
-
-    fn fails(&mut self, what: &str, e: io::Error) -> io::Error {
-        self.broken = Some(format!("the commit log failed {what}: {e}"));
-        e
-    }
 }
 
 impl CommitLog {
@@ -239,19 +232,40 @@ impl CommitLog {
     pub fn new(dir: &Path, number: u64) -> Self {
         Self {
             dir: dir.to_path_buf(),
+            pending: Mutex::new(Pending {
+                bytes: Vec::new(),
+                broken: None,
+            }),
             current: Mutex::new(Current {
                 number,
                 file: None,
                 len: 0,
                 end: 0,
-                pending: Vec::new(),
-                broken: None,
             }),
         }
     }
 
     fn lock(&self) -> MutexGuard<'_, Current> {
         self.current.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn pending(&self) -> MutexGuard<'_, Pending> {
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The records appended so far, taken to be written; an error once the log failed.
+    fn take_pending(&self) -> io::Result<Vec<u8>> {
+        let mut pending = self.pending();
+        if let Some(why) = &pending.broken {
+            return Err(io::Error::other(why.clone()));
+        }
+        Ok(std::mem::take(&mut pending.bytes))
+    }
+
+    /// Marks the log failed.
+    fn fails(&self, what: &str, e: io::Error) -> io::Error {
+        self.pending().broken = Some(format!("the commit log failed {what}: {e}"));
+        e
     }
 
     fn path(&self, number: u64) -> PathBuf {
@@ -274,9 +288,11 @@ impl CommitLog {
     /// Appends `record`, to be written and made durable by the next [`CommitLog::sync`].
     pub fn append(&self, record: Record) -> io::Result<()> {
         let bytes = record.sealed()?;
-        let mut current = self.lock();
-        current.usable()?;
-        current.pending.extend_from_slice(&bytes);
+        let mut pending = self.pending();
+        if let Some(why) = &pending.broken {
+            return Err(io::Error::other(why.clone()));
+        }
+        pending.bytes.extend_from_slice(&bytes);
         Ok(())
     }
 
@@ -285,24 +301,30 @@ impl CommitLog {
     pub fn sync(&self) -> io::Result<bool> {
         let (file, full) = {
             let mut current = self.lock();
-            current.usable()?;
-            // Written under the lock: a sync that finds nothing pending finds it written.
-            if !current.pending.is_empty() {
+            let mut batch = self.take_pending()?;
+            if !batch.is_empty() {
                 let file = match &current.file {
                     Some(file) => Arc::clone(file),
                     None => {
-                        let file = self.create(current.number)?;
+                        let file = self
+                            .create(current.number)
+                            .map_err(|e| self.fails("to create its file", e))?;
                         current.file = Some(Arc::clone(&file));
                         current.end = AHEAD;
                         file
                     }
                 };
-                if let Err(e) = file.write_all_at(&current.pending, current.len) {
-                    return Err(current.fails("to write", e));
+                if let Err(e) = file.write_all_at(&batch, current.len) {
+                    return Err(self.fails("to write", e));
                 }
-                current.len += current.pending.len() as u64;
+                current.len += batch.len() as u64;
                 current.end = current.end.max(current.len);
-                current.pending.clear();
+                // Its room is used again by the next records.
+                batch.clear();
+                let mut pending = self.pending();
+                if pending.bytes.is_empty() {
+                    pending.bytes = batch;
+                }
             }
             if let Some(file) = current.file.clone()
                 && current.end - current.len < AHEAD / 2
@@ -310,7 +332,7 @@ impl CommitLog {
                 // Synced with the records: once, for the records of the next 128 KiB.
                 match zeros_ahead(&file, current.len, current.end) {
                     Ok(end) => current.end = end,
-                    Err(e) => return Err(current.fails("to write zeros ahead", e)),
+                    Err(e) => return Err(self.fails("to write zeros ahead", e)),
                 }
             }
             (current.file.clone(), current.len >= FILE_LIMIT)
@@ -318,7 +340,7 @@ impl CommitLog {
         if let Some(file) = file
             && let Err(e) = file.sync_data()
         {
-            return Err(self.lock().fails("to sync", e));
+            return Err(self.fails("to sync", e));
         }
         Ok(full)
     }
@@ -328,7 +350,6 @@ impl CommitLog {
     /// them.)
     pub fn replace_full(&self) -> io::Result<Option<PathBuf>> {
         let mut current = self.lock();
-        current.usable()?;
         if current.len < FILE_LIMIT || current.file.is_none() {
             return Ok(None);
         }
