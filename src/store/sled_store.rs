@@ -14,7 +14,8 @@
 //! to the commit log as one record, and the commit is durable once the log is synced, one
 //! `fdatasync` ([`CommitLog`]); sled's own files are made durable by a checkpoint (`flush`,
 //! never `flush_async`, then the syncs sled leaves out, [`DiskSync`]) when a log file is
-//! full and when the store is closed. Opening the store replays what the log holds.
+//! full, before a process's first commit and when the store is closed. Opening the store
+//! replays what the log holds.
 //!
 //! Reading is the other way round: a run's record is the one in its last bundle, its step
 //! records the latest of each step across its bundles, its journal the bundles' entries in
@@ -43,7 +44,7 @@ pub struct SledStore {
     sources: sled::Tree,
     durability: std::sync::Arc<Durability>,
     /// Whether sled's id counter is durable as of this process's first id (see
-    /// [`SledStore::write`]).
+    /// [`SledStore::ids_made_durable`]).
     ids_durable: std::sync::Mutex<bool>,
     group: std::sync::Arc<GroupCommit>,
     /// Each run's record as last written, kept as it is written: this process alone writes
