@@ -354,7 +354,10 @@ fn a_store_of_schema_version_1_is_migrated_and_nothing_is_lost() {
     drop(store);
     let db = sled::open(old.join("store")).unwrap();
     let meta = db.open_tree("meta").unwrap();
-    assert_eq!(meta.get("schema_version").unwrap().unwrap().as_ref(), b"2");
+    assert_eq!(
+        meta.get("schema_version").unwrap().unwrap().as_ref(),
+        drctl::store::SCHEMA_VERSION.to_string().as_bytes()
+    );
     let names: Vec<String> = db
         .tree_names()
         .iter()

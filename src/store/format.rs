@@ -8,8 +8,11 @@ use super::{Commit, JournalEntry, RunRecord, StepRecord, StoreError};
 
 /// The record format this build reads and writes. Version 1 kept a run record, step records
 /// and journal entries in trees of their own, the workflow text inside the run record, all
-/// rewritten by a transaction at every commit; it is migrated on open.
-pub const SCHEMA_VERSION: u32 = 2;
+/// rewritten by a transaction at every commit; it is migrated on open. Version 2 is this
+/// layout without the commit log: a build that reads version 2 would not replay the log, and
+/// miss the commits it holds, so it must refuse a store this build wrote; a version 2 store
+/// is read as it is.
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// What one commit wrote, as stored.
 #[derive(Serialize)]

@@ -11,6 +11,12 @@
 //! wake-ups. A commit made on a thread of its own ([`GroupCommit::durable`], a run driven
 //! alone, or a decision recorded) never waits for a task's turn (the task may need that very
 //! thread to run): it flushes itself, and what it flushed counts for the tasks it covered.
+//!
+//! A task flushes on a thread that may block, so that the runtime's threads go on with the
+//! other runs meanwhile, except when its commit is alone: nobody waits, no other commit is
+//! pending, and the flush before covered one commit. That is a run driven by itself, whose
+//! runtime has nothing else to do, and handing its flush to another thread and back would
+//! cost two thread wake-ups per commit.
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -39,6 +45,8 @@ struct Tickets {
     failed_upto: u64,
     /// Tasks waiting, with their tickets, in the order they came.
     waiting: Vec<(u64, oneshot::Sender<Turn>)>,
+    /// How many tickets the last flush made durable.
+    last_covered: u64,
 }
 
 impl Tickets {
@@ -59,6 +67,7 @@ impl Tickets {
 
     /// Every ticket up to `upto` is durable: the tasks waiting for them are told.
     fn made_durable(&mut self, upto: u64) {
+        self.last_covered = upto.saturating_sub(self.durable);
         self.durable = self.durable.max(upto);
         for (_, waiter) in self.waiting.extract_if(.., |(ticket, _)| *ticket <= upto) {
             let _ = waiter.send(Turn::Durable);
@@ -75,6 +84,12 @@ impl Tickets {
                 return;
             }
         }
+    }
+
+    /// Whether the ticket just taken is the only one pending, with nobody waiting, after a
+    /// flush that covered one commit: commits come one at a time.
+    fn alone(&self) -> bool {
+        self.waiting.is_empty() && self.taken == self.durable + 1 && self.last_covered <= 1
     }
 }
 
@@ -113,22 +128,22 @@ impl GroupCommit {
     /// As [`GroupCommit::durable`], waiting as a task: the thread is free for other runs
     /// meanwhile. When the flush falls to this task, it runs on a thread that may block (on a
     /// multi-threaded runtime), so that the runtime's threads go on with the other runs while
-    /// the disk works; on a runtime of one thread it runs in place.
+    /// the disk works; on a runtime of one thread, or for a commit alone, it runs in place.
     pub async fn durable_async<E: Send + 'static>(
         self: &Arc<Self>,
         flush: impl FnOnce() -> Result<(), E> + Send + 'static,
     ) -> Result<(), Option<E>> {
-        let waiting = {
+        let (waiting, alone) = {
             let mut t = self.lock();
             t.taken += 1;
             let mine = t.taken;
             if t.flushing {
                 let (tx, rx) = oneshot::channel();
                 t.waiting.push((mine, tx));
-                Some(rx)
+                (Some(rx), false)
             } else {
                 t.flushing = true;
-                None
+                (None, t.alone())
             }
         };
         if let Some(rx) = waiting {
@@ -144,7 +159,7 @@ impl GroupCommit {
         }
         let multi_threaded = tokio::runtime::Handle::try_current()
             .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
-        if !multi_threaded {
+        if !multi_threaded || alone {
             return self.flush_for_all(flush);
         }
         // The flush ends the turn itself, whatever becomes of this task meanwhile.
@@ -305,6 +320,39 @@ mod tests {
         // 2,000 commits by 100 tasks on two threads: flushes are shared, or this would be
         // one flush per commit.
         assert!(flushes.load(Ordering::SeqCst) < 2000);
+    }
+
+    /// A commit alone flushes on its task's thread; one with another commit pending hands
+    /// its flush to a thread that may block.
+    #[test]
+    fn a_commit_alone_flushes_in_place() {
+        let group = Arc::new(GroupCommit::default());
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .build()
+            .unwrap();
+        let flushed_on = |group: Arc<GroupCommit>| async move {
+            let (tx, rx) = std::sync::mpsc::channel();
+            let here = std::thread::current().id();
+            group
+                .durable_async(move || tx.send(std::thread::current().id()))
+                .await
+                .unwrap();
+            (here, rx.recv().unwrap())
+        };
+        runtime.block_on(async {
+            for _ in 0..3 {
+                let (here, flushed) = tokio::spawn(flushed_on(group.clone())).await.unwrap();
+                assert_eq!(here, flushed, "a commit alone left its thread to flush");
+            }
+            // A commit made on a thread of its own is pending meanwhile.
+            group.lock().taken += 1;
+            let (here, flushed) = tokio::spawn(flushed_on(group.clone())).await.unwrap();
+            assert_ne!(
+                here, flushed,
+                "the flush of two commits ran on a runtime thread"
+            );
+        });
     }
 
     /// A task handed the flushing turn just as its commit is given up passes it on: the

@@ -1,9 +1,12 @@
-//! Migration of a schema version 1 store. Version 1 kept each run's record (with the workflow
-//! text inside), its step records and its journal entries in trees of their own (`runs`,
-//! `steps`, `journal`). Each run becomes one bundle holding all of them, its id goes to
-//! `run_ids` and its text to `sources`, in one transaction with the new version: a migration
-//! cut off leaves a version 1 store, migrated again on the next open. The old trees are dropped
-//! afterwards.
+//! Migration of older stores.
+//!
+//! A version 2 store is a version 3 store without a commit log: only its version changes.
+//!
+//! Version 1 kept each run's record (with the workflow text inside), its step records and its
+//! journal entries in trees of their own (`runs`, `steps`, `journal`). Each run becomes one
+//! bundle holding all of them, its id goes to `run_ids` and its text to `sources`, in one
+//! transaction with the new version: a migration cut off leaves a version 1 store, migrated
+//! again on the next open. The old trees are dropped afterwards.
 
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
@@ -34,6 +37,12 @@ pub(super) fn drop_v1_trees(db: &sled::Db) -> sled::Result<()> {
     Ok(())
 }
 
+/// Marks a version 2 store as this version's: its trees are laid out the same.
+pub(super) fn from_v2(meta: &sled::Tree) -> sled::Result<()> {
+    meta.insert("schema_version", SCHEMA_VERSION.to_string().as_bytes())?;
+    Ok(())
+}
+
 fn read<T: serde::de::DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T, String> {
     serde_json::from_slice(bytes).map_err(|e| {
         format!(
@@ -42,7 +51,7 @@ fn read<T: serde::de::DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T, S
     })
 }
 
-/// Rewrites a version 1 store as version 2.
+/// Rewrites a version 1 store as this version's.
 pub(super) fn from_v1(
     db: &sled::Db,
     meta: &sled::Tree,

@@ -6,6 +6,7 @@
 //! atomically and made durable before it returns: what the engine does next may rely on it
 //! having happened.
 
+mod commit_log;
 mod etcd;
 mod follow;
 mod format;

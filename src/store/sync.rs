@@ -1,11 +1,12 @@
-//! What the store adds after sled's `flush` so that a commit survives a power cut, not only a
-//! crash of drctl.
+//! What the store adds after sled's `flush` so that what sled holds survives a power cut, not
+//! only a crash of drctl: at a checkpoint of the commit log, when the store is opened and
+//! when it is closed (a commit itself is durable once the commit log is synced).
 //!
 //! On Linux, sled 0.34's flush writes its log and waits with `sync_file_range`, which does not
 //! persist the file's metadata (the log grows as it is appended to) and does not flush the
 //! disk's write cache; and sled writes pages too large for its log (over about 128 KiB, e.g. a
 //! leaf holding several big workflow texts) to files under `blobs/` that it never syncs. So
-//! after each flush the log is fdatasync'ed, and any blob file not synced yet is fdatasync'ed
+//! after the flush the log is fdatasync'ed, and any blob file not synced yet is fdatasync'ed
 //! with its directory.
 
 use std::collections::HashSet;
