@@ -34,6 +34,9 @@ use drctl::store::{
 };
 use drctl::synthetic::SplitMix;
 
+#[path = "shared/agent.rs"]
+mod agent;
+
 #[path = "../tests/support/etcd.rs"]
 #[allow(dead_code, reason = "the benchmark uses a part of the test cluster")]
 mod etcd;
@@ -686,48 +689,12 @@ fn shared_store_rows(out: &mut String) {
 
 /// 100 runs of a 100-step chain started at once on one agent over sled.
 fn many_runs_row(out: &mut String) {
-    let dir = tempfile::tempdir().unwrap();
-    let sled: Arc<dyn Store> = Arc::new(SledStore::open(dir.path()).unwrap());
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let (agent, router) = drctl::cli::agent::Agent::new(
-        sled.clone(),
-        Arc::new(|_| {}),
-        runtime.handle().clone(),
-        None,
-    );
-    let requests: Vec<drctl::control::StartRequest> = (0..100)
-        .map(|i| drctl::control::StartRequest {
-            file: format!("/bench/chain-{i}.toml"),
-            source: chain(100).replace("name = \"chain\"", &format!("name = \"chain-{i}\"")),
-            overrides: vec![],
-            mode: "drill".into(),
-            initiator: "bench".into(),
-            incident_start: None,
-            key: None,
-        })
-        .collect();
-    let many = Instant::now();
-    std::thread::scope(|scope| {
-        for request in requests {
-            let agent = &agent;
-            scope.spawn(move || agent.start_run(request).expect("started"));
-        }
+    let agent::Started {
+        started,
+        finished: took,
+    } = agent::runs_at_once(100, |i| {
+        chain(100).replace("name = \"chain\"", &format!("name = \"chain-{i}\""))
     });
-    let started = many.elapsed();
-    agent.wait();
-    let took = many.elapsed();
-    drop(router);
-    let succeeded = sled
-        .runs()
-        .unwrap()
-        .iter()
-        .filter(|r| r.status == drctl::store::RunStatus::Succeeded)
-        .count();
-    assert_eq!(succeeded, 100, "every run of the agent succeeded");
     row(
         out,
         "100 runs × 100-step chain started at once, one drctl serve, sled",
