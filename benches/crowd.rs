@@ -111,7 +111,7 @@ fn serve(drctl: &Path, state: &Path) -> Agent {
 /// the agent did not answer (an agent that turns clients away: asked again).
 fn finished(socket: &Path) -> Option<(usize, usize, usize)> {
     let mut stream = UnixStream::connect(socket).ok()?;
-    stream.write_all(b"{\"op\":\"runs\"}\n").ok()?;
+    stream.write_all(b"{\"v\":2,\"op\":\"runs\"}\n").ok()?;
     let mut answer = String::new();
     BufReader::new(stream).read_line(&mut answer).ok()?;
     let v: serde_json::Value = serde_json::from_str(&answer).ok()?;

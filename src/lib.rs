@@ -28,6 +28,7 @@ pub mod notify;
 pub mod plan;
 pub mod recovery;
 pub mod report;
+pub mod service;
 pub mod store;
 pub mod stored;
 pub mod synthetic;

@@ -170,10 +170,10 @@ fn a_hundred_clients_at_once_are_all_accepted_and_every_run_succeeds() {
     assert!(not_succeeded.is_empty(), "{not_succeeded:?}");
 }
 
-/// Sends `{"op":"runs"}` on `stream` and reads the answer line; `None` when the connection
+/// Sends `{"v":2,"op":"runs"}` on `stream` and reads the answer line; `None` when the connection
 /// was closed or refused.
 fn ask_runs(stream: &mut UnixStream) -> Option<String> {
-    stream.write_all(b"{\"op\":\"runs\"}\n").ok()?;
+    stream.write_all(b"{\"v\":2,\"op\":\"runs\"}\n").ok()?;
     let mut answer = String::new();
     BufReader::new(&*stream).read_line(&mut answer).ok()?;
     (!answer.is_empty()).then_some(answer)

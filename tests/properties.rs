@@ -61,7 +61,7 @@ proptest! {
     /// Requests that are almost right: a valid one with a few bytes changed.
     #[test]
     fn mutated_requests_never_panic(edits in proptest::collection::vec((any::<usize>(), ".{0,8}"), 1..4)) {
-        let line = mutate(r#"{"op":"decide","run":"r1","step":"gate","by":"bob","decision":"approve","comment":"go"}"#, &edits);
+        let line = mutate(r#"{"v":2,"op":"decide","kind":"vote","run":"r1","step":"gate","by":"bob","decision":"approve","comment":"go"}"#, &edits);
         let _ = drctl::control::parse_request(line.as_bytes());
     }
 

@@ -253,14 +253,14 @@ fn the_control_socket_survives_misbehaving_clients() {
         .set_read_timeout(Some(Duration::from_secs(20)))
         .unwrap();
     garbage
-        .write_all(b"{\"op\":\"status\",\"run\":\x00\xff}}}\n")
+        .write_all(b"{\"v\":2,\"op\":\"status\",\"run\":\x00\xff}}}\n")
         .unwrap();
     let mut reader = BufReader::new(garbage.try_clone().unwrap());
     let mut answer = String::new();
     reader.read_line(&mut answer).unwrap();
     let v: serde_json::Value = serde_json::from_str(&answer).unwrap();
     assert_eq!(v["ok"], false, "{answer}");
-    garbage.write_all(b"{\"op\":\"runs\"}\n").unwrap();
+    garbage.write_all(b"{\"v\":2,\"op\":\"runs\"}\n").unwrap();
     answer.clear();
     reader.read_line(&mut answer).unwrap();
     let v: serde_json::Value = serde_json::from_str(&answer).unwrap();

@@ -4,10 +4,8 @@
 use clap::Args;
 
 use super::error::CliError;
-use super::load::apply_offline;
-use super::state::{live_or_local, whoami};
-use crate::control::Request;
-use crate::engine::Input;
+use super::state::{session, whoami};
+use crate::control::RunDecision;
 
 /// Cancel a run.
 #[derive(Debug, Args)]
@@ -22,13 +20,9 @@ pub struct CancelArgs {
 /// Runs `cancel`.
 pub fn cancel(args: &CancelArgs, state: &std::path::Path) -> Result<u8, CliError> {
     let by = whoami(args.by.as_ref());
-    let request = Request::Cancel {
+    session(state).decide(&RunDecision::Cancel {
         run: args.run.clone(),
         by: by.clone(),
-    };
-    live_or_local::<serde_json::Value>(state, &request, |store| {
-        apply_offline(store, &args.run, vec![Input::Cancel { by: by.clone() }])?;
-        Ok(serde_json::Value::Null)
     })?;
     outln!(
         "run {} cancelled by {by}: nothing new starts; resume it with `drctl resume {}` or undo it with `drctl rollback {}`",

@@ -12,11 +12,11 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::error::CliError;
-use super::load::apply_offline;
-use super::state::{Source, live_or_local, whoami};
-use crate::control::Request;
-use crate::engine::{Decision, Input};
+use super::state::{session, whoami};
+use crate::control::RunDecision;
+use crate::engine::Decision;
 use crate::identity::{Head, Signed, Statement, StatementKind, format_time, sign};
+use crate::service::Source;
 
 /// Approve (or reject) an approval step.
 #[allow(clippy::struct_excessive_bools, reason = "each is a command-line flag")]
@@ -134,20 +134,14 @@ pub fn decide(
         }
         return submit_signed(state, &signed);
     }
-    let input = Input::Vote {
-        step: step.clone(),
-        by: by.clone(),
-        decision,
-        comment: args.comment.clone(),
-    };
-    let request = Request::Decide {
+    let vote = RunDecision::Vote {
         run: run.clone(),
         step: step.clone(),
         by: by.clone(),
         decision,
         comment: args.comment.clone(),
     };
-    let live = submit(state, run, &request, input)?;
+    let live = session(state).decide(&vote)? == Source::Live;
     done(&by, step, run, decision, live);
     Ok(super::exit::SUCCESS)
 }
@@ -155,17 +149,9 @@ pub fn decide(
 fn submit_signed(state: &std::path::Path, signed: &Signed) -> Result<u8, CliError> {
     let st = &signed.statement;
     let step = st.step.clone().unwrap_or_default();
-    let value = serde_json::to_value(signed).map_err(|e| CliError::invalid(e.to_string()))?;
-    let request = Request::DecideSigned {
-        run: st.run_id.clone(),
-        signed: value.clone(),
-    };
-    let live = submit(
-        state,
-        &st.run_id,
-        &request,
-        Input::SignedVote { signed: value },
-    )?;
+    let live = session(state).decide(&RunDecision::Signed {
+        signed: Box::new(signed.clone()),
+    })? == Source::Live;
     let decision = if st.kind == StatementKind::Reject {
         Decision::Reject
     } else {
@@ -175,21 +161,6 @@ fn submit_signed(state: &std::path::Path, signed: &Signed) -> Result<u8, CliErro
     Ok(super::exit::SUCCESS)
 }
 
-/// Sends the decision to the live process, or records it in the store. Returns whether the
-/// run was live.
-fn submit(
-    state: &std::path::Path,
-    run: &str,
-    request: &Request,
-    input: Input,
-) -> Result<bool, CliError> {
-    let (_, source) = live_or_local::<serde_json::Value>(state, request, |store| {
-        apply_offline(store, run, vec![input])?;
-        Ok(serde_json::Value::Null)
-    })?;
-    Ok(source == Source::Live)
-}
-
 /// The run's digest, the approval's current round and the journal head shown, read from the
 /// live process or the store: what a signed decision names.
 fn round_of(
@@ -197,12 +168,8 @@ fn round_of(
     run: &str,
     step: &str,
 ) -> Result<(String, u32, Option<Head>), CliError> {
-    let request = Request::Status {
-        run: run.to_string(),
-    };
-    let (status, _) = live_or_local::<serde_json::Value>(state, &request, |store| {
-        Ok(crate::view::status(store.as_ref(), run, &[])?)
-    })?;
+    let session = session(state);
+    let status = session.status(run)?;
     let digest = status["digest"].as_str().unwrap_or_default().to_string();
     let round = status["steps"]
         .as_array()
@@ -221,16 +188,7 @@ fn round_of(
         .as_u64()
         .unwrap_or(0)
         .saturating_sub(1);
-    let request = Request::Journal {
-        run: run.to_string(),
-        from,
-    };
-    let (page, _) = live_or_local::<crate::control::JournalPage>(state, &request, |store| {
-        Ok(crate::control::JournalPage {
-            entries: store.journal_from(run, from)?,
-            driving: false,
-        })
-    })?;
+    let page = session.journal_from(run, from)?;
     let head = page.entries.last().map(|last| Head {
         len: last.seq + 1,
         hash: last.hash.clone(),

@@ -12,6 +12,7 @@ use super::output::{LiveView, RunFormat, exit_code, printer, summary};
 use crate::actions::ExecContext;
 use crate::control::serve;
 use crate::engine::{Driver, Input, Run, SystemClock, Until};
+use crate::service::Host;
 use crate::store::{RunStatus, Store};
 
 /// Everything needed to drive a loaded or new run.
@@ -53,12 +54,14 @@ async fn drive_async(d: Drive<'_>) -> anyhow::Result<u8> {
         Some(_) => None,
         None => Some(serve(
             &d.state_dir,
-            d.store.clone(),
-            crate::control::Router::single(&run_id, control_tx.clone()),
+            Host::new(
+                d.store.clone(),
+                crate::service::Router::single(&run_id, control_tx.clone()),
+            ),
         )?),
     };
     let inbox = super::state::shared().map(|_| {
-        tokio::spawn(serve_inbox(
+        tokio::spawn(crate::service::serve_inbox(
             d.store.clone(),
             run_id.clone(),
             control_tx.clone(),
@@ -128,41 +131,6 @@ pub(super) fn with_events(
             observer(event, at, machine);
             announcer.observe(event, at, machine);
         }),
-    }
-}
-
-/// How often the driver of a run on a shared store looks at the run's inbox.
-const INBOX_POLL: std::time::Duration = std::time::Duration::from_millis(200);
-
-/// Takes the decisions and cancels left in the run's inbox on a shared store, hands each to
-/// the driver as the socket would, and leaves the answer where the sender waits for it.
-async fn serve_inbox(
-    store: Arc<dyn Store>,
-    run_id: String,
-    driver: mpsc::Sender<crate::engine::ControlRequest>,
-) {
-    let router = crate::control::Router::single(&run_id, driver);
-    loop {
-        tokio::time::sleep(INBOX_POLL).await;
-        let (s, r) = (store.clone(), run_id.clone());
-        let Ok(Ok(requests)) = tokio::task::spawn_blocking(move || s.inbox(&r)).await else {
-            continue;
-        };
-        for (id, bytes) in requests {
-            // Taken first: a request its sender withdrew meanwhile is not applied.
-            let (s, r, i) = (store.clone(), run_id.clone(), id.clone());
-            match tokio::task::spawn_blocking(move || s.take_request(&r, &i)).await {
-                Ok(Ok(true)) => {}
-                _ => continue,
-            }
-            let response = match serde_json::from_slice::<crate::control::Request>(&bytes) {
-                Ok(request) => crate::control::decide(&router, request).await,
-                Err(e) => crate::control::Response::refused(format!("an unreadable request: {e}")),
-            };
-            let answer = serde_json::to_vec(&response).unwrap_or_default();
-            let (s, r) = (store.clone(), run_id.clone());
-            let _ = tokio::task::spawn_blocking(move || s.answer(&r, &id, &answer)).await;
-        }
     }
 }
 

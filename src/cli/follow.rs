@@ -10,14 +10,14 @@ use std::io::IsTerminal;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use super::error::CliError;
 use super::output::{LiveView, RunFormat, exit_code, printer, summary};
-use crate::control::{Connection, JournalPage, Request};
+use crate::control::{Connection, JournalPage, Reply, Request, RunDecision, Taken};
 use crate::dag::{CompiledWorkflow, Override};
 use crate::engine::{ControlRequest, Input, Machine};
+use crate::service::{ask, expect, through_inbox};
 use crate::store::{JournalFollower, Store};
 
 /// Where a followed run is read from, and where this terminal's decisions go.
@@ -42,13 +42,16 @@ impl Agent<'_> {
     /// whether the run is still being driven.
     fn page(&mut self, run_id: &str, from: u64) -> Result<JournalPage, CliError> {
         match self {
-            Agent::Socket(agent) => super::state::ask(
-                agent,
-                &Request::Journal {
+            Agent::Socket(agent) => {
+                let request = Request::Journal {
                     run: run_id.to_string(),
                     from,
-                },
-            ),
+                };
+                expect(ask(agent, &request)?, |reply| match reply {
+                    Reply::Journal(page) => Ok(page),
+                    other => Err(other),
+                })
+            }
             Agent::Store(_, follower) => {
                 let news = follower.read()?;
                 Ok(JournalPage {
@@ -75,47 +78,27 @@ impl Agent<'_> {
                     "drctl serve stopped answering while it drove run {run_id} ({e}); the next agent on this state directory takes the run up, or `drctl resume {run_id}` does"
                 ))
             })?,
-            Agent::Store(store, _) => super::state::through_inbox(*store, run_id, request)?,
+            Agent::Store(store, _) => through_inbox(*store, run_id, request)?,
         };
-        Ok(if answer.ok {
-            Ok(())
-        } else {
-            Err(answer.error.unwrap_or_default())
-        })
+        Ok(answer
+            .into_result()
+            .map(|_| ())
+            .map_err(|refusal| refusal.error))
     }
 }
 
 /// How often the agent's socket is asked for the journal while the run goes on.
 const POLL: Duration = Duration::from_millis(100);
 
-/// What the agent answers when it took a run: what the follower needs to replay it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Taken {
-    /// The run.
-    pub run_id: String,
-    /// The agent's pid.
-    pub pid: u32,
-    /// Who started the run.
-    pub initiator: String,
-    /// The workflow file as recorded.
-    pub file: String,
-    /// The text the agent compiled (with `overrides`).
-    pub text: String,
-    /// The run's `--param` overrides, `name=value`.
-    pub overrides: Vec<String>,
-}
-
-impl Taken {
-    /// The workflow the agent drives the run on.
-    pub fn compile(&self) -> Result<CompiledWorkflow, CliError> {
-        let overrides: Vec<Override> = self
-            .overrides
-            .iter()
-            .map(|o| o.parse())
-            .collect::<Result<_, String>>()
-            .map_err(CliError::internal)?;
-        super::load::compile(&self.file, &self.text, &overrides, None)
-    }
+/// The workflow the agent drives the run it took on.
+pub fn compile_taken(taken: &Taken) -> Result<CompiledWorkflow, CliError> {
+    let overrides: Vec<Override> = taken
+        .overrides
+        .iter()
+        .map(|o| o.parse())
+        .collect::<Result<_, String>>()
+        .map_err(CliError::internal)?;
+    crate::service::load::compile(&taken.file, &taken.text, &overrides, None)
 }
 
 /// Follows run `run_id`, started by `initiator` on `workflow`, until the agent stops driving
@@ -193,7 +176,7 @@ async fn follow_async(
                     eprintln!("stopped following run {run_id}; its agent goes on driving it (`drctl status {run_id}`)");
                     return Ok(super::exit::RUN_FAILED);
                 }
-                let cancel = Request::Cancel { run: run_id.to_string(), by: operator.to_string() };
+                let cancel = Request::Decide(RunDecision::Cancel { run: run_id.to_string(), by: operator.to_string() });
                 if let Err(why) = agent.send(run_id, &cancel)? {
                     eprintln!("could not cancel run {run_id}: {why}");
                 }
@@ -212,23 +195,23 @@ async fn follow_async(
 
 /// A vote offered at this terminal, as a request to the agent.
 fn to_request(run: &str, input: Input) -> Option<Request> {
-    Some(match input {
+    Some(Request::Decide(match input {
         Input::Vote {
             step,
             by,
             decision,
             comment,
-        } => Request::Decide {
+        } => RunDecision::Vote {
             run: run.to_string(),
             step,
             by,
             decision,
             comment,
         },
-        Input::Cancel { by } => Request::Cancel {
+        Input::Cancel { by } => RunDecision::Cancel {
             run: run.to_string(),
             by,
         },
         _ => return None,
-    })
+    }))
 }

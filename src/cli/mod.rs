@@ -25,7 +25,6 @@ mod error;
 pub mod exit;
 mod follow;
 mod guard;
-mod load;
 mod logging;
 mod outfile;
 mod output;
@@ -183,7 +182,7 @@ pub fn main() -> ExitCode {
                 lease: cli.lease,
                 name: cli.name.clone().unwrap_or_else(state::hostname),
             }),
-            Err(why) => return exit::code(CliError::invalid(why).report()),
+            Err(why) => return exit::code(error::report(&CliError::invalid(why))),
         }
     }
     let result = match &cli.command {
@@ -204,7 +203,7 @@ pub fn main() -> ExitCode {
         Command::Serve(args) => serve::serve(args, &state, cli.name.as_deref()),
         Command::StepGuard(_) => unreachable!("the guard returns above"),
     };
-    exit::code(result.unwrap_or_else(|e| e.report()))
+    exit::code(result.unwrap_or_else(|e| error::report(&e)))
 }
 
 /// A lease of at least one second and at most ten minutes.

@@ -119,13 +119,16 @@ fn history_medians(
     workflow: &str,
 ) -> (std::collections::HashMap<String, f64>, usize) {
     if let Ok(Some(mut connection)) = crate::control::connect(state) {
-        return connection
-            .call(&crate::control::Request::Medians {
-                workflow: workflow.to_string(),
-            })
+        let request = crate::control::Request::Medians {
+            workflow: workflow.to_string(),
+        };
+        return crate::service::ask(&mut connection, &request)
             .ok()
-            .filter(|r| r.ok)
-            .and_then(|r| serde_json::from_value(r.data).ok())
+            .and_then(|response| response.into_result().ok())
+            .and_then(|reply| match reply {
+                crate::control::Reply::Medians(medians, runs) => Some((medians, runs)),
+                _ => None,
+            })
             .unwrap_or_default();
     }
     if !state.join("store").exists() {

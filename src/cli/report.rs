@@ -6,10 +6,9 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 
 use super::error::CliError;
-use super::state::live_or_local;
+use super::state::session;
 use super::status::DataFormat;
-use crate::control::Request;
-use crate::report::{History, Report, ReportError, human};
+use crate::report::{History, Report, human};
 
 /// Output format of `report`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -53,41 +52,16 @@ pub struct HistoryArgs {
     pub format: DataFormat,
 }
 
-/// Asks the live process, or computes the answer from the store with `local`.
-fn fetch<T: serde::de::DeserializeOwned>(
-    state: &std::path::Path,
-    request: &Request,
-    local: impl FnOnce(&dyn crate::store::Store) -> Result<T, ReportError>,
-) -> Result<T, CliError> {
-    let (answer, _) = live_or_local(state, request, |store| Ok(local(store.as_ref())?))?;
-    Ok(answer)
-}
-
 /// Runs `report`.
 pub fn report(args: &ReportArgs, state: &std::path::Path) -> Result<u8, CliError> {
     (|| {
         if args.format == ReportFormat::Evidence {
-            let evidence: crate::evidence::Evidence = fetch(
-                state,
-                &Request::Evidence {
-                    run: args.run.clone(),
-                },
-                |s| {
-                    crate::evidence::collect(s, &args.run)?
-                        .ok_or_else(|| ReportError::UnknownRun(args.run.clone()))
-                },
-            )?;
+            let evidence = session(state).evidence(&args.run)?;
             let text = serde_json::to_string_pretty(&evidence)
                 .map_err(|e| CliError::internal(e.to_string()))?;
             return write_out(args, &format!("{text}\n"));
         }
-        let r: Report = fetch(
-            state,
-            &Request::Report {
-                run: args.run.clone(),
-            },
-            |s| crate::report::build(s, &args.run),
-        )?;
+        let r: Report = session(state).report(&args.run)?;
         let text = match args.format {
             ReportFormat::Md => crate::report::markdown(&r),
             ReportFormat::Json => crate::report::json(&r),
@@ -130,13 +104,7 @@ fn objective(o: &crate::report::Objective) -> String {
 /// Runs `history`.
 pub fn history(args: &HistoryArgs, state: &std::path::Path) -> Result<u8, CliError> {
     (|| {
-        let h: History = fetch(
-            state,
-            &Request::History {
-                workflow: args.workflow.clone(),
-            },
-            |s| crate::report::history(s, &args.workflow),
-        )?;
+        let h: History = session(state).history(&args.workflow)?;
         if args.format == DataFormat::Json {
             outln!("{}", serde_json::to_string_pretty(&h).unwrap_or_default());
             return Ok(());

@@ -6,11 +6,11 @@ use clap::Args;
 
 use super::drive::{Drive, base_dir, drive};
 use super::error::CliError;
-use super::load::{Purpose, load};
 use super::output::RunFormat;
 use super::state::{own, whoami};
 use crate::control::TakeUpHow;
 use crate::engine::{Choice, Input, Run, Until, WorkflowChange, driver_key_for};
+use crate::service::load::{Purpose, load};
 use crate::store::Store;
 
 /// Continue an interrupted, paused or cancelled run.
@@ -191,7 +191,7 @@ pub fn resume(
 /// The changed workflow `loaded` found, signed by `by` with `key` when one is given (the
 /// state machine requires it when the run has allowed signers, and checks it).
 pub(super) fn signed_change(
-    loaded: &super::load::Loaded,
+    loaded: &crate::service::load::Loaded,
     by: &str,
     key: Option<&std::path::Path>,
 ) -> Result<Option<WorkflowChange>, CliError> {
@@ -301,8 +301,8 @@ fn hand_over(
         by: by.to_string(),
         how,
     };
-    let taken: super::follow::Taken = super::state::ask(&mut agent, &request)?;
-    let workflow = taken.compile()?;
+    let taken = crate::service::hand_over(&mut agent, &request)?;
+    let workflow = super::follow::compile_taken(&taken)?;
     if format == RunFormat::Text {
         outln!(
             "run {run} taken up by drctl serve (pid {}): {}",
@@ -326,7 +326,7 @@ pub(super) fn prepare(
     store: &dyn Store,
     run_id: &str,
     purpose: Purpose,
-) -> Result<super::load::Loaded, CliError> {
+) -> Result<crate::service::load::Loaded, CliError> {
     let loaded = load(store, run_id, purpose)?;
     let can_undo =
         purpose == Purpose::Undo && loaded.run.status != crate::store::RunStatus::RolledBack;
@@ -386,7 +386,7 @@ pub(super) fn take_up_on(
 fn take_up_loaded(
     store: Arc<dyn Store>,
     state: &std::path::Path,
-    loaded: &super::load::Loaded,
+    loaded: &crate::service::load::Loaded,
     (operator, key): (&str, Option<&std::path::Path>),
     (format, until): (RunFormat, Until),
     inputs: impl FnOnce(&crate::engine::Machine<'_>) -> Vec<Input>,

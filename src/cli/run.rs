@@ -161,7 +161,7 @@ fn hand_over(
         incident_start: args.incident_start.map(crate::time::rfc3339),
         key: args.key.as_deref().map(absolute).transpose()?,
     };
-    let taken: super::follow::Taken = super::state::ask(
+    let taken = crate::service::hand_over(
         &mut agent,
         &crate::control::Request::Start(Box::new(request)),
     )?;
@@ -232,7 +232,7 @@ fn hand_to_agents(
                     state,
                     run_id,
                     (&initiator, args.key.as_deref()),
-                    super::load::Purpose::TakeOver,
+                    crate::service::load::Purpose::TakeOver,
                     (args.format, until(args)),
                     |_| Vec::new(),
                 );

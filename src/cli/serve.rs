@@ -16,11 +16,11 @@ use clap::Args;
 
 use super::agent::{Agent, Say};
 use super::error::CliError;
-use super::load::Purpose;
 use super::output::RunFormat;
 use super::resume::take_up;
 use super::state::{own, shared};
 use crate::engine::{Input, Until};
+use crate::service::load::Purpose;
 use crate::store::{RunRecord, StoreError};
 
 /// Drive many runs at once, and runs whose driver is gone.
@@ -77,7 +77,8 @@ fn serve_local(
     });
     let (agent, router) = Agent::new(store.clone(), say, runtime.handle().clone(), driver);
     runtime.block_on(async {
-        let socket = crate::control::serve(state, store, router.clone())
+        let host = crate::service::Host::new(store, router.clone());
+        let socket = crate::control::serve(state, host)
             .map_err(|e| CliError::internal(format!("cannot serve the control socket: {e}")))?;
         outln!(
             "drctl serve (pid {}) drives the runs of {}",

@@ -5,9 +5,7 @@ use clap::{Args, ValueEnum};
 use serde_json::Value;
 
 use super::error::CliError;
-use super::state::live_or_local;
-use crate::control::Request;
-use crate::view;
+use super::state::session;
 
 /// Output format of read commands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -36,18 +34,6 @@ pub struct RunsArgs {
     pub format: DataFormat,
 }
 
-/// Asks the live process, or reads the store this process opened (then no process drives
-/// any run).
-fn fetch(state: &std::path::Path, request: &Request) -> Result<Value, CliError> {
-    let (answer, _) = live_or_local(state, request, |store| {
-        Ok(match request {
-            Request::Status { run } => view::status(store.as_ref(), run, &[])?,
-            _ => view::runs(store.as_ref(), &[])?,
-        })
-    })?;
-    Ok(answer)
-}
-
 fn print_out(result: Result<String, CliError>) -> Result<u8, CliError> {
     out!("{}", result?);
     Ok(super::exit::SUCCESS)
@@ -59,7 +45,7 @@ pub fn status(args: &StatusArgs, state: &std::path::Path) -> Result<u8, CliError
         let run = match &args.run {
             Some(r) => r.clone(),
             None => {
-                let runs = fetch(state, &Request::Runs)?;
+                let runs = session(state).runs()?;
                 runs.as_array()
                     .and_then(|a| a.last())
                     .and_then(|r| r["run_id"].as_str())
@@ -69,7 +55,7 @@ pub fn status(args: &StatusArgs, state: &std::path::Path) -> Result<u8, CliError
                     })?
             }
         };
-        let v = fetch(state, &Request::Status { run })?;
+        let v = session(state).status(&run)?;
         Ok(match args.format {
             DataFormat::Json => {
                 format!("{}\n", serde_json::to_string_pretty(&v).unwrap_or_default())
@@ -198,7 +184,7 @@ fn render_status(v: &Value) -> String {
 /// Runs `runs`.
 pub fn runs(args: &RunsArgs, state: &std::path::Path) -> Result<u8, CliError> {
     print_out((|| {
-        let v = fetch(state, &Request::Runs)?;
+        let v = session(state).runs()?;
         Ok(match args.format {
             DataFormat::Json => {
                 format!("{}\n", serde_json::to_string_pretty(&v).unwrap_or_default())

@@ -8,9 +8,8 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::error::CliError;
-use super::state::live_or_local;
-use crate::control::Request;
-use crate::evidence::{Evidence, Trust, Verdict, collect, verify as check};
+use super::state::session;
+use crate::evidence::{Evidence, Trust, Verdict, verify as check};
 
 /// Check a run's journal and signatures.
 #[derive(Debug, Args)]
@@ -65,16 +64,7 @@ fn load(args: &VerifyArgs, state: &std::path::Path) -> Result<Evidence, CliError
         });
     }
     let run = args.run.clone().unwrap_or_default();
-    let unknown = || {
-        invalid(format!(
-            "no run `{run}` in this state directory (`drctl runs` lists them)"
-        ))
-    };
-    let request = Request::Evidence { run: run.clone() };
-    let (evidence, _) = live_or_local(state, &request, |store| {
-        collect(store.as_ref(), &run)?.ok_or_else(unknown)
-    })?;
-    Ok(evidence)
+    session(state).evidence(&run)
 }
 
 fn render(evidence: &Evidence, verdict: &Verdict, trust: Trust<'_>) -> String {

@@ -11,9 +11,7 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use serde::Deserialize;
-
-use super::protocol::{MAX_REQUEST, Request, Response};
+use super::protocol::{Active, Envelope, MAX_REQUEST, Reply, Request, Response, parse_response};
 use super::socket_path;
 
 /// The longest answer read: a report of a very large run fits many times over; a process that
@@ -33,19 +31,6 @@ const WAKE: Duration = Duration::from_millis(500);
 /// between tries (see [`connect`]).
 const RESETS: u32 = 20;
 const RESET_PAUSE: Duration = Duration::from_millis(50);
-
-/// What the live process says it is.
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct Active {
-    /// Its pid.
-    pub pid: u32,
-    /// Whether it is `drctl serve` (else a `drctl run` driving one run from a terminal).
-    #[serde(default)]
-    pub agent: bool,
-    /// The runs it drives.
-    #[serde(default)]
-    pub runs: Vec<String>,
-}
 
 /// A connection to a live drctl process.
 pub struct Connection {
@@ -114,18 +99,21 @@ impl Connection {
             Err(e) if is_closed(&e) => return Err(Opening::Closed),
             Err(e) => return Err(Opening::Failed(e)),
         };
-        if !answer.ok {
-            return Err(Opening::Failed(std::io::Error::other(format!(
-                "it refused the connection: {}",
-                answer.error.unwrap_or_default()
-            ))));
-        }
-        connection.active = serde_json::from_value(answer.data).map_err(|e| {
-            Opening::Failed(std::io::Error::other(format!(
-                "the process on {} is not a drctl of this version: {e}",
-                path.display()
-            )))
-        })?;
+        connection.active = match answer.into_result() {
+            Ok(Reply::Active(active)) => active,
+            Ok(other) => {
+                return Err(Opening::Failed(std::io::Error::other(format!(
+                    "the process on {} answered {other:?} to who it is: it is not a drctl of this version",
+                    path.display()
+                ))));
+            }
+            Err(refusal) => {
+                return Err(Opening::Failed(std::io::Error::other(format!(
+                    "it refused the connection: {}",
+                    refusal.error
+                ))));
+            }
+        };
         Ok(connection)
     }
 
@@ -137,7 +125,8 @@ impl Connection {
     /// Sends one request and reads the answer, waiting as long as the process is busy (up to
     /// [`BUSY_PATIENCE`], saying so after [`BUSY_NOTICE`]).
     pub fn call(&mut self, request: &Request) -> std::io::Result<Response> {
-        let mut line = serde_json::to_string(request).map_err(std::io::Error::other)?;
+        let mut line = serde_json::to_string(&Envelope::new(request.clone()))
+            .map_err(std::io::Error::other)?;
         if line.len() > MAX_REQUEST {
             return Err(std::io::Error::other(format!(
                 "the request is longer than the {} KiB the live process reads; shorten the comment",
@@ -147,7 +136,7 @@ impl Connection {
         line.push('\n');
         self.writer.write_all(line.as_bytes())?;
         let answer = self.answer()?;
-        serde_json::from_slice(&answer).map_err(std::io::Error::other)
+        Ok(parse_response(&answer))
     }
 
     /// Reads one answer line, through the read timeouts of a busy process.

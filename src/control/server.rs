@@ -11,7 +11,8 @@
 //!   the socket cannot starve the others;
 //! - a connection without a complete request for [`IDLE_TIMEOUT`] is dropped;
 //! - an `accept` error is waited out rather than ending the loop;
-//! - store reads run off the runtime's worker threads so the driver is never starved.
+//! - the handler answers (`service::Host` reads the store off the runtime's worker threads,
+//!   so the driver is never starved).
 //!
 //! It prints nothing: the terminal belongs to the run's output.
 
@@ -22,16 +23,21 @@ use std::time::Duration;
 
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
-use super::protocol::{JournalPage, MAX_REQUEST, Request, Response, parse_request};
-use super::router::Router;
+use super::protocol::{MAX_REQUEST, Request, Response, parse_request};
 use super::socket_path;
-use crate::engine::{ControlRequest, Input};
-use crate::store::Store;
-use crate::view;
+
+/// What answers the requests the socket reads (the run service of the process serving it).
+pub trait Handler: Send + Sync + 'static {
+    /// The answer to `request`.
+    fn answer(&self, request: Request) -> Answering<'_>;
+}
+
+/// An answer under way.
+pub type Answering<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Response> + Send + 'a>>;
 
 /// Connections open at once. Past the bound, a newcomer takes the place of a connection idle
 /// for [`EVICT_IDLE`], or waits its turn.
@@ -55,14 +61,9 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// say): the failure is the process's, not a client's, and passes when connections close.
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 
-/// Listens on the store's control socket until the returned guard is dropped. Reads are
-/// answered from the store; decisions and cancels go to the driver of their run through
-/// `router`, and runs handed over to its agent, when there is one.
-pub fn serve(
-    state_dir: &Path,
-    store: Arc<dyn Store>,
-    router: Arc<Router>,
-) -> std::io::Result<SocketGuard> {
+/// Listens on the store's control socket until the returned guard is dropped; `handler`
+/// answers each request.
+pub fn serve(state_dir: &Path, handler: Arc<dyn Handler>) -> std::io::Result<SocketGuard> {
     use std::os::unix::fs::PermissionsExt;
     let path = socket_path(state_dir);
     // A socket file left by a process that died: this process owns the store now.
@@ -72,8 +73,7 @@ pub fn serve(
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
     let slots = Arc::new(Mutex::new(Slots::default()));
     let server = Server {
-        store,
-        router,
+        handler,
         slots: slots.clone(),
         freed: Arc::new(Notify::new()),
     };
@@ -124,8 +124,7 @@ impl Drop for SocketGuard {
 /// What the accept loop shares with the connections it starts.
 #[derive(Clone)]
 struct Server {
-    store: Arc<dyn Store>,
-    router: Arc<Router>,
+    handler: Arc<dyn Handler>,
     slots: Arc<Mutex<Slots>>,
     /// Told when a connection ends, for a newcomer waiting for a place.
     freed: Arc<Notify>,
@@ -300,7 +299,7 @@ impl Server {
             };
             self.mark(id, true);
             let response = match parse_request(&line) {
-                Ok(request) => self.answer(request).await,
+                Ok(request) => self.handler.answer(request).await,
                 Err(why) => Response::refused(why),
             };
             if send(&mut write, &response).await.is_err() {
@@ -308,96 +307,6 @@ impl Server {
             }
             self.mark(id, false);
         }
-    }
-
-    async fn answer(&self, request: Request) -> Response {
-        match request {
-            Request::Active => {
-                let driving = self.router.driving();
-                Response::data(serde_json::json!({
-                    "run_id": driving.first(),
-                    "runs": driving,
-                    "pid": std::process::id(),
-                    "agent": self.router.agent_ref().is_some(),
-                }))
-            }
-            decision @ (Request::Decide { .. }
-            | Request::DecideSigned { .. }
-            | Request::Cancel { .. }) => {
-                // The agent owns the store: a decision on a run it does not drive (paused,
-                // cancelled, let go of) is recorded by it, as the command would offline.
-                if let Some(agent) = self.router.agent_ref().cloned()
-                    && decision
-                        .decision_run()
-                        .is_some_and(|run| !self.router.drives(run))
-                {
-                    return blocking(move || agent.record(decision)).await;
-                }
-                decide(&self.router, decision).await
-            }
-            Request::Start(start) => match self.router.agent_ref().cloned() {
-                Some(agent) => blocking(move || agent.start(*start)).await,
-                None => Response::refused(NOT_AN_AGENT),
-            },
-            Request::TakeUp { run, by, how } => match self.router.agent_ref().cloned() {
-                Some(agent) => blocking(move || agent.take_up(&run, &by, how)).await,
-                None => Response::refused(NOT_AN_AGENT),
-            },
-            read => {
-                let (store, router) = (self.store.clone(), self.router.clone());
-                blocking(move || read_store(read, store.as_ref(), &router)).await
-            }
-        }
-    }
-}
-
-/// Why a foreground run does not take runs over.
-const NOT_AN_AGENT: &str = "the live drctl process drives one run from a terminal; runs are handed over only to `drctl serve`";
-
-/// Runs `f` off the runtime's worker threads, so the runs driven here are never starved.
-async fn blocking(f: impl FnOnce() -> Response + Send + 'static) -> Response {
-    tokio::task::spawn_blocking(f)
-        .await
-        .unwrap_or_else(|e| Response::refused(format!("the request failed: {e}")))
-}
-
-/// Answers a read from the store. Blocking: called off the runtime's worker threads.
-fn read_store(request: Request, store: &dyn Store, router: &Router) -> Response {
-    fn answer<T: serde::Serialize, E: std::fmt::Display>(result: Result<T, E>) -> Response {
-        match result {
-            Ok(v) => Response::data(serde_json::to_value(v).unwrap_or_default()),
-            Err(e) => Response::refused(e.to_string()),
-        }
-    }
-    let driving = router.driving();
-    match request {
-        Request::Status { run } => answer(view::status(store, &run, &driving)),
-        Request::Runs => answer(view::runs(store, &driving)),
-        Request::Journal { run, from } => {
-            // Whether the run is driven is looked at first: once it is not, every entry its
-            // driver wrote is in the journal read after.
-            let driving = router.drives(&run);
-            // Only what is new: a follower asks from the entry after the last it has.
-            answer(
-                store
-                    .journal_from(&run, from)
-                    .map(|entries| JournalPage { entries, driving }),
-            )
-        }
-        Request::Report { run } => answer(crate::report::build(store, &run)),
-        Request::Medians { workflow } => answer(crate::report::step_medians(store, &workflow)),
-        Request::History { workflow } => answer(crate::report::history(store, &workflow)),
-        Request::Evidence { run } => match crate::evidence::collect(store, &run) {
-            Ok(Some(e)) => answer(Ok::<_, String>(e)),
-            Ok(None) => Response::refused(format!("no run `{run}` in this state directory")),
-            Err(e) => Response::refused(e.to_string()),
-        },
-        Request::Active
-        | Request::Decide { .. }
-        | Request::DecideSigned { .. }
-        | Request::Cancel { .. }
-        | Request::Start(_)
-        | Request::TakeUp { .. } => Response::refused("not a read"),
     }
 }
 
@@ -450,61 +359,6 @@ async fn send(
 async fn refuse(stream: UnixStream, why: String) {
     let (_, mut write) = stream.into_split();
     let _ = send(&mut write, &Response::refused(why)).await;
-}
-
-/// Hands a decision or a cancel to the driver of its run and says how it was taken. The
-/// socket and, on a shared store, the run's inbox both go through here.
-pub async fn decide(router: &Router, request: Request) -> Response {
-    let Some((run, input)) = decision_input(request) else {
-        return Response::refused("only decisions and cancels are sent to a run's driver");
-    };
-    let Some(driver) = router.driver(&run) else {
-        return Response::refused(match router.driving().as_slice() {
-            [] => format!("run {run} is not driven by the live process; try again"),
-            [live] => format!("run {run} is not the live run of this store (that is {live})"),
-            live => format!(
-                "run {run} is not one of the runs driven here ({})",
-                live.join(", ")
-            ),
-        });
-    };
-    to_driver(&driver, input).await
-}
-
-/// The run a decision or a cancel is about, and the input it is to the run's machine.
-pub fn decision_input(request: Request) -> Option<(String, Input)> {
-    Some(match request {
-        Request::Decide {
-            run,
-            step,
-            by,
-            decision,
-            comment,
-        } => (
-            run,
-            Input::Vote {
-                step,
-                by,
-                decision,
-                comment,
-            },
-        ),
-        Request::DecideSigned { run, signed } => (run, Input::SignedVote { signed }),
-        Request::Cancel { run, by } => (run, Input::Cancel { by }),
-        _ => return None,
-    })
-}
-
-async fn to_driver(driver: &mpsc::Sender<ControlRequest>, input: Input) -> Response {
-    let (reply, answer) = oneshot::channel();
-    if driver.send(ControlRequest { input, reply }).await.is_err() {
-        return Response::refused("the run is no longer being driven by this process; try again");
-    }
-    match answer.await {
-        Ok(Ok(())) => Response::data(serde_json::Value::Null),
-        Ok(Err(e)) => Response::refused(e),
-        Err(_) => Response::refused("the run stopped before answering; try again"),
-    }
 }
 
 #[cfg(test)]

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use super::Say;
-use crate::control::Router;
 use crate::engine::{ControlRequest, Driver, Input, Run, SystemClock, Until};
+use crate::service::Router;
 use crate::store::RunStatus;
 
 /// How a run driven here ended up.

@@ -13,11 +13,11 @@ use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError, Weak};
 
 use super::error::CliError;
-use super::follow::Taken;
-use super::load::{Loaded, Purpose};
 use super::resume::{prepare, resume_inputs, rollback_inputs, signed_change, warn_still_running};
-use crate::control::{Response, Router, StartRequest, TakeUpHow};
+use crate::control::{Reply, Response, RunDecision, StartRequest, TakeUpHow, Taken};
 use crate::engine::{Input, Machine, NewRun, Run, StartError, SystemClock, WorkflowChange};
+use crate::service::Router;
+use crate::service::load::{Loaded, Purpose};
 use crate::store::Store;
 
 /// What the agent tells about the runs it drives (its caller prints it).
@@ -120,7 +120,7 @@ impl Agent {
             .map(|o| o.parse())
             .collect::<Result<Vec<_>, String>>()
             .map_err(CliError::invalid)?;
-        let workflow = super::load::compile(
+        let workflow = crate::service::load::compile(
             &request.file,
             &request.source,
             &overrides,
@@ -383,7 +383,7 @@ fn start_refusal(e: StartError, driving: &[String]) -> CliError {
     }
 }
 
-impl crate::control::Agent for Agent {
+impl crate::service::Agent for Agent {
     fn start(&self, request: StartRequest) -> Response {
         answer(self.start_run(request))
     }
@@ -414,10 +414,8 @@ impl crate::control::Agent for Agent {
         answer(result)
     }
 
-    fn record(&self, request: crate::control::Request) -> Response {
-        let Some((run, input)) = crate::control::decision_input(request) else {
-            return Response::refused("not a decision");
-        };
+    fn record(&self, decision: RunDecision) -> Response {
+        let run = decision.run().to_string();
         // Held so that the run is not taken up while the decision is written.
         let _taking = self.taking.lock().unwrap_or_else(PoisonError::into_inner);
         if self.router().is_ok_and(|r| r.drives(&run)) {
@@ -425,9 +423,9 @@ impl crate::control::Agent for Agent {
                 "run {run} was just taken up by this drctl serve; try again"
             ));
         }
-        match super::load::apply_offline(self.store.clone(), &run, vec![input]) {
-            Ok(()) => Response::data(serde_json::Value::Null),
-            Err(e) => Response::refused_with(e.exit_code(), e.to_string()),
+        match crate::service::load::apply_offline(self.store.clone(), &decision) {
+            Ok(()) => Response::reply(Reply::Decided),
+            Err(e) => e.refusal(),
         }
     }
 }
@@ -435,8 +433,8 @@ impl crate::control::Agent for Agent {
 /// A result as the control socket answers it: the exit code of a refusal kept.
 fn answer(result: Result<Taken, CliError>) -> Response {
     match result {
-        Ok(taken) => Response::data(serde_json::to_value(taken).unwrap_or_default()),
-        Err(e) => Response::refused_with(e.exit_code(), e.to_string()),
+        Ok(taken) => Response::reply(Reply::Taken(Box::new(taken))),
+        Err(e) => e.refusal(),
     }
 }
 

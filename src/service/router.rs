@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::mpsc;
 
-use super::protocol::{Response, StartRequest, TakeUpHow};
+use crate::control::{Response, RunDecision, StartRequest, TakeUpHow};
 use crate::engine::ControlRequest;
 
 /// What `drctl serve` does for the commands that hand it a run. Both calls block (they
@@ -17,8 +17,8 @@ pub trait Agent: Send + Sync {
     fn start(&self, request: StartRequest) -> Response;
     /// Takes stored run `run` up for `how` and drives it; answers once it is taken.
     fn take_up(&self, run: &str, by: &str, how: TakeUpHow) -> Response;
-    /// Records a decision or a cancel on a run it does not drive.
-    fn record(&self, request: super::Request) -> Response;
+    /// Records a decision on a run it does not drive.
+    fn record(&self, decision: RunDecision) -> Response;
 }
 
 /// The runs driven here, and the agent when this process is one.

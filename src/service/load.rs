@@ -5,6 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::error::CliError;
+use crate::control::RunDecision;
 
 use crate::actions::Registry;
 use crate::check::check_source;
@@ -132,7 +133,7 @@ pub fn load(store: &dyn Store, run_id: &str, purpose: Purpose) -> Result<Loaded,
 }
 
 /// Compiles a workflow text; with `file`, its allowed-signers file is read next to it.
-pub(super) fn compile(
+pub fn compile(
     name: &str,
     text: &str,
     overrides: &[Override],
@@ -143,23 +144,19 @@ pub(super) fn compile(
         crate::check::read_signers(&mut checked, file);
     }
     checked.workflow.ok_or_else(|| {
-        eprint!(
-            "{}",
-            render_text(&checked.source, &checked.diagnostics, false)
-        );
         CliError::invalid(format!(
             "the workflow of this run ({name}) no longer compiles"
         ))
+        .with_detail(render_text(&checked.source, &checked.diagnostics, false))
     })
 }
 
-/// Applies inputs to a run no live process drives: replay, mark interrupted attempts, decide,
-/// journal. Used by `approve`, `reject` and `cancel` when the run is not live.
-pub fn apply_offline(
-    store: Arc<dyn Store>,
-    run_id: &str,
-    inputs: Vec<Input>,
-) -> Result<(), CliError> {
+/// Applies a decision to a run no live process drives: replay, mark interrupted attempts,
+/// decide, journal. How `approve`, `reject` and `cancel` are taken when the run is not live
+/// (by the command itself, or by the agent owning the store).
+pub fn apply_offline(store: Arc<dyn Store>, decision: &RunDecision) -> Result<(), CliError> {
+    let run_id = decision.run();
+    let inputs = vec![decision.input()];
     let loaded = load(store.as_ref(), run_id, Purpose::Record)?;
     let mut run = Run::load_record(store, loaded.run, &loaded.workflow)?;
     run.machine.hold = true;

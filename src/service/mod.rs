@@ -1,0 +1,26 @@
+//! The run service: the one place where a run is started, taken up, decided on, cancelled and
+//! read, whoever asks (a command, the agent's control socket, a run's inbox on a shared
+//! store). The command line is a client of it: it parses, calls, and prints.
+//!
+//! - [`Session`]: a command's way to the runs of a store (the live process's socket, a run's
+//!   inbox, or the store itself), chosen in one place, with typed answers;
+//! - [`Host`]: the process that drives runs, answering requests from the socket and the inbox
+//!   alike; [`Router`] knows which runs it drives, and its [`Agent`] when it is `drctl serve`;
+//! - [`load`]: a stored run and its workflow, loaded to be driven or decided on;
+//! - [`CliError`] and [`exit`]: how a request fails, with the documented exit code.
+
+mod error;
+pub mod exit;
+mod host;
+mod inbox;
+pub mod load;
+mod router;
+mod session;
+
+pub use error::CliError;
+pub use host::{Host, decide};
+pub use inbox::serve_inbox;
+pub use router::{Agent, Router};
+pub use session::{
+    Session, Shared, Source, ask, expect, hand_over, hostname, open_shared, through_inbox,
+};
