@@ -24,7 +24,7 @@ pub fn runs_at_once(runs: usize, source: impl Fn(usize) -> String) -> Started {
         .enable_all()
         .build()
         .unwrap();
-    let (agent, router) = drctl::cli::agent::Agent::new(
+    let (agent, router) = drctl::service::agent::Agent::new(
         sled.clone(),
         Arc::new(|_| {}),
         runtime.handle().clone(),

@@ -17,7 +17,6 @@ macro_rules! out {
     };
 }
 
-pub mod agent;
 mod cancel;
 mod decide;
 mod drive;

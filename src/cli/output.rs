@@ -351,19 +351,9 @@ fn line(event: &Event, machine: &Machine<'_>) -> Option<String> {
     })
 }
 
-/// The exit code of a run that stopped with `status` (SPEC §9).
+/// The exit code of a run that rests with `status`.
 pub fn exit_code(status: RunStatus) -> u8 {
-    use super::exit;
-    match status {
-        RunStatus::Succeeded => exit::SUCCESS,
-        RunStatus::AwaitingApproval => exit::AWAITING_APPROVAL,
-        RunStatus::RolledBack => exit::ROLLED_BACK,
-        RunStatus::Failed
-        | RunStatus::Paused
-        | RunStatus::Cancelled
-        | RunStatus::Running
-        | RunStatus::RollingBack => exit::RUN_FAILED,
-    }
+    super::exit::of_status(status)
 }
 
 /// The closing lines: where the run stands and what the operator can do next.

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 
-use super::drive::{Drive, base_dir, drive};
+use super::drive::{Drive, drive};
 use super::error::CliError;
 use super::exit;
 use super::output::RunFormat;
@@ -15,7 +15,8 @@ use crate::actions::Registry;
 use crate::check::check_file;
 use crate::dag::Override;
 use crate::diagnostic::render_text;
-use crate::engine::{NewRun, Run, StartError, Until};
+use crate::engine::{NewRun, Run, Until};
+use crate::service::exec::base_dir;
 use crate::store::Store;
 
 /// Start a run of a workflow.
@@ -97,16 +98,8 @@ pub fn run(args: &RunArgs, state: &std::path::Path, mode: &str) -> Result<u8, Cl
         key: args.key.clone(),
     };
     let dyn_store: Arc<dyn Store> = store.clone();
-    let run = Run::start(dyn_store.clone(), &new, &crate::engine::SystemClock).map_err(|e| match e {
-        StartError::Store(e) => CliError::from(e),
-        StartError::Identity(why) => CliError::invalid(why),
-        StartError::NotExecutable(steps) => CliError::invalid(format!(
-                "this version of drctl cannot execute {}; nothing was run (drctl plan shows what it would do)",
-                steps.join(", ")
-            ),
-        ),
-        StartError::Unfinished(old) => unfinished_refusal(&old, &[]),
-    })?;
+    let run = Run::start(dyn_store.clone(), &new, &crate::engine::SystemClock)
+        .map_err(|e| crate::service::start_refusal(e, &[]))?;
     let run_id = run.id().to_string();
     // On a shared store with agents standing by, one of them drives the run: started (and
     // its workflow's one unfinished run decided) here, then let go of for them to take up.
@@ -295,27 +288,4 @@ fn until(args: &RunArgs) -> Until {
     } else {
         Until::Done
     }
-}
-
-/// The refusal of a second run while `old`, of the same workflow, is unfinished: what it is
-/// and how to go on. `driving`: the runs the refusing process drives (it owns the store, so
-/// nobody else drives any).
-pub(super) fn unfinished_refusal(old: &crate::store::RunRecord, driving: &[String]) -> CliError {
-    let status = if driving.contains(&old.run_id) {
-        format!("{}, driven by drctl serve", old.status.as_str())
-    } else if crate::view::interrupted(old, driving) {
-        format!(
-            "interrupted: the drctl process that drove it{} is gone",
-            old.pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
-        )
-    } else {
-        old.status.as_str().to_string()
-    };
-    CliError::new(
-        exit::RUN_ACTIVE,
-        format!(
-            "run {} of {} is unfinished ({}, started {}): resume it with `drctl resume {}`, roll it back with `drctl rollback {}`, or cancel it with `drctl cancel {}`",
-            old.run_id, old.workflow, status, old.started_at, old.run_id, old.run_id, old.run_id
-        ),
-    )
 }

@@ -21,3 +21,18 @@ pub const RUN_ACTIVE: u8 = 6;
 pub fn code(value: u8) -> ExitCode {
     ExitCode::from(value)
 }
+
+/// The exit code of a run that rests with `status`.
+pub fn of_status(status: crate::store::RunStatus) -> u8 {
+    use crate::store::RunStatus;
+    match status {
+        RunStatus::Succeeded => SUCCESS,
+        RunStatus::AwaitingApproval => AWAITING_APPROVAL,
+        RunStatus::RolledBack => ROLLED_BACK,
+        RunStatus::Failed
+        | RunStatus::Paused
+        | RunStatus::Cancelled
+        | RunStatus::Running
+        | RunStatus::RollingBack => RUN_FAILED,
+    }
+}

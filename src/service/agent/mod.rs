@@ -7,15 +7,16 @@
 //! so two starts of the same workflow cannot both pass the check.
 
 mod drive;
+mod takeover;
 
 use std::collections::HashSet;
 use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError, Weak};
 
 use super::error::CliError;
-use super::resume::{prepare, resume_inputs, rollback_inputs, signed_change, warn_still_running};
+use super::takeup::{prepare, resume_inputs, rollback_inputs, signed_change, warn_still_running};
 use crate::control::{Reply, Response, RunDecision, StartRequest, TakeUpHow, Taken};
-use crate::engine::{Input, Machine, NewRun, Run, StartError, SystemClock, WorkflowChange};
+use crate::engine::{Input, Machine, NewRun, Run, SystemClock, WorkflowChange};
 use crate::service::Router;
 use crate::service::load::{Loaded, Purpose};
 use crate::store::Store;
@@ -43,6 +44,9 @@ pub struct Agent {
     live: Arc<(Mutex<usize>, Condvar)>,
     /// `--name` and `--key`: what the agent signs the journals of the runs it drives with.
     driver: Option<(String, std::path::PathBuf)>,
+    /// Whether the store is shared (etcd): the runs driven here then also take the decisions
+    /// left in their inbox.
+    inbox: bool,
 }
 
 /// Counts a run as driven until it is dropped.
@@ -72,6 +76,27 @@ impl Agent {
         runtime: tokio::runtime::Handle,
         driver: Option<(String, std::path::PathBuf)>,
     ) -> (Arc<Self>, Arc<Router>) {
+        Self::build(store, say, runtime, driver, false)
+    }
+
+    /// As [`Agent::new`], on a store shared by several processes (etcd): each run driven here
+    /// also takes the decisions left in its inbox.
+    pub fn shared(
+        store: Arc<dyn Store>,
+        say: Say,
+        runtime: tokio::runtime::Handle,
+        driver: Option<(String, std::path::PathBuf)>,
+    ) -> (Arc<Self>, Arc<Router>) {
+        Self::build(store, say, runtime, driver, true)
+    }
+
+    fn build(
+        store: Arc<dyn Store>,
+        say: Say,
+        runtime: tokio::runtime::Handle,
+        driver: Option<(String, std::path::PathBuf)>,
+        inbox: bool,
+    ) -> (Arc<Self>, Arc<Router>) {
         let agent = Arc::new(Self {
             store,
             router: OnceLock::new(),
@@ -82,6 +107,7 @@ impl Agent {
             runtime,
             live: Arc::default(),
             driver,
+            inbox,
         });
         let router = Router::agent(agent.clone());
         let _ = agent.router.set(Arc::downgrade(&router));
@@ -155,7 +181,7 @@ impl Agent {
             let _slot = self.slot(&workflow.name);
             let (starting, routed) = loop {
                 let starting = Run::begin(self.store.clone(), &new, &SystemClock)
-                    .map_err(|e| start_refusal(e, &router.driving()))?;
+                    .map_err(|e| super::starting::start_refusal(e, &router.driving()))?;
                 let _taking = self.taking.lock().unwrap_or_else(PoisonError::into_inner);
                 // Another start drew the same id (same second, same 16 random bits).
                 if router.drives(starting.id()) {
@@ -178,14 +204,15 @@ impl Agent {
             workflow.name, request.mode, request.initiator
         ));
         let (store, say) = (self.store.clone(), self.say.clone());
-        let base = super::drive::base_dir(Path::new(&request.file));
+        let inbox = self.inbox.then(|| store.clone());
+        let base = super::exec::base_dir(Path::new(&request.file));
         let live = Live::new(&self.live);
         let record_id = id.clone();
         self.runtime.spawn(async move {
             match Run::load_record(store, record, &workflow) {
                 Ok(mut run) => {
                     run.recorder.sign_with(driver);
-                    let _ = drive::drive_here(run, routed, base, Vec::new(), &say).await;
+                    let _ = drive::drive_here(run, (routed, inbox), base, Vec::new(), &say).await;
                 }
                 Err(e) => say(format!("run {id} stopped: {e}")),
             }
@@ -254,7 +281,8 @@ impl Agent {
         let resumer = key.as_deref().map(|key| (by.as_str(), key));
         let driver = self.driver_key(workflow.signers.as_deref(), resumer)?;
         let (store, say) = (self.store.clone(), self.say.clone());
-        let base = super::drive::base_dir(Path::new(&record.workflow_file));
+        let inbox = self.inbox.then(|| store.clone());
+        let base = super::exec::base_dir(Path::new(&record.workflow_file));
         self.on_task(move |answer| async move {
             let mut run = match Run::load_record(store.clone(), record, &workflow) {
                 Ok(run) => run,
@@ -278,7 +306,7 @@ impl Agent {
             }
             let routed = drive::Routed::new(router, &taken.run_id);
             let _ = answer.send(Ok(taken));
-            let _ = drive::drive_here(run, routed, base, first, &say).await;
+            let _ = drive::drive_here(run, (routed, inbox), base, first, &say).await;
         })
     }
 
@@ -367,19 +395,6 @@ impl Drop for Slot<'_> {
             .unwrap_or_else(PoisonError::into_inner)
             .remove(&self.workflow);
         self.agent.started.notify_all();
-    }
-}
-
-/// A start the store or the engine refused, as the answer to the command that asked.
-fn start_refusal(e: StartError, driving: &[String]) -> CliError {
-    match e {
-        StartError::Store(e) => CliError::from(e),
-        StartError::Identity(why) => CliError::invalid(why),
-        StartError::NotExecutable(steps) => CliError::invalid(format!(
-            "this version of drctl cannot execute {}; nothing was run (drctl plan shows what it would do)",
-            steps.join(", ")
-        )),
-        StartError::Unfinished(old) => super::run::unfinished_refusal(&old, driving),
     }
 }
 

@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 use super::Say;
 use crate::engine::{ControlRequest, Driver, Input, Run, SystemClock, Until};
 use crate::service::Router;
-use crate::store::RunStatus;
+use crate::store::{RunStatus, Store};
 
 /// How a run driven here ended up.
 pub type Outcome = Result<RunStatus, String>;
@@ -23,9 +23,12 @@ pub(super) struct Routed {
     driver: mpsc::Sender<ControlRequest>,
 }
 
+/// A run on the router, and what is sent to it.
+pub(super) type OnRouter = (Routed, mpsc::Receiver<ControlRequest>);
+
 impl Routed {
     /// Puts run `run` on `router`; what is sent to it arrives on the receiver.
-    pub(super) fn new(router: Arc<Router>, run: &str) -> (Self, mpsc::Receiver<ControlRequest>) {
+    pub(super) fn new(router: Arc<Router>, run: &str) -> OnRouter {
         let (driver, control) = mpsc::channel(16);
         router.add(run, driver.clone());
         let routed = Self {
@@ -47,7 +50,7 @@ impl Drop for Routed {
 /// on.
 pub(super) async fn drive_here(
     run: Run<'_>,
-    (routed, control_rx): (Routed, mpsc::Receiver<ControlRequest>),
+    ((routed, control_rx), shared): (OnRouter, Option<Arc<dyn Store>>),
     base_dir: PathBuf,
     first: Vec<Input>,
     say: &Say,
@@ -55,10 +58,35 @@ pub(super) async fn drive_here(
     let id = run.id().to_string();
     let announcer = crate::notify::Announcer::for_run(run.machine.workflow(), &id);
     let outbox = announcer.as_ref().map(crate::notify::Announcer::outbox);
+    // On a shared store, decisions also come through the run's inbox, to the same driver.
+    let inbox = shared.clone().map(|store| {
+        tokio::spawn(crate::service::serve_inbox(
+            store,
+            id.clone(),
+            routed.driver.clone(),
+        ))
+    });
     let outcome = drive(run, base_dir, first, control_rx, announcer).await;
+    if let Some(inbox) = inbox {
+        inbox.abort();
+    }
+    // At rest, the run is let go of on a shared store: an operator (or another agent, for a
+    // run under way again) takes it up from there. A run this process lost is not its own to
+    // let go of.
+    if let (Some(store), Ok(_)) = (shared, &outcome) {
+        let run = id.clone();
+        let released = tokio::task::spawn_blocking(move || store.release(&run)).await;
+        if let Ok(Err(e)) = released {
+            tracing::warn!(run_id = %id, error = %e, "cannot let go of the run at rest");
+        }
+    }
     drop(routed);
     match &outcome {
-        Ok(status) => say(format!("run {id} {}", status.as_str())),
+        Ok(status) => say(format!(
+            "run {id} {}: rests (exit code {})",
+            status.as_str(),
+            crate::service::exit::of_status(*status)
+        )),
         Err(why) => say(format!("run {id} stopped: {why}")),
     }
     // The run is off the router; its last messages get a moment (on a thread that may
@@ -76,8 +104,8 @@ async fn drive(
     control: mpsc::Receiver<ControlRequest>,
     announcer: Option<crate::notify::Announcer>,
 ) -> Outcome {
-    let exec = super::super::drive::exec_context(&run.recorder.run, base_dir);
-    let observer = super::super::drive::with_events(Box::new(|_, _, _| {}), announcer);
+    let exec = super::super::exec::exec_context(&run.recorder.run, base_dir);
+    let observer = super::super::exec::with_events(Box::new(|_, _, _| {}), announcer);
     let mut driver = Driver::new(run, Arc::new(SystemClock), exec, observer);
     driver.rearm();
     for input in first {
