@@ -13,7 +13,7 @@ use crate::engine::{Choice, Input, Run, Until, driver_key_for};
 use crate::service::exec::base_dir;
 use crate::service::load::Purpose;
 use crate::service::takeup::{
-    prepare, resume_inputs, rollback_inputs, signed_change, warn_still_running,
+    prepare, resume_inputs, rollback_inputs, signed_change, tried, warn_still_running,
 };
 use crate::store::Store;
 
@@ -297,17 +297,7 @@ fn take_up_loaded(
         driver_key_for(run.machine.signers.as_deref(), operator, key).map_err(CliError::invalid)?,
     );
     warn_still_running(&run_id, &run.machine);
-    let first = inputs(&run.machine);
-    // A refused decision (a changed step while a gate stands rejected, an unsigned change)
-    // is refused before anything of the resume is recorded.
-    let mut trial = run.machine.clone();
-    let now = chrono::Utc::now();
-    if let Some(refusal) = first
-        .iter()
-        .find_map(|input| trial.advance(input.clone(), now).err())
-    {
-        return Err(CliError::invalid(refusal.to_string()));
-    }
+    let first = tried(&run.machine, inputs(&run.machine))?;
     if format == RunFormat::Text {
         outln!(
             "run {run_id} taken up: {} ({})",

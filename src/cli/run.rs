@@ -1,23 +1,23 @@
 //! `drctl run FILE` and `drctl drill FILE`: start a run of a workflow and drive it.
 
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clap::Args;
 
 use super::drive::{Drive, drive};
 use super::error::CliError;
 use super::exit;
+use super::follow::Via;
 use super::output::RunFormat;
-use super::state::{own, whoami};
+use super::state::whoami;
 use crate::actions::Registry;
 use crate::check::check_file;
 use crate::dag::Override;
 use crate::diagnostic::render_text;
-use crate::engine::{NewRun, Run, Until};
+use crate::engine::Until;
 use crate::service::exec::base_dir;
-use crate::store::Store;
+use crate::service::{AGENT_GRACE, StartSpec, Started};
 
 /// Start a run of a workflow.
 #[derive(Debug, Args)]
@@ -79,96 +79,80 @@ pub fn run(args: &RunArgs, state: &std::path::Path, mode: &str) -> Result<u8, Cl
             args.file.display()
         )));
     };
-    if let Some(agent) = super::state::agent(state)? {
-        return hand_over(agent, args, workflow, &checked.source.text, mode);
-    }
-    let store = own(state)?;
-    let new = NewRun {
+    let session = super::state::session(state);
+    let spec = StartSpec {
+        file: args.file.clone(),
         workflow,
-        workflow_file: args.file.display().to_string(),
-        workflow_source: checked.source.text.clone(),
-        overrides: args
-            .params
-            .iter()
-            .map(|o| format!("{}={}", o.name, o.value))
-            .collect(),
-        mode,
-        initiator: whoami(args.initiator.as_ref()),
-        incident_start: args.incident_start,
-        key: args.key.clone(),
-    };
-    let dyn_store: Arc<dyn Store> = store.clone();
-    let run = Run::start(dyn_store.clone(), &new, &crate::engine::SystemClock)
-        .map_err(|e| crate::service::start_refusal(e, &[]))?;
-    let run_id = run.id().to_string();
-    // On a shared store with agents standing by, one of them drives the run: started (and
-    // its workflow's one unfinished run decided) here, then let go of for them to take up.
-    let agents = match super::state::shared() {
-        Some(_) => dyn_store.agents()?,
-        None => Vec::new(),
-    };
-    if !agents.is_empty() {
-        drop(run);
-        return hand_to_agents((state, &dyn_store), &run_id, &agents, args, workflow, mode);
-    }
-    print_started(args.format, &run_id, workflow, (mode, &new.initiator), None);
-    drive(Drive {
-        state_dir: state.to_path_buf(),
-        store: dyn_store,
-        run,
-        base_dir: base_dir(&args.file),
-        first: Vec::new(),
-        until: until(args),
-        format: args.format,
-        operator: new.initiator.clone(),
-    })
-    .map_err(CliError::from)
-}
-
-/// Hands the run to the `drctl serve` agent that owns the store, then follows it in the
-/// foreground; with `--detach`, returns once the agent has started it.
-fn hand_over(
-    mut agent: crate::control::Connection,
-    args: &RunArgs,
-    workflow: &crate::dag::CompiledWorkflow,
-    source: &str,
-    mode: &str,
-) -> Result<u8, CliError> {
-    let absolute = |p: &std::path::Path| {
-        std::path::absolute(p)
-            .map(|p| p.display().to_string())
-            .map_err(|e| CliError::invalid(format!("cannot resolve {}: {e}", p.display())))
-    };
-    let initiator = whoami(args.initiator.as_ref());
-    let request = crate::control::StartRequest {
-        // The agent runs elsewhere: paths are given whole.
-        file: absolute(&args.file)?,
-        source: source.to_string(),
+        source: checked.source.text.clone(),
         overrides: args
             .params
             .iter()
             .map(|o| format!("{}={}", o.name, o.value))
             .collect(),
         mode: mode.to_string(),
-        initiator: initiator.clone(),
-        incident_start: args.incident_start.map(crate::time::rfc3339),
-        key: args.key.as_deref().map(absolute).transpose()?,
+        initiator: whoami(args.initiator.as_ref()),
+        incident_start: args.incident_start,
+        key: args.key.clone(),
     };
-    let taken = crate::service::hand_over(
-        &mut agent,
-        &crate::control::Request::Start(Box::new(request)),
-    )?;
-    let run_id = taken.run_id.clone();
-    print_started(
-        args.format,
-        &run_id,
-        workflow,
-        (mode, &initiator),
-        Some((
-            format!("driven by drctl serve (pid {})", taken.pid),
-            ("agent_pid", taken.pid.into()),
-        )),
-    );
+    let initiator = spec.initiator.clone();
+    let started = (args.format, (mode, initiator.as_str()));
+    match session.start(&spec)? {
+        Started::Here { run, store } => {
+            print_started(started, run.id(), workflow, None);
+            drive(Drive {
+                state_dir: state.to_path_buf(),
+                store,
+                run,
+                base_dir: base_dir(&args.file),
+                first: Vec::new(),
+                until: until(args),
+                format: args.format,
+                operator: initiator.clone(),
+            })
+            .map_err(CliError::from)
+        }
+        Started::ByAgent { taken, agent } => {
+            let driven = format!("driven by drctl serve (pid {})", taken.pid);
+            let pid = ("agent_pid", taken.pid.into());
+            print_started(started, &taken.run_id, workflow, Some((driven, pid)));
+            follow_or_detach(args, Via::Socket(agent), &taken.run_id, workflow)
+        }
+        Started::Handed {
+            run_id,
+            agents,
+            store,
+        } => {
+            let names = format!("handed to the agents ({})", agents.join(", "));
+            let json = ("agents", agents.into());
+            print_started(started, &run_id, workflow, Some((names, json)));
+            if !session.await_agent(store.as_ref(), &run_id)? {
+                let lease = session.shared().map_or(Duration::from_secs(5), |s| s.lease);
+                eprintln!(
+                    "no agent took run {run_id} up within {} s; this command drives it",
+                    (lease + AGENT_GRACE).as_secs()
+                );
+                return super::resume::take_up_on(
+                    store,
+                    state,
+                    &run_id,
+                    (&initiator, args.key.as_deref()),
+                    crate::service::load::Purpose::TakeOver,
+                    (args.format, until(args)),
+                    |_| Vec::new(),
+                );
+            }
+            follow_or_detach(args, Via::Store(store), &run_id, workflow)
+        }
+    }
+}
+
+/// Follows run `run_id`, driven by an agent, in the foreground; with `--detach`, returns now.
+fn follow_or_detach(
+    args: &RunArgs,
+    via: Via,
+    run_id: &str,
+    workflow: &crate::dag::CompiledWorkflow,
+) -> Result<u8, CliError> {
     if args.detach {
         // The agent drives it from here, approvals included: nothing waits on this command.
         if args.format == RunFormat::Text {
@@ -176,86 +160,16 @@ fn hand_over(
         }
         return Ok(exit::SUCCESS);
     }
-    super::follow::follow(
-        super::follow::Via::Socket(agent),
-        &run_id,
-        &initiator,
-        workflow,
-        (args.format, &initiator),
-    )
-}
-
-/// Lets go of run `run_id`, just started on a shared store, for one of `agents` to drive,
-/// then follows it in the foreground from the store; with `--detach`, returns once an agent
-/// has taken it. When none takes it within the lease and 2 s (they were announced but are
-/// gone), this command drives it after all.
-fn hand_to_agents(
-    (state, store): (&std::path::Path, &Arc<dyn Store>),
-    run_id: &str,
-    agents: &[crate::store::Owner],
-    args: &RunArgs,
-    workflow: &crate::dag::CompiledWorkflow,
-    mode: &str,
-) -> Result<u8, CliError> {
-    store.release(run_id)?;
     let initiator = whoami(args.initiator.as_ref());
-    let names: Vec<&str> = agents.iter().map(|a| a.name.as_str()).collect();
-    print_started(
-        args.format,
-        run_id,
-        workflow,
-        (mode, &initiator),
-        Some((
-            format!("handed to the agents ({})", names.join(", ")),
-            ("agents", names.into()),
-        )),
-    );
-    let lease = super::state::shared().map_or(Duration::from_secs(5), |s| s.lease);
-    let deadline = Instant::now() + lease + Duration::from_secs(2);
-    while store.owner(run_id)?.is_none() {
-        if Instant::now() >= deadline {
-            // Taking it back fails only when an agent claimed it meanwhile.
-            if store.claim(run_id).is_ok() {
-                eprintln!(
-                    "no agent took run {run_id} up within {} s; this command drives it",
-                    (lease + Duration::from_secs(2)).as_secs()
-                );
-                return super::resume::take_up_on(
-                    store.clone(),
-                    state,
-                    run_id,
-                    (&initiator, args.key.as_deref()),
-                    crate::service::load::Purpose::TakeOver,
-                    (args.format, until(args)),
-                    |_| Vec::new(),
-                );
-            }
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    if args.detach {
-        if args.format == RunFormat::Text {
-            outln!("run {run_id} accepted; follow it with `drctl status {run_id}`");
-        }
-        return Ok(exit::SUCCESS);
-    }
-    super::follow::follow(
-        super::follow::Via::Store(store.clone()),
-        run_id,
-        &initiator,
-        workflow,
-        (args.format, &initiator),
-    )
+    super::follow::follow(via, run_id, &initiator, workflow, (args.format, &initiator))
 }
 
 /// Prints the line that says run `run_id` started (scripts read its id from it), in `format`;
 /// `driver` says who drives it when this command does not: for people, and as a JSON field.
 fn print_started(
-    format: RunFormat,
+    (format, (mode, initiator)): (RunFormat, (&str, &str)),
     run_id: &str,
     workflow: &crate::dag::CompiledWorkflow,
-    (mode, initiator): (&str, &str),
     driver: Option<(String, (&str, serde_json::Value))>,
 ) {
     match format {

@@ -21,6 +21,7 @@ mod inbox;
 pub mod load;
 mod router;
 mod session;
+mod start;
 mod starting;
 pub mod takeup;
 
@@ -31,4 +32,5 @@ pub use router::{Agent, Router};
 pub use session::{
     Session, Shared, Source, ask, expect, hand_over, hostname, open_shared, through_inbox,
 };
+pub use start::{AGENT_GRACE, StartSpec, Started};
 pub use starting::{start_refusal, unfinished_refusal};

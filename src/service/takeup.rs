@@ -23,6 +23,21 @@ pub fn prepare(store: &dyn Store, run_id: &str, purpose: Purpose) -> Result<Load
     Ok(loaded)
 }
 
+/// `inputs`, the first a run taken up is fed, once tried on a copy of its machine: a refused
+/// decision (a changed step while a gate stands rejected, an unsigned change) is refused
+/// before anything of the take-up is recorded.
+pub fn tried(machine: &Machine<'_>, inputs: Vec<Input>) -> Result<Vec<Input>, CliError> {
+    let mut trial = machine.clone();
+    let now = chrono::Utc::now();
+    match inputs
+        .iter()
+        .find_map(|input| trial.advance(input.clone(), now).err())
+    {
+        Some(refusal) => Err(CliError::invalid(refusal.to_string())),
+        None => Ok(inputs),
+    }
+}
+
 /// The changed workflow `loaded` found, signed by `by` with `key` when one is given (the
 /// state machine requires it when the run has allowed signers, and checks it).
 pub fn signed_change(

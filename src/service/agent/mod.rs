@@ -14,7 +14,9 @@ use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError, Weak};
 
 use super::error::CliError;
-use super::takeup::{prepare, resume_inputs, rollback_inputs, signed_change, warn_still_running};
+use super::takeup::{
+    prepare, resume_inputs, rollback_inputs, signed_change, tried, warn_still_running,
+};
 use crate::control::{Reply, Response, RunDecision, StartRequest, TakeUpHow, Taken};
 use crate::engine::{Input, Machine, NewRun, Run, SystemClock, WorkflowChange};
 use crate::service::Router;
@@ -292,18 +294,15 @@ impl Agent {
                 }
             };
             run.recorder.sign_with(driver);
-            let first = inputs(&run.machine, change);
-            // A refused decision (a changed step while a gate stands rejected, an unsigned
-            // change) is answered to the command, not found once it follows the run.
-            let mut trial = run.machine.clone();
-            let now = chrono::Utc::now();
-            if let Some(refusal) = first
-                .iter()
-                .find_map(|input| trial.advance(input.clone(), now).err())
-            {
-                let _ = answer.send(Err(CliError::invalid(refusal.to_string())));
-                return;
-            }
+            // A refused decision is answered to the command, not found once it follows the
+            // run.
+            let first = match tried(&run.machine, inputs(&run.machine, change)) {
+                Ok(first) => first,
+                Err(refusal) => {
+                    let _ = answer.send(Err(refusal));
+                    return;
+                }
+            };
             let routed = drive::Routed::new(router, &taken.run_id);
             let _ = answer.send(Ok(taken));
             let _ = drive::drive_here(run, (routed, inbox), base, first, &say).await;
