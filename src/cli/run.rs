@@ -102,7 +102,7 @@ pub fn run(args: &RunArgs, state: &std::path::Path, mode: &str) -> Result<u8, Cl
             drive(Drive {
                 state_dir: state.to_path_buf(),
                 store,
-                run,
+                run: *run,
                 base_dir: base_dir(&args.file),
                 first: Vec::new(),
                 until: until(args),

@@ -56,7 +56,7 @@ pub enum Started<'w> {
     /// Started here: this process drives it.
     Here {
         /// The run, recorded.
-        run: Run<'w>,
+        run: Box<Run<'w>>,
         /// The store, owned by this process.
         store: Arc<dyn Store>,
     },
@@ -110,7 +110,10 @@ impl Session {
             None => Vec::new(),
         };
         if agents.is_empty() {
-            return Ok(Started::Here { run, store });
+            return Ok(Started::Here {
+                run: Box::new(run),
+                store,
+            });
         }
         let run_id = run.id().to_string();
         drop(run);
