@@ -13,7 +13,8 @@
 //!   the first writes nothing and starts nothing; when the agents announced are gone, the
 //!   command drives the run itself;
 //! - an etcd member dies mid-run, then the whole cluster stops and starts again: the run goes
-//!   on and ends.
+//!   on and ends;
+//! - one agent drives runs of several workflows at once, and lets each go at rest.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -495,4 +496,55 @@ fn a_run_handed_to_agents_that_are_gone_is_driven_by_the_command_itself() {
     assert_eq!(s.ledger(), "one\ntwo\n", "each step ran once");
     assert_eq!(s.status(&run)["status"], "succeeded");
     frozen.signal(Signal::SIGCONT);
+}
+
+/// One agent on the shared store drives runs of several workflows at once (each a task of its
+/// runtime, as on a state directory), serves each one's inbox, and lets each go at rest.
+#[test]
+fn one_agent_drives_runs_of_several_workflows_at_once_and_lets_each_go_at_rest() {
+    let s = Scene::new("3s");
+    let _agent = s.agent("agent-b");
+    let runs: Vec<String> = ["north", "south", "west"]
+        .into_iter()
+        .map(|name| {
+            let text = std::fs::read_to_string(&s.file)
+                .unwrap()
+                .replace("name = \"takeover\"", &format!("name = \"{name}\""));
+            let file = s.path(&format!("{name}.toml"));
+            std::fs::write(&file, text).unwrap();
+            s.drctl("laptop")
+                .run(&["run", file.to_str().unwrap(), "--detach"])
+                .ok()
+                .stdout_has("handed to the agents (agent-b)")
+                .run_id()
+        })
+        .collect();
+    // All three under way together, each driven by the one agent.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let holding = runs
+            .iter()
+            .filter(|run| {
+                s.step(run, "hold")["status"] == "running"
+                    && s.status(run)["driven_by"]["name"] == "agent-b"
+            })
+            .count();
+        if holding == runs.len() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the agent never drove the three runs at once\n{}",
+            s.logs()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for run in &runs {
+        let status = s.wait_done(run, Duration::from_secs(30));
+        assert_eq!(status["status"], "succeeded", "{status:#}\n{}", s.logs());
+        // Let go of at rest: nobody holds a run that is over.
+        assert_eq!(status["driven_by"], serde_json::Value::Null, "{status:#}");
+    }
+    assert_eq!(s.ledger().matches("one").count(), 3, "{}", s.ledger());
+    assert_eq!(s.ledger().matches("two").count(), 3, "{}", s.ledger());
 }

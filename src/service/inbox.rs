@@ -57,3 +57,46 @@ async fn answer(router: &Router, run: &str, bytes: &[u8]) -> Response {
         Err(why) => Response::refused(why),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::control::{Envelope, Reply, RunDecision};
+
+    fn cancel(run: &str) -> Vec<u8> {
+        let decision = RunDecision::Cancel {
+            run: run.into(),
+            by: "bob".into(),
+        };
+        serde_json::to_vec(&Envelope::new(Request::Decide(decision))).unwrap()
+    }
+
+    #[tokio::test]
+    async fn only_decisions_on_the_inbox_s_own_run_reach_its_driver() {
+        let (driver, mut inputs) = mpsc::channel(4);
+        let router = Router::single("r1", driver);
+        tokio::spawn(async move {
+            while let Some(request) = inputs.recv().await {
+                let ControlRequest { reply, .. } = request;
+                let _ = reply.send(Ok(()));
+            }
+        });
+        let taken = answer(&router, "r1", &cancel("r1")).await;
+        assert!(matches!(taken.into_result(), Ok(Reply::Decided)));
+
+        let elsewhere = answer(&router, "r1", &cancel("r2")).await;
+        let why = elsewhere.into_result().unwrap_err().error;
+        assert!(why.contains("run r2 left in the inbox of run r1"), "{why}");
+
+        let read = serde_json::to_vec(&Envelope::new(Request::Runs)).unwrap();
+        let why = answer(&router, "r1", &read)
+            .await
+            .into_result()
+            .unwrap_err();
+        assert!(why.error.contains("only decisions"), "{}", why.error);
+
+        let old = br#"{"op":"decide","run":"r1","step":"gate","by":"bob","decision":"approve"}"#;
+        let why = answer(&router, "r1", old).await.into_result().unwrap_err();
+        assert!(why.error.contains("control protocol 2"), "{}", why.error);
+    }
+}
