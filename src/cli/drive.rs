@@ -77,7 +77,7 @@ async fn drive_async(d: Drive<'_>) -> anyhow::Result<u8> {
     let announcer = crate::notify::Announcer::for_run(d.run.machine.workflow(), &run_id);
     let outbox = announcer.as_ref().map(crate::notify::Announcer::outbox);
     let observer = with_events(printer(run_id.clone(), d.format, live.clone()), announcer);
-    let exec = exec_context(&d.run.recorder.run, d.base_dir);
+    let exec = exec_context(&d.run.recorder.run, d.base_dir)?;
     let mut driver = Driver::new(d.run, Arc::new(SystemClock), exec, observer);
     driver.rearm();
     if let Some(view) = &live {

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use super::error::CliError;
 use crate::actions::ExecContext;
 
 /// `observer`, then the run events the workflow sends to people, when it sends any.
@@ -21,18 +22,24 @@ pub fn with_events(
 
 /// What the actions of run `run` are given: where relative paths start, the AWS clients,
 /// and when the outage began (RPO of restores is measured from it when the operator gave
-/// it, else from the run's start).
-pub fn exec_context(run: &crate::store::RunRecord, base_dir: PathBuf) -> ExecContext {
-    ExecContext {
+/// it, else from the run's start). A record whose time cannot be read is an error: a
+/// restore's RPO is never measured from a made-up moment.
+pub fn exec_context(
+    run: &crate::store::RunRecord,
+    base_dir: PathBuf,
+) -> Result<ExecContext, CliError> {
+    let since = run.incident_start.as_deref().unwrap_or(&run.started_at);
+    let incident_start = crate::time::parse_time(since).ok_or_else(|| {
+        CliError::invalid(format!(
+            "run {}'s record gives `{since}` as when the incident began, which is not an RFC 3339 time: its RPO cannot be measured",
+            run.run_id
+        ))
+    })?;
+    Ok(ExecContext {
         base_dir,
         timeout: None,
         aws: crate::aws::AwsContext::global(),
-        incident_start: run
-            .incident_start
-            .as_deref()
-            .or(Some(run.started_at.as_str()))
-            .and_then(crate::time::parse_time)
-            .unwrap_or_else(chrono::Utc::now),
+        incident_start,
         previous: None,
         remember: None,
         processes: crate::actions::processes::StepProcesses {
@@ -40,7 +47,7 @@ pub fn exec_context(run: &crate::store::RunRecord, base_dir: PathBuf) -> ExecCon
             guard: std::env::current_exe().ok(),
             attempt: None,
         },
-    }
+    })
 }
 
 /// The directory relative paths of a workflow file are taken from.
@@ -48,4 +55,55 @@ pub fn base_dir(file: &Path) -> PathBuf {
     file.parent()
         .filter(|p| !p.as_os_str().is_empty())
         .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{RunRecord, RunStatus};
+
+    fn record(started_at: &str, incident_start: Option<&str>) -> RunRecord {
+        RunRecord {
+            run_id: "r1".into(),
+            workflow: "wf".into(),
+            mode: "drill".into(),
+            status: RunStatus::Running,
+            initiator: "alice".into(),
+            digest: String::new(),
+            workflow_file: "wf.toml".into(),
+            overrides: Vec::new(),
+            started_at: started_at.into(),
+            finished_at: None,
+            journal_len: 0,
+            last_hash: String::new(),
+            incident_start: incident_start.map(str::to_string),
+            pid: None,
+            detached: false,
+        }
+    }
+
+    #[test]
+    fn the_incident_begins_when_the_record_says_and_a_bad_time_is_an_error() {
+        let given = exec_context(
+            &record("2026-12-07T03:00:00Z", Some("2026-12-07T02:41:00Z")),
+            PathBuf::from("."),
+        )
+        .unwrap();
+        assert_eq!(rfc(given.incident_start), "2026-12-07T02:41:00.000Z");
+        let started = exec_context(&record("2026-12-07T03:00:00Z", None), PathBuf::new()).unwrap();
+        assert_eq!(rfc(started.incident_start), "2026-12-07T03:00:00.000Z");
+        let bad = exec_context(
+            &record("2026-12-07T03:00:00Z", Some("yesterday")),
+            PathBuf::new(),
+        );
+        let why = bad.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(
+            why.contains("run r1") && why.contains("`yesterday`"),
+            "{why}"
+        );
+    }
+
+    fn rfc(t: chrono::DateTime<chrono::Utc>) -> String {
+        crate::time::rfc3339(t)
+    }
 }

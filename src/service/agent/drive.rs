@@ -104,7 +104,8 @@ async fn drive(
     control: mpsc::Receiver<ControlRequest>,
     announcer: Option<crate::notify::Announcer>,
 ) -> Outcome {
-    let exec = super::super::exec::exec_context(&run.recorder.run, base_dir);
+    let exec =
+        super::super::exec::exec_context(&run.recorder.run, base_dir).map_err(|e| e.to_string())?;
     let observer = super::super::exec::with_events(Box::new(|_, _, _| {}), announcer);
     let mut driver = Driver::new(run, Arc::new(SystemClock), exec, observer);
     driver.rearm();
