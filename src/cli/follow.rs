@@ -8,98 +8,16 @@
 
 use std::io::IsTerminal;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::sync::mpsc;
 
 use super::error::CliError;
 use super::output::{LiveView, RunFormat, exit_code, printer, summary};
-use crate::control::{Connection, JournalPage, Reply, Request, RunDecision, Taken};
-use crate::dag::{CompiledWorkflow, Override};
+use crate::control::{Request, RunDecision};
+use crate::dag::CompiledWorkflow;
 use crate::engine::{ControlRequest, Input, Machine};
-use crate::service::{ask, expect, through_inbox};
-use crate::store::{JournalFollower, Store};
-
-/// Where a followed run is read from, and where this terminal's decisions go.
-pub enum Via {
-    /// The control socket of the state directory's `drctl serve`.
-    Socket(Connection),
-    /// A shared store (etcd), whichever agent drives the run: its journal is read from the
-    /// store, decisions are left in the run's inbox.
-    Store(Arc<dyn Store>),
-}
-
-/// The agent driving the run, as this follower reaches it.
-enum Agent<'s> {
-    /// The agent's socket: the journal a page at a time, every [`POLL`].
-    Socket(Connection),
-    /// The shared store: the journal through the store's follower of the run.
-    Store(&'s dyn Store, Box<dyn JournalFollower + 's>),
-}
-
-impl Agent<'_> {
-    /// The journal from entry `from` on (what the store's follower has not read yet), and
-    /// whether the run is still being driven.
-    fn page(&mut self, run_id: &str, from: u64) -> Result<JournalPage, CliError> {
-        match self {
-            Agent::Socket(agent) => {
-                let request = Request::Journal {
-                    run: run_id.to_string(),
-                    from,
-                };
-                expect(ask(agent, &request)?, |reply| match reply {
-                    Reply::Journal(page) => Ok(page),
-                    other => Err(other),
-                })
-            }
-            Agent::Store(_, follower) => {
-                let news = follower.read()?;
-                Ok(JournalPage {
-                    entries: news.entries,
-                    driving: news.under_way,
-                })
-            }
-        }
-    }
-
-    /// Waits until the journal may have grown.
-    async fn changed(&mut self) {
-        match self {
-            Agent::Socket(_) => tokio::time::sleep(POLL).await,
-            Agent::Store(_, follower) => follower.changed().await,
-        }
-    }
-
-    /// Sends `request` (a vote, a cancel) to the run's driver; its answer.
-    fn send(&mut self, run_id: &str, request: &Request) -> Result<Result<(), String>, CliError> {
-        let answer = match self {
-            Agent::Socket(agent) => agent.call(request).map_err(|e| {
-                CliError::internal(format!(
-                    "drctl serve stopped answering while it drove run {run_id} ({e}); the next agent on this state directory takes the run up, or `drctl resume {run_id}` does"
-                ))
-            })?,
-            Agent::Store(store, _) => through_inbox(*store, run_id, request)?,
-        };
-        Ok(answer
-            .into_result()
-            .map(|_| ())
-            .map_err(|refusal| refusal.error))
-    }
-}
-
-/// How often the agent's socket is asked for the journal while the run goes on.
-const POLL: Duration = Duration::from_millis(100);
-
-/// The workflow the agent drives the run it took on.
-pub fn compile_taken(taken: &Taken) -> Result<CompiledWorkflow, CliError> {
-    let overrides: Vec<Override> = taken
-        .overrides
-        .iter()
-        .map(|o| o.parse())
-        .collect::<Result<_, String>>()
-        .map_err(CliError::internal)?;
-    crate::service::load::compile(&taken.file, &taken.text, &overrides, None)
-}
+pub use crate::service::follow::{Following, Via, compile_taken};
+use crate::store::Store;
 
 /// Follows run `run_id`, started by `initiator` on `workflow`, until the agent stops driving
 /// it; prints as `format` says; approvals the person at this terminal (`operator`) may give
@@ -132,10 +50,10 @@ async fn follow_async(
 ) -> Result<u8, CliError> {
     let store: Arc<dyn Store>;
     let mut agent = match via {
-        Via::Socket(connection) => Agent::Socket(connection),
+        Via::Socket(connection) => Following::Socket(connection),
         Via::Store(shared) => {
             store = shared;
-            Agent::Store(store.as_ref(), store.follow_journal(run_id, 0)?)
+            Following::Store(store.as_ref(), store.follow_journal(run_id, 0)?)
         }
     };
     machine.run_id = run_id.to_string();

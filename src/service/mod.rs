@@ -16,6 +16,7 @@ pub mod agent;
 mod error;
 pub mod exec;
 pub mod exit;
+pub mod follow;
 mod host;
 mod inbox;
 pub mod load;
