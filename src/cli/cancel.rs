@@ -4,7 +4,7 @@
 use clap::Args;
 
 use super::error::CliError;
-use super::state::{session, whoami};
+use super::state::{Session, whoami};
 use crate::control::RunDecision;
 
 /// Cancel a run.
@@ -18,9 +18,9 @@ pub struct CancelArgs {
 }
 
 /// Runs `cancel`.
-pub fn cancel(args: &CancelArgs, state: &std::path::Path) -> Result<u8, CliError> {
+pub fn cancel(args: &CancelArgs, session: &Session) -> Result<u8, CliError> {
     let by = whoami(args.by.as_ref());
-    session(state).decide(&RunDecision::Cancel {
+    session.decide(&RunDecision::Cancel {
         run: args.run.clone(),
         by: by.clone(),
     })?;

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::error::CliError;
-use super::state::{session, whoami};
+use super::state::{Session, whoami};
 use crate::control::RunDecision;
 use crate::engine::Decision;
 use crate::identity::{Head, Signed, Statement, StatementKind, format_time, sign};
@@ -59,11 +59,7 @@ pub struct DecideArgs {
 }
 
 /// Runs `approve` or `reject`.
-pub fn decide(
-    args: &DecideArgs,
-    state: &std::path::Path,
-    decision: Decision,
-) -> Result<u8, CliError> {
+pub fn decide(args: &DecideArgs, session: &Session, decision: Decision) -> Result<u8, CliError> {
     if let Some(file) = &args.signed {
         let text = std::fs::read_to_string(file)
             .map_err(|e| CliError::invalid(format!("cannot read {}: {e}", file.display())))?;
@@ -81,7 +77,7 @@ pub fn decide(
                 signed.statement.kind
             )));
         }
-        return submit_signed(state, &signed);
+        return submit_signed(session, &signed);
     }
     let (Some(run), Some(step)) = (&args.run, &args.step) else {
         return Err(CliError::invalid(
@@ -97,7 +93,7 @@ pub fn decide(
     if let Some(key) = &args.key {
         let (digest, round, head) = match (&args.digest, args.round) {
             (Some(d), Some(r)) => (d.clone(), r, None),
-            _ => round_of(state, run, step)?,
+            _ => round_of(session, run, step)?,
         };
         let statement = Statement {
             kind: match decision {
@@ -132,7 +128,7 @@ pub fn decide(
             );
             return Ok(super::exit::SUCCESS);
         }
-        return submit_signed(state, &signed);
+        return submit_signed(session, &signed);
     }
     let vote = RunDecision::Vote {
         run: run.clone(),
@@ -141,15 +137,15 @@ pub fn decide(
         decision,
         comment: args.comment.clone(),
     };
-    let live = session(state).decide(&vote)? == Source::Live;
+    let live = session.decide(&vote)? == Source::Live;
     done(&by, step, run, decision, live);
     Ok(super::exit::SUCCESS)
 }
 
-fn submit_signed(state: &std::path::Path, signed: &Signed) -> Result<u8, CliError> {
+fn submit_signed(session: &Session, signed: &Signed) -> Result<u8, CliError> {
     let st = &signed.statement;
     let step = st.step.clone().unwrap_or_default();
-    let live = session(state).decide(&RunDecision::Signed {
+    let live = session.decide(&RunDecision::Signed {
         signed: Box::new(signed.clone()),
     })? == Source::Live;
     let decision = if st.kind == StatementKind::Reject {
@@ -164,11 +160,10 @@ fn submit_signed(state: &std::path::Path, signed: &Signed) -> Result<u8, CliErro
 /// The run's digest, the approval's current round and the journal head shown, read from the
 /// live process or the store: what a signed decision names.
 fn round_of(
-    state: &std::path::Path,
+    session: &Session,
     run: &str,
     step: &str,
 ) -> Result<(String, u32, Option<Head>), CliError> {
-    let session = session(state);
     let status = session.status(run)?;
     let digest = status["digest"].as_str().unwrap_or_default().to_string();
     let round = status["steps"]

@@ -1,6 +1,7 @@
 //! Driving a run from the command line: the runtime, the control socket, Ctrl-C, the
 //! printer, and the exit code. Shared by `run`, `drill`, `resume` and `rollback`.
 
+use crate::service::Session;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -17,8 +18,8 @@ use crate::store::{RunStatus, Store};
 
 /// Everything needed to drive a loaded or new run.
 pub struct Drive<'w> {
-    /// The state directory (for the control socket).
-    pub state_dir: PathBuf,
+    /// The state directory or shared store it is driven on.
+    pub session: Session,
     /// The store, owned by this process.
     pub store: Arc<dyn Store>,
     /// The run.
@@ -50,17 +51,17 @@ async fn drive_async(d: Drive<'_>) -> anyhow::Result<u8> {
     let (control_tx, control_rx) = mpsc::channel(16);
     // A shared store has no local socket: others read the store itself and leave decisions
     // in the run's inbox there.
-    let socket = match super::state::shared() {
+    let socket = match d.session.shared() {
         Some(_) => None,
         None => Some(serve(
-            &d.state_dir,
+            d.session.dir(),
             Host::new(
                 d.store.clone(),
                 crate::service::Router::single(&run_id, control_tx.clone()),
             ),
         )?),
     };
-    let inbox = super::state::shared().map(|_| {
+    let inbox = d.session.shared().map(|_| {
         tokio::spawn(crate::service::serve_inbox(
             d.store.clone(),
             run_id.clone(),

@@ -174,32 +174,36 @@ pub fn main() -> ExitCode {
         Some(dir) => PathBuf::from(dir),
         None => cli.state.clone(),
     };
-    if let Some(url) = cli.store.as_deref().filter(|u| !u.starts_with("sled:")) {
-        match crate::store::EtcdAddress::parse(url) {
-            Ok(address) => state::use_shared(state::Shared {
+    let shared = match cli.store.as_deref().filter(|u| !u.starts_with("sled:")) {
+        Some(url) => match crate::store::EtcdAddress::parse(url) {
+            Ok(address) => Some(state::Shared {
                 address,
                 lease: cli.lease,
                 name: cli.name.clone().unwrap_or_else(state::hostname),
             }),
             Err(why) => return exit::code(error::report(&CliError::invalid(why))),
-        }
-    }
+        },
+        None => None,
+    };
+    let session = &state::Session::new(&state, shared);
     let result = match &cli.command {
         Command::Validate(args) => validate::validate(args).map_err(CliError::from),
-        Command::Plan(args) => plan::plan(args, &state).map_err(CliError::from),
-        Command::Run(args) => run::run(args, &state, "run"),
-        Command::Drill(args) => run::run(args, &state, "drill"),
-        Command::Status(args) => status::status(args, &state),
-        Command::Runs(args) => status::runs(args, &state),
-        Command::Approve(args) => decide::decide(args, &state, crate::engine::Decision::Approve),
-        Command::Reject(args) => decide::decide(args, &state, crate::engine::Decision::Reject),
-        Command::Resume(args) => resume::resume(args, matches.subcommand_matches("resume"), &state),
-        Command::Cancel(args) => cancel::cancel(args, &state),
-        Command::Rollback(args) => resume::rollback(args, &state),
-        Command::Report(args) => report::report(args, &state),
-        Command::History(args) => report::history(args, &state),
-        Command::Verify(args) => verify::verify(args, &state),
-        Command::Serve(args) => serve::serve(args, &state, cli.name.as_deref()),
+        Command::Plan(args) => plan::plan(args, session).map_err(CliError::from),
+        Command::Run(args) => run::run(args, session, "run"),
+        Command::Drill(args) => run::run(args, session, "drill"),
+        Command::Status(args) => status::status(args, session),
+        Command::Runs(args) => status::runs(args, session),
+        Command::Approve(args) => decide::decide(args, session, crate::engine::Decision::Approve),
+        Command::Reject(args) => decide::decide(args, session, crate::engine::Decision::Reject),
+        Command::Resume(args) => {
+            resume::resume(args, matches.subcommand_matches("resume"), session)
+        }
+        Command::Cancel(args) => cancel::cancel(args, session),
+        Command::Rollback(args) => resume::rollback(args, session),
+        Command::Report(args) => report::report(args, session),
+        Command::History(args) => report::history(args, session),
+        Command::Verify(args) => verify::verify(args, session),
+        Command::Serve(args) => serve::serve(args, session, cli.name.as_deref()),
         Command::StepGuard(_) => unreachable!("the guard returns above"),
     };
     exit::code(result.unwrap_or_else(|e| error::report(&e)))

@@ -1,5 +1,6 @@
 //! `drctl plan FILE`: the dry run, for review before a change window or in a pull request.
 
+use crate::service::Session;
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
@@ -49,7 +50,7 @@ pub struct PlanArgs {
 }
 
 /// Runs `plan`. Invalid workflows print their diagnostics to stderr and exit 2.
-pub fn plan(args: &PlanArgs, state: &std::path::Path) -> anyhow::Result<u8> {
+pub fn plan(args: &PlanArgs, session: &Session) -> anyhow::Result<u8> {
     let registry = Registry::builtin();
     let checked = check_file(&args.file, &registry, &args.params);
     let Some(workflow) = &checked.workflow else {
@@ -70,7 +71,7 @@ pub fn plan(args: &PlanArgs, state: &std::path::Path) -> anyhow::Result<u8> {
     };
     // Past runs of this workflow, when the state directory has any, predict better than
     // estimates: the median duration of each step.
-    let (medians, runs) = history_medians(state, &workflow.name);
+    let (medians, runs) = history_medians(session, &workflow.name);
     let predicted = if runs > 0 {
         workflow.with_history(&medians)
     } else {
@@ -115,10 +116,10 @@ pub fn plan(args: &PlanArgs, state: &std::path::Path) -> anyhow::Result<u8> {
 /// Step medians from the state directory: through the live process, or by opening the store
 /// when one exists (a plan never creates a state directory).
 fn history_medians(
-    state: &std::path::Path,
+    session: &Session,
     workflow: &str,
 ) -> (std::collections::HashMap<String, f64>, usize) {
-    if let Ok(Some(mut connection)) = crate::control::connect(state) {
+    if let Ok(Some(mut connection)) = crate::control::connect(session.dir()) {
         let request = crate::control::Request::Medians {
             workflow: workflow.to_string(),
         };
@@ -131,10 +132,10 @@ fn history_medians(
             })
             .unwrap_or_default();
     }
-    if !state.join("store").exists() {
+    if !session.dir().join("store").exists() {
         return (std::collections::HashMap::new(), 0);
     }
-    crate::store::SledStore::open(state)
+    crate::store::SledStore::open(session.dir())
         .ok()
         .and_then(|store| crate::report::step_medians(&store, workflow).ok())
         .unwrap_or_default()

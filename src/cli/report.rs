@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 
 use super::error::CliError;
-use super::state::session;
+use super::state::Session;
 use super::status::DataFormat;
 use crate::report::{History, Report, human};
 
@@ -53,15 +53,15 @@ pub struct HistoryArgs {
 }
 
 /// Runs `report`.
-pub fn report(args: &ReportArgs, state: &std::path::Path) -> Result<u8, CliError> {
+pub fn report(args: &ReportArgs, session: &Session) -> Result<u8, CliError> {
     (|| {
         if args.format == ReportFormat::Evidence {
-            let evidence = session(state).evidence(&args.run)?;
+            let evidence = session.evidence(&args.run)?;
             let text = serde_json::to_string_pretty(&evidence)
                 .map_err(|e| CliError::internal(e.to_string()))?;
             return write_out(args, &format!("{text}\n"));
         }
-        let r: Report = session(state).report(&args.run)?;
+        let r: Report = session.report(&args.run)?;
         let text = match args.format {
             ReportFormat::Md => crate::report::markdown(&r),
             ReportFormat::Json => crate::report::json(&r),
@@ -102,9 +102,9 @@ fn objective(o: &crate::report::Objective) -> String {
 }
 
 /// Runs `history`.
-pub fn history(args: &HistoryArgs, state: &std::path::Path) -> Result<u8, CliError> {
+pub fn history(args: &HistoryArgs, session: &Session) -> Result<u8, CliError> {
     (|| {
-        let h: History = session(state).history(&args.workflow)?;
+        let h: History = session.history(&args.workflow)?;
         if args.format == DataFormat::Json {
             outln!("{}", serde_json::to_string_pretty(&h).unwrap_or_default());
             return Ok(());

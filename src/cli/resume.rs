@@ -7,7 +7,7 @@ use clap::Args;
 use super::drive::{Drive, drive};
 use super::error::CliError;
 use super::output::RunFormat;
-use super::state::{own, whoami};
+use super::state::{Session, whoami};
 use crate::control::TakeUpHow;
 use crate::engine::{Choice, Input, Run, Until, driver_key_for};
 use crate::service::exec::base_dir;
@@ -146,7 +146,7 @@ fn choices(
 pub fn resume(
     args: &ResumeArgs,
     matches: Option<&clap::ArgMatches>,
-    state: &std::path::Path,
+    session: &Session,
 ) -> Result<u8, CliError> {
     let choices = choices(args, matches)?;
     let by = whoami(args.by.as_ref());
@@ -160,7 +160,7 @@ pub fn resume(
                 .map_err(|e| CliError::invalid(format!("cannot resolve {}: {e}", p.display())))
         })
         .transpose()?;
-    if let Some(agent) = super::state::agent(state)? {
+    if let Some(agent) = session.agent()? {
         let how = TakeUpHow::Resume {
             choices,
             allow_changed,
@@ -168,7 +168,7 @@ pub fn resume(
         };
         return hand_over(agent, &args.run, &by, how, args.format);
     }
-    let store = own(state)?;
+    let store = session.own()?;
     let loaded = prepare(
         store.as_ref(),
         &args.run,
@@ -177,7 +177,7 @@ pub fn resume(
     let change = signed_change(&loaded, &by, key.as_deref())?;
     take_up_loaded(
         store,
-        state,
+        session,
         &loaded,
         (&by, key.as_deref()),
         (
@@ -193,13 +193,13 @@ pub fn resume(
 }
 
 /// Runs `rollback`.
-pub fn rollback(args: &RollbackArgs, state: &std::path::Path) -> Result<u8, CliError> {
+pub fn rollback(args: &RollbackArgs, session: &Session) -> Result<u8, CliError> {
     let by = whoami(args.by.as_ref());
-    if let Some(agent) = super::state::agent(state)? {
+    if let Some(agent) = session.agent()? {
         return hand_over(agent, &args.run, &by, TakeUpHow::Rollback, args.format);
     }
     take_up(
-        state,
+        session,
         &args.run,
         (&by, args.key.as_deref()),
         Purpose::Undo,
@@ -242,7 +242,7 @@ fn hand_over(
 /// Takes run `run_id` up in this process, for `purpose`, feeding it `inputs` first, and drives
 /// it. On a shared store, the run is claimed first: refused when another process drives it.
 pub(super) fn take_up(
-    state: &std::path::Path,
+    session: &Session,
     run_id: &str,
     operator: (&str, Option<&std::path::Path>),
     purpose: Purpose,
@@ -250,8 +250,8 @@ pub(super) fn take_up(
     inputs: impl FnOnce(&crate::engine::Machine<'_>) -> Vec<Input>,
 ) -> Result<u8, CliError> {
     take_up_on(
-        own(state)?,
-        state,
+        session.own()?,
+        session,
         run_id,
         operator,
         purpose,
@@ -263,7 +263,7 @@ pub(super) fn take_up(
 /// As [`take_up`], on `store`, already open (a run this process holds there stays held).
 pub(super) fn take_up_on(
     store: Arc<dyn Store>,
-    state: &std::path::Path,
+    session: &Session,
     run_id: &str,
     (operator, key): (&str, Option<&std::path::Path>),
     purpose: Purpose,
@@ -273,7 +273,7 @@ pub(super) fn take_up_on(
     let loaded = prepare(store.as_ref(), run_id, purpose)?;
     take_up_loaded(
         store,
-        state,
+        session,
         &loaded,
         (operator, key),
         (format, until),
@@ -284,7 +284,7 @@ pub(super) fn take_up_on(
 /// As [`take_up_on`], for a run already prepared.
 fn take_up_loaded(
     store: Arc<dyn Store>,
-    state: &std::path::Path,
+    session: &Session,
     loaded: &crate::service::load::Loaded,
     (operator, key): (&str, Option<&std::path::Path>),
     (format, until): (RunFormat, Until),
@@ -306,7 +306,7 @@ fn take_up_loaded(
         );
     }
     drive(Drive {
-        state_dir: state.to_path_buf(),
+        session: session.clone(),
         store: dyn_store,
         run,
         base_dir: base_dir(std::path::Path::new(&loaded.run.workflow_file)),

@@ -10,7 +10,7 @@ use super::error::CliError;
 use super::exit;
 use super::follow::Via;
 use super::output::RunFormat;
-use super::state::whoami;
+use super::state::{Session, whoami};
 use crate::actions::Registry;
 use crate::check::check_file;
 use crate::dag::Override;
@@ -67,7 +67,7 @@ fn parse_incident_start(text: &str) -> Result<chrono::DateTime<chrono::Utc>, Str
 }
 
 /// Runs `run` (mode `run`) or `drill` (mode `drill`).
-pub fn run(args: &RunArgs, state: &std::path::Path, mode: &str) -> Result<u8, CliError> {
+pub fn run(args: &RunArgs, session: &Session, mode: &str) -> Result<u8, CliError> {
     let checked = check_file(&args.file, Registry::global(), &args.params);
     let Some(workflow) = &checked.workflow else {
         eprint!(
@@ -79,7 +79,6 @@ pub fn run(args: &RunArgs, state: &std::path::Path, mode: &str) -> Result<u8, Cl
             args.file.display()
         )));
     };
-    let session = super::state::session(state);
     let spec = StartSpec {
         file: args.file.clone(),
         workflow,
@@ -100,7 +99,7 @@ pub fn run(args: &RunArgs, state: &std::path::Path, mode: &str) -> Result<u8, Cl
         Started::Here { run, store } => {
             print_started(started, run.id(), workflow, None);
             drive(Drive {
-                state_dir: state.to_path_buf(),
+                session: session.clone(),
                 store,
                 run: *run,
                 base_dir: base_dir(&args.file),
@@ -133,7 +132,7 @@ pub fn run(args: &RunArgs, state: &std::path::Path, mode: &str) -> Result<u8, Cl
                 );
                 return super::resume::take_up_on(
                     store,
-                    state,
+                    session,
                     &run_id,
                     (&initiator, args.key.as_deref()),
                     crate::service::load::Purpose::TakeOver,

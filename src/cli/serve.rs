@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::Args;
 
 use super::error::CliError;
-use super::state::{own, shared};
+use super::state::Session;
 use crate::service::agent::{Agent, Say};
 
 /// Drive many runs at once, and runs whose driver is gone.
@@ -27,25 +27,17 @@ pub struct ServeArgs {
 }
 
 /// Runs `serve`.
-pub fn serve(
-    args: &ServeArgs,
-    state: &std::path::Path,
-    name: Option<&str>,
-) -> Result<u8, CliError> {
-    match shared() {
-        Some(shared) => serve_shared(args, state, shared),
-        None => serve_local(args, state, name),
+pub fn serve(args: &ServeArgs, session: &Session, name: Option<&str>) -> Result<u8, CliError> {
+    match session.shared() {
+        Some(shared) => serve_shared(args, session, shared),
+        None => serve_local(args, session, name),
     }
 }
 
 /// The agent of a state directory: drives the runs handed to it through the control socket,
 /// and the runs left under way by the process that drove the store before it.
-fn serve_local(
-    args: &ServeArgs,
-    state: &std::path::Path,
-    name: Option<&str>,
-) -> Result<u8, CliError> {
-    let store = own(state)?;
+fn serve_local(args: &ServeArgs, session: &Session, name: Option<&str>) -> Result<u8, CliError> {
+    let store = session.own()?;
     let say: Say = Arc::new(|line| outln!("{line}"));
     let runtime = runtime()?;
     let driver = args.key.clone().map(|key| {
@@ -57,12 +49,12 @@ fn serve_local(
     let (agent, router) = Agent::new(store.clone(), say, runtime.handle().clone(), driver);
     runtime.block_on(async {
         let host = crate::service::Host::new(store, router.clone());
-        let socket = crate::control::serve(state, host)
+        let socket = crate::control::serve(session.dir(), host)
             .map_err(|e| CliError::internal(format!("cannot serve the control socket: {e}")))?;
         outln!(
             "drctl serve (pid {}) drives the runs of {}",
             std::process::id(),
-            state.display()
+            session.dir().display()
         );
         let taking = agent.clone();
         tokio::task::spawn_blocking(move || taking.take_up_interrupted())
@@ -107,10 +99,10 @@ async fn stopped() {
 /// of one runtime, as on the state directory.
 fn serve_shared(
     args: &ServeArgs,
-    state: &std::path::Path,
+    session: &Session,
     shared: &super::state::Shared,
 ) -> Result<u8, CliError> {
-    let store = own(state)?;
+    let store = session.own()?;
     let say: Say = Arc::new(|line| outln!("{line}"));
     let runtime = runtime()?;
     let driver = args.key.clone().map(|key| (shared.name.clone(), key));

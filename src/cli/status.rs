@@ -5,7 +5,7 @@ use clap::{Args, ValueEnum};
 use serde_json::Value;
 
 use super::error::CliError;
-use super::state::session;
+use super::state::Session;
 
 /// Output format of read commands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -40,12 +40,12 @@ fn print_out(result: Result<String, CliError>) -> Result<u8, CliError> {
 }
 
 /// Runs `status`.
-pub fn status(args: &StatusArgs, state: &std::path::Path) -> Result<u8, CliError> {
+pub fn status(args: &StatusArgs, session: &Session) -> Result<u8, CliError> {
     print_out((|| {
         let run = match &args.run {
             Some(r) => r.clone(),
             None => {
-                let runs = session(state).runs()?;
+                let runs = session.runs()?;
                 runs.as_array()
                     .and_then(|a| a.last())
                     .and_then(|r| r["run_id"].as_str())
@@ -55,7 +55,7 @@ pub fn status(args: &StatusArgs, state: &std::path::Path) -> Result<u8, CliError
                     })?
             }
         };
-        let v = session(state).status(&run)?;
+        let v = session.status(&run)?;
         Ok(match args.format {
             DataFormat::Json => {
                 format!("{}\n", serde_json::to_string_pretty(&v).unwrap_or_default())
@@ -182,9 +182,9 @@ fn render_status(v: &Value) -> String {
 }
 
 /// Runs `runs`.
-pub fn runs(args: &RunsArgs, state: &std::path::Path) -> Result<u8, CliError> {
+pub fn runs(args: &RunsArgs, session: &Session) -> Result<u8, CliError> {
     print_out((|| {
-        let v = session(state).runs()?;
+        let v = session.runs()?;
         Ok(match args.format {
             DataFormat::Json => {
                 format!("{}\n", serde_json::to_string_pretty(&v).unwrap_or_default())

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::error::CliError;
-use super::state::session;
+use super::state::Session;
 use crate::evidence::{Evidence, Trust, Verdict, verify as check};
 
 /// Check a run's journal and signatures.
@@ -27,7 +27,7 @@ pub struct VerifyArgs {
 }
 
 /// Runs `verify`.
-pub fn verify(args: &VerifyArgs, state: &std::path::Path) -> Result<u8, CliError> {
+pub fn verify(args: &VerifyArgs, session: &Session) -> Result<u8, CliError> {
     if args.evidence.is_some() && args.signers.is_none() {
         return Err(CliError::invalid(
             "verify --evidence needs --signers FILE: the allowed signers you trust (your own copy, for example from the repository at the reviewed commit). The evidence carries its own copy, but anyone who can edit the file can replace it with their own keys and re-sign everything, so it proves nothing on its own",
@@ -40,7 +40,7 @@ pub fn verify(args: &VerifyArgs, state: &std::path::Path) -> Result<u8, CliError
         ),
         None => None,
     };
-    let evidence = load(args, state)?;
+    let evidence = load(args, session)?;
     let trust = trusted.as_deref().map_or(Trust::Captured, Trust::Signers);
     let verdict = check(&evidence, trust);
     out!("{}", render(&evidence, &verdict, trust));
@@ -51,7 +51,7 @@ pub fn verify(args: &VerifyArgs, state: &std::path::Path) -> Result<u8, CliError
     })
 }
 
-fn load(args: &VerifyArgs, state: &std::path::Path) -> Result<Evidence, CliError> {
+fn load(args: &VerifyArgs, session: &Session) -> Result<Evidence, CliError> {
     let invalid = |m: String| CliError::invalid(m);
     if let Some(file) = &args.evidence {
         let text = std::fs::read_to_string(file)
@@ -64,7 +64,7 @@ fn load(args: &VerifyArgs, state: &std::path::Path) -> Result<Evidence, CliError
         });
     }
     let run = args.run.clone().unwrap_or_default();
-    session(state).evidence(&run)
+    session.evidence(&run)
 }
 
 fn render(evidence: &Evidence, verdict: &Verdict, trust: Trust<'_>) -> String {
