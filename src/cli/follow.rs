@@ -75,7 +75,15 @@ impl Agent<'_> {
                     "drctl serve stopped answering while it drove run {run_id} ({e}); the next agent on this state directory takes the run up, or `drctl resume {run_id}` does"
                 ))
             })?,
-            Agent::Store(store, _) => super::state::through_inbox(*store, run_id, request)?,
+            // Followed from the store only when it is shared: its inbox reaches the driver.
+            Agent::Store(store, _) => match store.shared() {
+                Some(shared) => super::state::through_inbox(shared, run_id, request)?,
+                None => {
+                    return Err(CliError::internal(format!(
+                        "run {run_id} is followed on a store that is not shared: it has no inbox to reach its driver"
+                    )));
+                }
+            },
         };
         Ok(if answer.ok {
             Ok(())

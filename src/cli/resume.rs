@@ -336,7 +336,10 @@ pub(super) fn prepare(
             loaded.run.status.as_str()
         )));
     }
-    store.claim(run_id)?;
+    // A store one process owns whole has nobody else to claim the run from.
+    if let Some(shared) = store.shared() {
+        shared.claim(run_id)?;
+    }
     Ok(loaded)
 }
 

@@ -16,7 +16,7 @@ use crate::check::check_file;
 use crate::dag::Override;
 use crate::diagnostic::render_text;
 use crate::engine::{NewRun, Run, StartError, Until};
-use crate::store::Store;
+use crate::store::{SharedStore, Store};
 
 /// Start a run of a workflow.
 #[derive(Debug, Args)]
@@ -110,13 +110,24 @@ pub fn run(args: &RunArgs, state: &std::path::Path, mode: &str) -> Result<u8, Cl
     let run_id = run.id().to_string();
     // On a shared store with agents standing by, one of them drives the run: started (and
     // its workflow's one unfinished run decided) here, then let go of for them to take up.
-    let agents = match super::state::shared() {
-        Some(_) => dyn_store.agents()?,
+    // A store that is not shared has no agents: this command drives the run.
+    let shared = dyn_store.shared();
+    let agents = match shared {
+        Some(shared) => shared.agents()?,
         None => Vec::new(),
     };
-    if !agents.is_empty() {
+    if let Some(shared) = shared
+        && !agents.is_empty()
+    {
         drop(run);
-        return hand_to_agents((state, &dyn_store), &run_id, &agents, args, workflow, mode);
+        return hand_to_agents(
+            (state, &dyn_store, shared),
+            &run_id,
+            &agents,
+            args,
+            workflow,
+            mode,
+        );
     }
     print_started(args.format, &run_id, workflow, (mode, &new.initiator), None);
     drive(Drive {
@@ -197,14 +208,14 @@ fn hand_over(
 /// has taken it. When none takes it within the lease and 2 s (they were announced but are
 /// gone), this command drives it after all.
 fn hand_to_agents(
-    (state, store): (&std::path::Path, &Arc<dyn Store>),
+    (state, store, shared): (&std::path::Path, &Arc<dyn Store>, &dyn SharedStore),
     run_id: &str,
     agents: &[crate::store::Owner],
     args: &RunArgs,
     workflow: &crate::dag::CompiledWorkflow,
     mode: &str,
 ) -> Result<u8, CliError> {
-    store.release(run_id)?;
+    shared.release(run_id)?;
     let initiator = whoami(args.initiator.as_ref());
     let names: Vec<&str> = agents.iter().map(|a| a.name.as_str()).collect();
     print_started(
@@ -219,10 +230,10 @@ fn hand_to_agents(
     );
     let lease = super::state::shared().map_or(Duration::from_secs(5), |s| s.lease);
     let deadline = Instant::now() + lease + Duration::from_secs(2);
-    while store.owner(run_id)?.is_none() {
+    while shared.owner(run_id)?.is_none() {
         if Instant::now() >= deadline {
             // Taking it back fails only when an agent claimed it meanwhile.
-            if store.claim(run_id).is_ok() {
+            if shared.claim(run_id).is_ok() {
                 eprintln!(
                     "no agent took run {run_id} up within {} s; this command drives it",
                     (lease + Duration::from_secs(2)).as_secs()

@@ -135,7 +135,13 @@ fn serve_shared(
     let mut driving: HashMap<String, std::thread::JoinHandle<bool>> = HashMap::new();
     // `drctl run` hands its runs to agents it finds announced: a run appears without a
     // driver, and the first agent to claim it drives it.
-    store.announce()?;
+    // The agents of a store are announced on it: one that is not shared has none.
+    let Some(agents) = store.shared() else {
+        return Err(CliError::invalid(
+            "drctl serve drives runs of a shared store; this one is not shared",
+        ));
+    };
+    agents.announce()?;
     outln!(
         "agent {} (pid {}) serving {} (lease {})",
         shared.name,
@@ -166,7 +172,7 @@ fn serve_shared(
             if driving.contains_key(&run.run_id) || set_aside.contains_key(&run.run_id) {
                 continue;
             }
-            let owner_present = match store.owner(&run.run_id) {
+            let owner_present = match agents.owner(&run.run_id) {
                 Ok(owner) => owner.is_some(),
                 Err(StoreError::BadRecord { .. }) => true,
                 Err(e) => {
@@ -190,7 +196,7 @@ fn serve_shared(
         }
         std::thread::sleep(poll);
         // Again and again: a lease lost (a long pause) takes the announcement with it.
-        if let Err(e) = store.announce() {
+        if let Err(e) = agents.announce() {
             tracing::warn!(error = %e, "cannot announce this agent");
         }
     }

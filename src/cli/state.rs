@@ -93,9 +93,10 @@ pub fn live_or_local<T: serde::de::DeserializeOwned>(
             // A decision on a run some process drives goes to that process; anything else
             // (reads, a decision on a run nobody drives) is done here, on the store.
             if let Some(run) = request.decision_run()
-                && store.owner(run)?.is_some()
+                && let Some(shared) = store.shared()
+                && shared.owner(run)?.is_some()
             {
-                let response = through_inbox(store.as_ref(), run, request)?;
+                let response = through_inbox(shared, run, request)?;
                 return Ok((answered(response)?, Source::Live));
             }
             Ok((local(store)?, Source::Local))
@@ -107,7 +108,7 @@ pub fn live_or_local<T: serde::de::DeserializeOwned>(
 /// driver has not taken within [`INBOX_PATIENCE`] is withdrawn, and then never applied; one
 /// it took is waited for as long again, since it is being applied.
 pub(super) fn through_inbox(
-    store: &dyn Store,
+    store: &dyn crate::store::SharedStore,
     run: &str,
     request: &Request,
 ) -> Result<Response, CliError> {
