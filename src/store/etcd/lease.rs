@@ -308,43 +308,35 @@ mod tests {
         assert!(kept.is_err(), "the keep-alive ended while the lease lived");
     }
 
+    /// Keeps a lease of `ttl` alive every `period` with renewals answering `answers`, until it
+    /// is lost: how long that took.
+    fn lost_after(answers: &[(Duration, Option<i64>)], ttl: Duration, period: Duration) -> Duration {
+        let lost = AtomicBool::new(false);
+        let renewals = Scripted {
+            answers: answers.iter().copied().collect(),
+        };
+        let started = std::time::Instant::now();
+        runtime().block_on(keep_alive(renewals, ttl, period, &lost));
+        assert!(lost.load(Ordering::SeqCst));
+        started.elapsed()
+    }
+
     /// Renewals that keep failing: the lease counts as lost once it ran out, not before.
     #[test]
     fn a_lease_is_lost_once_it_ran_out_unrenewed() {
-        let lost = AtomicBool::new(false);
-        let renewals = Scripted {
-            answers: VecDeque::new(),
-        };
-        let started = std::time::Instant::now();
-        runtime().block_on(keep_alive(
-            renewals,
-            Duration::from_millis(900),
-            Duration::from_millis(300),
-            &lost,
-        ));
-        assert!(lost.load(Ordering::SeqCst));
-        let took = started.elapsed();
-        assert!(
-            took >= Duration::from_millis(900) && took < Duration::from_secs(3),
-            "{took:?}"
-        );
+        let ms = Duration::from_millis;
+        let took = lost_after(&[], ms(900), ms(300));
+        assert!(took >= ms(900) && took < Duration::from_secs(3), "{took:?}");
     }
 
     /// etcd no longer knows the lease: lost at once.
     #[test]
     fn a_lease_etcd_forgot_is_lost() {
-        let lost = AtomicBool::new(false);
-        let renewals = Scripted {
-            answers: VecDeque::from([(Duration::ZERO, Some(0))]),
-        };
-        let started = std::time::Instant::now();
-        runtime().block_on(keep_alive(
-            renewals,
+        let took = lost_after(
+            &[(Duration::ZERO, Some(0))],
             Duration::from_secs(30),
             Duration::from_millis(100),
-            &lost,
-        ));
-        assert!(lost.load(Ordering::SeqCst));
-        assert!(started.elapsed() < Duration::from_secs(5));
+        );
+        assert!(took < Duration::from_secs(5), "{took:?}");
     }
 }
