@@ -12,7 +12,7 @@ const HEADER: usize = 4 + 8;
 
 /// The tree of the store a logged write went to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Tree {
+pub(in crate::store) enum Tree {
     /// `run_ids`: a run's id, its value the run's anchor.
     RunIds,
     /// `bundles`: what a commit wrote.
@@ -41,7 +41,7 @@ impl Tree {
 }
 
 /// The writes of one commit, as they will be logged.
-pub(super) struct Record(Vec<u8>);
+pub(in crate::store) struct Record(Vec<u8>);
 
 impl Record {
     /// A record with room for `size` bytes of writes.
@@ -84,7 +84,7 @@ fn checksum(body: &[u8]) -> [u8; 8] {
 
 /// One write read back from the log.
 #[derive(Debug, PartialEq, Eq)]
-pub(super) struct Put<'a> {
+pub(in crate::store) struct Put<'a> {
     pub tree: Tree,
     pub key: &'a [u8],
     pub value: &'a [u8],
@@ -92,7 +92,7 @@ pub(super) struct Put<'a> {
 
 /// The writes of a record's body; `None` when it does not parse (its checksum held, so it was
 /// written so: a bug, or another format).
-pub(super) fn writes(mut body: &[u8]) -> Option<Vec<Put<'_>>> {
+pub(in crate::store) fn writes(mut body: &[u8]) -> Option<Vec<Put<'_>>> {
     fn part<'a>(body: &mut &'a [u8]) -> Option<&'a [u8]> {
         let (len, rest) = body.split_first_chunk::<4>()?;
         let len = usize::try_from(u32::from_le_bytes(*len)).ok()?;
@@ -115,7 +115,7 @@ pub(super) fn writes(mut body: &[u8]) -> Option<Vec<Put<'_>>> {
 }
 
 /// The bodies of the records in `bytes`, up to the first cut short or damaged.
-pub(super) fn records(mut bytes: &[u8]) -> Vec<&[u8]> {
+pub(in crate::store) fn records(mut bytes: &[u8]) -> Vec<&[u8]> {
     let mut out = Vec::new();
     while let Some((header, rest)) = bytes.split_first_chunk::<HEADER>() {
         let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
