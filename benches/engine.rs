@@ -231,6 +231,30 @@ impl Store for Recording {
     fn anchor(&self, run_id: &str) -> Result<Option<Anchor>, StoreError> {
         self.inner.anchor(run_id)
     }
+
+    fn commit_async<'a>(
+        &'a self,
+        run_id: &'a str,
+        commit: &'a Commit,
+    ) -> drctl::store::Committing<'a> {
+        drctl::store::committed(self.commit(run_id, commit))
+    }
+
+    fn journal_from(&self, run_id: &str, from: u64) -> Result<Vec<JournalEntry>, StoreError> {
+        self.inner.journal_from(run_id, from)
+    }
+
+    fn follow_journal(
+        &self,
+        run_id: &str,
+        from: u64,
+    ) -> Result<Box<dyn drctl::store::JournalFollower + '_>, StoreError> {
+        self.inner.follow_journal(run_id, from)
+    }
+
+    fn shared(&self) -> Option<&dyn drctl::store::SharedStore> {
+        None
+    }
 }
 
 /// The commits of a 2,000-step chain, as the engine makes them.

@@ -195,7 +195,9 @@ fn driven_here(
     driving: &[String],
 ) -> Result<Vec<String>, ViewError> {
     let mut driven = driving.to_vec();
-    if store.owner(&run.run_id)?.is_some() {
+    if let Some(shared) = store.shared()
+        && shared.owner(&run.run_id)?.is_some()
+    {
         driven.push(run.run_id.clone());
     }
     Ok(driven)
@@ -317,7 +319,7 @@ pub fn status_view(
     let journal = store.journal(run_id)?;
     let records = store.steps(run_id)?;
     let journal_check = journal_check(&run, &journal);
-    let driven_by = store.owner(run_id)?;
+    let driven_by = store.shared().map(|s| s.owner(run_id)).transpose()?.flatten();
     let mut driver = driving.to_vec();
     if driven_by.is_some() {
         driver.push(run.run_id.clone());

@@ -229,6 +229,30 @@ impl Store for TestStore {
     fn source(&self, run_id: &str) -> Result<Option<String>, StoreError> {
         self.inner.source(run_id)
     }
+
+    fn commit_async<'a>(
+        &'a self,
+        run_id: &'a str,
+        commit: &'a Commit,
+    ) -> drctl::store::Committing<'a> {
+        drctl::store::committed(self.commit(run_id, commit))
+    }
+
+    fn journal_from(&self, run_id: &str, from: u64) -> Result<Vec<JournalEntry>, StoreError> {
+        self.inner.journal_from(run_id, from)
+    }
+
+    fn follow_journal(
+        &self,
+        run_id: &str,
+        from: u64,
+    ) -> Result<Box<dyn drctl::store::JournalFollower + '_>, StoreError> {
+        self.inner.follow_journal(run_id, from)
+    }
+
+    fn shared(&self) -> Option<&dyn drctl::store::SharedStore> {
+        None
+    }
 }
 
 /// A new run of `w` on `store`, with a driver that reports to nobody.

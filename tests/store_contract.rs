@@ -620,3 +620,54 @@ fn an_etcd_follower_reads_every_entry_once_in_order_while_members_die() {
     assert_eq!(read, journal, "every entry once, in order");
     verify_chain(&read).unwrap();
 }
+
+/// A run whose record counts more journal entries than its journal holds (a damaged or
+/// tampered store): a follower on etcd says so, naming the run, whether it learns of the end
+/// by its watch or by its first read; it does not wait forever for entries that never come.
+#[test]
+fn an_etcd_follower_of_a_journal_cut_short_fails_naming_the_run() {
+    let cluster = Cluster::start();
+    let store = etcd(&cluster, "cut", "a", Duration::from_secs(5));
+    store.commit("r1", &first_commit("r1", "wf")).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut watching = store.follow_journal("r1", 0).unwrap();
+    let read = read_until(&runtime, watching.as_mut(), |read, _| !read.is_empty());
+    assert_eq!(read.len(), 1);
+    // The run rests, its record counting three entries; its journal gets one more.
+    let mut journal = store.journal("r1").unwrap();
+    let entries = extend(&mut journal, 2, "a");
+    let commit = Commit {
+        run: Some(run_record(
+            "r1",
+            "wf",
+            "succeeded",
+            "2026-11-23T10:00:00.000Z",
+            &journal,
+        )),
+        steps: vec![step("r1", "a", "succeeded", 1)],
+        journal: entries[..1].to_vec(),
+        source: None,
+    };
+    store.commit("r1", &commit).unwrap();
+    let mut reading = store.follow_journal("r1", 0).unwrap();
+    for follower in [&mut watching, &mut reading] {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let error = loop {
+            match follower.read() {
+                Err(e) => break e,
+                Ok(news) => assert!(news.under_way, "a run cut short taken as over"),
+            }
+            assert!(Instant::now() < deadline, "the follower waits forever");
+            runtime.block_on(async {
+                let _ = tokio::time::timeout(Duration::from_secs(1), follower.changed()).await;
+            });
+        };
+        assert!(
+            matches!(&error, StoreError::BadRecord { run, .. } if run == "r1"),
+            "{error:?}"
+        );
+    }
+}

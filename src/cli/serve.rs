@@ -106,7 +106,7 @@ fn serve_shared(
     let say: Say = Arc::new(|line| outln!("{line}"));
     let runtime = runtime()?;
     let driver = args.key.clone().map(|key| (shared.name.clone(), key));
-    let (agent, _router) = Agent::shared(store, say, runtime.handle().clone(), driver);
+    let (agent, _router) = Agent::new(store, say, runtime.handle().clone(), driver);
     // Often enough that a run is taken over within its lease and a fraction of it.
     let poll = (shared.lease / 4).clamp(Duration::from_millis(100), Duration::from_secs(1));
     let watching = agent.clone();

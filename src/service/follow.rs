@@ -74,7 +74,15 @@ impl Following<'_> {
                     "drctl serve stopped answering while it drove run {run_id} ({e}); the next agent on this state directory takes the run up, or `drctl resume {run_id}` does"
                 ))
             })?,
-            Following::Store(store, _) => through_inbox(*store, run_id, request)?,
+            // Followed from the store only when it is shared: its inbox reaches the driver.
+            Following::Store(store, _) => match store.shared() {
+                Some(shared) => through_inbox(shared, run_id, request)?,
+                None => {
+                    return Err(CliError::internal(format!(
+                        "run {run_id} is followed on a store that is not shared: it has no inbox to reach its driver"
+                    )));
+                }
+            },
         };
         Ok(answer
             .into_result()

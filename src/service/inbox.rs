@@ -21,24 +21,31 @@ pub async fn serve_inbox(
     run_id: String,
     driver: mpsc::Sender<ControlRequest>,
 ) {
+    // Only a shared store has an inbox: on another, decisions come through the socket.
+    if store.shared().is_none() {
+        return;
+    }
     let router = Router::single(&run_id, driver);
     loop {
         tokio::time::sleep(INBOX_POLL).await;
         let (s, r) = (store.clone(), run_id.clone());
-        let Ok(Ok(requests)) = tokio::task::spawn_blocking(move || s.inbox(&r)).await else {
+        let inbox = move || s.shared().map(|shared| shared.inbox(&r));
+        let Ok(Some(Ok(requests))) = tokio::task::spawn_blocking(inbox).await else {
             continue;
         };
         for (id, bytes) in requests {
             // Taken first: a request its sender withdrew meanwhile is not applied.
             let (s, r, i) = (store.clone(), run_id.clone(), id.clone());
-            match tokio::task::spawn_blocking(move || s.take_request(&r, &i)).await {
-                Ok(Ok(true)) => {}
+            let take = move || s.shared().map(|shared| shared.take_request(&r, &i));
+            match tokio::task::spawn_blocking(take).await {
+                Ok(Some(Ok(true))) => {}
                 _ => continue,
             }
             let response = answer(&router, &run_id, &bytes).await;
             let answer = serde_json::to_vec(&response).unwrap_or_default();
             let (s, r) = (store.clone(), run_id.clone());
-            let _ = tokio::task::spawn_blocking(move || s.answer(&r, &id, &answer)).await;
+            let answer = move || s.shared().map(|shared| shared.answer(&r, &id, &answer));
+            let _ = tokio::task::spawn_blocking(answer).await;
         }
     }
 }

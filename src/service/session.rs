@@ -17,7 +17,7 @@ use crate::control::{
 };
 use crate::evidence::Evidence;
 use crate::report::{History, Report};
-use crate::store::{EtcdAddress, EtcdStore, Owner, SledStore, Store, StoreError};
+use crate::store::{EtcdAddress, EtcdStore, Owner, SharedStore, SledStore, Store, StoreError};
 
 /// A shared store (`--store etcd://…`): where, the lease runs are driven with, and whose name
 /// owner keys carry.
@@ -198,8 +198,11 @@ impl Session {
             Access::Shared(store) => {
                 // A decision on a run some process drives goes to that process; on a run
                 // nobody drives, it is recorded here.
-                if store.owner(decision.run())?.is_some() {
-                    let response = through_inbox(store.as_ref(), decision.run(), &request)?;
+                let shared = store.shared().ok_or_else(|| {
+                    CliError::internal("the store given with --store is not a shared store")
+                })?;
+                if shared.owner(decision.run())?.is_some() {
+                    let response = through_inbox(shared, decision.run(), &request)?;
                     expect(response, |reply| match reply {
                         Reply::Decided => Ok(()),
                         other => Err(other),
@@ -344,11 +347,10 @@ pub fn hand_over(connection: &mut Connection, request: &Request) -> Result<Taken
 /// driver has not taken within [`INBOX_PATIENCE`] is withdrawn, and then never applied; one
 /// it took is waited for as long again, since it is being applied.
 pub fn through_inbox(
-    store: &dyn Store,
+    shared: &dyn SharedStore,
     run: &str,
     request: &Request,
 ) -> Result<Response, CliError> {
-    let shared = store;
     let bytes = serde_json::to_vec(&Envelope::new(request.clone()))
         .map_err(|e| CliError::internal(e.to_string()))?;
     let id = shared.post(run, &bytes)?;

@@ -12,7 +12,7 @@ use super::starting::start_refusal;
 use crate::control::{Connection, Request, StartRequest, Taken};
 use crate::dag::CompiledWorkflow;
 use crate::engine::{NewRun, Run, SystemClock};
-use crate::store::Store;
+use crate::store::{SharedStore, Store};
 
 /// A run to start: the workflow the command checked, and who starts it, how.
 pub struct StartSpec<'w> {
@@ -105,19 +105,19 @@ impl Session {
             Run::start(store.clone(), &new, &SystemClock).map_err(|e| start_refusal(e, &[]))?;
         // On a shared store with agents standing by, one of them drives the run: started
         // (and its workflow's one unfinished run decided) here, then let go of for them.
-        let agents = match self.shared() {
-            Some(_) => store.agents()?,
+        let agents = match store.shared() {
+            Some(shared) => shared.agents()?,
             None => Vec::new(),
         };
-        if agents.is_empty() {
+        let Some(shared) = store.shared().filter(|_| !agents.is_empty()) else {
             return Ok(Started::Here {
                 run: Box::new(run),
                 store,
             });
-        }
+        };
         let run_id = run.id().to_string();
         drop(run);
-        store.release(&run_id)?;
+        shared.release(&run_id)?;
         Ok(Started::Handed {
             run_id,
             agents: agents.into_iter().map(|a| a.name).collect(),
@@ -128,7 +128,7 @@ impl Session {
     /// Waits for one of the agents to take up run `run_id`, handed to them on `store`: true
     /// once one has; false when none did within the lease and 2 s (they were announced but
     /// are gone) and this process took the run back, to drive it itself.
-    pub fn await_agent(&self, store: &dyn Store, run_id: &str) -> Result<bool, CliError> {
+    pub fn await_agent(&self, store: &dyn SharedStore, run_id: &str) -> Result<bool, CliError> {
         let lease = self.shared().map_or(Duration::from_secs(5), |s| s.lease);
         let deadline = Instant::now() + lease + AGENT_GRACE;
         while store.owner(run_id)?.is_none() {

@@ -19,7 +19,10 @@ pub fn prepare(store: &dyn Store, run_id: &str, purpose: Purpose) -> Result<Load
             loaded.run.status.as_str()
         )));
     }
-    store.claim(run_id)?;
+    // A store one process owns whole has nobody else to claim the run from.
+    if let Some(shared) = store.shared() {
+        shared.claim(run_id)?;
+    }
     Ok(loaded)
 }
 

@@ -1,8 +1,8 @@
 //! Following a run's journal as it grows, for a process that shows a run it does not drive
 //! (`drctl run` once it handed its run to the agents). A follower reads only what is new since
-//! its last read; how it learns that there is something new is the store's business: by
-//! default it looks again every [`FOLLOW_POLL`], on etcd a watch tells it (so that a hundred
-//! followers cost the cluster no more reads than one).
+//! its last read; how it learns that there is something new is the store's business: on sled
+//! and in memory it looks again every [`FOLLOW_POLL`] ([`Polling`]), on etcd a watch tells it
+//! (so that a hundred followers cost the cluster no more reads than one).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use super::{JournalEntry, Store, StoreError};
 
-/// How often the default follower reads the run again.
+/// How often a polling follower reads the run again.
 pub const FOLLOW_POLL: Duration = Duration::from_millis(100);
 
 /// What a follower read.
@@ -38,8 +38,8 @@ pub trait JournalFollower: Send {
     fn changed(&mut self) -> Changed<'_>;
 }
 
-/// The default follower: the run's record, then its journal from the first entry not read
-/// yet, every [`FOLLOW_POLL`].
+/// The follower of a store that cannot tell when a run changes: the run's record, then its
+/// journal from the first entry not read yet, every [`FOLLOW_POLL`].
 pub(super) struct Polling<'a, S: ?Sized> {
     store: &'a S,
     run_id: String,

@@ -219,37 +219,54 @@ mod tests {
 
     use super::GroupCommit;
 
+    /// What has been "written", what the last flush made durable, and how many flushes ran.
+    #[derive(Clone, Default)]
+    struct Ledger {
+        written: Arc<AtomicU64>,
+        on_disk: Arc<AtomicU64>,
+        flushes: Arc<AtomicU64>,
+    }
+
+    impl Ledger {
+        /// A commit written: its number.
+        fn write(&self) -> u64 {
+            self.written.fetch_add(1, Ordering::SeqCst) + 1
+        }
+
+        /// A flush, taking its time: what was written before it is durable after it.
+        fn flush(&self) -> Result<(), ()> {
+            let upto = self.written.load(Ordering::SeqCst);
+            std::thread::sleep(std::time::Duration::from_micros(200));
+            self.on_disk.fetch_max(upto, Ordering::SeqCst);
+            self.flushes.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+
+        /// Fails when commit `mine` is not durable yet.
+        fn assert_durable(&self, mine: u64) {
+            assert!(
+                self.on_disk.load(Ordering::SeqCst) >= mine,
+                "returned before durable"
+            );
+        }
+
+        fn flushes(&self) -> u64 {
+            self.flushes.load(Ordering::SeqCst)
+        }
+    }
+
     #[test]
     fn every_commit_waits_for_a_flush_begun_after_it() {
         let group = Arc::new(GroupCommit::default());
-        // What has been "written" and what the last flush made durable.
-        let written = Arc::new(AtomicU64::new(0));
-        let on_disk = Arc::new(AtomicU64::new(0));
-        let flushes = Arc::new(AtomicU64::new(0));
+        let ledger = Ledger::default();
         let threads: Vec<_> = (0..16)
             .map(|_| {
-                let (group, written, on_disk, flushes) = (
-                    group.clone(),
-                    written.clone(),
-                    on_disk.clone(),
-                    flushes.clone(),
-                );
+                let (group, ledger) = (group.clone(), ledger.clone());
                 std::thread::spawn(move || {
                     for _ in 0..50 {
-                        let mine = written.fetch_add(1, Ordering::SeqCst) + 1;
-                        group
-                            .durable(|| -> Result<(), ()> {
-                                let upto = written.load(Ordering::SeqCst);
-                                std::thread::sleep(std::time::Duration::from_micros(200));
-                                on_disk.fetch_max(upto, Ordering::SeqCst);
-                                flushes.fetch_add(1, Ordering::SeqCst);
-                                Ok(())
-                            })
-                            .unwrap();
-                        assert!(
-                            on_disk.load(Ordering::SeqCst) >= mine,
-                            "returned before durable"
-                        );
+                        let mine = ledger.write();
+                        group.durable(|| ledger.flush()).unwrap();
+                        ledger.assert_durable(mine);
                     }
                 })
             })
@@ -258,7 +275,7 @@ mod tests {
             t.join().unwrap();
         }
         // How many flushes the 800 commits shared is a benchmark's figure, not this test's.
-        assert!(flushes.load(Ordering::SeqCst) >= 1);
+        assert!(ledger.flushes() >= 1);
     }
 
     #[test]
@@ -273,9 +290,7 @@ mod tests {
     #[test]
     fn tasks_wait_for_a_flush_begun_after_their_write() {
         let group = Arc::new(GroupCommit::default());
-        let written = Arc::new(AtomicU64::new(0));
-        let on_disk = Arc::new(AtomicU64::new(0));
-        let flushes = Arc::new(AtomicU64::new(0));
+        let ledger = Ledger::default();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .build()
@@ -283,31 +298,16 @@ mod tests {
         runtime.block_on(async {
             let tasks: Vec<_> = (0..100)
                 .map(|_| {
-                    let (group, written, on_disk, flushes) = (
-                        group.clone(),
-                        written.clone(),
-                        on_disk.clone(),
-                        flushes.clone(),
-                    );
+                    let (group, ledger) = (group.clone(), ledger.clone());
                     tokio::spawn(async move {
                         for _ in 0..20 {
-                            let mine = written.fetch_add(1, Ordering::SeqCst) + 1;
-                            let (w, d, f) = (written.clone(), on_disk.clone(), flushes.clone());
+                            let mine = ledger.write();
+                            let flushing = ledger.clone();
                             group
-                                .durable_async(move || -> Result<(), ()> {
-                                    let (written, on_disk, flushes) = (w, d, f);
-                                    let upto = written.load(Ordering::SeqCst);
-                                    std::thread::sleep(std::time::Duration::from_micros(200));
-                                    on_disk.fetch_max(upto, Ordering::SeqCst);
-                                    flushes.fetch_add(1, Ordering::SeqCst);
-                                    Ok(())
-                                })
+                                .durable_async(move || flushing.flush())
                                 .await
                                 .unwrap();
-                            assert!(
-                                on_disk.load(Ordering::SeqCst) >= mine,
-                                "returned before durable"
-                            );
+                            ledger.assert_durable(mine);
                             tokio::task::yield_now().await;
                         }
                     })
@@ -319,7 +319,7 @@ mod tests {
         });
         // 2,000 commits by 100 tasks on two threads: flushes are shared, or this would be
         // one flush per commit.
-        assert!(flushes.load(Ordering::SeqCst) < 2000);
+        assert!(ledger.flushes() < 2000);
     }
 
     /// A commit alone flushes on its task's thread; one with another commit pending hands

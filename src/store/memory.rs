@@ -1,9 +1,13 @@
 //! An in-memory store for unit tests: the same contract as the sled store, without the disk.
+//! One process owns it whole: it has no owners, no inbox and no agents.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use super::{Anchor, Commit, JournalEntry, RunRecord, StepRecord, Store, StoreError};
+use super::{
+    Anchor, Commit, Committing, JournalEntry, JournalFollower, RunRecord, SharedStore,
+    StepRecord, Store, StoreError,
+};
 
 #[derive(Default)]
 struct Inner {
@@ -33,6 +37,19 @@ impl MemoryStore {
     }
 }
 
+/// The values of `map` keyed by run `run_id` and a key from `from` on, in key order. No run
+/// id sorts between `run_id` and `run_id` followed by a NUL, and `K::default()` is the least
+/// key (the empty step name, entry 0).
+fn of_run<K: Ord + Default, V: Clone>(
+    map: &BTreeMap<(String, K), V>,
+    run_id: &str,
+    from: K,
+) -> Vec<V> {
+    map.range((run_id.to_string(), from)..(format!("{run_id}\0"), K::default()))
+        .map(|(_, v)| v.clone())
+        .collect()
+}
+
 impl Store for MemoryStore {
     fn commit(&self, run_id: &str, commit: &Commit) -> Result<(), StoreError> {
         let mut inner = self.lock();
@@ -56,6 +73,11 @@ impl Store for MemoryStore {
         Ok(())
     }
 
+    /// Nothing to wait for: a commit is done once it returns.
+    fn commit_async<'a>(&'a self, run_id: &'a str, commit: &'a Commit) -> Committing<'a> {
+        super::committed(self.commit(run_id, commit))
+    }
+
     fn anchor(&self, run_id: &str) -> Result<Option<Anchor>, StoreError> {
         Ok(self.lock().anchors.get(run_id).cloned())
     }
@@ -69,42 +91,34 @@ impl Store for MemoryStore {
     }
 
     fn runs(&self) -> Result<Vec<RunRecord>, StoreError> {
-        let mut out: Vec<RunRecord> = self.lock().runs.values().cloned().collect();
-        out.sort_by(|a, b| {
-            a.started_at
-                .cmp(&b.started_at)
-                .then(a.run_id.cmp(&b.run_id))
-        });
-        Ok(out)
+        Ok(super::oldest_first(
+            self.lock().runs.values().cloned().collect(),
+        ))
     }
 
     fn steps(&self, run_id: &str) -> Result<Vec<StepRecord>, StoreError> {
-        Ok(self
-            .lock()
-            .steps
-            .iter()
-            .filter(|((r, _), _)| r == run_id)
-            .map(|(_, s)| s.clone())
-            .collect())
+        Ok(of_run(&self.lock().steps, run_id, String::new()))
     }
 
     fn journal(&self, run_id: &str) -> Result<Vec<JournalEntry>, StoreError> {
-        Ok(self
-            .lock()
-            .journal
-            .iter()
-            .filter(|((r, _), _)| r == run_id)
-            .map(|(_, e)| e.clone())
-            .collect())
+        self.journal_from(run_id, 0)
     }
 
     fn journal_from(&self, run_id: &str, from: u64) -> Result<Vec<JournalEntry>, StoreError> {
-        let run = run_id.to_string();
-        Ok(self
-            .lock()
-            .journal
-            .range((run.clone(), from)..=(run, u64::MAX))
-            .map(|(_, e)| e.clone())
-            .collect())
+        Ok(of_run(&self.lock().journal, run_id, from))
+    }
+
+    /// Read again every [`super::FOLLOW_POLL`].
+    fn follow_journal(
+        &self,
+        run_id: &str,
+        from: u64,
+    ) -> Result<Box<dyn JournalFollower + '_>, StoreError> {
+        Ok(super::polling(self, run_id, from))
+    }
+
+    /// Not shared: this process owns every run in it.
+    fn shared(&self) -> Option<&dyn SharedStore> {
+        None
     }
 }

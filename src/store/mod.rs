@@ -1,6 +1,13 @@
 //! Durable storage of runs: the run records, the step records and the append-only, hash-chained
 //! event journal. The engine never touches sled directly: it talks to [`Store`], which has a
-//! sled implementation for real use and an in-memory one for unit tests.
+//! sled implementation for one machine, an etcd one shared by several processes, and an
+//! in-memory one for unit tests.
+//!
+//! What only a shared store has is apart, in narrow traits: who drives a run ([`Leases`]), a
+//! run's inbox of requests ([`Inbox`]) and the agents serving the store ([`Agents`]), together
+//! a [`SharedStore`]. A caller reaches them through [`Store::shared`], which is `None` on a
+//! store one process owns whole, and says what it does then: nothing pretends to have claimed
+//! a run or answered a request on a store that has no owners and no inbox.
 //!
 //! A commit (journal entries, the run record, the step records they change) is written
 //! atomically and made durable before it returns: what the engine does next may rely on it
@@ -109,21 +116,22 @@ pub struct Commit {
 pub type Committing<'a> =
     std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), StoreError>> + Send + 'a>>;
 
-/// Durable storage of runs.
+/// Durable storage of runs: what every store holds, whoever uses it. Every backend says what
+/// each method does (no method has a default), and says with [`Store::shared`] whether it is
+/// shared by several processes.
 pub trait Store: Send + Sync {
     /// Writes a commit atomically and durably (flushed before returning).
     fn commit(&self, run_id: &str, commit: &Commit) -> Result<(), StoreError>;
 
     /// As [`Store::commit`], for a run driven as a task among others (`drctl serve`): waiting
-    /// for the flush leaves the thread to the other runs. By default, [`Store::commit`].
-    fn commit_async<'a>(&'a self, run_id: &'a str, commit: &'a Commit) -> Committing<'a> {
-        Box::pin(std::future::ready(self.commit(run_id, commit)))
-    }
+    /// for the flush leaves the thread to the other runs. A store whose commit has nothing to
+    /// wait for hands back [`committed`] of its [`Store::commit`].
+    fn commit_async<'a>(&'a self, run_id: &'a str, commit: &'a Commit) -> Committing<'a>;
 
     /// The run `run_id`.
     fn run(&self, run_id: &str) -> Result<Option<RunRecord>, StoreError>;
 
-    /// Every run, oldest first.
+    /// Every run, oldest first (see `oldest_first`).
     fn runs(&self) -> Result<Vec<RunRecord>, StoreError>;
 
     /// The step records of a run, in no particular order.
@@ -134,107 +142,129 @@ pub trait Store: Send + Sync {
 
     /// The journal of a run from entry `from` on, in order (empty when `from` is past its
     /// end), read without reading the entries before `from`: what a follower asks for is
-    /// what is new. By default, [`Store::journal`] with the entries before `from` left out.
-    fn journal_from(&self, run_id: &str, from: u64) -> Result<Vec<JournalEntry>, StoreError> {
-        let mut journal = self.journal(run_id)?;
-        journal.retain(|e| e.seq >= from);
-        Ok(journal)
-    }
+    /// what is new.
+    fn journal_from(&self, run_id: &str, from: u64) -> Result<Vec<JournalEntry>, StoreError>;
 
     /// Follows run `run_id`'s journal from entry `from` on, for a process that shows the run
-    /// without driving it. By default the follower reads the run's record and
-    /// [`Store::journal_from`] every [`FOLLOW_POLL`]; on etcd a watch tells it what is new.
+    /// without driving it: on sled and in memory the run's record and
+    /// [`Store::journal_from`] every [`FOLLOW_POLL`] (`polling`), on etcd a watch tells the
+    /// follower what is new.
     fn follow_journal(
         &self,
         run_id: &str,
         from: u64,
-    ) -> Result<Box<dyn JournalFollower + '_>, StoreError> {
-        Ok(Box::new(follow::Polling::new(self, run_id, from)))
-    }
+    ) -> Result<Box<dyn JournalFollower + '_>, StoreError>;
 
     /// The workflow text run `run_id` started with.
     fn source(&self, run_id: &str) -> Result<Option<String>, StoreError>;
-
-    /// Makes this process the one that drives run `run_id`: refused (`Fenced`) when another
-    /// process drives it. A store one process owns whole (sled, memory) has nothing to do.
-    fn claim(&self, run_id: &str) -> Result<(), StoreError> {
-        let _ = run_id;
-        Ok(())
-    }
-
-    /// Leaves `request` for the process that drives run `run_id`, on a store shared by
-    /// several processes; returns its id. Only a shared store has an inbox.
-    fn post(&self, run_id: &str, request: &[u8]) -> Result<String, StoreError> {
-        let _ = (run_id, request);
-        Err(StoreError::Io(
-            "this store is not shared: decisions go through the driving process's socket".into(),
-        ))
-    }
-
-    /// The requests waiting for run `run_id`'s driver, oldest first: `(id, request)`.
-    fn inbox(&self, run_id: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
-        let _ = run_id;
-        Ok(Vec::new())
-    }
-
-    /// Takes request `id` out of run `run_id`'s inbox to apply it: true when this process has
-    /// it now, false when it was withdrawn first (it must not be applied). Exactly one of
-    /// [`Store::take_request`] and [`Store::withdraw`] wins for a request.
-    fn take_request(&self, run_id: &str, id: &str) -> Result<bool, StoreError> {
-        let _ = (run_id, id);
-        Ok(true)
-    }
-
-    /// Withdraws request `id` of run `run_id` while it still waits in the inbox: true when it
-    /// was withdrawn (it will never be applied), false when the driver took it first (it is
-    /// being applied, or was: its answer follows).
-    fn withdraw(&self, run_id: &str, id: &str) -> Result<bool, StoreError> {
-        let _ = (run_id, id);
-        Ok(false)
-    }
-
-    /// Answers request `id` of run `run_id` (taken with [`Store::take_request`]).
-    fn answer(&self, run_id: &str, id: &str, answer: &[u8]) -> Result<(), StoreError> {
-        let _ = (run_id, id, answer);
-        Ok(())
-    }
-
-    /// Takes the answer to request `id` of run `run_id`, once there is one.
-    fn take_answer(&self, run_id: &str, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let _ = (run_id, id);
-        Ok(None)
-    }
-
-    /// Makes this process known as an agent (`drctl serve`) for as long as it holds its
-    /// lease, on a store shared by several processes; said again now and then. A store one
-    /// process owns has nothing to do.
-    fn announce(&self) -> Result<(), StoreError> {
-        Ok(())
-    }
-
-    /// The agents known to be alive (see [`Store::announce`]).
-    fn agents(&self) -> Result<Vec<Owner>, StoreError> {
-        Ok(Vec::new())
-    }
-
-    /// Lets go of run `run_id`, which this process holds, for an agent to take it up: this
-    /// process writes nothing more for it (a commit it tried would be refused). Refused
-    /// (`Fenced`) when this process never held it.
-    fn release(&self, run_id: &str) -> Result<(), StoreError> {
-        let _ = run_id;
-        Ok(())
-    }
-
-    /// Who drives run `run_id`, on a store shared by several processes.
-    fn owner(&self, run_id: &str) -> Result<Option<Owner>, StoreError> {
-        let _ = run_id;
-        Ok(None)
-    }
 
     /// Where run `run_id`'s journal ended at its last commit, kept apart from the journal so
     /// that a journal cut short (its last commits lost or removed) is detected. `None` for
     /// runs recorded before anchors existed.
     fn anchor(&self, run_id: &str) -> Result<Option<Anchor>, StoreError>;
+
+    /// What only a store shared by several processes has (owners, an inbox, agents), or
+    /// `None` for a store one process owns whole (sled, memory): there nobody else drives a
+    /// run, and decisions go through the driving process's socket.
+    fn shared(&self) -> Option<&dyn SharedStore>;
+}
+
+/// Who drives which run, on a store shared by several processes: a run is held under the
+/// holder's lease, and only its holder writes it.
+pub trait Leases: Send + Sync {
+    /// Makes this process the one that drives run `run_id`: refused (`Fenced`) when another
+    /// process drives it.
+    fn claim(&self, run_id: &str) -> Result<(), StoreError>;
+
+    /// Lets go of run `run_id`, which this process holds, for an agent to take it up: this
+    /// process writes nothing more for it (a commit it tried would be refused). Refused
+    /// (`Fenced`) when this process never held it.
+    fn release(&self, run_id: &str) -> Result<(), StoreError>;
+
+    /// Who drives run `run_id`, if anyone.
+    fn owner(&self, run_id: &str) -> Result<Option<Owner>, StoreError>;
+}
+
+/// A run's inbox, on a store shared by several processes: requests left for the process that
+/// drives the run (votes, cancels), and its answers.
+pub trait Inbox: Send + Sync {
+    /// Leaves `request` for the process that drives run `run_id`; returns its id.
+    fn post(&self, run_id: &str, request: &[u8]) -> Result<String, StoreError>;
+
+    /// The requests waiting for run `run_id`'s driver, oldest first: `(id, request)`.
+    fn inbox(&self, run_id: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
+
+    /// Takes request `id` out of run `run_id`'s inbox to apply it: true when this process has
+    /// it now, false when it was withdrawn first (it must not be applied). Exactly one of
+    /// [`Inbox::take_request`] and [`Inbox::withdraw`] wins for a request.
+    fn take_request(&self, run_id: &str, id: &str) -> Result<bool, StoreError>;
+
+    /// Withdraws request `id` of run `run_id` while it still waits in the inbox: true when it
+    /// was withdrawn (it will never be applied), false when the driver took it first (it is
+    /// being applied, or was: its answer follows).
+    fn withdraw(&self, run_id: &str, id: &str) -> Result<bool, StoreError>;
+
+    /// Answers request `id` of run `run_id` (taken with [`Inbox::take_request`]).
+    fn answer(&self, run_id: &str, id: &str, answer: &[u8]) -> Result<(), StoreError>;
+
+    /// Takes the answer to request `id` of run `run_id`, once there is one.
+    fn take_answer(&self, run_id: &str, id: &str) -> Result<Option<Vec<u8>>, StoreError>;
+}
+
+/// The agents (`drctl serve`) serving a store shared by several processes.
+pub trait Agents: Send + Sync {
+    /// Makes this process known as an agent for as long as it holds its lease; said again now
+    /// and then.
+    fn announce(&self) -> Result<(), StoreError>;
+
+    /// The agents known to be alive (see [`Agents::announce`]).
+    fn agents(&self) -> Result<Vec<Owner>, StoreError>;
+}
+
+/// Everything a store shared by several processes has beyond [`Store`], reached through
+/// [`Store::shared`].
+pub trait SharedStore: Leases + Inbox + Agents {}
+
+impl<T: Leases + Inbox + Agents> SharedStore for T {}
+
+/// A commit already durable when [`Store::commit`] returns, as [`Store::commit_async`] hands
+/// it back (nothing to wait for: memory, etcd's client thread, a test's store).
+pub fn committed<'a>(done: Result<(), StoreError>) -> Committing<'a> {
+    Box::pin(std::future::ready(done))
+}
+
+/// `runs` oldest first (then by id), as [`Store::runs`] lists them.
+fn oldest_first(mut runs: Vec<RunRecord>) -> Vec<RunRecord> {
+    runs.sort_by(|a, b| {
+        a.started_at
+            .cmp(&b.started_at)
+            .then(a.run_id.cmp(&b.run_id))
+    });
+    runs
+}
+
+/// The follower that reads the run's record and [`Store::journal_from`] every
+/// [`FOLLOW_POLL`], for a store that cannot tell when a run changes.
+fn polling<'a, S: Store>(
+    store: &'a S,
+    run_id: &str,
+    from: u64,
+) -> Box<dyn JournalFollower + 'a> {
+    Box::new(follow::Polling::new(store, run_id, from))
+}
+
+/// A run's step records as its `bundles` (oldest first) leave them: the latest of each step.
+fn latest_steps(
+    bundles: impl IntoIterator<Item = Result<format::Bundle, StoreError>>,
+) -> Result<Vec<StepRecord>, StoreError> {
+    let mut latest: std::collections::HashMap<String, StepRecord> =
+        std::collections::HashMap::new();
+    for bundle in bundles {
+        for step in bundle?.steps {
+            latest.insert(step.step.clone(), step);
+        }
+    }
+    Ok(latest.into_values().collect())
 }
 
 /// The end of a run's journal as of its last commit.

@@ -75,8 +75,8 @@ pub(super) async fn drive_here(
     // let go of.
     if let (Some(store), Ok(_)) = (shared, &outcome) {
         let run = id.clone();
-        let released = tokio::task::spawn_blocking(move || store.release(&run)).await;
-        if let Ok(Err(e)) = released {
+        let release = move || store.shared().map(|shared| shared.release(&run));
+        if let Ok(Some(Err(e))) = tokio::task::spawn_blocking(release).await {
             tracing::warn!(run_id = %id, error = %e, "cannot let go of the run at rest");
         }
     }

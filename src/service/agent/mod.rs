@@ -78,27 +78,9 @@ impl Agent {
         runtime: tokio::runtime::Handle,
         driver: Option<(String, std::path::PathBuf)>,
     ) -> (Arc<Self>, Arc<Router>) {
-        Self::build(store, say, runtime, driver, false)
-    }
-
-    /// As [`Agent::new`], on a store shared by several processes (etcd): each run driven here
-    /// also takes the decisions left in its inbox.
-    pub fn shared(
-        store: Arc<dyn Store>,
-        say: Say,
-        runtime: tokio::runtime::Handle,
-        driver: Option<(String, std::path::PathBuf)>,
-    ) -> (Arc<Self>, Arc<Router>) {
-        Self::build(store, say, runtime, driver, true)
-    }
-
-    fn build(
-        store: Arc<dyn Store>,
-        say: Say,
-        runtime: tokio::runtime::Handle,
-        driver: Option<(String, std::path::PathBuf)>,
-        inbox: bool,
-    ) -> (Arc<Self>, Arc<Router>) {
+        // On a store shared by several processes (etcd), each run driven here also takes the
+        // decisions left in its inbox.
+        let inbox = store.shared().is_some();
         let agent = Arc::new(Self {
             store,
             router: OnceLock::new(),

@@ -12,7 +12,7 @@ use super::Agent;
 use crate::engine::{Input, Machine};
 use crate::service::exit;
 use crate::service::load::Purpose;
-use crate::store::{RunRecord, StoreError};
+use crate::store::{RunRecord, SharedStore, StoreError};
 
 /// How long a run that could not be taken over is left alone.
 const SET_ASIDE: Duration = Duration::from_secs(30);
@@ -39,27 +39,37 @@ impl Agent {
     pub fn watch(&self, name: &str, poll: Duration, once: bool) -> Result<(), StoreError> {
         // `drctl run` hands its runs to agents it finds announced: a run appears without a
         // driver, and the first agent to claim it drives it.
-        self.store.announce()?;
+        let Some(shared) = self.store.shared() else {
+            return Err(StoreError::Io(
+                "an agent watches for runs without a driver only on a shared store".into(),
+            ));
+        };
+        shared.announce()?;
         // A run that could not be taken over (its workflow no longer compiles, say) is tried
         // again after a while, not at every look.
         let mut set_aside: HashMap<String, Instant> = HashMap::new();
         loop {
             set_aside.retain(|_, until| *until > Instant::now());
-            self.take_over_orphans(name, &mut set_aside);
+            self.take_over_orphans(shared, name, &mut set_aside);
             if once {
                 self.wait();
                 return Ok(());
             }
             std::thread::sleep(poll);
             // Again and again: a lease lost (a long pause) takes the announcement with it.
-            if let Err(e) = self.store.announce() {
+            if let Err(e) = shared.announce() {
                 tracing::warn!(error = %e, "cannot announce this agent");
             }
         }
     }
 
     /// One look at the store: every run without a driver is taken over.
-    fn take_over_orphans(&self, name: &str, set_aside: &mut HashMap<String, Instant>) {
+    fn take_over_orphans(
+        &self,
+        shared: &dyn SharedStore,
+        name: &str,
+        set_aside: &mut HashMap<String, Instant>,
+    ) {
         // The store out of reach (a member lost, the cluster restarting) is waited out: the
         // runs this agent drives need it back, and so do the runs it may have to take over.
         let runs = match self.store.runs() {
@@ -76,7 +86,7 @@ impl Agent {
             if router.drives(&run.run_id) || set_aside.contains_key(&run.run_id) {
                 continue;
             }
-            let owner_present = match self.store.owner(&run.run_id) {
+            let owner_present = match shared.owner(&run.run_id) {
                 Ok(owner) => owner.is_some(),
                 Err(StoreError::BadRecord { .. }) => true,
                 Err(e) => {

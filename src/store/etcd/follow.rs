@@ -7,6 +7,10 @@
 //! A watch can end under a follower (its member killed, the watch cancelled): the follower then
 //! reads again from the first entry it has not handed on, and watches from that read's
 //! revision. It never misses an entry and never hands one on twice.
+//!
+//! A run that rests while its journal, read at the same revision as its record, lacks entries
+//! the record counts (a damaged or tampered store) is an error naming the run: those entries
+//! will never come.
 
 use std::collections::VecDeque;
 
@@ -158,6 +162,29 @@ impl Record {
             under_way: r.status.is_under_way(),
             journal_len: r.journal_len,
         })
+    }
+
+    /// The run's journal length, when the run rests and its journal is said to go past entry
+    /// `from`, the first not handed on.
+    fn rests_past(self, from: u64) -> Option<u64> {
+        match self {
+            Record::Read {
+                under_way: false,
+                journal_len,
+            } if journal_len > from => Some(journal_len),
+            _ => None,
+        }
+    }
+}
+
+/// Run `run_id` rests with `journal_len` entries by its record, yet its journal, read at the
+/// same revision, ends before entry `from`.
+fn cut_short(run_id: &str, journal_len: u64, from: u64) -> StoreError {
+    StoreError::BadRecord {
+        run: run_id.to_string(),
+        reason: format!(
+            "its record counts {journal_len} journal entries, but entry {from} is not in its journal: the store is damaged or was tampered with"
+        ),
     }
 }
 
@@ -325,7 +352,17 @@ async fn watch_run(
             from = last.seq + 1;
         }
         let record = Record::of(record.as_ref());
-        if news.send(News::Entries(entries)).is_err() || news.send(News::Record(record)).is_err() {
+        if news.send(News::Entries(entries)).is_err() {
+            return;
+        }
+        // Read at one revision: a run that rests holds every entry its record counts, unless
+        // its journal was cut short (a damaged or tampered store). Waiting for those entries
+        // would be waiting forever.
+        if let Some(journal_len) = record.rests_past(from) {
+            let _ = news.send(News::Failed(cut_short(&keys.run_id, journal_len, from)));
+            return;
+        }
+        if news.send(News::Record(record)).is_err() {
             return;
         }
         match watch(&client, &keys, revision + 1, &mut from, &news).await {
@@ -391,6 +428,11 @@ async fn watch(
                     },
                     EventType::Delete => Record::Missing,
                 };
+                if record.rests_past(*from).is_some() {
+                    // The bundle of the commit that made the run rest may come after its
+                    // record: a read at one revision tells it from a journal cut short.
+                    return Ended::Broken;
+                }
                 news.send(News::Record(record))
             } else if event.event_type() == EventType::Put {
                 let bundle: JournalOnly = match decode(&keys.run_id, kv.value()) {

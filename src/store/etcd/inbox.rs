@@ -4,14 +4,25 @@
 
 use etcd_client::{Compare, CompareOp, Txn, TxnOp, TxnOpResponse};
 
-use super::super::StoreError;
+use super::super::{Inbox, StoreError};
 use super::EtcdStore;
 
 impl EtcdStore {
+    /// Takes request `id` out of run `run_id`'s inbox to apply it (see
+    /// [`Inbox::take_request`]).
+    pub fn take_request(&self, run_id: &str, id: &str) -> Result<bool, StoreError> {
+        self.move_out_of_inbox(run_id, id, true)
+    }
+
+    /// Withdraws request `id` of run `run_id` while it still waits (see [`Inbox::withdraw`]).
+    pub fn withdraw(&self, run_id: &str, id: &str) -> Result<bool, StoreError> {
+        self.move_out_of_inbox(run_id, id, false)
+    }
+
     /// Takes request `id` out of run `run_id`'s inbox, in one transaction that holds only
     /// while the request is still there: by its driver (`taken`: marked as being applied) or
     /// by its sender (withdrawn). True when this call took it out.
-    pub(super) fn move_out_of_inbox(
+    fn move_out_of_inbox(
         &self,
         run_id: &str,
         id: &str,
@@ -35,8 +46,8 @@ impl EtcdStore {
         })
     }
 
-    /// Leaves `request` in run `run_id`'s inbox; its id.
-    pub(super) fn post_request(&self, run_id: &str, request: &[u8]) -> Result<String, StoreError> {
+    /// Leaves `request` in run `run_id`'s inbox; its id (see [`Inbox::post`]).
+    pub fn post(&self, run_id: &str, request: &[u8]) -> Result<String, StoreError> {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
@@ -52,11 +63,8 @@ impl EtcdStore {
         Ok(id)
     }
 
-    /// The requests waiting in run `run_id`'s inbox, oldest first.
-    pub(super) fn waiting_requests(
-        &self,
-        run_id: &str,
-    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+    /// The requests waiting in run `run_id`'s inbox, oldest first (see [`Inbox::inbox`]).
+    pub fn inbox(&self, run_id: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         Ok(self
             .list(self.key(&["inbox", run_id, ""]))?
             .into_iter()
@@ -64,13 +72,8 @@ impl EtcdStore {
             .collect())
     }
 
-    /// Answers request `id`, which this process took.
-    pub(super) fn put_answer(
-        &self,
-        run_id: &str,
-        id: &str,
-        answer: &[u8],
-    ) -> Result<(), StoreError> {
+    /// Answers request `id`, which this process took (see [`Inbox::answer`]).
+    pub fn answer(&self, run_id: &str, id: &str, answer: &[u8]) -> Result<(), StoreError> {
         let txn = Txn::new().and_then([
             TxnOp::delete(self.key(&["taken", run_id, id]), None),
             TxnOp::put(self.key(&["answers", run_id, id]), answer.to_vec(), None),
@@ -84,12 +87,8 @@ impl EtcdStore {
         })
     }
 
-    /// Takes the answer to request `id`, once there is one.
-    pub(super) fn remove_answer(
-        &self,
-        run_id: &str,
-        id: &str,
-    ) -> Result<Option<Vec<u8>>, StoreError> {
+    /// Takes the answer to request `id`, once there is one (see [`Inbox::take_answer`]).
+    pub fn take_answer(&self, run_id: &str, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let answer = self.key(&["answers", run_id, id]);
         let txn = Txn::new().and_then([
             TxnOp::get(answer.clone(), None),
@@ -105,5 +104,31 @@ impl EtcdStore {
                 }))
             }
         })
+    }
+}
+
+impl Inbox for EtcdStore {
+    fn post(&self, run_id: &str, request: &[u8]) -> Result<String, StoreError> {
+        EtcdStore::post(self, run_id, request)
+    }
+
+    fn inbox(&self, run_id: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        EtcdStore::inbox(self, run_id)
+    }
+
+    fn take_request(&self, run_id: &str, id: &str) -> Result<bool, StoreError> {
+        EtcdStore::take_request(self, run_id, id)
+    }
+
+    fn withdraw(&self, run_id: &str, id: &str) -> Result<bool, StoreError> {
+        EtcdStore::withdraw(self, run_id, id)
+    }
+
+    fn answer(&self, run_id: &str, id: &str, answer: &[u8]) -> Result<(), StoreError> {
+        EtcdStore::answer(self, run_id, id, answer)
+    }
+
+    fn take_answer(&self, run_id: &str, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        EtcdStore::take_answer(self, run_id, id)
     }
 }
