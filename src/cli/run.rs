@@ -124,9 +124,9 @@ pub fn run(args: &RunArgs, session: &Session, mode: &str) -> Result<u8, CliError
             let names = format!("handed to the agents ({})", agents.join(", "));
             let json = ("agents", agents.into());
             print_started(started, &run_id, workflow, Some((names, json)));
-            let shared = store
-                .shared()
-                .ok_or_else(|| CliError::internal("runs are handed to agents only on a shared store"))?;
+            let shared = store.shared().ok_or_else(|| {
+                CliError::internal("runs are handed to agents only on a shared store")
+            })?;
             if !session.await_agent(shared, &run_id)? {
                 let lease = session.shared().map_or(Duration::from_secs(5), |s| s.lease);
                 eprintln!(
