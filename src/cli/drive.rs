@@ -11,7 +11,7 @@ use std::io::IsTerminal;
 use super::output::{LiveView, RunFormat, exit_code, printer, summary};
 use crate::actions::ExecContext;
 use crate::control::serve;
-use crate::engine::{Driver, Input, Run, SystemClock, Until};
+use crate::engine::{Driver, Input, Run, Services, Until};
 use crate::store::{RunStatus, Store};
 
 /// Everything needed to drive a loaded or new run.
@@ -33,6 +33,8 @@ pub struct Drive<'w> {
     /// The person at this terminal (`--as`, else `$USER`): an approval offered here is voted
     /// in their name, under the same rules as any vote.
     pub operator: String,
+    /// What the run's steps use: actions, AWS, clock, the log's redactors.
+    pub services: Services,
 }
 
 /// Drives the run until it rests; prints its summary; returns the exit code.
@@ -74,8 +76,8 @@ async fn drive_async(d: Drive<'_>) -> anyhow::Result<u8> {
     let announcer = crate::notify::Announcer::for_run(d.run.machine.workflow(), &run_id);
     let outbox = announcer.as_ref().map(crate::notify::Announcer::outbox);
     let observer = with_events(printer(run_id.clone(), d.format, live.clone()), announcer);
-    let exec = exec_context(&d.run.recorder.run, d.base_dir);
-    let mut driver = Driver::new(d.run, Arc::new(SystemClock), exec, observer);
+    let exec = exec_context(&d.run.recorder.run, d.base_dir, &d.services);
+    let mut driver = Driver::new(d.run, &d.services, exec, observer);
     driver.rearm();
     if let Some(view) = &live {
         let view = view.clone();
@@ -166,14 +168,18 @@ async fn serve_inbox(
     }
 }
 
-/// What the actions of run `run` are given: where relative paths start, the AWS clients,
-/// and when the outage began (RPO of restores is measured from it when the operator gave
-/// it, else from the run's start).
-pub(super) fn exec_context(run: &crate::store::RunRecord, base_dir: PathBuf) -> ExecContext {
+/// What the actions of run `run` are given: where relative paths start, the AWS clients of
+/// `services`, and when the outage began (RPO of restores is measured from it when the
+/// operator gave it, else from the run's start).
+pub(super) fn exec_context(
+    run: &crate::store::RunRecord,
+    base_dir: PathBuf,
+    services: &Services,
+) -> ExecContext {
     ExecContext {
         base_dir,
         timeout: None,
-        aws: crate::aws::AwsContext::global(),
+        aws: services.aws.clone(),
         incident_start: run
             .incident_start
             .as_deref()

@@ -48,8 +48,14 @@ pub enum Purpose {
     TakeOver,
 }
 
-/// Finds run `run_id` and compiles its workflow, as `purpose` needs it.
-pub fn load(store: &dyn Store, run_id: &str, purpose: Purpose) -> Result<Loaded, CliError> {
+/// Finds run `run_id` and compiles its workflow with the actions of `registry`, as `purpose`
+/// needs it.
+pub fn load(
+    store: &dyn Store,
+    run_id: &str,
+    purpose: Purpose,
+    registry: &Registry,
+) -> Result<Loaded, CliError> {
     let file_check = !matches!(purpose, Purpose::Record | Purpose::TakeOver);
     let allow_changed = matches!(
         purpose,
@@ -63,7 +69,7 @@ pub fn load(store: &dyn Store, run_id: &str, purpose: Purpose) -> Result<Loaded,
             "no run `{run_id}` in this state directory (`drctl runs` lists them)"
         ))
     })?;
-    let (stored, stored_text) = stored_workflow(store, &run)?;
+    let (stored, stored_text) = stored_workflow(store, &run, registry)?;
     if !file_check || !Path::new(&run.workflow_file).exists() {
         return Ok(Loaded {
             run,
@@ -75,7 +81,8 @@ pub fn load(store: &dyn Store, run_id: &str, purpose: Purpose) -> Result<Loaded,
     let text = std::fs::read_to_string(&run.workflow_file)
         .map_err(|e| CliError::invalid(format!("cannot read {}: {e}", run.workflow_file)))?;
     let overrides = crate::stored::overrides(&run)?;
-    let mut current = compile(
+    let mut current = compile_with(
+        registry,
         &run.workflow_file,
         &text,
         &overrides,
@@ -131,14 +138,27 @@ pub fn load(store: &dyn Store, run_id: &str, purpose: Purpose) -> Result<Loaded,
     })
 }
 
-/// Compiles a workflow text; with `file`, its allowed-signers file is read next to it.
+/// Compiles a workflow text with the built-in actions, for a run followed here and driven
+/// elsewhere (see [`compile_with`]).
 pub(super) fn compile(
     name: &str,
     text: &str,
     overrides: &[Override],
     file: Option<&Path>,
 ) -> Result<CompiledWorkflow, CliError> {
-    let mut checked = check_source(SourceFile::new(name, text), Registry::global(), overrides);
+    compile_with(&Registry::builtin(), name, text, overrides, file)
+}
+
+/// Compiles a workflow text with the actions of `registry`; with `file`, its allowed-signers
+/// file is read next to it.
+pub(super) fn compile_with(
+    registry: &Registry,
+    name: &str,
+    text: &str,
+    overrides: &[Override],
+    file: Option<&Path>,
+) -> Result<CompiledWorkflow, CliError> {
+    let mut checked = check_source(SourceFile::new(name, text), registry, overrides);
     if let Some(file) = file {
         crate::check::read_signers(&mut checked, file);
     }
@@ -154,16 +174,26 @@ pub(super) fn compile(
 }
 
 /// Applies inputs to a run no live process drives: replay, mark interrupted attempts, decide,
-/// journal. Used by `approve`, `reject` and `cancel` when the run is not live.
+/// journal. Used by `approve`, `reject` and `cancel` when the run is not live; with the
+/// built-in actions and the system clock (see [`apply_offline_with`]).
 pub fn apply_offline(
     store: Arc<dyn Store>,
     run_id: &str,
     inputs: Vec<Input>,
 ) -> Result<(), CliError> {
-    let loaded = load(store.as_ref(), run_id, Purpose::Record)?;
+    apply_offline_with((&Registry::builtin(), &SystemClock), store, run_id, inputs)
+}
+
+/// [`apply_offline`], with the actions of `registry` and the time of `clock`.
+pub fn apply_offline_with(
+    (registry, clock): (&Registry, &dyn Clock),
+    store: Arc<dyn Store>,
+    run_id: &str,
+    inputs: Vec<Input>,
+) -> Result<(), CliError> {
+    let loaded = load(store.as_ref(), run_id, Purpose::Record, registry)?;
     let mut run = Run::load_record(store, loaded.run, &loaded.workflow)?;
     run.machine.hold = true;
-    let clock = SystemClock;
     for input in std::iter::once(Input::Interrupted).chain(inputs) {
         run.record(input, clock.now())?;
     }

@@ -45,6 +45,9 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
+use crate::aws::AwsContext;
+use crate::engine::Services;
+
 pub use cancel::CancelArgs;
 pub use decide::DecideArgs;
 pub use error::CliError;
@@ -169,8 +172,9 @@ pub fn main() -> ExitCode {
     if let Command::StepGuard(args) = &cli.command {
         return guard::guard(args);
     }
-    logging::init(cli.json, cli.verbose);
-    crate::aws::set_endpoint_override(cli.aws_endpoint_url.clone());
+    // What compiles, plans and drives runs is built here, once, and handed down.
+    let services = Services::new(AwsContext::new(cli.aws_endpoint_url.clone()));
+    logging::init(cli.json, cli.verbose, services.redactors.clone());
     // `--store sled:DIR` is `--state DIR`.
     let state = match cli.store.as_deref().and_then(|u| u.strip_prefix("sled:")) {
         Some(dir) => PathBuf::from(dir),
@@ -188,20 +192,25 @@ pub fn main() -> ExitCode {
     }
     let result = match &cli.command {
         Command::Validate(args) => validate::validate(args).map_err(CliError::from),
-        Command::Plan(args) => plan::plan(args, &state).map_err(CliError::from),
-        Command::Run(args) => run::run(args, &state, "run"),
-        Command::Drill(args) => run::run(args, &state, "drill"),
+        Command::Plan(args) => plan::plan(args, &state, &services).map_err(CliError::from),
+        Command::Run(args) => run::run(args, &state, "run", &services),
+        Command::Drill(args) => run::run(args, &state, "drill", &services),
         Command::Status(args) => status::status(args, &state),
         Command::Runs(args) => status::runs(args, &state),
         Command::Approve(args) => decide::decide(args, &state, crate::engine::Decision::Approve),
         Command::Reject(args) => decide::decide(args, &state, crate::engine::Decision::Reject),
-        Command::Resume(args) => resume::resume(args, matches.subcommand_matches("resume"), &state),
+        Command::Resume(args) => resume::resume(
+            args,
+            matches.subcommand_matches("resume"),
+            &state,
+            &services,
+        ),
         Command::Cancel(args) => cancel::cancel(args, &state),
-        Command::Rollback(args) => resume::rollback(args, &state),
+        Command::Rollback(args) => resume::rollback(args, &state, &services),
         Command::Report(args) => report::report(args, &state),
         Command::History(args) => report::history(args, &state),
         Command::Verify(args) => verify::verify(args, &state),
-        Command::Serve(args) => serve::serve(args, &state, cli.name.as_deref()),
+        Command::Serve(args) => serve::serve(args, &state, cli.name.as_deref(), &services),
         Command::StepGuard(_) => unreachable!("the guard returns above"),
     };
     exit::code(result.unwrap_or_else(|e| e.report()))

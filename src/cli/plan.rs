@@ -5,10 +5,10 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 
 use super::exit;
-use crate::actions::Registry;
 use crate::check::check_file;
 use crate::dag::Override;
 use crate::diagnostic::render_text;
+use crate::engine::Services;
 use crate::plan::{LiveMode, Plan, dot, mermaid, render_json};
 
 /// Output format of `plan`.
@@ -49,9 +49,9 @@ pub struct PlanArgs {
 }
 
 /// Runs `plan`. Invalid workflows print their diagnostics to stderr and exit 2.
-pub fn plan(args: &PlanArgs, state: &std::path::Path) -> anyhow::Result<u8> {
-    let registry = Registry::builtin();
-    let checked = check_file(&args.file, &registry, &args.params);
+pub fn plan(args: &PlanArgs, state: &std::path::Path, services: &Services) -> anyhow::Result<u8> {
+    let registry = &services.registry;
+    let checked = check_file(&args.file, registry, &args.params);
     let Some(workflow) = &checked.workflow else {
         eprint!(
             "{}",
@@ -76,7 +76,7 @@ pub fn plan(args: &PlanArgs, state: &std::path::Path) -> anyhow::Result<u8> {
     } else {
         workflow.clone()
     };
-    let mut plan = Plan::build(&predicted, &registry, &checked.diagnostics, live);
+    let mut plan = Plan::build(&predicted, registry, &checked.diagnostics, live);
     plan.prediction_source = if runs > 0 {
         format!(
             "median durations of {runs} past succeeded run(s), estimates where a step has no history"
@@ -92,7 +92,8 @@ pub fn plan(args: &PlanArgs, state: &std::path::Path) -> anyhow::Result<u8> {
         runtime.block_on(crate::plan::look_up(
             &mut plan,
             workflow,
-            crate::aws::AwsContext::global(),
+            registry,
+            services.aws.clone(),
         ));
     }
     let rendered = match args.format {

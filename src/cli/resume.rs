@@ -9,8 +9,9 @@ use super::error::CliError;
 use super::load::{Purpose, load};
 use super::output::RunFormat;
 use super::state::{own, whoami};
+use crate::actions::Registry;
 use crate::control::TakeUpHow;
-use crate::engine::{Choice, Input, Run, Until, WorkflowChange, driver_key_for};
+use crate::engine::{Choice, Input, Run, Services, Until, WorkflowChange, driver_key_for};
 use crate::store::Store;
 
 /// Continue an interrupted, paused or cancelled run.
@@ -143,6 +144,7 @@ pub fn resume(
     args: &ResumeArgs,
     matches: Option<&clap::ArgMatches>,
     state: &std::path::Path,
+    services: &Services,
 ) -> Result<u8, CliError> {
     let choices = choices(args, matches)?;
     let by = whoami(args.by.as_ref());
@@ -169,10 +171,11 @@ pub fn resume(
         store.as_ref(),
         &args.run,
         Purpose::Continue { allow_changed },
+        &services.registry,
     )?;
     let change = signed_change(&loaded, &by, key.as_deref())?;
     take_up_loaded(
-        store,
+        (store, services),
         state,
         &loaded,
         (&by, key.as_deref()),
@@ -273,13 +276,17 @@ pub(super) fn rollback_inputs(machine: &crate::engine::Machine<'_>, by: &str) ->
 }
 
 /// Runs `rollback`.
-pub fn rollback(args: &RollbackArgs, state: &std::path::Path) -> Result<u8, CliError> {
+pub fn rollback(
+    args: &RollbackArgs,
+    state: &std::path::Path,
+    services: &Services,
+) -> Result<u8, CliError> {
     let by = whoami(args.by.as_ref());
     if let Some(agent) = super::state::agent(state)? {
         return hand_over(agent, &args.run, &by, TakeUpHow::Rollback, args.format);
     }
     take_up(
-        state,
+        (state, services),
         &args.run,
         (&by, args.key.as_deref()),
         Purpose::Undo,
@@ -326,8 +333,9 @@ pub(super) fn prepare(
     store: &dyn Store,
     run_id: &str,
     purpose: Purpose,
+    registry: &Registry,
 ) -> Result<super::load::Loaded, CliError> {
-    let loaded = load(store, run_id, purpose)?;
+    let loaded = load(store, run_id, purpose, registry)?;
     let can_undo =
         purpose == Purpose::Undo && loaded.run.status != crate::store::RunStatus::RolledBack;
     if loaded.run.status.is_final() && !can_undo {
@@ -343,7 +351,7 @@ pub(super) fn prepare(
 /// Takes run `run_id` up in this process, for `purpose`, feeding it `inputs` first, and drives
 /// it. On a shared store, the run is claimed first: refused when another process drives it.
 pub(super) fn take_up(
-    state: &std::path::Path,
+    (state, services): (&std::path::Path, &Services),
     run_id: &str,
     operator: (&str, Option<&std::path::Path>),
     purpose: Purpose,
@@ -351,7 +359,7 @@ pub(super) fn take_up(
     inputs: impl FnOnce(&crate::engine::Machine<'_>) -> Vec<Input>,
 ) -> Result<u8, CliError> {
     take_up_on(
-        own(state)?,
+        (own(state)?, services),
         state,
         run_id,
         operator,
@@ -363,7 +371,7 @@ pub(super) fn take_up(
 
 /// As [`take_up`], on `store`, already open (a run this process holds there stays held).
 pub(super) fn take_up_on(
-    store: Arc<dyn Store>,
+    (store, services): (Arc<dyn Store>, &Services),
     state: &std::path::Path,
     run_id: &str,
     (operator, key): (&str, Option<&std::path::Path>),
@@ -371,9 +379,9 @@ pub(super) fn take_up_on(
     (format, until): (RunFormat, Until),
     inputs: impl FnOnce(&crate::engine::Machine<'_>) -> Vec<Input>,
 ) -> Result<u8, CliError> {
-    let loaded = prepare(store.as_ref(), run_id, purpose)?;
+    let loaded = prepare(store.as_ref(), run_id, purpose, &services.registry)?;
     take_up_loaded(
-        store,
+        (store, services),
         state,
         &loaded,
         (operator, key),
@@ -384,7 +392,7 @@ pub(super) fn take_up_on(
 
 /// As [`take_up_on`], for a run already prepared.
 fn take_up_loaded(
-    store: Arc<dyn Store>,
+    (store, services): (Arc<dyn Store>, &Services),
     state: &std::path::Path,
     loaded: &super::load::Loaded,
     (operator, key): (&str, Option<&std::path::Path>),
@@ -425,6 +433,7 @@ fn take_up_loaded(
         until,
         format,
         operator: operator.to_string(),
+        services: services.clone(),
     })
     .map_err(CliError::from)
 }

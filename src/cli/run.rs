@@ -11,11 +11,10 @@ use super::error::CliError;
 use super::exit;
 use super::output::RunFormat;
 use super::state::{own, whoami};
-use crate::actions::Registry;
 use crate::check::check_file;
 use crate::dag::Override;
 use crate::diagnostic::render_text;
-use crate::engine::{NewRun, Run, StartError, Until};
+use crate::engine::{NewRun, Run, Services, StartError, Until};
 use crate::store::Store;
 
 /// Start a run of a workflow.
@@ -66,8 +65,13 @@ fn parse_incident_start(text: &str) -> Result<chrono::DateTime<chrono::Utc>, Str
 }
 
 /// Runs `run` (mode `run`) or `drill` (mode `drill`).
-pub fn run(args: &RunArgs, state: &std::path::Path, mode: &str) -> Result<u8, CliError> {
-    let checked = check_file(&args.file, Registry::global(), &args.params);
+pub fn run(
+    args: &RunArgs,
+    state: &std::path::Path,
+    mode: &str,
+    services: &Services,
+) -> Result<u8, CliError> {
+    let checked = check_file(&args.file, &services.registry, &args.params);
     let Some(workflow) = &checked.workflow else {
         eprint!(
             "{}",
@@ -116,7 +120,8 @@ pub fn run(args: &RunArgs, state: &std::path::Path, mode: &str) -> Result<u8, Cl
     };
     if !agents.is_empty() {
         drop(run);
-        return hand_to_agents((state, &dyn_store), &run_id, &agents, args, workflow, mode);
+        let taken_back = (state, &dyn_store, services);
+        return hand_to_agents(taken_back, &run_id, &agents, args, workflow, mode);
     }
     print_started(args.format, &run_id, workflow, (mode, &new.initiator), None);
     drive(Drive {
@@ -128,6 +133,7 @@ pub fn run(args: &RunArgs, state: &std::path::Path, mode: &str) -> Result<u8, Cl
         until: until(args),
         format: args.format,
         operator: new.initiator.clone(),
+        services: services.clone(),
     })
     .map_err(CliError::from)
 }
@@ -197,7 +203,7 @@ fn hand_over(
 /// has taken it. When none takes it within the lease and 2 s (they were announced but are
 /// gone), this command drives it after all.
 fn hand_to_agents(
-    (state, store): (&std::path::Path, &Arc<dyn Store>),
+    (state, store, services): (&std::path::Path, &Arc<dyn Store>, &Services),
     run_id: &str,
     agents: &[crate::store::Owner],
     args: &RunArgs,
@@ -228,7 +234,7 @@ fn hand_to_agents(
                     (lease + Duration::from_secs(2)).as_secs()
                 );
                 return super::resume::take_up_on(
-                    store.clone(),
+                    (store.clone(), services),
                     state,
                     run_id,
                     (&initiator, args.key.as_deref()),

@@ -20,7 +20,7 @@ use super::load::Purpose;
 use super::output::RunFormat;
 use super::resume::take_up;
 use super::state::{own, shared};
-use crate::engine::{Input, Until};
+use crate::engine::{Input, Services, Until};
 use crate::store::{RunRecord, StoreError};
 
 /// Drive many runs at once, and runs whose driver is gone.
@@ -48,10 +48,11 @@ pub fn serve(
     args: &ServeArgs,
     state: &std::path::Path,
     name: Option<&str>,
+    services: &Services,
 ) -> Result<u8, CliError> {
     match shared() {
-        Some(shared) => serve_shared(args, state, shared),
-        None => serve_local(args, state, name),
+        Some(shared) => serve_shared(args, state, shared, services),
+        None => serve_local(args, state, name, services),
     }
 }
 
@@ -61,6 +62,7 @@ fn serve_local(
     args: &ServeArgs,
     state: &std::path::Path,
     name: Option<&str>,
+    services: &Services,
 ) -> Result<u8, CliError> {
     let store = own(state)?;
     let say: Say = Arc::new(|line| outln!("{line}"));
@@ -75,7 +77,12 @@ fn serve_local(
             key,
         )
     });
-    let (agent, router) = Agent::new(store.clone(), say, runtime.handle().clone(), driver);
+    let (agent, router) = Agent::new(
+        (store.clone(), services.clone()),
+        say,
+        runtime.handle().clone(),
+        driver,
+    );
     runtime.block_on(async {
         let socket = crate::control::serve(state, store, router.clone())
             .map_err(|e| CliError::internal(format!("cannot serve the control socket: {e}")))?;
@@ -128,6 +135,7 @@ fn serve_shared(
     args: &ServeArgs,
     state: &std::path::Path,
     shared: &super::state::Shared,
+    services: &Services,
 ) -> Result<u8, CliError> {
     let store = own(state)?;
     // Often enough that a run is taken over within its lease and a fraction of it.
@@ -178,10 +186,10 @@ fn serve_shared(
                 continue;
             }
             let (id, state, name) = (run.run_id.clone(), state.to_path_buf(), shared.name.clone());
-            let key = args.key.clone();
+            let (key, services) = (args.key.clone(), services.clone());
             let handle = std::thread::Builder::new()
                 .name(format!("run {id}"))
-                .spawn(move || take_over(&state, &id, (&name, key.as_deref())))
+                .spawn(move || take_over((&state, &services), &id, (&name, key.as_deref())))
                 .map_err(|e| CliError::internal(format!("cannot start a driver thread: {e}")))?;
             driving.insert(run.run_id, handle);
         }
@@ -210,7 +218,11 @@ const SET_ASIDE: Duration = Duration::from_secs(30);
 
 /// Drives run `id` as its new owner until it rests; says how that went. False when the run
 /// cannot be taken over for now (its workflow or records cannot be read), to be set aside.
-fn take_over(state: &std::path::Path, id: &str, (name, key): (&str, Option<&Path>)) -> bool {
+fn take_over(
+    state: (&std::path::Path, &Services),
+    id: &str,
+    (name, key): (&str, Option<&Path>),
+) -> bool {
     let result = take_up(
         state,
         id,

@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 
 use super::Say;
 use crate::control::Router;
-use crate::engine::{ControlRequest, Driver, Input, Run, SystemClock, Until};
+use crate::engine::{ControlRequest, Driver, Input, Registered, Run, Services, Until};
 use crate::store::RunStatus;
 
 /// How a run driven here ended up.
@@ -48,14 +48,15 @@ impl Drop for Routed {
 pub(super) async fn drive_here(
     run: Run<'_>,
     (routed, control_rx): (Routed, mpsc::Receiver<ControlRequest>),
-    base_dir: PathBuf,
+    (base_dir, services): (PathBuf, &Services),
     first: Vec<Input>,
     say: &Say,
 ) -> Outcome {
     let id = run.id().to_string();
     let announcer = crate::notify::Announcer::for_run(run.machine.workflow(), &id);
     let outbox = announcer.as_ref().map(crate::notify::Announcer::outbox);
-    let outcome = drive(run, base_dir, first, control_rx, announcer).await;
+    // The run's secrets stay registered for the logs until its last messages are gone.
+    let (outcome, _secrets) = drive(run, (base_dir, services), first, control_rx, announcer).await;
     drop(routed);
     match &outcome {
         Ok(status) => say(format!("run {id} {}", status.as_str())),
@@ -69,21 +70,26 @@ pub(super) async fn drive_here(
     outcome
 }
 
+/// Drives `run` until it rests; with the outcome, the registration of its secrets for the
+/// logs.
 async fn drive(
     run: Run<'_>,
-    base_dir: PathBuf,
+    (base_dir, services): (PathBuf, &Services),
     first: Vec<Input>,
     control: mpsc::Receiver<ControlRequest>,
     announcer: Option<crate::notify::Announcer>,
-) -> Outcome {
-    let exec = super::super::drive::exec_context(&run.recorder.run, base_dir);
+) -> (Outcome, Registered) {
+    let exec = super::super::drive::exec_context(&run.recorder.run, base_dir, services);
     let observer = super::super::drive::with_events(Box::new(|_, _, _| {}), announcer);
-    let mut driver = Driver::new(run, Arc::new(SystemClock), exec, observer);
+    let mut driver = Driver::new(run, services, exec, observer);
+    let secrets = driver.registered();
     driver.rearm();
     for input in first {
-        driver.feed_async(input).await.map_err(|e| e.to_string())?;
+        if let Err(e) = driver.feed_async(input).await {
+            return (Err(e.to_string()), secrets);
+        }
     }
-    driver
+    let outcome = driver
         .drive(
             Input::Start,
             Until::Done,
@@ -91,5 +97,6 @@ async fn drive(
             Box::pin(std::future::pending()),
         )
         .await
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string());
+    (outcome, secrets)
 }

@@ -17,7 +17,7 @@ use super::follow::Taken;
 use super::load::{Loaded, Purpose};
 use super::resume::{prepare, resume_inputs, rollback_inputs, signed_change, warn_still_running};
 use crate::control::{Response, Router, StartRequest, TakeUpHow};
-use crate::engine::{Input, Machine, NewRun, Run, StartError, SystemClock, WorkflowChange};
+use crate::engine::{Input, Machine, NewRun, Run, Services, StartError, WorkflowChange};
 use crate::store::Store;
 
 /// What the agent tells about the runs it drives (its caller prints it).
@@ -26,6 +26,8 @@ pub type Say = Arc<dyn Fn(String) + Send + Sync>;
 /// The agent: the store it owns and the runs it drives.
 pub struct Agent {
     store: Arc<dyn Store>,
+    /// What the runs it drives use: actions, AWS, clock, the log's redactors.
+    services: Services,
     /// Set once the router that holds this agent exists.
     router: OnceLock<Weak<Router>>,
     /// The workflows a run of which is starting: one start per workflow at a time keeps one
@@ -67,13 +69,14 @@ impl Agent {
     /// An agent driving runs of `store` as tasks on `runtime`, and the router its control
     /// socket serves. Its calls block: they are made from threads that may block.
     pub fn new(
-        store: Arc<dyn Store>,
+        (store, services): (Arc<dyn Store>, Services),
         say: Say,
         runtime: tokio::runtime::Handle,
         driver: Option<(String, std::path::PathBuf)>,
     ) -> (Arc<Self>, Arc<Router>) {
         let agent = Arc::new(Self {
             store,
+            services,
             router: OnceLock::new(),
             starting: Mutex::default(),
             started: Condvar::new(),
@@ -120,7 +123,8 @@ impl Agent {
             .map(|o| o.parse())
             .collect::<Result<Vec<_>, String>>()
             .map_err(CliError::invalid)?;
-        let workflow = super::load::compile(
+        let workflow = super::load::compile_with(
+            &self.services.registry,
             &request.file,
             &request.source,
             &overrides,
@@ -154,7 +158,7 @@ impl Agent {
         let (record, routed) = {
             let _slot = self.slot(&workflow.name);
             let (starting, routed) = loop {
-                let starting = Run::begin(self.store.clone(), &new, &SystemClock)
+                let starting = Run::begin(self.store.clone(), &new, self.services.clock.as_ref())
                     .map_err(|e| start_refusal(e, &router.driving()))?;
                 let _taking = self.taking.lock().unwrap_or_else(PoisonError::into_inner);
                 // Another start drew the same id (same second, same 16 random bits).
@@ -178,6 +182,7 @@ impl Agent {
             workflow.name, request.mode, request.initiator
         ));
         let (store, say) = (self.store.clone(), self.say.clone());
+        let services = self.services.clone();
         let base = super::drive::base_dir(Path::new(&request.file));
         let live = Live::new(&self.live);
         let record_id = id.clone();
@@ -185,7 +190,8 @@ impl Agent {
             match Run::load_record(store, record, &workflow) {
                 Ok(mut run) => {
                     run.recorder.sign_with(driver);
-                    let _ = drive::drive_here(run, routed, base, Vec::new(), &say).await;
+                    let _ =
+                        drive::drive_here(run, routed, (base, &services), Vec::new(), &say).await;
                 }
                 Err(e) => say(format!("run {id} stopped: {e}")),
             }
@@ -234,7 +240,12 @@ impl Agent {
                 ),
             ));
         }
-        let loaded = prepare(self.store.as_ref(), run_id, purpose)?;
+        let loaded = prepare(
+            self.store.as_ref(),
+            run_id,
+            purpose,
+            &self.services.registry,
+        )?;
         let change = signed_change(&loaded, &by, key.as_deref())?;
         let Loaded {
             run: record,
@@ -254,6 +265,7 @@ impl Agent {
         let resumer = key.as_deref().map(|key| (by.as_str(), key));
         let driver = self.driver_key(workflow.signers.as_deref(), resumer)?;
         let (store, say) = (self.store.clone(), self.say.clone());
+        let services = self.services.clone();
         let base = super::drive::base_dir(Path::new(&record.workflow_file));
         self.on_task(move |answer| async move {
             let mut run = match Run::load_record(store.clone(), record, &workflow) {
@@ -278,7 +290,7 @@ impl Agent {
             }
             let routed = drive::Routed::new(router, &taken.run_id);
             let _ = answer.send(Ok(taken));
-            let _ = drive::drive_here(run, routed, base, first, &say).await;
+            let _ = drive::drive_here(run, routed, (base, &services), first, &say).await;
         })
     }
 
@@ -425,7 +437,11 @@ impl crate::control::Agent for Agent {
                 "run {run} was just taken up by this drctl serve; try again"
             ));
         }
-        match super::load::apply_offline(self.store.clone(), &run, vec![input]) {
+        let services = (
+            self.services.registry.as_ref(),
+            self.services.clock.as_ref(),
+        );
+        match super::load::apply_offline_with(services, self.store.clone(), &run, vec![input]) {
             Ok(()) => Response::data(serde_json::Value::Null),
             Err(e) => Response::refused_with(e.exit_code(), e.to_string()),
         }
