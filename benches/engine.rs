@@ -42,7 +42,11 @@ mod agent;
 mod etcd;
 
 fn compile(text: &str) -> CompiledWorkflow {
-    let checked = check_source(SourceFile::new("bench.toml", text), Registry::global(), &[]);
+    let checked = check_source(
+        SourceFile::new("bench.toml", text),
+        &Registry::builtin(),
+        &[],
+    );
     checked.workflow.expect("the generated workflow is valid")
 }
 
@@ -167,7 +171,12 @@ fn run_signed(
         key: signed.map(|(key, _)| key.clone()),
     };
     let run = Run::start(store, &new, &SystemClock).unwrap();
-    let mut driver = Driver::new(run, Arc::new(SystemClock), exec(), Box::new(|_, _, _| {}));
+    let mut driver = Driver::new(
+        run,
+        &drctl::engine::Services::new(AwsContext::new(None)),
+        exec(),
+        Box::new(|_, _, _| {}),
+    );
     let status = runtime
         .block_on(driver.drive(
             Input::Start,

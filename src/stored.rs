@@ -61,13 +61,24 @@ pub fn signers(run: &RunRecord, journal: &[JournalEntry]) -> Result<Option<Strin
     }
 }
 
-/// Checks the text `source` as run `run` compiled it (its overrides, its file's name).
-pub fn check(run: &RunRecord, source: &str) -> Result<Checked, StoreError> {
+/// Checks the text `source` as run `run` compiled it (its overrides, its file's name), with
+/// the actions of `registry`.
+pub fn check_with(
+    run: &RunRecord,
+    source: &str,
+    registry: &Registry,
+) -> Result<Checked, StoreError> {
     Ok(check_source(
         SourceFile::new(run.workflow_file.clone(), source),
-        Registry::global(),
+        registry,
         &overrides(run)?,
     ))
+}
+
+/// [`check_with`] the built-in actions, for the read side (status, reports, evidence), which
+/// shows what a run's text compiles to in this build.
+pub fn check(run: &RunRecord, source: &str) -> Result<Checked, StoreError> {
+    check_with(run, source, &Registry::builtin())
 }
 
 /// The text of the last `workflow_changed` in `journal` (SPEC §5.8.7), if the run's
@@ -160,10 +171,11 @@ pub fn versions_of(events: &[crate::engine::Recorded]) -> Vec<WorkflowVersion> {
 
 /// The workflow run `run` executes, and its text: the text it started with (or the one of
 /// its last changed workflow, SPEC §5.8.7) compiled with its overrides, and the allowed
-/// signers it captured.
+/// signers it captured; its actions from `registry`.
 pub fn stored_workflow(
     store: &dyn Store,
     run: &RunRecord,
+    registry: &Registry,
 ) -> Result<(CompiledWorkflow, String), StoredError> {
     let journal = store.journal(&run.run_id)?;
     let source = match changed_source(&journal) {
@@ -175,7 +187,7 @@ pub fn stored_workflow(
                 reason: "the workflow text it started with is missing".into(),
             })?,
     };
-    let checked = check(run, &source)?;
+    let checked = check_with(run, &source, registry)?;
     let Some(mut workflow) = checked.workflow else {
         return Err(StoredError::NoLongerCompiles {
             run: run.run_id.clone(),

@@ -657,7 +657,7 @@ fn a_vote_signed_more_than_five_minutes_before_it_arrives_is_refused() {
     let text = gated(r#"["bob"]"#, 1);
     let checked = drctl::check::check_source(
         drctl::diagnostic::SourceFile::new("gated.toml", text),
-        drctl::actions::Registry::global(),
+        &drctl::actions::Registry::builtin(),
         &[],
     );
     let mut workflow = checked.workflow.expect("the workflow compiles");

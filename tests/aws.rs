@@ -444,7 +444,7 @@ fn a_promotion_whose_outcome_was_lost_is_resolved_by_the_probe_not_rerun() {
     let source = "[workflow]\nname = \"probe\"\nkind = \"failover\"\n\n[[steps]]\nid = \"promote\"\naction = \"rds.promote_read_replica\"\nwith = { region = \"us-west-2\", db_instance = \"orders-replica\" }\n";
     let checked = drctl::check::check_source(
         drctl::diagnostic::SourceFile::new("probe.toml", source),
-        drctl::actions::Registry::global(),
+        &drctl::actions::Registry::builtin(),
         &[],
     );
     let workflow = checked.workflow.expect("valid");
@@ -484,7 +484,12 @@ fn a_promotion_whose_outcome_was_lost_is_resolved_by_the_probe_not_rerun() {
         remember: None,
         processes: drctl::actions::processes::StepProcesses::default(),
     };
-    let mut driver = Driver::new(run, Arc::new(SystemClock), exec, Box::new(|_, _, _| {}));
+    let mut driver = Driver::new(
+        run,
+        &drctl::engine::Services::new(AwsContext::new(None)),
+        exec,
+        Box::new(|_, _, _| {}),
+    );
     driver.feed(Input::Interrupted).unwrap();
     let status = rt
         .block_on(driver.drive(

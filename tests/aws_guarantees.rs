@@ -50,7 +50,7 @@ fn a_rerun_keeps_the_first_previous_value_and_the_undo_restores_it() {
     let rt = rt();
     let config = rt.block_on(moto.config());
     let (zone, primary) = rt.block_on(seed(&config));
-    let action = Registry::global().get("route53.upsert_record").unwrap();
+    let action = Registry::builtin().shared("route53.upsert_record").unwrap();
     let wanted = args(&zone, "standby.example.com");
     let first = rt
         .block_on(action.execute(&wanted, &context(&config, None)))
@@ -74,7 +74,7 @@ fn an_undo_leaves_alone_a_record_someone_changed_since() {
     let rt = rt();
     let config = rt.block_on(moto.config());
     let (zone, _) = rt.block_on(seed(&config));
-    let action = Registry::global().get("route53.upsert_record").unwrap();
+    let action = Registry::builtin().shared("route53.upsert_record").unwrap();
     let wanted = args(&zone, "standby.example.com");
     let out = rt
         .block_on(action.execute(&wanted, &context(&config, None)))
@@ -133,7 +133,7 @@ fn an_alias_record_replaced_by_a_step_comes_back_whole() {
             .send(),
     )
     .unwrap();
-    let action = Registry::global().get("route53.upsert_record").unwrap();
+    let action = Registry::builtin().shared("route53.upsert_record").unwrap();
     let wanted = json!({
         "zone_id": zone, "name": "app.orders.example.com", "type": "A", "ttl": 60,
         "values": ["10.1.2.3"], "wait": false,
@@ -572,7 +572,7 @@ fn deleted_latency_geolocation_and_multivalue_records_come_back_exactly() {
             .build()
             .unwrap(),
     ];
-    let action = Registry::global().get("route53.delete_record").unwrap();
+    let action = Registry::builtin().shared("route53.delete_record").unwrap();
     for shape in shapes {
         rt.block_on(put(&r53, &zone, ChangeAction::Upsert, shape.clone()));
         let name = shape.name().to_string();
@@ -583,7 +583,7 @@ fn deleted_latency_geolocation_and_multivalue_records_come_back_exactly() {
         let a = map(&json!({
             "zone_id": zone, "name": name, "type": "A", "set_identifier": set_id,
         }));
-        let (out, journaled) = rt.block_on(execute_journaled(action, &a, &config, &zone, None));
+        let (out, journaled) = rt.block_on(execute_journaled(&*action, &a, &config, &zone, None));
         let journaled = journaled.expect("the record was journaled before it was deleted");
         assert!(
             journaled.zone_then.contains(&before),
@@ -609,7 +609,7 @@ fn a_deleted_record_someone_recreated_is_left_as_they_set_it() {
     let rt = rt();
     let config = rt.block_on(moto.config());
     let (zone, primary) = rt.block_on(seed(&config));
-    let action = Registry::global().get("route53.delete_record").unwrap();
+    let action = Registry::builtin().shared("route53.delete_record").unwrap();
     let a = map(&json!({ "zone_id": zone, "name": "db.orders.example.com", "type": "CNAME" }));
     let out = rt
         .block_on(action.execute(&a, &context(&config, None)))
@@ -646,11 +646,11 @@ fn set_weight_keeps_the_first_weight_restores_it_and_leaves_alone_what_someone_c
         rt.block_on(put(&r53, &zone, ChangeAction::Upsert, set));
     }
     let before = rt.block_on(listed(&r53, &zone, name, "blue")).unwrap();
-    let action = Registry::global().get("route53.set_weight").unwrap();
+    let action = Registry::builtin().shared("route53.set_weight").unwrap();
     let drain = map(&json!({
         "zone_id": zone, "name": name, "type": "A", "set_identifier": "blue", "weight": 0,
     }));
-    let (out, journaled) = rt.block_on(execute_journaled(action, &drain, &config, &zone, None));
+    let (out, journaled) = rt.block_on(execute_journaled(&*action, &drain, &config, &zone, None));
     let journaled = journaled.expect("the weight was journaled before the change");
     assert!(
         journaled.zone_then.contains(&before),
@@ -666,7 +666,7 @@ fn set_weight_keeps_the_first_weight_restores_it_and_leaves_alone_what_someone_c
     // and journals nothing new.
     let journaled = Some(journaled.previous);
     let (rerun, nothing) = rt.block_on(execute_journaled(
-        action,
+        &*action,
         &drain,
         &config,
         &zone,
@@ -687,7 +687,7 @@ fn set_weight_keeps_the_first_weight_restores_it_and_leaves_alone_what_someone_c
     );
 
     // Drained again, then someone deletes the record: the undo does not recreate it.
-    let (out, journaled) = rt.block_on(execute_journaled(action, &drain, &config, &zone, None));
+    let (out, journaled) = rt.block_on(execute_journaled(&*action, &drain, &config, &zone, None));
     let journaled = journaled.map(|j| j.previous);
     let drained = rt.block_on(listed(&r53, &zone, name, "blue")).unwrap();
     rt.block_on(put(&r53, &zone, ChangeAction::Delete, drained));
@@ -705,7 +705,7 @@ fn set_weight_keeps_the_first_weight_restores_it_and_leaves_alone_what_someone_c
         ChangeAction::Upsert,
         record(name, "blue", "10.0.0.1").weight(0).build().unwrap(),
     ));
-    let (out, journaled) = rt.block_on(execute_journaled(action, &drain, &config, &zone, None));
+    let (out, journaled) = rt.block_on(execute_journaled(&*action, &drain, &config, &zone, None));
     let journaled = journaled.map(|j| j.previous);
     rt.block_on(put(
         &r53,

@@ -66,8 +66,8 @@ async fn execute(
     args: &Resolved,
     ctx: &ExecContext,
 ) -> Result<drctl::actions::Outputs, StepError> {
-    Registry::global()
-        .get(action)
+    Registry::builtin()
+        .shared(action)
         .unwrap()
         .execute(args, ctx)
         .await
@@ -102,8 +102,8 @@ async fn global_failover_waits_for_the_new_writer() {
     assert!(describe.num_calls() >= 2);
 
     // After a crash the probe sees the target is the writer: the failover took effect.
-    let probe = Registry::global()
-        .get("rds.failover_global_cluster")
+    let probe = Registry::builtin()
+        .shared("rds.failover_global_cluster")
         .unwrap()
         .probe(&a, &ctx)
         .await;

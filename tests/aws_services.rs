@@ -447,7 +447,7 @@ async fn execute_journaled(
     config: &aws_config::SdkConfig,
     previous: Option<Value>,
 ) -> (Result<Outputs, drctl::actions::StepError>, Option<Value>) {
-    let action = Registry::global().get(name).unwrap();
+    let action = Registry::builtin().shared(name).unwrap();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<drctl::actions::PreviousRequest>();
     let mut ctx = context(config, previous);
     ctx.remember = Some(drctl::actions::Remember {
@@ -477,7 +477,7 @@ fn scaling_a_service_keeps_the_first_count_waits_for_its_tasks_and_probes_tell_w
     let rt = rt();
     let config = rt.block_on(moto.config());
     rt.block_on(seed(&config));
-    let action = Registry::global().get("ecs.scale_service").unwrap();
+    let action = Registry::builtin().shared("ecs.scale_service").unwrap();
     let scale = |count: i32, wait: bool| {
         map(&json!({
             "region": "us-west-2", "cluster": CLUSTER, "service": "auth",
@@ -554,7 +554,9 @@ fn a_group_is_resized_whole_and_put_back_only_while_it_has_drctls_capacity() {
     let rt = rt();
     let config = rt.block_on(moto.config());
     rt.block_on(seed(&config));
-    let action = Registry::global().get("autoscaling.set_capacity").unwrap();
+    let action = Registry::builtin()
+        .shared("autoscaling.set_capacity")
+        .unwrap();
 
     // Above the group's maximum without a new `max`: refused before anything is journaled or
     // sent.
@@ -631,7 +633,7 @@ fn a_parameter_is_restored_a_created_one_deleted_and_a_secure_one_never_touched(
     let rt = rt();
     let config = rt.block_on(moto.config());
     rt.block_on(seed(&config));
-    let action = Registry::global().get("ssm.put_parameter").unwrap();
+    let action = Registry::builtin().shared("ssm.put_parameter").unwrap();
     let ssm = aws_sdk_ssm::Client::new(&config);
 
     // A parameter that did not exist: journaled as absent, and deleted by the undo.
@@ -716,7 +718,9 @@ fn an_alarm_in_another_state_than_expected_fails_without_effect() {
     let rt = rt();
     let config = rt.block_on(moto.config());
     rt.block_on(seed(&config));
-    let action = Registry::global().get("cloudwatch.alarm_state").unwrap();
+    let action = Registry::builtin()
+        .shared("cloudwatch.alarm_state")
+        .unwrap();
     let read = |expect: &str| {
         rt.block_on(action.execute(
             &map(&json!({"region": "us-west-2", "alarm": ALARM, "expect": expect})),

@@ -12,7 +12,7 @@ fn the_actions_reference_matches_the_registry() {
     let head = &doc[..doc.find(MARK).expect("the Actions section marker") + MARK.len()];
     let expected = format!(
         "{head}{}",
-        drctl::actions::reference::markdown(drctl::actions::Registry::global())
+        drctl::actions::reference::markdown(&drctl::actions::Registry::builtin())
     );
     if std::env::var_os("DRCTL_UPDATE_DOCS").is_some() {
         std::fs::write(&path, &expected).unwrap();

@@ -50,7 +50,7 @@ fn workflow_text(needs: &[Vec<usize>], approval: &[bool], concurrency: u32) -> S
 fn compile(text: &str) -> CompiledWorkflow {
     let checked = check_source(
         SourceFile::new("random.toml", text),
-        Registry::global(),
+        &Registry::builtin(),
         &[],
     );
     checked.workflow.unwrap_or_else(|| panic!("valid:\n{text}"))
@@ -277,7 +277,12 @@ fn driver<'w>(w: &'w CompiledWorkflow, text: &str, store: Arc<dyn Store>) -> Dri
         remember: None,
         processes: drctl::actions::processes::StepProcesses::default(),
     };
-    Driver::new(run, Arc::new(SystemClock), exec, Box::new(|_, _, _| {}))
+    Driver::new(
+        run,
+        &drctl::engine::Services::new(AwsContext::new(None)),
+        exec,
+        Box::new(|_, _, _| {}),
+    )
 }
 
 fn runtime() -> tokio::runtime::Runtime {

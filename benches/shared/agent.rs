@@ -24,8 +24,9 @@ pub fn runs_at_once(runs: usize, source: impl Fn(usize) -> String) -> Started {
         .enable_all()
         .build()
         .unwrap();
+    let services = drctl::engine::Services::new(drctl::aws::AwsContext::new(None));
     let (agent, router) = drctl::service::agent::Agent::new(
-        sled.clone(),
+        (sled.clone(), services),
         Arc::new(|_| {}),
         runtime.handle().clone(),
         None,

@@ -26,39 +26,41 @@ async fn read(c: &Clients, name: &str) -> Result<Reading, StepError> {
         .send()
         .await
         .map_err(|e| classify(&e, &what, &c.region))?;
-    let since = |t: Option<&aws_smithy_types::DateTime>| {
-        t.and_then(|t| chrono::DateTime::from_timestamp(t.secs(), 0))
-            .map(crate::time::rfc3339)
-    };
-    let found = out
+    // A metric alarm and a composite one say the same three things, as different types.
+    let metric = out
         .metric_alarms()
         .iter()
-        .find(|a| a.alarm_name() == Some(name))
+        .find(|a| a.alarm_name() == Some(name));
+    let composite = out
+        .composite_alarms()
+        .iter()
+        .find(|a| a.alarm_name() == Some(name));
+    let found = metric
         .map(|a| {
             (
                 a.state_value(),
                 a.state_reason(),
-                since(a.state_updated_timestamp()),
+                a.state_updated_timestamp(),
             )
         })
         .or_else(|| {
-            out.composite_alarms()
-                .iter()
-                .find(|a| a.alarm_name() == Some(name))
-                .map(|a| {
-                    (
-                        a.state_value(),
-                        a.state_reason(),
-                        since(a.state_updated_timestamp()),
-                    )
-                })
+            composite.map(|a| {
+                (
+                    a.state_value(),
+                    a.state_reason(),
+                    a.state_updated_timestamp(),
+                )
+            })
         });
-    let Some((state, reason, since)) = found else {
+    let Some((state, reason, updated)) = found else {
         return Err(StepError::fatal(format!(
             "{what} in {}: not found (check the name and the region)",
             c.region
         )));
     };
+    let since = updated
+        .and_then(|t| chrono::DateTime::from_timestamp(t.secs(), 0))
+        .map(crate::time::rfc3339);
     Ok(Reading {
         state: state
             .map_or("INSUFFICIENT_DATA", |s| s.as_str())

@@ -109,6 +109,7 @@ mod ssm_exec;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use args::{Arg, Args};
@@ -256,15 +257,16 @@ pub trait Action: Send + Sync {
     }
 }
 
-/// Every known action, by name.
+/// Every known action, by name. Built once by the command line and handed to what
+/// compiles, plans and drives runs; a test builds its own.
 pub struct Registry {
-    actions: BTreeMap<&'static str, Box<dyn Action>>,
+    actions: BTreeMap<&'static str, Arc<dyn Action>>,
 }
 
 impl Registry {
     /// The registry of every built-in action of SPEC §6.
     pub fn builtin() -> Self {
-        let mut actions: BTreeMap<&'static str, Box<dyn Action>> = BTreeMap::new();
+        let mut actions: BTreeMap<&'static str, Arc<dyn Action>> = BTreeMap::new();
         for action in builtin::all()
             .into_iter()
             .chain(route53::all())
@@ -275,20 +277,26 @@ impl Registry {
             .chain(sns::all())
             .chain(cloudwatch::all())
         {
-            actions.insert(action.spec().name, action);
+            actions.insert(action.spec().name, Arc::from(action));
         }
         Self { actions }
     }
 
-    /// The built-in registry, built once for the whole process (running actions borrow it).
-    pub fn global() -> &'static Registry {
-        static REGISTRY: std::sync::OnceLock<Registry> = std::sync::OnceLock::new();
-        REGISTRY.get_or_init(Registry::builtin)
+    /// This registry without the action called `name` (a build that lacks it, for tests).
+    #[must_use]
+    pub fn without(mut self, name: &str) -> Self {
+        self.actions.remove(name);
+        self
     }
 
     /// The action called `name`.
     pub fn get(&self, name: &str) -> Option<&dyn Action> {
         self.actions.get(name).map(AsRef::as_ref)
+    }
+
+    /// The action called `name`, for a task that outlives this borrow of the registry.
+    pub fn shared(&self, name: &str) -> Option<Arc<dyn Action>> {
+        self.actions.get(name).cloned()
     }
 
     /// Every action name, sorted.

@@ -8,6 +8,23 @@ use super::schema::{ParamSpec as P, ParamType as T, REGION};
 use super::{Action, ActionSpec, ArgProblem, Args, Effect};
 use crate::workflow::format_duration;
 
+/// The Aurora global database a global operation acts on.
+const GLOBAL_CLUSTER: P = P::required("global_cluster", T::String, "the global cluster identifier");
+
+/// The secondary cluster a global operation makes the writer.
+const TARGET_CLUSTER_ARN: P = P::required(
+    "target_cluster_arn",
+    T::String,
+    "ARN of the secondary cluster to promote",
+);
+
+/// The instance a restore creates.
+const TARGET_DB_INSTANCE: P = P::required(
+    "target_db_instance",
+    T::String,
+    "the new instance's identifier",
+);
+
 pub(super) fn all() -> Vec<Box<dyn Action>> {
     vec![
         Box::new(PromoteReadReplica),
@@ -106,12 +123,8 @@ static FAILOVER_GLOBAL: ActionSpec = ActionSpec {
     summary: "Fail an Aurora global database over to a secondary cluster (for a regional outage).",
     params: &[
         REGION,
-        P::required("global_cluster", T::String, "the global cluster identifier"),
-        P::required(
-            "target_cluster_arn",
-            T::String,
-            "ARN of the secondary cluster to promote",
-        ),
+        GLOBAL_CLUSTER,
+        TARGET_CLUSTER_ARN,
         P::defaulted(
             "allow_data_loss",
             T::Bool,
@@ -154,15 +167,7 @@ struct SwitchoverGlobalCluster;
 static SWITCHOVER_GLOBAL: ActionSpec = ActionSpec {
     name: "rds.switchover_global_cluster",
     summary: "Planned switchover of an Aurora global database to a secondary cluster, without data loss.",
-    params: &[
-        REGION,
-        P::required("global_cluster", T::String, "the global cluster identifier"),
-        P::required(
-            "target_cluster_arn",
-            T::String,
-            "ARN of the secondary cluster to promote",
-        ),
-    ],
+    params: &[REGION, GLOBAL_CLUSTER, TARGET_CLUSTER_ARN],
     outputs: &["writer"],
     idempotent: false,
     effect: Effect::Irreversible,
@@ -231,11 +236,7 @@ static RESTORE_SNAPSHOT: ActionSpec = ActionSpec {
     params: &[
         REGION,
         P::required("snapshot_id", T::String, "the snapshot to restore"),
-        P::required(
-            "target_db_instance",
-            T::String,
-            "the new instance's identifier",
-        ),
+        TARGET_DB_INSTANCE,
         P::optional(
             "instance_class",
             T::String,
@@ -282,11 +283,7 @@ static RESTORE_PITR: ActionSpec = ActionSpec {
             T::String,
             "the instance whose backups are used",
         ),
-        P::required(
-            "target_db_instance",
-            T::String,
-            "the new instance's identifier",
-        ),
+        TARGET_DB_INSTANCE,
         P::optional(
             "restore_time",
             T::Timestamp,

@@ -15,19 +15,10 @@ mod error;
 
 pub use error::{CallError, classify};
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::provider::ProvideCredentials;
-
-static ENDPOINT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
-static GLOBAL: std::sync::OnceLock<Arc<AwsContext>> = std::sync::OnceLock::new();
-
-/// Sets `--aws-endpoint-url` for the whole process (before any AWS step runs).
-pub fn set_endpoint_override(url: Option<String>) {
-    let _ = ENDPOINT.set(url);
-}
 
 /// For a call that changes something: no retry by the SDK. The SDK's standard policy resends
 /// a request after a timeout, a 5xx or a broken connection, when the first may have taken
@@ -118,7 +109,8 @@ impl Clients {
     }
 }
 
-/// The process's AWS configuration, loaded on first use.
+/// The process's AWS configuration, loaded on first use. The command line builds one, with
+/// `--aws-endpoint-url`, and hands it to every step it runs and to plan.
 #[derive(Debug)]
 pub struct AwsContext {
     endpoint_url: Option<String>,
@@ -152,14 +144,6 @@ impl AwsContext {
             fixed: Some(clients),
             poll_interval: Duration::from_millis(1),
         }
-    }
-
-    /// The context shared by every step of the process, with the endpoint override given on
-    /// the command line (see [`set_endpoint_override`]).
-    pub fn global() -> Arc<Self> {
-        GLOBAL
-            .get_or_init(|| Arc::new(Self::new(ENDPOINT.get().cloned().flatten())))
-            .clone()
     }
 
     async fn config(&self) -> Result<&SdkConfig, CallError> {

@@ -11,7 +11,7 @@ use std::io::IsTerminal;
 
 use super::output::{LiveView, RunFormat, exit_code, printer, summary};
 use crate::control::serve;
-use crate::engine::{Driver, Input, Run, SystemClock, Until};
+use crate::engine::{Driver, Input, Run, Until};
 use crate::service::Host;
 use crate::service::exec::{exec_context, with_events};
 use crate::store::{RunStatus, Store};
@@ -78,8 +78,9 @@ async fn drive_async(d: Drive<'_>) -> anyhow::Result<u8> {
     let announcer = crate::notify::Announcer::for_run(d.run.machine.workflow(), &run_id);
     let outbox = announcer.as_ref().map(crate::notify::Announcer::outbox);
     let observer = with_events(printer(run_id.clone(), d.format, live.clone()), announcer);
-    let exec = exec_context(&d.run.recorder.run, d.base_dir)?;
-    let mut driver = Driver::new(d.run, Arc::new(SystemClock), exec, observer);
+    let services = d.session.services();
+    let exec = exec_context(&d.run.recorder.run, d.base_dir, services)?;
+    let mut driver = Driver::new(d.run, services, exec, observer);
     driver.rearm();
     if let Some(view) = &live {
         let view = view.clone();

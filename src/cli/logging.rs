@@ -3,10 +3,12 @@
 //! from `-v`/`-vv`, or any `RUST_LOG`-style filter in `DRCTL_LOG`.
 //!
 //! Two things every line goes through on its way out:
-//! - the secrets the process's runs read (`${env.NAME}` values, an events webhook) are
+//! - the secrets of the runs being driven (`${env.NAME}` values, an events webhook) are
 //!   replaced by their placeholder in every form (escaped in a JSON line, line by line...),
-//!   whatever logged them (SPEC §5.8.4, §5.8.8); what is logged is already scrubbed where it
-//!   is logged, this is the net under it;
+//!   whatever logged them (SPEC §5.8.4, §5.8.8): a line in a run's span is scrubbed with that
+//!   run's redactor, a line in no run's with every registered run's ([`Redactors`], handed in
+//!   by the command line, where each driver registers its run); what is logged is already
+//!   scrubbed where it is logged, this is the net under it;
 //! - when a live view is on the terminal, the line is written with the view lifted
 //!   (`ProgressBar::suspend`) and redrawn under it, so the two never share a line.
 //!
@@ -20,10 +22,12 @@ use std::sync::{Mutex, PoisonError};
 use tracing::field::{Field, Visit};
 use tracing_subscriber::fmt::format::{JsonFields, Writer};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
-use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
+
+use crate::engine::Redactors;
 
 /// The environment variable holding a `RUST_LOG`-style filter that replaces the levels of
 /// `-v`.
@@ -33,24 +37,29 @@ pub const FILTER_VAR: &str = "DRCTL_LOG";
 static LIVE: Mutex<Option<indicatif::ProgressBar>> = Mutex::new(None);
 
 /// Sets up logging for the process: `json` lines or human ones, at the level `verbose` asks
-/// for unless `DRCTL_LOG` says otherwise. Called once; a second call changes nothing.
-pub fn init(json: bool, verbose: u8) {
+/// for unless `DRCTL_LOG` says otherwise, every line scrubbed with `redactors`. Called once; a
+/// second call changes nothing.
+pub fn init(json: bool, verbose: u8, redactors: Redactors) {
     let (filter, bad) = filter(json, verbose, std::env::var(FILTER_VAR).ok().as_deref());
     let layer = if json {
         tracing_subscriber::fmt::layer()
             .fmt_fields(JsonFields::new())
-            .event_format(FlatJson)
+            .event_format(Scrubbed::new(FlatJson, redactors))
             .with_writer(LineWriter::default)
             .boxed()
     } else {
+        let color = super::color_stderr();
+        let format = tracing_subscriber::fmt::format()
+            .with_ansi(color)
+            .with_target(verbose >= 2);
         tracing_subscriber::fmt::layer()
             .with_writer(LineWriter::default)
-            .with_ansi(super::color_stderr())
-            .with_target(verbose >= 2)
+            .with_ansi(color)
+            .event_format(Scrubbed::new(format, redactors))
             .boxed()
     };
     let _ = tracing_subscriber::registry()
-        .with(layer.with_filter(filter))
+        .with(RunSpans.and_then(layer).with_filter(filter))
         .try_init();
     if let Some(why) = bad {
         tracing::warn!("{FILTER_VAR} is not a valid filter ({why}); using the default levels");
@@ -108,10 +117,9 @@ impl Drop for LineWriter {
         if self.line.is_empty() {
             return;
         }
-        let text = crate::engine::scrub_known(&String::from_utf8_lossy(&self.line));
         let write = || {
             let mut err = std::io::stderr().lock();
-            let _ = err.write_all(text.as_bytes());
+            let _ = err.write_all(&self.line);
             let _ = err.flush();
         };
         let live = LIVE.lock().unwrap_or_else(PoisonError::into_inner).clone();
@@ -119,6 +127,85 @@ impl Drop for LineWriter {
             Some(bar) if !bar.is_hidden() => bar.suspend(write),
             _ => write(),
         }
+    }
+}
+
+/// The run a span is about: put on each `run` span (the driver's) when it is created.
+struct RunOf(String);
+
+/// Marks each `run` span with its `run_id` ([`RunOf`]), for [`Scrubbed`] to find.
+struct RunSpans;
+
+impl<S> Layer<S> for RunSpans
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_new_span(
+        &self,
+        attrs: &tracing::span::Attributes<'_>,
+        id: &tracing::span::Id,
+        ctx: Context<'_, S>,
+    ) {
+        if attrs.metadata().name() != "run" {
+            return;
+        }
+        let mut run_id = RunIdField(None);
+        attrs.record(&mut run_id);
+        if let (Some(run), Some(span)) = (run_id.0, ctx.span(id)) {
+            span.extensions_mut().insert(RunOf(run));
+        }
+    }
+}
+
+/// Reads the `run_id` field of a span.
+struct RunIdField(Option<String>);
+
+impl Visit for RunIdField {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "run_id" {
+            self.0 = Some(value.to_string());
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "run_id" {
+            self.0 = Some(format!("{value:?}"));
+        }
+    }
+}
+
+/// A line formatted by `inner`, then scrubbed with the redactor of the run whose span the
+/// event is in (every registered run's when it is in none).
+struct Scrubbed<F> {
+    inner: F,
+    redactors: Redactors,
+}
+
+impl<F> Scrubbed<F> {
+    fn new(inner: F, redactors: Redactors) -> Self {
+        Self { inner, redactors }
+    }
+}
+
+impl<S, N, F> FormatEvent<S, N> for Scrubbed<F>
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+    F: FormatEvent<S, N>,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let mut line = String::new();
+        self.inner
+            .format_event(ctx, Writer::new(&mut line), event)?;
+        let run = ctx.event_scope().and_then(|mut scope| {
+            scope.find_map(|span| span.extensions().get::<RunOf>().map(|r| r.0.clone()))
+        });
+        writer.write_str(&self.redactors.scrub(run.as_deref(), &line))
     }
 }
 

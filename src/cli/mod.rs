@@ -43,6 +43,9 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
+use crate::aws::AwsContext;
+use crate::engine::Services;
+
 pub use cancel::CancelArgs;
 pub use decide::DecideArgs;
 pub use error::CliError;
@@ -167,8 +170,9 @@ pub fn main() -> ExitCode {
     if let Command::StepGuard(args) = &cli.command {
         return guard::guard(args);
     }
-    logging::init(cli.json, cli.verbose);
-    crate::aws::set_endpoint_override(cli.aws_endpoint_url.clone());
+    // What compiles, plans and drives runs is built here, once, and handed down.
+    let services = Services::new(AwsContext::new(cli.aws_endpoint_url.clone()));
+    logging::init(cli.json, cli.verbose, services.redactors.clone());
     // `--store sled:DIR` is `--state DIR`.
     let state = match cli.store.as_deref().and_then(|u| u.strip_prefix("sled:")) {
         Some(dir) => PathBuf::from(dir),
@@ -185,7 +189,7 @@ pub fn main() -> ExitCode {
         },
         None => None,
     };
-    let session = &state::Session::new(&state, shared);
+    let session = &state::Session::new(&state, shared, services);
     let result = match &cli.command {
         Command::Validate(args) => validate::validate(args).map_err(CliError::from),
         Command::Plan(args) => plan::plan(args, session).map_err(CliError::from),

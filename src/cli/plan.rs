@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 
 use super::exit;
-use crate::actions::Registry;
 use crate::check::check_file;
 use crate::dag::Override;
 use crate::diagnostic::render_text;
@@ -51,8 +50,9 @@ pub struct PlanArgs {
 
 /// Runs `plan`. Invalid workflows print their diagnostics to stderr and exit 2.
 pub fn plan(args: &PlanArgs, session: &Session) -> anyhow::Result<u8> {
-    let registry = Registry::builtin();
-    let checked = check_file(&args.file, &registry, &args.params);
+    let services = session.services();
+    let registry = &services.registry;
+    let checked = check_file(&args.file, registry, &args.params);
     let Some(workflow) = &checked.workflow else {
         eprint!(
             "{}",
@@ -77,7 +77,7 @@ pub fn plan(args: &PlanArgs, session: &Session) -> anyhow::Result<u8> {
     } else {
         workflow.clone()
     };
-    let mut plan = Plan::build(&predicted, &registry, &checked.diagnostics, live);
+    let mut plan = Plan::build(&predicted, registry, &checked.diagnostics, live);
     plan.prediction_source = if runs > 0 {
         format!(
             "median durations of {runs} past succeeded run(s), estimates where a step has no history"
@@ -93,7 +93,8 @@ pub fn plan(args: &PlanArgs, session: &Session) -> anyhow::Result<u8> {
         runtime.block_on(crate::plan::look_up(
             &mut plan,
             workflow,
-            crate::aws::AwsContext::global(),
+            registry,
+            services.aws.clone(),
         ));
     }
     let rendered = match args.format {

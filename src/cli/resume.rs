@@ -166,13 +166,14 @@ pub fn resume(
             allow_changed,
             key: key.map(|k| k.display().to_string()),
         };
-        return hand_over(agent, &args.run, &by, how, args.format);
+        return hand_over((session, agent), &args.run, &by, how, args.format);
     }
     let store = session.own()?;
     let loaded = prepare(
         store.as_ref(),
         &args.run,
         Purpose::Continue { allow_changed },
+        &session.services().registry,
     )?;
     let change = signed_change(&loaded, &by, key.as_deref())?;
     take_up_loaded(
@@ -196,7 +197,13 @@ pub fn resume(
 pub fn rollback(args: &RollbackArgs, session: &Session) -> Result<u8, CliError> {
     let by = whoami(args.by.as_ref());
     if let Some(agent) = session.agent()? {
-        return hand_over(agent, &args.run, &by, TakeUpHow::Rollback, args.format);
+        return hand_over(
+            (session, agent),
+            &args.run,
+            &by,
+            TakeUpHow::Rollback,
+            args.format,
+        );
     }
     take_up(
         session,
@@ -210,7 +217,7 @@ pub fn rollback(args: &RollbackArgs, session: &Session) -> Result<u8, CliError> 
 
 /// Hands run `run` to the agent serving the store, to take up for `how`, and follows it.
 fn hand_over(
-    mut agent: crate::control::Connection,
+    (session, mut agent): (&Session, crate::control::Connection),
     run: &str,
     by: &str,
     how: TakeUpHow,
@@ -222,7 +229,7 @@ fn hand_over(
         how,
     };
     let taken = crate::service::hand_over(&mut agent, &request)?;
-    let workflow = super::follow::compile_taken(&taken)?;
+    let workflow = super::follow::compile_taken(&taken, &session.services().registry)?;
     if format == RunFormat::Text {
         outln!(
             "run {run} taken up by drctl serve (pid {}): {}",
@@ -270,7 +277,12 @@ pub(super) fn take_up_on(
     (format, until): (RunFormat, Until),
     inputs: impl FnOnce(&crate::engine::Machine<'_>) -> Vec<Input>,
 ) -> Result<u8, CliError> {
-    let loaded = prepare(store.as_ref(), run_id, purpose)?;
+    let loaded = prepare(
+        store.as_ref(),
+        run_id,
+        purpose,
+        &session.services().registry,
+    )?;
     take_up_loaded(
         store,
         session,

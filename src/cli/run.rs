@@ -11,7 +11,6 @@ use super::exit;
 use super::follow::Via;
 use super::output::RunFormat;
 use super::state::{Session, whoami};
-use crate::actions::Registry;
 use crate::check::check_file;
 use crate::dag::Override;
 use crate::diagnostic::render_text;
@@ -68,7 +67,7 @@ fn parse_incident_start(text: &str) -> Result<chrono::DateTime<chrono::Utc>, Str
 
 /// Runs `run` (mode `run`) or `drill` (mode `drill`).
 pub fn run(args: &RunArgs, session: &Session, mode: &str) -> Result<u8, CliError> {
-    let checked = check_file(&args.file, Registry::global(), &args.params);
+    let checked = check_file(&args.file, &session.services().registry, &args.params);
     let Some(workflow) = &checked.workflow else {
         eprint!(
             "{}",

@@ -46,7 +46,12 @@ fn serve_local(args: &ServeArgs, session: &Session, name: Option<&str>) -> Resul
             key,
         )
     });
-    let (agent, router) = Agent::new(store.clone(), say, runtime.handle().clone(), driver);
+    let (agent, router) = Agent::new(
+        (store.clone(), session.services().clone()),
+        say,
+        runtime.handle().clone(),
+        driver,
+    );
     runtime.block_on(async {
         let host = crate::service::Host::new(store, router.clone());
         let socket = crate::control::serve(session.dir(), host)
@@ -106,7 +111,12 @@ fn serve_shared(
     let say: Say = Arc::new(|line| outln!("{line}"));
     let runtime = runtime()?;
     let driver = args.key.clone().map(|key| (shared.name.clone(), key));
-    let (agent, _router) = Agent::new(store, say, runtime.handle().clone(), driver);
+    let (agent, _router) = Agent::new(
+        (store, session.services().clone()),
+        say,
+        runtime.handle().clone(),
+        driver,
+    );
     // Often enough that a run is taken over within its lease and a fraction of it.
     let poll = (shared.lease / 4).clamp(Duration::from_millis(100), Duration::from_secs(1));
     let watching = agent.clone();

@@ -200,7 +200,7 @@ mod tests {
     use crate::diagnostic::SourceFile;
 
     fn compiled(text: &str) -> CompiledWorkflow {
-        check_source(SourceFile::new("t.toml", text), Registry::global(), &[])
+        check_source(SourceFile::new("t.toml", text), &Registry::builtin(), &[])
             .workflow
             .expect("valid")
     }

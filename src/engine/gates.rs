@@ -80,7 +80,7 @@ mod tests {
 
     fn compile(steps: &str) -> CompiledWorkflow {
         let text = format!("[workflow]\nname = \"t\"\nkind = \"failover\"\n{steps}");
-        check_source(SourceFile::new("t.toml", text), Registry::global(), &[])
+        check_source(SourceFile::new("t.toml", text), &Registry::builtin(), &[])
             .workflow
             .expect("compiles")
     }

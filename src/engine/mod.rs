@@ -19,6 +19,7 @@ mod pause;
 mod recorder;
 mod run;
 mod secrets;
+mod services;
 mod session;
 mod trace;
 
@@ -35,5 +36,6 @@ pub use machine::{Choice, Input, Machine, Refusal, StepState, Undo, Vote, Workfl
 pub use pause::PauseReason;
 pub use recorder::{DriverKey, Recorder};
 pub use run::{Advanced, Run, Starting};
-pub use secrets::{Redactor, remember_secret, scrub_known};
+pub use secrets::{Redactor, Redactors, Registered};
+pub use services::Services;
 pub use session::{NewRun, Recorded, StartError, driver_key_for, events, journal_signer, replay};

@@ -22,7 +22,7 @@ use serde_json::json;
 use tracing::{info, warn};
 
 use crate::dag::CompiledWorkflow;
-use crate::engine::{Event, Machine, remember_secret};
+use crate::engine::{Event, Machine};
 use crate::store::{RunStatus, StepStatus};
 use crate::workflow::{RunEventKind, Segment, format_duration, webhook_shape};
 
@@ -63,7 +63,6 @@ impl Announcer {
                         );
                         return None;
                     };
-                    remember_secret(&value, &format!("${{env.{name}}}"));
                     url.push_str(&value);
                     secret = true;
                 }

@@ -10,10 +10,12 @@ use crate::dag::CompiledWorkflow;
 use crate::diagnostic::Diagnostics;
 
 /// The first-scheme digest of `workflow`: its offline plan as JSON, and the allowed signers.
+/// The scheme is the plan as the built-in actions describe it, whatever registry compiled the
+/// workflow: the registry is part of the scheme, not a dependency of the caller's.
 pub fn plan_digest(workflow: &CompiledWorkflow) -> String {
     let plan = Plan::build(
         workflow,
-        Registry::global(),
+        &Registry::builtin(),
         &Diagnostics::default(),
         LiveMode::Offline,
     );

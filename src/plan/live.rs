@@ -13,11 +13,16 @@ use crate::dag::CompiledWorkflow;
 /// How long one lookup may take before the plan gives up on it.
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// Fills `current` on the plan's steps.
-pub async fn look_up(plan: &mut Plan, workflow: &CompiledWorkflow, aws: Arc<AwsContext>) {
+/// Fills `current` on the plan's steps, asking the actions of `registry` through `aws`.
+pub async fn look_up(
+    plan: &mut Plan,
+    workflow: &CompiledWorkflow,
+    registry: &Registry,
+    aws: Arc<AwsContext>,
+) {
     let mut tasks = tokio::task::JoinSet::new();
     for step in &workflow.steps {
-        let Some(action) = Registry::global().get(&step.action) else {
+        let Some(action) = registry.shared(&step.action) else {
             continue;
         };
         // References to other steps' outputs cannot be known before the run: they stay as

@@ -20,13 +20,14 @@ pub fn with_events(
     }
 }
 
-/// What the actions of run `run` are given: where relative paths start, the AWS clients,
-/// and when the outage began (RPO of restores is measured from it when the operator gave
-/// it, else from the run's start). A record whose time cannot be read is an error: a
+/// What the actions of run `run` are given: where relative paths start, the AWS clients of
+/// `services`, and when the outage began (RPO of restores is measured from it when the
+/// operator gave it, else from the run's start). A record whose time cannot be read is an error: a
 /// restore's RPO is never measured from a made-up moment.
 pub fn exec_context(
     run: &crate::store::RunRecord,
     base_dir: PathBuf,
+    services: &crate::engine::Services,
 ) -> Result<ExecContext, CliError> {
     let since = run.incident_start.as_deref().unwrap_or(&run.started_at);
     let incident_start = crate::time::parse_time(since).ok_or_else(|| {
@@ -38,7 +39,7 @@ pub fn exec_context(
     Ok(ExecContext {
         base_dir,
         timeout: None,
-        aws: crate::aws::AwsContext::global(),
+        aws: services.aws.clone(),
         incident_start,
         previous: None,
         remember: None,
@@ -84,17 +85,25 @@ mod tests {
 
     #[test]
     fn the_incident_begins_when_the_record_says_and_a_bad_time_is_an_error() {
+        let services = crate::engine::Services::new(crate::aws::AwsContext::new(None));
         let given = exec_context(
             &record("2026-12-07T03:00:00Z", Some("2026-12-07T02:41:00Z")),
             PathBuf::from("."),
+            &services,
         )
         .unwrap();
         assert_eq!(rfc(given.incident_start), "2026-12-07T02:41:00.000Z");
-        let started = exec_context(&record("2026-12-07T03:00:00Z", None), PathBuf::new()).unwrap();
+        let started = exec_context(
+            &record("2026-12-07T03:00:00Z", None),
+            PathBuf::new(),
+            &services,
+        )
+        .unwrap();
         assert_eq!(rfc(started.incident_start), "2026-12-07T03:00:00.000Z");
         let bad = exec_context(
             &record("2026-12-07T03:00:00Z", Some("yesterday")),
             PathBuf::new(),
+            &services,
         );
         let why = bad.err().map(|e| e.to_string()).unwrap_or_default();
         assert!(

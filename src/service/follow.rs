@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use super::error::CliError;
 use super::session::{ask, expect, through_inbox};
+use crate::actions::Registry;
 use crate::control::{Connection, JournalPage, Reply, Request, Taken};
 use crate::dag::{CompiledWorkflow, Override};
 use crate::store::{JournalFollower, Store};
@@ -95,12 +96,12 @@ impl Following<'_> {
 const POLL: Duration = Duration::from_millis(100);
 
 /// The workflow the agent drives the run it took on.
-pub fn compile_taken(taken: &Taken) -> Result<CompiledWorkflow, CliError> {
+pub fn compile_taken(taken: &Taken, registry: &Registry) -> Result<CompiledWorkflow, CliError> {
     let overrides: Vec<Override> = taken
         .overrides
         .iter()
         .map(|o| o.parse())
         .collect::<Result<_, String>>()
         .map_err(CliError::internal)?;
-    super::load::compile(&taken.file, &taken.text, &overrides, None)
+    super::load::compile(registry, &taken.file, &taken.text, &overrides, None)
 }

@@ -11,9 +11,7 @@ use crate::actions::Registry;
 use crate::check::check_source;
 use crate::dag::{CompiledWorkflow, Override};
 use crate::diagnostic::{SourceFile, render_text};
-use crate::engine::{
-    Clock, Input, Run, SystemClock, WorkflowChange, changed_steps, gates_kept, replay,
-};
+use crate::engine::{Input, Run, Services, WorkflowChange, changed_steps, gates_kept, replay};
 use crate::store::{RunRecord, Store};
 use crate::stored::stored_workflow;
 
@@ -50,7 +48,12 @@ pub enum Purpose {
 }
 
 /// Finds run `run_id` and compiles its workflow, as `purpose` needs it.
-pub fn load(store: &dyn Store, run_id: &str, purpose: Purpose) -> Result<Loaded, CliError> {
+pub fn load(
+    store: &dyn Store,
+    run_id: &str,
+    purpose: Purpose,
+    registry: &Registry,
+) -> Result<Loaded, CliError> {
     let file_check = !matches!(purpose, Purpose::Record | Purpose::TakeOver);
     let allow_changed = matches!(
         purpose,
@@ -64,7 +67,7 @@ pub fn load(store: &dyn Store, run_id: &str, purpose: Purpose) -> Result<Loaded,
             "no run `{run_id}` in this state directory (`drctl runs` lists them)"
         ))
     })?;
-    let (stored, stored_text) = stored_workflow(store, &run)?;
+    let (stored, stored_text) = stored_workflow(store, &run, registry)?;
     if !file_check || !Path::new(&run.workflow_file).exists() {
         return Ok(Loaded {
             run,
@@ -77,6 +80,7 @@ pub fn load(store: &dyn Store, run_id: &str, purpose: Purpose) -> Result<Loaded,
         .map_err(|e| CliError::invalid(format!("cannot read {}: {e}", run.workflow_file)))?;
     let overrides = crate::stored::overrides(&run)?;
     let mut current = compile(
+        registry,
         &run.workflow_file,
         &text,
         &overrides,
@@ -132,14 +136,16 @@ pub fn load(store: &dyn Store, run_id: &str, purpose: Purpose) -> Result<Loaded,
     })
 }
 
-/// Compiles a workflow text; with `file`, its allowed-signers file is read next to it.
+/// Compiles a workflow text with the actions of `registry`; with `file`, its allowed-signers
+/// file is read next to it.
 pub fn compile(
+    registry: &Registry,
     name: &str,
     text: &str,
     overrides: &[Override],
     file: Option<&Path>,
 ) -> Result<CompiledWorkflow, CliError> {
-    let mut checked = check_source(SourceFile::new(name, text), Registry::global(), overrides);
+    let mut checked = check_source(SourceFile::new(name, text), registry, overrides);
     if let Some(file) = file {
         crate::check::read_signers(&mut checked, file);
     }
@@ -154,15 +160,18 @@ pub fn compile(
 /// Applies a decision to a run no live process drives: replay, mark interrupted attempts,
 /// decide, journal. How `approve`, `reject` and `cancel` are taken when the run is not live
 /// (by the command itself, or by the agent owning the store).
-pub fn apply_offline(store: Arc<dyn Store>, decision: &RunDecision) -> Result<(), CliError> {
+pub fn apply_offline(
+    services: &Services,
+    store: Arc<dyn Store>,
+    decision: &RunDecision,
+) -> Result<(), CliError> {
     let run_id = decision.run();
     let inputs = vec![decision.input()];
-    let loaded = load(store.as_ref(), run_id, Purpose::Record)?;
+    let loaded = load(store.as_ref(), run_id, Purpose::Record, &services.registry)?;
     let mut run = Run::load_record(store, loaded.run, &loaded.workflow)?;
     run.machine.hold = true;
-    let clock = SystemClock;
     for input in std::iter::once(Input::Interrupted).chain(inputs) {
-        run.record(input, clock.now())?;
+        run.record(input, services.clock.now())?;
     }
     Ok(())
 }

@@ -15,6 +15,7 @@ use crate::control::{
     Active, Connection, Envelope, JournalPage, Reply, Request, Response, RunDecision, Taken,
     connect,
 };
+use crate::engine::Services;
 use crate::evidence::Evidence;
 use crate::report::{History, Report};
 use crate::store::{EtcdAddress, EtcdStore, Owner, SharedStore, SledStore, Store, StoreError};
@@ -32,12 +33,13 @@ pub struct Shared {
 }
 
 /// Where the runs are: a state directory (its sled store and control socket), and the shared
-/// store used instead of the directory's, when there is one. Chosen once, from the command
-/// line.
-#[derive(Debug, Clone)]
+/// store used instead of the directory's, when there is one; and the services runs are
+/// compiled, decided and driven with. Chosen once, from the command line.
+#[derive(Clone)]
 pub struct Session {
     dir: PathBuf,
     shared: Option<Shared>,
+    services: Services,
 }
 
 /// Where an answer came from.
@@ -71,12 +73,19 @@ const OWNER_PATIENCE: Duration = Duration::from_secs(10);
 const OWNER_POLL: Duration = Duration::from_millis(50);
 
 impl Session {
-    /// The runs of state directory `dir`, kept in `shared` instead when it is given.
-    pub fn new(dir: &Path, shared: Option<Shared>) -> Self {
+    /// The runs of state directory `dir`, kept in `shared` instead when it is given, handled
+    /// with `services`.
+    pub fn new(dir: &Path, shared: Option<Shared>, services: Services) -> Self {
         Self {
             dir: dir.to_path_buf(),
             shared,
+            services,
         }
+    }
+
+    /// The services runs are compiled, decided and driven with.
+    pub fn services(&self) -> &Services {
+        &self.services
     }
 
     /// The state directory.
@@ -209,11 +218,11 @@ impl Session {
                     })?;
                     return Ok(Source::Live);
                 }
-                apply_offline(store, decision)?;
+                apply_offline(&self.services, store, decision)?;
                 Ok(Source::Local)
             }
             Access::Local(store) => {
-                apply_offline(store, decision)?;
+                apply_offline(&self.services, store, decision)?;
                 Ok(Source::Local)
             }
         }

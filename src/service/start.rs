@@ -11,7 +11,7 @@ use super::session::{Session, hand_over};
 use super::starting::start_refusal;
 use crate::control::{Connection, Request, StartRequest, Taken};
 use crate::dag::CompiledWorkflow;
-use crate::engine::{NewRun, Run, SystemClock};
+use crate::engine::{NewRun, Run};
 use crate::store::{SharedStore, Store};
 
 /// A run to start: the workflow the command checked, and who starts it, how.
@@ -101,8 +101,8 @@ impl Session {
             incident_start: spec.incident_start,
             key: spec.key.clone(),
         };
-        let run =
-            Run::start(store.clone(), &new, &SystemClock).map_err(|e| start_refusal(e, &[]))?;
+        let run = Run::start(store.clone(), &new, self.services().clock.as_ref())
+            .map_err(|e| start_refusal(e, &[]))?;
         // On a shared store with agents standing by, one of them drives the run: started
         // (and its workflow's one unfinished run decided) here, then let go of for them.
         let agents = match store.shared() {

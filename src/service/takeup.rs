@@ -3,14 +3,20 @@
 
 use super::error::CliError;
 use super::load::{Loaded, Purpose, load};
+use crate::actions::Registry;
 use crate::engine::{Choice, Input, Machine, WorkflowChange};
 use crate::store::Store;
 
 /// Makes run `run_id` ready to be driven here, for `purpose`: found, its workflow compiled,
 /// not over (unless it is to be undone), and, on a shared store, claimed (refused when
 /// another process drives it).
-pub fn prepare(store: &dyn Store, run_id: &str, purpose: Purpose) -> Result<Loaded, CliError> {
-    let loaded = load(store, run_id, purpose)?;
+pub fn prepare(
+    store: &dyn Store,
+    run_id: &str,
+    purpose: Purpose,
+    registry: &Registry,
+) -> Result<Loaded, CliError> {
+    let loaded = load(store, run_id, purpose, registry)?;
     let can_undo =
         purpose == Purpose::Undo && loaded.run.status != crate::store::RunStatus::RolledBack;
     if loaded.run.status.is_final() && !can_undo {

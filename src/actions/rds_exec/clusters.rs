@@ -39,12 +39,7 @@ pub async fn failover_cluster(args: &Resolved, ctx: &ExecContext) -> Result<Outp
     if let Some(target) = text(args, "target_instance") {
         request = request.target_db_instance_identifier(target);
     }
-    request
-        .customize()
-        .config_override(crate::aws::sent_once_rds())
-        .send()
-        .await
-        .map_err(|e| classify(&e, &format!("failover of DB cluster {cluster}"), &c.region))?;
+    send_once!(c, request, format!("failover of DB cluster {cluster}"))?;
     loop {
         let writer = cluster_writer(&c, cluster).await?;
         let done = match text(args, "target_instance") {
@@ -52,9 +47,7 @@ pub async fn failover_cluster(args: &Resolved, ctx: &ExecContext) -> Result<Outp
             None => writer.is_some() && writer != before,
         };
         if done {
-            let mut out = Outputs::new();
-            out.insert("writer".into(), writer.into());
-            return Ok(out);
+            return Ok(writer_outputs(writer));
         }
         tokio::time::sleep(ctx.aws.poll_interval).await;
     }
@@ -88,9 +81,7 @@ async fn wait_global_writer(
     loop {
         let writer = global_writer(c, global).await?;
         if writer.as_deref() == Some(target) {
-            let mut out = Outputs::new();
-            out.insert("writer".into(), target.into());
-            return Ok(out);
+            return Ok(writer_outputs(writer));
         }
         tokio::time::sleep(ctx.aws.poll_interval).await;
     }
@@ -99,55 +90,32 @@ async fn wait_global_writer(
 /// `rds.failover_global_cluster`.
 pub async fn failover_global(args: &Resolved, ctx: &ExecContext) -> Result<Outputs, StepError> {
     let c = ctx.aws.clients(region_of(args)).await?;
-    let (global, target) = (
-        text(args, "global_cluster").unwrap_or_default(),
-        text(args, "target_cluster_arn").unwrap_or_default(),
-    );
-    c.rds
-        .failover_global_cluster()
-        .global_cluster_identifier(global)
-        .target_db_cluster_identifier(target)
-        .allow_data_loss(
-            args.get("allow_data_loss")
-                .and_then(Value::as_bool)
-                .unwrap_or(false),
-        )
-        .customize()
-        .config_override(crate::aws::sent_once_rds())
-        .send()
-        .await
-        .map_err(|e| {
-            classify(
-                &e,
-                &format!("failover of global cluster {global} to {target}"),
-                &c.region,
-            )
-        })?;
+    let (global, target) = global_and_target(args);
+    let allow_data_loss = args.get("allow_data_loss").and_then(Value::as_bool);
+    send_once!(
+        c,
+        c.rds
+            .failover_global_cluster()
+            .global_cluster_identifier(global)
+            .target_db_cluster_identifier(target)
+            .allow_data_loss(allow_data_loss.unwrap_or(false)),
+        format!("failover of global cluster {global} to {target}")
+    )?;
     wait_global_writer(&c, global, target, ctx).await
 }
 
 /// `rds.switchover_global_cluster`.
 pub async fn switchover_global(args: &Resolved, ctx: &ExecContext) -> Result<Outputs, StepError> {
     let c = ctx.aws.clients(region_of(args)).await?;
-    let (global, target) = (
-        text(args, "global_cluster").unwrap_or_default(),
-        text(args, "target_cluster_arn").unwrap_or_default(),
-    );
-    c.rds
-        .switchover_global_cluster()
-        .global_cluster_identifier(global)
-        .target_db_cluster_identifier(target)
-        .customize()
-        .config_override(crate::aws::sent_once_rds())
-        .send()
-        .await
-        .map_err(|e| {
-            classify(
-                &e,
-                &format!("switchover of global cluster {global} to {target}"),
-                &c.region,
-            )
-        })?;
+    let (global, target) = global_and_target(args);
+    send_once!(
+        c,
+        c.rds
+            .switchover_global_cluster()
+            .global_cluster_identifier(global)
+            .target_db_cluster_identifier(target),
+        format!("switchover of global cluster {global} to {target}")
+    )?;
     wait_global_writer(&c, global, target, ctx).await
 }
 
@@ -155,15 +123,10 @@ pub async fn switchover_global(args: &Resolved, ctx: &ExecContext) -> Result<Out
 pub async fn probe_global(args: &Resolved, ctx: &ExecContext) -> Probe {
     let found = async {
         let c = ctx.aws.clients(region_of(args)).await?;
-        let (global, target) = (
-            text(args, "global_cluster").unwrap_or_default(),
-            text(args, "target_cluster_arn").unwrap_or_default(),
-        );
+        let (global, target) = global_and_target(args);
         Ok(match global_writer(&c, global).await? {
-            Some(w) if w == target => {
-                let mut out = Outputs::new();
-                out.insert("writer".into(), target.into());
-                Probe::TookEffect(out)
+            writer @ Some(_) if writer.as_deref() == Some(target) => {
+                Probe::TookEffect(writer_outputs(writer))
             }
             _ => Probe::Undecided(format!(
                 "{target} is not the writer of {global} yet; the operation may still be under way"
@@ -175,28 +138,45 @@ pub async fn probe_global(args: &Resolved, ctx: &ExecContext) -> Probe {
 
 /// Live writer of a cluster, for plan.
 pub async fn current_cluster(args: &Resolved, aws: &AwsContext) -> LiveState {
+    let cluster = text(args, "db_cluster").unwrap_or_default();
     let lookup = async {
         let c = aws.clients(region_of(args)).await?;
-        let cluster = text(args, "db_cluster").unwrap_or_default();
-        let writer = cluster_writer(&c, cluster).await?;
-        Ok(format!(
-            "writer of {cluster}: {}",
-            writer.unwrap_or_else(|| "none".into())
-        ))
+        cluster_writer(&c, cluster).await
     };
-    live_or_unavailable(lookup.await)
+    live_writer(cluster, lookup.await)
 }
 
 /// Live writer of a global cluster, for plan.
 pub async fn current_global(args: &Resolved, aws: &AwsContext) -> LiveState {
+    let global = text(args, "global_cluster").unwrap_or_default();
     let lookup = async {
         let c = aws.clients(region_of(args)).await?;
-        let global = text(args, "global_cluster").unwrap_or_default();
-        let writer = global_writer(&c, global).await?;
-        Ok(format!(
-            "writer of {global}: {}",
-            writer.unwrap_or_else(|| "none".into())
-        ))
+        global_writer(&c, global).await
     };
-    live_or_unavailable(lookup.await)
+    live_writer(global, lookup.await)
+}
+
+/// The writer of `name` as plan shows it.
+fn live_writer(name: &str, writer: Result<Option<String>, StepError>) -> LiveState {
+    live_or_unavailable(writer.map(|writer| {
+        format!(
+            "writer of {name}: {}",
+            writer.unwrap_or_else(|| "none".into())
+        )
+    }))
+}
+
+/// The global cluster and the secondary cluster's ARN a global operation names.
+fn global_and_target(args: &Resolved) -> (&str, &str) {
+    (
+        text(args, "global_cluster").unwrap_or_default(),
+        text(args, "target_cluster_arn").unwrap_or_default(),
+    )
+}
+
+/// The outputs of an operation that ends with `writer` writing.
+fn writer_outputs(writer: Option<String>) -> Outputs {
+    let mut out = Outputs::new();
+    out.insert("writer".into(), writer.into());
+    out
 }

@@ -96,14 +96,11 @@ pub async fn promote(args: &Resolved, ctx: &ExecContext) -> Result<Outputs, Step
             c.region
         )));
     }
-    c.rds
-        .promote_read_replica()
-        .db_instance_identifier(id)
-        .customize()
-        .config_override(crate::aws::sent_once_rds())
-        .send()
-        .await
-        .map_err(|e| classify(&e, &format!("promotion of DB instance {id}"), &c.region))?;
+    send_once!(
+        c,
+        c.rds.promote_read_replica().db_instance_identifier(id),
+        format!("promotion of DB instance {id}")
+    )?;
     let db = wait_until_available(&c, id, true, ctx).await?;
     Ok(endpoint_outputs(&db))
 }

@@ -4,6 +4,20 @@
 //! Asynchronous operations wait for their end state, polling; the step's timeout bounds the
 //! wait.
 
+/// Sends `$request`, an RDS call that changes something, once (no retry by the SDK: drctl
+/// decides by the step's idempotence and its probe), its failure classified as about `$what`
+/// in the region of the clients `$c`.
+macro_rules! send_once {
+    ($c:expr, $request:expr, $what:expr) => {
+        $request
+            .customize()
+            .config_override(crate::aws::sent_once_rds())
+            .send()
+            .await
+            .map_err(|e| crate::aws::classify(&e, &$what, &$c.region))
+    };
+}
+
 pub mod clusters;
 pub mod instances;
 pub mod snapshots;

@@ -23,21 +23,14 @@ pub async fn create_snapshot(args: &Resolved, ctx: &ExecContext) -> Result<Outpu
         text(args, "db_instance").unwrap_or_default(),
         text(args, "snapshot_id").unwrap_or_default(),
     );
-    c.rds
-        .create_db_snapshot()
-        .db_instance_identifier(db)
-        .db_snapshot_identifier(snap)
-        .customize()
-        .config_override(crate::aws::sent_once_rds())
-        .send()
-        .await
-        .map_err(|e| {
-            classify(
-                &e,
-                &format!("snapshot {snap} of DB instance {db}"),
-                &c.region,
-            )
-        })?;
+    send_once!(
+        c,
+        c.rds
+            .create_db_snapshot()
+            .db_instance_identifier(db)
+            .db_snapshot_identifier(snap),
+        format!("snapshot {snap} of DB instance {db}")
+    )?;
     wait_snapshot(&c, snap, ctx).await
 }
 
@@ -125,25 +118,12 @@ pub async fn restore_snapshot(args: &Resolved, ctx: &ExecContext) -> Result<Outp
     if let Some(class) = text(args, "instance_class") {
         request = request.db_instance_class(class);
     }
-    request
-        .customize()
-        .config_override(crate::aws::sent_once_rds())
-        .send()
-        .await
-        .map_err(|e| {
-            classify(
-                &e,
-                &format!("restore of snapshot {snap} into {target}"),
-                &c.region,
-            )
-        })?;
-    let db = wait_until_available(&c, target, false, ctx).await?;
-    let mut out = endpoint_outputs(&db);
-    out.insert(
-        "rpo_seconds".into(),
-        taken.map_or(Value::Null, |t| rpo_since(ctx.incident_start, t).into()),
-    );
-    Ok(out)
+    send_once!(
+        c,
+        request,
+        format!("restore of snapshot {snap} into {target}")
+    )?;
+    restored(&c, target, (Outputs::new(), taken), ctx).await
 }
 
 /// `rds.restore_point_in_time`.
@@ -173,27 +153,33 @@ pub async fn restore_pitr(args: &Resolved, ctx: &ExecContext) -> Result<Outputs,
             .latest_restorable_time()
             .and_then(to_chrono)
     };
-    request
-        .customize()
-        .config_override(crate::aws::sent_once_rds())
-        .send()
-        .await
-        .map_err(|e| {
-            classify(
-                &e,
-                &format!("point-in-time restore of {source} into {target}"),
-                &c.region,
-            )
-        })?;
-    let db = wait_until_available(&c, target, false, ctx).await?;
-    let mut out = endpoint_outputs(&db);
-    out.insert(
+    send_once!(
+        c,
+        request,
+        format!("point-in-time restore of {source} into {target}")
+    )?;
+    let mut restore_time = Outputs::new();
+    restore_time.insert(
         "restore_time".into(),
         point.map_or(Value::Null, |p| rfc3339(p).into()),
     );
+    restored(&c, target, (restore_time, point), ctx).await
+}
+
+/// Waits for restored instance `target`, and says where it is, then `extra`, then the RPO of
+/// its data, as of `data`.
+async fn restored(
+    c: &Clients,
+    target: &str,
+    (extra, data): (Outputs, Option<DateTime<Utc>>),
+    ctx: &ExecContext,
+) -> Result<Outputs, StepError> {
+    let db = wait_until_available(c, target, false, ctx).await?;
+    let mut out = endpoint_outputs(&db);
+    out.extend(extra);
     out.insert(
         "rpo_seconds".into(),
-        point.map_or(Value::Null, |p| rpo_since(ctx.incident_start, p).into()),
+        data.map_or(Value::Null, |t| rpo_since(ctx.incident_start, t).into()),
     );
     Ok(out)
 }

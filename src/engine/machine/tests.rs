@@ -16,7 +16,7 @@ fn t0() -> DateTime<Utc> {
 }
 
 fn compile(text: &str) -> CompiledWorkflow {
-    let checked = check_source(SourceFile::new("t.toml", text), Registry::global(), &[]);
+    let checked = check_source(SourceFile::new("t.toml", text), &Registry::builtin(), &[]);
     let rendered = crate::diagnostic::render_text(&checked.source, &checked.diagnostics, false);
     checked.workflow.unwrap_or_else(|| panic!("{rendered}"))
 }

@@ -10,12 +10,15 @@
 //! without the whitespace or newline around it, line by line, and escaped (JSON at depths 1 to
 //! 3, shell quoting, Rust's `{:?}`).
 //!
-//! Every secret a run reads is also remembered for the whole process, so that the log writer
-//! can replace it in any line, whoever wrote the line ([`scrub_known`]); an agent drives many
-//! runs, so that list grows with each.
+//! While a run is driven, its redactor is also registered with the process's [`Redactors`],
+//! so that the log writer replaces its secrets in the lines about the run, and in the lines
+//! about no run at all; the registration ends with the run ([`Registered`]).
+
+mod runs;
+
+pub use runs::{Redactors, Registered};
 
 use std::collections::HashSet;
-use std::sync::{PoisonError, RwLock};
 
 use aho_corasick::AhoCorasick;
 use serde_json::Value;
@@ -134,15 +137,15 @@ impl Redactor {
         self.matcher.is_none()
     }
 
-    /// Adds these secrets to the ones every log line is scrubbed of ([`scrub_known`]).
-    pub fn remember(&self) {
-        if self.secrets.is_empty() {
-            return;
-        }
-        KNOWN
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .add(self.secrets.iter().cloned());
+    /// The redactor of every secret of every one of `redactors`.
+    pub fn union<'a>(redactors: impl IntoIterator<Item = &'a Redactor>) -> Self {
+        let mut union = Self::EMPTY;
+        union.add(
+            redactors
+                .into_iter()
+                .flat_map(|redactor| redactor.secrets.iter().cloned()),
+        );
+        union
     }
 
     /// `text` with every form of every secret replaced by its placeholder. Where forms
@@ -337,26 +340,6 @@ fn double_quoted(text: &str) -> String {
 fn debug_escaped(text: &str) -> String {
     let quoted = format!("{text:?}");
     quoted[1..quoted.len() - 1].to_string()
-}
-
-/// Every secret the process's runs read so far, with their forms.
-static KNOWN: RwLock<Redactor> = RwLock::new(Redactor::EMPTY);
-
-/// Remembers `value` as a secret of the process, shown as `placeholder` in logs, in every
-/// form.
-pub fn remember_secret(value: &str, placeholder: &str) {
-    KNOWN
-        .write()
-        .unwrap_or_else(PoisonError::into_inner)
-        .add([(value.to_string(), placeholder.to_string())]);
-}
-
-/// `text` with every form of every secret this process read replaced by its placeholder.
-pub fn scrub_known(text: &str) -> String {
-    KNOWN
-        .read()
-        .unwrap_or_else(PoisonError::into_inner)
-        .scrub(text)
 }
 
 fn env_names_in_args(args: &Args, out: &mut Vec<String>) {

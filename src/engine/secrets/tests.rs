@@ -1,5 +1,7 @@
 //! Every form of a secret, and where it is looked for.
 
+use std::sync::Arc;
+
 use super::*;
 use crate::actions::Registry;
 use crate::check::check_source;
@@ -128,7 +130,7 @@ action = "shell"
 needs = ["a"]
 with = { argv = ["echo", "${env.DRCTL_NEVER_SET_IN_A_TEST}"] }
 "#;
-    let workflow = check_source(SourceFile::new("t.toml", text), Registry::global(), &[])
+    let workflow = check_source(SourceFile::new("t.toml", text), &Registry::builtin(), &[])
         .workflow
         .expect("valid");
     let r = Redactor::for_workflow(&workflow);
@@ -150,13 +152,55 @@ with = { argv = ["echo", "${env.DRCTL_NEVER_SET_IN_A_TEST}"] }
 }
 
 #[test]
-fn the_process_remembers_every_form_for_its_logs() {
+fn a_registered_run_has_every_form_scrubbed_from_its_logs() {
     let secret = "log-secret-\"quoted\"\\-4f1c\n";
-    one("LOGGED", secret).remember();
+    let redactors = Redactors::new();
+    let _registered = redactors.register("run-1", Arc::new(one("LOGGED", secret)));
     let line = serde_json::json!({ "outputs": serde_json::json!({ "out": secret }).to_string() })
         .to_string();
     assert!(line.contains(&json("log-secret-\"quoted\"\\-4f1c", 2)));
-    let scrubbed = scrub_known(&line);
-    assert!(!scrubbed.contains("4f1c"), "{scrubbed}");
-    assert!(scrubbed.contains("${env.LOGGED}"), "{scrubbed}");
+    for run in [Some("run-1"), None] {
+        let scrubbed = redactors.scrub(run, &line);
+        assert!(!scrubbed.contains("4f1c"), "{scrubbed}");
+        assert!(scrubbed.contains("${env.LOGGED}"), "{scrubbed}");
+    }
+}
+
+#[test]
+fn two_runs_secrets_are_kept_apart_and_forgotten_when_each_ends() {
+    let redactors = Redactors::new();
+    let first = redactors.register("run-1", Arc::new(one("FIRST", "first-s3cr3t")));
+    let second = redactors.register("run-2", Arc::new(one("SECOND", "second-s3cr3t")));
+    let line = "first-s3cr3t and second-s3cr3t";
+    // A run's lines are scrubbed of its own secrets, not of another run's.
+    assert_eq!(
+        redactors.scrub(Some("run-1"), line),
+        "${env.FIRST} and second-s3cr3t"
+    );
+    assert_eq!(
+        redactors.scrub(Some("run-2"), line),
+        "first-s3cr3t and ${env.SECOND}"
+    );
+    // A line about no run, or about a run not registered, is scrubbed of every run's.
+    for run in [None, Some("run-3")] {
+        assert_eq!(redactors.scrub(run, line), "${env.FIRST} and ${env.SECOND}");
+    }
+    // A clone of a registration keeps it; the last one gone, the run's secrets are too.
+    let kept = first.clone();
+    drop(first);
+    assert_eq!(
+        redactors.scrub(None, line),
+        "${env.FIRST} and ${env.SECOND}"
+    );
+    drop(kept);
+    assert_eq!(
+        redactors.scrub(None, line),
+        "first-s3cr3t and ${env.SECOND}"
+    );
+    assert_eq!(
+        redactors.scrub(Some("run-1"), line),
+        "first-s3cr3t and ${env.SECOND}"
+    );
+    drop(second);
+    assert_eq!(redactors.scrub(None, line), line);
 }

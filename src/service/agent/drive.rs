@@ -8,7 +8,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use super::Say;
-use crate::engine::{ControlRequest, Driver, Input, Run, SystemClock, Until};
+use crate::engine::{ControlRequest, Driver, Input, Registered, Run, Services, Until};
 use crate::service::Router;
 use crate::store::{RunStatus, Store};
 
@@ -51,7 +51,7 @@ impl Drop for Routed {
 pub(super) async fn drive_here(
     run: Run<'_>,
     ((routed, control_rx), shared): (OnRouter, Option<Arc<dyn Store>>),
-    base_dir: PathBuf,
+    (base_dir, services): (PathBuf, &Services),
     first: Vec<Input>,
     say: &Say,
 ) -> Outcome {
@@ -66,7 +66,8 @@ pub(super) async fn drive_here(
             routed.driver.clone(),
         ))
     });
-    let outcome = drive(run, base_dir, first, control_rx, announcer).await;
+    // The run's secrets stay registered for the logs until its last messages are gone.
+    let (outcome, _secrets) = drive(run, (base_dir, services), first, control_rx, announcer).await;
     if let Some(inbox) = inbox {
         inbox.abort();
     }
@@ -99,20 +100,25 @@ pub(super) async fn drive_here(
 
 async fn drive(
     run: Run<'_>,
-    base_dir: PathBuf,
+    (base_dir, services): (PathBuf, &Services),
     first: Vec<Input>,
     control: mpsc::Receiver<ControlRequest>,
     announcer: Option<crate::notify::Announcer>,
-) -> Outcome {
-    let exec =
-        super::super::exec::exec_context(&run.recorder.run, base_dir).map_err(|e| e.to_string())?;
+) -> (Outcome, Option<Registered>) {
+    let exec = match super::super::exec::exec_context(&run.recorder.run, base_dir, services) {
+        Ok(exec) => exec,
+        Err(e) => return (Err(e.to_string()), None),
+    };
     let observer = super::super::exec::with_events(Box::new(|_, _, _| {}), announcer);
-    let mut driver = Driver::new(run, Arc::new(SystemClock), exec, observer);
+    let mut driver = Driver::new(run, services, exec, observer);
+    let secrets = Some(driver.registered());
     driver.rearm();
     for input in first {
-        driver.feed_async(input).await.map_err(|e| e.to_string())?;
+        if let Err(e) = driver.feed_async(input).await {
+            return (Err(e.to_string()), secrets);
+        }
     }
-    driver
+    let outcome = driver
         .drive(
             Input::Start,
             Until::Done,
@@ -120,5 +126,6 @@ async fn drive(
             Box::pin(std::future::pending()),
         )
         .await
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string());
+    (outcome, secrets)
 }

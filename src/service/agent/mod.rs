@@ -18,7 +18,7 @@ use super::takeup::{
     prepare, resume_inputs, rollback_inputs, signed_change, tried, warn_still_running,
 };
 use crate::control::{Reply, Response, RunDecision, StartRequest, TakeUpHow, Taken};
-use crate::engine::{Input, Machine, NewRun, Run, SystemClock, WorkflowChange};
+use crate::engine::{Input, Machine, NewRun, Run, Services, WorkflowChange};
 use crate::service::Router;
 use crate::service::load::{Loaded, Purpose};
 use crate::store::Store;
@@ -29,6 +29,8 @@ pub type Say = Arc<dyn Fn(String) + Send + Sync>;
 /// The agent: the store it owns and the runs it drives.
 pub struct Agent {
     store: Arc<dyn Store>,
+    /// What its runs are compiled, decided and driven with.
+    services: Services,
     /// Set once the router that holds this agent exists.
     router: OnceLock<Weak<Router>>,
     /// The workflows a run of which is starting: one start per workflow at a time keeps one
@@ -73,7 +75,7 @@ impl Agent {
     /// An agent driving runs of `store` as tasks on `runtime`, and the router its control
     /// socket serves. Its calls block: they are made from threads that may block.
     pub fn new(
-        store: Arc<dyn Store>,
+        (store, services): (Arc<dyn Store>, Services),
         say: Say,
         runtime: tokio::runtime::Handle,
         driver: Option<(String, std::path::PathBuf)>,
@@ -83,6 +85,7 @@ impl Agent {
         let inbox = store.shared().is_some();
         let agent = Arc::new(Self {
             store,
+            services,
             router: OnceLock::new(),
             starting: Mutex::default(),
             started: Condvar::new(),
@@ -131,6 +134,7 @@ impl Agent {
             .collect::<Result<Vec<_>, String>>()
             .map_err(CliError::invalid)?;
         let workflow = crate::service::load::compile(
+            &self.services.registry,
             &request.file,
             &request.source,
             &overrides,
@@ -164,7 +168,7 @@ impl Agent {
         let (record, routed) = {
             let _slot = self.slot(&workflow.name);
             let (starting, routed) = loop {
-                let starting = Run::begin(self.store.clone(), &new, &SystemClock)
+                let starting = Run::begin(self.store.clone(), &new, self.services.clock.as_ref())
                     .map_err(|e| super::starting::start_refusal(e, &router.driving()))?;
                 let _taking = self.taking.lock().unwrap_or_else(PoisonError::into_inner);
                 // Another start drew the same id (same second, same 16 random bits).
@@ -189,6 +193,7 @@ impl Agent {
         ));
         let (store, say) = (self.store.clone(), self.say.clone());
         let inbox = self.inbox.then(|| store.clone());
+        let services = self.services.clone();
         let base = super::exec::base_dir(Path::new(&request.file));
         let live = Live::new(&self.live);
         let record_id = id.clone();
@@ -196,7 +201,14 @@ impl Agent {
             match Run::load_record(store, record, &workflow) {
                 Ok(mut run) => {
                     run.recorder.sign_with(driver);
-                    let _ = drive::drive_here(run, (routed, inbox), base, Vec::new(), &say).await;
+                    let _ = drive::drive_here(
+                        run,
+                        (routed, inbox),
+                        (base, &services),
+                        Vec::new(),
+                        &say,
+                    )
+                    .await;
                 }
                 Err(e) => say(format!("run {id} stopped: {e}")),
             }
@@ -245,7 +257,12 @@ impl Agent {
                 ),
             ));
         }
-        let loaded = prepare(self.store.as_ref(), run_id, purpose)?;
+        let loaded = prepare(
+            self.store.as_ref(),
+            run_id,
+            purpose,
+            &self.services.registry,
+        )?;
         let change = signed_change(&loaded, &by, key.as_deref())?;
         let Loaded {
             run: record,
@@ -266,6 +283,7 @@ impl Agent {
         let driver = self.driver_key(workflow.signers.as_deref(), resumer)?;
         let (store, say) = (self.store.clone(), self.say.clone());
         let inbox = self.inbox.then(|| store.clone());
+        let services = self.services.clone();
         let base = super::exec::base_dir(Path::new(&record.workflow_file));
         self.on_task(move |answer| async move {
             let mut run = match Run::load_record(store.clone(), record, &workflow) {
@@ -287,7 +305,7 @@ impl Agent {
             };
             let routed = drive::Routed::new(router, &taken.run_id);
             let _ = answer.send(Ok(taken));
-            let _ = drive::drive_here(run, (routed, inbox), base, first, &say).await;
+            let _ = drive::drive_here(run, (routed, inbox), (base, &services), first, &say).await;
         })
     }
 
@@ -419,7 +437,7 @@ impl crate::service::Agent for Agent {
                 "run {run} was just taken up by this drctl serve; try again"
             ));
         }
-        match crate::service::load::apply_offline(self.store.clone(), &decision) {
+        match crate::service::load::apply_offline(&self.services, self.store.clone(), &decision) {
             Ok(()) => Response::reply(Reply::Decided),
             Err(e) => e.refusal(),
         }

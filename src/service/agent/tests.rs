@@ -3,7 +3,9 @@
 use std::sync::{Arc, Barrier};
 
 use super::Agent;
+use crate::aws::AwsContext;
 use crate::control::StartRequest;
+use crate::engine::Services;
 use crate::store::{MemoryStore, Store};
 
 fn request(workflow: &str) -> StartRequest {
@@ -30,8 +32,9 @@ fn racing_starts_leave_one_run_per_workflow_and_start_different_workflows_at_onc
         .build()
         .unwrap();
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let services = Services::new(AwsContext::new(None));
     let (agent, _router) = Agent::new(
-        store.clone(),
+        (store.clone(), services),
         Arc::new(|_| {}),
         runtime.handle().clone(),
         None,

@@ -2,6 +2,9 @@
 //! it (starts actions, arms timers). Inputs come from finished actions, timers, the control
 //! socket (votes, cancel) and the shutdown signal.
 
+mod launch;
+mod task;
+
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
@@ -9,21 +12,19 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, oneshot};
-use tracing::{Instrument, debug, info};
+use tracing::{Instrument, info};
 
 use super::clock::Clock;
 use super::effect::Effect;
 use super::error::EngineError;
 use super::event::Event;
-use super::exec::resolve;
 use super::machine::{Input, Machine};
 use super::run::{Advanced, Run};
-use super::secrets::Redactor;
-use crate::actions::processes::AttemptMark;
-use crate::actions::{
-    Action, ExecContext, Outputs, PreviousRequest, Probe, Registry, Remember, Resolved, StepError,
-};
+use super::secrets::{Redactor, Registered};
+use super::services::Services;
+use crate::actions::{ExecContext, Outputs, PreviousRequest, Registry};
 use crate::store::{RunStatus, StepStatus};
+use task::Call;
 
 /// A request from another process (through the control socket) or from the terminal.
 pub struct ControlRequest {
@@ -67,12 +68,18 @@ pub struct Driver<'w> {
     span: tracing::Span,
     /// Every secret the run reads, scrubbed from what each of its steps returns.
     redactor: Arc<Redactor>,
+    /// The same secrets, registered for the process's log lines while the run is driven.
+    registered: Registered,
+    /// Where the run's steps find their actions.
+    registry: Arc<Registry>,
 }
 
 impl<'w> Driver<'w> {
-    /// A driver for a run whose machine and records are already loaded. The secrets its
-    /// workflow reads are read now, and remembered for the process's logs.
-    pub fn new(run: Run<'w>, clock: Arc<dyn Clock>, exec: ExecContext, observer: Observer) -> Self {
+    /// A driver for a run whose machine and records are already loaded, its actions from
+    /// `services`' registry, its time from their clock. The secrets its workflow reads are
+    /// read now, and registered with `services`' redactors for the process's logs until the
+    /// driver (and every [`Driver::registered`] clone) is dropped.
+    pub fn new(run: Run<'w>, services: &Services, exec: ExecContext, observer: Observer) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let (previous_tx, previous_rx) = mpsc::unbounded_channel();
         let span = tracing::info_span!(
@@ -81,10 +88,10 @@ impl<'w> Driver<'w> {
             workflow = %run.machine.workflow().name
         );
         let redactor = Arc::new(Redactor::for_workflow(run.machine.workflow()));
-        redactor.remember();
+        let registered = services.redactors.register(run.id(), redactor.clone());
         Self {
             run,
-            clock,
+            clock: services.clock.clone(),
             exec,
             observer,
             on_tick: None,
@@ -95,7 +102,15 @@ impl<'w> Driver<'w> {
             tasks: tokio::task::JoinSet::new(),
             span,
             redactor,
+            registered,
+            registry: services.registry.clone(),
         }
+    }
+
+    /// The registration of the run's secrets for the process's logs: kept while a clone is,
+    /// for what is logged about the run after its driver is gone (its last messages).
+    pub fn registered(&self) -> Registered {
+        self.registered.clone()
     }
 
     /// Decides, journals and acts on one input. Returns the refusal when the machine does not
@@ -161,111 +176,6 @@ impl<'w> Driver<'w> {
             Effect::Execute { step, attempt } => self.launch(step, Call::Execute { attempt }),
             Effect::Probe { step } => self.launch(step, Call::Probe),
             Effect::Compensate { step } => self.launch(step, Call::Compensate),
-        }
-    }
-
-    /// Resolves the step's parameters, builds the context, and runs the call in a task whose
-    /// result, secrets scrubbed, comes back as an input.
-    fn launch(&mut self, i: usize, call: Call) {
-        let spec = &self.run.machine.workflow().steps[i];
-        let compensation = match call {
-            Call::Compensate => spec.rollback.as_ref(),
-            _ => None,
-        };
-        let (name, args) =
-            compensation.map_or((&spec.action, &spec.args), |c| (&c.action, &c.args));
-        let Some(action) = Registry::global().get(name) else {
-            // Never left running: the step ends as an attempt that did nothing would.
-            let why = format!("this drctl has no action `{name}`; nothing was run");
-            tracing::error!(parent: &self.span, step = %spec.id, "{why}");
-            let step = spec.id.clone();
-            let _ = self.tx.send(match call {
-                Call::Execute { attempt } => Input::Finished {
-                    step,
-                    attempt,
-                    result: Err((why, crate::actions::Failure::Fatal)),
-                },
-                Call::Probe => Input::Probed {
-                    step,
-                    probe: crate::actions::Probe::Undecided(why),
-                },
-                Call::Compensate => Input::CompensationFinished {
-                    step,
-                    result: Err((why, crate::actions::Failure::Fatal)),
-                },
-            });
-            return;
-        };
-        let resolved = resolve(args, &|id| self.output_of(id));
-        let span = match call {
-            Call::Execute { attempt } => {
-                tracing::info_span!(parent: &self.span, "attempt", step = %spec.id, attempt, action = %name)
-            }
-            Call::Probe => {
-                tracing::info_span!(parent: &self.span, "probe", step = %spec.id, action = %name)
-            }
-            Call::Compensate => {
-                tracing::info_span!(parent: &self.span, "compensate", step = %spec.id, action = %name)
-            }
-        };
-        // Only ever logged scrubbed: the values of `${env.NAME}` are in `resolved`.
-        if let Ok(args) = &resolved
-            && tracing::enabled!(tracing::Level::DEBUG)
-        {
-            let args = self
-                .redactor
-                .scrub(&serde_json::Value::Object(args.clone()).to_string());
-            debug!(parent: &span, args = %args, "calling the action");
-        }
-        let mut ctx = self.context(i);
-        if let Call::Execute { attempt } = call {
-            ctx.remember = Some(Remember {
-                step: spec.id.clone(),
-                attempt,
-                tx: self.previous_tx.clone(),
-            });
-            // What the attempt starts carries its mark: a later attempt finds it (SPEC §5.8.9).
-            ctx.processes.attempt = Some(AttemptMark {
-                run: self.run.id().to_string(),
-                step: spec.id.clone(),
-                attempt,
-            });
-        }
-        let task = Task {
-            tx: self.tx.clone(),
-            step: spec.id.clone(),
-            action,
-            undo_itself: compensation.is_none(),
-            // Only an action undoing itself reads what its step returned.
-            own: match call {
-                Call::Compensate if compensation.is_none() => {
-                    self.run.machine.steps[i].outputs.clone()
-                }
-                _ => Outputs::new(),
-            },
-            timeout: spec.timeout,
-            ctx,
-            redactor: Arc::clone(&self.redactor),
-        };
-        // One spawn per kind of call, the call's own future: each task is only as large as
-        // what it awaits.
-        match call {
-            Call::Execute { attempt } => self
-                .tasks
-                .spawn(task.execute(attempt, resolved).instrument(span)),
-            Call::Probe => self.tasks.spawn(task.probe(resolved).instrument(span)),
-            Call::Compensate => self.tasks.spawn(task.compensate(resolved).instrument(span)),
-        };
-    }
-
-    /// What an action of step `i` runs with: the step's timeout, and what the step replaced
-    /// as first recorded.
-    fn context(&self, i: usize) -> ExecContext {
-        ExecContext {
-            timeout: self.run.machine.workflow().steps[i].timeout,
-            previous: self.run.machine.steps[i].previous.clone(),
-            remember: None,
-            ..self.exec.clone()
         }
     }
 
@@ -398,140 +308,5 @@ impl<'w> Driver<'w> {
     }
 }
 
-/// What a task does with a step's action.
-#[derive(Debug, Clone, Copy)]
-enum Call {
-    /// Runs an attempt.
-    Execute {
-        /// The attempt.
-        attempt: u32,
-    },
-    /// Asks whether a lost attempt took effect.
-    Probe,
-    /// Undoes the step.
-    Compensate,
-}
-
-/// Everything a spawned call needs, owned; its result goes back through `tx`.
-struct Task {
-    tx: mpsc::UnboundedSender<Input>,
-    step: String,
-    action: &'static dyn Action,
-    /// No declared compensation: the action undoes itself from its parameters and outputs.
-    undo_itself: bool,
-    own: Outputs,
-    timeout: Option<std::time::Duration>,
-    ctx: ExecContext,
-    /// The run's: a step is scrubbed of every secret of the run, not only those it names.
-    redactor: Arc<Redactor>,
-}
-
-impl Task {
-    /// Runs an attempt. Secrets never leave the task: not in outputs, not in errors.
-    async fn execute(self, attempt: u32, resolved: Result<Resolved, StepError>) {
-        let result = match &resolved {
-            Err(e) => Err(e.clone()),
-            Ok(args) => run_with_timeout(self.action, args, &self.ctx, self.timeout).await,
-        };
-        let result = result
-            .map(|o| self.redactor.scrub_outputs(o))
-            .map_err(|e| (self.redactor.scrub(&e.message), e.failure));
-        match &result {
-            Ok(outputs) => debug!(
-                outputs = %serde_json::Value::Object(outputs.clone()),
-                "attempt succeeded"
-            ),
-            Err((error, failure)) => {
-                info!(error = %error, failure = %failure_name(*failure), "attempt failed");
-            }
-        }
-        let _ = self.tx.send(Input::Finished {
-            step: self.step,
-            attempt,
-            result,
-        });
-    }
-
-    /// Asks whether a lost attempt took effect, within the step's timeout (5 minutes without).
-    async fn probe(self, resolved: Result<Resolved, StepError>) {
-        let probe = match resolved {
-            Err(e) => Probe::Undecided(e.message),
-            Ok(args) => {
-                let limit = self
-                    .ctx
-                    .timeout
-                    .unwrap_or(std::time::Duration::from_mins(5));
-                tokio::time::timeout(limit, self.action.probe(&args, &self.ctx))
-                    .await
-                    .unwrap_or_else(|_| Probe::Undecided("the probe timed out".into()))
-            }
-        };
-        let probe = match probe {
-            Probe::TookEffect(o) => Probe::TookEffect(self.redactor.scrub_outputs(o)),
-            Probe::Undecided(why) => Probe::Undecided(self.redactor.scrub(&why)),
-            Probe::DidNot => Probe::DidNot,
-        };
-        match &probe {
-            Probe::TookEffect(outputs) => info!(
-                outputs = %serde_json::Value::Object(outputs.clone()),
-                "probe: the attempt took effect"
-            ),
-            Probe::DidNot => info!("probe: the attempt had no effect"),
-            Probe::Undecided(why) => info!(why = %why, "probe: cannot tell"),
-        }
-        let _ = self.tx.send(Input::Probed {
-            step: self.step,
-            probe,
-        });
-    }
-
-    /// Undoes the step: the action's own undo, or the declared compensation.
-    async fn compensate(self, resolved: Result<Resolved, StepError>) {
-        let result = match &resolved {
-            Err(e) => Err(e.clone()),
-            Ok(args) if self.undo_itself => self.action.undo(args, &self.own, &self.ctx).await,
-            Ok(args) => run_with_timeout(self.action, args, &self.ctx, self.timeout)
-                .await
-                .map(|_| ()),
-        };
-        let result = result.map_err(|e| (self.redactor.scrub(&e.message), e.failure));
-        match &result {
-            Ok(()) => info!("undone"),
-            Err((error, failure)) => {
-                info!(error = %error, failure = %failure_name(*failure), "undo failed");
-            }
-        }
-        let _ = self.tx.send(Input::CompensationFinished {
-            step: self.step,
-            result,
-        });
-    }
-}
-
-/// The name of a failure in logs, as the journal spells it (`no_effect`, `ambiguous`...).
-fn failure_name(failure: crate::actions::Failure) -> String {
-    serde_json::to_value(failure)
-        .ok()
-        .and_then(|v| v.as_str().map(String::from))
-        .unwrap_or_default()
-}
-
-async fn run_with_timeout(
-    action: &'static dyn crate::actions::Action,
-    args: &Resolved,
-    ctx: &ExecContext,
-    timeout: Option<std::time::Duration>,
-) -> Result<Outputs, StepError> {
-    let future = action.execute(args, ctx);
-    match timeout {
-        // The attempt may have acted before its time ran out: ambiguous, never proof of no
-        // effect.
-        Some(t) => tokio::time::timeout(t, future).await.unwrap_or_else(|_| {
-            Err(StepError::ambiguous(format!(
-                "timed out after {}",
-                crate::workflow::format_duration(t)
-            )))
-        }),
-        None => future.await,
-    }
-}
+#[cfg(test)]
+mod tests;
