@@ -6,6 +6,7 @@ mod compile;
 mod cycle;
 mod schedule;
 
+pub use crate::actions::{ApprovalPolicy, Barred, OnTimeout, Voter};
 pub use compile::{Override, compile};
 pub use schedule::{Schedule, longest_path, waves};
 
@@ -43,10 +44,10 @@ pub enum EstimateSource {
 }
 
 /// Who completes a step: people (an approval) or drctl, by running its action.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StepKind {
-    /// People decide; nothing runs.
-    Approval,
+    /// People decide, as its policy says; nothing runs.
+    Approval(ApprovalPolicy),
     /// drctl runs the action.
     Action,
 }
@@ -141,7 +142,15 @@ pub struct CompiledWorkflow {
 impl Step {
     /// Whether people complete this step (an approval).
     pub fn is_approval(&self) -> bool {
-        self.kind == StepKind::Approval
+        self.approval().is_some()
+    }
+
+    /// The step's approval policy, when people complete it.
+    pub fn approval(&self) -> Option<&ApprovalPolicy> {
+        match &self.kind {
+            StepKind::Approval(policy) => Some(policy),
+            StepKind::Action => None,
+        }
     }
 }
 

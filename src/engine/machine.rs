@@ -382,4 +382,6 @@ pub use projection::{
 };
 use tally::Tally;
 #[cfg(test)]
+mod projection_tests;
+#[cfg(test)]
 mod tests;

@@ -197,7 +197,8 @@ impl Announcer {
         let approvers = machine
             .workflow()
             .step(step)
-            .map(|s| s.args.show("approvers"))
+            .and_then(crate::dag::Step::approval)
+            .map(crate::dag::ApprovalPolicy::approvers_shown)
             .unwrap_or_default();
         // A run with allowed signers takes signed votes only.
         let key = if machine.signers.is_some() {

@@ -234,20 +234,25 @@ pub fn build_with(
                 .collect()
         })
         .unwrap_or_default();
-    let specs: Vec<(String, String, bool)> = match &workflow {
+    // Per step: its id, action, whether it marks the service recovered, and whether it is an
+    // approval (a workflow that no longer compiles says none of these).
+    let specs: Vec<(String, String, bool, bool)> = match &workflow {
         Some(w) => w
             .steps
             .iter()
-            .map(|s| (s.id.clone(), s.action.clone(), s.marks_recovered))
+            .map(|s| {
+                let approval = s.is_approval();
+                (s.id.clone(), s.action.clone(), s.marks_recovered, approval)
+            })
             .collect(),
         None => records
             .values()
-            .map(|r| (r.step.clone(), String::new(), false))
+            .map(|r| (r.step.clone(), String::new(), false, false))
             .collect(),
     };
     let steps: Vec<ReportStep> = specs
         .into_iter()
-        .map(|(id, action, marks_recovered)| {
+        .map(|(id, action, marks_recovered, is_approval)| {
             let record = records.get(&id);
             let told = projection.step(&id);
             let started_at = told.and_then(|s| time(&s.first_started_at));
@@ -257,7 +262,7 @@ pub fn build_with(
                 _ => None,
             };
             ReportStep {
-                is_approval: action == "approval",
+                is_approval,
                 on_critical_path: critical.contains(&id),
                 status: record
                     .map_or_else(|| "pending".to_string(), |r| r.status.as_str().to_string()),

@@ -122,8 +122,6 @@ pub struct StepProjection {
     pub outputs: Outputs,
     /// Its last error.
     pub error: Option<String>,
-    /// An approval's round (its attempt number when the round was opened; 0 for the first).
-    pub round: u32,
     /// The votes of an approval's current round. A changed workflow voids the votes of the
     /// approvals not decided in their round.
     pub votes: Vec<VoteCast>,
@@ -142,10 +140,16 @@ impl StepProjection {
             ended_at: None,
             outputs: Outputs::new(),
             error: None,
-            round: 0,
             votes: Vec::new(),
             decided: false,
         }
+    }
+
+    /// An approval's current round, as signed decisions name it: the number of its last
+    /// request (0: not requested yet). The one count of rounds, for the machine checking a
+    /// signed vote and for the command that asks someone to sign one.
+    pub fn round(&self) -> u32 {
+        self.attempts.last().map_or(0, |a| a.number)
     }
 
     fn attempt(&mut self, n: u32) -> Option<&mut Attempt> {
@@ -406,10 +410,9 @@ impl RunProjection {
                 }
             }
             Event::StepSkipped { .. } => step.ended_at = Some(at),
-            Event::ApprovalRoundOpened { round, .. } => {
+            Event::ApprovalRoundOpened { .. } => {
                 step.votes.clear();
                 step.decided = false;
-                step.round = *round;
                 step.error = None;
             }
             Event::ApprovalVoted {

@@ -53,6 +53,19 @@ fn ok(step_id: &str, attempt: u32) -> Input {
     }
 }
 
+/// A compensation of `step_id` that ended well.
+fn undone(step_id: &str) -> Input {
+    Input::CompensationFinished {
+        step: step_id.into(),
+        result: Ok(()),
+    }
+}
+
+/// The last of `events` finishes the run as `status`.
+fn ended_as(events: &[Event], status: RunStatus) {
+    assert_eq!(events.last(), Some(&Event::RunFinished { status }));
+}
+
 fn fail(step_id: &str, attempt: u32, retryable: bool) -> Input {
     let failure = if retryable {
         Failure::NoEffect
@@ -87,12 +100,7 @@ fn start_runs_the_roots_then_dependants_then_finishes() {
     assert!(matches!(events[0], Event::StepSucceeded { .. }));
     assert_eq!(started(&events), ["b"]);
     let events = step(&mut m, ok("b", 1));
-    assert_eq!(
-        events.last(),
-        Some(&Event::RunFinished {
-            status: RunStatus::Succeeded
-        })
-    );
+    ended_as(&events, RunStatus::Succeeded);
     assert_eq!(m.status(), RunStatus::Succeeded);
 }
 
@@ -194,17 +202,9 @@ needs = ["a"]
     assert!(events.contains(&Event::CompensationStarted { step: "a".into() }));
     let events = step(
         &mut m,
-        Input::CompensationFinished {
-            step: "a".into(),
-            result: Ok(()),
-        },
+        undone("a"),
     );
-    assert_eq!(
-        events.last(),
-        Some(&Event::RunFinished {
-            status: RunStatus::RolledBack
-        })
-    );
+    ended_as(&events, RunStatus::RolledBack);
 }
 
 #[test]
@@ -489,10 +489,7 @@ rollback = { action = "noop" }
     assert_eq!(compensating(&events), ["join"]);
     let events = step(
         &mut m,
-        Input::CompensationFinished {
-            step: "join".into(),
-            result: Ok(()),
-        },
+        undone("join"),
     );
     assert!(events.contains(&Event::StepNotUndone {
         step: "right".into()
@@ -500,25 +497,14 @@ rollback = { action = "noop" }
     assert_eq!(compensating(&events), ["left"]);
     let events = step(
         &mut m,
-        Input::CompensationFinished {
-            step: "left".into(),
-            result: Ok(()),
-        },
+        undone("left"),
     );
     assert_eq!(compensating(&events), ["root"]);
     let events = step(
         &mut m,
-        Input::CompensationFinished {
-            step: "root".into(),
-            result: Ok(()),
-        },
+        undone("root"),
     );
-    assert_eq!(
-        events.last(),
-        Some(&Event::RunFinished {
-            status: RunStatus::RolledBack
-        })
-    );
+    ended_as(&events, RunStatus::RolledBack);
 }
 
 #[test]
