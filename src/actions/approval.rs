@@ -67,7 +67,11 @@ impl ApprovalPolicy {
                 .integer("quorum")
                 .map_or(1, |q| usize::try_from(q).unwrap_or(1)),
             timeout: args.duration("timeout"),
-            on_timeout: match args.get("on_timeout").and_then(Arg::literal_text).as_deref() {
+            on_timeout: match args
+                .get("on_timeout")
+                .and_then(Arg::literal_text)
+                .as_deref()
+            {
                 Some("approve") => OnTimeout::Approve,
                 _ => OnTimeout::Reject,
             },

@@ -112,8 +112,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-pub use args::{Arg, Args};
 pub use approval::{ApprovalPolicy, Barred, OnTimeout, Voter};
+pub use args::{Arg, Args};
 pub use builtin::APPROVAL;
 pub use outcome::{
     ExecContext, Failure, Outputs, PreviousRequest, Probe, Remember, Resolved, StepError, duration,

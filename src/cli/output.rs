@@ -170,7 +170,10 @@ impl LiveView {
         let Some(policy) = machine.workflow().steps[i].approval() else {
             return;
         };
-        let voter = Voter { name: me, key: None };
+        let voter = Voter {
+            name: me,
+            key: None,
+        };
         let initiator = Voter {
             name: &machine.initiator,
             key: None,
@@ -227,8 +230,7 @@ fn line(event: &Event, machine: &Machine<'_>) -> Option<String> {
         {
             let approvers = machine
                 .workflow()
-                .step(step)
-                .and_then(crate::dag::Step::approval)
+                .approval(step)
                 .map(crate::dag::ApprovalPolicy::approvers_shown)
                 .unwrap_or_default();
             if *attempt > 1 {

@@ -180,6 +180,11 @@ impl CompiledWorkflow {
         self.steps.iter().find(|s| s.id == id)
     }
 
+    /// The approval policy of step `id`, when it is an approval.
+    pub fn approval(&self, id: &str) -> Option<&ApprovalPolicy> {
+        self.step(id).and_then(Step::approval)
+    }
+
     /// The index of the step marked `recovered`, if any.
     pub fn recovered_step(&self) -> Option<usize> {
         self.steps.iter().position(|s| s.marks_recovered)

@@ -297,7 +297,8 @@ impl Replay<'_> {
             self.broken(seq, &format!(
                 "the approval `{step}` is marked succeeded by hand: an approval passes only by votes"
             ));
-        } else if !(self.timed_out.contains(&i) && on_timeout == Some(crate::dag::OnTimeout::Approve))
+        } else if !(self.timed_out.contains(&i)
+            && on_timeout == Some(crate::dag::OnTimeout::Approve))
             && counted < machine.quorum(i)
         {
             self.broken(seq, &format!(

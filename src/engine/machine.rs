@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use thiserror::Error;
 
-use super::event::{Decision, Outputs};
+use super::event::{Decision, Event, Outputs};
 use super::pause::PauseReason;
 use crate::actions::Failure;
 use crate::dag::CompiledWorkflow;
@@ -210,6 +210,27 @@ pub struct Vote {
     /// The fingerprint of the key that signed it (runs with allowed signers): one key is one
     /// person, whatever names it is listed under.
     pub key: Option<String>,
+}
+
+impl Vote {
+    /// The vote an `approval_voted` event records (none for another event).
+    pub(super) fn of(event: &Event) -> Option<Self> {
+        match event {
+            Event::ApprovalVoted {
+                by,
+                decision,
+                comment,
+                fingerprint,
+                ..
+            } => Some(Vote {
+                by: by.clone(),
+                decision: *decision,
+                comment: comment.clone(),
+                key: fingerprint.clone(),
+            }),
+            _ => None,
+        }
+    }
 }
 
 /// The state of a run and the workflow it runs.

@@ -56,7 +56,11 @@ impl<'w> Starting<'w> {
         let mut begun = self.0;
         begun
             .recorder
-            .commit_async(std::slice::from_ref(&begun.started), &begun.machine, begun.at)
+            .commit_async(
+                std::slice::from_ref(&begun.started),
+                &begun.machine,
+                begun.at,
+            )
             .await?;
         Ok(Run::from(begun))
     }

@@ -196,8 +196,7 @@ impl Announcer {
         let run = &self.run_id;
         let approvers = machine
             .workflow()
-            .step(step)
-            .and_then(crate::dag::Step::approval)
+            .approval(step)
             .map(crate::dag::ApprovalPolicy::approvers_shown)
             .unwrap_or_default();
         // A run with allowed signers takes signed votes only.

@@ -202,6 +202,10 @@ pub fn build(store: &dyn Store, run_id: &str) -> Result<Report, ReportError> {
 }
 
 /// Builds the report of run `run_id`, reusing the workflows compiled for earlier reports.
+#[allow(
+    clippy::too_many_lines,
+    reason = "the report's fields, assembled in one place"
+)]
 pub fn build_with(
     store: &dyn Store,
     run_id: &str,

@@ -78,7 +78,7 @@ impl<'a> Compiler<'a> {
         let step = Step {
             id: id.value.clone(),
             action: action.spec().name.to_string(),
-            kind: if std::ptr::eq(action.spec(), &crate::actions::APPROVAL) {
+            kind: if std::ptr::eq(action.spec(), &raw const crate::actions::APPROVAL) {
                 StepKind::Approval(ApprovalPolicy::from_args(&args))
             } else {
                 StepKind::Action

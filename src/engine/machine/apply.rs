@@ -113,23 +113,8 @@ impl Machine<'_> {
                 self.set_status(i, StepStatus::Skipped);
                 self.steps[i].finished_at = Some(at);
             }
-            (
-                Event::ApprovalVoted {
-                    by,
-                    decision,
-                    comment,
-                    fingerprint,
-                    digest,
-                    ..
-                },
-                Some(i),
-            ) if self.counts_for(digest) => {
-                self.steps[i].votes.push(Vote {
-                    by: by.clone(),
-                    decision: *decision,
-                    comment: comment.clone(),
-                    key: fingerprint.clone(),
-                });
+            (Event::ApprovalVoted { digest, .. }, Some(i)) if self.counts_for(digest) => {
+                self.steps[i].votes.extend(Vote::of(event));
             }
             (
                 Event::WorkflowChanged {

@@ -31,14 +31,7 @@ impl Machine<'_> {
                     // A changed step does not run again while a gate stands rejected.
                     undecided.push(step);
                 } else if self.workflow.steps[i].idempotent && !self.rolling_back {
-                    self.emit(
-                        Event::StepStarted {
-                            step,
-                            attempt: attempt + 1,
-                        },
-                        now,
-                        out,
-                    );
+                    self.attempt_again(step, attempt, now, out);
                 } else if has_probe && !self.rolling_back {
                     // The action's probe decides (a promoted replica is no longer a replica);
                     // the operator is asked only when it cannot tell.
@@ -51,14 +44,7 @@ impl Machine<'_> {
                 && self.paused.is_none()
                 && !held
             {
-                self.emit(
-                    Event::StepStarted {
-                        step,
-                        attempt: attempt + 1,
-                    },
-                    now,
-                    out,
-                );
+                self.attempt_again(step, attempt, now, out);
             }
             if self.steps[i].undo == Undo::Running {
                 // A compensation cut off by a crash runs again: compensations put back a
@@ -266,6 +252,24 @@ impl Machine<'_> {
             )));
         }
         Ok(i)
+    }
+
+    /// Starts attempt `attempt + 1` of `step`.
+    fn attempt_again(
+        &mut self,
+        step: String,
+        attempt: u32,
+        now: DateTime<Utc>,
+        out: &mut Vec<Event>,
+    ) {
+        self.emit(
+            Event::StepStarted {
+                step,
+                attempt: attempt + 1,
+            },
+            now,
+            out,
+        );
     }
 
     /// The approvers whose approvals count towards step `i`'s quorum in its current round:

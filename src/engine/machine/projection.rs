@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::super::event::{Decision, Event, Outputs};
 use super::super::pause::PauseReason;
+use super::Vote;
 use crate::store::{RunStatus, StepStatus};
 
 /// What a run's journal says happened, for the people and tools that read it.
@@ -273,6 +274,30 @@ impl RunProjection {
         }
     }
 
+    /// Records a vote on approval `id`: in its current round, and among every decision.
+    fn vote(&mut self, idx: Option<usize>, id: &str, vote: Vote, digest: &str, at: DateTime<Utc>) {
+        self.decisions.push(ApprovalDecision {
+            step: id.to_string(),
+            by: Some(vote.by.clone()),
+            outcome: match vote.decision {
+                Decision::Approve => Outcome::Approve,
+                Decision::Reject => Outcome::Reject,
+            },
+            comment: vote.comment.clone(),
+            key: vote.key.clone(),
+            digest: digest.to_string(),
+            at,
+        });
+        self.step_mut(idx, id).votes.push(VoteCast {
+            by: vote.by,
+            key: vote.key,
+            decision: vote.decision,
+            comment: vote.comment,
+            digest: digest.to_string(),
+            at,
+        });
+    }
+
     fn fold_run(&mut self, event: &Event, at: DateTime<Utc>) {
         match event {
             Event::RunStarted {
@@ -415,34 +440,10 @@ impl RunProjection {
                 step.decided = false;
                 step.error = None;
             }
-            Event::ApprovalVoted {
-                by,
-                decision,
-                comment,
-                fingerprint,
-                digest,
-                ..
-            } => {
-                step.votes.push(VoteCast {
-                    by: by.clone(),
-                    key: fingerprint.clone(),
-                    decision: *decision,
-                    comment: comment.clone(),
-                    digest: digest.clone(),
-                    at,
-                });
-                self.decisions.push(ApprovalDecision {
-                    step: id.to_string(),
-                    by: Some(by.clone()),
-                    outcome: match decision {
-                        Decision::Approve => Outcome::Approve,
-                        Decision::Reject => Outcome::Reject,
-                    },
-                    comment: comment.clone(),
-                    key: fingerprint.clone(),
-                    digest: digest.clone(),
-                    at,
-                });
+            Event::ApprovalVoted { digest, .. } => {
+                if let Some(vote) = Vote::of(event) {
+                    self.vote(idx, id, vote, digest, at);
+                }
             }
             Event::ApprovalTimedOut { .. } => self.decisions.push(ApprovalDecision {
                 step: id.to_string(),

@@ -10,26 +10,17 @@ use crate::diagnostic::SourceFile;
 use crate::engine::{Decision, Event};
 use crate::store::{GENESIS, JournalEntry};
 
-const WORKFLOW: &str = r#"[workflow]
-name = "t"
-kind = "failover"
-
-[[steps]]
-id = "gate"
-action = "approval"
-with = { approvers = ["alice", "bob", "carol"], quorum = 2, timeout = "30m" }
-
-[[steps]]
-id = "go"
-action = "noop"
-rollback = { action = "noop" }
-needs = ["gate"]
-
-[[steps]]
-id = "after"
-action = "noop"
-needs = ["go"]
-"#;
+/// [`APPROVAL`](super::tests::APPROVAL)'s gate and step, the step with a compensation, and a
+/// step after it.
+fn workflow() -> CompiledWorkflow {
+    let gated = super::tests::APPROVAL.replace(
+        "needs = [\"gate\"]",
+        "needs = [\"gate\"]\nrollback = { action = \"noop\" }",
+    );
+    compile(&format!(
+        "[workflow]\nname = \"t\"\nkind = \"failover\"\n{gated}\n[[steps]]\nid = \"after\"\naction = \"noop\"\nneeds = [\"go\"]\n"
+    ))
+}
 
 fn compile(text: &str) -> CompiledWorkflow {
     let checked = check_source(SourceFile::new("t.toml", text), Registry::global(), &[]);
@@ -116,11 +107,15 @@ fn entries(journal: &[(Event, DateTime<Utc>)]) -> Vec<JournalEntry> {
 
 #[test]
 fn entry_by_entry_is_the_projection_of_the_whole_journal() {
-    let w = compile(WORKFLOW);
+    let w = workflow();
     let (driven, journal) = drive(&w);
     let entries = entries(&journal);
     let whole = crate::engine::project("r-1", &entries, Some(&w)).unwrap();
-    assert_eq!(&whole, driven.run_projection(), "the driver's own projection");
+    assert_eq!(
+        &whole,
+        driven.run_projection(),
+        "the driver's own projection"
+    );
 
     // A follower folds one entry at a time, and is at every point where a reader of the
     // journal up to there is.
@@ -135,7 +130,7 @@ fn entry_by_entry_is_the_projection_of_the_whole_journal() {
 
 #[test]
 fn it_says_what_happened_to_the_run_and_its_steps() {
-    let w = compile(WORKFLOW);
+    let w = workflow();
     let (m, _) = drive(&w);
     let p = m.run_projection();
     assert_eq!((p.workflow.as_str(), p.mode.as_str()), ("t", "drill"));
@@ -143,7 +138,12 @@ fn it_says_what_happened_to_the_run_and_its_steps() {
     assert_eq!(p.started_at, Some(t(0)));
     assert_eq!(p.versions.len(), 1);
     for (spec, state) in w.steps.iter().zip(&m.steps) {
-        assert_eq!(p.step(&spec.id).unwrap().status, state.status, "{}", spec.id);
+        assert_eq!(
+            p.step(&spec.id).unwrap().status,
+            state.status,
+            "{}",
+            spec.id
+        );
     }
 
     let gate = p.step("gate").unwrap();
@@ -181,7 +181,7 @@ fn it_says_what_happened_to_the_run_and_its_steps() {
 
 #[test]
 fn a_changed_workflow_voids_the_votes_of_undecided_approvals() {
-    let w = compile(WORKFLOW);
+    let w = workflow();
     let mut m = Machine::new(&w, "op");
     m.advance(Input::Start, t(0)).unwrap();
     m.advance(vote("bob", Decision::Approve), t(1)).unwrap();
@@ -203,11 +203,15 @@ fn a_changed_workflow_voids_the_votes_of_undecided_approvals() {
 
 #[test]
 fn without_its_workflow_the_journal_still_names_its_steps() {
-    let w = compile(WORKFLOW);
+    let w = workflow();
     let (_, journal) = drive(&w);
     let p = crate::engine::project("r-1", &entries(&journal), None).unwrap();
     let ids: Vec<&str> = p.steps.iter().map(|s| s.id.as_str()).collect();
     assert_eq!(ids, ["gate", "go", "after"]);
     assert_eq!(p.step("gate").unwrap().votes.len(), 2);
-    assert_eq!(p.step("go").unwrap().status, StepStatus::Pending, "no machine to say");
+    assert_eq!(
+        p.step("go").unwrap().status,
+        StepStatus::Pending,
+        "no machine to say"
+    );
 }

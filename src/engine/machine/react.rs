@@ -160,7 +160,9 @@ impl Machine<'_> {
                 }
                 let attempt = self.steps[i].attempt;
                 match probe {
-                    crate::actions::Probe::TookEffect(outputs) => self.succeeded(step, attempt, outputs, now, out),
+                    crate::actions::Probe::TookEffect(outputs) => {
+                        self.succeeded(step, attempt, outputs, now, out);
+                    }
                     crate::actions::Probe::DidNot if self.held_by(i).is_some() => {
                         let why = format!(
                             "it changed with the workflow and the approval `{}` stands rejected",
