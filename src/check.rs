@@ -136,12 +136,13 @@ pub fn signer_problems(
         }
     };
     let mut problems = Vec::new();
-    for step in workflow.steps.iter().filter(|s| s.is_approval()) {
-        let Some(crate::actions::Arg::List(approvers)) = step.args.get("approvers") else {
-            continue;
-        };
+    for (step, policy) in workflow
+        .steps
+        .iter()
+        .filter_map(|s| Some((s, s.approval()?)))
+    {
         let mut owners: Vec<(String, Vec<String>)> = Vec::new();
-        for name in approvers.iter().map(ToString::to_string) {
+        for name in policy.approvers.clone() {
             for key in signers.keys_for(&name) {
                 let fingerprint = key.fingerprint(ssh_key::HashAlg::Sha256).to_string();
                 match owners.iter_mut().find(|(f, _)| *f == fingerprint) {
@@ -165,7 +166,7 @@ pub fn signer_problems(
                 .help("give every approver a key of their own (a pattern like `alice,*-oncall` gives one key to every name it matches)"),
             );
         }
-        for name in approvers.iter().map(ToString::to_string) {
+        for name in policy.approvers.clone() {
             if !signers.has_key_for(&name) {
                 problems.push(
                     Diagnostic::new(

@@ -101,73 +101,7 @@ pub fn current_source(store: &dyn Store, run: &RunRecord) -> Result<Option<Strin
     }
 }
 
-/// One version of a run's workflow: the one it started with, then one per changed workflow.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct WorkflowVersion {
-    /// Its digest.
-    pub digest: String,
-    /// When the run took it up (RFC 3339).
-    pub at: String,
-    /// Who: the initiator for the first, who resumed with it for the others.
-    pub by: String,
-    /// The steps it added, removed or changed (none for the first).
-    pub changed_steps: Vec<String>,
-    /// Whether its change was signed (the first: whether the start was).
-    pub signed: bool,
-}
-
-/// Whether a run kept the workflow it started with (for `skip_serializing_if`: a run's
-/// status and report list its versions only when it has more than one).
-#[allow(
-    clippy::ptr_arg,
-    reason = "serde's skip_serializing_if passes the field"
-)]
-pub fn unchanged(versions: &Vec<WorkflowVersion>) -> bool {
-    versions.len() <= 1
-}
-
-/// Every version of run `run_id`'s workflow, from its journal, oldest first.
-pub fn versions(
-    run_id: &str,
-    journal: &[JournalEntry],
-) -> Result<Vec<WorkflowVersion>, StoreError> {
-    Ok(versions_of(&crate::engine::events(run_id, journal)?))
-}
-
-/// Every version of a run's workflow, from its journal already decoded, oldest first.
-pub fn versions_of(events: &[crate::engine::Recorded]) -> Vec<WorkflowVersion> {
-    events
-        .iter()
-        .filter_map(|recorded| match &recorded.event {
-            Event::RunStarted {
-                initiator,
-                digest,
-                signature,
-                ..
-            } => Some(WorkflowVersion {
-                digest: digest.clone(),
-                at: recorded.at.clone(),
-                by: initiator.clone(),
-                changed_steps: Vec::new(),
-                signed: signature.is_some(),
-            }),
-            Event::WorkflowChanged {
-                to_digest,
-                changed_steps,
-                by,
-                signature,
-                ..
-            } => Some(WorkflowVersion {
-                digest: to_digest.clone(),
-                at: recorded.at.clone(),
-                by: by.clone(),
-                changed_steps: changed_steps.clone(),
-                signed: signature.is_some(),
-            }),
-            _ => None,
-        })
-        .collect()
-}
+pub use crate::engine::{WorkflowVersion, unchanged};
 
 /// The workflow run `run` executes, and its text: the text it started with (or the one of
 /// its last changed workflow, SPEC §5.8.7) compiled with its overrides, and the allowed

@@ -6,13 +6,11 @@
 //! shows as `interrupted`, with the status it was stored with and the pid of the process that
 //! last drove it: that process was killed or crashed, and `drctl resume RUN` continues it.
 
-use std::collections::HashMap;
-
 use serde::Serialize;
 use serde_json::Value;
 use thiserror::Error;
 
-use crate::engine::{Decision, Event, PauseReason};
+use crate::engine::{Decision, PauseReason, RunProjection};
 use crate::store::{Owner, RunRecord, Store, StoreError, verify_chain};
 
 /// Why a view could not be built.
@@ -137,8 +135,8 @@ pub struct StatusView {
     pub digest: String,
     /// Every version of its workflow, the one it started with first, when it was changed on
     /// resume (SPEC §5.8.7); absent when the run kept the workflow it started with.
-    #[serde(skip_serializing_if = "crate::stored::unchanged")]
-    pub versions: Vec<crate::stored::WorkflowVersion>,
+    #[serde(skip_serializing_if = "crate::engine::unchanged")]
+    pub versions: Vec<crate::engine::WorkflowVersion>,
     /// Why it waits for an operator, in words with the commands that go on.
     pub paused_reason: Option<String>,
     /// Why it waits, as data.
@@ -239,57 +237,19 @@ fn journal_check(run: &RunRecord, journal: &[crate::store::JournalEntry]) -> Jou
     }
 }
 
-/// Per approval, the votes of its current round.
-type Votes = HashMap<String, Vec<VoteView>>;
-
-/// The votes of each approval's current round, and why the run waits, from the journal.
-fn votes_and_pause(
-    run_id: &str,
-    journal: &[crate::store::JournalEntry],
-) -> Result<(Votes, Option<PauseReason>), ViewError> {
-    let mut votes = Votes::new();
-    // Steps decided for their round: a changed workflow voids the votes of the others.
-    let mut decided: std::collections::HashSet<String> = std::collections::HashSet::new();
-    let mut pause = None;
-    for recorded in crate::engine::events(run_id, journal)? {
-        match recorded.event {
-            Event::StepStarted { step, .. } => {
-                decided.remove(&step);
-            }
-            Event::StepSucceeded { step, .. }
-            | Event::StepFailed {
-                step,
-                retry_in_ms: None,
-                ..
-            } => {
-                decided.insert(step);
-            }
-            Event::WorkflowChanged { .. } => votes.retain(|step, _| decided.contains(step)),
-            Event::ApprovalVoted {
-                step,
-                by,
-                decision,
-                fingerprint,
-                ..
-            } => votes.entry(step).or_default().push(VoteView {
-                by,
-                decision,
-                verification: crate::report::verification(fingerprint.as_deref()),
-            }),
-            Event::ApprovalRoundOpened { step, .. } => {
-                votes.remove(&step);
-                decided.remove(&step);
-            }
-            Event::RunPaused { reason } => pause = Some(reason),
-            Event::RunResumed { .. }
-            | Event::RollbackStarted { .. }
-            | Event::RunFinished { .. } => {
-                pause = None;
-            }
-            _ => {}
-        }
-    }
-    Ok((votes, pause))
+/// The votes of approval `step`'s current round, when it has any.
+fn votes_of(projection: &RunProjection, step: &str) -> Option<Vec<VoteView>> {
+    let votes = &projection.step(step)?.votes;
+    (!votes.is_empty()).then(|| {
+        votes
+            .iter()
+            .map(|v| VoteView {
+                by: v.by.clone(),
+                decision: v.decision,
+                verification: crate::report::verification(v.key.as_deref()),
+            })
+            .collect()
+    })
 }
 
 /// For a run with allowed signers: the first signed event of its journal that does not
@@ -344,15 +304,15 @@ pub fn status_view(
             "its journal does not hold up: {why} (`drctl verify {run_id}` lists everything)"
         ));
     }
+    let projection = crate::engine::project(run_id, &journal, workflow.as_ref())?;
     let ids: Vec<String> = workflow.map_or_else(
         || records.iter().map(|r| r.step.clone()).collect(),
         |w| w.steps.into_iter().map(|s| s.id).collect(),
     );
-    let (mut votes, pause) = votes_and_pause(run_id, &journal)?;
     let steps = ids
         .into_iter()
         .map(|id| {
-            let votes = votes.remove(&id);
+            let votes = votes_of(&projection, &id);
             match records.iter().find(|r| r.step == id) {
                 Some(r) => StepView {
                     status: r.status.as_str(),
@@ -377,7 +337,9 @@ pub fn status_view(
             }
         })
         .collect();
-    let versions = crate::stored::versions(run_id, &journal)?;
+    let RunProjection {
+        versions, pause, ..
+    } = projection;
     Ok(StatusView {
         versions,
         status: shown_status(&run, &driver).0,

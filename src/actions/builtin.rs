@@ -160,7 +160,9 @@ impl Action for Wait {
 
 struct Approval;
 
-static APPROVAL: ActionSpec = ActionSpec {
+/// The `approval` action's declaration: the one action people complete, whose parameters
+/// `dag` compiles into an approval policy.
+pub static APPROVAL: ActionSpec = ActionSpec {
     name: "approval",
     summary: "Wait for people to approve: a quorum of listed approvers, or one rejection, or the timeout.",
     params: &[
@@ -201,11 +203,11 @@ impl Action for Approval {
 
     fn check(&self, args: &Args) -> Vec<ArgProblem> {
         let mut problems = Vec::new();
-        if let (Some(super::Arg::List(approvers)), Some(quorum)) =
+        if let (Some(super::Arg::List(_)), Some(quorum)) =
             (args.get("approvers"), args.integer("quorum"))
         {
-            let distinct: std::collections::BTreeSet<String> =
-                approvers.iter().map(ToString::to_string).collect();
+            let policy = super::ApprovalPolicy::from_args(args);
+            let distinct: std::collections::BTreeSet<&String> = policy.approvers.iter().collect();
             if usize::try_from(quorum).unwrap_or(usize::MAX) > distinct.len() {
                 problems.push(ArgProblem {
                     param: Some("quorum"),
@@ -220,21 +222,23 @@ impl Action for Approval {
     }
 
     fn describe(&self, args: &Args) -> String {
-        let quorum = args.integer("quorum").unwrap_or(1);
+        let policy = super::ApprovalPolicy::from_args(args);
+        // The timeout as written (`90m` stays `90m`).
         let mut out = format!(
-            "wait up to {} for {quorum} approval(s) from {}; on timeout: {}",
+            "wait up to {} for {} approval(s) from {}; on timeout: {}",
             args.show("timeout"),
-            args.show("approvers"),
-            args.show_or("on_timeout", "reject"),
+            policy.quorum,
+            policy.approvers_shown(),
+            policy.on_timeout_word(),
         );
-        if args.bool("allow_self_approval") == Some(true) {
+        if policy.allow_self_approval {
             out.push_str("; the initiator may approve");
         }
         out
     }
 
     fn own_timeout(&self, args: &Args) -> Option<Duration> {
-        args.duration("timeout")
+        super::ApprovalPolicy::from_args(args).timeout
     }
 
     /// The engine waits for decisions; there is nothing to execute.

@@ -83,6 +83,7 @@ macro_rules! hooks {
     };
 }
 
+mod approval;
 mod args;
 mod autoscaling;
 mod autoscaling_exec;
@@ -112,7 +113,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use approval::{ApprovalPolicy, Barred, OnTimeout, Voter};
 pub use args::{Arg, Args};
+pub use builtin::APPROVAL;
 pub use outcome::{
     ExecContext, Failure, Outputs, PreviousRequest, Probe, Remember, Resolved, StepError, duration,
     text,

@@ -166,24 +166,23 @@ fn round_of(
 ) -> Result<(String, u32, Option<Head>), CliError> {
     let status = session.status(run)?;
     let digest = status["digest"].as_str().unwrap_or_default().to_string();
-    let round = status["steps"]
+    if !status["steps"]
         .as_array()
-        .and_then(|steps| steps.iter().find(|s| s["id"] == step))
-        .and_then(|s| s["attempts"].as_u64())
-        .ok_or_else(|| CliError::invalid(format!("run {run} has no step `{step}`")))?;
-    let round = u32::try_from(round).unwrap_or(u32::MAX);
+        .is_some_and(|steps| steps.iter().any(|s| s["id"] == step))
+    {
+        return Err(CliError::invalid(format!("run {run} has no step `{step}`")));
+    }
+    // The round as the run's machine counts it, from the journal; its last entry is the head
+    // the signer is shown.
+    let page = session.journal_from(run, 0)?;
+    let round = crate::engine::project(run, &page.entries, None)?
+        .step(step)
+        .map_or(0, crate::engine::StepProjection::round);
     if round == 0 {
         return Err(CliError::invalid(format!(
             "`{step}` of run {run} is not waiting for approval yet"
         )));
     }
-    // The head the signer is shown: the journal's last entry as they sign (it may have grown
-    // since the status was read; the page then runs to its new end).
-    let from = status["journal"]["entries"]
-        .as_u64()
-        .unwrap_or(0)
-        .saturating_sub(1);
-    let page = session.journal_from(run, from)?;
     let head = page.entries.last().map(|last| Head {
         len: last.seq + 1,
         hash: last.hash.clone(),

@@ -6,6 +6,7 @@ use std::io::Write;
 use chrono::{DateTime, Utc};
 use clap::ValueEnum;
 
+use crate::dag::Voter;
 use crate::engine::{Decision, Event, Machine, Observer};
 use crate::store::RunStatus;
 use crate::time::rfc3339;
@@ -166,13 +167,18 @@ impl LiveView {
             return;
         };
         let Some(i) = machine.index(step) else { return };
-        let spec = &machine.workflow().steps[i];
-        if !spec.is_approval() {
+        let Some(policy) = machine.workflow().steps[i].approval() else {
             return;
-        }
-        let listed = matches!(spec.args.get("approvers"), Some(crate::actions::Arg::List(a)) if a.iter().any(|x| x.to_string() == *me));
-        let may = spec.args.bool("allow_self_approval") == Some(true) || machine.initiator != *me;
-        if !listed || !may {
+        };
+        let voter = Voter {
+            name: me,
+            key: None,
+        };
+        let initiator = Voter {
+            name: &machine.initiator,
+            key: None,
+        };
+        if policy.may_vote(voter, initiator).is_err() {
             return;
         }
         self.bar.println(format!("approve `{step}` now as {me}? [y = approve, n = reject; or decide from another terminal]"));
@@ -223,8 +229,9 @@ fn line(event: &Event, machine: &Machine<'_>) -> Option<String> {
                 .is_some_and(crate::dag::Step::is_approval) =>
         {
             let approvers = machine
-                .index(step)
-                .map(|i| machine.workflow().steps[i].args.show("approvers"))
+                .workflow()
+                .approval(step)
+                .map(crate::dag::ApprovalPolicy::approvers_shown)
                 .unwrap_or_default();
             if *attempt > 1 {
                 format!("{step}: still waiting for approval from {approvers}")

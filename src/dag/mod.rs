@@ -6,6 +6,7 @@ mod compile;
 mod cycle;
 mod schedule;
 
+pub use crate::actions::{ApprovalPolicy, Barred, OnTimeout, Voter};
 pub use compile::{Override, compile};
 pub use schedule::{Schedule, longest_path, waves};
 
@@ -43,10 +44,10 @@ pub enum EstimateSource {
 }
 
 /// Who completes a step: people (an approval) or drctl, by running its action.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StepKind {
-    /// People decide; nothing runs.
-    Approval,
+    /// People decide, as its policy says; nothing runs.
+    Approval(ApprovalPolicy),
     /// drctl runs the action.
     Action,
 }
@@ -141,14 +142,47 @@ pub struct CompiledWorkflow {
 impl Step {
     /// Whether people complete this step (an approval).
     pub fn is_approval(&self) -> bool {
-        self.kind == StepKind::Approval
+        self.approval().is_some()
+    }
+
+    /// The step's approval policy, when people complete it.
+    pub fn approval(&self) -> Option<&ApprovalPolicy> {
+        match &self.kind {
+            StepKind::Approval(policy) => Some(policy),
+            StepKind::Action => None,
+        }
     }
 }
 
 impl CompiledWorkflow {
+    /// A workflow with no steps: what a stored run whose workflow no longer compiles is read
+    /// against (its journal still names its steps).
+    pub fn without_steps() -> Self {
+        Self {
+            name: String::new(),
+            kind: WorkflowKind::Failover,
+            description: None,
+            rto: None,
+            rpo: None,
+            concurrency: DEFAULT_CONCURRENCY,
+            on_failure: OnFailure::default(),
+            params: Vec::new(),
+            steps: Vec::new(),
+            graph: DiGraph::new(),
+            allowed_signers: None,
+            signers: None,
+            events: None,
+        }
+    }
+
     /// The step with id `id`.
     pub fn step(&self, id: &str) -> Option<&Step> {
         self.steps.iter().find(|s| s.id == id)
+    }
+
+    /// The approval policy of step `id`, when it is an approval.
+    pub fn approval(&self, id: &str) -> Option<&ApprovalPolicy> {
+        self.step(id).and_then(Step::approval)
     }
 
     /// The index of the step marked `recovered`, if any.

@@ -291,16 +291,14 @@ impl Replay<'_> {
         else {
             return;
         };
-        let on_timeout = workflow.steps[i]
-            .args
-            .get("on_timeout")
-            .and_then(crate::actions::Arg::literal_text);
+        let on_timeout = workflow.steps[i].approval().map(|p| p.on_timeout);
         let counted = machine.approvals_counted(i).len();
         if attempt == 0 {
             self.broken(seq, &format!(
                 "the approval `{step}` is marked succeeded by hand: an approval passes only by votes"
             ));
-        } else if !(self.timed_out.contains(&i) && on_timeout.as_deref() == Some("approve"))
+        } else if !(self.timed_out.contains(&i)
+            && on_timeout == Some(crate::dag::OnTimeout::Approve))
             && counted < machine.quorum(i)
         {
             self.broken(seq, &format!(

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use thiserror::Error;
 
-use super::event::{Decision, Outputs};
+use super::event::{Decision, Event, Outputs};
 use super::pause::PauseReason;
 use crate::actions::Failure;
 use crate::dag::CompiledWorkflow;
@@ -212,6 +212,27 @@ pub struct Vote {
     pub key: Option<String>,
 }
 
+impl Vote {
+    /// The vote an `approval_voted` event records (none for another event).
+    pub(super) fn of(event: &Event) -> Option<Self> {
+        match event {
+            Event::ApprovalVoted {
+                by,
+                decision,
+                comment,
+                fingerprint,
+                ..
+            } => Some(Vote {
+                by: by.clone(),
+                decision: *decision,
+                comment: comment.clone(),
+                key: fingerprint.clone(),
+            }),
+            _ => None,
+        }
+    }
+}
+
 /// The state of a run and the workflow it runs.
 #[allow(
     clippy::struct_excessive_bools,
@@ -262,6 +283,8 @@ pub struct Machine<'w> {
     /// Kept in step with `steps` by [`Machine::set_status`], so that a decision costs what it
     /// changes rather than the size of the run.
     tally: Tally,
+    /// The run as its readers see it, folded with the state by [`Machine::apply`].
+    projection: RunProjection,
 }
 
 impl<'w> Machine<'w> {
@@ -306,6 +329,7 @@ impl<'w> Machine<'w> {
             rto_at_risk: false,
             rto_breached: false,
             tally: Tally::default(),
+            projection: RunProjection::new(workflow.steps.iter().map(|s| s.id.as_str())),
         }
         .tallied()
     }
@@ -313,6 +337,16 @@ impl<'w> Machine<'w> {
     /// The workflow being run.
     pub fn workflow(&self) -> &'w CompiledWorkflow {
         self.workflow
+    }
+
+    /// The run as its readers see it: everything the journal folded so far says happened.
+    pub fn run_projection(&self) -> &RunProjection {
+        &self.projection
+    }
+
+    /// The run's projection, once the machine is no longer needed.
+    pub fn into_run_projection(self) -> RunProjection {
+        self.projection
     }
 
     /// The index of step `id`.
@@ -356,12 +390,19 @@ impl<'w> Machine<'w> {
 mod apply;
 mod changed;
 mod operator;
+mod projection;
 mod react;
 mod rto;
 mod schedule;
 mod signed;
 mod tally;
 
+pub use projection::{
+    ApprovalDecision, Attempt, ByWhom, CompensationEnded, Outcome, Pause, RunProjection,
+    StepProjection, VoteCast, WorkflowVersion, unchanged,
+};
 use tally::Tally;
+#[cfg(test)]
+mod projection_tests;
 #[cfg(test)]
 mod tests;

@@ -16,6 +16,7 @@ mod exec;
 mod gates;
 mod machine;
 mod pause;
+mod read;
 mod recorder;
 mod run;
 mod secrets;
@@ -32,8 +33,13 @@ pub use error::EngineError;
 pub use event::{Decision, Event, Outputs};
 pub use exec::resolve;
 pub use gates::gates_kept;
-pub use machine::{Choice, Input, Machine, Refusal, StepState, Undo, Vote, WorkflowChange};
+pub use machine::{
+    ApprovalDecision, Attempt, ByWhom, Choice, CompensationEnded, Input, Machine, Outcome, Pause,
+    Refusal, RunProjection, StepProjection, StepState, Undo, Vote, VoteCast, WorkflowChange,
+    WorkflowVersion, unchanged,
+};
 pub use pause::PauseReason;
+pub use read::project;
 pub use recorder::{DriverKey, Recorder};
 pub use run::{Advanced, Run, Starting};
 pub use secrets::{Redactor, Redactors, Registered};

@@ -41,29 +41,38 @@ impl<'w> Starting<'w> {
 
     /// Records the run's start in one durable commit.
     pub fn record(self) -> Result<Run<'w>, StoreError> {
-        let Begun {
-            machine,
-            mut recorder,
-            started,
-            at,
-        } = self.0;
-        recorder.commit(std::slice::from_ref(&started), &machine, at)?;
-        Ok(Run { machine, recorder })
+        let mut begun = self.0;
+        begun.recorder.commit(
+            std::slice::from_ref(&begun.started),
+            &begun.machine,
+            begun.at,
+        )?;
+        Ok(Run::from(begun))
     }
 
     /// As [`Starting::record`], the commit awaited as a task: it shares a flush with the
     /// commits of the runs under way (see [`crate::store::Store::commit_async`]).
     pub async fn record_async(self) -> Result<Run<'w>, StoreError> {
-        let Begun {
-            machine,
-            mut recorder,
-            started,
-            at,
-        } = self.0;
-        recorder
-            .commit_async(std::slice::from_ref(&started), &machine, at)
+        let mut begun = self.0;
+        begun
+            .recorder
+            .commit_async(
+                std::slice::from_ref(&begun.started),
+                &begun.machine,
+                begun.at,
+            )
             .await?;
-        Ok(Run { machine, recorder })
+        Ok(Run::from(begun))
+    }
+}
+
+impl<'w> From<Begun<'w>> for Run<'w> {
+    /// The run whose start was just recorded.
+    fn from(begun: Begun<'w>) -> Self {
+        Run {
+            machine: begun.machine,
+            recorder: begun.recorder,
+        }
     }
 }
 

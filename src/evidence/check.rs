@@ -10,7 +10,7 @@
 
 use super::{EVIDENCE_FORMAT, Evidence};
 use crate::dag::CompiledWorkflow;
-use crate::engine::{Event, audit, events};
+use crate::engine::{RunProjection, audit, project};
 use crate::identity::{AllowedSigners, SignerEntry};
 use crate::store::{JournalEntry, RunRecord, verify_chain};
 
@@ -75,18 +75,20 @@ pub fn verify(evidence: &Evidence, trust: Trust<'_>) -> Verdict {
     let Some(started) = first_event(evidence, &mut v) else {
         return v;
     };
-    let Event::RunStarted {
-        workflow: name,
-        mode,
-        digest,
-        allowed_signers,
-        ..
-    } = started
-    else {
+    let (Some(_), Some(digest)) = (
+        started.started_at,
+        started.versions.first().map(|first| first.digest.clone()),
+    ) else {
         v.problems
             .push("the journal does not begin with the run's start".into());
         return v;
     };
+    let RunProjection {
+        workflow: name,
+        mode,
+        allowed_signers,
+        ..
+    } = started;
     trusted(allowed_signers.as_deref(), trust, &mut v);
     let run = &evidence.run;
     let versions = versions(evidence, &digest, &mut v);
@@ -156,13 +158,14 @@ fn short(hash: &str) -> &str {
     &hash[..hash.len().min(12)]
 }
 
-fn first_event(evidence: &Evidence, v: &mut Verdict) -> Option<Event> {
+/// The projection of the journal's first entry alone: the run's start, when it is one.
+fn first_event(evidence: &Evidence, v: &mut Verdict) -> Option<RunProjection> {
     let Some(first) = evidence.journal.first() else {
         v.problems.push("the journal is empty".into());
         return None;
     };
-    match events(&evidence.run.run_id, std::slice::from_ref(first)) {
-        Ok(mut decoded) => decoded.pop().map(|r| r.event),
+    match project(&evidence.run.run_id, std::slice::from_ref(first), None) {
+        Ok(started) => Some(started),
         Err(e) => {
             v.problems.push(e.to_string());
             None
@@ -258,15 +261,13 @@ fn versions(evidence: &Evidence, started: &str, v: &mut Verdict) -> Vec<(String,
         return Vec::new();
     };
     let mut versions = vec![(source.clone(), started.to_string())];
-    if let Ok(decoded) = events(&evidence.run.run_id, &evidence.journal) {
-        for recorded in decoded {
-            if let Event::WorkflowChanged {
-                source, to_digest, ..
-            } = recorded.event
-            {
-                versions.push((source, to_digest));
-            }
-        }
+    if let Ok(projection) = project(&evidence.run.run_id, &evidence.journal, None) {
+        versions.extend(
+            projection
+                .versions
+                .into_iter()
+                .filter_map(|version| Some((version.source?, version.digest))),
+        );
     }
     versions
 }

@@ -195,8 +195,8 @@ impl Announcer {
         let run = &self.run_id;
         let approvers = machine
             .workflow()
-            .step(step)
-            .map(|s| s.args.show("approvers"))
+            .approval(step)
+            .map(crate::dag::ApprovalPolicy::approvers_shown)
             .unwrap_or_default();
         // A run with allowed signers takes signed votes only.
         let key = if machine.signers.is_some() {

@@ -24,7 +24,7 @@ pub fn dot(plan: &Plan) -> String {
     );
     for step in &plan.steps {
         let mut attrs = vec![format!("label=\"{}\"", label(step).replace('"', "\\\""))];
-        if step.action == "approval" {
+        if step.approval {
             attrs.push("shape=diamond".into());
         }
         if step.on_critical_path {
@@ -58,7 +58,7 @@ pub fn mermaid(plan: &Plan) -> String {
     let index = |id: &str| plan.steps.iter().position(|s| s.id == id).unwrap_or(0);
     for (i, step) in plan.steps.iter().enumerate() {
         let text = label(step).replace("\\n", "<br/>").replace('"', "#quot;");
-        if step.action == "approval" {
+        if step.approval {
             let _ = writeln!(out, "  s{i}{{\"{text}\"}}");
         } else {
             let _ = writeln!(out, "  s{i}[\"{text}\"]");

@@ -54,6 +54,9 @@ pub struct PlanStep {
     pub id: String,
     /// Action name.
     pub action: String,
+    /// People complete it (an approval): drawn apart in graphs.
+    #[serde(skip)]
+    pub approval: bool,
     /// Ids of the steps it waits for (explicit and implicit).
     pub needs: Vec<String>,
     /// Execution wave, from 1.
@@ -258,6 +261,7 @@ fn plan_step(
     PlanStep {
         id: step.id.clone(),
         action: step.action.clone(),
+        approval: step.is_approval(),
         needs: step
             .needs
             .iter()

@@ -9,7 +9,7 @@
     clippy::many_single_char_names,
     clippy::cast_precision_loss,
     clippy::needless_raw_string_hashes,
-    reason = "a renderer: long, literal output code and pixel arithmetic read best as written"
+    reason = "a page drawn by hand: literal markup and pixel arithmetic read best as written"
 )]
 
 use std::fmt::Write;

@@ -2,15 +2,6 @@
 //! Failed steps are failures, skipped and never-run steps are skipped, and an RTO or RPO
 //! objective not met is a failed test case of its own.
 
-#![allow(
-    clippy::too_many_lines,
-    clippy::write_with_newline,
-    clippy::many_single_char_names,
-    clippy::cast_precision_loss,
-    clippy::needless_raw_string_hashes,
-    reason = "a renderer: long, literal output code and pixel arithmetic read best as written"
-)]
-
 use std::fmt::Write;
 
 use super::model::{Objective, Report, human};

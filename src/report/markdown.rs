@@ -1,14 +1,5 @@
 //! The report in Markdown: for incident tickets, post-mortems and pull requests.
 
-#![allow(
-    clippy::too_many_lines,
-    clippy::write_with_newline,
-    clippy::many_single_char_names,
-    clippy::cast_precision_loss,
-    clippy::needless_raw_string_hashes,
-    reason = "a renderer: long, literal output code and pixel arithmetic read best as written"
-)]
-
 use std::fmt::Write;
 
 use super::model::{Objective, Report, clock, human};
@@ -130,37 +121,35 @@ pub fn markdown(r: &Report) -> String {
             );
         }
     }
+    approvals_and_rollback(w, r);
+    out
+}
+
+/// The approvals' decisions, then the compensations and what was not undone.
+fn approvals_and_rollback(w: &mut String, r: &Report) {
     if !r.approvals.is_empty() {
         let _ = writeln!(
             w,
             "\n## Approvals\n\n| step | by | decision | at | comment | identity |\n|---|---|---|---|---|---|"
         );
         for a in &r.approvals {
+            let comment = a.comment.as_deref().unwrap_or("");
             let _ = writeln!(
                 w,
-                "| `{}` | {} | {} | {} | {} | {} |",
-                a.step,
-                a.by,
-                a.decision,
-                a.at,
-                a.comment.as_deref().unwrap_or(""),
-                a.verification
+                "| `{}` | {} | {} | {} | {comment} | {} |",
+                a.step, a.by, a.decision, a.at, a.verification
             );
         }
     }
     if !r.rollbacks.is_empty() || !r.not_undone.is_empty() {
         let _ = writeln!(w, "\n## Rollback\n");
         for rb in &r.rollbacks {
+            let error = rb.error.as_ref().map(|e| format!(": {e}"));
+            let (step, outcome, at) = (&rb.step, &rb.outcome, &rb.at);
             let _ = writeln!(
                 w,
-                "- `{}`: {} at {}{}",
-                rb.step,
-                rb.outcome,
-                rb.at,
-                rb.error
-                    .as_ref()
-                    .map(|e| format!(": {e}"))
-                    .unwrap_or_default()
+                "- `{step}`: {outcome} at {at}{}",
+                error.unwrap_or_default()
             );
         }
         if !r.not_undone.is_empty() {
@@ -175,5 +164,4 @@ pub fn markdown(r: &Report) -> String {
             );
         }
     }
-    out
 }

@@ -8,10 +8,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::dag::CompiledWorkflow;
-use crate::engine::{Decision, Event, Recorded};
-use crate::store::RunStatus;
+use crate::engine::{ApprovalDecision, CompensationEnded, Outcome};
 use crate::store::{Store, StoreError};
-use crate::time::parse_time;
+use crate::time::{parse_time, rfc3339};
 
 /// An objective against what was achieved.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -147,8 +146,8 @@ pub struct Report {
     pub journal_intact: bool,
     /// Every version of the run's workflow, the one it started with first, when it was
     /// changed on resume (SPEC §5.8.7); absent when the run kept the workflow it started with.
-    #[serde(default, skip_serializing_if = "crate::stored::unchanged")]
-    pub versions: Vec<crate::stored::WorkflowVersion>,
+    #[serde(default, skip_serializing_if = "crate::engine::unchanged")]
+    pub versions: Vec<crate::engine::WorkflowVersion>,
 }
 
 /// Why a report could not be built.
@@ -205,7 +204,7 @@ pub fn build(store: &dyn Store, run_id: &str) -> Result<Report, ReportError> {
 /// Builds the report of run `run_id`, reusing the workflows compiled for earlier reports.
 #[allow(
     clippy::too_many_lines,
-    reason = "one pass over the journal, kept in one place"
+    reason = "the report's fields, assembled in one place"
 )]
 pub fn build_with(
     store: &dyn Store,
@@ -227,77 +226,8 @@ pub fn build_with(
         None => None,
     };
 
-    let mut first_start: HashMap<String, String> = HashMap::new();
-    let mut last_end: HashMap<String, String> = HashMap::new();
-    let mut approvals = Vec::new();
-    let mut rollbacks = Vec::new();
-    let mut not_undone = Vec::new();
-    let (mut at_risk, mut breached, mut finished_ok) = (None, None, None);
-    let recorded = crate::engine::events(run_id, &journal)?;
-    let versions = crate::stored::versions_of(&recorded);
-    for Recorded { at, event, .. } in recorded {
-        match event {
-            Event::StepStarted { step, .. } => {
-                first_start.entry(step).or_insert(at);
-            }
-            Event::StepSucceeded { step, .. }
-            | Event::StepSkipped { step, .. }
-            | Event::StepFailed {
-                step,
-                retry_in_ms: None,
-                ..
-            } => {
-                last_end.insert(step, at);
-            }
-            Event::ApprovalVoted {
-                step,
-                by,
-                decision,
-                comment,
-                fingerprint,
-                ..
-            } => approvals.push(ReportApproval {
-                step,
-                by,
-                decision: match decision {
-                    Decision::Approve => "approve",
-                    Decision::Reject => "reject",
-                }
-                .to_string(),
-                at,
-                comment,
-                verification: verification(fingerprint.as_deref()),
-            }),
-            Event::ApprovalTimedOut { step } => approvals.push(ReportApproval {
-                step,
-                by: "(timeout)".into(),
-                decision: "timeout".into(),
-                at,
-                comment: None,
-                verification: "on_timeout".into(),
-            }),
-            Event::CompensationSucceeded { step } => rollbacks.push(ReportRollback {
-                step,
-                outcome: "undone".into(),
-                at,
-                error: None,
-            }),
-            Event::CompensationFailed { step, error, .. } => rollbacks.push(ReportRollback {
-                step,
-                outcome: "failed".into(),
-                at,
-                error: Some(error),
-            }),
-            Event::StepNotUndone { step } => not_undone.push(step),
-            Event::RtoAtRisk { .. } => at_risk = at_risk.or(Some(at)),
-            Event::RtoBreached { .. } => breached = breached.or(Some(at)),
-            Event::RunFinished {
-                status: RunStatus::Succeeded,
-            } => finished_ok = Some(at),
-            _ => {}
-        }
-    }
-
+    let projection = crate::engine::project(run_id, &journal, workflow.as_deref())?;
+    let time = |t: &Option<DateTime<Utc>>| t.map(rfc3339);
     let critical: Vec<String> = workflow
         .as_ref()
         .map(|w| {
@@ -308,29 +238,35 @@ pub fn build_with(
                 .collect()
         })
         .unwrap_or_default();
-    let specs: Vec<(String, String, bool)> = match &workflow {
+    // Per step: its id, action, whether it marks the service recovered, and whether it is an
+    // approval (a workflow that no longer compiles says none of these).
+    let specs: Vec<(String, String, bool, bool)> = match &workflow {
         Some(w) => w
             .steps
             .iter()
-            .map(|s| (s.id.clone(), s.action.clone(), s.marks_recovered))
+            .map(|s| {
+                let approval = s.is_approval();
+                (s.id.clone(), s.action.clone(), s.marks_recovered, approval)
+            })
             .collect(),
         None => records
             .values()
-            .map(|r| (r.step.clone(), String::new(), false))
+            .map(|r| (r.step.clone(), String::new(), false, false))
             .collect(),
     };
     let steps: Vec<ReportStep> = specs
         .into_iter()
-        .map(|(id, action, marks_recovered)| {
+        .map(|(id, action, marks_recovered, is_approval)| {
             let record = records.get(&id);
-            let started_at = first_start.get(&id).cloned();
-            let finished_at = last_end.get(&id).cloned();
+            let told = projection.step(&id);
+            let started_at = told.and_then(|s| time(&s.first_started_at));
+            let finished_at = told.and_then(|s| time(&s.ended_at));
             let duration_seconds = match (&started_at, &finished_at) {
                 (Some(a), Some(b)) => seconds_between(a, b),
                 _ => None,
             };
             ReportStep {
-                is_approval: action == "approval",
+                is_approval,
                 on_critical_path: critical.contains(&id),
                 status: record
                     .map_or_else(|| "pending".to_string(), |r| r.status.as_str().to_string()),
@@ -354,7 +290,7 @@ pub fn build_with(
     let recovered_at = match steps.iter().find(|s| s.marks_recovered) {
         Some(s) if s.status == "succeeded" || s.status == "rolled_back" => s.finished_at.clone(),
         Some(_) => None,
-        None => finished_ok,
+        None => time(&projection.succeeded_at),
     };
     let rto_achieved = recovered_at
         .as_deref()
@@ -395,15 +331,54 @@ pub fn build_with(
             rpo_achieved,
         ),
         approval_wait_seconds,
-        rto_at_risk_at: at_risk,
-        rto_breached_at: breached,
+        rto_at_risk_at: time(&projection.rto_at_risk_at),
+        rto_breached_at: time(&projection.rto_breached_at),
         steps,
-        approvals,
-        rollbacks,
-        not_undone,
+        approvals: projection.decisions.iter().map(approval).collect(),
+        rollbacks: projection.compensations.iter().map(rollback).collect(),
+        not_undone: projection.not_undone,
         journal_intact: crate::store::verify_chain(&journal).is_ok(),
-        versions,
+        versions: projection.versions,
     })
+}
+
+/// A decision on an approval as the report words it.
+fn approval(decision: &ApprovalDecision) -> ReportApproval {
+    let (by, verdict, verification) = match decision.outcome {
+        Outcome::Approve | Outcome::Reject => (
+            decision.by.clone().unwrap_or_default(),
+            if decision.outcome == Outcome::Approve {
+                "approve"
+            } else {
+                "reject"
+            },
+            verification(decision.key.as_deref()),
+        ),
+        Outcome::Timeout => ("(timeout)".into(), "timeout", "on_timeout".into()),
+    };
+    ReportApproval {
+        step: decision.step.clone(),
+        by,
+        decision: verdict.to_string(),
+        at: rfc3339(decision.at),
+        comment: decision.comment.clone(),
+        verification,
+    }
+}
+
+/// A compensation that ended, as the report words it.
+fn rollback(ended: &CompensationEnded) -> ReportRollback {
+    ReportRollback {
+        step: ended.step.clone(),
+        outcome: if ended.error.is_some() {
+            "failed"
+        } else {
+            "undone"
+        }
+        .to_string(),
+        at: rfc3339(ended.at),
+        error: ended.error.clone(),
+    }
 }
 
 /// Seconds as a short duration for people (`1m30s`, `250ms`).

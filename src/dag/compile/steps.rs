@@ -9,7 +9,7 @@ use std::time::Duration;
 use super::Compiler;
 use super::references::StepRef;
 use crate::actions::{Action, Args, Registry};
-use crate::dag::{Compensation, EstimateSource, Step, StepKind};
+use crate::dag::{ApprovalPolicy, Compensation, EstimateSource, Step, StepKind};
 use crate::diagnostic::{Code, Diagnostic, Diagnostics, Span, did_you_mean};
 use crate::workflow::{NO_RETRY, RawRetry, RawStep, RawWorkflow, Spanned, format_duration};
 
@@ -78,8 +78,8 @@ impl<'a> Compiler<'a> {
         let step = Step {
             id: id.value.clone(),
             action: action.spec().name.to_string(),
-            kind: if action.spec().name == "approval" {
-                StepKind::Approval
+            kind: if std::ptr::eq(action.spec(), &raw const crate::actions::APPROVAL) {
+                StepKind::Approval(ApprovalPolicy::from_args(&args))
             } else {
                 StepKind::Action
             },

@@ -8,11 +8,18 @@ use super::{Machine, Undo, Vote};
 use crate::store::StepStatus;
 
 impl Machine<'_> {
-    /// Folds one journaled event (recorded at `at`) into the state. Never fails: events were
-    /// valid when decided.
-    #[allow(clippy::too_many_lines, reason = "one arm per event")]
+    /// Folds one journaled event (recorded at `at`) into the state, and into the run's
+    /// projection for its readers. Never fails: events were valid when decided.
     pub fn apply(&mut self, event: &Event, at: DateTime<Utc>) {
         let idx = event.step().and_then(|s| self.index(s));
+        self.fold_state(event, at, idx);
+        let step = idx.map(|i| (i, self.steps[i].status));
+        self.projection.fold(event, at, step);
+    }
+
+    /// Folds `event` into the state that drives the run.
+    #[allow(clippy::too_many_lines, reason = "one arm per event")]
+    fn fold_state(&mut self, event: &Event, at: DateTime<Utc>, idx: Option<usize>) {
         match (event, idx) {
             (
                 Event::RunStarted {
@@ -106,23 +113,8 @@ impl Machine<'_> {
                 self.set_status(i, StepStatus::Skipped);
                 self.steps[i].finished_at = Some(at);
             }
-            (
-                Event::ApprovalVoted {
-                    by,
-                    decision,
-                    comment,
-                    fingerprint,
-                    digest,
-                    ..
-                },
-                Some(i),
-            ) if self.counts_for(digest) => {
-                self.steps[i].votes.push(Vote {
-                    by: by.clone(),
-                    decision: *decision,
-                    comment: comment.clone(),
-                    key: fingerprint.clone(),
-                });
+            (Event::ApprovalVoted { digest, .. }, Some(i)) if self.counts_for(digest) => {
+                self.steps[i].votes.extend(Vote::of(event));
             }
             (
                 Event::WorkflowChanged {

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use super::super::event::{Decision, Event, Outputs};
 use super::super::pause::PauseReason;
 use super::{Choice, Machine, Refusal, Undo};
-use crate::actions::Arg;
+use crate::dag::{Barred, Voter};
 use crate::store::StepStatus;
 
 impl Machine<'_> {
@@ -31,14 +31,7 @@ impl Machine<'_> {
                     // A changed step does not run again while a gate stands rejected.
                     undecided.push(step);
                 } else if self.workflow.steps[i].idempotent && !self.rolling_back {
-                    self.emit(
-                        Event::StepStarted {
-                            step,
-                            attempt: attempt + 1,
-                        },
-                        now,
-                        out,
-                    );
+                    self.attempt_again(step, attempt, now, out);
                 } else if has_probe && !self.rolling_back {
                     // The action's probe decides (a promoted replica is no longer a replica);
                     // the operator is asked only when it cannot tell.
@@ -51,14 +44,7 @@ impl Machine<'_> {
                 && self.paused.is_none()
                 && !held
             {
-                self.emit(
-                    Event::StepStarted {
-                        step,
-                        attempt: attempt + 1,
-                    },
-                    now,
-                    out,
-                );
+                self.attempt_again(step, attempt, now, out);
             }
             if self.steps[i].undo == Undo::Running {
                 // A compensation cut off by a crash runs again: compensations put back a
@@ -172,15 +158,7 @@ impl Machine<'_> {
             Choice::MarkSucceeded => {
                 let mut outputs = Outputs::new();
                 outputs.insert("marked_by".into(), by.into());
-                self.emit(
-                    Event::StepSucceeded {
-                        step: step.to_string(),
-                        attempt,
-                        outputs,
-                    },
-                    now,
-                    out,
-                );
+                self.succeeded(step.to_string(), attempt, outputs, now, out);
             }
             Choice::Retry => self.emit(
                 Event::StepStarted {
@@ -215,12 +193,12 @@ impl Machine<'_> {
     ) -> Result<usize, Refusal> {
         let i = self.require_step(step)?;
         let spec = &self.workflow.steps[i];
-        if !spec.is_approval() {
+        let Some(policy) = spec.approval() else {
             return Err(Refusal(format!(
                 "step `{step}` is a {} step, not an approval",
                 spec.action
             )));
-        }
+        };
         let s = &self.steps[i];
         if s.status != StepStatus::AwaitingApproval {
             return Err(Refusal(format!(
@@ -236,27 +214,28 @@ impl Machine<'_> {
                 crate::time::rfc3339(deadline)
             )));
         }
-        let approvers: Vec<String> = match spec.args.get("approvers") {
-            Some(Arg::List(items)) => items.iter().map(ToString::to_string).collect(),
-            _ => Vec::new(),
+        let voter = Voter { name: by, key };
+        let initiator = Voter {
+            name: &self.initiator,
+            key: self.initiator_key.as_deref(),
         };
-        if !approvers.iter().any(|a| a == by) {
-            return Err(Refusal(format!(
-                "`{by}` is not an approver of `{step}` (approvers: {})",
-                approvers.join(", ")
-            )));
-        }
-        if spec.args.bool("allow_self_approval") != Some(true) {
-            if by == self.initiator {
+        match policy.may_vote(voter, initiator) {
+            Ok(()) => {}
+            Err(Barred::NotAnApprover) => {
+                return Err(Refusal(format!(
+                    "`{by}` is not an approver of `{step}` (approvers: {})",
+                    policy.approvers.join(", ")
+                )));
+            }
+            Err(Barred::StartedTheRun) => {
                 return Err(Refusal(format!(
                     "`{by}` started this run and may not approve it (allow_self_approval = false)"
                 )));
             }
-            if let Some(key) = key
-                && self.initiator_key.as_deref() == Some(key)
-            {
+            Err(Barred::SignedTheStart) => {
                 return Err(Refusal(format!(
-                    "the key {key} that signs for `{by}` started this run (as `{}`): one key is one person, who may not approve their own run (allow_self_approval = false)",
+                    "the key {} that signs for `{by}` started this run (as `{}`): one key is one person, who may not approve their own run (allow_self_approval = false)",
+                    key.unwrap_or_default(),
                     self.initiator
                 )));
             }
@@ -273,6 +252,24 @@ impl Machine<'_> {
             )));
         }
         Ok(i)
+    }
+
+    /// Starts attempt `attempt + 1` of `step`.
+    fn attempt_again(
+        &mut self,
+        step: String,
+        attempt: u32,
+        now: DateTime<Utc>,
+        out: &mut Vec<Event>,
+    ) {
+        self.emit(
+            Event::StepStarted {
+                step,
+                attempt: attempt + 1,
+            },
+            now,
+            out,
+        );
     }
 
     /// The approvers whose approvals count towards step `i`'s quorum in its current round:
@@ -297,7 +294,7 @@ impl Machine<'_> {
 
     /// The quorum of approval step `i`.
     pub(crate) fn quorum(&self, i: usize) -> usize {
-        usize::try_from(self.workflow.steps[i].args.integer("quorum").unwrap_or(1)).unwrap_or(1)
+        self.workflow.steps[i].approval().map_or(1, |p| p.quorum)
     }
 
     #[allow(clippy::too_many_arguments, reason = "a vote's parts, each checked")]
@@ -353,15 +350,7 @@ impl Machine<'_> {
                 if approved.len() >= self.quorum(i) {
                     let mut outputs = Outputs::new();
                     outputs.insert("approved_by".into(), serde_json::json!(approved));
-                    self.emit(
-                        Event::StepSucceeded {
-                            step: step.to_string(),
-                            attempt,
-                            outputs,
-                        },
-                        now,
-                        out,
-                    );
+                    self.succeeded(step.to_string(), attempt, outputs, now, out);
                 }
             }
         }

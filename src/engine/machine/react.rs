@@ -6,7 +6,8 @@ use super::super::event::{Event, Outputs};
 use super::super::pause::PauseReason;
 use super::schedule::backoff_ms;
 use super::{Input, Machine, Refusal, Undo};
-use crate::actions::{Arg, Failure};
+use crate::actions::Failure;
+use crate::dag::OnTimeout;
 use crate::store::{RunStatus, StepStatus};
 
 impl Machine<'_> {
@@ -32,6 +33,27 @@ impl Machine<'_> {
     pub(super) fn emit(&mut self, event: Event, now: DateTime<Utc>, out: &mut Vec<Event>) {
         self.apply(&event, now);
         out.push(event);
+    }
+
+    /// Records that attempt `attempt` of `step` succeeded with `outputs` (attempt 0: an
+    /// operator marked it).
+    pub(super) fn succeeded(
+        &mut self,
+        step: String,
+        attempt: u32,
+        outputs: Outputs,
+        now: DateTime<Utc>,
+        out: &mut Vec<Event>,
+    ) {
+        self.emit(
+            Event::StepSucceeded {
+                step,
+                attempt,
+                outputs,
+            },
+            now,
+            out,
+        );
     }
 
     pub(super) fn require_step(&self, id: &str) -> Result<usize, Refusal> {
@@ -103,15 +125,7 @@ impl Machine<'_> {
                     return Ok(());
                 }
                 match result {
-                    Ok(outputs) => self.emit(
-                        Event::StepSucceeded {
-                            step,
-                            attempt,
-                            outputs,
-                        },
-                        now,
-                        out,
-                    ),
+                    Ok(outputs) => self.succeeded(step, attempt, outputs, now, out),
                     Err((error, failure)) => self.failed(i, attempt, error, failure, now, out),
                 }
             }
@@ -146,15 +160,9 @@ impl Machine<'_> {
                 }
                 let attempt = self.steps[i].attempt;
                 match probe {
-                    crate::actions::Probe::TookEffect(outputs) => self.emit(
-                        Event::StepSucceeded {
-                            step,
-                            attempt,
-                            outputs,
-                        },
-                        now,
-                        out,
-                    ),
+                    crate::actions::Probe::TookEffect(outputs) => {
+                        self.succeeded(step, attempt, outputs, now, out);
+                    }
                     crate::actions::Probe::DidNot if self.held_by(i).is_some() => {
                         let why = format!(
                             "it changed with the workflow and the approval `{}` stands rejected",
@@ -206,23 +214,12 @@ impl Machine<'_> {
                 let i = self.require_step(&step)?;
                 if self.steps[i].status == StepStatus::AwaitingApproval {
                     self.emit(Event::ApprovalTimedOut { step: step.clone() }, now, out);
-                    let on_timeout = self.workflow.steps[i]
-                        .args
-                        .get("on_timeout")
-                        .and_then(Arg::literal_text);
+                    let on_timeout = self.workflow.steps[i].approval().map(|p| p.on_timeout);
                     let attempt = self.steps[i].attempt;
-                    if on_timeout.as_deref() == Some("approve") {
+                    if on_timeout == Some(OnTimeout::Approve) {
                         let mut outputs = Outputs::new();
                         outputs.insert("approved_by".into(), serde_json::json!(["timeout"]));
-                        self.emit(
-                            Event::StepSucceeded {
-                                step,
-                                attempt,
-                                outputs,
-                            },
-                            now,
-                            out,
-                        );
+                        self.succeeded(step, attempt, outputs, now, out);
                     } else {
                         let error =
                             "no decision before the approval's timeout (on_timeout = reject)"

@@ -53,6 +53,19 @@ fn ok(step_id: &str, attempt: u32) -> Input {
     }
 }
 
+/// A compensation of `step_id` that ended well.
+fn undone(step_id: &str) -> Input {
+    Input::CompensationFinished {
+        step: step_id.into(),
+        result: Ok(()),
+    }
+}
+
+/// The last of `events` finishes the run as `status`.
+fn ended_as(events: &[Event], status: RunStatus) {
+    assert_eq!(events.last(), Some(&Event::RunFinished { status }));
+}
+
 fn fail(step_id: &str, attempt: u32, retryable: bool) -> Input {
     let failure = if retryable {
         Failure::NoEffect
@@ -87,12 +100,7 @@ fn start_runs_the_roots_then_dependants_then_finishes() {
     assert!(matches!(events[0], Event::StepSucceeded { .. }));
     assert_eq!(started(&events), ["b"]);
     let events = step(&mut m, ok("b", 1));
-    assert_eq!(
-        events.last(),
-        Some(&Event::RunFinished {
-            status: RunStatus::Succeeded
-        })
-    );
+    ended_as(&events, RunStatus::Succeeded);
     assert_eq!(m.status(), RunStatus::Succeeded);
 }
 
@@ -192,19 +200,8 @@ needs = ["a"]
         by: "on_failure".into()
     }));
     assert!(events.contains(&Event::CompensationStarted { step: "a".into() }));
-    let events = step(
-        &mut m,
-        Input::CompensationFinished {
-            step: "a".into(),
-            result: Ok(()),
-        },
-    );
-    assert_eq!(
-        events.last(),
-        Some(&Event::RunFinished {
-            status: RunStatus::RolledBack
-        })
-    );
+    let events = step(&mut m, undone("a"));
+    ended_as(&events, RunStatus::RolledBack);
 }
 
 #[test]
@@ -218,7 +215,7 @@ fn a_late_result_of_an_old_attempt_is_ignored() {
     assert_eq!(m.step("a").unwrap().status, StepStatus::Running);
 }
 
-const APPROVAL: &str = r#"
+pub(super) const APPROVAL: &str = r#"
 [[steps]]
 id = "gate"
 action = "approval"
@@ -487,38 +484,15 @@ rollback = { action = "noop" }
             .collect()
     };
     assert_eq!(compensating(&events), ["join"]);
-    let events = step(
-        &mut m,
-        Input::CompensationFinished {
-            step: "join".into(),
-            result: Ok(()),
-        },
-    );
+    let events = step(&mut m, undone("join"));
     assert!(events.contains(&Event::StepNotUndone {
         step: "right".into()
     }));
     assert_eq!(compensating(&events), ["left"]);
-    let events = step(
-        &mut m,
-        Input::CompensationFinished {
-            step: "left".into(),
-            result: Ok(()),
-        },
-    );
+    let events = step(&mut m, undone("left"));
     assert_eq!(compensating(&events), ["root"]);
-    let events = step(
-        &mut m,
-        Input::CompensationFinished {
-            step: "root".into(),
-            result: Ok(()),
-        },
-    );
-    assert_eq!(
-        events.last(),
-        Some(&Event::RunFinished {
-            status: RunStatus::RolledBack
-        })
-    );
+    let events = step(&mut m, undone("root"));
+    ended_as(&events, RunStatus::RolledBack);
 }
 
 #[test]
@@ -954,19 +928,9 @@ fn a_resume_may_decide_several_steps_but_each_once() {
     assert_eq!(m.step("risky").unwrap().status, StepStatus::Succeeded);
 }
 
-/// A gate every step past it waits for, and two steps beside it: `side` (what an edit could
-/// turn into the gated step) and `other`.
-const GATE_AND_SIDE: &str = r#"
-[[steps]]
-id = "gate"
-action = "approval"
-with = { approvers = ["alice", "bob", "carol"], quorum = 2, timeout = "30m" }
-
-[[steps]]
-id = "go"
-action = "noop"
-needs = ["gate"]
-
+/// The steps beside [`APPROVAL`]'s gate in [`gate_and_side`]: `side` (what an edit could turn
+/// into the gated step) and `other`.
+const SIDE: &str = r#"
 [[steps]]
 id = "side"
 action = "noop"
@@ -976,6 +940,11 @@ idempotent = true
 id = "other"
 action = "noop"
 "#;
+
+/// A gate every step past it waits for, and two steps beside it.
+fn gate_and_side() -> CompiledWorkflow {
+    wf("", &format!("{APPROVAL}{SIDE}"))
+}
 
 fn change(to: &str, steps: &[&str]) -> Box<WorkflowChange> {
     Box::new(WorkflowChange {
@@ -1011,7 +980,7 @@ fn rejected_beside(w: &CompiledWorkflow) -> Machine<'_> {
 
 #[test]
 fn guarantee_a_changed_step_may_not_run_while_a_gate_stands_rejected() {
-    let w = wf("", GATE_AND_SIDE);
+    let w = gate_and_side();
     let mut m = rejected_beside(&w);
     // The change and the retry of the step it changed, in one resume: refused, nothing kept.
     let refusal = m
@@ -1052,7 +1021,7 @@ fn guarantee_a_changed_step_may_not_run_while_a_gate_stands_rejected() {
 
 #[test]
 fn guarantee_a_changed_step_is_not_restarted_after_a_crash_while_a_gate_stands_rejected() {
-    let w = wf("", GATE_AND_SIDE);
+    let w = gate_and_side();
     let mut m = started_run(&w, None);
     step(&mut m, Input::Start);
     step(&mut m, ok("other", 1));
@@ -1129,7 +1098,7 @@ fn guarantee_votes_on_a_gate_that_has_not_passed_count_only_for_their_digest() {
 
 #[test]
 fn a_change_is_refused_when_it_changes_nothing_or_is_unsigned_with_allowed_signers() {
-    let w = wf("", GATE_AND_SIDE);
+    let w = gate_and_side();
     let mut m = started_run(&w, None);
     step(&mut m, Input::Start);
     let refusal = m
