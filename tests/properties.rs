@@ -282,8 +282,8 @@ fn read_everything(commit: &drctl::store::Commit) {
         .as_ref()
         .map_or_else(|| "r1".to_string(), |r| r.run_id.clone());
     store.commit(&run_id, &commit).unwrap();
-    let _ = drctl::view::runs(&store, &[]);
-    let _ = drctl::view::status(&store, &run_id, &[]);
+    let _ = drctl::view::run_lines(&store, &[]);
+    let _ = drctl::view::status_view(&store, &run_id, &[]);
     let _ = drctl::report::build(&store, &run_id);
     if let Some(run) = &commit.run {
         let _ = drctl::report::history(&store, &run.workflow);

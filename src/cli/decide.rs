@@ -165,11 +165,8 @@ fn round_of(
     step: &str,
 ) -> Result<(String, u32, Option<Head>), CliError> {
     let status = session.status(run)?;
-    let digest = status["digest"].as_str().unwrap_or_default().to_string();
-    if !status["steps"]
-        .as_array()
-        .is_some_and(|steps| steps.iter().any(|s| s["id"] == step))
-    {
+    let digest = status.digest;
+    if !status.steps.iter().any(|s| s.id == step) {
         return Err(CliError::invalid(format!("run {run} has no step `{step}`")));
     }
     // The round as the run's machine counts it, from the journal; its last entry is the head

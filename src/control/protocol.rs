@@ -11,6 +11,7 @@ use crate::engine::{Choice, Decision, Input};
 use crate::evidence::Evidence;
 use crate::identity::Signed;
 use crate::report::{History, Report};
+use crate::view::{RunLine, StatusView};
 
 /// The version of this protocol. 1 was the untyped protocol of drctl builds before it (no `v`
 /// field, answers carrying untyped `data`).
@@ -280,9 +281,9 @@ pub enum Reply {
     /// To [`Request::Active`].
     Active(Active),
     /// To [`Request::Status`]: the status view, as `drctl status --format json` prints it.
-    Status(serde_json::Value),
+    Status(Box<StatusView>),
     /// To [`Request::Runs`]: as `drctl runs --format json` prints it.
-    Runs(serde_json::Value),
+    Runs(Vec<RunLine>),
     /// To [`Request::Report`].
     Report(Box<Report>),
     /// To [`Request::Evidence`].

@@ -91,9 +91,11 @@ fn read_store(request: Request, store: &dyn Store, router: &Router) -> Response 
     let driving = router.driving();
     match request {
         Request::Status { run } => {
-            answer(crate::view::status(store, &run, &driving), Reply::Status)
+            answer(crate::view::status_view(store, &run, &driving), |view| {
+                Reply::Status(Box::new(view))
+            })
         }
-        Request::Runs => answer(crate::view::runs(store, &driving), Reply::Runs),
+        Request::Runs => answer(crate::view::run_lines(store, &driving), Reply::Runs),
         Request::Journal { run, from } => {
             // Whether the run is driven is looked at first: once it is not, every entry its
             // driver wrote is in the journal read after.

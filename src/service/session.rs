@@ -19,6 +19,7 @@ use crate::engine::Services;
 use crate::evidence::Evidence;
 use crate::report::{History, Report};
 use crate::store::{EtcdAddress, EtcdStore, Owner, SharedStore, SledStore, Store, StoreError};
+use crate::view::{RunLine, StatusView};
 
 /// A shared store (`--store etcd://…`): where, the lease runs are driven with, and whose name
 /// owner keys carry.
@@ -99,24 +100,24 @@ impl Session {
     }
 
     /// The status view of run `run` (as `drctl status --format json` prints it).
-    pub fn status(&self, run: &str) -> Result<serde_json::Value, CliError> {
+    pub fn status(&self, run: &str) -> Result<StatusView, CliError> {
         let request = Request::Status {
             run: run.to_string(),
         };
         self.read(&request, |reply| match reply {
-            Reply::Status(v) => Ok(v),
+            Reply::Status(v) => Ok(*v),
             other => Err(other),
         })
-        .or_local(|store| Ok(crate::view::status(store, run, &[])?))
+        .or_local(|store| Ok(crate::view::status_view(store, run, &[])?))
     }
 
     /// Every run (as `drctl runs --format json` prints it).
-    pub fn runs(&self) -> Result<serde_json::Value, CliError> {
+    pub fn runs(&self) -> Result<Vec<RunLine>, CliError> {
         self.read(&Request::Runs, |reply| match reply {
             Reply::Runs(v) => Ok(v),
             other => Err(other),
         })
-        .or_local(|store| Ok(crate::view::runs(store, &[])?))
+        .or_local(|store| Ok(crate::view::run_lines(store, &[])?))
     }
 
     /// The report of run `run`.

@@ -6,7 +6,11 @@
 //! shows as `interrupted`, with the status it was stored with and the pid of the process that
 //! last drove it: that process was killed or crashed, and `drctl resume RUN` continues it.
 
-use serde::Serialize;
+mod text;
+
+pub use text::{runs_text, status_text};
+
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use thiserror::Error;
 
@@ -41,7 +45,7 @@ fn shown_status(run: &RunRecord, driving: &[String]) -> (&'static str, Option<&'
 }
 
 /// One line of `drctl runs`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunLine {
     /// The run.
     pub run_id: String,
@@ -50,7 +54,7 @@ pub struct RunLine {
     /// `run` or `drill`.
     pub mode: String,
     /// Its status, or `interrupted`.
-    pub status: &'static str,
+    pub status: String,
     /// When it started.
     pub started_at: String,
     /// When it stopped.
@@ -61,16 +65,16 @@ pub struct RunLine {
 }
 
 /// What is known of an interrupted run's last driver.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Interrupted {
     /// The status its record holds.
-    pub stored_status: &'static str,
+    pub stored_status: String,
     /// The pid of the process that drove it.
     pub pid: Option<u32>,
 }
 
 /// Where a run's journal stands.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct JournalCheck {
     /// Whether the hash chain holds and the record counts every entry.
     pub intact: bool,
@@ -82,7 +86,7 @@ pub struct JournalCheck {
 }
 
 /// A vote of an approval's current round, and how it was proven.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct VoteView {
     /// Who.
     pub by: String,
@@ -93,12 +97,12 @@ pub struct VoteView {
 }
 
 /// One step of `drctl status`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StepView {
     /// Step id.
     pub id: String,
     /// Its status.
-    pub status: &'static str,
+    pub status: String,
     /// Attempts made.
     pub attempts: usize,
     /// The first attempt's start.
@@ -115,7 +119,7 @@ pub struct StepView {
 }
 
 /// `drctl status RUN` (SPEC §8 shape).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StatusView {
     /// The run.
     pub run_id: String,
@@ -124,7 +128,7 @@ pub struct StatusView {
     /// `run` or `drill`.
     pub mode: String,
     /// Its status, or `interrupted`.
-    pub status: &'static str,
+    pub status: String,
     /// Who started it.
     pub initiator: String,
     /// When it started.
@@ -135,7 +139,7 @@ pub struct StatusView {
     pub digest: String,
     /// Every version of its workflow, the one it started with first, when it was changed on
     /// resume (SPEC §5.8.7); absent when the run kept the workflow it started with.
-    #[serde(skip_serializing_if = "crate::engine::unchanged")]
+    #[serde(default, skip_serializing_if = "crate::engine::unchanged")]
     pub versions: Vec<crate::engine::WorkflowVersion>,
     /// Why it waits for an operator, in words with the commands that go on.
     pub paused_reason: Option<String>,
@@ -156,13 +160,9 @@ pub struct StatusView {
 
 fn interruption(run: &RunRecord, driving: &[String]) -> Option<Interrupted> {
     interrupted(run, driving).then(|| Interrupted {
-        stored_status: run.status.as_str(),
+        stored_status: run.status.as_str().to_string(),
         pid: run.pid,
     })
-}
-
-fn json<T: Serialize>(view: &T) -> Value {
-    serde_json::to_value(view).unwrap_or(Value::Null)
 }
 
 /// Every run, oldest first. `driving` are the runs the process computing the view drives.
@@ -173,7 +173,7 @@ pub fn run_lines(store: &dyn Store, driving: &[String]) -> Result<Vec<RunLine>, 
         .map(|r| {
             let driver = driven_here(store, &r, driving)?;
             Ok(RunLine {
-                status: shown_status(&r, &driver).0,
+                status: shown_status(&r, &driver).0.to_string(),
                 interrupted: interruption(&r, &driver),
                 run_id: r.run_id,
                 workflow: r.workflow,
@@ -199,17 +199,6 @@ fn driven_here(
         driven.push(run.run_id.clone());
     }
     Ok(driven)
-}
-
-/// Every run, oldest first, as JSON: `run_id`, `workflow`, `mode`, `status`, `started_at`,
-/// `finished_at` (and `stored_status`, `pid` for an interrupted run).
-pub fn runs(store: &dyn Store, driving: &[String]) -> Result<Value, ViewError> {
-    Ok(json(&run_lines(store, driving)?))
-}
-
-/// One run as JSON (see [`status_view`]).
-pub fn status(store: &dyn Store, run_id: &str, driving: &[String]) -> Result<Value, ViewError> {
-    Ok(json(&status_view(store, run_id, driving)?))
 }
 
 /// Whether the journal's hash chain holds and the record counts every entry.
@@ -315,7 +304,7 @@ pub fn status_view(
             let votes = votes_of(&projection, &id);
             match records.iter().find(|r| r.step == id) {
                 Some(r) => StepView {
-                    status: r.status.as_str(),
+                    status: r.status.as_str().to_string(),
                     attempts: r.attempts.len(),
                     started_at: r.attempts.first().map(|a| a.started_at.clone()),
                     finished_at: r.attempts.last().and_then(|a| a.finished_at.clone()),
@@ -326,7 +315,7 @@ pub fn status_view(
                 },
                 None => StepView {
                     id,
-                    status: "pending",
+                    status: "pending".to_string(),
                     attempts: 0,
                     started_at: None,
                     finished_at: None,
@@ -342,7 +331,7 @@ pub fn status_view(
     } = projection;
     Ok(StatusView {
         versions,
-        status: shown_status(&run, &driver).0,
+        status: shown_status(&run, &driver).0.to_string(),
         interrupted: interruption(&run, &driver),
         driven_by,
         paused_reason: pause.as_ref().map(|p| p.describe(&run.run_id)),
