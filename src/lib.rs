@@ -24,6 +24,7 @@ pub mod engine;
 pub mod evidence;
 pub mod identity;
 pub mod lint;
+pub mod logs;
 pub mod notify;
 pub mod plan;
 pub mod recovery;

@@ -15,8 +15,8 @@ use super::error::CliError;
 use super::state::{Session, whoami};
 use crate::control::RunDecision;
 use crate::engine::Decision;
-use crate::identity::{Head, Signed, Statement, StatementKind, format_time, sign};
-use crate::service::Source;
+use crate::identity::{Signed, StatementKind};
+use crate::service::{Shown, Source, Vote, sign_vote};
 
 /// Approve (or reject) an approval step.
 #[allow(clippy::struct_excessive_bools, reason = "each is a command-line flag")]
@@ -91,25 +91,22 @@ pub fn decide(args: &DecideArgs, session: &Session, decision: Decision) -> Resul
     }
     let by = whoami(args.by.as_ref());
     if let Some(key) = &args.key {
-        let (digest, round, head) = match (&args.digest, args.round) {
-            (Some(d), Some(r)) => (d.clone(), r, None),
-            _ => round_of(session, run, step)?,
-        };
-        let statement = Statement {
-            kind: match decision {
-                Decision::Approve => StatementKind::Approve,
-                Decision::Reject => StatementKind::Reject,
+        let shown = match (&args.digest, args.round) {
+            (Some(digest), Some(round)) => Shown {
+                digest: digest.clone(),
+                round,
+                head: None,
             },
-            run_id: run.clone(),
-            step: Some(step.clone()),
-            round: Some(round),
-            name: by.clone(),
-            comment: args.comment.clone(),
-            digest,
-            at: format_time(chrono::Utc::now()),
-            head,
+            _ => session.shown(run, step)?,
         };
-        let signed = sign(statement, key).map_err(|e| CliError::invalid(e.to_string()))?;
+        let vote = Vote {
+            run,
+            step,
+            by: &by,
+            decision,
+            comment: args.comment.as_deref(),
+        };
+        let signed = sign_vote(&vote, shown, key)?;
         if args.sign_only {
             let out = args
                 .output
@@ -155,36 +152,6 @@ fn submit_signed(session: &Session, signed: &Signed) -> Result<u8, CliError> {
     };
     done(&st.name, &step, &st.run_id, decision, live);
     Ok(super::exit::SUCCESS)
-}
-
-/// The run's digest, the approval's current round and the journal head shown, read from the
-/// live process or the store: what a signed decision names.
-fn round_of(
-    session: &Session,
-    run: &str,
-    step: &str,
-) -> Result<(String, u32, Option<Head>), CliError> {
-    let status = session.status(run)?;
-    let digest = status.digest;
-    if !status.steps.iter().any(|s| s.id == step) {
-        return Err(CliError::invalid(format!("run {run} has no step `{step}`")));
-    }
-    // The round as the run's machine counts it, from the journal; its last entry is the head
-    // the signer is shown.
-    let page = session.journal_from(run, 0)?;
-    let round = crate::engine::project(run, &page.entries, None)?
-        .step(step)
-        .map_or(0, crate::engine::StepProjection::round);
-    if round == 0 {
-        return Err(CliError::invalid(format!(
-            "`{step}` of run {run} is not waiting for approval yet"
-        )));
-    }
-    let head = page.entries.last().map(|last| Head {
-        len: last.seq + 1,
-        hash: last.hash.clone(),
-    });
-    Ok((digest, round, head))
 }
 
 fn done(by: &str, step: &str, run: &str, decision: Decision, live: bool) {

@@ -19,15 +19,13 @@
 use std::io::Write;
 use std::sync::{Mutex, PoisonError};
 
-use tracing::field::{Field, Visit};
-use tracing_subscriber::fmt::format::{JsonFields, Writer};
-use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
-use tracing_subscriber::layer::{Context, SubscriberExt};
-use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::fmt::format::JsonFields;
+use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
 use crate::engine::Redactors;
+use crate::logs::{FlatJson, RunSpans, Scrubbed};
 
 /// The environment variable holding a `RUST_LOG`-style filter that replaces the levels of
 /// `-v`.
@@ -127,160 +125,6 @@ impl Drop for LineWriter {
             Some(bar) if !bar.is_hidden() => bar.suspend(write),
             _ => write(),
         }
-    }
-}
-
-/// The run a span is about: put on each `run` span (the driver's) when it is created.
-struct RunOf(String);
-
-/// Marks each `run` span with its `run_id` ([`RunOf`]), for [`Scrubbed`] to find.
-struct RunSpans;
-
-impl<S> Layer<S> for RunSpans
-where
-    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
-{
-    fn on_new_span(
-        &self,
-        attrs: &tracing::span::Attributes<'_>,
-        id: &tracing::span::Id,
-        ctx: Context<'_, S>,
-    ) {
-        if attrs.metadata().name() != "run" {
-            return;
-        }
-        let mut run_id = RunIdField(None);
-        attrs.record(&mut run_id);
-        if let (Some(run), Some(span)) = (run_id.0, ctx.span(id)) {
-            span.extensions_mut().insert(RunOf(run));
-        }
-    }
-}
-
-/// Reads the `run_id` field of a span.
-struct RunIdField(Option<String>);
-
-impl Visit for RunIdField {
-    fn record_str(&mut self, field: &Field, value: &str) {
-        if field.name() == "run_id" {
-            self.0 = Some(value.to_string());
-        }
-    }
-
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        if field.name() == "run_id" {
-            self.0 = Some(format!("{value:?}"));
-        }
-    }
-}
-
-/// A line formatted by `inner`, then scrubbed with the redactor of the run whose span the
-/// event is in (every registered run's when it is in none).
-struct Scrubbed<F> {
-    inner: F,
-    redactors: Redactors,
-}
-
-impl<F> Scrubbed<F> {
-    fn new(inner: F, redactors: Redactors) -> Self {
-        Self { inner, redactors }
-    }
-}
-
-impl<S, N, F> FormatEvent<S, N> for Scrubbed<F>
-where
-    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
-    N: for<'a> FormatFields<'a> + 'static,
-    F: FormatEvent<S, N>,
-{
-    fn format_event(
-        &self,
-        ctx: &FmtContext<'_, S, N>,
-        mut writer: Writer<'_>,
-        event: &tracing::Event<'_>,
-    ) -> std::fmt::Result {
-        let mut line = String::new();
-        self.inner
-            .format_event(ctx, Writer::new(&mut line), event)?;
-        let run = ctx.event_scope().and_then(|mut scope| {
-            scope.find_map(|span| span.extensions().get::<RunOf>().map(|r| r.0.clone()))
-        });
-        writer.write_str(&self.redactors.scrub(run.as_deref(), &line))
-    }
-}
-
-/// JSON lines with every field at the top: `timestamp`, `level`, `target`, `message`, the
-/// fields of the spans the line is in (`run_id`, `workflow`, `step`, `attempt`...), innermost
-/// last, and the line's own fields.
-struct FlatJson;
-
-impl<S, N> FormatEvent<S, N> for FlatJson
-where
-    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
-    N: for<'a> FormatFields<'a> + 'static,
-{
-    fn format_event(
-        &self,
-        ctx: &FmtContext<'_, S, N>,
-        mut writer: Writer<'_>,
-        event: &tracing::Event<'_>,
-    ) -> std::fmt::Result {
-        let meta = event.metadata();
-        let mut line = serde_json::Map::new();
-        line.insert(
-            "timestamp".into(),
-            crate::time::rfc3339(chrono::Utc::now()).into(),
-        );
-        line.insert("level".into(), meta.level().as_str().into());
-        line.insert("target".into(), meta.target().into());
-        if let Some(scope) = ctx.event_scope() {
-            let mut innermost = None;
-            for span in scope.from_root() {
-                let extensions = span.extensions();
-                if let Some(fields) = extensions.get::<FormattedFields<N>>()
-                    && let Ok(serde_json::Value::Object(fields)) =
-                        serde_json::from_str::<serde_json::Value>(fields.as_str())
-                {
-                    line.extend(fields);
-                }
-                innermost = Some(span.name());
-            }
-            if let Some(name) = innermost {
-                line.insert("span".into(), name.into());
-            }
-        }
-        event.record(&mut Fields(&mut line));
-        writeln!(writer, "{}", serde_json::Value::Object(line))
-    }
-}
-
-/// Collects an event's fields into a JSON object.
-struct Fields<'a>(&'a mut serde_json::Map<String, serde_json::Value>);
-
-impl Visit for Fields<'_> {
-    fn record_str(&mut self, field: &Field, value: &str) {
-        self.0.insert(field.name().into(), value.into());
-    }
-
-    fn record_i64(&mut self, field: &Field, value: i64) {
-        self.0.insert(field.name().into(), value.into());
-    }
-
-    fn record_u64(&mut self, field: &Field, value: u64) {
-        self.0.insert(field.name().into(), value.into());
-    }
-
-    fn record_f64(&mut self, field: &Field, value: f64) {
-        self.0.insert(field.name().into(), value.into());
-    }
-
-    fn record_bool(&mut self, field: &Field, value: bool) {
-        self.0.insert(field.name().into(), value.into());
-    }
-
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        self.0
-            .insert(field.name().into(), format!("{value:?}").into());
     }
 }
 

@@ -8,7 +8,7 @@ use clap::{Args, ValueEnum};
 use super::error::CliError;
 use super::state::Session;
 use super::status::DataFormat;
-use crate::report::{History, Report, human};
+use crate::report::{History, Report};
 
 /// Output format of `report`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -92,15 +92,6 @@ fn write_out(args: &ReportArgs, text: &str) -> Result<(), CliError> {
     Ok(())
 }
 
-fn objective(o: &crate::report::Objective) -> String {
-    let achieved = o.achieved_seconds.map_or_else(|| "-".to_string(), human);
-    match (o.objective_seconds, o.met) {
-        (Some(obj), Some(true)) => format!("{achieved} <= {} ok", human(obj)),
-        (Some(obj), _) => format!("{achieved} vs {} MISSED", human(obj)),
-        (None, _) => achieved,
-    }
-}
-
 /// Runs `history`.
 pub fn history(args: &HistoryArgs, session: &Session) -> Result<u8, CliError> {
     (|| {
@@ -109,36 +100,7 @@ pub fn history(args: &HistoryArgs, session: &Session) -> Result<u8, CliError> {
             outln!("{}", serde_json::to_string_pretty(&h).unwrap_or_default());
             return Ok(());
         }
-        if h.runs.is_empty() && h.drills.is_empty() {
-            outln!("no runs of {} in this state directory", h.workflow);
-            return Ok(());
-        }
-        for (title, entries) in [("Real runs", &h.runs), ("Drills", &h.drills)] {
-            if entries.is_empty() {
-                continue;
-            }
-            outln!("{title} of {}:", h.workflow);
-            outln!(
-                "  {:<26} {:<14} {:<26} {:<24} RPO",
-                "RUN",
-                "STATUS",
-                "STARTED",
-                "RTO"
-            );
-            for r in entries {
-                outln!(
-                    "  {:<26} {:<14} {:<26} {:<24} {}",
-                    r.run_id,
-                    r.status,
-                    r.started_at,
-                    objective(&r.rto),
-                    objective(&r.rpo)
-                );
-            }
-        }
-        if let Some(t) = &h.trend {
-            outln!("Trend: {t}");
-        }
+        out!("{}", crate::report::history_text(&h));
         Ok(())
     })()
     .map(|()| super::exit::SUCCESS)

@@ -9,7 +9,7 @@ use clap::Args;
 
 use super::error::CliError;
 use super::state::Session;
-use crate::evidence::{Evidence, Trust, Verdict, verify as check};
+use crate::evidence::{Evidence, Trust, verify as check};
 
 /// Check a run's journal and signatures.
 #[derive(Debug, Args)]
@@ -43,7 +43,10 @@ pub fn verify(args: &VerifyArgs, session: &Session) -> Result<u8, CliError> {
     let evidence = load(args, session)?;
     let trust = trusted.as_deref().map_or(Trust::Captured, Trust::Signers);
     let verdict = check(&evidence, trust);
-    out!("{}", render(&evidence, &verdict, trust));
+    out!(
+        "{}",
+        crate::evidence::verdict_text(&evidence, &verdict, trust)
+    );
     Ok(if verdict.holds() {
         super::exit::SUCCESS
     } else {
@@ -65,56 +68,4 @@ fn load(args: &VerifyArgs, session: &Session) -> Result<Evidence, CliError> {
     }
     let run = args.run.clone().unwrap_or_default();
     session.evidence(&run)
-}
-
-fn render(evidence: &Evidence, verdict: &Verdict, trust: Trust<'_>) -> String {
-    let run = &evidence.run;
-    let mut out = format!(
-        "run {}  {} ({})  {}\n  journal: {} entries\n",
-        run.run_id,
-        run.workflow,
-        run.mode,
-        run.status.as_str(),
-        verdict.entries
-    );
-    out.push_str(match trust {
-        Trust::Signers(_) => "  signers: checked against the allowed-signers file you gave\n",
-        Trust::Captured => {
-            "  signers: the allowed signers captured with the run, in this store (give --signers FILE to check them against your own copy)\n"
-        }
-    });
-    if let Some(d) = &verdict.derived {
-        out.push_str(&format!(
-            "  replayed: {}, started by {}\n",
-            d.status, d.initiator
-        ));
-        for (step, by) in &d.approvals {
-            out.push_str(&format!(
-                "  passed: `{step}` approved by {}\n",
-                by.join(", ")
-            ));
-        }
-    }
-    for s in &verdict.signatures {
-        out.push_str(&format!(
-            "  signed: {} {} (key {}, entry {})\n",
-            s.name, s.what, s.fingerprint, s.seq
-        ));
-    }
-    for u in &verdict.unverified {
-        out.push_str(&format!("  {u}\n"));
-    }
-    if verdict.holds() {
-        out.push_str(if verdict.signatures.is_empty() {
-            "  verified: hash chain intact, journal replayed through the run's rules; nothing in it is signed (the run has no allowed signers): who decided is as typed\n"
-        } else {
-            "  verified: hash chain intact, journal replayed through the run's rules, every signature valid, the journal signed to its end by the process that drove it\n"
-        });
-    } else {
-        for p in &verdict.problems {
-            out.push_str(&format!("  PROBLEM: {p}\n"));
-        }
-        out.push_str("  NOT VERIFIED\n");
-    }
-    out
 }

@@ -7,8 +7,10 @@
 //! This module reads and checks; it never writes to the store.
 
 mod check;
+mod text;
 
 pub use check::{Derived, Signature, Trust, Verdict, verify};
+pub use text::verdict_text;
 
 use serde::{Deserialize, Serialize};
 

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::human;
 use super::model::{Compiled, Objective, ReportError, build_with};
 use crate::store::{RunStatus, Store};
 
@@ -132,4 +133,47 @@ pub fn step_medians(
             .collect(),
         count,
     ))
+}
+
+/// One objective of a run in the history, in words: what was achieved against the goal.
+fn objective(o: &Objective) -> String {
+    let achieved = o.achieved_seconds.map_or_else(|| "-".to_string(), human);
+    match (o.objective_seconds, o.met) {
+        (Some(obj), Some(true)) => format!("{achieved} <= {} ok", human(obj)),
+        (Some(obj), _) => format!("{achieved} vs {} MISSED", human(obj)),
+        (None, _) => achieved,
+    }
+}
+
+/// `drctl history WORKFLOW` for a person: real runs and drills, each with its RTO and RPO
+/// against the objectives, and the trend.
+pub fn history_text(h: &History) -> String {
+    if h.runs.is_empty() && h.drills.is_empty() {
+        return format!("no runs of {} in this state directory\n", h.workflow);
+    }
+    let mut out = String::new();
+    for (title, entries) in [("Real runs", &h.runs), ("Drills", &h.drills)] {
+        if entries.is_empty() {
+            continue;
+        }
+        out.push_str(&format!("{title} of {}:\n", h.workflow));
+        out.push_str(&format!(
+            "  {:<26} {:<14} {:<26} {:<24} RPO\n",
+            "RUN", "STATUS", "STARTED", "RTO"
+        ));
+        for r in entries {
+            out.push_str(&format!(
+                "  {:<26} {:<14} {:<26} {:<24} {}\n",
+                r.run_id,
+                r.status,
+                r.started_at,
+                objective(&r.rto),
+                objective(&r.rpo)
+            ));
+        }
+    }
+    if let Some(t) = &h.trend {
+        out.push_str(&format!("Trend: {t}\n"));
+    }
+    out
 }

@@ -8,7 +8,7 @@ mod junit;
 mod markdown;
 mod model;
 
-pub use history::{History, HistoryRun, history, step_medians};
+pub use history::{History, HistoryRun, history, history_text, step_medians};
 pub use html::html;
 pub use junit::junit;
 pub use markdown::markdown;

@@ -22,6 +22,7 @@ mod inbox;
 pub mod load;
 mod router;
 mod session;
+mod signing;
 mod start;
 mod starting;
 pub mod takeup;
@@ -33,5 +34,6 @@ pub use router::{Agent, Router};
 pub use session::{
     Session, Shared, Source, ask, expect, hand_over, hostname, open_shared, through_inbox,
 };
+pub use signing::{Shown, Vote, sign_vote};
 pub use start::{AGENT_GRACE, StartSpec, Started};
 pub use starting::{start_refusal, unfinished_refusal};

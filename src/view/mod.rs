@@ -6,8 +6,10 @@
 //! shows as `interrupted`, with the status it was stored with and the pid of the process that
 //! last drove it: that process was killed or crashed, and `drctl resume RUN` continues it.
 
+mod lines;
 mod text;
 
+pub use lines::{event_line, json_event, summary};
 pub use text::{runs_text, status_text};
 
 use serde::{Deserialize, Serialize};
