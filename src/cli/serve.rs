@@ -133,15 +133,16 @@ fn serve_shared(
     // Often enough that a run is taken over within its lease and a fraction of it.
     let poll = (shared.lease / 4).clamp(Duration::from_millis(100), Duration::from_secs(1));
     let mut driving: HashMap<String, std::thread::JoinHandle<bool>> = HashMap::new();
-    // `drctl run` hands its runs to agents it finds announced: a run appears without a
-    // driver, and the first agent to claim it drives it.
-    // The agents of a store are announced on it: one that is not shared has none.
-    let Some(agents) = store.shared() else {
+    // Agents serve a shared store: one that is not shared has no owners to look at and no
+    // agents to announce among.
+    let Some(shared_store) = store.shared() else {
         return Err(CliError::invalid(
             "drctl serve drives runs of a shared store; this one is not shared",
         ));
     };
-    agents.announce()?;
+    // `drctl run` hands its runs to agents it finds announced: a run appears without a
+    // driver, and the first agent to claim it drives it.
+    shared_store.announce()?;
     outln!(
         "agent {} (pid {}) serving {} (lease {})",
         shared.name,
@@ -172,7 +173,7 @@ fn serve_shared(
             if driving.contains_key(&run.run_id) || set_aside.contains_key(&run.run_id) {
                 continue;
             }
-            let owner_present = match agents.owner(&run.run_id) {
+            let owner_present = match shared_store.owner(&run.run_id) {
                 Ok(owner) => owner.is_some(),
                 Err(StoreError::BadRecord { .. }) => true,
                 Err(e) => {
@@ -196,7 +197,7 @@ fn serve_shared(
         }
         std::thread::sleep(poll);
         // Again and again: a lease lost (a long pause) takes the announcement with it.
-        if let Err(e) = agents.announce() {
+        if let Err(e) = shared_store.announce() {
             tracing::warn!(error = %e, "cannot announce this agent");
         }
     }
