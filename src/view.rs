@@ -319,7 +319,11 @@ pub fn status_view(
     let journal = store.journal(run_id)?;
     let records = store.steps(run_id)?;
     let journal_check = journal_check(&run, &journal);
-    let driven_by = store.shared().map(|s| s.owner(run_id)).transpose()?.flatten();
+    let driven_by = store
+        .shared()
+        .map(|s| s.owner(run_id))
+        .transpose()?
+        .flatten();
     let mut driver = driving.to_vec();
     if driven_by.is_some() {
         driver.push(run.run_id.clone());
