@@ -234,12 +234,11 @@ mod tests {
         }
 
         /// A flush, taking its time: what was written before it is durable after it.
-        fn flush(&self) -> Result<(), ()> {
+        fn flush(&self) {
             let upto = self.written.load(Ordering::SeqCst);
             std::thread::sleep(std::time::Duration::from_micros(200));
             self.on_disk.fetch_max(upto, Ordering::SeqCst);
             self.flushes.fetch_add(1, Ordering::SeqCst);
-            Ok(())
         }
 
         /// Fails when commit `mine` is not durable yet.
@@ -265,7 +264,12 @@ mod tests {
                 std::thread::spawn(move || {
                     for _ in 0..50 {
                         let mine = ledger.write();
-                        group.durable(|| ledger.flush()).unwrap();
+                        group
+                            .durable(|| -> Result<(), ()> {
+                                ledger.flush();
+                                Ok(())
+                            })
+                            .unwrap();
                         ledger.assert_durable(mine);
                     }
                 })
@@ -304,7 +308,10 @@ mod tests {
                             let mine = ledger.write();
                             let flushing = ledger.clone();
                             group
-                                .durable_async(move || flushing.flush())
+                                .durable_async(move || -> Result<(), ()> {
+                                    flushing.flush();
+                                    Ok(())
+                                })
                                 .await
                                 .unwrap();
                             ledger.assert_durable(mine);

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use super::{
-    Anchor, Commit, Committing, JournalEntry, JournalFollower, RunRecord, SharedStore,
-    StepRecord, Store, StoreError,
+    Anchor, Commit, Committing, JournalEntry, JournalFollower, RunRecord, SharedStore, StepRecord,
+    Store, StoreError,
 };
 
 #[derive(Default)]

@@ -245,11 +245,7 @@ fn oldest_first(mut runs: Vec<RunRecord>) -> Vec<RunRecord> {
 
 /// The follower that reads the run's record and [`Store::journal_from`] every
 /// [`FOLLOW_POLL`], for a store that cannot tell when a run changes.
-fn polling<'a, S: Store>(
-    store: &'a S,
-    run_id: &str,
-    from: u64,
-) -> Box<dyn JournalFollower + 'a> {
+fn polling<'a, S: Store>(store: &'a S, run_id: &str, from: u64) -> Box<dyn JournalFollower + 'a> {
     Box::new(follow::Polling::new(store, run_id, from))
 }
 

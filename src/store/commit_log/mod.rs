@@ -260,7 +260,6 @@ fn zeros_ahead(file: &File, len: u64, end: u64) -> io::Result<u64> {
     Ok(at.max(end))
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::record::record;

@@ -135,7 +135,6 @@ pub(in crate::store) fn records(mut bytes: &[u8]) -> Vec<&[u8]> {
     out
 }
 
-
 /// A record of `writes`, for tests.
 #[cfg(test)]
 pub(super) fn record(writes: &[(Tree, &[u8], &[u8])]) -> Record {

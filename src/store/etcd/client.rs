@@ -119,9 +119,6 @@ pub(super) fn start(
     ready_rx
         .recv()
         .map_err(|_| io("the etcd client thread stopped"))??;
-    ready_rx
-        .recv()
-        .map_err(|_| io("the etcd client thread stopped"))??;
     Ok(jobs)
 }
 

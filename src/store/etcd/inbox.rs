@@ -22,12 +22,7 @@ impl EtcdStore {
     /// Takes request `id` out of run `run_id`'s inbox, in one transaction that holds only
     /// while the request is still there: by its driver (`taken`: marked as being applied) or
     /// by its sender (withdrawn). True when this call took it out.
-    fn move_out_of_inbox(
-        &self,
-        run_id: &str,
-        id: &str,
-        taken: bool,
-    ) -> Result<bool, StoreError> {
+    fn move_out_of_inbox(&self, run_id: &str, id: &str, taken: bool) -> Result<bool, StoreError> {
         let waiting = self.key(&["inbox", run_id, id]);
         let mut ops = vec![TxnOp::delete(waiting.clone(), None)];
         if taken {

@@ -42,19 +42,17 @@ struct Renewals {
 }
 
 impl Renew for Renewals {
-    fn renew(&mut self) -> impl Future<Output = Option<i64>> + Send {
-        async move {
-            // Taken while the renewal is under way: one cut short (failed, or dropped when it
-            // came too late) leaves no stream whose next answer would be this one's.
-            let (mut keeper, mut answers) = match self.stream.take() {
-                Some(stream) => stream,
-                None => self.client.lease_keep_alive(self.id).await.ok()?,
-            };
-            keeper.keep_alive().await.ok()?;
-            let answer = answers.message().await.ok()??;
-            self.stream = Some((keeper, answers));
-            Some(answer.ttl())
-        }
+    async fn renew(&mut self) -> Option<i64> {
+        // Taken while the renewal is under way: one cut short (failed, or dropped when it came
+        // too late) leaves no stream whose next answer would be this one's.
+        let (mut keeper, mut answers) = match self.stream.take() {
+            Some(stream) => stream,
+            None => self.client.lease_keep_alive(self.id).await.ok()?,
+        };
+        keeper.keep_alive().await.ok()?;
+        let answer = answers.message().await.ok()??;
+        self.stream = Some((keeper, answers));
+        Some(answer.ttl())
     }
 }
 
@@ -102,7 +100,8 @@ impl EtcdStore {
         }
         let ttl = self.ttl.max(Duration::from_secs(1));
         let secs = i64::try_from(ttl.as_secs()).unwrap_or(5);
-        let id = self.call(move |mut c| async move { Ok(c.lease_grant(secs, None).await?.id()) })?;
+        let id =
+            self.call(move |mut c| async move { Ok(c.lease_grant(secs, None).await?.id()) })?;
         let lost = Arc::new(AtomicBool::new(false));
         let flag = lost.clone();
         let job: Job = Box::new(move |client| {
@@ -310,7 +309,11 @@ mod tests {
 
     /// Keeps a lease of `ttl` alive every `period` with renewals answering `answers`, until it
     /// is lost: how long that took.
-    fn lost_after(answers: &[(Duration, Option<i64>)], ttl: Duration, period: Duration) -> Duration {
+    fn lost_after(
+        answers: &[(Duration, Option<i64>)],
+        ttl: Duration,
+        period: Duration,
+    ) -> Duration {
         let lost = AtomicBool::new(false);
         let renewals = Scripted {
             answers: answers.iter().copied().collect(),

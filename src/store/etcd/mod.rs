@@ -46,8 +46,8 @@ pub use address::EtcdAddress;
 
 use super::format::{Bundle, decode};
 use super::{
-    Anchor, Commit, Committing, JournalEntry, JournalFollower, RunRecord, SharedStore,
-    StepRecord, Store, StoreError,
+    Anchor, Commit, Committing, JournalEntry, JournalFollower, RunRecord, SharedStore, StepRecord,
+    Store, StoreError,
 };
 use client::{Job, RETRY_PAUSE, retried};
 use lease::Lease;
@@ -99,7 +99,6 @@ impl EtcdStore {
         store.check_schema()?;
         Ok(store)
     }
-
 
     fn key(&self, parts: &[&str]) -> String {
         let mut k = self.address.prefix.clone();
@@ -192,7 +191,6 @@ impl EtcdStore {
             .map(|(_, v)| decode(run_id, &v))
             .collect()
     }
-
 }
 
 impl Store for EtcdStore {
@@ -275,4 +273,3 @@ impl Drop for EtcdStore {
         }
     }
 }
-

@@ -8,7 +8,6 @@ use super::super::commit_log::CommitLog;
 use super::super::sync::DiskSync;
 use super::io;
 
-
 /// What makes commits durable: the commit log, and the checkpoints after which its full files
 /// go.
 pub(super) struct Durability {

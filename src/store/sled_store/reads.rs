@@ -4,12 +4,11 @@
 
 use super::super::format::{JournalOnly, RunOnly, decode, key};
 use super::super::{
-    Anchor, Commit, Committing, JournalEntry, JournalFollower, RunRecord, SharedStore,
-    StepRecord, Store, StoreError,
+    Anchor, Commit, Committing, JournalEntry, JournalFollower, RunRecord, SharedStore, StepRecord,
+    Store, StoreError,
 };
 use super::durability::not_durable;
 use super::{SledStore, io};
-
 
 impl Store for SledStore {
     fn commit(&self, run_id: &str, commit: &Commit) -> Result<(), StoreError> {

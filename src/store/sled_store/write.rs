@@ -10,7 +10,6 @@ use super::super::format::{encode_bundle, key};
 use super::super::{Anchor, Commit, RunRecord, StoreError};
 use super::{SledStore, io};
 
-
 impl SledStore {
     /// Writes `commit` into sled's memory (not yet durable).
     pub(super) fn write(&self, run_id: &str, commit: &Commit) -> Result<(), StoreError> {
