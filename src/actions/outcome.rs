@@ -32,6 +32,9 @@ pub enum Failure {
     /// An undo found the resource no longer holding what drctl wrote: someone changed it
     /// since. The rollback stops and shows both values rather than overwrite theirs.
     Conflict,
+    /// This build of drctl has no such action: nothing was run. The run pauses for an
+    /// operator whatever its `on_failure` (a build mismatch is no reason to roll back).
+    Missing,
 }
 
 /// A failed attempt: what went wrong, and what that says about its effect.

@@ -42,6 +42,14 @@ pub enum PauseReason {
         /// What the undo found.
         error: String,
     },
+    /// A step names an action the build of drctl driving the run does not have: nothing was
+    /// run.
+    ActionMissing {
+        /// The step.
+        step: String,
+        /// What was missing.
+        error: String,
+    },
     /// The run's journal holds a signed event that does not verify, or a decision its rules
     /// refuse (SPEC §5.9): it was changed outside drctl, and the run is not driven further.
     Tampered {
@@ -79,6 +87,9 @@ impl PauseReason {
             ),
             PauseReason::UndoConflict { step, error } => format!(
                 "the rollback of `{step}` stopped: {error}. drctl did not overwrite it; decide with drctl resume {run_id} --step {step} --retry (undo it anyway, after checking) | --mark-succeeded (you restored it yourself) | --skip (leave it as it is now)"
+            ),
+            PauseReason::ActionMissing { step, error } => format!(
+                "`{step}` cannot run here: {error}; drive the run with a drctl that has it: drctl resume {run_id} --step {step} --retry | --skip, or drctl rollback {run_id}"
             ),
             PauseReason::Tampered { why } => format!(
                 "its journal does not hold up: {why}. It was changed outside drctl and is not driven further; drctl verify {run_id} shows what does not hold, and drctl rollback {run_id} may still undo what it did"

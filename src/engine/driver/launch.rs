@@ -24,8 +24,8 @@ impl Driver<'_> {
         let (name, args) =
             compensation.map_or((&spec.action, &spec.args), |c| (&c.action, &c.args));
         let Some(action) = self.registry.shared(name) else {
-            // Never left running: the step ends as an attempt that did nothing would, which
-            // (with the default `on_failure`) pauses the run for an operator.
+            // Never left running: the step ends as an attempt that ran nothing, and the run
+            // pauses for an operator whatever its `on_failure`.
             let why = format!("this drctl has no action `{name}`; nothing was run");
             tracing::error!(parent: &self.span, step = %spec.id, "{why}");
             let step = spec.id.clone();
@@ -33,7 +33,7 @@ impl Driver<'_> {
                 Call::Execute { attempt } => Input::Finished {
                     step,
                     attempt,
-                    result: Err((why, Failure::Fatal)),
+                    result: Err((why, Failure::Missing)),
                 },
                 Call::Probe => Input::Probed {
                     step,

@@ -75,7 +75,7 @@ async fn a_step_whose_action_is_missing_pauses_the_run_for_an_operator() {
     let machine = &driver.run.machine;
     assert_eq!(machine.step("first").unwrap().status, StepStatus::Failed);
     match &machine.paused {
-        Some(PauseReason::StepFailed { step, error }) => {
+        Some(PauseReason::ActionMissing { step, error }) => {
             assert_eq!(step, "first");
             assert!(error.contains("no action `noop`"), "{error}");
         }

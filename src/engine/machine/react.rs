@@ -317,6 +317,20 @@ impl Machine<'_> {
     ) {
         let spec = &self.workflow.steps[i];
         let (step, policy, idempotent) = (spec.id.clone(), spec.retry, spec.idempotent);
+        if failure == Failure::Missing {
+            // Nothing ran; the operator runs a build that has the action, whatever
+            // `on_failure` says.
+            let failed = Event::StepFailed {
+                step: step.clone(),
+                attempt,
+                error: error.clone(),
+                retry_in_ms: None,
+            };
+            self.emit(failed, now, out);
+            let reason = PauseReason::ActionMissing { step, error };
+            self.emit(Event::RunPaused { reason }, now, out);
+            return;
+        }
         if failure == Failure::Ambiguous && !idempotent {
             self.emit(
                 Event::StepUnknown {
@@ -338,7 +352,7 @@ impl Machine<'_> {
         let may_retry = match failure {
             Failure::NoEffect => true,
             Failure::Ambiguous => idempotent,
-            Failure::Fatal | Failure::Conflict => false,
+            Failure::Fatal | Failure::Conflict | Failure::Missing => false,
         };
         let retry_in_ms = (may_retry && attempt < policy.attempts && !self.cancelled)
             .then(|| backoff_ms(policy.initial, policy.max, attempt, &step));

@@ -204,6 +204,47 @@ needs = ["a"]
     ended_as(&events, RunStatus::RolledBack);
 }
 
+/// A step whose action this build lacks ran nothing: the run pauses for an operator, even
+/// when the workflow would roll back on a failure.
+#[test]
+fn a_missing_action_pauses_the_run_whatever_on_failure_says() {
+    let steps = r#"
+[[steps]]
+id = "a"
+action = "noop"
+rollback = { action = "noop" }
+
+[[steps]]
+id = "b"
+action = "noop"
+needs = ["a"]
+"#;
+    let w = wf("on_failure = \"rollback\"", steps);
+    let mut m = Machine::new(&w, "op");
+    step(&mut m, Input::Start);
+    step(&mut m, ok("a", 1));
+    let missing = Input::Finished {
+        step: "b".into(),
+        attempt: 1,
+        result: Err(("this drctl has no action `noop`".into(), Failure::Missing)),
+    };
+    let events = step(&mut m, missing);
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, Event::RollbackStarted { .. })),
+        "{events:?}"
+    );
+    assert!(events.contains(&Event::RunPaused {
+        reason: PauseReason::ActionMissing {
+            step: "b".into(),
+            error: "this drctl has no action `noop`".into(),
+        }
+    }));
+    assert_eq!(m.status(), RunStatus::Paused);
+    assert_eq!(m.step("a").unwrap().status, StepStatus::Succeeded);
+}
+
 #[test]
 fn a_late_result_of_an_old_attempt_is_ignored() {
     let w = wf("[defaults]\nretry = { attempts = 3 }\n", CHAIN);
