@@ -84,12 +84,17 @@ pub fn check(run: &RunRecord, source: &str) -> Result<Checked, StoreError> {
 /// The text of the last `workflow_changed` in `journal` (SPEC §5.8.7), if the run's
 /// workflow was changed. Read from the entries as stored, without decoding every event.
 pub fn changed_source(journal: &[JournalEntry]) -> Option<String> {
+    use crate::engine::Event;
+    // Decoded typed; an entry that does not decode is not a changed workflow (the audit and
+    // the replay name it).
     journal
         .iter()
         .rev()
-        .find(|e| e.event["type"] == "workflow_changed")
-        .and_then(|e| e.event["source"].as_str())
-        .map(str::to_string)
+        .filter(|e| Event::is_workflow_changed(&e.event))
+        .find_map(|e| match serde_json::from_value(e.event.clone()) {
+            Ok(Event::WorkflowChanged { source, .. }) => Some(source),
+            _ => None,
+        })
 }
 
 /// The text run `run` executes: the one it started with, or the one of its last changed

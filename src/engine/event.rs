@@ -240,6 +240,13 @@ pub enum Event {
 }
 
 impl Event {
+    /// Whether `event`, as journaled, is a [`Event::WorkflowChanged`]: read without decoding
+    /// the entry (a run's journal is looked through for its last changed workflow whenever
+    /// the run is read).
+    pub fn is_workflow_changed(event: &serde_json::Value) -> bool {
+        event["type"] == "workflow_changed"
+    }
+
     /// The step the event concerns, if one.
     pub fn step(&self) -> Option<&str> {
         match self {
@@ -259,5 +266,26 @@ impl Event {
             | Event::StepNotUndone { step } => Some(step),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Event;
+
+    #[test]
+    fn a_journaled_workflow_change_is_told_without_decoding_it() {
+        let change = Event::WorkflowChanged {
+            from_digest: "v2:a".into(),
+            to_digest: "v2:b".into(),
+            source: "[workflow]".into(),
+            changed_steps: vec![],
+            by: "alice".into(),
+            signature: None,
+        };
+        let stored = serde_json::to_value(&change).unwrap();
+        assert!(Event::is_workflow_changed(&stored));
+        let other = serde_json::to_value(Event::RollbackStarted { by: "bob".into() }).unwrap();
+        assert!(!Event::is_workflow_changed(&other));
     }
 }
