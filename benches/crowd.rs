@@ -115,7 +115,7 @@ fn finished(socket: &Path) -> Option<(usize, usize, usize)> {
     let mut answer = String::new();
     BufReader::new(stream).read_line(&mut answer).ok()?;
     let v: serde_json::Value = serde_json::from_str(&answer).ok()?;
-    let runs = v["data"].as_array()?;
+    let runs = v["reply"]["data"].as_array()?;
     let ended = runs
         .iter()
         .filter(|r| r["status"] != "running" && r["status"] != "pending")

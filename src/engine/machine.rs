@@ -283,8 +283,10 @@ pub struct Machine<'w> {
     /// Kept in step with `steps` by [`Machine::set_status`], so that a decision costs what it
     /// changes rather than the size of the run.
     tally: Tally,
-    /// The run as its readers see it, folded with the state by [`Machine::apply`].
-    projection: RunProjection,
+    /// The run as its readers see it, folded with the state by [`Machine::apply`] when the
+    /// machine was made for a reader ([`Machine::projected`]); a machine that drives a run
+    /// keeps none (it would hold every attempt twice).
+    projection: Option<RunProjection>,
 }
 
 impl<'w> Machine<'w> {
@@ -329,9 +331,19 @@ impl<'w> Machine<'w> {
             rto_at_risk: false,
             rto_breached: false,
             tally: Tally::default(),
-            projection: RunProjection::new(workflow.steps.iter().map(|s| s.id.as_str())),
+            projection: None,
         }
         .tallied()
+    }
+
+    /// This machine, also folding the run's projection for its readers from the next entry
+    /// applied on: made before the journal's first entry is applied, it projects the whole
+    /// run, one entry at a time.
+    #[must_use]
+    pub fn projected(mut self) -> Self {
+        let steps = self.workflow.steps.iter().map(|s| s.id.as_str());
+        self.projection = Some(RunProjection::new(steps));
+        self
     }
 
     /// The workflow being run.
@@ -339,13 +351,15 @@ impl<'w> Machine<'w> {
         self.workflow
     }
 
-    /// The run as its readers see it: everything the journal folded so far says happened.
-    pub fn run_projection(&self) -> &RunProjection {
-        &self.projection
+    /// The run as its readers see it: everything the journal folded so far says happened;
+    /// `None` unless the machine was made [`Machine::projected`].
+    pub fn run_projection(&self) -> Option<&RunProjection> {
+        self.projection.as_ref()
     }
 
-    /// The run's projection, once the machine is no longer needed.
-    pub fn into_run_projection(self) -> RunProjection {
+    /// The run's projection, once the machine is no longer needed (see
+    /// [`Machine::run_projection`]).
+    pub fn into_run_projection(self) -> Option<RunProjection> {
         self.projection
     }
 

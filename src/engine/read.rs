@@ -24,10 +24,15 @@ pub fn project(
             &none
         }
     };
-    let mut machine = Machine::new(workflow, "");
+    let mut machine = Machine::new(workflow, "").projected();
     machine.run_id = run_id.to_string();
     for recorded in events(run_id, journal)? {
         machine.apply(&recorded.event, recorded.time);
     }
-    Ok(machine.into_run_projection())
+    machine
+        .into_run_projection()
+        .ok_or_else(|| StoreError::BadRecord {
+            run: run_id.to_string(),
+            reason: "its journal was read without a projection".into(),
+        })
 }

@@ -9,12 +9,14 @@ use crate::store::StepStatus;
 
 impl Machine<'_> {
     /// Folds one journaled event (recorded at `at`) into the state, and into the run's
-    /// projection for its readers. Never fails: events were valid when decided.
+    /// projection for its readers when the machine keeps one ([`Machine::projected`]). Never fails: events were valid when decided.
     pub fn apply(&mut self, event: &Event, at: DateTime<Utc>) {
         let idx = event.step().and_then(|s| self.index(s));
         self.fold_state(event, at, idx);
         let step = idx.map(|i| (i, self.steps[i].status));
-        self.projection.fold(event, at, step);
+        if let Some(projection) = &mut self.projection {
+            projection.fold(event, at, step);
+        }
     }
 
     /// Folds `event` into the state that drives the run.

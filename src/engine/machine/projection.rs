@@ -147,8 +147,9 @@ impl StepProjection {
     }
 
     /// An approval's current round, as signed decisions name it: the number of its last
-    /// request (0: not requested yet). The one count of rounds, for the machine checking a
-    /// signed vote and for the command that asks someone to sign one.
+    /// request (0: not requested yet), as a reader of the journal counts it for the command
+    /// that asks someone to sign a vote. It is the machine's `StepState::attempt`, which the
+    /// machine checks a signed vote's round against: both are the last `step_started`'s.
     pub fn round(&self) -> u32 {
         self.attempts.last().map_or(0, |a| a.number)
     }

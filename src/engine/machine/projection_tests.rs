@@ -51,7 +51,7 @@ fn finished(step: &str, attempt: u32, result: Result<Outputs, (String, Failure)>
 /// A run driven through a rejection, a second round, a failure, a pause, a cancel and a
 /// rollback; every event with the time it was decided at, as the journal holds them.
 fn drive(w: &CompiledWorkflow) -> (Machine<'_>, Vec<(Event, DateTime<Utc>)>) {
-    let mut m = Machine::new(w, "op");
+    let mut m = Machine::new(w, "op").projected();
     m.run_id = "r-1".into();
     let started = Event::RunStarted {
         workflow: "t".into(),
@@ -113,26 +113,26 @@ fn entry_by_entry_is_the_projection_of_the_whole_journal() {
     let whole = crate::engine::project("r-1", &entries, Some(&w)).unwrap();
     assert_eq!(
         &whole,
-        driven.run_projection(),
+        driven.run_projection().unwrap(),
         "the driver's own projection"
     );
 
     // A follower folds one entry at a time, and is at every point where a reader of the
     // journal up to there is.
-    let mut follower = Machine::new(&w, "op");
+    let mut follower = Machine::new(&w, "op").projected();
     for (n, (event, at)) in journal.iter().enumerate() {
         follower.apply(event, *at);
         let read = crate::engine::project("r-1", &entries[..=n], Some(&w)).unwrap();
-        assert_eq!(follower.run_projection(), &read, "after entry {n}");
+        assert_eq!(follower.run_projection().unwrap(), &read, "after entry {n}");
     }
-    assert_eq!(follower.into_run_projection(), whole);
+    assert_eq!(follower.into_run_projection().unwrap(), whole);
 }
 
 #[test]
 fn it_says_what_happened_to_the_run_and_its_steps() {
     let w = workflow();
     let (m, _) = drive(&w);
-    let p = m.run_projection();
+    let p = m.run_projection().unwrap();
     assert_eq!((p.workflow.as_str(), p.mode.as_str()), ("t", "drill"));
     assert_eq!(p.initiator, "op");
     assert_eq!(p.started_at, Some(t(0)));
@@ -141,6 +141,13 @@ fn it_says_what_happened_to_the_run_and_its_steps() {
         assert_eq!(
             p.step(&spec.id).unwrap().status,
             state.status,
+            "{}",
+            spec.id
+        );
+        // The round a signed vote names, as a reader counts it, is the one the machine checks.
+        assert_eq!(
+            p.step(&spec.id).unwrap().round(),
+            state.attempt,
             "{}",
             spec.id
         );
@@ -182,10 +189,18 @@ fn it_says_what_happened_to_the_run_and_its_steps() {
 #[test]
 fn a_changed_workflow_voids_the_votes_of_undecided_approvals() {
     let w = workflow();
-    let mut m = Machine::new(&w, "op");
+    let mut m = Machine::new(&w, "op").projected();
     m.advance(Input::Start, t(0)).unwrap();
     m.advance(vote("bob", Decision::Approve), t(1)).unwrap();
-    assert_eq!(m.run_projection().step("gate").unwrap().votes.len(), 1);
+    assert_eq!(
+        m.run_projection()
+            .unwrap()
+            .step("gate")
+            .unwrap()
+            .votes
+            .len(),
+        1
+    );
     let changed = Event::WorkflowChanged {
         from_digest: "v2:aa".into(),
         to_digest: "v2:bb".into(),
@@ -195,7 +210,7 @@ fn a_changed_workflow_voids_the_votes_of_undecided_approvals() {
         signature: None,
     };
     m.apply(&changed, t(2));
-    let p = m.run_projection();
+    let p = m.run_projection().unwrap();
     assert!(p.step("gate").unwrap().votes.is_empty());
     assert_eq!(p.versions[0].source.as_deref(), Some("text"));
     assert_eq!(p.versions[0].changed_steps, ["go"]);
@@ -214,4 +229,12 @@ fn without_its_workflow_the_journal_still_names_its_steps() {
         StepStatus::Pending,
         "no machine to say"
     );
+}
+
+#[test]
+fn a_machine_that_drives_keeps_no_projection() {
+    let w = workflow();
+    let mut m = Machine::new(&w, "op");
+    m.advance(Input::Start, t(0)).unwrap();
+    assert!(m.run_projection().is_none());
 }

@@ -78,7 +78,7 @@ impl Machine<'_> {
             .clone()
             .ok_or_else(|| Refusal("the signed decision names no step".into()))?;
         let i = self.require_step(&step)?;
-        let round = self.projection.steps[i].round();
+        let round = self.steps[i].attempt;
         if st.round != Some(round) {
             return Err(Refusal(format!(
                 "this decision was signed for round {} of `{step}`, which is now in round {round}: sign a new one",
