@@ -47,7 +47,7 @@ pub enum EstimateSource {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StepKind {
     /// People decide, as its policy says; nothing runs.
-    Approval(ApprovalPolicy),
+    Approval(Box<ApprovalPolicy>),
     /// drctl runs the action.
     Action,
 }

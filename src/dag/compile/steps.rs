@@ -79,7 +79,7 @@ impl<'a> Compiler<'a> {
             id: id.value.clone(),
             action: action.spec().name.to_string(),
             kind: if std::ptr::eq(action.spec(), &raw const crate::actions::APPROVAL) {
-                StepKind::Approval(ApprovalPolicy::from_args(&args))
+                StepKind::Approval(Box::new(ApprovalPolicy::from_args(&args)))
             } else {
                 StepKind::Action
             },
