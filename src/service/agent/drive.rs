@@ -71,14 +71,15 @@ pub(super) async fn drive_here(
     if let Some(inbox) = inbox {
         inbox.abort();
     }
-    // At rest, the run is let go of on a shared store: an operator (or another agent, for a
-    // run under way again) takes it up from there. A run this process lost is not its own to
-    // let go of.
-    if let (Some(store), Ok(_)) = (shared, &outcome) {
+    // Driven no more here, the run is let go of on a shared store, however its driving ended:
+    // at rest, an operator takes it up from there; stopped by an error, another agent (or
+    // this one, at its next look) takes it over. Letting go deletes the owner key only while
+    // it is still this process's: a run another process took over is left to it.
+    if let Some(store) = shared {
         let run = id.clone();
         let release = move || store.shared().map(|shared| shared.release(&run));
         if let Ok(Some(Err(e))) = tokio::task::spawn_blocking(release).await {
-            tracing::warn!(run_id = %id, error = %e, "cannot let go of the run at rest");
+            tracing::warn!(run_id = %id, error = %e, "cannot let go of the run");
         }
     }
     drop(routed);
