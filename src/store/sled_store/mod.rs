@@ -222,9 +222,38 @@ fn open_db(path: &Path, patience: Duration) -> Result<sled::Db, Opening> {
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
+            // sled (0.34.7) writes a snapshot to `snap.N.generating`, syncs it and renames it
+            // to `snap.N`, but counts a `.generating` file among its snapshots when it opens:
+            // a process killed while writing one leaves a file sled then reads as a corrupt
+            // last snapshot, and it refuses to open. Such a file is never a finished snapshot
+            // (the one before it is removed only after the rename): it is removed, once.
+            Err(sled::Error::Corruption { .. }) if remove_unfinished_snapshots(path) => {}
             Err(e) => return Err(Opening::Failed(e.to_string())),
         }
     }
+}
+
+/// Removes the snapshots sled left unfinished in `path` (`snap.N.generating`); true when
+/// there was one.
+fn remove_unfinished_snapshots(path: &Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return false;
+    };
+    let mut removed = false;
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with("snap.")
+            && name.ends_with(".generating")
+            && std::fs::remove_file(entry.path()).is_ok()
+        {
+            tracing::warn!(
+                file = %entry.path().display(),
+                "removed a snapshot sled left unfinished when its process was killed"
+            );
+            removed = true;
+        }
+    }
+    removed
 }
 
 impl Drop for SledStore {
