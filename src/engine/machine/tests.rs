@@ -178,9 +178,8 @@ fn on_failure_abort_ends_the_run_failed() {
     assert_eq!(m.status(), RunStatus::Failed);
 }
 
-#[test]
-fn on_failure_rollback_compensates_at_once() {
-    let steps = r#"
+/// Step `a`, which can be undone, then `b`.
+const UNDOABLE_THEN_B: &str = r#"
 [[steps]]
 id = "a"
 action = "noop"
@@ -191,7 +190,10 @@ id = "b"
 action = "noop"
 needs = ["a"]
 "#;
-    let w = wf("on_failure = \"rollback\"", steps);
+
+#[test]
+fn on_failure_rollback_compensates_at_once() {
+    let w = wf("on_failure = \"rollback\"", UNDOABLE_THEN_B);
     let mut m = Machine::new(&w, "op");
     step(&mut m, Input::Start);
     step(&mut m, ok("a", 1));
@@ -208,18 +210,7 @@ needs = ["a"]
 /// when the workflow would roll back on a failure.
 #[test]
 fn a_missing_action_pauses_the_run_whatever_on_failure_says() {
-    let steps = r#"
-[[steps]]
-id = "a"
-action = "noop"
-rollback = { action = "noop" }
-
-[[steps]]
-id = "b"
-action = "noop"
-needs = ["a"]
-"#;
-    let w = wf("on_failure = \"rollback\"", steps);
+    let w = wf("on_failure = \"rollback\"", UNDOABLE_THEN_B);
     let mut m = Machine::new(&w, "op");
     step(&mut m, Input::Start);
     step(&mut m, ok("a", 1));
