@@ -154,6 +154,7 @@ fn run_signed(
 ) -> Duration {
     let mut workflow = compile(text);
     workflow.signers = signed.map(|(_, signers)| signers.clone());
+    let workflow = Arc::new(workflow);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -161,11 +162,11 @@ fn run_signed(
         .unwrap();
     let start = Instant::now();
     let new = NewRun {
-        workflow: &workflow,
+        workflow: Arc::clone(&workflow),
         workflow_file: "bench.toml".into(),
         workflow_source: text.into(),
         overrides: vec![],
-        mode: "drill",
+        mode: drctl::store::RunMode::Drill,
         initiator: "bench".into(),
         incident_start: None,
         key: signed.map(|(key, _)| key.clone()),
@@ -334,17 +335,17 @@ fn sled_commit(dir: &Path) -> (Duration, Duration) {
 /// interrupted run up to its first durable decision, as `drctl resume` does.
 fn resume_among(dir: &Path, finished: usize) -> Duration {
     let text = chain(20);
-    let workflow = compile(&text);
+    let workflow = Arc::new(compile(&text));
     let interrupted;
     {
         let store: Arc<dyn Store> = Arc::new(SledStore::open(dir).unwrap());
         for i in 0..=finished {
             let new = NewRun {
-                workflow: &workflow,
+                workflow: Arc::clone(&workflow),
                 workflow_file: format!("bench-{i}.toml"),
                 workflow_source: text.clone(),
                 overrides: vec![],
-                mode: "drill",
+                mode: drctl::store::RunMode::Drill,
                 initiator: "bench".into(),
                 incident_start: None,
                 key: None,
@@ -375,7 +376,7 @@ fn resume_among(dir: &Path, finished: usize) -> Duration {
     let store: Arc<dyn Store> = Arc::new(SledStore::open(dir).unwrap());
     let run = store.run(&interrupted).unwrap().unwrap();
     let workflow = compile(&store.source(&interrupted).unwrap().unwrap());
-    let mut run = Run::load_record(store.clone(), run, &workflow).unwrap();
+    let mut run = Run::load_record(store.clone(), run, Arc::new(workflow)).unwrap();
     for input in [Input::Interrupted, Input::Recover] {
         run.advance(input, chrono::Utc::now()).unwrap();
     }

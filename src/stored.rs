@@ -8,7 +8,7 @@ use thiserror::Error;
 
 use crate::actions::Registry;
 use crate::check::{Checked, check_source};
-use crate::dag::{CompiledWorkflow, Override};
+use crate::dag::CompiledWorkflow;
 use crate::diagnostic::{SourceFile, render_text};
 use crate::engine::{Event, Scheme};
 use crate::store::{JournalEntry, RunRecord, Store, StoreError};
@@ -29,20 +29,6 @@ pub enum StoredError {
         /// The diagnostics, rendered.
         diagnostics: String,
     },
-}
-
-/// The run's `--param` overrides. A stored override that does not parse is an error: it
-/// would silently run another workflow than was started.
-pub fn overrides(run: &RunRecord) -> Result<Vec<Override>, StoreError> {
-    run.overrides
-        .iter()
-        .map(|o| {
-            o.parse().map_err(|e| StoreError::BadRecord {
-                run: run.run_id.clone(),
-                reason: format!("its stored override `{o}` does not read: {e}"),
-            })
-        })
-        .collect()
 }
 
 /// The allowed-signers text a run captured when it started (its first event), if any.
@@ -71,7 +57,7 @@ pub fn check_with(
     Ok(check_source(
         SourceFile::new(run.workflow_file.clone(), source),
         registry,
-        &overrides(run)?,
+        &run.overrides,
     ))
 }
 
@@ -109,15 +95,14 @@ pub fn current_source(store: &dyn Store, run: &RunRecord) -> Result<Option<Strin
 pub use crate::engine::{WorkflowVersion, unchanged};
 
 /// The workflow run `run` executes, and its text: the text it started with (or the one of
-/// its last changed workflow, SPEC §5.8.7) compiled with its overrides, and the allowed
-/// signers it captured; its actions from `registry`.
+/// its last changed workflow in `journal`, the run's, SPEC §5.8.7) compiled with its
+/// overrides, and the allowed signers it captured; its actions from `registry`.
 pub fn stored_workflow(
     store: &dyn Store,
-    run: &RunRecord,
+    (run, journal): (&RunRecord, &[JournalEntry]),
     registry: &Registry,
 ) -> Result<(CompiledWorkflow, String), StoredError> {
-    let journal = store.journal(&run.run_id)?;
-    let source = match changed_source(&journal) {
+    let source = match changed_source(journal) {
         Some(text) => text,
         None => store
             .source(&run.run_id)?
@@ -135,7 +120,7 @@ pub fn stored_workflow(
         });
     };
     // Who may approve is what the run captured when it started, not the file as it is now.
-    workflow.signers = signers(run, &journal)?;
+    workflow.signers = signers(run, journal)?;
     Ok((workflow, source))
 }
 

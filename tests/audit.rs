@@ -662,7 +662,7 @@ fn a_vote_signed_more_than_five_minutes_before_it_arrives_is_refused() {
     );
     let mut workflow = checked.workflow.expect("the workflow compiles");
     workflow.signers = Some(signers.clone());
-    let mut machine = Machine::new(&workflow, "alice");
+    let mut machine = Machine::new(std::sync::Arc::new(workflow), "alice");
     machine.run_id = "r-late".into();
     machine.digest = "v2:late".into();
     machine.signers = Some(signers);

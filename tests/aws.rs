@@ -447,14 +447,14 @@ fn a_promotion_whose_outcome_was_lost_is_resolved_by_the_probe_not_rerun() {
         &drctl::actions::Registry::builtin(),
         &[],
     );
-    let workflow = checked.workflow.expect("valid");
+    let workflow = Arc::new(checked.workflow.expect("valid"));
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
     let new = NewRun {
-        workflow: &workflow,
+        workflow: Arc::clone(&workflow),
         workflow_file: "probe.toml".into(),
         workflow_source: source.into(),
         overrides: vec![],
-        mode: "drill",
+        mode: drctl::store::RunMode::Drill,
         initiator: "ops".into(),
         incident_start: None,
         key: None,

@@ -47,13 +47,13 @@ fn workflow_text(needs: &[Vec<usize>], approval: &[bool], concurrency: u32) -> S
     s
 }
 
-fn compile(text: &str) -> CompiledWorkflow {
+fn compile(text: &str) -> Arc<CompiledWorkflow> {
     let checked = check_source(
         SourceFile::new("random.toml", text),
         &Registry::builtin(),
         &[],
     );
-    checked.workflow.unwrap_or_else(|| panic!("valid:\n{text}"))
+    Arc::new(checked.workflow.unwrap_or_else(|| panic!("valid:\n{text}")))
 }
 
 fn random_case() -> impl Strategy<Value = (Vec<Vec<usize>>, Vec<bool>, u32, Vec<u8>)> {
@@ -71,7 +71,7 @@ fn random_case() -> impl Strategy<Value = (Vec<Vec<usize>>, Vec<bool>, u32, Vec<
 }
 
 /// Checks what an event may do given the state before it.
-fn check_start(m: &Machine<'_>, w: &CompiledWorkflow, event: &Event) {
+fn check_start(m: &Machine, w: &CompiledWorkflow, event: &Event) {
     if let Event::StepStarted { step, attempt: 1 } = event {
         let i = m.index(step).unwrap();
         for &d in &w.steps[i].needs {
@@ -104,9 +104,9 @@ proptest! {
         let text = workflow_text(&needs, &approval, concurrency);
         let w = compile(&text);
         let now = chrono::Utc::now();
-        let mut m = Machine::new(&w, "alice");
+        let mut m = Machine::new(Arc::clone(&w), "alice");
         let mut journal: Vec<Event> = Vec::new();
-        let take = |m: &mut Machine<'_>, input: Input, journal: &mut Vec<Event>| {
+        let take = |m: &mut Machine, input: Input, journal: &mut Vec<Event>| {
             let before = m.clone();
             let preview = m.decide(input.clone(), now);
             match m.advance(input, now) {
@@ -175,7 +175,7 @@ proptest! {
             take(&mut m, input, &mut journal)?;
         }
         // The journal replayed into a fresh machine is the same run.
-        let mut replayed = Machine::new(&w, "alice");
+        let mut replayed = Machine::new(Arc::clone(&w), "alice");
         for e in &journal {
             replayed.apply(e, now);
         }
@@ -256,13 +256,13 @@ impl Store for TestStore {
 }
 
 /// A new run of `w` on `store`, with a driver that reports to nobody.
-fn driver<'w>(w: &'w CompiledWorkflow, text: &str, store: Arc<dyn Store>) -> Driver<'w> {
+fn driver(w: &Arc<CompiledWorkflow>, text: &str, store: Arc<dyn Store>) -> Driver {
     let new = NewRun {
-        workflow: w,
+        workflow: Arc::clone(w),
         workflow_file: "random.toml".into(),
         workflow_source: text.into(),
         overrides: vec![],
-        mode: "drill",
+        mode: drctl::store::RunMode::Drill,
         initiator: "alice".into(),
         incident_start: None,
         key: None,
@@ -392,14 +392,14 @@ fn runs_started_in_the_same_second_never_share_an_id() {
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
     for n in 0..2000 {
         // One unfinished run per workflow: each draw starts a run of its own workflow.
-        let mut w = w.clone();
+        let mut w = CompiledWorkflow::clone(&w);
         w.name = format!("random-{n}");
         let new = NewRun {
-            workflow: &w,
+            workflow: Arc::new(w),
             workflow_file: "random.toml".into(),
             workflow_source: text.clone(),
             overrides: vec![],
-            mode: "drill",
+            mode: drctl::store::RunMode::Drill,
             initiator: "test".into(),
             incident_start: None,
             key: None,

@@ -36,7 +36,7 @@ pub fn runs_at_once(runs: usize, source: impl Fn(usize) -> String) -> Started {
             file: format!("/bench/run-{i}.toml"),
             source: source(i),
             overrides: vec![],
-            mode: "drill".into(),
+            mode: drctl::store::RunMode::Drill,
             initiator: "bench".into(),
             incident_start: None,
             key: None,

@@ -17,13 +17,13 @@ use crate::service::exec::{exec_context, with_events};
 use crate::store::{RunStatus, Store};
 
 /// Everything needed to drive a loaded or new run.
-pub struct Drive<'w> {
+pub struct Drive {
     /// The state directory or shared store it is driven on.
     pub session: Session,
     /// The store, owned by this process.
     pub store: Arc<dyn Store>,
     /// The run.
-    pub run: Run<'w>,
+    pub run: Run,
     /// Where relative paths in steps are taken from.
     pub base_dir: PathBuf,
     /// Inputs to feed before driving (a resume's decisions, a rollback).
@@ -38,7 +38,7 @@ pub struct Drive<'w> {
 }
 
 /// Drives the run until it rests; prints its summary; returns the exit code.
-pub fn drive(d: Drive<'_>) -> anyhow::Result<u8> {
+pub fn drive(d: Drive) -> anyhow::Result<u8> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -46,7 +46,7 @@ pub fn drive(d: Drive<'_>) -> anyhow::Result<u8> {
     runtime.block_on(drive_async(d))
 }
 
-async fn drive_async(d: Drive<'_>) -> anyhow::Result<u8> {
+async fn drive_async(d: Drive) -> anyhow::Result<u8> {
     let run_id = d.run.recorder.run.run_id.clone();
     let (control_tx, control_rx) = mpsc::channel(16);
     // A shared store has no local socket: others read the store itself and leave decisions
@@ -79,7 +79,7 @@ async fn drive_async(d: Drive<'_>) -> anyhow::Result<u8> {
     let outbox = announcer.as_ref().map(crate::notify::Announcer::outbox);
     let observer = with_events(printer(run_id.clone(), d.format, live.clone()), announcer);
     let services = d.session.services();
-    let exec = exec_context(&d.run.recorder.run, d.base_dir, services)?;
+    let exec = exec_context(&d.run.recorder.run, d.base_dir, services);
     let mut driver = Driver::new(d.run, services, exec, observer);
     driver.rearm();
     if let Some(view) = &live {

@@ -27,7 +27,7 @@ pub fn follow(
     agent: Via,
     run_id: &str,
     initiator: &str,
-    workflow: &CompiledWorkflow,
+    workflow: &std::sync::Arc<CompiledWorkflow>,
     (format, operator): (RunFormat, &str),
 ) -> Result<u8, CliError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -37,7 +37,7 @@ pub fn follow(
     runtime.block_on(follow_async(
         agent,
         run_id,
-        Machine::new(workflow, initiator),
+        Machine::new(std::sync::Arc::clone(workflow), initiator),
         (format, operator),
     ))
 }
@@ -45,7 +45,7 @@ pub fn follow(
 async fn follow_async(
     via: Via,
     run_id: &str,
-    mut machine: Machine<'_>,
+    mut machine: Machine,
     (format, operator): (RunFormat, &str),
 ) -> Result<u8, CliError> {
     let store: Arc<dyn Store>;

@@ -193,8 +193,8 @@ pub fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Validate(args) => validate::validate(args).map_err(CliError::from),
         Command::Plan(args) => plan::plan(args, session).map_err(CliError::from),
-        Command::Run(args) => run::run(args, session, "run"),
-        Command::Drill(args) => run::run(args, session, "drill"),
+        Command::Run(args) => run::run(args, session, crate::store::RunMode::Run),
+        Command::Drill(args) => run::run(args, session, crate::store::RunMode::Drill),
         Command::Status(args) => status::status(args, session),
         Command::Runs(args) => status::runs(args, session),
         Command::Approve(args) => decide::decide(args, session, crate::engine::Decision::Approve),

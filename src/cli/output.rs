@@ -39,9 +39,8 @@ pub fn printer(
     format: RunFormat,
     live: Option<std::sync::Arc<LiveView>>,
 ) -> Observer {
-    Box::new(
-        move |event: &Event, at: DateTime<Utc>, machine: &Machine<'_>| {
-            let text = match format {
+    Box::new(move |event: &Event, at: DateTime<Utc>, machine: &Machine| {
+        let text = match format {
                 RunFormat::Json => Some(
                     serde_json::json!({ "run_id": run_id, "at": rfc3339(at), "event": crate::view::json_event(event, &run_id) })
                         .to_string(),
@@ -50,19 +49,18 @@ pub fn printer(
                     crate::view::event_line(event, machine).map(|t| format!("{}  {t}", at.format("%H:%M:%S")))
                 }
             };
-            match (&live, text) {
-                (Some(view), Some(text)) => view.bar.println(text),
-                (None, Some(text)) => write_stdout(&format!("{text}\n")),
-                _ => {}
+        match (&live, text) {
+            (Some(view), Some(text)) => view.bar.println(text),
+            (None, Some(text)) => write_stdout(&format!("{text}\n")),
+            _ => {}
+        }
+        if let Some(view) = &live {
+            view.update(machine);
+            if let Event::StepStarted { step, attempt: 1 } = event {
+                view.offer_approval(step, machine);
             }
-            if let Some(view) = &live {
-                view.update(machine);
-                if let Event::StepStarted { step, attempt: 1 } = event {
-                    view.offer_approval(step, machine);
-                }
-            }
-        },
-    )
+        }
+    })
 }
 
 /// Who sits at the terminal and where their decisions go.
@@ -92,7 +90,7 @@ impl LiveView {
     }
 
     /// Redraws the live line from the run's state (the RTO figures move with the clock).
-    pub fn update(&self, machine: &Machine<'_>) {
+    pub fn update(&self, machine: &Machine) {
         use crate::store::StepStatus;
         let ids = |wanted: StepStatus| -> Vec<&str> {
             machine
@@ -148,7 +146,7 @@ impl LiveView {
     }
 
     /// When the person at this terminal may approve `step`, asks them.
-    fn offer_approval(&self, step: &str, machine: &Machine<'_>) {
+    fn offer_approval(&self, step: &str, machine: &Machine) {
         let Some((me, control)) = &self.offer else {
             return;
         };

@@ -9,7 +9,7 @@ use super::error::CliError;
 use super::output::RunFormat;
 use super::state::{Session, whoami};
 use crate::control::TakeUpHow;
-use crate::engine::{Choice, Input, Run, Until, driver_key_for};
+use crate::engine::{Choice, Input, Until, driver_key_for};
 use crate::service::exec::base_dir;
 use crate::service::load::Purpose;
 use crate::service::takeup::{
@@ -179,7 +179,7 @@ pub fn resume(
     take_up_loaded(
         store,
         session,
-        &loaded,
+        loaded,
         (&by, key.as_deref()),
         (
             args.format,
@@ -254,7 +254,7 @@ pub(super) fn take_up(
     operator: (&str, Option<&std::path::Path>),
     purpose: Purpose,
     (format, until): (RunFormat, Until),
-    inputs: impl FnOnce(&crate::engine::Machine<'_>) -> Vec<Input>,
+    inputs: impl FnOnce(&crate::engine::Machine) -> Vec<Input>,
 ) -> Result<u8, CliError> {
     take_up_on(
         session.own()?,
@@ -275,7 +275,7 @@ pub(super) fn take_up_on(
     (operator, key): (&str, Option<&std::path::Path>),
     purpose: Purpose,
     (format, until): (RunFormat, Until),
-    inputs: impl FnOnce(&crate::engine::Machine<'_>) -> Vec<Input>,
+    inputs: impl FnOnce(&crate::engine::Machine) -> Vec<Input>,
 ) -> Result<u8, CliError> {
     let loaded = prepare(
         store.as_ref(),
@@ -286,7 +286,7 @@ pub(super) fn take_up_on(
     take_up_loaded(
         store,
         session,
-        &loaded,
+        loaded,
         (operator, key),
         (format, until),
         inputs,
@@ -297,31 +297,29 @@ pub(super) fn take_up_on(
 fn take_up_loaded(
     store: Arc<dyn Store>,
     session: &Session,
-    loaded: &crate::service::load::Loaded,
+    loaded: crate::service::load::LoadedRun,
     (operator, key): (&str, Option<&std::path::Path>),
     (format, until): (RunFormat, Until),
-    inputs: impl FnOnce(&crate::engine::Machine<'_>) -> Vec<Input>,
+    inputs: impl FnOnce(&crate::engine::Machine) -> Vec<Input>,
 ) -> Result<u8, CliError> {
     let run_id = loaded.run.run_id.clone();
+    let (workflow_name, mode) = (loaded.run.workflow.clone(), loaded.run.mode);
+    let base_dir = base_dir(std::path::Path::new(&loaded.run.workflow_file));
     let dyn_store = store;
-    let mut run = Run::load_record(dyn_store.clone(), loaded.run.clone(), &loaded.workflow)?;
+    let mut run = loaded.into_run(dyn_store.clone())?;
     run.recorder.sign_with(
         driver_key_for(run.machine.signers.as_deref(), operator, key).map_err(CliError::invalid)?,
     );
     warn_still_running(&run_id, &run.machine);
     let first = tried(&run.machine, inputs(&run.machine))?;
     if format == RunFormat::Text {
-        outln!(
-            "run {run_id} taken up: {} ({})",
-            loaded.run.workflow,
-            loaded.run.mode
-        );
+        outln!("run {run_id} taken up: {workflow_name} ({mode})");
     }
     drive(Drive {
         session: session.clone(),
         store: dyn_store,
         run,
-        base_dir: base_dir(std::path::Path::new(&loaded.run.workflow_file)),
+        base_dir,
         first,
         until,
         format,

@@ -17,6 +17,7 @@ use crate::diagnostic::render_text;
 use crate::engine::Until;
 use crate::service::exec::base_dir;
 use crate::service::{AGENT_GRACE, StartSpec, Started};
+use crate::store::RunMode;
 
 /// Start a run of a workflow.
 #[derive(Debug, Args)]
@@ -66,9 +67,9 @@ fn parse_incident_start(text: &str) -> Result<chrono::DateTime<chrono::Utc>, Str
 }
 
 /// Runs `run` (mode `run`) or `drill` (mode `drill`).
-pub fn run(args: &RunArgs, session: &Session, mode: &str) -> Result<u8, CliError> {
+pub fn run(args: &RunArgs, session: &Session, mode: RunMode) -> Result<u8, CliError> {
     let checked = check_file(&args.file, &session.services().registry, &args.params);
-    let Some(workflow) = &checked.workflow else {
+    let Some(workflow) = checked.workflow.map(std::sync::Arc::new) else {
         eprint!(
             "{}",
             render_text(&checked.source, &checked.diagnostics, super::color_stderr())
@@ -80,23 +81,19 @@ pub fn run(args: &RunArgs, session: &Session, mode: &str) -> Result<u8, CliError
     };
     let spec = StartSpec {
         file: args.file.clone(),
-        workflow,
+        workflow: std::sync::Arc::clone(&workflow),
         source: checked.source.text.clone(),
-        overrides: args
-            .params
-            .iter()
-            .map(|o| format!("{}={}", o.name, o.value))
-            .collect(),
-        mode: mode.to_string(),
+        overrides: args.params.clone(),
+        mode,
         initiator: whoami(args.initiator.as_ref()),
         incident_start: args.incident_start,
         key: args.key.clone(),
     };
     let initiator = spec.initiator.clone();
-    let started = (args.format, (mode, initiator.as_str()));
+    let started = (args.format, (mode.as_str(), initiator.as_str()));
     match session.start(&spec)? {
         Started::Here { run, store } => {
-            print_started(started, run.id(), workflow, None);
+            print_started(started, run.id(), &workflow, None);
             drive(Drive {
                 session: session.clone(),
                 store,
@@ -112,8 +109,8 @@ pub fn run(args: &RunArgs, session: &Session, mode: &str) -> Result<u8, CliError
         Started::ByAgent { taken, agent } => {
             let driven = format!("driven by drctl serve (pid {})", taken.pid);
             let pid = ("agent_pid", taken.pid.into());
-            print_started(started, &taken.run_id, workflow, Some((driven, pid)));
-            follow_or_detach(args, Via::Socket(agent), &taken.run_id, workflow)
+            print_started(started, &taken.run_id, &workflow, Some((driven, pid)));
+            follow_or_detach(args, Via::Socket(agent), &taken.run_id, &workflow)
         }
         Started::Handed {
             run_id,
@@ -122,7 +119,7 @@ pub fn run(args: &RunArgs, session: &Session, mode: &str) -> Result<u8, CliError
         } => {
             let names = format!("handed to the agents ({})", agents.join(", "));
             let json = ("agents", agents.into());
-            print_started(started, &run_id, workflow, Some((names, json)));
+            print_started(started, &run_id, &workflow, Some((names, json)));
             let shared = store.shared().ok_or_else(|| {
                 CliError::internal("runs are handed to agents only on a shared store")
             })?;
@@ -142,7 +139,7 @@ pub fn run(args: &RunArgs, session: &Session, mode: &str) -> Result<u8, CliError
                     |_| Vec::new(),
                 );
             }
-            follow_or_detach(args, Via::Store(store), &run_id, workflow)
+            follow_or_detach(args, Via::Store(store), &run_id, &workflow)
         }
     }
 }
@@ -152,7 +149,7 @@ fn follow_or_detach(
     args: &RunArgs,
     via: Via,
     run_id: &str,
-    workflow: &crate::dag::CompiledWorkflow,
+    workflow: &std::sync::Arc<crate::dag::CompiledWorkflow>,
 ) -> Result<u8, CliError> {
     if args.detach {
         // The agent drives it from here, approvals included: nothing waits on this command.

@@ -207,13 +207,14 @@ pub struct StartRequest {
     /// Its text, as the command read it.
     pub source: String,
     /// `--param` overrides, `name=value`.
-    pub overrides: Vec<String>,
+    pub overrides: Vec<crate::dag::Override>,
     /// `run` or `drill`.
-    pub mode: String,
+    pub mode: crate::store::RunMode,
     /// Who starts it.
     pub initiator: String,
     /// `--incident-start`, RFC 3339.
-    pub incident_start: Option<String>,
+    #[serde(default, with = "crate::time::stored_opt")]
+    pub incident_start: Option<chrono::DateTime<chrono::Utc>>,
     /// `--key`, as an absolute path: the start is signed with it.
     pub key: Option<String>,
 }
@@ -271,7 +272,7 @@ pub struct Taken {
     /// The text the agent compiled (with `overrides`).
     pub text: String,
     /// The run's `--param` overrides, `name=value`.
-    pub overrides: Vec<String>,
+    pub overrides: Vec<crate::dag::Override>,
 }
 
 /// What the live process answers a request with, typed by request.

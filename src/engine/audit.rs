@@ -9,6 +9,7 @@
 //! further), and so does the evidence verifier. It reads; it never writes.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use petgraph::graph::NodeIndex;
@@ -56,18 +57,19 @@ pub struct Audit {
 
 /// Replays `journal` (of run `run`) on `workflow` through the machine's own rules. Returns
 /// the machine as the journal leaves it and what the replay found.
-pub fn audit<'w>(
-    workflow: &'w CompiledWorkflow,
+pub fn audit(
+    workflow: Arc<CompiledWorkflow>,
     run: &RunRecord,
     journal: &[JournalEntry],
-) -> Result<(Machine<'w>, Audit), StoreError> {
+) -> Result<(Machine, Audit), StoreError> {
+    let gated = gated_by(&workflow);
     let mut machine = Machine::new(workflow, &run.initiator);
     machine.run_id.clone_from(&run.run_id);
     let mut replay = Replay {
         run,
         journal,
         found: Audit::default(),
-        gated: gated_by(workflow),
+        gated,
         timed_out: HashSet::new(),
         signers: None,
         signed_journal: false,
@@ -110,13 +112,7 @@ struct Replay<'a> {
 impl Replay<'_> {
     /// Checks `event`, journaled at `at` in `entry`, against `machine` as the entries before
     /// it left it.
-    fn check(
-        &mut self,
-        machine: &Machine<'_>,
-        event: &Event,
-        entry: &JournalEntry,
-        at: DateTime<Utc>,
-    ) {
+    fn check(&mut self, machine: &Machine, event: &Event, entry: &JournalEntry, at: DateTime<Utc>) {
         let seq = entry.seq;
         match event {
             Event::RunStarted {
@@ -236,7 +232,7 @@ impl Replay<'_> {
 
     fn voted(
         &mut self,
-        machine: &Machine<'_>,
+        machine: &Machine,
         seq: u64,
         (step, by, decision, comment): (&str, &str, Decision, &Option<String>),
         (signature, fingerprint): (Option<&serde_json::Value>, Option<&str>),
@@ -283,7 +279,7 @@ impl Replay<'_> {
 
     /// An approval passes by its quorum of distinct keys, or by its timeout when its policy
     /// says so; never by hand.
-    fn passed(&mut self, machine: &Machine<'_>, seq: u64, step: &str, attempt: u32) {
+    fn passed(&mut self, machine: &Machine, seq: u64, step: &str, attempt: u32) {
         let workflow = machine.workflow();
         let Some(i) = machine
             .index(step)

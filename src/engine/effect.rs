@@ -39,7 +39,7 @@ pub enum Effect {
     },
 }
 
-impl Machine<'_> {
+impl Machine {
     /// The effects `events`, just decided at `now` and journaled, ask for.
     pub fn effects(&self, events: &[Event], now: DateTime<Utc>) -> Vec<Effect> {
         events

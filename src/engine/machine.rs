@@ -10,6 +10,7 @@
 //! recovery clock, approval deadlines) and `tally` (counts kept in step with every change).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use thiserror::Error;
@@ -239,8 +240,8 @@ impl Vote {
     reason = "independent facts about the run, each folded from its own events"
 )]
 #[derive(Debug, Clone)]
-pub struct Machine<'w> {
-    workflow: &'w CompiledWorkflow,
+pub struct Machine {
+    workflow: Arc<CompiledWorkflow>,
     index: HashMap<String, usize>,
     /// Per step, in the workflow's order. Read it freely; it changes only through
     /// [`Machine::apply`] and [`Machine::advance`], which keep the tally in step with it.
@@ -289,11 +290,12 @@ pub struct Machine<'w> {
     projection: Option<RunProjection>,
 }
 
-impl<'w> Machine<'w> {
-    /// A fresh run of `workflow`, started by `initiator`.
-    pub fn new(workflow: &'w CompiledWorkflow, initiator: &str) -> Self {
+impl Machine {
+    /// A fresh run of `workflow`, started by `initiator`. The machine shares the compiled
+    /// workflow: a run loaded, driven and read holds one copy of it, however many hands it
+    /// passes through.
+    pub fn new(workflow: Arc<CompiledWorkflow>, initiator: &str) -> Self {
         Self {
-            workflow,
             index: workflow
                 .steps
                 .iter()
@@ -315,6 +317,7 @@ impl<'w> Machine<'w> {
                 };
                 workflow.steps.len()
             ],
+            workflow,
             initiator: initiator.to_string(),
             initiator_key: None,
             tainted: None,
@@ -347,8 +350,13 @@ impl<'w> Machine<'w> {
     }
 
     /// The workflow being run.
-    pub fn workflow(&self) -> &'w CompiledWorkflow {
-        self.workflow
+    pub fn workflow(&self) -> &CompiledWorkflow {
+        &self.workflow
+    }
+
+    /// The workflow being run, shared (for a task that outlives this borrow).
+    pub fn shared_workflow(&self) -> Arc<CompiledWorkflow> {
+        Arc::clone(&self.workflow)
     }
 
     /// The run as its readers see it: everything the journal folded so far says happened;

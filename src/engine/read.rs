@@ -2,6 +2,8 @@
 //! `apply`, for the status view, reports and evidence. It decides nothing and checks no
 //! signature (that is `engine::audit`).
 
+use std::sync::Arc;
+
 use super::machine::{Machine, RunProjection};
 use super::session::events;
 use crate::dag::CompiledWorkflow;
@@ -14,16 +16,9 @@ use crate::store::{JournalEntry, StoreError};
 pub fn project(
     run_id: &str,
     journal: &[JournalEntry],
-    workflow: Option<&CompiledWorkflow>,
+    workflow: Option<Arc<CompiledWorkflow>>,
 ) -> Result<RunProjection, StoreError> {
-    let none;
-    let workflow = match workflow {
-        Some(w) => w,
-        None => {
-            none = CompiledWorkflow::without_steps();
-            &none
-        }
-    };
+    let workflow = workflow.unwrap_or_else(|| Arc::new(CompiledWorkflow::without_steps()));
     let mut machine = Machine::new(workflow, "").projected();
     machine.run_id = run_id.to_string();
     for recorded in events(run_id, journal)? {

@@ -10,8 +10,8 @@ use super::event::Event;
 use super::machine::{Input, Machine};
 use crate::identity::{Head, SigningKey, Statement, StatementKind, format_time, sign_in};
 use crate::store::{
-    AttemptRecord, Commit, JournalEntry, RunRecord, StepRecord, StepStatus, Store, StoreError,
-    chain_hash,
+    AttemptOutcome, AttemptRecord, Commit, JournalEntry, RunRecord, StepRecord, StepStatus, Store,
+    StoreError, chain_hash,
 };
 use crate::time::rfc3339;
 
@@ -80,7 +80,7 @@ impl Recorder {
     /// commands that advance a run no driver runs (nothing is acted on here).
     pub fn advance(
         &mut self,
-        machine: &mut Machine<'_>,
+        machine: &mut Machine,
         input: Input,
         now: DateTime<Utc>,
     ) -> Result<Vec<Event>, EngineError> {
@@ -109,7 +109,7 @@ impl Recorder {
     pub fn commit(
         &mut self,
         events: &[Event],
-        machine: &Machine<'_>,
+        machine: &Machine,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         self.write(events, machine, at, true)
@@ -119,7 +119,7 @@ impl Recorder {
     pub async fn commit_async(
         &mut self,
         events: &[Event],
-        machine: &Machine<'_>,
+        machine: &Machine,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let Some((run, commit)) = self.prepare(events, machine, at, true)? else {
@@ -133,7 +133,7 @@ impl Recorder {
     fn write(
         &mut self,
         events: &[Event],
-        machine: &Machine<'_>,
+        machine: &Machine,
         at: DateTime<Utc>,
         driving: bool,
     ) -> Result<(), StoreError> {
@@ -149,7 +149,7 @@ impl Recorder {
     fn prepare(
         &mut self,
         events: &[Event],
-        machine: &Machine<'_>,
+        machine: &Machine,
         at: DateTime<Utc>,
         driving: bool,
     ) -> Result<Option<(RunRecord, Commit)>, StoreError> {
@@ -157,6 +157,7 @@ impl Recorder {
             return Ok(None);
         }
         let when = rfc3339(at);
+        let stamp = crate::time::to_millis(at);
         let mut journal = Vec::with_capacity(events.len());
         let mut touched: Vec<String> = Vec::new();
         let mut run = self.run.clone();
@@ -167,7 +168,7 @@ impl Recorder {
         for event in events {
             append(&mut run, &mut journal, event, &when)?;
             if let Some(step) = event.step() {
-                self.project(step, event, machine, &when);
+                self.project(step, event, machine, stamp);
                 if !touched.iter().any(|t| t == step) {
                     touched.push(step.to_string());
                 }
@@ -185,7 +186,7 @@ impl Recorder {
                 crate::store::RunStatus::Paused | crate::store::RunStatus::Cancelled
             )
         {
-            run.finished_at.get_or_insert_with(|| when.clone());
+            run.finished_at.get_or_insert(stamp);
         } else {
             run.finished_at = None;
         }
@@ -206,7 +207,7 @@ impl Recorder {
     /// every [`SEAL_EVERY`] commits. Signing costs no write of its own: the signature is
     /// journaled in the commit it covers. A key that fails to sign is logged; the run goes
     /// on, and `drctl verify` shows the entries no signature covers.
-    fn seal(&mut self, run: &RunRecord, machine: &Machine<'_>, at: DateTime<Utc>) -> Option<Event> {
+    fn seal(&mut self, run: &RunRecord, machine: &Machine, at: DateTime<Utc>) -> Option<Event> {
         let signer = self.signer.as_ref()?;
         machine.signers.as_ref()?;
         self.unsealed += 1;
@@ -254,7 +255,7 @@ impl Recorder {
         self.run = run;
     }
 
-    fn project(&mut self, step: &str, event: &Event, machine: &Machine<'_>, when: &str) {
+    fn project(&mut self, step: &str, event: &Event, machine: &Machine, when: DateTime<Utc>) {
         let record = self
             .steps
             .entry(step.to_string())
@@ -266,12 +267,12 @@ impl Recorder {
                 outputs: serde_json::Map::new(),
                 error: None,
             });
-        let finish = |record: &mut StepRecord, outcome: &str, error: Option<String>| {
+        let finish = |record: &mut StepRecord, outcome: AttemptOutcome, error: Option<String>| {
             if let Some(last) = record.attempts.last_mut()
                 && last.finished_at.is_none()
             {
-                last.finished_at = Some(when.to_string());
-                last.outcome = Some(outcome.to_string());
+                last.finished_at = Some(when);
+                last.outcome = Some(outcome);
                 last.error = error;
             }
         };
@@ -281,15 +282,19 @@ impl Recorder {
             {
                 record.attempts.push(AttemptRecord {
                     n: *attempt,
-                    started_at: when.to_string(),
+                    started_at: when,
                     finished_at: None,
                     outcome: None,
                     error: None,
                 });
             }
-            Event::StepSucceeded { .. } => finish(record, "succeeded", None),
-            Event::StepFailed { error, .. } => finish(record, "failed", Some(error.clone())),
-            Event::StepUnknown { error, .. } => finish(record, "unknown", error.clone()),
+            Event::StepSucceeded { .. } => finish(record, AttemptOutcome::Succeeded, None),
+            Event::StepFailed { error, .. } => {
+                finish(record, AttemptOutcome::Failed, Some(error.clone()));
+            }
+            Event::StepUnknown { error, .. } => {
+                finish(record, AttemptOutcome::Unknown, error.clone());
+            }
             _ => {}
         }
         if let Some(state) = machine.step(step) {

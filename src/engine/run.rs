@@ -23,24 +23,24 @@ use crate::dag::CompiledWorkflow;
 use crate::store::{RunRecord, Store, StoreError};
 
 /// A run of a workflow: its state and its records, kept in step.
-pub struct Run<'w> {
+pub struct Run {
     /// The state, folded from the journal.
-    pub machine: Machine<'w>,
+    pub machine: Machine,
     /// The records.
     pub recorder: Recorder,
 }
 
 /// A run decided and not yet recorded (see [`Run::begin`]); dropped, it never existed.
-pub struct Starting<'w>(Begun<'w>);
+pub struct Starting(Begun);
 
-impl<'w> Starting<'w> {
+impl Starting {
     /// The run's id.
     pub fn id(&self) -> &str {
         &self.0.recorder.run.run_id
     }
 
     /// Records the run's start in one durable commit.
-    pub fn record(self) -> Result<Run<'w>, StoreError> {
+    pub fn record(self) -> Result<Run, StoreError> {
         let mut begun = self.0;
         begun.recorder.commit(
             std::slice::from_ref(&begun.started),
@@ -52,7 +52,7 @@ impl<'w> Starting<'w> {
 
     /// As [`Starting::record`], the commit awaited as a task: it shares a flush with the
     /// commits of the runs under way (see [`crate::store::Store::commit_async`]).
-    pub async fn record_async(self) -> Result<Run<'w>, StoreError> {
+    pub async fn record_async(self) -> Result<Run, StoreError> {
         let mut begun = self.0;
         begun
             .recorder
@@ -66,9 +66,9 @@ impl<'w> Starting<'w> {
     }
 }
 
-impl<'w> From<Begun<'w>> for Run<'w> {
+impl From<Begun> for Run {
     /// The run whose start was just recorded.
-    fn from(begun: Begun<'w>) -> Self {
+    fn from(begun: Begun) -> Self {
         Run {
             machine: begun.machine,
             recorder: begun.recorder,
@@ -85,13 +85,13 @@ pub struct Advanced {
     pub effects: Vec<Effect>,
 }
 
-impl<'w> Run<'w> {
+impl Run {
     /// Starts a run of `new.workflow`: refused when a step's action cannot be executed by
     /// this build, or when a run of the same workflow is unfinished (one at a time, SPEC
     /// §5.7); else its start is recorded.
     pub fn start(
         store: Arc<dyn Store>,
-        new: &NewRun<'w>,
+        new: &NewRun,
         clock: &dyn Clock,
     ) -> Result<Self, StartError> {
         Ok(Self::begin(store, new, clock)?.record()?)
@@ -102,9 +102,9 @@ impl<'w> Run<'w> {
     /// findable before it exists in the store).
     pub fn begin(
         store: Arc<dyn Store>,
-        new: &NewRun<'w>,
+        new: &NewRun,
         clock: &dyn Clock,
-    ) -> Result<Starting<'w>, StartError> {
+    ) -> Result<Starting, StartError> {
         let unsupported: Vec<String> = new
             .workflow
             .steps
@@ -130,7 +130,7 @@ impl<'w> Run<'w> {
     pub fn load(
         store: Arc<dyn Store>,
         run_id: &str,
-        workflow: &'w CompiledWorkflow,
+        workflow: Arc<CompiledWorkflow>,
     ) -> Result<Self, StoreError> {
         let run = store.run(run_id)?.ok_or_else(|| StoreError::BadRecord {
             run: run_id.to_string(),
@@ -143,13 +143,24 @@ impl<'w> Run<'w> {
     pub fn load_record(
         store: Arc<dyn Store>,
         run: RunRecord,
-        workflow: &'w CompiledWorkflow,
+        workflow: Arc<CompiledWorkflow>,
     ) -> Result<Self, StoreError> {
         let journal = store.journal(&run.run_id)?;
+        Self::from_journal(store, run, &journal, workflow)
+    }
+
+    /// The run of record `run` and `journal`, read together from `store` by the caller: the
+    /// journal is replayed on `workflow`, the step records read.
+    pub fn from_journal(
+        store: Arc<dyn Store>,
+        run: RunRecord,
+        journal: &[crate::store::JournalEntry],
+        workflow: Arc<CompiledWorkflow>,
+    ) -> Result<Self, StoreError> {
         let steps = store.steps(&run.run_id)?;
         // Replay checks what it reads: a journal holding a signed event that does not verify,
         // or a decision the run's rules refuse, is never driven further.
-        let (mut machine, found) = audit(workflow, &run, &journal)?;
+        let (mut machine, found) = audit(workflow, &run, journal)?;
         machine.tainted = found.broken.first().cloned();
         Ok(Self {
             machine,

@@ -8,22 +8,22 @@ use super::digest::digest;
 use super::event::Event;
 use super::machine::Machine;
 use super::recorder::Recorder;
-use crate::dag::CompiledWorkflow;
-use crate::store::{GENESIS, JournalEntry, RunRecord, RunStatus, Store, StoreError};
-use crate::time::{parse_time, rfc3339};
+use crate::dag::{CompiledWorkflow, Override};
+use crate::store::{GENESIS, JournalEntry, RunMode, RunRecord, RunStatus, Store, StoreError};
+use crate::time::{parse_time, to_millis};
 
 /// What a new run is made of.
-pub struct NewRun<'a> {
+pub struct NewRun {
     /// The compiled workflow.
-    pub workflow: &'a CompiledWorkflow,
+    pub workflow: Arc<CompiledWorkflow>,
     /// The file as given on the command line.
     pub workflow_file: String,
     /// The file's text.
     pub workflow_source: String,
-    /// `--param` overrides, `name=value`.
-    pub overrides: Vec<String>,
+    /// `--param` overrides.
+    pub overrides: Vec<Override>,
     /// `run` or `drill`.
-    pub mode: &'a str,
+    pub mode: RunMode,
     /// Who starts it.
     pub initiator: String,
     /// When the outage began (`--incident-start`).
@@ -69,11 +69,11 @@ fn new_run_id(clock: &dyn Clock) -> String {
 /// Decides a new run (its `RunStarted` event, signed when the workflow names signers), not yet
 /// recorded. Callers go through [`super::Run::start`], which checks first that the run may
 /// start, and records it.
-pub(super) fn begin_run<'w>(
+pub(super) fn begin_run(
     store: Arc<dyn Store>,
-    new: &NewRun<'w>,
+    new: &NewRun,
     clock: &dyn Clock,
-) -> Result<Begun<'w>, StartError> {
+) -> Result<Begun, StartError> {
     let now = clock.now();
     // Ids carry the second and 16 random bits: runs started in the same second may draw the
     // same one, and a taken id would overwrite that run. The process owns the store, so
@@ -85,22 +85,22 @@ pub(super) fn begin_run<'w>(
     let run = RunRecord {
         run_id,
         workflow: new.workflow.name.clone(),
-        mode: new.mode.to_string(),
+        mode: new.mode,
         status: RunStatus::Running,
         initiator: new.initiator.clone(),
-        digest: digest(new.workflow),
+        digest: digest(&new.workflow),
         workflow_file: new.workflow_file.clone(),
         overrides: new.overrides.clone(),
-        started_at: rfc3339(now),
+        started_at: to_millis(now),
         finished_at: None,
         journal_len: 0,
         last_hash: GENESIS.to_string(),
-        incident_start: new.incident_start.map(rfc3339),
+        incident_start: new.incident_start.map(to_millis),
         pid: None,
         detached: false,
     };
     let signature = sign_start(new, &run, now)?;
-    let mut machine = Machine::new(new.workflow, &new.initiator);
+    let mut machine = Machine::new(Arc::clone(&new.workflow), &new.initiator);
     machine.run_id.clone_from(&run.run_id);
     let mut recorder = Recorder::for_new_run(store, run.clone(), new.workflow_source.clone());
     if new.workflow.signers.is_some() {
@@ -109,7 +109,7 @@ pub(super) fn begin_run<'w>(
     }
     let started = Event::RunStarted {
         workflow: run.workflow.clone(),
-        mode: run.mode.clone(),
+        mode: run.mode.to_string(),
         initiator: run.initiator.clone(),
         digest: run.digest.clone(),
         incident_start: new.incident_start,
@@ -127,8 +127,8 @@ pub(super) fn begin_run<'w>(
 
 /// A new run decided but not yet recorded: its start is `started`, at `at`, already applied
 /// to `machine`; nothing is acted on before `recorder` has committed it.
-pub(super) struct Begun<'w> {
-    pub machine: Machine<'w>,
+pub(super) struct Begun {
+    pub machine: Machine,
     pub recorder: Recorder,
     pub started: Event,
     pub at: chrono::DateTime<chrono::Utc>,
@@ -136,7 +136,7 @@ pub(super) struct Begun<'w> {
 
 /// The initiator's key as the run's driver key (SPEC §5.10): the allowed signers must let it
 /// sign the journal (`drctl-journal`) as the initiator.
-fn driver_key(new: &NewRun<'_>) -> Result<Option<super::recorder::DriverKey>, StartError> {
+fn driver_key(new: &NewRun) -> Result<Option<super::recorder::DriverKey>, StartError> {
     if new.key.is_none() {
         return Ok(None);
     }
@@ -199,7 +199,7 @@ pub fn journal_signer(
 /// With allowed signers, the initiator signs the run's start with `--key`: the statement is
 /// verified here against the same signers, so the self-approval rule compares proven names.
 fn sign_start(
-    new: &NewRun<'_>,
+    new: &NewRun,
     run: &RunRecord,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Option<serde_json::Value>, StartError> {
@@ -223,7 +223,7 @@ fn sign_start(
         name: new.initiator.clone(),
         comment: None,
         digest: run.digest.clone(),
-        at: rfc3339(now),
+        at: crate::time::rfc3339(now),
         head: None,
     };
     let signed = sign(statement, key).map_err(|e| StartError::Identity(e.to_string()))?;
@@ -277,11 +277,11 @@ pub fn events(run_id: &str, journal: &[JournalEntry]) -> Result<Vec<Recorded>, S
 }
 
 /// Replays a journal into a fresh machine.
-pub fn replay<'w>(
-    workflow: &'w CompiledWorkflow,
+pub fn replay(
+    workflow: Arc<CompiledWorkflow>,
     run: &RunRecord,
     journal: &[JournalEntry],
-) -> Result<Machine<'w>, StoreError> {
+) -> Result<Machine, StoreError> {
     let mut machine = Machine::new(workflow, &run.initiator);
     machine.run_id.clone_from(&run.run_id);
     for recorded in events(&run.run_id, journal)? {

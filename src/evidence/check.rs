@@ -95,7 +95,7 @@ pub fn verify(evidence: &Evidence, trust: Trust<'_>) -> Verdict {
     let last = versions.last().map_or(&digest, |(_, d)| d).clone();
     for (field, recorded, journaled) in [
         ("workflow", &run.workflow, &name),
-        ("mode", &run.mode, &mode),
+        ("mode", &run.mode.to_string(), &mode),
         ("digest", &run.digest, &last),
     ] {
         if recorded != journaled {
@@ -114,7 +114,12 @@ pub fn verify(evidence: &Evidence, trust: Trust<'_>) -> Verdict {
     let Some(workflow) = workflow else {
         return v;
     };
-    replay(&workflow, &evidence.run, &evidence.journal, &mut v);
+    replay(
+        &std::sync::Arc::new(workflow),
+        &evidence.run,
+        &evidence.journal,
+        &mut v,
+    );
     v
 }
 
@@ -307,8 +312,13 @@ fn workflow_of(
 }
 
 /// Replays the journal through the run's rules, and holds the record to what it derives.
-fn replay(workflow: &CompiledWorkflow, run: &RunRecord, journal: &[JournalEntry], v: &mut Verdict) {
-    let (machine, found) = match audit(workflow, run, journal) {
+fn replay(
+    workflow: &std::sync::Arc<CompiledWorkflow>,
+    run: &RunRecord,
+    journal: &[JournalEntry],
+    v: &mut Verdict,
+) {
+    let (machine, found) = match audit(std::sync::Arc::clone(workflow), run, journal) {
         Ok(replayed) => replayed,
         Err(e) => {
             v.problems.push(e.to_string());

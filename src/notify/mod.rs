@@ -107,7 +107,7 @@ impl Announcer {
     }
 
     /// Looks at one journaled event of the run, `machine` being the run after it.
-    pub fn observe(&mut self, event: &Event, at: DateTime<Utc>, machine: &Machine<'_>) {
+    pub fn observe(&mut self, event: &Event, at: DateTime<Utc>, machine: &Machine) {
         match event {
             Event::StepStarted { step, attempt } => {
                 let Some(spec) = machine.workflow().step(step) else {
@@ -191,7 +191,7 @@ impl Announcer {
         });
     }
 
-    fn approval_waiting(&self, step: &str, machine: &Machine<'_>) -> serde_json::Value {
+    fn approval_waiting(&self, step: &str, machine: &Machine) -> serde_json::Value {
         let run = &self.run_id;
         let approvers = machine
             .workflow()
@@ -222,7 +222,7 @@ impl Announcer {
         &self,
         status: RunStatus,
         at: DateTime<Utc>,
-        machine: &Machine<'_>,
+        machine: &Machine,
     ) -> serde_json::Value {
         let workflow = machine.workflow();
         // Recovered when the step marked `recovered` succeeded, or the run did.

@@ -84,13 +84,13 @@ pub fn history(store: &dyn Store, workflow: &str) -> Result<History, ReportError
         let report = build_with(store, &run.run_id, &mut compiled)?;
         let entry = HistoryRun {
             run_id: run.run_id,
-            mode: run.mode.clone(),
+            mode: run.mode.to_string(),
             status: report.status,
-            started_at: run.started_at,
+            started_at: crate::time::rfc3339(run.started_at),
             rto: report.rto,
             rpo: report.rpo,
         };
-        if run.mode == "drill" {
+        if run.mode == crate::store::RunMode::Drill {
             drills.push(entry);
         } else {
             runs.push(entry);

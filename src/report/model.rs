@@ -174,7 +174,8 @@ fn seconds_between(a: &str, b: &str) -> Option<f64> {
 /// name only labels diagnostics): the runs of one workflow mostly share them.
 #[derive(Default)]
 pub struct Compiled {
-    by_source: HashMap<(String, Vec<String>), Option<std::rc::Rc<CompiledWorkflow>>>,
+    by_source:
+        HashMap<(String, Vec<crate::dag::Override>), Option<std::sync::Arc<CompiledWorkflow>>>,
 }
 
 impl Compiled {
@@ -182,7 +183,7 @@ impl Compiled {
         &mut self,
         run: &crate::store::RunRecord,
         source: String,
-    ) -> Result<Option<std::rc::Rc<CompiledWorkflow>>, StoreError> {
+    ) -> Result<Option<std::sync::Arc<CompiledWorkflow>>, StoreError> {
         let key = (source, run.overrides.clone());
         if let Some(found) = self.by_source.get(&key) {
             return Ok(found.clone());
@@ -190,7 +191,7 @@ impl Compiled {
         // A workflow that no longer compiles still has a report, without its plan's facts.
         let compiled = crate::stored::check(run, &key.0)?
             .workflow
-            .map(std::rc::Rc::new);
+            .map(std::sync::Arc::new);
         self.by_source.insert(key, compiled.clone());
         Ok(compiled)
     }
@@ -226,7 +227,7 @@ pub fn build_with(
         None => None,
     };
 
-    let projection = crate::engine::project(run_id, &journal, workflow.as_deref())?;
+    let projection = crate::engine::project(run_id, &journal, workflow.clone())?;
     let time = |t: &Option<DateTime<Utc>>| t.map(rfc3339);
     let critical: Vec<String> = workflow
         .as_ref()
@@ -283,10 +284,7 @@ pub fn build_with(
         })
         .collect();
 
-    let clock_start = run
-        .incident_start
-        .clone()
-        .unwrap_or_else(|| run.started_at.clone());
+    let clock_start = rfc3339(run.incident_start.unwrap_or(run.started_at));
     let recovered_at = match steps.iter().find(|s| s.marks_recovered) {
         Some(s) if s.status == "succeeded" || s.status == "rolled_back" => s.finished_at.clone(),
         Some(_) => None,
@@ -309,12 +307,12 @@ pub fn build_with(
     Ok(Report {
         run_id: run.run_id.clone(),
         workflow: run.workflow.clone(),
-        mode: run.mode.clone(),
+        mode: run.mode.to_string(),
         status: run.status.as_str().to_string(),
         initiator: run.initiator.clone(),
-        started_at: run.started_at.clone(),
-        finished_at: run.finished_at.clone(),
-        incident_start: run.incident_start.clone(),
+        started_at: rfc3339(run.started_at),
+        finished_at: run.finished_at.map(rfc3339),
+        incident_start: run.incident_start.map(rfc3339),
         recovered_at,
         rto: Objective::new(
             workflow

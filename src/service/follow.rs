@@ -10,7 +10,7 @@ use super::error::CliError;
 use super::session::{ask, expect, through_inbox};
 use crate::actions::Registry;
 use crate::control::{Connection, JournalPage, Reply, Request, Taken};
-use crate::dag::{CompiledWorkflow, Override};
+use crate::dag::CompiledWorkflow;
 use crate::store::{JournalFollower, Store};
 
 /// Where a followed run is read from, and where this terminal's decisions go.
@@ -96,12 +96,10 @@ impl Following<'_> {
 const POLL: Duration = Duration::from_millis(100);
 
 /// The workflow the agent drives the run it took on.
-pub fn compile_taken(taken: &Taken, registry: &Registry) -> Result<CompiledWorkflow, CliError> {
-    let overrides: Vec<Override> = taken
-        .overrides
-        .iter()
-        .map(|o| o.parse())
-        .collect::<Result<_, String>>()
-        .map_err(CliError::internal)?;
-    super::load::compile(registry, &taken.file, &taken.text, &overrides, None)
+pub fn compile_taken(
+    taken: &Taken,
+    registry: &Registry,
+) -> Result<std::sync::Arc<CompiledWorkflow>, CliError> {
+    super::load::compile(registry, &taken.file, &taken.text, &taken.overrides, None)
+        .map(std::sync::Arc::new)
 }

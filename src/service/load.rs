@@ -12,21 +12,40 @@ use crate::check::check_source;
 use crate::dag::{CompiledWorkflow, Override};
 use crate::diagnostic::{SourceFile, render_text};
 use crate::engine::{Input, Run, Services, WorkflowChange, changed_steps, gates_kept, replay};
-use crate::store::{RunRecord, Store};
+use crate::store::{JournalEntry, RunRecord, Store};
 use crate::stored::stored_workflow;
 
-/// A stored run and the workflow it runs.
-pub struct Loaded {
+/// A stored run and the workflow it runs, read and compiled once per load: what a command
+/// or the agent drives, or records a decision on, is made from it without reading the
+/// store again ([`LoadedRun::into_run`]).
+pub struct LoadedRun {
     /// The run record.
     pub run: RunRecord,
-    /// The compiled workflow.
-    pub workflow: CompiledWorkflow,
+    /// Its journal, as read with the record.
+    pub journal: Vec<JournalEntry>,
+    /// The compiled workflow, shared with the machine that runs or reads it.
+    pub workflow: Arc<CompiledWorkflow>,
     /// The text it was compiled from (with the run's overrides): the one the run executes
     /// (its start's, or its last changed workflow's), or the file's as it is now.
     pub text: String,
     /// With `--allow-changed-workflow`, when the file's digest is not the run's: the new
     /// version, to be journaled (and signed) with the resume.
     pub change: Option<WorkflowChange>,
+}
+
+impl LoadedRun {
+    /// The run ready to be driven or decided on: its journal audited on its workflow (a
+    /// signed event that does not verify taints it), its step records read.
+    pub fn into_run(self, store: Arc<dyn Store>) -> Result<Run, crate::store::StoreError> {
+        Run::from_journal(store, self.run, &self.journal, self.workflow)
+    }
+
+    /// Whether the run was written to since this was read (by whoever held it then).
+    pub fn moved(&self, store: &dyn Store) -> Result<bool, crate::store::StoreError> {
+        Ok(store.run(&self.run.run_id)?.is_none_or(|now| {
+            now.journal_len != self.run.journal_len || now.last_hash != self.run.last_hash
+        }))
+    }
 }
 
 /// How a stored run may be taken up.
@@ -53,7 +72,7 @@ pub fn load(
     run_id: &str,
     purpose: Purpose,
     registry: &Registry,
-) -> Result<Loaded, CliError> {
+) -> Result<LoadedRun, CliError> {
     let file_check = !matches!(purpose, Purpose::Record | Purpose::TakeOver);
     let allow_changed = matches!(
         purpose,
@@ -67,10 +86,13 @@ pub fn load(
             "no run `{run_id}` in this state directory (`drctl runs` lists them)"
         ))
     })?;
-    let (stored, stored_text) = stored_workflow(store, &run, registry)?;
+    let journal = store.journal(run_id)?;
+    let (stored, stored_text) = stored_workflow(store, (&run, &journal), registry)?;
+    let stored = Arc::new(stored);
     if !file_check || !Path::new(&run.workflow_file).exists() {
-        return Ok(Loaded {
+        return Ok(LoadedRun {
             run,
+            journal,
             workflow: stored,
             text: stored_text,
             change: None,
@@ -78,12 +100,11 @@ pub fn load(
     }
     let text = std::fs::read_to_string(&run.workflow_file)
         .map_err(|e| CliError::invalid(format!("cannot read {}: {e}", run.workflow_file)))?;
-    let overrides = crate::stored::overrides(&run)?;
     let mut current = compile(
         registry,
         &run.workflow_file,
         &text,
-        &overrides,
+        &run.overrides,
         Some(Path::new(&run.workflow_file)),
     )?;
     // Who may approve is what the run captured when it started, whatever the file says now:
@@ -93,8 +114,7 @@ pub fn load(
     if now != run.digest {
         if purpose != Purpose::Undo && allow_changed {
             // An edit is no way around an approval that has not passed.
-            let journal = store.journal(run_id)?;
-            let machine = replay(&stored, &run, &journal)?;
+            let machine = replay(Arc::clone(&stored), &run, &journal)?;
             let passed = |id: &str| {
                 machine
                     .step(id)
@@ -121,15 +141,17 @@ pub fn load(
             changed_steps: changed_steps(&stored, &current),
             signature: None,
         });
-        return Ok(Loaded {
+        return Ok(LoadedRun {
             run,
-            workflow: current,
+            journal,
+            workflow: Arc::new(current),
             text,
             change,
         });
     }
-    Ok(Loaded {
+    Ok(LoadedRun {
         run,
+        journal,
         workflow: stored,
         text: stored_text,
         change: None,
@@ -167,8 +189,8 @@ pub fn apply_offline(
 ) -> Result<(), CliError> {
     let run_id = decision.run();
     let inputs = vec![decision.input()];
-    let loaded = load(store.as_ref(), run_id, Purpose::Record, &services.registry)?;
-    let mut run = Run::load_record(store, loaded.run, &loaded.workflow)?;
+    let mut run =
+        load(store.as_ref(), run_id, Purpose::Record, &services.registry)?.into_run(store)?;
     run.machine.hold = true;
     for input in std::iter::once(Input::Interrupted).chain(inputs) {
         run.record(input, services.clock.now())?;

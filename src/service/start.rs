@@ -15,17 +15,17 @@ use crate::engine::{NewRun, Run};
 use crate::store::{SharedStore, Store};
 
 /// A run to start: the workflow the command checked, and who starts it, how.
-pub struct StartSpec<'w> {
+pub struct StartSpec {
     /// The workflow file, as given.
     pub file: PathBuf,
     /// The workflow, compiled and checked.
-    pub workflow: &'w CompiledWorkflow,
+    pub workflow: Arc<CompiledWorkflow>,
     /// The file's text.
     pub source: String,
-    /// `--param` overrides, `name=value`.
-    pub overrides: Vec<String>,
+    /// `--param` overrides.
+    pub overrides: Vec<crate::dag::Override>,
     /// `run` or `drill`.
-    pub mode: String,
+    pub mode: crate::store::RunMode,
     /// Who starts it.
     pub initiator: String,
     /// When the outage began (`--incident-start`).
@@ -35,7 +35,7 @@ pub struct StartSpec<'w> {
 }
 
 /// Where a started run is driven.
-pub enum Started<'w> {
+pub enum Started {
     /// The agent owning the state directory started it and drives it; `agent` is the
     /// connection to follow it through.
     ByAgent {
@@ -56,13 +56,13 @@ pub enum Started<'w> {
     /// Started here: this process drives it.
     Here {
         /// The run, recorded.
-        run: Box<Run<'w>>,
+        run: Box<Run>,
         /// The store, owned by this process.
         store: Arc<dyn Store>,
     },
 }
 
-impl StartSpec<'_> {
+impl StartSpec {
     /// What is handed to an agent, which runs elsewhere: paths are given whole.
     fn request(&self) -> Result<StartRequest, CliError> {
         let absolute = |p: &Path| {
@@ -74,9 +74,9 @@ impl StartSpec<'_> {
             file: absolute(&self.file)?,
             source: self.source.clone(),
             overrides: self.overrides.clone(),
-            mode: self.mode.clone(),
+            mode: self.mode,
             initiator: self.initiator.clone(),
-            incident_start: self.incident_start.map(crate::time::rfc3339),
+            incident_start: self.incident_start,
             key: self.key.as_deref().map(absolute).transpose()?,
         })
     }
@@ -84,7 +84,7 @@ impl StartSpec<'_> {
 
 impl Session {
     /// Starts the run `spec` describes, and says where it is driven.
-    pub fn start<'w>(&self, spec: &'w StartSpec<'w>) -> Result<Started<'w>, CliError> {
+    pub fn start(&self, spec: &StartSpec) -> Result<Started, CliError> {
         if let Some(mut agent) = self.agent()? {
             let request = Request::Start(Box::new(spec.request()?));
             let taken = hand_over(&mut agent, &request)?;
@@ -92,11 +92,11 @@ impl Session {
         }
         let store = self.own()?;
         let new = NewRun {
-            workflow: spec.workflow,
+            workflow: Arc::clone(&spec.workflow),
             workflow_file: spec.file.display().to_string(),
             workflow_source: spec.source.clone(),
             overrides: spec.overrides.clone(),
-            mode: &spec.mode,
+            mode: spec.mode,
             initiator: spec.initiator.clone(),
             incident_start: spec.incident_start,
             key: spec.key.clone(),

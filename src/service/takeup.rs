@@ -2,7 +2,7 @@
 //! driver is gone): the run made ready, and the inputs it is fed first.
 
 use super::error::CliError;
-use super::load::{Loaded, Purpose, load};
+use super::load::{LoadedRun, Purpose, load};
 use crate::actions::Registry;
 use crate::engine::{Choice, Input, Machine, WorkflowChange};
 use crate::store::Store;
@@ -15,19 +15,31 @@ pub fn prepare(
     run_id: &str,
     purpose: Purpose,
     registry: &Registry,
-) -> Result<Loaded, CliError> {
-    let loaded = load(store, run_id, purpose, registry)?;
+) -> Result<LoadedRun, CliError> {
+    let loaded = may_take_up(load(store, run_id, purpose, registry)?, purpose)?;
+    // A store one process owns whole has nobody else to claim the run from.
+    let Some(shared) = store.shared() else {
+        return Ok(loaded);
+    };
+    shared.claim(run_id)?;
+    // What was read before the claim may have been added to since, by the run's last
+    // holder: it is read again under the claim, where nobody else writes it.
+    if loaded.moved(store)? {
+        return may_take_up(load(store, run_id, purpose, registry)?, purpose);
+    }
+    Ok(loaded)
+}
+
+/// `loaded`, unless it is over (a run rolled forward may still be undone).
+fn may_take_up(loaded: LoadedRun, purpose: Purpose) -> Result<LoadedRun, CliError> {
     let can_undo =
         purpose == Purpose::Undo && loaded.run.status != crate::store::RunStatus::RolledBack;
     if loaded.run.status.is_final() && !can_undo {
         return Err(CliError::invalid(format!(
-            "run {run_id} is {}: it is over, there is nothing to take up (start a new run instead)",
+            "run {} is {}: it is over, there is nothing to take up (start a new run instead)",
+            loaded.run.run_id,
             loaded.run.status.as_str()
         )));
-    }
-    // A store one process owns whole has nobody else to claim the run from.
-    if let Some(shared) = store.shared() {
-        shared.claim(run_id)?;
     }
     Ok(loaded)
 }
@@ -35,7 +47,7 @@ pub fn prepare(
 /// `inputs`, the first a run taken up is fed, once tried on a copy of its machine: a refused
 /// decision (a changed step while a gate stands rejected, an unsigned change) is refused
 /// before anything of the take-up is recorded.
-pub fn tried(machine: &Machine<'_>, inputs: Vec<Input>) -> Result<Vec<Input>, CliError> {
+pub fn tried(machine: &Machine, inputs: Vec<Input>) -> Result<Vec<Input>, CliError> {
     let mut trial = machine.clone();
     let now = chrono::Utc::now();
     match inputs
@@ -50,7 +62,7 @@ pub fn tried(machine: &Machine<'_>, inputs: Vec<Input>) -> Result<Vec<Input>, Cl
 /// The changed workflow `loaded` found, signed by `by` with `key` when one is given (the
 /// state machine requires it when the run has allowed signers, and checks it).
 pub fn signed_change(
-    loaded: &Loaded,
+    loaded: &LoadedRun,
     by: &str,
     key: Option<&std::path::Path>,
 ) -> Result<Option<WorkflowChange>, CliError> {
@@ -85,7 +97,7 @@ pub fn signed_change(
 /// decisions when there is something to decide (with the changed workflow, when there is
 /// one: journaled in the same commit), then the unknown steps decided.
 pub fn resume_inputs(
-    machine: &Machine<'_>,
+    machine: &Machine,
     by: &str,
     choices: &[(String, Choice)],
     change: Option<WorkflowChange>,
@@ -110,7 +122,7 @@ pub fn resume_inputs(
 /// Says which attempts of run `run_id` whose outcome is not known yet still have processes
 /// running (their dead driver's guard could not end them): the operator deciding on them
 /// should know.
-pub fn warn_still_running(run_id: &str, machine: &Machine<'_>) {
+pub fn warn_still_running(run_id: &str, machine: &Machine) {
     use crate::store::StepStatus;
     crate::actions::processes::warn_still_running(run_id, |step| {
         machine
@@ -120,7 +132,7 @@ pub fn warn_still_running(run_id: &str, machine: &Machine<'_>) {
 }
 
 /// What a rollback by `by` feeds a loaded run.
-pub fn rollback_inputs(machine: &Machine<'_>, by: &str) -> Vec<Input> {
+pub fn rollback_inputs(machine: &Machine, by: &str) -> Vec<Input> {
     let mut inputs = vec![Input::Interrupted];
     if machine.rolling_back {
         // A rollback cut off half-way: take it up where it stopped.

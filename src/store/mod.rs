@@ -31,7 +31,9 @@ pub use etcd::{ETCD_SCHEMA_VERSION, EtcdAddress, EtcdStore, Owner};
 pub use follow::{Changed, FOLLOW_POLL, JournalFollower, JournalNews};
 pub use journal::{GENESIS, JournalEntry, chain_hash, verify_chain};
 pub use memory::MemoryStore;
-pub use records::{AttemptRecord, RunRecord, RunStatus, StepRecord, StepStatus};
+pub use records::{
+    AttemptOutcome, AttemptRecord, RunMode, RunRecord, RunStatus, StepRecord, StepStatus,
+};
 pub use sled_store::{SCHEMA_VERSION, SledStore, decode_bundle};
 
 use thiserror::Error;

@@ -21,7 +21,7 @@ pub fn json_event(event: &Event, run_id: &str) -> serde_json::Value {
 /// The line a person reads for `event`, as the run stands in `machine` once it is applied;
 /// `None` for events that are not shown.
 #[allow(clippy::too_many_lines, reason = "one arm per event")]
-pub fn event_line(event: &Event, machine: &Machine<'_>) -> Option<String> {
+pub fn event_line(event: &Event, machine: &Machine) -> Option<String> {
     let action = |step: &str| {
         machine
             .index(step)
@@ -167,7 +167,7 @@ pub fn event_line(event: &Event, machine: &Machine<'_>) -> Option<String> {
 }
 
 /// The closing lines: where the run stands and what the operator can do next.
-pub fn summary(run_id: &str, status: RunStatus, machine: &Machine<'_>) -> String {
+pub fn summary(run_id: &str, status: RunStatus, machine: &Machine) -> String {
     let mut out = format!("run {run_id} {}", status.as_str());
     match status {
         RunStatus::AwaitingApproval => {

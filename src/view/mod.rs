@@ -18,6 +18,7 @@ use thiserror::Error;
 
 use crate::engine::{Decision, PauseReason, RunProjection};
 use crate::store::{Owner, RunRecord, Store, StoreError, verify_chain};
+use crate::time::rfc3339;
 
 /// Why a view could not be built.
 #[derive(Debug, Error)]
@@ -179,9 +180,9 @@ pub fn run_lines(store: &dyn Store, driving: &[String]) -> Result<Vec<RunLine>, 
                 interrupted: interruption(&r, &driver),
                 run_id: r.run_id,
                 workflow: r.workflow,
-                mode: r.mode,
-                started_at: r.started_at,
-                finished_at: r.finished_at,
+                mode: r.mode.to_string(),
+                started_at: rfc3339(r.started_at),
+                finished_at: r.finished_at.map(rfc3339),
             })
         })
         .collect()
@@ -245,15 +246,30 @@ fn votes_of(projection: &RunProjection, step: &str) -> Option<Vec<VoteView>> {
 
 /// For a run with allowed signers: the first signed event of its journal that does not
 /// verify, or decision its rules refuse (SPEC §5.9: reading a run re-verifies it too).
-/// `workflow` is given the signers the run captured.
+/// `workflow` was given the signers the run captured ([`captured_signers`]).
 fn does_not_hold_up(
-    workflow: &mut crate::dag::CompiledWorkflow,
+    workflow: &std::sync::Arc<crate::dag::CompiledWorkflow>,
     run: &RunRecord,
     journal: &[crate::store::JournalEntry],
 ) -> Option<String> {
-    workflow.signers = Some(crate::stored::signers(run, journal).ok()??);
-    let (_, found) = crate::engine::audit(workflow, run, journal).ok()?;
+    let (_, found) = crate::engine::audit(std::sync::Arc::clone(workflow), run, journal).ok()?;
     found.broken.into_iter().next()
+}
+
+/// Gives `workflow` the allowed signers run `run` captured when it started; false when it
+/// captured none (nothing of its journal is signed by rule).
+fn captured_signers(
+    workflow: &mut crate::dag::CompiledWorkflow,
+    run: &RunRecord,
+    journal: &[crate::store::JournalEntry],
+) -> bool {
+    match crate::stored::signers(run, journal) {
+        Ok(Some(signers)) => {
+            workflow.signers = Some(signers);
+            true
+        }
+        _ => false,
+    }
 }
 
 /// One run: its record, every step of the workflow with its status and attempts, why it is
@@ -285,9 +301,14 @@ pub fn status_view(
         .or(store.source(run_id)?)
         .unwrap_or_default();
     let mut workflow = crate::stored::check(&run, &source)?.workflow;
+    let signed = workflow
+        .as_mut()
+        .is_some_and(|w| captured_signers(w, &run, &journal));
+    let workflow = workflow.map(std::sync::Arc::new);
     let mut journal_check = journal_check;
     if let Some(why) = workflow
-        .as_mut()
+        .as_ref()
+        .filter(|_| signed)
         .and_then(|w| does_not_hold_up(w, &run, &journal))
     {
         journal_check.intact = false;
@@ -295,11 +316,11 @@ pub fn status_view(
             "its journal does not hold up: {why} (`drctl verify {run_id}` lists everything)"
         ));
     }
-    let projection = crate::engine::project(run_id, &journal, workflow.as_ref())?;
-    let ids: Vec<String> = workflow.map_or_else(
+    let ids: Vec<String> = workflow.as_ref().map_or_else(
         || records.iter().map(|r| r.step.clone()).collect(),
-        |w| w.steps.into_iter().map(|s| s.id).collect(),
+        |w| w.steps.iter().map(|s| s.id.clone()).collect(),
     );
+    let projection = crate::engine::project(run_id, &journal, workflow)?;
     let steps = ids
         .into_iter()
         .map(|id| {
@@ -308,8 +329,8 @@ pub fn status_view(
                 Some(r) => StepView {
                     status: r.status.as_str().to_string(),
                     attempts: r.attempts.len(),
-                    started_at: r.attempts.first().map(|a| a.started_at.clone()),
-                    finished_at: r.attempts.last().and_then(|a| a.finished_at.clone()),
+                    started_at: r.attempts.first().map(|a| rfc3339(a.started_at)),
+                    finished_at: r.attempts.last().and_then(|a| a.finished_at.map(rfc3339)),
                     outputs: r.outputs.clone(),
                     error: r.error.clone(),
                     votes,
@@ -342,10 +363,10 @@ pub fn status_view(
         steps,
         run_id: run.run_id,
         workflow: run.workflow,
-        mode: run.mode,
+        mode: run.mode.to_string(),
         initiator: run.initiator,
-        started_at: run.started_at,
-        finished_at: run.finished_at,
+        started_at: rfc3339(run.started_at),
+        finished_at: run.finished_at.map(rfc3339),
         digest: run.digest,
     })
 }

@@ -6,7 +6,7 @@ use crate::diagnostic::{Code, Diagnostic, Diagnostics, did_you_mean};
 use crate::workflow::{ParamValue, RawWorkflow, Spanned};
 
 /// A `--param name=value` given on the command line.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Override {
     /// The parameter's name.
     pub name: String,
@@ -25,6 +25,28 @@ impl std::str::FromStr for Override {
             }),
             _ => Err(format!("`{s}` is not of the form name=value")),
         }
+    }
+}
+
+impl std::fmt::Display for Override {
+    /// `name=value`, as given and as stored with a run.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}={}", self.name, self.value)
+    }
+}
+
+impl serde::Serialize for Override {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Override {
+    /// Read from `name=value`: a stored override that does not read is an error, never
+    /// dropped (it would silently run another workflow than was started).
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
     }
 }
 

@@ -12,7 +12,7 @@ use crate::actions::{ExecContext, Failure, Outputs, Probe, Remember};
 use crate::engine::exec::resolve;
 use crate::engine::machine::Input;
 
-impl Driver<'_> {
+impl Driver {
     /// Resolves the step's parameters, builds the context, and runs the call in a task whose
     /// result, secrets scrubbed, comes back as an input.
     pub(super) fn launch(&mut self, i: usize, call: Call) {

@@ -35,11 +35,11 @@ pub struct ControlRequest {
 }
 
 /// Receives every journaled event, for the terminal, JSON output or reports.
-pub type Observer = Box<dyn FnMut(&Event, DateTime<Utc>, &Machine<'_>) + Send>;
+pub type Observer = Box<dyn FnMut(&Event, DateTime<Utc>, &Machine) + Send>;
 
 /// Called once a second while the run has an RTO objective, events or not, so that what shows
 /// the recovery clock can move with it.
-pub type TickObserver = Box<dyn FnMut(DateTime<Utc>, &Machine<'_>) + Send>;
+pub type TickObserver = Box<dyn FnMut(DateTime<Utc>, &Machine) + Send>;
 
 /// How long to drive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,9 +51,9 @@ pub enum Until {
 }
 
 /// Drives one run.
-pub struct Driver<'w> {
+pub struct Driver {
     /// The run: its state and records.
-    pub run: Run<'w>,
+    pub run: Run,
     clock: Arc<dyn Clock>,
     exec: ExecContext,
     observer: Observer,
@@ -74,12 +74,12 @@ pub struct Driver<'w> {
     registry: Arc<Registry>,
 }
 
-impl<'w> Driver<'w> {
+impl Driver {
     /// A driver for a run whose machine and records are already loaded, its actions from
     /// `services`' registry, its time from their clock. The secrets its workflow reads are
     /// read now, and registered with `services`' redactors for the process's logs until the
     /// driver (and every [`Driver::registered`] clone) is dropped.
-    pub fn new(run: Run<'w>, services: &Services, exec: ExecContext, observer: Observer) -> Self {
+    pub fn new(run: Run, services: &Services, exec: ExecContext, observer: Observer) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let (previous_tx, previous_rx) = mpsc::unbounded_channel();
         let span = tracing::info_span!(

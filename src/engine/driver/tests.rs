@@ -42,14 +42,15 @@ async fn a_step_whose_action_is_missing_pauses_the_run_for_an_operator() {
     )
     .workflow
     .expect("valid");
+    let workflow = Arc::new(workflow);
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
     let services = Services::new(AwsContext::new(None));
     let new = NewRun {
-        workflow: &workflow,
+        workflow: Arc::clone(&workflow),
         workflow_file: "missing.toml".into(),
         workflow_source: WORKFLOW.into(),
         overrides: vec![],
-        mode: "drill",
+        mode: crate::store::RunMode::Drill,
         initiator: "alice".into(),
         incident_start: None,
         key: None,

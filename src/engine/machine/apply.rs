@@ -7,7 +7,7 @@ use super::super::event::Event;
 use super::{Machine, Undo, Vote};
 use crate::store::StepStatus;
 
-impl Machine<'_> {
+impl Machine {
     /// Folds one journaled event (recorded at `at`) into the state, and into the run's
     /// projection for its readers when the machine keeps one ([`Machine::projected`]). Never fails: events were valid when decided.
     pub fn apply(&mut self, event: &Event, at: DateTime<Utc>) {

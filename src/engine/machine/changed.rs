@@ -16,7 +16,7 @@ use crate::store::StepStatus;
 /// How far from now a signed change's time may be (clocks of two machines differ).
 const CLOCK_SKEW: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
 
-impl Machine<'_> {
+impl Machine {
     /// Resumes with another version of the workflow: the change is checked (its signature,
     /// when the run has allowed signers), then the resume is tried on a copy with the change
     /// folded in, so that every refusal comes before the first event; then both are decided.

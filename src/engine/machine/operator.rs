@@ -9,7 +9,7 @@ use super::{Choice, Machine, Refusal, Undo};
 use crate::dag::{Barred, Voter};
 use crate::store::StepStatus;
 
-impl Machine<'_> {
+impl Machine {
     /// Decides unknown steps: idempotent ones run again, others wait for the operator. Steps
     /// whose retry was pending retry now; compensations cut off run again.
     pub(super) fn recover(&mut self, now: DateTime<Utc>, out: &mut Vec<Event>) {

@@ -9,10 +9,11 @@ use crate::check::check_source;
 use crate::diagnostic::SourceFile;
 use crate::engine::{Decision, Event};
 use crate::store::{GENESIS, JournalEntry};
+use std::sync::Arc;
 
 /// [`APPROVAL`](super::tests::APPROVAL)'s gate and step, the step with a compensation, and a
 /// step after it.
-fn workflow() -> CompiledWorkflow {
+fn workflow() -> Arc<CompiledWorkflow> {
     let gated = super::tests::APPROVAL.replace(
         "needs = [\"gate\"]",
         "needs = [\"gate\"]\nrollback = { action = \"noop\" }",
@@ -22,9 +23,9 @@ fn workflow() -> CompiledWorkflow {
     ))
 }
 
-fn compile(text: &str) -> CompiledWorkflow {
+fn compile(text: &str) -> Arc<CompiledWorkflow> {
     let checked = check_source(SourceFile::new("t.toml", text), &Registry::builtin(), &[]);
-    checked.workflow.expect("the workflow compiles")
+    Arc::new(checked.workflow.expect("the workflow compiles"))
 }
 
 fn t(seconds: i64) -> DateTime<Utc> {
@@ -50,8 +51,8 @@ fn finished(step: &str, attempt: u32, result: Result<Outputs, (String, Failure)>
 
 /// A run driven through a rejection, a second round, a failure, a pause, a cancel and a
 /// rollback; every event with the time it was decided at, as the journal holds them.
-fn drive(w: &CompiledWorkflow) -> (Machine<'_>, Vec<(Event, DateTime<Utc>)>) {
-    let mut m = Machine::new(w, "op").projected();
+fn drive(w: &Arc<CompiledWorkflow>) -> (Machine, Vec<(Event, DateTime<Utc>)>) {
+    let mut m = Machine::new(Arc::clone(w), "op").projected();
     m.run_id = "r-1".into();
     let started = Event::RunStarted {
         workflow: "t".into(),
@@ -110,7 +111,7 @@ fn entry_by_entry_is_the_projection_of_the_whole_journal() {
     let w = workflow();
     let (driven, journal) = drive(&w);
     let entries = entries(&journal);
-    let whole = crate::engine::project("r-1", &entries, Some(&w)).unwrap();
+    let whole = crate::engine::project("r-1", &entries, Some(Arc::clone(&w))).unwrap();
     assert_eq!(
         &whole,
         driven.run_projection().unwrap(),
@@ -119,10 +120,10 @@ fn entry_by_entry_is_the_projection_of_the_whole_journal() {
 
     // A follower folds one entry at a time, and is at every point where a reader of the
     // journal up to there is.
-    let mut follower = Machine::new(&w, "op").projected();
+    let mut follower = Machine::new(Arc::clone(&w), "op").projected();
     for (n, (event, at)) in journal.iter().enumerate() {
         follower.apply(event, *at);
-        let read = crate::engine::project("r-1", &entries[..=n], Some(&w)).unwrap();
+        let read = crate::engine::project("r-1", &entries[..=n], Some(Arc::clone(&w))).unwrap();
         assert_eq!(follower.run_projection().unwrap(), &read, "after entry {n}");
     }
     assert_eq!(follower.into_run_projection().unwrap(), whole);
@@ -189,7 +190,7 @@ fn it_says_what_happened_to_the_run_and_its_steps() {
 #[test]
 fn a_changed_workflow_voids_the_votes_of_undecided_approvals() {
     let w = workflow();
-    let mut m = Machine::new(&w, "op").projected();
+    let mut m = Machine::new(Arc::clone(&w), "op").projected();
     m.advance(Input::Start, t(0)).unwrap();
     m.advance(vote("bob", Decision::Approve), t(1)).unwrap();
     assert_eq!(
@@ -234,7 +235,7 @@ fn without_its_workflow_the_journal_still_names_its_steps() {
 #[test]
 fn a_machine_that_drives_keeps_no_projection() {
     let w = workflow();
-    let mut m = Machine::new(&w, "op");
+    let mut m = Machine::new(Arc::clone(&w), "op");
     m.advance(Input::Start, t(0)).unwrap();
     assert!(m.run_projection().is_none());
 }

@@ -10,7 +10,7 @@ use crate::actions::Failure;
 use crate::dag::OnTimeout;
 use crate::store::{RunStatus, StepStatus};
 
-impl Machine<'_> {
+impl Machine {
     /// Takes `input`: returns the events that follow, already applied to the state, for the
     /// caller to journal before it acts on any of them. A refused input changes nothing: every
     /// refusal is found before the first event is emitted.

@@ -8,7 +8,7 @@ use super::super::event::Event;
 use super::Machine;
 use crate::store::{RunStatus, StepStatus};
 
-impl Machine<'_> {
+impl Machine {
     /// Where the RTO stands at `now`, from the steps' estimates.
     pub fn projection(&self, now: DateTime<Utc>) -> Option<crate::recovery::Projection> {
         use crate::recovery::{Remaining, project};
@@ -32,7 +32,7 @@ impl Machine<'_> {
             .iter()
             .map(|s| s.estimate.unwrap_or_default())
             .collect();
-        Some(project(self.workflow, &states, &durations, start, now))
+        Some(project(&self.workflow, &states, &durations, start, now))
     }
 
     /// Whether the service counts as recovered: the `recovered` step succeeded, or the run did

@@ -12,7 +12,7 @@ use crate::actions::Effect;
 use crate::store::{RunStatus, StepStatus};
 use crate::workflow::OnFailure;
 
-impl Machine<'_> {
+impl Machine {
     /// Starts what is ready, ends what is done, follows `on_failure`.
     pub(super) fn schedule(&mut self, now: DateTime<Utc>, out: &mut Vec<Event>) {
         if self.finished.is_some() || self.paused.is_some() || self.hold {

@@ -24,7 +24,7 @@ pub(super) type Checked = (
     (serde_json::Value, String),
 );
 
-impl Machine<'_> {
+impl Machine {
     /// Verifies a signed vote received at `now` and returns what it decides, or why it is
     /// refused. The key's validity window is judged at `now`, and the signed time must be
     /// within five minutes of it. The journal's replay (`engine::audit`) asks the same, with

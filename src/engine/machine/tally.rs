@@ -40,7 +40,7 @@ pub(super) fn meets_needs(status: StepStatus) -> bool {
     matches!(status, StepStatus::Succeeded | StepStatus::Skipped)
 }
 
-impl Machine<'_> {
+impl Machine {
     /// Computes the tally from the steps, from scratch.
     pub(super) fn tallied(mut self) -> Self {
         self.tally = self.count();

@@ -3,6 +3,7 @@
 use chrono::{DateTime, TimeZone, Utc};
 
 use super::*;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::schedule::backoff_ms;
@@ -15,21 +16,21 @@ fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 22, 3, 0, 0).unwrap()
 }
 
-fn compile(text: &str) -> CompiledWorkflow {
+fn compile(text: &str) -> Arc<CompiledWorkflow> {
     let checked = check_source(SourceFile::new("t.toml", text), &Registry::builtin(), &[]);
     let rendered = crate::diagnostic::render_text(&checked.source, &checked.diagnostics, false);
-    checked.workflow.unwrap_or_else(|| panic!("{rendered}"))
+    Arc::new(checked.workflow.unwrap_or_else(|| panic!("{rendered}")))
 }
 
 const HEADER: &str = "[workflow]\nname = \"t\"\nkind = \"failover\"\n";
 
-fn wf(extra: &str, steps: &str) -> CompiledWorkflow {
+fn wf(extra: &str, steps: &str) -> Arc<CompiledWorkflow> {
     compile(&format!("{HEADER}{extra}\n{steps}"))
 }
 
 /// Takes an input, like the driver does, and checks the incremental tally against a count
 /// from scratch.
-fn step(m: &mut Machine<'_>, input: Input) -> Vec<Event> {
+fn step(m: &mut Machine, input: Input) -> Vec<Event> {
     let events = m.advance(input, t0()).expect("input taken");
     assert!(m.tally_consistent(), "the tally drifted from the steps");
     events
@@ -93,7 +94,7 @@ needs = ["a"]
 #[test]
 fn start_runs_the_roots_then_dependants_then_finishes() {
     let w = wf("", CHAIN);
-    let mut m = Machine::new(&w, "op");
+    let mut m = Machine::new(Arc::clone(&w), "op");
     assert_eq!(started(&step(&mut m, Input::Start)), ["a"]);
     assert_eq!(m.status(), RunStatus::Running);
     let events = step(&mut m, ok("a", 1));
@@ -111,7 +112,7 @@ fn concurrency_limits_how_many_start() {
         s
     });
     let w = wf("concurrency = 2", &steps);
-    let mut m = Machine::new(&w, "op");
+    let mut m = Machine::new(Arc::clone(&w), "op");
     assert_eq!(started(&step(&mut m, Input::Start)).len(), 2);
     assert_eq!(started(&step(&mut m, ok("s0", 1))), ["s2"]);
 }
@@ -122,7 +123,7 @@ fn retryable_failures_retry_with_backoff_until_attempts_run_out() {
         "[defaults]\nretry = { attempts = 2, initial = \"1s\", max = \"4s\" }\n",
         CHAIN,
     );
-    let mut m = Machine::new(&w, "op");
+    let mut m = Machine::new(Arc::clone(&w), "op");
     step(&mut m, Input::Start);
     let events = step(&mut m, fail("a", 1, true));
     let Event::StepFailed {
@@ -156,7 +157,7 @@ fn retryable_failures_retry_with_backoff_until_attempts_run_out() {
 #[test]
 fn fatal_failures_do_not_retry() {
     let w = wf("[defaults]\nretry = { attempts = 5 }\n", CHAIN);
-    let mut m = Machine::new(&w, "op");
+    let mut m = Machine::new(Arc::clone(&w), "op");
     step(&mut m, Input::Start);
     let events = step(&mut m, fail("a", 1, false));
     assert!(matches!(
@@ -172,7 +173,7 @@ fn fatal_failures_do_not_retry() {
 #[test]
 fn on_failure_abort_ends_the_run_failed() {
     let w = wf("on_failure = \"abort\"", CHAIN);
-    let mut m = Machine::new(&w, "op");
+    let mut m = Machine::new(Arc::clone(&w), "op");
     step(&mut m, Input::Start);
     step(&mut m, fail("a", 1, false));
     assert_eq!(m.status(), RunStatus::Failed);
@@ -194,7 +195,7 @@ needs = ["a"]
 #[test]
 fn on_failure_rollback_compensates_at_once() {
     let w = wf("on_failure = \"rollback\"", UNDOABLE_THEN_B);
-    let mut m = Machine::new(&w, "op");
+    let mut m = Machine::new(Arc::clone(&w), "op");
     step(&mut m, Input::Start);
     step(&mut m, ok("a", 1));
     let events = step(&mut m, fail("b", 1, false));
@@ -211,7 +212,7 @@ fn on_failure_rollback_compensates_at_once() {
 #[test]
 fn a_missing_action_pauses_the_run_whatever_on_failure_says() {
     let w = wf("on_failure = \"rollback\"", UNDOABLE_THEN_B);
-    let mut m = Machine::new(&w, "op");
+    let mut m = Machine::new(Arc::clone(&w), "op");
     step(&mut m, Input::Start);
     step(&mut m, ok("a", 1));
     let missing = Input::Finished {
@@ -239,7 +240,7 @@ fn a_missing_action_pauses_the_run_whatever_on_failure_says() {
 #[test]
 fn a_late_result_of_an_old_attempt_is_ignored() {
     let w = wf("[defaults]\nretry = { attempts = 3 }\n", CHAIN);
-    let mut m = Machine::new(&w, "op");
+    let mut m = Machine::new(Arc::clone(&w), "op");
     step(&mut m, Input::Start);
     step(&mut m, fail("a", 1, true));
     step(&mut m, Input::RetryDue { step: "a".into() });
@@ -271,7 +272,7 @@ fn vote(by: &str, decision: Decision) -> Input {
 #[test]
 fn approvals_need_a_quorum_of_distinct_allowed_approvers() {
     let w = wf("", APPROVAL);
-    let mut m = Machine::new(&w, "alice");
+    let mut m = Machine::new(Arc::clone(&w), "alice");
     step(&mut m, Input::Start);
     assert_eq!(m.status(), RunStatus::AwaitingApproval);
     assert!(
@@ -304,7 +305,7 @@ fn approvals_need_a_quorum_of_distinct_allowed_approvers() {
 #[test]
 fn one_rejection_ends_the_wait() {
     let w = wf("", APPROVAL);
-    let mut m = Machine::new(&w, "op");
+    let mut m = Machine::new(Arc::clone(&w), "op");
     step(&mut m, Input::Start);
     let events = step(&mut m, vote("bob", Decision::Reject));
     assert!(
@@ -316,7 +317,7 @@ fn one_rejection_ends_the_wait() {
 #[test]
 fn approval_timeout_follows_on_timeout() {
     let reject = wf("", APPROVAL);
-    let mut m = Machine::new(&reject, "op");
+    let mut m = Machine::new(Arc::clone(&reject), "op");
     step(&mut m, Input::Start);
     step(
         &mut m,
@@ -333,7 +334,7 @@ fn approval_timeout_follows_on_timeout() {
             "timeout = \"30m\", on_timeout = \"approve\"",
         ),
     );
-    let mut m = Machine::new(&approve, "op");
+    let mut m = Machine::new(Arc::clone(&approve), "op");
     step(&mut m, Input::Start);
     let events = step(
         &mut m,
@@ -350,7 +351,7 @@ fn self_approval_when_allowed() {
         "",
         &APPROVAL.replace("quorum = 2,", "quorum = 1, allow_self_approval = true,"),
     );
-    let mut m = Machine::new(&w, "alice");
+    let mut m = Machine::new(Arc::clone(&w), "alice");
     step(&mut m, Input::Start);
     step(&mut m, vote("alice", Decision::Approve));
     assert_eq!(m.step("gate").unwrap().status, StepStatus::Succeeded);
@@ -359,7 +360,7 @@ fn self_approval_when_allowed() {
 #[test]
 fn votes_on_a_step_not_waiting_are_refused() {
     let w = wf("", APPROVAL);
-    let m = Machine::new(&w, "op");
+    let m = Machine::new(Arc::clone(&w), "op");
     assert!(
         m.decide(vote("bob", Decision::Approve), t0())
             .unwrap_err()
@@ -384,7 +385,7 @@ with = { argv = ["true"] }
 #[test]
 fn after_a_crash_idempotent_steps_rerun_and_others_pause() {
     let w = wf("", SHELLS);
-    let mut m = Machine::new(&w, "op");
+    let mut m = Machine::new(Arc::clone(&w), "op");
     step(&mut m, Input::Start);
     let events = step(&mut m, Input::Interrupted);
     assert_eq!(events.len(), 2);
@@ -405,7 +406,7 @@ fn the_operator_decides_unknown_steps() {
         (Choice::Retry, StepStatus::Running),
         (Choice::Skip, StepStatus::Skipped),
     ] {
-        let mut m = Machine::new(&w, "op");
+        let mut m = Machine::new(Arc::clone(&w), "op");
         step(&mut m, Input::Start);
         step(&mut m, ok("safe", 1));
         step(&mut m, Input::Interrupted);
@@ -425,7 +426,7 @@ fn the_operator_decides_unknown_steps() {
 #[test]
 fn resume_refuses_a_run_that_is_not_paused_and_choices_on_settled_steps() {
     let w = wf("", SHELLS);
-    let mut m = Machine::new(&w, "op");
+    let mut m = Machine::new(Arc::clone(&w), "op");
     step(&mut m, Input::Start);
     assert!(
         m.decide(
@@ -452,7 +453,7 @@ fn resume_refuses_a_run_that_is_not_paused_and_choices_on_settled_steps() {
 #[test]
 fn cancel_stops_new_starts_and_resume_continues() {
     let w = wf("", CHAIN);
-    let mut m = Machine::new(&w, "op");
+    let mut m = Machine::new(Arc::clone(&w), "op");
     step(&mut m, Input::Start);
     step(&mut m, Input::Cancel { by: "op".into() });
     assert_eq!(m.status(), RunStatus::Running, "a runs on until it ends");
@@ -499,7 +500,7 @@ needs = ["left", "right"]
 rollback = { action = "noop" }
 "#;
     let w = wf("", steps);
-    let mut m = Machine::new(&w, "op");
+    let mut m = Machine::new(Arc::clone(&w), "op");
     step(&mut m, Input::Start);
     for s in ["root", "left", "right", "join"] {
         step(&mut m, ok(s, 1));
@@ -531,7 +532,7 @@ rollback = { action = "noop" }
 fn a_failed_compensation_fails_the_rollback() {
     let steps = "[[steps]]\nid = \"a\"\naction = \"noop\"\nrollback = { action = \"noop\" }\n";
     let w = wf("", steps);
-    let mut m = Machine::new(&w, "op");
+    let mut m = Machine::new(Arc::clone(&w), "op");
     step(&mut m, Input::Start);
     step(&mut m, ok("a", 1));
     step(&mut m, Input::Rollback { by: "op".into() });
@@ -548,7 +549,7 @@ fn a_failed_compensation_fails_the_rollback() {
 #[test]
 fn rollback_is_refused_while_steps_run() {
     let w = wf("", CHAIN);
-    let mut m = Machine::new(&w, "op");
+    let mut m = Machine::new(Arc::clone(&w), "op");
     step(&mut m, Input::Start);
     assert!(
         m.decide(Input::Rollback { by: "op".into() }, t0())
@@ -561,11 +562,11 @@ fn rollback_is_refused_while_steps_run() {
 #[test]
 fn replaying_the_events_rebuilds_the_same_state() {
     let w = wf("", APPROVAL);
-    let mut m = Machine::new(&w, "alice");
+    let mut m = Machine::new(Arc::clone(&w), "alice");
     let mut all = step(&mut m, Input::Start);
     all.extend(step(&mut m, vote("bob", Decision::Approve)));
     all.extend(step(&mut m, vote("carol", Decision::Approve)));
-    let mut replayed = Machine::new(&w, "alice");
+    let mut replayed = Machine::new(Arc::clone(&w), "alice");
     for e in &all {
         replayed.apply(e, t0());
     }
@@ -576,7 +577,7 @@ fn replaying_the_events_rebuilds_the_same_state() {
 #[test]
 fn hold_records_without_starting_anything() {
     let w = wf("", APPROVAL);
-    let mut m = Machine::new(&w, "alice");
+    let mut m = Machine::new(Arc::clone(&w), "alice");
     step(&mut m, Input::Start);
     m.hold = true;
     step(&mut m, vote("bob", Decision::Approve));
@@ -619,7 +620,7 @@ fn at(minutes: i64) -> DateTime<Utc> {
     t0() + chrono::Duration::minutes(minutes)
 }
 
-fn step_at(m: &mut Machine<'_>, input: Input, now: DateTime<Utc>) -> Vec<Event> {
+fn step_at(m: &mut Machine, input: Input, now: DateTime<Utc>) -> Vec<Event> {
     let events = m.decide(input, now).expect("input taken");
     for e in &events {
         m.apply(e, now);
@@ -638,8 +639,8 @@ fn rto_events(events: &[Event]) -> Vec<&'static str> {
         .collect()
 }
 
-fn started_run(w: &CompiledWorkflow, incident_start: Option<DateTime<Utc>>) -> Machine<'_> {
-    let mut m = Machine::new(w, "op");
+fn started_run(w: &Arc<CompiledWorkflow>, incident_start: Option<DateTime<Utc>>) -> Machine {
+    let mut m = Machine::new(Arc::clone(w), "op");
     let started = Event::RunStarted {
         workflow: "t".into(),
         mode: "drill".into(),
@@ -740,8 +741,8 @@ fn resume_with(by: &str, choices: &[(&str, Choice)]) -> Input {
 }
 
 /// A run whose gate was rejected by carol, paused (`on_failure = "pause"`).
-fn rejected_gate(w: &CompiledWorkflow) -> Machine<'_> {
-    let mut m = Machine::new(w, "alice");
+fn rejected_gate(w: &Arc<CompiledWorkflow>) -> Machine {
+    let mut m = Machine::new(Arc::clone(w), "alice");
     step(&mut m, Input::Start);
     step(&mut m, vote("bob", Decision::Approve));
     step(&mut m, vote("carol", Decision::Reject));
@@ -762,7 +763,7 @@ fn guarantee_a_rejected_approval_cannot_be_skipped_or_marked_succeeded() {
     // Nothing ran past the gate.
     assert_eq!(m.step("go").unwrap().status, StepStatus::Pending);
     // A timed-out approval (on_timeout = reject) is as final.
-    let mut m = Machine::new(&w, "alice");
+    let mut m = Machine::new(Arc::clone(&w), "alice");
     step(&mut m, Input::Start);
     step(
         &mut m,
@@ -797,7 +798,7 @@ fn guarantee_retrying_an_approval_voids_every_earlier_vote() {
 #[test]
 fn guarantee_votes_after_the_deadline_are_refused() {
     let w = wf("", APPROVAL);
-    let mut m = Machine::new(&w, "alice");
+    let mut m = Machine::new(Arc::clone(&w), "alice");
     step(&mut m, Input::Start);
     let late = t0() + chrono::Duration::minutes(31);
     let refusal = m.decide(vote("bob", Decision::Approve), late).unwrap_err();
@@ -811,7 +812,7 @@ fn guarantee_an_ambiguous_failure_of_a_step_that_is_not_idempotent_is_never_retr
         "[defaults]\nretry = { attempts = 3, initial = \"1s\", max = \"1s\" }\n",
         SHELLS,
     );
-    let mut m = Machine::new(&w, "op");
+    let mut m = Machine::new(Arc::clone(&w), "op");
     step(&mut m, Input::Start);
     let timed_out = |s: &str| Input::Finished {
         step: s.into(),
@@ -838,7 +839,7 @@ fn guarantee_an_ambiguous_failure_of_a_step_that_is_not_idempotent_is_never_retr
     );
     assert!(started(&events).is_empty());
     // A failure proved to have changed nothing is retried as before.
-    let mut m = Machine::new(&w, "op");
+    let mut m = Machine::new(Arc::clone(&w), "op");
     step(&mut m, Input::Start);
     let events = step(
         &mut m,
@@ -863,7 +864,7 @@ fn guarantee_an_ambiguous_failure_of_a_probed_action_goes_to_the_probe() {
         "",
         "[[steps]]\nid = \"promote\"\naction = \"rds.promote_read_replica\"\nwith = { db_instance = \"db\" }\n",
     );
-    let mut m = Machine::new(&w, "op");
+    let mut m = Machine::new(Arc::clone(&w), "op");
     step(&mut m, Input::Start);
     let events = step(
         &mut m,
@@ -890,7 +891,7 @@ fn guarantee_an_ambiguous_failure_of_a_probed_action_goes_to_the_probe() {
 #[test]
 fn guarantee_the_first_recorded_previous_value_is_kept() {
     let w = wf("", CHAIN);
-    let mut m = Machine::new(&w, "op");
+    let mut m = Machine::new(Arc::clone(&w), "op");
     step(&mut m, Input::Start);
     let record = |attempt: u32, v: &str| Input::RecordPrevious {
         step: "a".into(),
@@ -912,7 +913,7 @@ fn guarantee_the_first_recorded_previous_value_is_kept() {
 fn guarantee_an_undo_that_finds_someone_elses_value_pauses_the_rollback() {
     let steps = "[[steps]]\nid = \"a\"\naction = \"noop\"\nrollback = { action = \"noop\" }\n";
     let w = wf("", steps);
-    let mut m = Machine::new(&w, "op");
+    let mut m = Machine::new(Arc::clone(&w), "op");
     step(&mut m, Input::Start);
     step(&mut m, ok("a", 1));
     step(&mut m, Input::Rollback { by: "op".into() });
@@ -936,7 +937,7 @@ fn guarantee_an_undo_that_finds_someone_elses_value_pauses_the_rollback() {
 #[test]
 fn a_resume_may_decide_several_steps_but_each_once() {
     let w = wf("", SHELLS);
-    let mut m = Machine::new(&w, "op");
+    let mut m = Machine::new(Arc::clone(&w), "op");
     step(&mut m, Input::Start);
     step(&mut m, Input::Interrupted);
     step(&mut m, Input::Recover);
@@ -974,7 +975,7 @@ action = "noop"
 "#;
 
 /// A gate every step past it waits for, and two steps beside it.
-fn gate_and_side() -> CompiledWorkflow {
+fn gate_and_side() -> Arc<CompiledWorkflow> {
     wf("", &format!("{APPROVAL}{SIDE}"))
 }
 
@@ -996,7 +997,7 @@ fn resume_changed(by: &str, choices: &[(&str, Choice)], to: &str, steps: &[&str]
 }
 
 /// `side` and `other` failed, then carol rejected the gate: the run is paused.
-fn rejected_beside(w: &CompiledWorkflow) -> Machine<'_> {
+fn rejected_beside(w: &Arc<CompiledWorkflow>) -> Machine {
     let mut m = started_run(w, None);
     assert_eq!(
         started(&step(&mut m, Input::Start)),

@@ -49,7 +49,7 @@ impl Drop for Routed {
 /// Drives `run`, already on the router (`routed`), until it rests, `first` fed before it goes
 /// on.
 pub(super) async fn drive_here(
-    run: Run<'_>,
+    run: Run,
     ((routed, control_rx), shared): (OnRouter, Option<Arc<dyn Store>>),
     (base_dir, services): (PathBuf, &Services),
     first: Vec<Input>,
@@ -100,16 +100,13 @@ pub(super) async fn drive_here(
 }
 
 async fn drive(
-    run: Run<'_>,
+    run: Run,
     (base_dir, services): (PathBuf, &Services),
     first: Vec<Input>,
     control: mpsc::Receiver<ControlRequest>,
     announcer: Option<crate::notify::Announcer>,
 ) -> (Outcome, Option<Registered>) {
-    let exec = match super::super::exec::exec_context(&run.recorder.run, base_dir, services) {
-        Ok(exec) => exec,
-        Err(e) => return (Err(e.to_string()), None),
-    };
+    let exec = super::super::exec::exec_context(&run.recorder.run, base_dir, services);
     let observer = super::super::exec::with_events(Box::new(|_, _, _| {}), announcer);
     let mut driver = Driver::new(run, services, exec, observer);
     let secrets = Some(driver.registered());

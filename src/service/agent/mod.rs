@@ -20,7 +20,7 @@ use super::takeup::{
 use crate::control::{Reply, Response, RunDecision, StartRequest, TakeUpHow, Taken};
 use crate::engine::{Input, Machine, NewRun, Run, Services, WorkflowChange};
 use crate::service::Router;
-use crate::service::load::{Loaded, Purpose};
+use crate::service::load::Purpose;
 use crate::store::Store;
 
 /// What the agent tells about the runs it drives (its caller prints it).
@@ -127,26 +127,13 @@ impl Agent {
     /// Starts run of `request` and drives it as a task of its own; returns once its start is
     /// durable, with what a follower needs.
     pub fn start_run(&self, request: StartRequest) -> Result<Taken, CliError> {
-        let overrides = request
-            .overrides
-            .iter()
-            .map(|o| o.parse())
-            .collect::<Result<Vec<_>, String>>()
-            .map_err(CliError::invalid)?;
-        let workflow = crate::service::load::compile(
+        let workflow = Arc::new(crate::service::load::compile(
             &self.services.registry,
             &request.file,
             &request.source,
-            &overrides,
+            &request.overrides,
             Some(Path::new(&request.file)),
-        )?;
-        let incident_start =
-            match &request.incident_start {
-                Some(t) => Some(crate::time::parse_time(t).ok_or_else(|| {
-                    CliError::invalid(format!("`{t}` is not an RFC 3339 timestamp"))
-                })?),
-                None => None,
-            };
+        )?);
         let router = self.router()?;
         let started_with = request
             .key
@@ -154,18 +141,18 @@ impl Agent {
             .map(|key| (request.initiator.as_str(), Path::new(key)));
         let driver = self.driver_key(workflow.signers.as_deref(), started_with)?;
         let new = NewRun {
-            workflow: &workflow,
+            workflow: Arc::clone(&workflow),
             workflow_file: request.file.clone(),
             workflow_source: request.source.clone(),
             overrides: request.overrides.clone(),
-            mode: &request.mode,
+            mode: request.mode,
             initiator: request.initiator.clone(),
-            incident_start,
+            incident_start: request.incident_start,
             key: request.key.as_ref().map(std::path::PathBuf::from),
         };
         // The start is recorded here, on the caller's thread, its run put on the router
         // before it exists in the store: nothing takes up a run being driven.
-        let (record, routed) = {
+        let (mut run, routed) = {
             let _slot = self.slot(&workflow.name);
             let (starting, routed) = loop {
                 let starting = Run::begin(self.store.clone(), &new, self.services.clock.as_ref())
@@ -183,9 +170,9 @@ impl Agent {
                 .runtime
                 .block_on(starting.record_async())
                 .map_err(CliError::from)?;
-            (run.recorder.run.clone(), routed)
+            (run, routed)
         };
-        let id = record.run_id.clone();
+        let id = run.id().to_string();
         tracing::info!(run_id = %id, workflow = %workflow.name, "run handed to the agent: started");
         (self.say)(format!(
             "run {id} started: {} ({}), as {}",
@@ -197,21 +184,11 @@ impl Agent {
         let base = super::exec::base_dir(Path::new(&request.file));
         let live = Live::new(&self.live);
         let record_id = id.clone();
+        // The run as started is driven: its machine and records go to the task whole.
+        run.recorder.sign_with(driver);
         self.runtime.spawn(async move {
-            match Run::load_record(store, record, &workflow) {
-                Ok(mut run) => {
-                    run.recorder.sign_with(driver);
-                    let _ = drive::drive_here(
-                        run,
-                        (routed, inbox),
-                        (base, &services),
-                        Vec::new(),
-                        &say,
-                    )
-                    .await;
-                }
-                Err(e) => say(format!("run {id} stopped: {e}")),
-            }
+            let _ =
+                drive::drive_here(run, (routed, inbox), (base, &services), Vec::new(), &say).await;
             drop(live);
         });
         Ok(Taken {
@@ -230,7 +207,7 @@ impl Agent {
         &self,
         run_id: &str,
         purpose: Purpose,
-        inputs: impl FnOnce(&Machine<'_>, Option<WorkflowChange>) -> Vec<Input> + Send + 'static,
+        inputs: impl FnOnce(&Machine, Option<WorkflowChange>) -> Vec<Input> + Send + 'static,
     ) -> Result<Taken, CliError> {
         self.take_up_signed(run_id, purpose, (String::new(), None), inputs)
     }
@@ -241,7 +218,7 @@ impl Agent {
         run_id: &str,
         purpose: Purpose,
         (by, key): (String, Option<std::path::PathBuf>),
-        inputs: impl FnOnce(&Machine<'_>, Option<WorkflowChange>) -> Vec<Input> + Send + 'static,
+        inputs: impl FnOnce(&Machine, Option<WorkflowChange>) -> Vec<Input> + Send + 'static,
     ) -> Result<Taken, CliError> {
         let router = self.router()?;
         // A run of its workflow does not start meanwhile (a cancelled run taken up holds its
@@ -264,29 +241,23 @@ impl Agent {
             &self.services.registry,
         )?;
         let change = signed_change(&loaded, &by, key.as_deref())?;
-        let Loaded {
-            run: record,
-            workflow,
-            text,
-            ..
-        } = loaded;
         let taken = Taken {
             run_id: run_id.to_string(),
             pid: std::process::id(),
-            initiator: record.initiator.clone(),
-            file: record.workflow_file.clone(),
-            text,
-            overrides: record.overrides.clone(),
+            initiator: loaded.run.initiator.clone(),
+            file: loaded.run.workflow_file.clone(),
+            text: loaded.text.clone(),
+            overrides: loaded.run.overrides.clone(),
         };
         // The agent's own key, else the key of who resumes.
         let resumer = key.as_deref().map(|key| (by.as_str(), key));
-        let driver = self.driver_key(workflow.signers.as_deref(), resumer)?;
+        let driver = self.driver_key(loaded.workflow.signers.as_deref(), resumer)?;
         let (store, say) = (self.store.clone(), self.say.clone());
         let inbox = self.inbox.then(|| store.clone());
         let services = self.services.clone();
-        let base = super::exec::base_dir(Path::new(&record.workflow_file));
+        let base = super::exec::base_dir(Path::new(&loaded.run.workflow_file));
         self.on_task(move |answer| async move {
-            let mut run = match Run::load_record(store.clone(), record, &workflow) {
+            let mut run = match loaded.into_run(store.clone()) {
                 Ok(run) => run,
                 Err(e) => {
                     let _ = answer.send(Err(CliError::from(e)));

@@ -24,7 +24,7 @@ fn orphaned(run: &RunRecord, owner_present: bool) -> bool {
 }
 
 /// Whether any step of the run has begun (else taking it up recovers nothing).
-fn begun(machine: &Machine<'_>) -> bool {
+fn begun(machine: &Machine) -> bool {
     machine.workflow().steps.iter().any(|s| {
         machine
             .step(&s.id)

@@ -15,7 +15,7 @@ fn request(workflow: &str) -> StartRequest {
             "[workflow]\nname = \"{workflow}\"\nkind = \"failover\"\n\n[[steps]]\nid = \"hold\"\naction = \"wait\"\nwith = {{ duration = \"2s\" }}\n"
         ),
         overrides: vec![],
-        mode: "drill".into(),
+        mode: crate::store::RunMode::Drill,
         initiator: "alice".into(),
         incident_start: None,
         key: None,
