@@ -1095,3 +1095,108 @@ fn a_runbook_start_turned_down_changed_nothing_and_one_with_other_parameters_is_
         mismatch.message
     );
 }
+
+const AUTO_FAILOVER: &str = r#"
+[workflow]
+name = "orders-global"
+kind = "failover"
+rpo = "1m"
+
+[[steps]]
+id = "lag"
+action = "rds.global_replication_lag"
+with = { region = "us-west-2", db_cluster = "orders-usw2", max_lag = "5m" }
+measures = "rpo"
+
+[[steps]]
+id = "move-writer"
+action = "rds.failover_global_cluster"
+needs = ["lag"]
+with = { region = "us-west-2", global_cluster = "orders", target_cluster_arn = "arn:aws:rds:us-west-2:123456789012:cluster:orders-usw2", mode = "auto", allow_data_loss = true }
+"#;
+
+/// A run of an Aurora global failover in `auto` mode, lag from moto's `CloudWatch`, the global
+/// cluster mocked (moto has no `FailoverGlobalCluster`), the primary's region answering 503:
+/// its report says which mode was used and what lag was measured.
+#[test]
+fn the_report_of_an_auto_failover_shows_the_mode_used_and_the_lag() {
+    use drctl::engine::{Driver, Input, NewRun, Run, Services, SystemClock, Until};
+    use drctl::store::{MemoryStore, RunStatus, Store};
+    use global::{Primary, rds};
+
+    let moto = Moto::start();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let config = rt.block_on(moto.config());
+    rt.block_on(put_millis(
+        &config,
+        "AWS/RDS",
+        "AuroraGlobalDBReplicationLag",
+        &[("DBClusterIdentifier", "orders-usw2")],
+        2500.0,
+    ));
+    let down = rds(Primary::Http(503, "Service Unavailable"));
+    let client = down.client.clone();
+    let services = Services::new(AwsContext::with_clients(clients(&config, move |c| {
+        c.rds = client;
+    })));
+    let checked = drctl::check::check_source(
+        drctl::diagnostic::SourceFile::new("global.toml", AUTO_FAILOVER),
+        &services.registry,
+        &[],
+    );
+    let workflow = checked
+        .workflow
+        .unwrap_or_else(|| panic!("invalid: {:?}", checked.diagnostics));
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let run = Run::start(
+        store.clone(),
+        &NewRun {
+            workflow: &workflow,
+            workflow_file: "global.toml".into(),
+            workflow_source: AUTO_FAILOVER.into(),
+            overrides: vec![],
+            mode: "run",
+            initiator: "alice".into(),
+            incident_start: None,
+            key: None,
+        },
+        &SystemClock,
+    )
+    .unwrap();
+    let run_id = run.id().to_string();
+    let exec = ExecContext {
+        base_dir: ".".into(),
+        timeout: None,
+        aws: services.aws.clone(),
+        incident_start: chrono::Utc::now(),
+        previous: None,
+        remember: None,
+        processes: StepProcesses::default(),
+    };
+    let mut driver = Driver::new(run, &services, exec, Box::new(|_, _, _| {}));
+    let status = rt
+        .block_on(driver.drive(
+            Input::Start,
+            Until::Done,
+            None,
+            Box::pin(std::future::pending()),
+        ))
+        .unwrap();
+    assert_eq!(status, RunStatus::Succeeded);
+    assert_eq!(down.failover.num_calls(), 1);
+
+    let report = drctl::report::build(&*store, &run_id).unwrap();
+    let step = report.steps.iter().find(|s| s.id == "move-writer").unwrap();
+    assert_eq!(step.outputs["mode_used"], "failover");
+    assert_eq!(step.outputs["lag_seconds"], 2.5);
+    let markdown = drctl::report::markdown(&report);
+    for words in ["\"mode_used\":\"failover\"", "\"lag_seconds\":2.5"] {
+        assert!(markdown.contains(words), "{words} not in:\n{markdown}");
+    }
+    let json: Value = serde_json::from_str(&drctl::report::json(&report)).unwrap();
+    assert_eq!(json["rpo"]["achieved_seconds"], 2.5, "{}", json["rpo"]);
+}
