@@ -742,7 +742,8 @@ fn a_global_datastore_failover_journals_the_primary_region_first_and_probes_whic
                 .current(&args, &aws)
         ),
         LiveState::Current(
-            "primary of ldgnf-sessions: sessions-use1 (us-east-1) (available)".into()
+            "primary of ldgnf-sessions: sessions-use1 (us-east-1); the datastore is available"
+                .into()
         )
     );
 }

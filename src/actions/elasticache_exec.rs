@@ -225,7 +225,7 @@ pub async fn current_primary(args: &Resolved, aws: &AwsContext) -> LiveState {
         let id = text(args, "global_datastore").unwrap_or_default();
         let now = read(&c, id).await?;
         Ok(format!(
-            "primary of {id}: {} ({})",
+            "primary of {id}: {}; the datastore is {}",
             now.primary_shown(),
             now.status
         ))
