@@ -1201,3 +1201,102 @@ fn the_report_of_an_auto_failover_shows_the_mode_used_and_the_lag() {
     let json: Value = serde_json::from_str(&drctl::report::json(&report)).unwrap();
     assert_eq!(json["rpo"]["achieved_seconds"], 2.5, "{}", json["rpo"]);
 }
+
+const LAG_GATES: &str = r#"
+[workflow]
+name = "orders-lag-gates"
+kind = "failover"
+rpo = "1m"
+
+[[steps]]
+id = "aurora-lag"
+action = "rds.global_replication_lag"
+with = { region = "us-west-2", db_cluster = "orders-usw2", max_lag = "1m" }
+measures = "rpo"
+
+[[steps]]
+id = "table-latency"
+action = "dynamodb.replication_latency"
+with = { region = "us-east-1", table = "orders", receiving_region = "us-west-2", max_latency = "1m" }
+"#;
+
+/// The lag gates through the command line, every request sent to the emulator by
+/// `--aws-endpoint-url`: plan shows the lag now, the run passes both gates and logs each
+/// `CloudWatch` request, and the report's RPO is the lag measured.
+#[test]
+fn the_lag_gates_run_from_the_command_line_against_the_endpoint_given() {
+    let moto = Moto::start();
+    let rt = rt();
+    let config = rt.block_on(moto.config());
+    rt.block_on(put_millis(
+        &config,
+        "AWS/RDS",
+        "AuroraGlobalDBReplicationLag",
+        &[("DBClusterIdentifier", "orders-usw2")],
+        1500.0,
+    ));
+    // The table's writes are in us-east-1: its latency is published there.
+    let east = rt.block_on(async {
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(&moto.url)
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_credential_types::Credentials::new(
+                "testing", "testing", None, None, "moto",
+            ))
+            .load()
+            .await
+    });
+    rt.block_on(put_millis(
+        &east,
+        "AWS/DynamoDB",
+        "ReplicationLatency",
+        &[("TableName", "orders"), ("ReceivingRegion", "us-west-2")],
+        700.0,
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("gates.toml");
+    std::fs::write(&file, LAG_GATES).unwrap();
+    let file = file.to_str().unwrap();
+    let state = dir.path().join("state");
+
+    let plan = moto.drctl(&state).run(&["plan", file]);
+    let text = plan.text();
+    assert_eq!(plan.code, 0, "{text}");
+    for now in [
+        "current: AuroraGlobalDBReplicationLag of cluster orders-usw2 now 1.5s",
+        "current: ReplicationLatency of global table orders to us-west-2 now 0.7s",
+    ] {
+        assert!(text.contains(now), "{now} not in:\n{text}");
+    }
+
+    let out = moto
+        .drctl(&state)
+        .run(&["run", file, "--as", "ops", "--json", "-vv"])
+        .code(0);
+    let calls: Vec<Value> = out
+        .stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| l["message"] == "AWS call" && l["operation"] == "GetMetricStatistics")
+        .collect();
+    for step in ["aurora-lag", "table-latency"] {
+        let call = calls
+            .iter()
+            .find(|c| c["step"] == step)
+            .unwrap_or_else(|| panic!("no CloudWatch call of {step} logged:\n{}", out.stderr));
+        assert_eq!(
+            (call["status"].as_u64(), call["outcome"].as_str()),
+            (Some(200), Some("ok"))
+        );
+    }
+    let run_id = out.run_id();
+    let report = moto
+        .drctl(&state)
+        .run(&["report", &run_id, "--format", "json"])
+        .ok()
+        .json();
+    assert_eq!(report["rpo"]["achieved_seconds"], 1.5, "{}", report["rpo"]);
+    let steps = report["steps"].as_array().unwrap();
+    let latency = steps.iter().find(|s| s["id"] == "table-latency").unwrap();
+    assert_eq!(latency["outputs"]["latency_seconds"], 0.7);
+}
