@@ -192,4 +192,22 @@ mod tests {
         );
         assert!(matches!(e, CallError::Fatal(_)), "{e:?}");
     }
+
+    #[test]
+    fn a_global_operation_or_runbook_turned_down_while_another_runs_changed_nothing() {
+        for code in [
+            "InvalidGlobalClusterStateFault",
+            "InvalidGlobalReplicationGroupState",
+            "AutomationExecutionLimitExceededException",
+        ] {
+            let e = classify(&answered(code, 400), "global cluster orders", "us-east-1");
+            assert!(matches!(e, CallError::NoEffect(_)), "{code}: {e:?}");
+        }
+        let e = classify(
+            &answered("IdempotentParameterMismatch", 400),
+            "SSM Automation",
+            "us-east-1",
+        );
+        assert!(matches!(e, CallError::Fatal(_)), "{e:?}");
+    }
 }
