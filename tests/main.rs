@@ -5,6 +5,7 @@ mod adversarial;
 mod at_most_once;
 mod audit;
 mod aws;
+mod aws_global;
 mod aws_guarantees;
 mod aws_mocks;
 mod aws_services;

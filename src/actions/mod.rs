@@ -7,9 +7,11 @@
 //! read its arguments, and its asynchronous hooks: `execute`, and where it has them `undo`
 //! (self-undoing actions), `probe` (telling whether an attempt lost in a crash took effect)
 //! and `current` (the live value plan shows). The declarations are grouped by service in
-//! `builtin.rs`, `route53.rs`, `rds.rs`, `ecs.rs`, `autoscaling.rs`, `ssm.rs`, `sns.rs` and
-//! `cloudwatch.rs`; the code that performs them is in the matching `*_exec` module
-//! (`rds_exec/` holds one file per kind of RDS resource). The engine decides
+//! `builtin.rs`, `route53.rs`, `rds.rs`, `ecs.rs`, `autoscaling.rs`, `ssm.rs`, `sns.rs`,
+//! `cloudwatch.rs` and `elasticache.rs`, and the replication lag of global databases (Aurora,
+//! `DynamoDB`) in `replication.rs`; the code that performs them is in the matching `*_exec`
+//! module (`rds_exec/` holds one file per kind of RDS resource; SSM Automation's is
+//! `ssm_automation_exec.rs`). The engine decides
 //! when to run, retry, probe or undo; an action only does one attempt and says, through
 //! [`StepError`] and [`Failure`], what a failure tells about its effect. AWS calls go through
 //! [`crate::aws`], whose errors become step errors here (`From<aws::CallError>`).
@@ -93,11 +95,15 @@ mod cloudwatch;
 mod cloudwatch_exec;
 mod ecs;
 mod ecs_exec;
+mod elasticache;
+mod elasticache_exec;
 mod outcome;
 pub mod processes;
 mod rds;
 mod rds_exec;
 pub mod reference;
+mod replication;
+mod replication_exec;
 mod route53;
 mod route53_exec;
 mod route53_record;
@@ -105,6 +111,7 @@ mod schema;
 mod sns;
 mod sns_exec;
 mod ssm;
+mod ssm_automation_exec;
 mod ssm_exec;
 
 use std::collections::BTreeMap;
@@ -279,6 +286,8 @@ impl Registry {
             .chain(ssm::all())
             .chain(sns::all())
             .chain(cloudwatch::all())
+            .chain(elasticache::all())
+            .chain(replication::all())
         {
             actions.insert(action.spec().name, Arc::from(action));
         }
@@ -358,6 +367,10 @@ mod tests {
             "ssm.put_parameter",
             "sns.publish",
             "cloudwatch.alarm_state",
+            "ssm.start_automation",
+            "elasticache.failover_global_datastore",
+            "rds.global_replication_lag",
+            "dynamodb.replication_latency",
         ];
         for name in spec_names {
             assert!(registry.get(name).is_some(), "{name} is missing");

@@ -1,9 +1,10 @@
-//! RDS actions: promotions, cluster failovers, snapshots, restores, and the replica-lag reading
-//! that measures RPO.
+//! RDS actions: promotions, cluster failovers (a global cluster's by the mode it is given or
+//! finds), snapshots, restores, and the replica-lag reading that measures RPO. The global
+//! replication lag is read with the other global databases' in `replication.rs`.
 
 use std::time::Duration;
 
-use super::rds_exec::{clusters, instances, snapshots};
+use super::rds_exec::{clusters, global_mode, instances, snapshots};
 use super::schema::{ParamSpec as P, ParamType as T, REGION};
 use super::{Action, ActionSpec, ArgProblem, Args, Effect};
 use crate::workflow::format_duration;
@@ -120,7 +121,7 @@ struct FailoverGlobalCluster;
 
 static FAILOVER_GLOBAL: ActionSpec = ActionSpec {
     name: "rds.failover_global_cluster",
-    summary: "Fail an Aurora global database over to a secondary cluster (for a regional outage).",
+    summary: "Fail an Aurora global database over to a secondary cluster (for a regional outage). With `mode`, the secondary's replication lag is measured first (`lag_seconds`); `auto` also asks the primary's region, and does a switchover (no data loss) when the primary cluster answers and is available, otherwise a failover, which it refuses unless `allow_data_loss = true`. `mode_used` says which was done.",
     params: &[
         REGION,
         GLOBAL_CLUSTER,
@@ -131,8 +132,13 @@ static FAILOVER_GLOBAL: ActionSpec = ActionSpec {
             "false",
             "allow failover when the secondary lags (loses the lagging writes)",
         ),
+        P::optional(
+            "mode",
+            T::OneOf(&["switchover", "failover", "auto"]),
+            "switchover, failover, or auto (switchover when the primary region answers, else failover); absent: a failover, without measuring",
+        ),
     ],
-    outputs: &["writer"],
+    outputs: &["writer", "mode_used", "lag_seconds"],
     idempotent: false,
     effect: Effect::Irreversible,
 };
@@ -142,22 +148,57 @@ impl Action for FailoverGlobalCluster {
         &FAILOVER_GLOBAL
     }
 
+    fn check(&self, args: &Args) -> Vec<ArgProblem> {
+        if args
+            .get("mode")
+            .and_then(super::Arg::literal_text)
+            .as_deref()
+            == Some("switchover")
+            && args.get("allow_data_loss").is_some()
+        {
+            return vec![ArgProblem {
+                param: Some("allow_data_loss"),
+                message: "a switchover never loses data: `allow_data_loss` has no meaning with `mode = \"switchover\"`".into(),
+            }];
+        }
+        Vec::new()
+    }
+
     fn describe(&self, args: &Args) -> String {
-        let loss = if args.bool("allow_data_loss") == Some(true) {
+        let allowed = args.bool("allow_data_loss") == Some(true);
+        let loss = if allowed {
             ", accepting the loss of unreplicated writes"
         } else {
             ", refusing data loss"
         };
-        format!(
-            "fail global cluster {} over to {}{loss}",
-            args.show("global_cluster"),
-            args.show("target_cluster_arn")
-        )
+        let (global, target) = (args.show("global_cluster"), args.show("target_cluster_arn"));
+        let mode = args.get("mode").map(super::Arg::literal_text);
+        match mode.as_ref().map(Option::as_deref) {
+            Some(Some("auto")) => format!(
+                "fail global cluster {global} over to {target}: a switchover (no data loss) if the primary region answers, else a failover{}; the lag is measured first",
+                if allowed {
+                    ", accepting the loss of unreplicated writes"
+                } else {
+                    ", which is refused without allow_data_loss"
+                }
+            ),
+            Some(Some("switchover")) => format!(
+                "switch global cluster {global} over to {target} (no data loss); the lag is measured first"
+            ),
+            Some(Some(_)) => format!(
+                "fail global cluster {global} over to {target}{loss}; the lag is measured first"
+            ),
+            Some(None) => format!(
+                "fail global cluster {global} over to {target} by the mode {} gives at run time{loss}; the lag is measured first",
+                args.show("mode")
+            ),
+            None => format!("fail global cluster {global} over to {target}{loss}"),
+        }
     }
 
     hooks! {
-        execute = clusters::failover_global,
-        probe = clusters::probe_global,
+        execute = global_mode::failover_global,
+        probe = global_mode::probe_failover_global,
         current = clusters::current_global,
     }
 }

@@ -26,6 +26,8 @@ pub enum ParamType {
     StringList,
     /// A table of string values (an environment, say).
     StringTable,
+    /// A table whose values are arrays of strings (an SSM Automation's parameters).
+    StringListTable,
     /// One of a fixed set of strings.
     OneOf(&'static [&'static str]),
     /// An RFC 3339 timestamp (a string, or a TOML date-time).
@@ -43,6 +45,7 @@ impl ParamType {
             ParamType::Duration => "a duration such as \"90s\"".into(),
             ParamType::StringList => "a non-empty array of strings".into(),
             ParamType::StringTable => "a table of strings".into(),
+            ParamType::StringListTable => "a table of arrays of strings".into(),
             ParamType::OneOf(names) => format!("one of {}", quoted(names)),
             ParamType::Timestamp => "an RFC 3339 timestamp".into(),
         }
@@ -56,7 +59,10 @@ impl ParamType {
         if let Arg::Text(t) = value
             && t.is_runtime()
         {
-            return if matches!(self, ParamType::StringList | ParamType::StringTable) {
+            return if matches!(
+                self,
+                ParamType::StringList | ParamType::StringTable | ParamType::StringListTable
+            ) {
                 Err(expected())
             } else {
                 Ok(())
@@ -104,6 +110,23 @@ impl ParamType {
                     }
                     None => Ok(()),
                 }
+            }
+            (ParamType::StringListTable, Arg::Map(entries)) => {
+                for (k, v) in entries {
+                    let Arg::List(items) = v else {
+                        return Err(format!(
+                            "`{k}` must be an array of strings, found {}",
+                            kind_of(v)
+                        ));
+                    };
+                    if let Some(bad) = items.iter().find(|i| !is_scalar(i)) {
+                        return Err(format!(
+                            "`{k}` must hold strings only, found {}",
+                            kind_of(bad)
+                        ));
+                    }
+                }
+                Ok(())
             }
             (ParamType::OneOf(names), Arg::Text(t)) => {
                 let text = t.to_string();
@@ -310,6 +333,24 @@ mod tests {
         assert!(ParamType::Url.check(&text("ftp://x")).is_err());
         assert!(ParamType::Duration.check(&text("5 min")).is_err());
         assert!(ParamType::StringList.check(&Arg::List(vec![])).is_err());
+        let table = |v: Arg| Arg::Map(vec![("InstanceId".into(), v)]);
+        assert!(
+            ParamType::StringListTable
+                .check(&table(Arg::List(vec![text("i-1")])))
+                .is_ok()
+        );
+        assert!(
+            ParamType::StringListTable
+                .check(&table(text("i-1")))
+                .unwrap_err()
+                .contains("must be an array of strings")
+        );
+        assert!(
+            ParamType::StringListTable
+                .check(&table(Arg::List(vec![Arg::List(vec![])])))
+                .is_err()
+        );
+        assert!(ParamType::StringListTable.check(&text("${env.X}")).is_err());
         assert!(
             ParamType::OneOf(&["A", "CNAME"])
                 .check(&text("CNAM"))

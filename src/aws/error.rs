@@ -42,12 +42,17 @@ const THROTTLING: &[&str] = &[
 ];
 
 /// Refusals because the resource is busy with another change (an Auto Scaling group's pending
-/// update, even when answered with a 500; a parameter updated concurrently): the request was
-/// turned down, so it changed nothing, and a later attempt may pass.
+/// update, even when answered with a 500; a parameter updated concurrently; a global cluster or
+/// global datastore in the middle of another failover; as many automations running as SSM
+/// allows): the request was turned down, so it changed nothing, and a later attempt may pass.
 const BUSY: &[&str] = &[
     "ResourceContention",
     "ScalingActivityInProgress",
     "TooManyUpdates",
+    "InvalidGlobalClusterStateFault",
+    "InvalidGlobalReplicationGroupState",
+    "AutomationExecutionLimitExceededException",
+    "AutomationExecutionLimitExceeded",
 ];
 
 /// Classifies an SDK error of an operation on `what` (e.g. "DB instance orders-replica") in
@@ -184,6 +189,24 @@ mod tests {
             &answered("ValidationError", 400),
             "group workers",
             "us-west-2",
+        );
+        assert!(matches!(e, CallError::Fatal(_)), "{e:?}");
+    }
+
+    #[test]
+    fn a_global_operation_or_runbook_turned_down_while_another_runs_changed_nothing() {
+        for code in [
+            "InvalidGlobalClusterStateFault",
+            "InvalidGlobalReplicationGroupState",
+            "AutomationExecutionLimitExceededException",
+        ] {
+            let e = classify(&answered(code, 400), "global cluster orders", "us-east-1");
+            assert!(matches!(e, CallError::NoEffect(_)), "{code}: {e:?}");
+        }
+        let e = classify(
+            &answered("IdempotentParameterMismatch", 400),
+            "SSM Automation",
+            "us-east-1",
         );
         assert!(matches!(e, CallError::Fatal(_)), "{e:?}");
     }

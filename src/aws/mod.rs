@@ -1,5 +1,5 @@
-//! AWS access for the AWS actions (Route 53, RDS, ECS, Auto Scaling, SSM Parameter Store, SNS,
-//! `CloudWatch` alarms): configuration from the standard credential chain and profiles, SDK
+//! AWS access for the AWS actions (Route 53, RDS, ECS, Auto Scaling, SSM Parameter Store and
+//! Automation, SNS, `CloudWatch` alarms and metrics, `ElastiCache` global datastores): configuration from the standard credential chain and profiles, SDK
 //! clients for a region, the endpoint override (`AWS_ENDPOINT_URL` or `--aws-endpoint-url`),
 //! request configuration for calls that must be sent only once, and the classification of SDK
 //! errors by what they say about their effect ([`CallError`]).
@@ -49,6 +49,12 @@ pub fn sent_once_ssm() -> aws_sdk_ssm::config::Builder {
     aws_sdk_ssm::config::Builder::default().retry_config(aws_config::retry::RetryConfig::disabled())
 }
 
+/// [`sent_once_rds`], for `ElastiCache` global datastore failovers.
+pub fn sent_once_elasticache() -> aws_sdk_elasticache::config::Builder {
+    aws_sdk_elasticache::config::Builder::default()
+        .retry_config(aws_config::retry::RetryConfig::disabled())
+}
+
 /// [`sent_once_rds`], for SNS messages: a message resent by the SDK after a 5xx would page
 /// people twice.
 pub fn sent_once_sns() -> aws_sdk_sns::config::Builder {
@@ -70,8 +76,11 @@ pub struct Clients {
     pub ecs: aws_sdk_ecs::Client,
     /// EC2 Auto Scaling, for groups' capacity.
     pub autoscaling: aws_sdk_autoscaling::Client,
-    /// SSM Parameter Store, for the application's configuration.
+    /// SSM Parameter Store, for the application's configuration, and SSM Automation, for
+    /// runbooks.
     pub ssm: aws_sdk_ssm::Client,
+    /// `ElastiCache`, for global datastores.
+    pub elasticache: aws_sdk_elasticache::Client,
     /// SNS, for paging people.
     pub sns: aws_sdk_sns::Client,
 }
@@ -104,6 +113,7 @@ impl Clients {
             ecs: logged!(aws_sdk_ecs),
             autoscaling: logged!(aws_sdk_autoscaling),
             ssm: logged!(aws_sdk_ssm),
+            elasticache: logged!(aws_sdk_elasticache),
             sns: logged!(aws_sdk_sns),
         }
     }

@@ -18,10 +18,17 @@ Fidelity fixes, where moto 5 differs from AWS in what drctl reads; nothing else 
 - SNS: moto never counts a topic's subscriptions (GetTopicAttributes always answers 0
   confirmed), though it creates them confirmed. SNS counts them: SubscriptionsConfirmed here is
   the number of the topic's subscriptions that are not pending confirmation.
+- CloudWatch: moto's GetMetricStatistics returns every datapoint whose dimensions include the
+  ones asked for; CloudWatch keys a metric by its whole set of dimensions, and answers only
+  the datapoints published with exactly the dimensions asked for (a ReplicationLatency
+  published per TableName and ReceivingRegion is not found by TableName alone). drctl's lag
+  readings must name the metric's whole set, so here too only an exact match counts.
 """
 
 import sys
+import threading
 
+from moto.cloudwatch import models as cloudwatch
 from moto.core.utils import utcnow
 from moto.ecs import models as ecs
 from moto.rds import models
@@ -121,6 +128,36 @@ def _confirmed(topic):
 
 # moto's own spelling of the attribute; its assignment in Topic.__init__ is ignored.
 sns.Topic.subscriptions_confimed = property(_confirmed, lambda topic, _: None)
+
+# The dimensions a GetMetricStatistics on this thread asks for, as a set of (name, value).
+_asked = threading.local()
+_get_all_metrics = cloudwatch.CloudWatchBackend.get_all_metrics
+_get_metric_statistics = cloudwatch.CloudWatchBackend.get_metric_statistics
+
+
+def _dimensions(datum):
+    return {(d.name, d.value) for d in datum.dimensions}
+
+
+def get_all_metrics(self):
+    metrics = _get_all_metrics(self)
+    wanted = getattr(_asked, "dimensions", None)
+    if wanted is None:
+        return metrics
+    return [datum for datum in metrics if _dimensions(datum) == wanted]
+
+
+def get_metric_statistics(self, *args, **kwargs):
+    dimensions = kwargs.get("dimensions", args[6] if len(args) > 6 else None) or []
+    _asked.dimensions = {(d["Name"], d.get("Value")) for d in dimensions}
+    try:
+        return _get_metric_statistics(self, *args, **kwargs)
+    finally:
+        _asked.dimensions = None
+
+
+cloudwatch.CloudWatchBackend.get_all_metrics = get_all_metrics
+cloudwatch.CloudWatchBackend.get_metric_statistics = get_metric_statistics
 
 if __name__ == "__main__":
     main(["-H", "127.0.0.1", "-p", sys.argv[1]])

@@ -53,7 +53,7 @@ pub async fn failover_cluster(args: &Resolved, ctx: &ExecContext) -> Result<Outp
     }
 }
 
-async fn global_writer(c: &Clients, global: &str) -> Result<Option<String>, StepError> {
+pub(super) async fn global_writer(c: &Clients, global: &str) -> Result<Option<String>, StepError> {
     let out = c
         .rds
         .describe_global_clusters()
@@ -167,7 +167,7 @@ fn live_writer(name: &str, writer: Result<Option<String>, StepError>) -> LiveSta
 }
 
 /// The global cluster and the secondary cluster's ARN a global operation names.
-fn global_and_target(args: &Resolved) -> (&str, &str) {
+pub(super) fn global_and_target(args: &Resolved) -> (&str, &str) {
     (
         text(args, "global_cluster").unwrap_or_default(),
         text(args, "target_cluster_arn").unwrap_or_default(),

@@ -1,6 +1,7 @@
 //! RDS and `CloudWatch` through the SDK, one file per kind of resource: [`instances`]
 //! (promotion, availability, replica lag), [`snapshots`] (snapshots and the restores from
-//! them or from backups) and [`clusters`] (cluster and global-cluster failovers).
+//! them or from backups), [`clusters`] (cluster and global-cluster failovers) and
+//! [`global_mode`] (which of a switchover and a failover a global cluster gets).
 //! Asynchronous operations wait for their end state, polling; the step's timeout bounds the
 //! wait.
 
@@ -19,6 +20,7 @@ macro_rules! send_once {
 }
 
 pub mod clusters;
+pub mod global_mode;
 pub mod instances;
 pub mod snapshots;
 
