@@ -843,9 +843,11 @@ fn a_runbook_started_then_killed_before_its_record_is_found_again_not_started_tw
         &services.registry,
         &[],
     );
-    let workflow = checked
-        .workflow
-        .unwrap_or_else(|| panic!("invalid: {:?}", checked.diagnostics));
+    let workflow = Arc::new(
+        checked
+            .workflow
+            .unwrap_or_else(|| panic!("invalid: {:?}", checked.diagnostics)),
+    );
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
     let exec = || ExecContext {
         base_dir: ".".into(),
@@ -867,11 +869,11 @@ fn a_runbook_started_then_killed_before_its_record_is_found_again_not_started_tw
     let run = Run::start(
         store.clone(),
         &NewRun {
-            workflow: &workflow,
+            workflow: Arc::clone(&workflow),
             workflow_file: "runbook.toml".into(),
             workflow_source: RUNBOOK.into(),
             overrides: vec![],
-            mode: "run",
+            mode: drctl::store::RunMode::Run,
             initiator: "alice".into(),
             incident_start: None,
             key: None,
@@ -922,7 +924,7 @@ fn a_runbook_started_then_killed_before_its_record_is_found_again_not_started_tw
     // sends the first attempt's token and finds the first execution, which has succeeded.
     state.lock().unwrap().status = Some(AutomationExecutionStatus::Success);
     let record = store.run(&run_id).unwrap().unwrap();
-    let run = Run::load_record(store.clone(), record, &workflow).unwrap();
+    let run = Run::load_record(store.clone(), record, Arc::clone(&workflow)).unwrap();
     let mut second = Driver::new(run, &services, exec(), Box::new(|_, _, _| {}));
     let entered = rt.enter();
     second.feed(Input::Interrupted).unwrap();
@@ -1149,18 +1151,20 @@ fn the_report_of_an_auto_failover_shows_the_mode_used_and_the_lag() {
         &services.registry,
         &[],
     );
-    let workflow = checked
-        .workflow
-        .unwrap_or_else(|| panic!("invalid: {:?}", checked.diagnostics));
+    let workflow = Arc::new(
+        checked
+            .workflow
+            .unwrap_or_else(|| panic!("invalid: {:?}", checked.diagnostics)),
+    );
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
     let run = Run::start(
         store.clone(),
         &NewRun {
-            workflow: &workflow,
+            workflow: Arc::clone(&workflow),
             workflow_file: "global.toml".into(),
             workflow_source: AUTO_FAILOVER.into(),
             overrides: vec![],
-            mode: "run",
+            mode: drctl::store::RunMode::Run,
             initiator: "alice".into(),
             incident_start: None,
             key: None,
