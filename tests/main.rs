@@ -7,6 +7,7 @@ mod audit;
 mod aws;
 mod aws_guarantees;
 mod aws_mocks;
+mod aws_serverless;
 mod aws_services;
 mod changed;
 mod cli;

@@ -7,9 +7,10 @@
 //! read its arguments, and its asynchronous hooks: `execute`, and where it has them `undo`
 //! (self-undoing actions), `probe` (telling whether an attempt lost in a crash took effect)
 //! and `current` (the live value plan shows). The declarations are grouped by service in
-//! `builtin.rs`, `route53.rs`, `rds.rs`, `ecs.rs`, `autoscaling.rs`, `ssm.rs`, `sns.rs` and
-//! `cloudwatch.rs`; the code that performs them is in the matching `*_exec` module
-//! (`rds_exec/` holds one file per kind of RDS resource). The engine decides
+//! `builtin.rs`, `route53.rs`, `rds.rs`, `ecs.rs`, `autoscaling.rs`, `ssm.rs`, `sns.rs`,
+//! `cloudwatch.rs`, `dynamodb.rs`, `lambda.rs` and `stepfunctions.rs`; the code that performs
+//! them is in the matching `*_exec` module (`rds_exec/` holds one file per kind of RDS
+//! resource, `dynamodb_exec/` one for backups and one for restores). The engine decides
 //! when to run, retry, probe or undo; an action only does one attempt and says, through
 //! [`StepError`] and [`Failure`], what a failure tells about its effect. AWS calls go through
 //! [`crate::aws`], whose errors become step errors here (`From<aws::CallError>`).
@@ -91,8 +92,12 @@ mod builtin;
 mod builtin_exec;
 mod cloudwatch;
 mod cloudwatch_exec;
+mod dynamodb;
+mod dynamodb_exec;
 mod ecs;
 mod ecs_exec;
+mod lambda;
+mod lambda_exec;
 mod outcome;
 pub mod processes;
 mod rds;
@@ -106,6 +111,8 @@ mod sns;
 mod sns_exec;
 mod ssm;
 mod ssm_exec;
+mod stepfunctions;
+mod stepfunctions_exec;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -279,6 +286,9 @@ impl Registry {
             .chain(ssm::all())
             .chain(sns::all())
             .chain(cloudwatch::all())
+            .chain(dynamodb::all())
+            .chain(lambda::all())
+            .chain(stepfunctions::all())
         {
             actions.insert(action.spec().name, Arc::from(action));
         }
@@ -358,6 +368,12 @@ mod tests {
             "ssm.put_parameter",
             "sns.publish",
             "cloudwatch.alarm_state",
+            "dynamodb.create_backup",
+            "dynamodb.restore_point_in_time",
+            "dynamodb.restore_from_backup",
+            "lambda.invoke",
+            "lambda.set_alias",
+            "stepfunctions.start_execution",
         ];
         for name in spec_names {
             assert!(registry.get(name).is_some(), "{name} is missing");

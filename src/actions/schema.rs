@@ -26,6 +26,9 @@ pub enum ParamType {
     StringList,
     /// A table of string values (an environment, say).
     StringTable,
+    /// A table of any values, nested tables and arrays included (a JSON document, such as a
+    /// function's payload or an execution's input).
+    Table,
     /// One of a fixed set of strings.
     OneOf(&'static [&'static str]),
     /// An RFC 3339 timestamp (a string, or a TOML date-time).
@@ -43,6 +46,7 @@ impl ParamType {
             ParamType::Duration => "a duration such as \"90s\"".into(),
             ParamType::StringList => "a non-empty array of strings".into(),
             ParamType::StringTable => "a table of strings".into(),
+            ParamType::Table => "a table (sent as JSON)".into(),
             ParamType::OneOf(names) => format!("one of {}", quoted(names)),
             ParamType::Timestamp => "an RFC 3339 timestamp".into(),
         }
@@ -56,7 +60,10 @@ impl ParamType {
         if let Arg::Text(t) = value
             && t.is_runtime()
         {
-            return if matches!(self, ParamType::StringList | ParamType::StringTable) {
+            return if matches!(
+                self,
+                ParamType::StringList | ParamType::StringTable | ParamType::Table
+            ) {
                 Err(expected())
             } else {
                 Ok(())
@@ -105,6 +112,7 @@ impl ParamType {
                     None => Ok(()),
                 }
             }
+            (ParamType::Table, Arg::Map(_)) => Ok(()),
             (ParamType::OneOf(names), Arg::Text(t)) => {
                 let text = t.to_string();
                 if names.contains(&text.as_str()) {
@@ -300,6 +308,26 @@ mod tests {
                 .is_ok()
         );
         assert!(ParamType::StringList.check(&text("${env.X}")).is_err());
+        assert!(
+            ParamType::Table
+                .check(&text("${steps.a.outputs.p}"))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn a_table_holds_any_values_and_nothing_else_is_one() {
+        let nested = Arg::Map(vec![
+            ("order".into(), Arg::Integer(7)),
+            (
+                "items".into(),
+                Arg::List(vec![Arg::Map(vec![("sku".into(), text("A-1"))])]),
+            ),
+        ]);
+        assert!(ParamType::Table.check(&nested).is_ok());
+        assert!(ParamType::Table.check(&Arg::Map(vec![])).is_ok());
+        assert!(ParamType::Table.check(&text("{}")).is_err());
+        assert!(ParamType::Table.check(&Arg::List(vec![])).is_err());
     }
 
     #[test]
