@@ -29,7 +29,10 @@ Fidelity fixes, where moto 5 differs from AWS in what drctl reads; nothing else 
   alias asked for is run.
 - Step Functions: moto leaves every execution RUNNING for ever unless the server's config says
   `{"stepfunctions": {"execute_state_machine": true}}` (set here), when it runs the state
-  machine's definition as Step Functions does.
+  machine's definition as Step Functions does. That backend snapshots the state machine for
+  each new execution with a deep copy, which fails (a 500) once the machine holds an
+  execution that has run (its thread's lock cannot be copied): Step Functions starts any
+  number of executions of a machine. Here the snapshot leaves the machine's executions out.
 - DynamoDB point-in-time restores: moto ignores the point asked for (it copies the table as it
   is now), restores a table whose point-in-time recovery is off, and reports as the restore
   time the moment the copy was made; its latest restorable time stays where it was when
@@ -40,6 +43,7 @@ Fidelity fixes, where moto 5 differs from AWS in what drctl reads; nothing else 
   clock. Here it does the same (the items copied are still the table's current ones).
 """
 
+import copy
 import json
 import os
 import subprocess
@@ -55,6 +59,7 @@ from moto.dynamodb import models as dynamodb
 from moto.dynamodb import responses as dynamodb_responses
 from moto.dynamodb.exceptions import PointInTimeRecoveryUnavailable
 from moto.moto_api._internal.models import moto_api_backend
+from moto.stepfunctions import models as stepfunctions
 from moto.ecs import models as ecs
 from moto.rds import models
 from moto.server import main
@@ -284,6 +289,17 @@ def restored_init(self, name, account_id, region, backup):
 
 
 dynamodb.RestoredTable.__init__ = restored_init
+
+def state_machine_snapshot(self, memo):
+    """A copy of the state machine for a new execution, without the executions it holds."""
+    clone = self.__class__.__new__(self.__class__)
+    memo[id(self)] = clone
+    for key, value in self.__dict__.items():
+        setattr(clone, key, [] if key == "executions" else copy.deepcopy(value, memo))
+    return clone
+
+
+stepfunctions.StateMachine.__deepcopy__ = state_machine_snapshot
 
 moto_api_backend.set_config(
     {"lambda": {"use_docker": False}, "stepfunctions": {"execute_state_machine": True}}

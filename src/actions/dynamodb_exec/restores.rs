@@ -185,7 +185,11 @@ pub async fn probe_restore(args: &Resolved, ctx: &ExecContext) -> Probe {
             )));
         };
         let ours = match expected_source(&c, args).await? {
-            Source::Table(arn) => summary.source_table_arn() == Some(arn.as_str()),
+            // A restore from a backup of the same table names it too, beside the backup.
+            Source::Table(arn) => {
+                summary.source_backup_arn().is_none()
+                    && summary.source_table_arn() == Some(arn.as_str())
+            }
             Source::Backup(arn) => summary.source_backup_arn() == Some(arn.as_str()),
         };
         if !ours {
