@@ -1,6 +1,6 @@
 """Seeds the AWS-API emulator for a drill and prints what the drill needs to name.
 
-Usage: python3 scripts/seed-emulator.py ENDPOINT_URL [regional-failover | multi-service-failover]
+Usage: python3 scripts/seed-emulator.py ENDPOINT_URL [regional-failover | multi-service-failover | serverless-restore]
 
 regional-failover (the default): the orders primary and its read replica in us-west-2, a
 ReplicaLag reading, and the Route 53 zone with the database CNAME. Prints the hosted zone id.
@@ -11,9 +11,21 @@ the database endpoint in Parameter Store, the emergency pager topic with an SQS 
 subscribed to it), the canary alarm on us-east-1 firing, and the Route 53 zone with the public
 name on the primary region's load balancer. Prints the hosted zone id, the topic ARN and the
 queue URL, separated by spaces.
+
+serverless-restore: the tasks application's serverless side after a bad deployment (see
+workflows/serverless-restore.toml): the DynamoDB table tasks (25 items, point-in-time recovery
+on), the function tasks-api with its good version 1, its bad version 2 and a fix not yet released
+(version 3), the alias live on version 2, the function tasks-verify (counts a table's items, and fails below a minimum), the
+state machine tasks-reconcile, and the table's name in Parameter Store. Prints a restore time
+inside the table's restorable window (RFC 3339).
 """
 
+import io
+import json
 import sys
+import time
+import zipfile
+from datetime import datetime, timedelta, timezone
 
 import boto3
 
@@ -77,4 +89,64 @@ def multi_service_failover():
     print(zone, topic, queue)
 
 
-{"regional-failover": regional_failover, "multi-service-failover": multi_service_failover}[drill]()
+def function_zip(source):
+    """A Python function's deployment package: index.py holding `source`."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("index.py", source)
+    return buf.getvalue()
+
+
+VERIFY = """
+import boto3
+
+def handler(event, context):
+    table = event["table"]
+    items = boto3.client("dynamodb").scan(TableName=table, Select="COUNT")["Count"]
+    if items < int(event.get("min_items", 1)):
+        raise ValueError(f"table {table} holds {items} items, fewer than {event.get('min_items', 1)}")
+    return {"table": table, "items": items}
+"""
+
+
+def serverless_restore():
+    ddb = boto3.client("dynamodb", **kw)
+    ddb.create_table(TableName="tasks", BillingMode="PAY_PER_REQUEST",
+                     KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+                     AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}])
+    for i in range(25):
+        ddb.put_item(TableName="tasks", Item={"id": {"S": f"task-{i:03}"}, "state": {"S": "open"}})
+    ddb.update_continuous_backups(TableName="tasks",
+                                  PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True})
+    iam = boto3.client("iam", **kw)
+    trust = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                        "Principal": {"Service": ["lambda.amazonaws.com", "states.amazonaws.com"]}}]})
+    role = iam.create_role(RoleName="tasks-serverless", AssumeRolePolicyDocument=trust)["Role"]["Arn"]
+    lam = boto3.client("lambda", **kw)
+    api = "def handler(event, context):\n    return {'release': '%s'}\n"
+    lam.create_function(FunctionName="tasks-api", Runtime="python3.12", Role=role, Handler="index.handler",
+                        Code={"ZipFile": function_zip(api % "2026.11.1")})
+    lam.publish_version(FunctionName="tasks-api", Description="2026.11.1, last good")
+    lam.update_function_code(FunctionName="tasks-api", ZipFile=function_zip(api % "2026.11.2"))
+    lam.publish_version(FunctionName="tasks-api", Description="2026.11.2, writes bad task states")
+    lam.update_function_code(FunctionName="tasks-api", ZipFile=function_zip(api % "2026.11.3"))
+    lam.publish_version(FunctionName="tasks-api", Description="2026.11.3, a fix not yet released")
+    lam.create_alias(FunctionName="tasks-api", Name="live", FunctionVersion="2")
+    lam.create_function(FunctionName="tasks-verify", Runtime="python3.12", Role=role, Handler="index.handler",
+                        Code={"ZipFile": function_zip(VERIFY)}, Timeout=30)
+    definition = {"StartAt": "Replay", "States": {
+        "Replay": {"Type": "Wait", "Seconds": 1, "Next": "Done"},
+        "Done": {"Type": "Pass", "Parameters": {"table.$": "$.table", "reconciled": True}, "End": True}}}
+    boto3.client("stepfunctions", **kw).create_state_machine(
+        name="tasks-reconcile", roleArn=role, definition=json.dumps(definition))
+    boto3.client("ssm", **kw).put_parameter(Name="/tasks/prod/table", Value="tasks", Type="String")
+    # A moment inside the restorable window: after recovery was switched on, before now.
+    pitr = ddb.describe_continuous_backups(TableName="tasks")["ContinuousBackupsDescription"]
+    earliest = pitr["PointInTimeRecoveryDescription"]["EarliestRestorableDateTime"]
+    point = (earliest + timedelta(seconds=1)).replace(microsecond=0) + timedelta(seconds=1)
+    time.sleep(max(0.0, (point - datetime.now(timezone.utc)).total_seconds()) + 0.5)
+    print(point.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
+
+
+{"regional-failover": regional_failover, "multi-service-failover": multi_service_failover,
+ "serverless-restore": serverless_restore}[drill]()

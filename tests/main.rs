@@ -8,6 +8,7 @@ mod aws;
 mod aws_global;
 mod aws_guarantees;
 mod aws_mocks;
+mod aws_serverless;
 mod aws_services;
 mod changed;
 mod cli;

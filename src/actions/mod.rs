@@ -8,9 +8,10 @@
 //! (self-undoing actions), `probe` (telling whether an attempt lost in a crash took effect)
 //! and `current` (the live value plan shows). The declarations are grouped by service in
 //! `builtin.rs`, `route53.rs`, `rds.rs`, `ecs.rs`, `autoscaling.rs`, `ssm.rs`, `sns.rs`,
-//! `cloudwatch.rs` and `elasticache.rs`, and the replication lag of global databases (Aurora,
-//! `DynamoDB`) in `replication.rs`; the code that performs them is in the matching `*_exec`
-//! module (`rds_exec/` holds one file per kind of RDS resource; SSM Automation's is
+//! `cloudwatch.rs`, `elasticache.rs`, `dynamodb.rs`, `lambda.rs` and `stepfunctions.rs`, and
+//! the replication lag of global databases (Aurora, `DynamoDB`) in `replication.rs`; the code
+//! that performs them is in the matching `*_exec` module (`rds_exec/` holds one file per kind
+//! of RDS resource, `dynamodb_exec/` one for backups and one for restores; SSM Automation's is
 //! `ssm_automation_exec.rs`). The engine decides
 //! when to run, retry, probe or undo; an action only does one attempt and says, through
 //! [`StepError`] and [`Failure`], what a failure tells about its effect. AWS calls go through
@@ -93,10 +94,14 @@ mod builtin;
 mod builtin_exec;
 mod cloudwatch;
 mod cloudwatch_exec;
+mod dynamodb;
+mod dynamodb_exec;
 mod ecs;
 mod ecs_exec;
 mod elasticache;
 mod elasticache_exec;
+mod lambda;
+mod lambda_exec;
 mod outcome;
 pub mod processes;
 mod rds;
@@ -113,6 +118,8 @@ mod sns_exec;
 mod ssm;
 mod ssm_automation_exec;
 mod ssm_exec;
+mod stepfunctions;
+mod stepfunctions_exec;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -288,6 +295,9 @@ impl Registry {
             .chain(cloudwatch::all())
             .chain(elasticache::all())
             .chain(replication::all())
+            .chain(dynamodb::all())
+            .chain(lambda::all())
+            .chain(stepfunctions::all())
         {
             actions.insert(action.spec().name, Arc::from(action));
         }
@@ -371,6 +381,12 @@ mod tests {
             "elasticache.failover_global_datastore",
             "rds.global_replication_lag",
             "dynamodb.replication_latency",
+            "dynamodb.create_backup",
+            "dynamodb.restore_point_in_time",
+            "dynamodb.restore_from_backup",
+            "lambda.invoke",
+            "lambda.set_alias",
+            "stepfunctions.start_execution",
         ];
         for name in spec_names {
             assert!(registry.get(name).is_some(), "{name} is missing");

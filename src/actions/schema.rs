@@ -28,6 +28,9 @@ pub enum ParamType {
     StringTable,
     /// A table whose values are arrays of strings (an SSM Automation's parameters).
     StringListTable,
+    /// A table of any values, nested tables and arrays included (a JSON document, such as a
+    /// function's payload or an execution's input).
+    Table,
     /// One of a fixed set of strings.
     OneOf(&'static [&'static str]),
     /// An RFC 3339 timestamp (a string, or a TOML date-time).
@@ -46,6 +49,7 @@ impl ParamType {
             ParamType::StringList => "a non-empty array of strings".into(),
             ParamType::StringTable => "a table of strings".into(),
             ParamType::StringListTable => "a table of arrays of strings".into(),
+            ParamType::Table => "a table (sent as JSON)".into(),
             ParamType::OneOf(names) => format!("one of {}", quoted(names)),
             ParamType::Timestamp => "an RFC 3339 timestamp".into(),
         }
@@ -61,7 +65,10 @@ impl ParamType {
         {
             return if matches!(
                 self,
-                ParamType::StringList | ParamType::StringTable | ParamType::StringListTable
+                ParamType::StringList
+                    | ParamType::StringTable
+                    | ParamType::StringListTable
+                    | ParamType::Table
             ) {
                 Err(expected())
             } else {
@@ -111,23 +118,8 @@ impl ParamType {
                     None => Ok(()),
                 }
             }
-            (ParamType::StringListTable, Arg::Map(entries)) => {
-                for (k, v) in entries {
-                    let Arg::List(items) = v else {
-                        return Err(format!(
-                            "`{k}` must be an array of strings, found {}",
-                            kind_of(v)
-                        ));
-                    };
-                    if let Some(bad) = items.iter().find(|i| !is_scalar(i)) {
-                        return Err(format!(
-                            "`{k}` must hold strings only, found {}",
-                            kind_of(bad)
-                        ));
-                    }
-                }
-                Ok(())
-            }
+            (ParamType::StringListTable, Arg::Map(entries)) => string_lists(entries),
+            (ParamType::Table, Arg::Map(_)) => Ok(()),
             (ParamType::OneOf(names), Arg::Text(t)) => {
                 let text = t.to_string();
                 if names.contains(&text.as_str()) {
@@ -155,6 +147,25 @@ impl ParamType {
             _ => Err(expected()),
         }
     }
+}
+
+/// Checks that every value of a table is an array of strings.
+fn string_lists<'a>(entries: impl IntoIterator<Item = &'a (String, Arg)>) -> Result<(), String> {
+    for (k, v) in entries {
+        let Arg::List(items) = v else {
+            return Err(format!(
+                "`{k}` must be an array of strings, found {}",
+                kind_of(v)
+            ));
+        };
+        if let Some(bad) = items.iter().find(|i| !is_scalar(i)) {
+            return Err(format!(
+                "`{k}` must hold strings only, found {}",
+                kind_of(bad)
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn is_scalar(arg: &Arg) -> bool {
@@ -323,6 +334,26 @@ mod tests {
                 .is_ok()
         );
         assert!(ParamType::StringList.check(&text("${env.X}")).is_err());
+        assert!(
+            ParamType::Table
+                .check(&text("${steps.a.outputs.p}"))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn a_table_holds_any_values_and_nothing_else_is_one() {
+        let nested = Arg::Map(vec![
+            ("order".into(), Arg::Integer(7)),
+            (
+                "items".into(),
+                Arg::List(vec![Arg::Map(vec![("sku".into(), text("A-1"))])]),
+            ),
+        ]);
+        assert!(ParamType::Table.check(&nested).is_ok());
+        assert!(ParamType::Table.check(&Arg::Map(vec![])).is_ok());
+        assert!(ParamType::Table.check(&text("{}")).is_err());
+        assert!(ParamType::Table.check(&Arg::List(vec![])).is_err());
     }
 
     #[test]

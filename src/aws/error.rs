@@ -44,7 +44,9 @@ const THROTTLING: &[&str] = &[
 /// Refusals because the resource is busy with another change (an Auto Scaling group's pending
 /// update, even when answered with a 500; a parameter updated concurrently; a global cluster or
 /// global datastore in the middle of another failover; as many automations running as SSM
-/// allows): the request was turned down, so it changed nothing, and a later attempt may pass.
+/// allows; a `DynamoDB` table with another backup under way; a Lambda function being updated
+/// or still being created; a state machine at its limit of running executions): the request
+/// was turned down, so it changed nothing, and a later attempt may pass.
 const BUSY: &[&str] = &[
     "ResourceContention",
     "ScalingActivityInProgress",
@@ -53,6 +55,10 @@ const BUSY: &[&str] = &[
     "InvalidGlobalReplicationGroupState",
     "AutomationExecutionLimitExceededException",
     "AutomationExecutionLimitExceeded",
+    "BackupInUseException",
+    "ResourceConflictException",
+    "ResourceNotReadyException",
+    "ExecutionLimitExceeded",
 ];
 
 /// Classifies an SDK error of an operation on `what` (e.g. "DB instance orders-replica") in
@@ -177,6 +183,10 @@ mod tests {
             ("TooManyUpdates", 400),
         ] {
             let e = classify(&answered(code, status), "group workers", "us-west-2");
+            assert!(matches!(e, CallError::NoEffect(_)), "{code}: {e:?}");
+        }
+        for code in ["BackupInUseException", "ResourceConflictException"] {
+            let e = classify(&answered(code, 400), "table tasks", "us-west-2");
             assert!(matches!(e, CallError::NoEffect(_)), "{code}: {e:?}");
         }
         let e = classify(

@@ -1,5 +1,6 @@
 //! AWS access for the AWS actions (Route 53, RDS, ECS, Auto Scaling, SSM Parameter Store and
-//! Automation, SNS, `CloudWatch` alarms and metrics, `ElastiCache` global datastores): configuration from the standard credential chain and profiles, SDK
+//! Automation, SNS, `CloudWatch` alarms and metrics, `ElastiCache` global datastores,
+//! `DynamoDB`, Lambda, Step Functions): configuration from the standard credential chain and profiles, SDK
 //! clients for a region, the endpoint override (`AWS_ENDPOINT_URL` or `--aws-endpoint-url`),
 //! request configuration for calls that must be sent only once, and the classification of SDK
 //! errors by what they say about their effect ([`CallError`]).
@@ -61,6 +62,24 @@ pub fn sent_once_sns() -> aws_sdk_sns::config::Builder {
     aws_sdk_sns::config::Builder::default().retry_config(aws_config::retry::RetryConfig::disabled())
 }
 
+/// [`sent_once_rds`], for `DynamoDB` backups and restores.
+pub fn sent_once_dynamodb() -> aws_sdk_dynamodb::config::Builder {
+    aws_sdk_dynamodb::config::Builder::default()
+        .retry_config(aws_config::retry::RetryConfig::disabled())
+}
+
+/// [`sent_once_rds`], for Lambda: an invocation resent by the SDK after a 5xx would run the
+/// function twice.
+pub fn sent_once_lambda() -> aws_sdk_lambda::config::Builder {
+    aws_sdk_lambda::config::Builder::default()
+        .retry_config(aws_config::retry::RetryConfig::disabled())
+}
+
+/// [`sent_once_rds`], for Step Functions executions.
+pub fn sent_once_sfn() -> aws_sdk_sfn::config::Builder {
+    aws_sdk_sfn::config::Builder::default().retry_config(aws_config::retry::RetryConfig::disabled())
+}
+
 /// The SDK clients an action uses, for one region.
 #[derive(Clone, Debug)]
 pub struct Clients {
@@ -83,6 +102,12 @@ pub struct Clients {
     pub elasticache: aws_sdk_elasticache::Client,
     /// SNS, for paging people.
     pub sns: aws_sdk_sns::Client,
+    /// `DynamoDB`, for table backups and restores.
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    /// Lambda, for invocations and aliases.
+    pub lambda: aws_sdk_lambda::Client,
+    /// Step Functions, for state machine executions.
+    pub sfn: aws_sdk_sfn::Client,
 }
 
 impl Clients {
@@ -115,6 +140,9 @@ impl Clients {
             ssm: logged!(aws_sdk_ssm),
             elasticache: logged!(aws_sdk_elasticache),
             sns: logged!(aws_sdk_sns),
+            dynamodb: logged!(aws_sdk_dynamodb),
+            lambda: logged!(aws_sdk_lambda),
+            sfn: logged!(aws_sdk_sfn),
         }
     }
 }

@@ -23,13 +23,50 @@ Fidelity fixes, where moto 5 differs from AWS in what drctl reads; nothing else 
   the datapoints published with exactly the dimensions asked for (a ReplicationLatency
   published per TableName and ReceivingRegion is not found by TableName alone). drctl's lag
   readings must name the metric's whole set, so here too only an exact match counts.
+- Lambda: moto runs functions in docker, which tests do not have; its docker-free backend
+  (the server's config, `{"lambda": {"use_docker": false}}`, set here) runs no code at all and
+  answers every invocation with its own event. Lambda runs the function: here a Python
+  function's handler is run from its zip in a Python process of its own, with the event; what
+  it returns is the payload, and an exception it raises is answered as Lambda answers one: the
+  header X-Amz-Function-Error (Unhandled) and the document {errorMessage, errorType,
+  stackTrace}. moto also ignores Invoke's Qualifier (it reads the query parameter as
+  `qualifier`, where Lambda's is `Qualifier`) and always runs $LATEST: here the version or
+  alias asked for is run.
+- Step Functions: moto leaves every execution RUNNING for ever unless the server's config says
+  `{"stepfunctions": {"execute_state_machine": true}}` (set here), when it runs the state
+  machine's definition as Step Functions does. That backend snapshots the state machine for
+  each new execution with a deep copy, which fails (a 500) once the machine holds an
+  execution that has run (its thread's lock cannot be copied): Step Functions starts any
+  number of executions of a machine. Here the snapshot leaves the machine's executions out.
+- DynamoDB point-in-time restores: moto ignores the point asked for (it copies the table as it
+  is now), restores a table whose point-in-time recovery is off, and reports as the restore
+  time the moment the copy was made; its latest restorable time stays where it was when
+  recovery was enabled. DynamoDB refuses a restore without recovery
+  (PointInTimeRecoveryUnavailableException) or outside the window (InvalidRestoreTimeException),
+  reports the point restored to as the new table's RestoreSummary.RestoreDateTime (for a
+  restore from a backup, the backup's time), and moves the latest restorable time on with the
+  clock. Here it does the same (the items copied are still the table's current ones).
 """
 
+import copy
+import json
+import os
+import subprocess
 import sys
+import tempfile
 import threading
+from datetime import datetime, timezone
 
+from moto.awslambda import responses as lambda_responses
+from moto.awslambda_simple import models as lambda_simple
 from moto.cloudwatch import models as cloudwatch
-from moto.core.utils import utcnow
+from moto.core.exceptions import JsonRESTError
+from moto.core.utils import unix_time, utcnow
+from moto.dynamodb import models as dynamodb
+from moto.dynamodb import responses as dynamodb_responses
+from moto.dynamodb.exceptions import PointInTimeRecoveryUnavailable
+from moto.moto_api._internal.models import moto_api_backend
+from moto.stepfunctions import models as stepfunctions
 from moto.ecs import models as ecs
 from moto.rds import models
 from moto.server import main
@@ -158,6 +195,151 @@ def get_metric_statistics(self, *args, **kwargs):
 
 cloudwatch.CloudWatchBackend.get_all_metrics = get_all_metrics
 cloudwatch.CloudWatchBackend.get_metric_statistics = get_metric_statistics
+# Lambda: a Python function's handler, run as Lambda's Python runtime runs it.
+RUNTIME = r"""
+import importlib, json, sys, traceback
+sys.path.insert(0, sys.argv[1])
+module, _, name = sys.argv[2].rpartition(".")
+event = json.loads(sys.stdin.read() or "null")
+try:
+    result = getattr(importlib.import_module(module), name)(event, None)
+except Exception as e:
+    json.dump({"errorMessage": str(e), "errorType": type(e).__name__,
+               "stackTrace": traceback.format_tb(e.__traceback__)}, sys.stdout)
+    sys.exit(3)
+json.dump(result, sys.stdout)
+"""
+
+_simple_invoke = lambda_simple.LambdaSimpleBackend.invoke
+
+
+def invoke(self, function_name, qualifier, body, headers, response_headers):
+    fn = self.get_function(function_name, qualifier)
+    code = getattr(fn, "code_bytes", b"")
+    if not (fn.run_time or "").startswith("python") or not code:
+        return _simple_invoke(self, function_name, qualifier, body, headers, response_headers)
+    env = dict(os.environ, **(fn.environment_vars or {}))
+    env.update(AWS_ENDPOINT_URL=f"http://127.0.0.1:{sys.argv[1]}", AWS_REGION=fn.region,
+               AWS_DEFAULT_REGION=fn.region, AWS_ACCESS_KEY_ID="function",
+               AWS_SECRET_ACCESS_KEY="function", AWS_LAMBDA_FUNCTION_NAME=fn.function_name,
+               AWS_LAMBDA_FUNCTION_VERSION=str(fn.version))
+    with tempfile.TemporaryDirectory() as work:
+        bundle = os.path.join(work, "function.zip")
+        with open(bundle, "wb") as f:
+            f.write(code)
+        limit = int(fn.timeout or 3)
+        try:
+            done = subprocess.run(
+                [sys.executable, "-c", RUNTIME, bundle, fn.handler],
+                input=body if isinstance(body, str) else (body or b"").decode(),
+                capture_output=True,
+                text=True,
+                env=env,
+                timeout=limit,
+            )
+        except subprocess.TimeoutExpired:
+            response_headers["x-amz-function-error"] = "Unhandled"
+            timed_out = {"errorMessage": f"Task timed out after {limit}.00 seconds",
+                         "errorType": "Sandbox.Timedout"}
+            return json.dumps(timed_out).encode()
+    if done.returncode == 0:
+        return done.stdout.encode()
+    response_headers["x-amz-function-error"] = "Unhandled"
+    if done.returncode == 3:
+        return done.stdout.encode()
+    failure = {"errorMessage": done.stderr.strip()[-1000:], "errorType": "Runtime.ExitError"}
+    return json.dumps(failure).encode()
+
+
+lambda_simple.LambdaSimpleBackend.invoke = invoke
+
+_invoke_response = lambda_responses.LambdaResponse.invoke
+
+
+def invoke_response(self):
+    if "Qualifier" in self.querystring:
+        self.querystring["qualifier"] = self.querystring["Qualifier"]
+    return _invoke_response(self)
+
+
+lambda_responses.LambdaResponse.invoke = invoke_response
+
+
+# DynamoDB point-in-time recovery: the window moves on, restores are held to it.
+_describe_continuous = dynamodb.DynamoDBBackend.describe_continuous_backups
+
+
+def describe_continuous_backups(self, table_name):
+    backups = _describe_continuous(self, table_name)
+    pitr = backups["PointInTimeRecoveryDescription"]
+    if pitr.get("PointInTimeRecoveryStatus") == "ENABLED":
+        pitr["LatestRestorableDateTime"] = unix_time()
+    return backups
+
+
+dynamodb.DynamoDBBackend.describe_continuous_backups = describe_continuous_backups
+
+
+class InvalidRestoreTime(JsonRESTError):
+    def __init__(self, message):
+        super().__init__("com.amazonaws.dynamodb.v20120810#InvalidRestoreTimeException", message)
+
+
+def _restore_point(backend, body):
+    """The point a restore asks for, held to the source's window, as DynamoDB does."""
+    source = body.get("SourceTableName") or body.get("SourceTableArn", "").split("/")[-1]
+    pitr = describe_continuous_backups(backend, source)["PointInTimeRecoveryDescription"]
+    if pitr.get("PointInTimeRecoveryStatus") != "ENABLED":
+        raise PointInTimeRecoveryUnavailable(source)
+    earliest, latest = pitr["EarliestRestorableDateTime"], pitr["LatestRestorableDateTime"]
+    if body.get("UseLatestRestorableTime"):
+        return latest
+    point = body["RestoreDateTime"]
+    point = point.timestamp() if isinstance(point, datetime) else float(point)
+    if not earliest <= point <= latest:
+        raise InvalidRestoreTime(
+            f"Restore time {point} is outside the restorable window [{earliest}, {latest}]"
+        )
+    return point
+
+
+_restore_pitr = dynamodb_responses.DynamoHandler.restore_table_to_point_in_time
+
+
+def restore_table_to_point_in_time(self):
+    point = _restore_point(self.dynamodb_backend, self.body)
+    result = _restore_pitr(self)
+    table = self.dynamodb_backend.tables[self.body["TargetTableName"]]
+    table.restore_date_time = datetime.fromtimestamp(point, timezone.utc)
+    return dynamodb_responses.DynamoResult(table.describe())
+
+
+dynamodb_responses.DynamoHandler.restore_table_to_point_in_time = restore_table_to_point_in_time
+
+_restored_init = dynamodb.RestoredTable.__init__
+
+
+def restored_init(self, name, account_id, region, backup):
+    _restored_init(self, name, account_id, region, backup)
+    self.restore_date_time = backup.creation_date_time
+
+
+dynamodb.RestoredTable.__init__ = restored_init
+
+def state_machine_snapshot(self, memo):
+    """A copy of the state machine for a new execution, without the executions it holds."""
+    clone = self.__class__.__new__(self.__class__)
+    memo[id(self)] = clone
+    for key, value in self.__dict__.items():
+        setattr(clone, key, [] if key == "executions" else copy.deepcopy(value, memo))
+    return clone
+
+
+stepfunctions.StateMachine.__deepcopy__ = state_machine_snapshot
+
+moto_api_backend.set_config(
+    {"lambda": {"use_docker": False}, "stepfunctions": {"execute_state_machine": True}}
+)
 
 if __name__ == "__main__":
     main(["-H", "127.0.0.1", "-p", sys.argv[1]])
