@@ -120,7 +120,15 @@ impl Feeds {
         std::thread::Builder::new()
             .name(format!("room-feed-{run}"))
             .spawn(move || {
-                if let Err(e) = feeds_.follow(&run_, &feed_) {
+                let followed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    feeds_.follow(&run_, &feed_)
+                }))
+                .unwrap_or_else(|_| {
+                    Err(CliError::internal(format!(
+                        "following run {run_} failed (drctl's log says why)"
+                    )))
+                });
+                if let Err(e) = followed {
                     // Its viewers see why; the next viewer follows the run anew.
                     feed_.fail(e.to_string());
                     feeds_.let_go(&run_, &feed_, true);
@@ -183,7 +191,8 @@ impl Feeds {
                 if !news.under_way {
                     break;
                 }
-                runtime.block_on(follower.changed());
+                // The wait is made inside the runtime: its timer belongs to it.
+                runtime.block_on(async { follower.changed().await });
             }
             drop(follower);
             // At rest: kept while someone views it, in case it goes on.
