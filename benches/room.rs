@@ -79,17 +79,29 @@ fn json(state: &Path, args: &[&str]) -> serde_json::Value {
     serde_json::from_slice(&drctl(state, args).stdout).unwrap()
 }
 
+/// The agent, killed by pid when dropped.
+struct Agent(Child);
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// The agent with its room, and the room's address.
-fn serve(state: &Path, log: &Path) -> (Child, String) {
+fn serve(state: &Path, log: &Path) -> (Agent, String) {
     let out = std::fs::File::create(log).unwrap();
-    let child = Command::new(DRCTL)
-        .arg("--state")
-        .arg(state)
-        .args(["serve", "--http", "127.0.0.1:0"])
-        .stdout(out)
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let agent = Agent(
+        Command::new(DRCTL)
+            .arg("--state")
+            .arg(state)
+            .args(["serve", "--http", "127.0.0.1:0"])
+            .stdout(out)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let text = std::fs::read_to_string(log).unwrap_or_default();
@@ -98,7 +110,7 @@ fn serve(state: &Path, log: &Path) -> (Child, String) {
                 .lines()
                 .find_map(|l| l.strip_prefix("the incident room is at "))
         {
-            return (child, url.trim_end_matches('/').to_string());
+            return (agent, url.trim_end_matches('/').to_string());
         }
         assert!(Instant::now() < deadline, "the agent did not serve: {text}");
         std::thread::sleep(Duration::from_millis(50));
@@ -115,7 +127,7 @@ fn start(state: &Path, file: &Path) -> String {
 }
 
 fn wait(state: &Path, run: &str, status: &str) {
-    let deadline = Instant::now() + Duration::from_secs(300);
+    let deadline = Instant::now() + Duration::from_mins(5);
     while json(state, &["status", run, "--format", "json"])["status"] != status {
         assert!(Instant::now() < deadline, "run {run} never {status}");
         std::thread::sleep(Duration::from_millis(20));
@@ -173,7 +185,7 @@ fn main() {
     let state = dir.path().join("state");
     let file = dir.path().join("chain.toml");
     std::fs::write(&file, gated_chain("room-chain", 1000)).unwrap();
-    let (mut agent, url) = serve(&state, &dir.path().join("agent.log"));
+    let (agent, url) = serve(&state, &dir.path().join("agent.log"));
     let raw = raw_fsync(dir.path());
     println!("the incident room, release build; {rounds} rounds");
     println!("| measure | result | raw write+fdatasync | |");
@@ -248,6 +260,5 @@ fn main() {
         ms(page_time),
         page_time.as_secs_f64() / raw.as_secs_f64()
     );
-    let _ = agent.kill();
-    let _ = agent.wait();
+    drop(agent);
 }

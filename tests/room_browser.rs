@@ -1,6 +1,5 @@
-//! The incident room in a real browser (SPEC §12): headless Chromium, driven through
-//! WebDriver (`chromedriver`, started on a free loopback port and killed by pid after),
-//! opens the pages and checks what a person would see: the graph, a step turning from
+//! The incident room in a real browser (SPEC §12): headless Chromium, driven through its
+//! driver (`chromedriver`, started on a free loopback port and killed by pid after), opens the pages and checks what a person would see: the graph, a step turning from
 //! `awaiting_approval` to `succeeded` after a signed vote uploaded through the page with no
 //! reload, a forged or edited vote's refusal in its own words, and the runs page showing a
 //! new run as it starts. `screenshot_of_a_run_page_mid_run` (ignored; `scripts/screenshot-room`)

@@ -51,7 +51,7 @@ fn door(args: &ServeArgs) -> Result<Option<Door>, CliError> {
 /// The store the agent drives: with the incident room, its commits are timed for `/metrics`.
 fn timed(store: Arc<dyn Store>, room: Option<&Door>, commits: &Histogram) -> Arc<dyn Store> {
     match room {
-        Some(_) => TimedStore::new(store, commits.clone()),
+        Some(_) => TimedStore::wrap(store, commits.clone()),
         None => store,
     }
 }

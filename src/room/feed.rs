@@ -87,7 +87,7 @@ impl Feed {
 pub struct Feeds {
     store: Arc<dyn Store>,
     registry: Arc<crate::actions::Registry>,
-    feeds: Mutex<HashMap<String, Arc<Feed>>>,
+    by_run: Mutex<HashMap<String, Arc<Feed>>>,
 }
 
 /// How long a run at rest is waited on before its journal is looked at again (an approval
@@ -100,7 +100,7 @@ impl Feeds {
         Arc::new(Self {
             store,
             registry,
-            feeds: Mutex::default(),
+            by_run: Mutex::default(),
         })
     }
 
@@ -111,7 +111,7 @@ impl Feeds {
         self: &Arc<Self>,
         run: &str,
     ) -> Result<(Arc<Feed>, watch::Receiver<usize>), CliError> {
-        let mut feeds = self.feeds.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut feeds = self.by_run.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(feed) = feeds.get(run) {
             return Ok((feed.clone(), feed.length.subscribe()));
         }
@@ -143,7 +143,7 @@ impl Feeds {
     /// Forgets `feed` when nobody views it, or `always` (its following failed); says whether
     /// it did. The next viewer follows the run anew.
     fn let_go(&self, run: &str, feed: &Arc<Feed>, always: bool) -> bool {
-        let mut feeds = self.feeds.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut feeds = self.by_run.lock().unwrap_or_else(PoisonError::into_inner);
         if !always && feed.length.receiver_count() > 0 {
             return false;
         }

@@ -19,7 +19,7 @@ pub struct TimedStore {
 
 impl TimedStore {
     /// `inner`, each commit's time (until it is durable) observed in `commits`.
-    pub fn new(inner: Arc<dyn Store>, commits: Histogram) -> Arc<dyn Store> {
+    pub fn wrap(inner: Arc<dyn Store>, commits: Histogram) -> Arc<dyn Store> {
         Arc::new(Self { inner, commits })
     }
 }
