@@ -284,6 +284,13 @@ fn the_runs_page_shows_a_new_run_as_it_starts() {
         room.drctl
             .run(&["approve", "--signed", &vote.display().to_string()])
             .ok();
+        // One unfinished run per workflow: the first ends before the second starts.
+        wait_for(Duration::from_secs(20), "the first run to succeed", || {
+            room.drctl
+                .run(&["status", &first, "--format", "json"])
+                .json()["status"]
+                == "succeeded"
+        });
         let second = room.start();
         let row = client
             .wait()

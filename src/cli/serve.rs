@@ -181,7 +181,7 @@ fn serve_shared(
             room,
             Parts {
                 host,
-                router,
+                router: router.clone(),
                 store,
                 session: session.clone(),
                 commits,
@@ -208,6 +208,8 @@ fn serve_shared(
         .join()
         .map_err(|_| CliError::internal("watching the store failed"));
     room.inspect(JoinHandle::abort);
+    // Held until here: the agent reaches its runs through it.
+    drop(router);
     watched??;
     Ok(super::exit::SUCCESS)
 }
