@@ -8,7 +8,8 @@
 //!   approval to the run's end, as its journal records them.
 //!
 //! Run with `cargo bench --bench room` (`-- --rounds N`, 3 by default). The drctl binary is
-//! the one cargo built for the benchmark (release).
+//! the one cargo built for the benchmark (release, or debug with `--profile dev`: the report
+//! says which).
 
 #![allow(
     clippy::too_many_lines,
@@ -34,8 +35,10 @@ fn gated_chain(name: &str, n: usize) -> String {
         } else {
             format!("s{}", i - 1)
         };
+        // Written tight: the workflow's text travels to the agent in one request of at most
+        // 64 KiB.
         text.push_str(&format!(
-            "[[steps]]\nid = \"s{i}\"\naction = \"noop\"\nneeds = [\"{need}\"]\n\n"
+            "[[steps]]\nid=\"s{i}\"\naction=\"noop\"\nneeds=[\"{need}\"]\n"
         ));
     }
     text
@@ -121,7 +124,11 @@ fn serve(state: &Path, log: &Path) -> (Agent, String) {
 fn start(state: &Path, file: &Path) -> String {
     let out = drctl(state, &["run", "--detach", file.to_str().unwrap()]);
     let text = String::from_utf8_lossy(&out.stdout).to_string();
-    let run = text.split_whitespace().nth(1).unwrap().to_string();
+    let run = text
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or_else(|| panic!("no run started: {}", String::from_utf8_lossy(&out.stderr)))
+        .to_string();
     wait(state, &run, "awaiting_approval");
     run
 }
@@ -187,7 +194,12 @@ fn main() {
     std::fs::write(&file, gated_chain("room-chain", 1000)).unwrap();
     let (agent, url) = serve(&state, &dir.path().join("agent.log"));
     let raw = raw_fsync(dir.path());
-    println!("the incident room, release build; {rounds} rounds");
+    let build = if cfg!(debug_assertions) {
+        "debug build (`--profile dev`)"
+    } else {
+        "release build"
+    };
+    println!("the incident room, {build}; {rounds} rounds, alternated");
     println!("| measure | result | raw write+fdatasync | |");
     println!("|---|---|---|---|");
     println!("| raw write+fdatasync, median of 200 | | {} | |", ms(raw));

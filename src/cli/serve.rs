@@ -9,11 +9,10 @@ use std::time::Duration;
 use clap::Args;
 
 use prometheus_client::metrics::histogram::Histogram;
-use tokio::task::JoinHandle;
 
 use super::error::CliError;
 use super::state::Session;
-use crate::room::{Door, Parts, TimedStore, commit_histogram};
+use crate::room::{Door, Parts, Serving, TimedStore, commit_histogram};
 use crate::service::agent::{Agent, Say};
 use crate::store::Store;
 
@@ -57,7 +56,7 @@ fn timed(store: Arc<dyn Store>, room: Option<&Door>, commits: &Histogram) -> Arc
 }
 
 /// Opens the incident room on the current runtime, and says where.
-fn open_room(door: Option<Door>, parts: Parts) -> Result<Option<JoinHandle<()>>, CliError> {
+fn open_room(door: Option<Door>, parts: Parts) -> Result<Option<Serving>, CliError> {
     let Some(door) = door else {
         return Ok(None);
     };
@@ -120,12 +119,12 @@ fn serve_local(args: &ServeArgs, session: &Session, name: Option<&str>) -> Resul
             let waiting = agent.clone();
             let _ = tokio::task::spawn_blocking(move || waiting.wait()).await;
             socket.close().await;
-            room.inspect(JoinHandle::abort);
+            drop(room);
             return Ok(super::exit::SUCCESS);
         }
         stopped().await;
         socket.close().await;
-        room.inspect(JoinHandle::abort);
+        drop(room);
         let left = router.driving();
         if !left.is_empty() {
             outln!(
@@ -172,10 +171,9 @@ fn serve_shared(
         runtime.handle().clone(),
         driver,
     );
-    // The room serves on the agent's runtime; on a shared store its reads see every run of
-    // the store, whichever agent drives it.
+    // On a shared store the room's reads see every run of the store, whichever agent drives
+    // it.
     let room = {
-        let _entered = runtime.enter();
         let host = crate::service::Host::new(store.clone(), router.clone());
         open_room(
             room,
@@ -207,7 +205,7 @@ fn serve_shared(
     let watched = watch
         .join()
         .map_err(|_| CliError::internal("watching the store failed"));
-    room.inspect(JoinHandle::abort);
+    drop(room);
     // Held until here: the agent reaches its runs through it.
     drop(router);
     watched??;

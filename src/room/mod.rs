@@ -22,6 +22,7 @@ mod sse;
 mod timed;
 mod votes;
 
+use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -138,8 +139,23 @@ impl Room {
 /// How often the runs list is read again while someone watches it.
 const RUNS_EVERY: Duration = Duration::from_millis(500);
 
-/// Serves the room through `door` on the current runtime until the returned task is aborted.
-pub fn start(door: Door, parts: Parts) -> Result<tokio::task::JoinHandle<()>, CliError> {
+/// The room being served, on a runtime of its own; stopped when dropped.
+pub struct Serving {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            // The room may have stopped already (and said why): nothing left to stop then.
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Serves the room through `door` until the returned [`Serving`] is dropped: on a runtime of
+/// its own (one worker thread), so that viewers never queue the runs' tasks behind theirs.
+pub fn start(door: Door, parts: Parts) -> Result<Serving, CliError> {
     let services = parts.session.services().clone();
     let room = Arc::new(Room {
         feeds: feed::Feeds::new(parts.store.clone(), services.registry.clone()),
@@ -152,17 +168,39 @@ pub fn start(door: Door, parts: Parts) -> Result<tokio::task::JoinHandle<()>, Cl
         token: door.token,
         commits: parts.commits,
     });
-    let listener = tokio::net::TcpListener::from_std(door.listener)
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("room")
+        .enable_all()
+        .build()
         .map_err(|e| CliError::internal(format!("cannot serve the incident room: {e}")))?;
-    let watching = room.clone();
-    let app = routes::router(room);
-    Ok(tokio::spawn(async move {
-        let lister = tokio::spawn(watch_runs(watching));
-        if let Err(e) = axum::serve(listener, app).await {
-            tracing::error!("the incident room stopped: {e}");
-        }
-        lister.abort();
-    }))
+    let listener = {
+        let _entered = runtime.enter();
+        tokio::net::TcpListener::from_std(door.listener)
+            .map_err(|e| CliError::internal(format!("cannot serve the incident room: {e}")))?
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    std::thread::Builder::new()
+        .name("room".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                let lister = tokio::spawn(watch_runs(room.clone()));
+                let app = routes::router(room);
+                tokio::select! {
+                    served = axum::serve(listener, app).into_future() => {
+                        if let Err(e) = served {
+                            tracing::error!("the incident room stopped: {e}");
+                        }
+                    }
+                    _ = stopped => {}
+                }
+                lister.abort();
+            });
+            // Open event streams are not waited for.
+            runtime.shutdown_background();
+        })
+        .map_err(|e| CliError::internal(format!("cannot serve the incident room: {e}")))?;
+    Ok(Serving { stop: Some(stop) })
 }
 
 /// Reads the runs list while someone watches it, and hands each change to the watchers: one
