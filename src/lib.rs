@@ -29,6 +29,7 @@ pub mod notify;
 pub mod plan;
 pub mod recovery;
 pub mod report;
+pub mod room;
 pub mod service;
 pub mod store;
 pub mod stored;

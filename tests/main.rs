@@ -26,6 +26,8 @@ mod processes;
 mod properties;
 mod reports;
 mod robustness;
+mod room;
+mod room_browser;
 mod scheduling;
 mod secrets;
 mod serve;

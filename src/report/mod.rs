@@ -13,8 +13,8 @@ pub use html::html;
 pub use junit::junit;
 pub use markdown::markdown;
 pub use model::{
-    Objective, Report, ReportApproval, ReportError, ReportRollback, ReportStep, build, clock,
-    human, verification,
+    Compiled, Objective, Report, ReportApproval, ReportError, ReportRollback, ReportStep, build,
+    build_with, clock, human, verification,
 };
 
 /// The report as pretty JSON.

@@ -1,0 +1,276 @@
+//! The incident room (SPEC §12), each figure beside the same run's raw fdatasync:
+//!
+//! - a 1,000-step run's page (`GET /runs/RUN`, the run finished: every step drawn, the whole
+//!   timeline), median of 20 (goal: under 200 ms);
+//! - a 1,000-step `noop` chain driven by the agent with no viewer, and with 100 open event
+//!   streams on it (`/runs/RUN/events`, each read to the run's last entry), alternated
+//!   (goal: the streams slow the chain by less than 5 %). The chain is timed from its gate's
+//!   approval to the run's end, as its journal records them.
+//!
+//! Run with `cargo bench --bench room` (`-- --rounds N`, 3 by default). The drctl binary is
+//! the one cargo built for the benchmark (release, or debug with `--profile dev`: the report
+//! says which).
+
+#![allow(
+    clippy::too_many_lines,
+    clippy::cast_precision_loss,
+    reason = "a benchmark report, written out plainly"
+)]
+
+use std::io::{BufRead, BufReader, Write as _};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const DRCTL: &str = env!("CARGO_BIN_EXE_drctl");
+
+/// A gate, then a chain of `n` `noop` steps, as workflow `name`.
+fn gated_chain(name: &str, n: usize) -> String {
+    let mut text = format!(
+        "[workflow]\nname = \"{name}\"\nkind = \"failover\"\n\n[[steps]]\nid = \"gate\"\naction = \"approval\"\nwith = {{ approvers = [\"bob\"], timeout = \"1h\" }}\n\n"
+    );
+    for i in 0..n {
+        let need = if i == 0 {
+            "gate".to_string()
+        } else {
+            format!("s{}", i - 1)
+        };
+        // Written tight: the workflow's text travels to the agent in one request of at most
+        // 64 KiB.
+        text.push_str(&format!(
+            "[[steps]]\nid=\"s{i}\"\naction=\"noop\"\nneeds=[\"{need}\"]\n"
+        ));
+    }
+    text
+}
+
+fn median(mut times: Vec<Duration>) -> Duration {
+    times.sort();
+    times[times.len() / 2]
+}
+
+/// The median of 200 appends of 256 bytes, each followed by fdatasync, in `dir`.
+fn raw_fsync(dir: &Path) -> Duration {
+    let mut file = std::fs::File::create(dir.join("raw")).unwrap();
+    median(
+        (0..200)
+            .map(|_| {
+                let t = Instant::now();
+                file.write_all(&[7u8; 256]).unwrap();
+                file.sync_data().unwrap();
+                t.elapsed()
+            })
+            .collect(),
+    )
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn drctl(state: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(DRCTL)
+        .arg("--state")
+        .arg(state)
+        .args(args)
+        .env("USER", "alice")
+        .output()
+        .unwrap()
+}
+
+fn json(state: &Path, args: &[&str]) -> serde_json::Value {
+    serde_json::from_slice(&drctl(state, args).stdout).unwrap()
+}
+
+/// The agent, killed by pid when dropped.
+struct Agent(Child);
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The agent with its room, and the room's address.
+fn serve(state: &Path, log: &Path) -> (Agent, String) {
+    let out = std::fs::File::create(log).unwrap();
+    let agent = Agent(
+        Command::new(DRCTL)
+            .arg("--state")
+            .arg(state)
+            .args(["serve", "--http", "127.0.0.1:0"])
+            .stdout(out)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if text.contains("drives the runs")
+            && let Some(url) = text
+                .lines()
+                .find_map(|l| l.strip_prefix("the incident room is at "))
+        {
+            return (agent, url.trim_end_matches('/').to_string());
+        }
+        assert!(Instant::now() < deadline, "the agent did not serve: {text}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Starts a run of `file`, handed to the agent; its id once its gate waits.
+fn start(state: &Path, file: &Path) -> String {
+    let out = drctl(state, &["run", "--detach", file.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let run = text
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or_else(|| panic!("no run started: {}", String::from_utf8_lossy(&out.stderr)))
+        .to_string();
+    wait(state, &run, "awaiting_approval");
+    run
+}
+
+fn wait(state: &Path, run: &str, status: &str) {
+    let deadline = Instant::now() + Duration::from_mins(5);
+    while json(state, &["status", run, "--format", "json"])["status"] != status {
+        assert!(Instant::now() < deadline, "run {run} never {status}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// From the gate's approval to the run's end, as the journal records them.
+fn chain_time(state: &Path, run: &str) -> Duration {
+    let report = json(state, &["report", run, "--format", "json"]);
+    let at =
+        |v: &serde_json::Value| chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap()).unwrap();
+    (at(&report["finished_at"]) - at(&report["steps"][0]["finished_at"]))
+        .to_std()
+        .unwrap()
+}
+
+/// `viewers` event streams of `run`, each read until entry `last`; joined once read.
+fn viewers(url: &str, run: &str, viewers: usize) -> Vec<std::thread::JoinHandle<u64>> {
+    (0..viewers)
+        .map(|_| {
+            let address = format!("{url}/runs/{run}/events");
+            let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+            let reader = std::thread::spawn(move || {
+                let response = ureq::get(&address).call().unwrap();
+                ready_tx.send(()).unwrap();
+                let mut last = 0;
+                for line in BufReader::new(response.into_body().into_reader()).lines() {
+                    let line = line.unwrap();
+                    if let Some(data) = line.strip_prefix("data:") {
+                        let item: serde_json::Value = serde_json::from_str(data.trim()).unwrap();
+                        last = item["seq"].as_u64().unwrap();
+                        // The run's last step succeeded: the run ends with it.
+                        if data.contains("[\"s999\",\"succeeded\"]") {
+                            break;
+                        }
+                    }
+                }
+                last
+            });
+            ready_rx.recv().unwrap();
+            reader
+        })
+        .collect()
+}
+
+fn main() {
+    let mut rounds = 3;
+    let args: Vec<String> = std::env::args().collect();
+    for pair in args.windows(2) {
+        if pair[0] == "--rounds" {
+            rounds = pair[1].parse().expect("--rounds 3");
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let file = dir.path().join("chain.toml");
+    std::fs::write(&file, gated_chain("room-chain", 1000)).unwrap();
+    let (agent, url) = serve(&state, &dir.path().join("agent.log"));
+    let raw = raw_fsync(dir.path());
+    let build = if cfg!(debug_assertions) {
+        "debug build (`--profile dev`)"
+    } else {
+        "release build"
+    };
+    println!("the incident room, {build}; {rounds} rounds, alternated");
+    println!("| measure | result | raw write+fdatasync | |");
+    println!("|---|---|---|---|");
+    println!("| raw write+fdatasync, median of 200 | | {} | |", ms(raw));
+
+    let mut quiet = Vec::new();
+    let mut watched = Vec::new();
+    let mut page_run = None;
+    for _ in 0..rounds {
+        for streams in [0, 100] {
+            let run = start(&state, &file);
+            let readers = viewers(&url, &run, streams);
+            let out = drctl(&state, &["approve", &run, "gate", "--as", "bob"]);
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            wait(&state, &run, "succeeded");
+            for reader in readers {
+                assert!(reader.join().unwrap() > 1000, "a viewer missed entries");
+            }
+            let took = chain_time(&state, &run);
+            if streams == 0 {
+                quiet.push(took);
+            } else {
+                watched.push(took);
+            }
+            page_run = Some(run);
+        }
+    }
+    let (quiet, watched) = (median(quiet), median(watched));
+    println!(
+        "| 1,000-step chain, no viewer (median) | {} | {:.2}x per step | |",
+        ms(quiet),
+        quiet.as_secs_f64() / 1000.0 / raw.as_secs_f64()
+    );
+    println!(
+        "| 1,000-step chain, 100 open event streams (median) | {} | {:.2}x per step | {:+.1} % (goal < 5 %) |",
+        ms(watched),
+        watched.as_secs_f64() / 1000.0 / raw.as_secs_f64(),
+        (watched.as_secs_f64() / quiet.as_secs_f64() - 1.0) * 100.0
+    );
+
+    let run = page_run.expect("a run");
+    let page = format!("{url}/runs/{run}");
+    let body = ureq::get(&page)
+        .call()
+        .unwrap()
+        .into_body()
+        .read_to_string()
+        .unwrap();
+    assert!(body.contains("data-step=\"s999\""));
+    let times: Vec<Duration> = (0..20)
+        .map(|_| {
+            let t = Instant::now();
+            let body = ureq::get(&page)
+                .call()
+                .unwrap()
+                .into_body()
+                .read_to_string()
+                .unwrap();
+            assert!(!body.is_empty());
+            t.elapsed()
+        })
+        .collect();
+    let page_time = median(times);
+    println!(
+        "| 1,001-step run's page, median of 20 ({} KiB) | {} | {:.0}x | goal < 200 ms |",
+        body.len() / 1024,
+        ms(page_time),
+        page_time.as_secs_f64() / raw.as_secs_f64()
+    );
+    drop(agent);
+}

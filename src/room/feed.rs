@@ -1,0 +1,224 @@
+//! One in-memory feed per run, fanned out to every viewer: a thread follows the run's journal
+//! through the store's follower (on etcd a watch, whichever agent drives the run), folds each
+//! entry into the run's projection with the machine's own `apply`, and appends what a page
+//! needs (the entry's line, the steps whose status it changed) to the feed. Viewers read the
+//! feed, never the store: a hundred viewers cost one follower.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::watch;
+
+use crate::engine::{Machine, Redactor, events};
+use crate::service::CliError;
+use crate::store::Store;
+
+/// What one journal entry changed, as the page shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct FeedItem {
+    /// The entry's number in the journal (the SSE `id:`).
+    pub seq: u64,
+    /// When it was journaled (RFC 3339).
+    pub at: String,
+    /// The line a person reads for it, when it has one.
+    pub line: Option<String>,
+    /// The steps whose status it changed, with their new status (as `drctl status` names it).
+    pub steps: Vec<(String, &'static str)>,
+}
+
+/// Where a feed stands.
+#[derive(Default)]
+struct Log {
+    /// Every item so far, the SSE data of each ready to send (scrubbed of the run's secrets).
+    items: Vec<(u64, Arc<str>)>,
+    /// Why following the run failed, when it did.
+    failed: Option<String>,
+}
+
+/// The feed of one run.
+pub struct Feed {
+    log: Mutex<Log>,
+    /// How many items there are: viewers wait on its changes.
+    length: watch::Sender<usize>,
+}
+
+impl Feed {
+    fn new() -> Self {
+        Self {
+            log: Mutex::default(),
+            length: watch::Sender::new(0),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Log> {
+        self.log.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn push(&self, seq: u64, data: String) {
+        let length = {
+            let mut log = self.lock();
+            log.items.push((seq, data.into()));
+            log.items.len()
+        };
+        self.length.send_replace(length);
+    }
+
+    fn fail(&self, why: String) {
+        let length = {
+            let mut log = self.lock();
+            log.failed = Some(why);
+            log.items.len()
+        };
+        // Wakes the viewers, who then see the failure.
+        self.length.send_replace(length + 1);
+    }
+
+    /// The items from entry `from` on, and why following failed when it did.
+    pub fn after(&self, from: u64) -> (Vec<(u64, Arc<str>)>, Option<String>) {
+        let log = self.lock();
+        let first = log.items.partition_point(|(seq, _)| *seq < from);
+        (log.items[first..].to_vec(), log.failed.clone())
+    }
+}
+
+/// The feeds of the runs being viewed, each followed by a thread of its own.
+pub struct Feeds {
+    store: Arc<dyn Store>,
+    registry: Arc<crate::actions::Registry>,
+    by_run: Mutex<HashMap<String, Arc<Feed>>>,
+}
+
+/// How long a run at rest is waited on before its journal is looked at again (an approval
+/// recorded by another process, a resume).
+const AT_REST: Duration = Duration::from_secs(1);
+
+impl Feeds {
+    /// The feeds of `store`'s runs, whose workflows compile with `registry`'s actions.
+    pub fn new(store: Arc<dyn Store>, registry: Arc<crate::actions::Registry>) -> Arc<Self> {
+        Arc::new(Self {
+            store,
+            registry,
+            by_run: Mutex::default(),
+        })
+    }
+
+    /// Run `run`'s feed, followed from now on if nobody followed it yet, and a viewer of it
+    /// (waiting on its length's changes). The viewer is counted before the feed is handed
+    /// out: a feed is let go of only when nobody views it.
+    pub fn view(
+        self: &Arc<Self>,
+        run: &str,
+    ) -> Result<(Arc<Feed>, watch::Receiver<usize>), CliError> {
+        let mut feeds = self.by_run.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(feed) = feeds.get(run) {
+            return Ok((feed.clone(), feed.length.subscribe()));
+        }
+        let feed = Arc::new(Feed::new());
+        let (feeds_, run_, feed_) = (self.clone(), run.to_string(), feed.clone());
+        std::thread::Builder::new()
+            .name(format!("room-feed-{run}"))
+            .spawn(move || {
+                let followed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    feeds_.follow(&run_, &feed_)
+                }))
+                .unwrap_or_else(|_| {
+                    Err(CliError::internal(format!(
+                        "following run {run_} failed (drctl's log says why)"
+                    )))
+                });
+                if let Err(e) = followed {
+                    // Its viewers see why; the next viewer follows the run anew.
+                    feed_.fail(e.to_string());
+                    feeds_.let_go(&run_, &feed_, true);
+                }
+            })
+            .map_err(|e| CliError::internal(format!("cannot follow run {run}: {e}")))?;
+        let viewer = feed.length.subscribe();
+        feeds.insert(run.to_string(), feed.clone());
+        Ok((feed, viewer))
+    }
+
+    /// Forgets `feed` when nobody views it, or `always` (its following failed); says whether
+    /// it did. The next viewer follows the run anew.
+    fn let_go(&self, run: &str, feed: &Arc<Feed>, always: bool) -> bool {
+        let mut feeds = self.by_run.lock().unwrap_or_else(PoisonError::into_inner);
+        if !always && feed.length.receiver_count() > 0 {
+            return false;
+        }
+        if feeds.get(run).is_some_and(|f| Arc::ptr_eq(f, feed)) {
+            feeds.remove(run);
+        }
+        true
+    }
+
+    /// Follows run `run`'s journal into `feed` while it goes on or someone views it.
+    fn follow(&self, run: &str, feed: &Arc<Feed>) -> Result<(), CliError> {
+        let record = self.store.run(run)?.ok_or_else(|| {
+            CliError::invalid(format!(
+                "no run `{run}` in this store (`drctl runs` lists them)"
+            ))
+        })?;
+        let (workflow, _) =
+            crate::stored::stored_workflow(self.store.as_ref(), &record, &self.registry)?;
+        let redactor = Redactor::for_workflow(&workflow);
+        let mut machine = Machine::new(&workflow, "").projected();
+        machine.run_id = run.to_string();
+        let mut shown: HashMap<String, &'static str> = HashMap::new();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .map_err(|e| CliError::internal(e.to_string()))?;
+        let mut next = 0;
+        loop {
+            let mut follower = self.store.follow_journal(run, next)?;
+            loop {
+                let news = follower.read()?;
+                for recorded in events(run, &news.entries)? {
+                    machine.apply(&recorded.event, recorded.time);
+                    let item = FeedItem {
+                        seq: recorded.seq,
+                        line: crate::view::event_line(&recorded.event, &machine),
+                        at: recorded.at,
+                        steps: changed(&machine, &mut shown),
+                    };
+                    let data = serde_json::to_string(&item)
+                        .map_err(|e| CliError::internal(e.to_string()))?;
+                    feed.push(item.seq, redactor.scrub(&data));
+                    next = item.seq + 1;
+                }
+                if !news.under_way {
+                    break;
+                }
+                // The wait is made inside the runtime: its timer belongs to it.
+                runtime.block_on(async { follower.changed().await });
+            }
+            drop(follower);
+            // At rest: kept while someone views it, in case it goes on.
+            std::thread::sleep(AT_REST);
+            if self.let_go(run, feed, false) {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// The steps whose status differs from what was `shown`, now shown.
+fn changed(
+    machine: &Machine<'_>,
+    shown: &mut HashMap<String, &'static str>,
+) -> Vec<(String, &'static str)> {
+    let Some(projection) = machine.run_projection() else {
+        return Vec::new();
+    };
+    let mut steps = Vec::new();
+    for step in &projection.steps {
+        let status = step.status.as_str();
+        if shown.get(&step.id) != Some(&status) {
+            shown.insert(step.id.clone(), status);
+            steps.push((step.id.clone(), status));
+        }
+    }
+    steps
+}
