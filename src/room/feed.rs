@@ -160,10 +160,17 @@ impl Feeds {
                 "no run `{run}` in this store (`drctl runs` lists them)"
             ))
         })?;
-        let (workflow, _) =
-            crate::stored::stored_workflow(self.store.as_ref(), &record, &self.registry)?;
+        // The workflow the run executes as its journal stands now (a change later in the run
+        // keeps the steps; only a step it adds is shown as the journal names it).
+        let journal = self.store.journal(run)?;
+        let (workflow, _) = crate::stored::stored_workflow(
+            self.store.as_ref(),
+            (&record, &journal),
+            &self.registry,
+        )?;
+        drop(journal);
         let redactor = Redactor::for_workflow(&workflow);
-        let mut machine = Machine::new(&workflow, "").projected();
+        let mut machine = Machine::new(Arc::new(workflow), "").projected();
         machine.run_id = run.to_string();
         let mut shown: HashMap<String, &'static str> = HashMap::new();
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -206,7 +213,7 @@ impl Feeds {
 
 /// The steps whose status differs from what was `shown`, now shown.
 fn changed(
-    machine: &Machine<'_>,
+    machine: &Machine,
     shown: &mut HashMap<String, &'static str>,
 ) -> Vec<(String, &'static str)> {
     let Some(projection) = machine.run_projection() else {

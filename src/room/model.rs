@@ -129,9 +129,10 @@ fn folded(
             "no run `{run}` in this store (`drctl runs` lists them)"
         ))
     })?;
-    let (workflow, _) = crate::stored::stored_workflow(store, &record, registry)?;
     let journal = store.journal(run)?;
-    let mut machine = Machine::new(&workflow, "").projected();
+    let (workflow, _) = crate::stored::stored_workflow(store, (&record, &journal), registry)?;
+    let workflow = std::sync::Arc::new(workflow);
+    let mut machine = Machine::new(std::sync::Arc::clone(&workflow), "").projected();
     machine.run_id = run.to_string();
     let mut timeline = Vec::new();
     let mut next = 0;
