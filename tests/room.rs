@@ -589,6 +589,34 @@ fn no_secret_a_step_read_from_the_environment_is_in_any_answer() {
     );
 }
 
+/// A page of another site whose name was made to point at 127.0.0.1 (DNS rebinding) reaches a
+/// room without a token, but names its own host: it is answered nothing of the runs.
+#[test]
+fn a_room_without_a_token_answers_only_requests_that_name_a_loopback_host() {
+    let room = Room::open(&[]);
+    let run = room.start();
+    let port = room.url.rsplit(':').next().expect("a port").to_string();
+    for path in ["/", "/api/runs", &format!("/runs/{run}"), "/metrics"] {
+        let as_host = |host: &str| {
+            Answer::of(
+                Room::agent()
+                    .get(format!("{}{path}", room.url))
+                    .header("Host", host)
+                    .call()
+                    .expect("the room answers"),
+            )
+        };
+        let rebound = as_host(&format!("rebound.example:{port}"));
+        assert_eq!(rebound.status, 421, "{path}: {}", rebound.body);
+        assert!(
+            !rebound.body.contains(&run),
+            "{path} shows the run to another site"
+        );
+        assert_eq!(as_host(&format!("localhost:{port}")).status, 200, "{path}");
+        assert_eq!(as_host(&format!("127.0.0.1:{port}")).status, 200, "{path}");
+    }
+}
+
 #[test]
 fn a_room_beyond_loopback_needs_a_token_and_then_every_request_carries_it() {
     let dir = tempfile::tempdir().unwrap();

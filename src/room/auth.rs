@@ -26,6 +26,16 @@ pub async fn require_token(
     next: Next,
 ) -> Response {
     let Some(token) = &room.token else {
+        // Without a token the room listens on loopback only, and answers only requests that
+        // name it there: a page of another site whose name was made to point at 127.0.0.1
+        // (DNS rebinding) sends its own name, and reads nothing.
+        if !names_loopback(request.headers()) {
+            return (
+                StatusCode::MISDIRECTED_REQUEST,
+                "this incident room answers requests to a loopback address only (Host: localhost, 127.0.0.1 or [::1])\n",
+            )
+                .into_response();
+        }
         return next.run(request).await;
     };
     let open = matches!(
@@ -76,12 +86,66 @@ fn carries(headers: &HeaderMap, token: &str) -> bool {
 
 /// Compares in time that does not depend on where the texts differ.
 fn same(given: &str, token: &str) -> bool {
-    given.len() == token.len()
-        && given
-            .bytes()
-            .zip(token.bytes())
-            .fold(0u8, |d, (a, b)| d | (a ^ b))
-            == 0
+    use subtle::ConstantTimeEq;
+    given.as_bytes().ct_eq(token.as_bytes()).into()
+}
+
+/// Whether the request's `Host` names a loopback address (`localhost`, `127.0.0.1`, `[::1]`,
+/// with or without a port).
+fn names_loopback(headers: &HeaderMap) -> bool {
+    let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
+        return false;
+    };
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, HeaderValue::from_str(value).unwrap());
+        headers
+    }
+
+    #[test]
+    fn only_a_loopback_host_is_answered_without_a_token() {
+        for ok in [
+            "127.0.0.1:8080",
+            "localhost:1",
+            "LOCALHOST",
+            "[::1]:80",
+            "127.1.2.3",
+        ] {
+            assert!(names_loopback(&host(ok)), "{ok}");
+        }
+        for bad in [
+            "evil.example:8080",
+            "evil.example",
+            "127.0.0.1.evil.example",
+            "localhost.evil.example:80",
+            "[::2]:80",
+            "10.0.0.1:80",
+        ] {
+            assert!(!names_loopback(&host(bad)), "{bad}");
+        }
+        assert!(!names_loopback(&HeaderMap::new()), "no Host at all");
+    }
+
+    #[test]
+    fn the_token_must_be_given_whole() {
+        assert!(same("0123456789abcdef", "0123456789abcdef"));
+        assert!(!same("0123456789abcde", "0123456789abcdef"));
+        assert!(!same("0123456789abcdeX", "0123456789abcdef"));
+    }
 }
 
 /// The form of the token page.
