@@ -110,25 +110,11 @@ impl Action for RestorePointInTime {
     }
 
     fn check(&self, args: &Args) -> Vec<ArgProblem> {
-        let latest = args.bool("use_latest_restorable_time") == Some(true);
-        match (args.get("restore_time").is_some(), latest) {
-            (true, true) => vec![ArgProblem {
-                param: Some("use_latest_restorable_time"),
-                message: "give either `restore_time` or `use_latest_restorable_time = true`, not both".into(),
-            }],
-            (false, false) => vec![ArgProblem {
-                param: None,
-                message: "say which point to restore to: `restore_time = \"...\"` or `use_latest_restorable_time = true`".into(),
-            }],
-            _ => Vec::new(),
-        }
+        super::rds::restore_point_problems(args)
     }
 
     fn describe(&self, args: &Args) -> String {
-        let point = args.get("restore_time").map_or_else(
-            || "the latest restorable time".to_string(),
-            ToString::to_string,
-        );
+        let point = super::rds::restore_point(args);
         format!(
             "restore table {} in {} to {point} into a new table {}{}",
             args.show("source_table"),

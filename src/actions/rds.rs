@@ -341,31 +341,42 @@ static RESTORE_PITR: ActionSpec = ActionSpec {
     effect: Effect::Additive,
 };
 
+/// What is wrong with the point a point-in-time restore is asked for (RDS and `DynamoDB`): a
+/// `restore_time` or `use_latest_restorable_time = true`, exactly one of them.
+pub(super) fn restore_point_problems(args: &Args) -> Vec<ArgProblem> {
+    let latest = args.bool("use_latest_restorable_time") == Some(true);
+    match (args.get("restore_time").is_some(), latest) {
+        (true, true) => vec![ArgProblem {
+            param: Some("use_latest_restorable_time"),
+            message: "give either `restore_time` or `use_latest_restorable_time = true`, not both".into(),
+        }],
+        (false, false) => vec![ArgProblem {
+            param: None,
+            message: "say which point to restore to: `restore_time = \"...\"` or `use_latest_restorable_time = true`".into(),
+        }],
+        _ => Vec::new(),
+    }
+}
+
+/// The point a point-in-time restore goes back to, in words for its plan.
+pub(super) fn restore_point(args: &Args) -> String {
+    args.get("restore_time").map_or_else(
+        || "the latest restorable time".to_string(),
+        ToString::to_string,
+    )
+}
+
 impl Action for RestorePointInTime {
     fn spec(&self) -> &'static ActionSpec {
         &RESTORE_PITR
     }
 
     fn check(&self, args: &Args) -> Vec<ArgProblem> {
-        let latest = args.bool("use_latest_restorable_time") == Some(true);
-        match (args.get("restore_time").is_some(), latest) {
-            (true, true) => vec![ArgProblem {
-                param: Some("use_latest_restorable_time"),
-                message: "give either `restore_time` or `use_latest_restorable_time = true`, not both".into(),
-            }],
-            (false, false) => vec![ArgProblem {
-                param: None,
-                message: "say which point to restore to: `restore_time = \"...\"` or `use_latest_restorable_time = true`".into(),
-            }],
-            _ => Vec::new(),
-        }
+        restore_point_problems(args)
     }
 
     fn describe(&self, args: &Args) -> String {
-        let point = args.get("restore_time").map_or_else(
-            || "the latest restorable time".to_string(),
-            ToString::to_string,
-        );
+        let point = restore_point(args);
         format!(
             "restore {} in {} to {point} into a new instance {}",
             args.show("source_db_instance"),
