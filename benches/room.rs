@@ -151,33 +151,96 @@ fn chain_time(state: &Path, run: &str) -> Duration {
         .unwrap()
 }
 
-/// `viewers` event streams of `run`, each read until entry `last`; joined once read.
+/// `viewers` event streams of `run`, each read until the run's last step succeeded; joined,
+/// each says how many events it read. A reader does as little as it can (it counts `id:`
+/// lines and looks for the last step's success, parsing nothing), so that the CPU it takes
+/// from the agent on the same cores stays small.
 fn viewers(url: &str, run: &str, viewers: usize) -> Vec<std::thread::JoinHandle<u64>> {
     (0..viewers)
         .map(|_| {
             let address = format!("{url}/runs/{run}/events");
             let (ready_tx, ready_rx) = std::sync::mpsc::channel();
             let reader = std::thread::spawn(move || {
+                const LAST: &[u8] = b"[\"s999\",\"succeeded\"]";
                 let response = ureq::get(&address).call().unwrap();
                 ready_tx.send(()).unwrap();
-                let mut last = 0;
-                for line in BufReader::new(response.into_body().into_reader()).lines() {
-                    let line = line.unwrap();
-                    if let Some(data) = line.strip_prefix("data:") {
-                        let item: serde_json::Value = serde_json::from_str(data.trim()).unwrap();
-                        last = item["seq"].as_u64().unwrap();
-                        // The run's last step succeeded: the run ends with it.
-                        if data.contains("[\"s999\",\"succeeded\"]") {
-                            break;
-                        }
+                let mut body = BufReader::new(response.into_body().into_reader());
+                let (mut line, mut events) = (Vec::new(), 0);
+                loop {
+                    line.clear();
+                    if body.read_until(b'\n', &mut line).unwrap() == 0 {
+                        return events;
+                    }
+                    if line.starts_with(b"id:") {
+                        events += 1;
+                    } else if line.starts_with(b"data:")
+                        && line.windows(LAST.len()).any(|w| w == LAST)
+                    {
+                        // The run ends with its last step.
+                        return events;
                     }
                 }
-                last
             });
             ready_rx.recv().unwrap();
             reader
         })
         .collect()
+}
+
+/// CPU time (user and system) of process `pid`'s threads, by group: the room's runtime
+/// (`room`), the room's feeds (`room-feed-*`), and the rest; plus the whole process's,
+/// threads gone included. From `/proc` (Linux), in clock ticks of 10 ms.
+#[derive(Debug, Default, Clone, Copy)]
+struct Cpu {
+    room: u64,
+    feeds: u64,
+    process: u64,
+}
+
+fn ticks(stat: &str) -> Option<(String, u64)> {
+    let open = stat.find('(')?;
+    let close = stat.rfind(')')?;
+    let name = stat[open + 1..close].to_string();
+    let fields: Vec<&str> = stat[close + 2..].split(' ').collect();
+    // utime and stime: fields 14 and 15 of stat(5), 12 and 13 after the name and state.
+    let used = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some((name, used))
+}
+
+fn cpu(pid: u32) -> Cpu {
+    let mut cpu = Cpu::default();
+    if let Some((_, used)) = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| ticks(&s))
+    {
+        cpu.process = used;
+    }
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let Some((name, used)) = std::fs::read_to_string(task.path().join("stat"))
+            .ok()
+            .and_then(|s| ticks(&s))
+        else {
+            continue;
+        };
+        if name == "room" {
+            cpu.room += used;
+        } else if name.starts_with("room-feed") {
+            cpu.feeds += used;
+        }
+    }
+    cpu
+}
+
+fn since(before: Cpu, after: Cpu) -> Cpu {
+    Cpu {
+        room: after.room.saturating_sub(before.room),
+        feeds: after.feeds.saturating_sub(before.feeds),
+        process: after.process.saturating_sub(before.process),
+    }
 }
 
 fn main() {
@@ -206,11 +269,13 @@ fn main() {
 
     let mut quiet = Vec::new();
     let mut watched = Vec::new();
+    let mut used = [Vec::new(), Vec::new()];
     let mut page_run = None;
     for _ in 0..rounds {
-        for streams in [0, 100] {
+        for (i, streams) in [0, 100].into_iter().enumerate() {
             let run = start(&state, &file);
             let readers = viewers(&url, &run, streams);
+            let before = (cpu(agent.0.id()), cpu(std::process::id()));
             let out = drctl(&state, &["approve", &run, "gate", "--as", "bob"]);
             assert!(
                 out.status.success(),
@@ -221,6 +286,8 @@ fn main() {
             for reader in readers {
                 assert!(reader.join().unwrap() > 1000, "a viewer missed entries");
             }
+            let after = (cpu(agent.0.id()), cpu(std::process::id()));
+            used[i].push((since(before.0, after.0), since(before.1, after.1).process));
             let took = chain_time(&state, &run);
             if streams == 0 {
                 quiet.push(took);
@@ -242,6 +309,29 @@ fn main() {
         watched.as_secs_f64() / 1000.0 / raw.as_secs_f64(),
         (watched.as_secs_f64() / quiet.as_secs_f64() - 1.0) * 100.0
     );
+
+    for (i, streams) in [0, 100].into_iter().enumerate() {
+        let n = used[i].len() as u64;
+        let sum = used[i]
+            .iter()
+            .fold((Cpu::default(), 0), |(a, r), (c, readers)| {
+                (
+                    Cpu {
+                        room: a.room + c.room,
+                        feeds: a.feeds + c.feeds,
+                        process: a.process + c.process,
+                    },
+                    r + readers,
+                )
+            });
+        println!(
+            "| CPU per chain with {streams} streams (mean): agent, of which the room's runtime, its feed; the benchmark process (its readers) | {} ms, {} ms, {} ms; {} ms | | |",
+            sum.0.process * 10 / n,
+            sum.0.room * 10 / n,
+            sum.0.feeds * 10 / n,
+            sum.1 * 10 / n
+        );
+    }
 
     let run = page_run.expect("a run");
     let page = format!("{url}/runs/{run}");

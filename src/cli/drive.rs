@@ -61,12 +61,8 @@ async fn drive_async(d: Drive) -> anyhow::Result<u8> {
             ),
         )?),
     };
-    let inbox = d.session.shared().map(|_| {
-        tokio::spawn(crate::service::serve_inbox(
-            d.store.clone(),
-            run_id.clone(),
-            control_tx.clone(),
-        ))
+    let inbox = d.session.shared().and_then(|_| {
+        crate::service::Inbox::open(d.store.clone(), run_id.clone(), control_tx.clone())
     });
     let live = (d.format == RunFormat::Text && std::io::stdout().is_terminal()).then(|| {
         // Approvals are offered at this terminal only when someone can answer there.
@@ -103,7 +99,7 @@ async fn drive_async(d: Drive) -> anyhow::Result<u8> {
         socket.close().await;
     }
     if let Some(inbox) = inbox {
-        inbox.abort();
+        inbox.close().await;
     }
     if status == RunStatus::AwaitingApproval {
         driver.run.recorder.release()?;

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use axum::body::Bytes;
 use serde::Serialize;
 use tokio::sync::watch;
 
@@ -31,8 +32,9 @@ pub struct FeedItem {
 /// Where a feed stands.
 #[derive(Default)]
 struct Log {
-    /// Every item so far, the SSE data of each ready to send (scrubbed of the run's secrets).
-    items: Vec<(u64, Arc<str>)>,
+    /// Every item so far, each as the SSE event a viewer is sent (`id:` and `data:` lines,
+    /// scrubbed of the run's secrets), encoded once for every viewer.
+    items: Vec<(u64, Bytes)>,
     /// Why following the run failed, when it did.
     failed: Option<String>,
 }
@@ -56,10 +58,11 @@ impl Feed {
         self.log.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn push(&self, seq: u64, data: String) {
+    fn push(&self, seq: u64, data: &str) {
+        let event = sse_event(None, Some(seq), data);
         let length = {
             let mut log = self.lock();
-            log.items.push((seq, data.into()));
+            log.items.push((seq, event));
             log.items.len()
         };
         self.length.send_replace(length);
@@ -76,11 +79,60 @@ impl Feed {
     }
 
     /// The items from entry `from` on, and why following failed when it did.
-    pub fn after(&self, from: u64) -> (Vec<(u64, Arc<str>)>, Option<String>) {
-        let log = self.lock();
-        let first = log.items.partition_point(|(seq, _)| *seq < from);
-        (log.items[first..].to_vec(), log.failed.clone())
+    pub fn after(&self, from: u64) -> Batch {
+        let (items, failed) = {
+            let log = self.lock();
+            let first = log.items.partition_point(|(seq, _)| *seq < from);
+            (log.items[first..].to_vec(), log.failed.clone())
+        };
+        let last = items.last().map(|(seq, _)| *seq);
+        let events = match items.as_slice() {
+            [] => Bytes::new(),
+            [(_, one)] => one.clone(),
+            many => {
+                let mut all = Vec::with_capacity(many.iter().map(|(_, e)| e.len()).sum());
+                for (_, event) in many {
+                    all.extend_from_slice(event);
+                }
+                Bytes::from(all)
+            }
+        };
+        Batch {
+            events,
+            last,
+            failed,
+        }
     }
+}
+
+/// What a viewer has not been sent yet.
+pub struct Batch {
+    /// The SSE events of the items, one after another, ready to write at once.
+    pub events: Bytes,
+    /// The last item's entry number, when there is an item.
+    pub last: Option<u64>,
+    /// Why following the run failed, when it did.
+    pub failed: Option<String>,
+}
+
+/// One Server-Sent Event: its name when it has one, its `id:` when it has one (item `seq`'s
+/// entry number, so a browser that reconnects resumes after it), then its data, a `data:`
+/// line for each of its lines.
+pub fn sse_event(name: Option<&str>, id: Option<u64>, data: &str) -> Bytes {
+    let mut event = String::with_capacity(data.len() + 32);
+    if let Some(name) = name {
+        event.push_str(&format!("event: {name}\n"));
+    }
+    if let Some(id) = id {
+        event.push_str(&format!("id: {id}\n"));
+    }
+    for line in data.split('\n') {
+        event.push_str("data: ");
+        event.push_str(line.trim_end_matches('\r'));
+        event.push('\n');
+    }
+    event.push('\n');
+    Bytes::from(event)
 }
 
 /// The feeds of the runs being viewed, each followed by a thread of its own.
@@ -188,11 +240,11 @@ impl Feeds {
                         seq: recorded.seq,
                         line: crate::view::event_line(&recorded.event, &machine),
                         at: recorded.at,
-                        steps: changed(&machine, &mut shown),
+                        steps: changed(&machine, recorded.event.step(), &mut shown),
                     };
                     let data = serde_json::to_string(&item)
                         .map_err(|e| CliError::internal(e.to_string()))?;
-                    feed.push(item.seq, redactor.scrub(&data));
+                    feed.push(item.seq, &redactor.scrub(&data));
                     next = item.seq + 1;
                 }
                 if !news.under_way {
@@ -211,16 +263,23 @@ impl Feeds {
     }
 }
 
-/// The steps whose status differs from what was `shown`, now shown.
+/// The steps whose status differs from what was `shown`, now shown: after an event of one
+/// step (`step`), that step only (an event folds into its own step and no other); after an
+/// event of the run, every step.
 fn changed(
     machine: &Machine,
+    step: Option<&str>,
     shown: &mut HashMap<String, &'static str>,
 ) -> Vec<(String, &'static str)> {
     let Some(projection) = machine.run_projection() else {
         return Vec::new();
     };
+    let one = step.and_then(|id| {
+        let i = machine.index(id)?;
+        projection.steps.get(i).filter(|s| s.id == id)
+    });
     let mut steps = Vec::new();
-    for step in &projection.steps {
+    for step in one.map_or(projection.steps.as_slice(), std::slice::from_ref) {
         let status = step.status.as_str();
         if shown.get(&step.id) != Some(&status) {
             shown.insert(step.id.clone(), status);
@@ -228,4 +287,33 @@ fn changed(
         }
     }
     steps
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_viewer_gets_every_item_after_the_one_it_has_in_one_write_each_an_event_of_its_own() {
+        let feed = Feed::new();
+        for seq in 0..3 {
+            feed.push(seq, &format!("{{\"seq\":{seq}}}"));
+        }
+        let batch = feed.after(1);
+        assert_eq!(batch.last, Some(2));
+        assert_eq!(
+            &batch.events[..],
+            b"id: 1\ndata: {\"seq\":1}\n\nid: 2\ndata: {\"seq\":2}\n\n"
+        );
+        let none = feed.after(3);
+        assert!(none.events.is_empty() && none.last.is_none() && none.failed.is_none());
+        feed.fail("the store went away".into());
+        assert_eq!(feed.after(3).failed.as_deref(), Some("the store went away"));
+    }
+
+    #[test]
+    fn data_of_several_lines_is_sent_as_a_data_line_each() {
+        let event = sse_event(Some("failed"), None, "one\r\ntwo");
+        assert_eq!(&event[..], b"event: failed\ndata: one\ndata: two\n\n");
+    }
 }

@@ -141,7 +141,7 @@ async fn run_events(
     )
     .await?;
     let viewing = room.feeds.view(&run)?;
-    Ok(super::sse::run_events(viewing, from).into_response())
+    Ok(super::sse::run_events(viewing, from))
 }
 
 async fn runs_events(State(room): State<Arc<Room>>) -> Response {

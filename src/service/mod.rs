@@ -29,7 +29,7 @@ pub mod takeup;
 
 pub use error::CliError;
 pub use host::{Host, decide};
-pub use inbox::serve_inbox;
+pub use inbox::Inbox;
 pub use router::{Agent, Router};
 pub use session::{
     Session, Shared, Source, ask, expect, hand_over, hostname, open_shared, through_inbox,

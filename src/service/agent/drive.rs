@@ -59,17 +59,14 @@ pub(super) async fn drive_here(
     let announcer = crate::notify::Announcer::for_run(run.machine.workflow(), &id);
     let outbox = announcer.as_ref().map(crate::notify::Announcer::outbox);
     // On a shared store, decisions also come through the run's inbox, to the same driver.
-    let inbox = shared.clone().map(|store| {
-        tokio::spawn(crate::service::serve_inbox(
-            store,
-            id.clone(),
-            routed.driver.clone(),
-        ))
-    });
+    let inbox = shared
+        .clone()
+        .and_then(|store| crate::service::Inbox::open(store, id.clone(), routed.driver.clone()));
     // The run's secrets stay registered for the logs until its last messages are gone.
     let (outcome, _secrets) = drive(run, (base_dir, services), first, control_rx, announcer).await;
+    // The requests it took are answered (a vote that ended the run), then it takes no more.
     if let Some(inbox) = inbox {
-        inbox.abort();
+        inbox.close().await;
     }
     // Driven no more here, the run is let go of on a shared store, however its driving ended:
     // at rest, an operator takes it up from there; stopped by an error, another agent (or
