@@ -3,9 +3,11 @@
 //! - a 1,000-step run's page (`GET /runs/RUN`, the run finished: every step drawn, the whole
 //!   timeline), median of 20 (goal: under 200 ms);
 //! - a 1,000-step `noop` chain driven by the agent with no viewer, and with 100 open event
-//!   streams on it (`/runs/RUN/events`, each read to the run's last entry), alternated
-//!   (goal: the streams slow the chain by less than 5 %). The chain is timed from its gate's
-//!   approval to the run's end, as its journal records them.
+//!   streams on it (`/runs/RUN/events`, each read to the run's last entry), their readers at
+//!   this machine's priority and then at the lowest (standing in for browsers elsewhere),
+//!   alternated (goal: the streams slow the chain by less than 5 %). The chain is timed from
+//!   its gate's approval to the run's end, as its journal records them; the CPU the agent
+//!   (the room's threads apart) and the readers used is counted from `/proc`.
 //!
 //! Run with `cargo bench --bench room` (`-- --rounds N`, 3 by default). The drctl binary is
 //! the one cargo built for the benchmark (release, or debug with `--profile dev`: the report
@@ -152,16 +154,24 @@ fn chain_time(state: &Path, run: &str) -> Duration {
 }
 
 /// `viewers` event streams of `run`, each read until the run's last step succeeded; joined,
-/// each says how many events it read. A reader does as little as it can (it counts `id:`
-/// lines and looks for the last step's success, parsing nothing), so that the CPU it takes
-/// from the agent on the same cores stays small.
-fn viewers(url: &str, run: &str, viewers: usize) -> Vec<std::thread::JoinHandle<u64>> {
+/// each says how many events it read. The readers stand in for browsers on other machines,
+/// but share this machine's cores with the agent: each does as little as it can (it counts
+/// `id:` lines and looks for the last step's success, parsing nothing), and when `niced` runs
+/// at the lowest priority (nice 19), closer to readers elsewhere. What they use is reported
+/// apart.
+fn viewers(url: &str, run: &str, viewers: usize, niced: bool) -> Vec<std::thread::JoinHandle<u64>> {
     (0..viewers)
         .map(|_| {
             let address = format!("{url}/runs/{run}/events");
             let (ready_tx, ready_rx) = std::sync::mpsc::channel();
             let reader = std::thread::spawn(move || {
                 const LAST: &[u8] = b"[\"s999\",\"succeeded\"]";
+                if niced {
+                    thread_priority::set_current_thread_priority(
+                        thread_priority::ThreadPriority::Min,
+                    )
+                    .unwrap();
+                }
                 let response = ureq::get(&address).call().unwrap();
                 ready_tx.send(()).unwrap();
                 let mut body = BufReader::new(response.into_body().into_reader());
@@ -267,14 +277,19 @@ fn main() {
     println!("|---|---|---|---|");
     println!("| raw write+fdatasync, median of 200 | | {} | |", ms(raw));
 
-    let mut quiet = Vec::new();
-    let mut watched = Vec::new();
-    let mut used = [Vec::new(), Vec::new()];
+    // No viewer; 100 readers at the machine's priority; 100 readers at the lowest.
+    let variants = [
+        (0, false, "no viewer"),
+        (100, false, "100 open event streams, readers at nice 0"),
+        (100, true, "100 open event streams, readers at nice 19"),
+    ];
+    let mut took = vec![Vec::new(); variants.len()];
+    let mut used = vec![Vec::new(); variants.len()];
     let mut page_run = None;
     for _ in 0..rounds {
-        for (i, streams) in [0, 100].into_iter().enumerate() {
+        for (i, (streams, niced, _)) in variants.into_iter().enumerate() {
             let run = start(&state, &file);
-            let readers = viewers(&url, &run, streams);
+            let readers = viewers(&url, &run, streams, niced);
             let before = (cpu(agent.0.id()), cpu(std::process::id()));
             let out = drctl(&state, &["approve", &run, "gate", "--as", "bob"]);
             assert!(
@@ -288,29 +303,33 @@ fn main() {
             }
             let after = (cpu(agent.0.id()), cpu(std::process::id()));
             used[i].push((since(before.0, after.0), since(before.1, after.1).process));
-            let took = chain_time(&state, &run);
-            if streams == 0 {
-                quiet.push(took);
-            } else {
-                watched.push(took);
-            }
+            took[i].push(chain_time(&state, &run));
             page_run = Some(run);
         }
     }
-    let (quiet, watched) = (median(quiet), median(watched));
-    println!(
-        "| 1,000-step chain, no viewer (median) | {} | {:.2}x per step | |",
-        ms(quiet),
-        quiet.as_secs_f64() / 1000.0 / raw.as_secs_f64()
-    );
-    println!(
-        "| 1,000-step chain, 100 open event streams (median) | {} | {:.2}x per step | {:+.1} % (goal < 5 %) |",
-        ms(watched),
-        watched.as_secs_f64() / 1000.0 / raw.as_secs_f64(),
-        (watched.as_secs_f64() / quiet.as_secs_f64() - 1.0) * 100.0
-    );
-
-    for (i, streams) in [0, 100].into_iter().enumerate() {
+    let quiet = median(took[0].clone());
+    for (i, (_, _, name)) in variants.into_iter().enumerate() {
+        let time = median(took[i].clone());
+        let slower = if i == 0 {
+            String::new()
+        } else {
+            format!(
+                "{:+.1} % (goal < 5 %)",
+                (time.as_secs_f64() / quiet.as_secs_f64() - 1.0) * 100.0
+            )
+        };
+        println!(
+            "| 1,000-step chain, {name} (median; each: {}) | {} | {:.2}x per step | {slower} |",
+            took[i]
+                .iter()
+                .map(|t| ms(*t))
+                .collect::<Vec<_>>()
+                .join(", "),
+            ms(time),
+            time.as_secs_f64() / 1000.0 / raw.as_secs_f64()
+        );
+    }
+    for (i, (_, _, name)) in variants.into_iter().enumerate() {
         let n = used[i].len() as u64;
         let sum = used[i]
             .iter()
@@ -325,7 +344,7 @@ fn main() {
                 )
             });
         println!(
-            "| CPU per chain with {streams} streams (mean): agent, of which the room's runtime, its feed; the benchmark process (its readers) | {} ms, {} ms, {} ms; {} ms | | |",
+            "| CPU per chain, {name} (mean): the agent's; of it, the room's runtime and its feed; the benchmark's readers | {} ms; {} ms, {} ms; {} ms | | |",
             sum.0.process * 10 / n,
             sum.0.room * 10 / n,
             sum.0.feeds * 10 / n,

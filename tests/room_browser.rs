@@ -228,25 +228,24 @@ fn the_run_page_draws_the_graph_and_a_vote_uploaded_through_it_turns_the_gate_li
             Some("awaiting_approval")
         );
 
-        // Bob's signed vote: the gate, then the step after it, turn succeeded live.
+        // Bob's signed vote: the gate, then the step after it, turn succeeded live, and the
+        // header's status follows the run.
         let (text, ok) = upload(&client, &good).await;
         assert_eq!(ok, "yes", "{text}");
-        until_attr(
-            &client,
+        for css in [
             "g.step[data-step='gate']",
-            "data-status",
-            "succeeded",
-            Duration::from_secs(10),
-        )
-        .await;
-        until_attr(
-            &client,
             "g.step[data-step='promote']",
-            "data-status",
-            "succeeded",
-            Duration::from_secs(10),
-        )
-        .await;
+            "#run-status",
+        ] {
+            until_attr(
+                &client,
+                css,
+                "data-status",
+                "succeeded",
+                Duration::from_secs(10),
+            )
+            .await;
+        }
         let same = client
             .execute("return window.drctlNoReload === true;", vec![])
             .await
@@ -291,6 +290,29 @@ fn the_runs_page_shows_a_new_run_as_it_starts() {
                 .json()["status"]
                 == "succeeded"
         });
+        // Its row follows it: its status, and its RTO achieved against the objective.
+        until_attr(
+            &client,
+            &format!("tr[data-run='{first}'] td.status"),
+            "data-status",
+            "succeeded",
+            Duration::from_secs(10),
+        )
+        .await;
+        let text = |css: String| {
+            let client = client.clone();
+            async move {
+                client
+                    .find(Locator::Css(&css))
+                    .await
+                    .unwrap()
+                    .text()
+                    .await
+                    .unwrap()
+            }
+        };
+        let rto = text(format!("tr[data-run='{first}'] td.rto")).await;
+        assert!(rto.ends_with(" of 15m"), "{rto}");
         let second = room.start();
         let row = client
             .wait()
@@ -299,6 +321,18 @@ fn the_runs_page_shows_a_new_run_as_it_starts() {
             .await
             .expect("the new run appears without a reload");
         assert!(row.text().await.unwrap().contains("room-failover"));
+        // A row that appears live says who drives the run and its RTO, as a row drawn with
+        // the page does.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let driver = text(format!("tr[data-run='{second}'] td.driver")).await;
+            let rto = text(format!("tr[data-run='{second}'] td.rto")).await;
+            if driver.starts_with("this agent (pid ") && rto.contains("15m") {
+                break;
+            }
+            assert!(Instant::now() < deadline, "driver {driver:?}, RTO {rto:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         let same = client
             .execute("return window.drctlNoReload === true;", vec![])
             .await

@@ -27,6 +27,8 @@ pub struct FeedItem {
     pub line: Option<String>,
     /// The steps whose status it changed, with their new status (as `drctl status` names it).
     pub steps: Vec<(String, &'static str)>,
+    /// The run's status once it is folded in.
+    pub status: &'static str,
 }
 
 /// Where a feed stands.
@@ -172,6 +174,7 @@ impl Feeds {
         std::thread::Builder::new()
             .name(format!("room-feed-{run}"))
             .spawn(move || {
+                super::priority::lower();
                 let followed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                     feeds_.follow(&run_, &feed_)
                 }))
@@ -241,6 +244,7 @@ impl Feeds {
                         line: crate::view::event_line(&recorded.event, &machine),
                         at: recorded.at,
                         steps: changed(&machine, recorded.event.step(), &mut shown),
+                        status: machine.status().as_str(),
                     };
                     let data = serde_json::to_string(&item)
                         .map_err(|e| CliError::internal(e.to_string()))?;

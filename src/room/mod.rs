@@ -17,7 +17,9 @@ mod graph;
 mod metrics;
 mod model;
 mod pages;
+mod priority;
 mod routes;
+mod rows;
 mod sse;
 mod timed;
 mod votes;
@@ -93,8 +95,10 @@ pub struct Room {
     router: Arc<Router>,
     services: Services,
     feeds: Arc<feed::Feeds>,
-    /// The runs list's JSON, as it last changed.
+    /// The runs page's rows, as they last changed (JSON), for its live list.
     runs: watch::Sender<Arc<str>>,
+    /// The rows built, those of runs over for good kept.
+    rows: rows::Rows,
     token: Option<String>,
     commits: Histogram,
 }
@@ -134,6 +138,12 @@ impl Room {
             serde_json::to_string_pretty(lines).map_err(|e| CliError::internal(e.to_string()))?;
         Ok(self.services.redactors.scrub(None, &text))
     }
+
+    /// The runs page's row of each run of `lines`. Blocking.
+    fn rows(&self, lines: Vec<crate::view::RunLine>) -> Result<Vec<rows::RunRow>, CliError> {
+        self.rows
+            .build(self.store.as_ref(), |run| self.driver(run), lines)
+    }
 }
 
 /// How often the runs list is read again while someone watches it.
@@ -165,12 +175,14 @@ pub fn start(door: Door, parts: Parts) -> Result<Serving, CliError> {
         router: parts.router,
         services,
         runs: watch::Sender::new(Arc::from("[]")),
+        rows: rows::Rows::default(),
         token: door.token,
         commits: parts.commits,
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .thread_name("room")
+        .on_thread_start(priority::lower)
         .enable_all()
         .build()
         .map_err(|e| CliError::internal(format!("cannot serve the incident room: {e}")))?;
@@ -183,6 +195,7 @@ pub fn start(door: Door, parts: Parts) -> Result<Serving, CliError> {
     std::thread::Builder::new()
         .name("room".into())
         .spawn(move || {
+            priority::lower();
             runtime.block_on(async move {
                 let lister = tokio::spawn(watch_runs(room.clone()));
                 let app = routes::router(room);
@@ -203,18 +216,29 @@ pub fn start(door: Door, parts: Parts) -> Result<Serving, CliError> {
     Ok(Serving { stop: Some(stop) })
 }
 
-/// Reads the runs list while someone watches it, and hands each change to the watchers: one
-/// read for every viewer.
+/// Reads the runs list while someone watches it, and hands each change of the runs page's rows
+/// to the watchers: one read for every viewer.
 async fn watch_runs(room: Arc<Room>) {
     loop {
         tokio::time::sleep(RUNS_EVERY).await;
         if room.runs.receiver_count() == 0 {
             continue;
         }
-        match model::run_lines(&room.host)
-            .await
-            .and_then(|l| room.runs_json(&l))
-        {
+        let rows = match model::run_lines(&room.host).await {
+            Ok(lines) => {
+                let room = room.clone();
+                tokio::task::spawn_blocking(move || {
+                    let rows = room.rows(lines)?;
+                    let json = serde_json::to_string(&rows)
+                        .map_err(|e| CliError::internal(e.to_string()))?;
+                    Ok(room.services.redactors.scrub(None, &json))
+                })
+                .await
+                .unwrap_or_else(|e| Err(CliError::internal(e.to_string())))
+            }
+            Err(e) => Err(e),
+        };
+        match rows {
             Ok(json) => {
                 room.runs.send_if_modified(|shown| {
                     let changed = **shown != *json;

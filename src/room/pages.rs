@@ -6,8 +6,8 @@ use maud::{DOCTYPE, Markup, html};
 
 use super::graph::{Graph, NODE_H, NODE_W};
 use super::model::RunPage;
-use crate::report::{Objective, human};
-use crate::view::RunLine;
+use super::rows::{RunRow, objective};
+use crate::report::human;
 
 /// A page: its title and body, the room's style and script.
 fn layout(title: &str, body: &Markup) -> Markup {
@@ -26,16 +26,6 @@ fn layout(title: &str, body: &Markup) -> Markup {
     }
 }
 
-/// One run of the runs page, with who drives it and its RTO against the objective.
-pub struct RunRow {
-    /// As `drctl runs --format json` shows it.
-    pub line: RunLine,
-    /// Who drives it, in words.
-    pub driver: String,
-    /// Its RTO: achieved, or so far, against the objective.
-    pub rto: Objective,
-}
-
 /// `/`: every run of the store.
 pub fn runs_page(rows: &[RunRow]) -> String {
     let body = html! {
@@ -50,24 +40,14 @@ pub fn runs_page(rows: &[RunRow]) -> String {
                         td { (row.line.mode) }
                         td.status data-status=(row.line.status) { (row.line.status) }
                         td { (row.line.started_at) }
-                        td { (objective(&row.rto)) }
-                        td { (row.driver) }
+                        td.rto { (row.rto) }
+                        td.driver { (row.driver) }
                     }
                 }
             }
         }
     };
     layout("runs", &body).into_string()
-}
-
-/// An objective in words: `4m 10s of 15m`.
-fn objective(o: &Objective) -> String {
-    match (o.achieved_seconds, o.objective_seconds) {
-        (Some(a), Some(obj)) => format!("{} of {}", human(a), human(obj)),
-        (Some(a), None) => human(a),
-        (None, Some(obj)) => format!("objective {}", human(obj)),
-        (None, None) => "—".to_string(),
-    }
 }
 
 /// `/runs/RUN`.

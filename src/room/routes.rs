@@ -11,7 +11,7 @@ use axum::routing::{get, post};
 
 use super::Room;
 use super::model::{ask, run_lines, run_page};
-use super::pages::{RunRow, runs_page};
+use super::pages::runs_page;
 use crate::control::{Reply, Request};
 use crate::service::{CliError, exit};
 
@@ -73,22 +73,7 @@ async fn blocking<T: Send + 'static>(
 async fn runs(State(room): State<Arc<Room>>) -> Result<Html<String>, Failed> {
     let lines = run_lines(&room.host).await?;
     let room2 = room.clone();
-    let rows = blocking(move || {
-        let mut compiled = crate::report::Compiled::default();
-        lines
-            .into_iter()
-            .map(|line| {
-                let report =
-                    crate::report::build_with(room2.store.as_ref(), &line.run_id, &mut compiled)?;
-                Ok(RunRow {
-                    driver: room2.driver(&line.run_id)?,
-                    rto: report.rto,
-                    line,
-                })
-            })
-            .collect::<Result<Vec<_>, CliError>>()
-    })
-    .await?;
+    let rows = blocking(move || room2.rows(lines)).await?;
     Ok(Html(room.services.redactors.scrub(None, &runs_page(&rows))))
 }
 

@@ -5,7 +5,7 @@
 //! A run's events are sent as they come while they come apart, and gathered while they come
 //! fast: after a write, a viewer is written to again [`GATHER`] later at the soonest, with
 //! every event committed meanwhile in one write. A hundred viewers of a run committing a
-//! thousand entries a second then cost a hundred writes every tenth of a second, not a
+//! thousand entries a second then cost a hundred writes every quarter of a second, not a
 //! hundred thousand writes a second, and no event is left out or merged with another.
 
 use std::convert::Infallible;
@@ -23,7 +23,7 @@ use tokio::time::Instant;
 use super::feed::{Feed, sse_event};
 
 /// How long after a write a viewer is written to again, at the soonest.
-pub const GATHER: Duration = Duration::from_millis(100);
+pub const GATHER: Duration = Duration::from_millis(250);
 
 /// How long a stream stays silent before a comment keeps it open.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);

@@ -22,6 +22,11 @@
         var approval = document.querySelector('.approval[data-step="' + CSS.escape(id) + '"]');
         if (approval && status !== 'awaiting_approval') { approval.remove(); }
       });
+      var status = document.getElementById('run-status');
+      if (status && item.status) {
+        status.textContent = item.status;
+        status.dataset.status = item.status;
+      }
       if (item.line) {
         var li = document.createElement('li');
         li.dataset.seq = item.seq;
@@ -51,25 +56,31 @@
     var body = table.tBodies[0];
     var source = new EventSource('/events');
     source.addEventListener('runs', function (message) {
-      JSON.parse(message.data).forEach(function (line) {
-        var row = body.querySelector('tr[data-run="' + CSS.escape(line.run_id) + '"]');
-        if (!row) {
-          row = document.createElement('tr');
-          row.dataset.run = line.run_id;
+      JSON.parse(message.data).forEach(function (row) {
+        var tr = body.querySelector('tr[data-run="' + CSS.escape(row.run_id) + '"]');
+        if (!tr) {
+          tr = document.createElement('tr');
+          tr.dataset.run = row.run_id;
           var link = document.createElement('a');
-          link.href = '/runs/' + encodeURIComponent(line.run_id);
-          link.textContent = line.run_id;
+          link.href = '/runs/' + encodeURIComponent(row.run_id);
+          link.textContent = row.run_id;
           var first = document.createElement('td');
           first.append(link);
-          var status = cell(line.status);
+          var status = cell('');
           status.className = 'status';
-          row.append(first, cell(line.workflow), cell(line.mode), status,
-            cell(line.started_at), cell('—'), cell('—'));
-          body.append(row);
+          var rto = cell('');
+          rto.className = 'rto';
+          var driver = cell('');
+          driver.className = 'driver';
+          tr.append(first, cell(row.workflow), cell(row.mode), status,
+            cell(row.started_at), rto, driver);
+          body.append(tr);
         }
-        var shown = row.querySelector('td.status');
-        shown.textContent = line.status;
-        shown.dataset.status = line.status;
+        var shown = tr.querySelector('td.status');
+        shown.textContent = row.status;
+        shown.dataset.status = row.status;
+        tr.querySelector('td.rto').textContent = row.rto;
+        tr.querySelector('td.driver').textContent = row.driver;
       });
     });
   }
