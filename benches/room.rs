@@ -37,10 +37,8 @@ fn gated_chain(name: &str, n: usize) -> String {
         } else {
             format!("s{}", i - 1)
         };
-        // Written tight: the workflow's text travels to the agent in one request of at most
-        // 64 KiB.
         text.push_str(&format!(
-            "[[steps]]\nid=\"s{i}\"\naction=\"noop\"\nneeds=[\"{need}\"]\n"
+            "[[steps]]\nid = \"s{i}\"\naction = \"noop\"\nneeds = [\"{need}\"]\n\n"
         ));
     }
     text

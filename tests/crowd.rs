@@ -259,3 +259,39 @@ fn a_process_flooding_the_socket_does_not_starve_the_others_and_is_told_why() {
         );
     }
 }
+
+/// A workflow's text travels whole in the start request to the agent: one of more than the
+/// 64 KiB any connection may hold is read (in its turn among the large requests), and its run
+/// driven to its end by the agent.
+#[test]
+fn a_workflow_larger_than_64_kib_is_handed_to_the_agent_whole() {
+    let crowd = Crowd::new();
+    let drctl = crowd.drctl();
+    let mut text = String::from("[workflow]\nname = \"large\"\nkind = \"failover\"\n\n");
+    for i in 0..1500 {
+        text.push_str(&format!(
+            "# Step {i}: check the replica of shard {i} in the standby region before promotion.\n[[steps]]\nid = \"check-shard-{i}\"\naction = \"noop\"\n\n"
+        ));
+    }
+    assert!(text.len() > 128 * 1024, "{} bytes", text.len());
+    let file = crowd.dir.path().join("large.toml");
+    std::fs::write(&file, text).unwrap();
+    let out = drctl
+        .run(&["run", "--detach", &file.display().to_string()])
+        .ok();
+    assert!(
+        out.text().contains("driven by drctl serve"),
+        "{}",
+        out.text()
+    );
+    let deadline = Instant::now() + Duration::from_mins(2);
+    loop {
+        let v = drctl.run(&["status", "--format", "json"]).json();
+        if v["status"] == "succeeded" {
+            assert_eq!(v["steps"].as_array().map(Vec::len), Some(1500), "{v}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "{v}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

@@ -230,7 +230,7 @@ fn the_control_socket_survives_misbehaving_clients() {
     let sender = std::thread::spawn(move || {
         let chunk = vec![b'x'; 64 * 1024];
         let mut sent = 0usize;
-        while sent < 10 * 1024 * 1024 {
+        while sent < 32 * 1024 * 1024 {
             match writer.write(&chunk) {
                 Ok(n) => sent += n,
                 Err(_) => break,
@@ -242,10 +242,39 @@ fn the_control_socket_survives_misbehaving_clients() {
     BufReader::new(&flood)
         .read_line(&mut answer)
         .expect("the server answers an oversized request");
-    assert!(answer.contains("64 KiB"), "{answer}");
+    assert!(answer.contains("longer than 8 MiB"), "{answer}");
     let sent = sender.join().unwrap();
-    assert!(sent < 10 * 1024 * 1024, "the server read all {sent} bytes");
-    answers_promptly(&state, &run, "a 10 MB line");
+    assert!(sent < 32 * 1024 * 1024, "the server read all {sent} bytes");
+    answers_promptly(&state, &run, "a 32 MiB line");
+
+    // Large requests (a start carries its workflow's text) are read, a few at a time: eight
+    // of 1 MiB at once are all answered.
+    let large: Vec<_> = (0..8)
+        .map(|i| {
+            let state = state.clone();
+            std::thread::spawn(move || {
+                let mut large = socket(&state);
+                large
+                    .set_read_timeout(Some(Duration::from_secs(20)))
+                    .unwrap();
+                let name = format!("r{i}{}", "x".repeat(1024 * 1024));
+                let request = format!("{{\"v\":2,\"op\":\"status\",\"run\":\"{name}\"}}\n");
+                large.write_all(request.as_bytes()).unwrap();
+                let mut answer = String::new();
+                BufReader::new(&large).read_line(&mut answer).unwrap();
+                answer
+            })
+        })
+        .collect();
+    for answer in large {
+        let answer = answer.join().unwrap();
+        assert!(
+            answer.contains("no run") && !answer.contains("longer than"),
+            "{}",
+            &answer[..answer.len().min(300)]
+        );
+    }
+    answers_promptly(&state, &run, "eight 1 MiB requests");
 
     // Garbage is refused; the connection may go on with a good request.
     let mut garbage = socket(&state);

@@ -11,7 +11,9 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::protocol::{Active, Envelope, MAX_REQUEST, Reply, Request, Response, parse_response};
+use super::protocol::{
+    Active, Envelope, MAX_REQUEST, Reply, Request, Response, parse_response, size,
+};
 use super::socket_path;
 
 /// The longest answer read: a report of a very large run fits many times over; a process that
@@ -129,8 +131,9 @@ impl Connection {
             .map_err(std::io::Error::other)?;
         if line.len() > MAX_REQUEST {
             return Err(std::io::Error::other(format!(
-                "the request is longer than the {} KiB the live process reads; shorten the comment",
-                MAX_REQUEST / 1024
+                "the request is {} long, more than the {} the live process reads (a workflow or a comment that long is refused)",
+                size(line.len()),
+                size(MAX_REQUEST)
             )));
         }
         line.push('\n');

@@ -17,9 +17,24 @@ use crate::view::{RunLine, StatusView};
 /// field, answers carrying untyped `data`).
 pub const PROTOCOL_VERSION: u32 = 2;
 
-/// The longest request line the live process reads (its newline not counted). Every real
-/// request is far shorter; a longer one is refused and its connection dropped.
-pub const MAX_REQUEST: usize = 64 * 1024;
+/// The longest request line the live process reads (its newline not counted): room for the
+/// text of a workflow of tens of thousands of steps, which a start carries. A longer one is
+/// refused and its connection dropped.
+pub const MAX_REQUEST: usize = 8 * 1024 * 1024;
+
+/// The part of a request line any connection may hold. A line longer than that (a start's
+/// workflow, mostly) is read only by a few connections at once (the server's bound), so that
+/// the memory held by lines being read stays bounded whatever the crowd.
+pub const SMALL_REQUEST: usize = 64 * 1024;
+
+/// `bytes` in words: `8 MiB`, `64 KiB`.
+pub fn size(bytes: usize) -> String {
+    if bytes >= 1024 * 1024 && bytes.is_multiple_of(1024 * 1024) {
+        format!("{} MiB", bytes / (1024 * 1024))
+    } else {
+        format!("{} KiB", bytes / 1024)
+    }
+}
 
 /// A request as it travels: the protocol version beside it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -52,10 +67,7 @@ struct Version {
 /// saying why they are not one; nothing panics.
 pub fn parse_request(line: &[u8]) -> Result<Request, String> {
     if line.len() > MAX_REQUEST {
-        return Err(format!(
-            "the request is longer than {} KiB",
-            MAX_REQUEST / 1024
-        ));
+        return Err(format!("the request is longer than {}", size(MAX_REQUEST)));
     }
     let text = std::str::from_utf8(line)
         .map_err(|e| format!("bad request: it is not UTF-8 text ({e})"))?;

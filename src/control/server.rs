@@ -1,7 +1,10 @@
 //! The server side: runs inside the process that drives a run. It must never be taken down by
 //! a client, and it serves every honest client (SPEC §5.8.6, §11):
 //!
-//! - a request line is at most [`MAX_REQUEST`] bytes;
+//! - a request line is at most [`MAX_REQUEST`] bytes, and only [`LARGE_AT_ONCE`] connections
+//!   at a time read a line longer than [`SMALL_REQUEST`] (the others wait their turn), so the
+//!   lines being read hold at most `MAX_CONNECTIONS × SMALL_REQUEST + LARGE_AT_ONCE ×
+//!   MAX_REQUEST` (48 MiB);
 //! - at most [`MAX_CONNECTIONS`] connections are open at once. A newcomer past the bound takes
 //!   the place of a connection idle for [`EVICT_IDLE`] or more; when there is none, it waits
 //!   (not accepted yet, in the socket's backlog) until a connection ends: a crowd of clients
@@ -23,11 +26,11 @@ use std::time::Duration;
 
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
-use super::protocol::{MAX_REQUEST, Request, Response, parse_request};
+use super::protocol::{MAX_REQUEST, Request, Response, SMALL_REQUEST, parse_request, size};
 use super::socket_path;
 
 /// What answers the requests the socket reads (the run service of the process serving it).
@@ -42,6 +45,9 @@ pub type Answering<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Resp
 /// Connections open at once. Past the bound, a newcomer takes the place of a connection idle
 /// for [`EVICT_IDLE`], or waits its turn.
 pub const MAX_CONNECTIONS: usize = 256;
+
+/// Connections that may read a request line longer than [`SMALL_REQUEST`] at once.
+pub const LARGE_AT_ONCE: usize = 4;
 
 /// Connections one process may hold at once. A drctl command holds one (two for a moment).
 pub const MAX_PER_PROCESS: usize = 8;
@@ -76,6 +82,7 @@ pub fn serve(state_dir: &Path, handler: Arc<dyn Handler>) -> std::io::Result<Soc
         handler,
         slots: slots.clone(),
         freed: Arc::new(Notify::new()),
+        large: Arc::new(Semaphore::new(LARGE_AT_ONCE)),
     };
     let task = tokio::spawn(async move {
         loop {
@@ -128,6 +135,8 @@ struct Server {
     slots: Arc<Mutex<Slots>>,
     /// Told when a connection ends, for a newcomer waiting for a place.
     freed: Arc<Notify>,
+    /// Turns to read a line longer than [`SMALL_REQUEST`].
+    large: Arc<Semaphore>,
 }
 
 /// The open connections.
@@ -285,17 +294,19 @@ impl Server {
         let (read, mut write) = stream.into_split();
         let mut reader = BufReader::new(read);
         loop {
-            let line = match tokio::time::timeout(IDLE_TIMEOUT, read_line(&mut reader)).await {
+            let reading = read_line(&mut reader, &self.large);
+            // A large line's turn is held until it is answered: its request holds its text.
+            let (line, _turn) = match tokio::time::timeout(IDLE_TIMEOUT, reading).await {
                 Err(_) | Ok(Err(_) | Ok(Line::End)) => return,
                 Ok(Ok(Line::TooLong)) => {
                     let refusal = Response::refused(format!(
-                        "the request is longer than {} KiB; the connection is closed",
-                        MAX_REQUEST / 1024
+                        "the request is longer than {}; the connection is closed",
+                        size(MAX_REQUEST)
                     ));
                     let _ = send(&mut write, &refusal).await;
                     return;
                 }
-                Ok(Ok(Line::Complete(line))) => line,
+                Ok(Ok(Line::Complete(line, turn))) => (line, turn),
             };
             self.mark(id, true);
             let response = match parse_request(&line) {
@@ -312,17 +323,22 @@ impl Server {
 
 /// A request line as read.
 enum Line {
-    /// A whole line, without its newline.
-    Complete(Vec<u8>),
+    /// A whole line, without its newline, with its turn as a large line when it is one.
+    Complete(Vec<u8>, Option<OwnedSemaphorePermit>),
     /// The client closed the connection.
     End,
     /// More than [`MAX_REQUEST`] bytes without a newline; the rest is not read.
     TooLong,
 }
 
-/// Reads up to a newline, never holding more than [`MAX_REQUEST`] bytes of it.
-async fn read_line(reader: &mut (impl AsyncBufRead + Unpin)) -> std::io::Result<Line> {
+/// Reads up to a newline, never holding more than [`MAX_REQUEST`] bytes of it, nor more than
+/// [`SMALL_REQUEST`] without a turn among the `large` lines.
+async fn read_line(
+    reader: &mut (impl AsyncBufRead + Unpin),
+    large: &Arc<Semaphore>,
+) -> std::io::Result<Line> {
     let mut line = Vec::new();
+    let mut turn = None;
     loop {
         let buffer = reader.fill_buf().await?;
         if buffer.is_empty() {
@@ -335,11 +351,22 @@ async fn read_line(reader: &mut (impl AsyncBufRead + Unpin)) -> std::io::Result<
         if line.len() + taken > MAX_REQUEST + 1 {
             return Ok(Line::TooLong);
         }
+        if turn.is_none() && line.len() + taken > SMALL_REQUEST + 1 {
+            // The semaphore is never closed.
+            turn = Some(
+                large
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .map_err(std::io::Error::other)?,
+            );
+            continue;
+        }
         line.extend_from_slice(&buffer[..taken]);
         reader.consume(taken);
         if done {
             line.pop();
-            return Ok(Line::Complete(line));
+            return Ok(Line::Complete(line, turn));
         }
     }
 }

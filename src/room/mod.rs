@@ -9,7 +9,9 @@
 //! - `model.rs`: what a run page shows, as data;
 //! - `feed.rs`, `sse.rs`: one follower per run viewed, fanned out as Server-Sent Events;
 //! - `votes.rs`: signed votes; `auth.rs`: the token and the security headers;
-//! - `metrics.rs`, `timed.rs`: `/metrics`, and the store's commits timed.
+//! - `rows.rs`: the runs page's rows; `settled.rs`: what is derived of runs at rest, kept;
+//! - `metrics.rs`, `timed.rs`: `/metrics`, and the store's commits timed;
+//! - `priority.rs`: the room's threads yield the processor to the runs'.
 
 mod auth;
 mod feed;
@@ -20,6 +22,7 @@ mod pages;
 mod priority;
 mod routes;
 mod rows;
+mod settled;
 mod sse;
 mod timed;
 mod votes;
@@ -97,8 +100,10 @@ pub struct Room {
     feeds: Arc<feed::Feeds>,
     /// The runs page's rows, as they last changed (JSON), for its live list.
     runs: watch::Sender<Arc<str>>,
-    /// The rows built, those of runs over for good kept.
+    /// The runs page's rows built, those of runs at rest kept.
     rows: rows::Rows,
+    /// The runs' shares of the metrics, those of runs at rest kept.
+    shares: metrics::Shares,
     token: Option<String>,
     commits: Histogram,
 }
@@ -176,6 +181,7 @@ pub fn start(door: Door, parts: Parts) -> Result<Serving, CliError> {
         services,
         runs: watch::Sender::new(Arc::from("[]")),
         rows: rows::Rows::default(),
+        shares: metrics::Shares::default(),
         token: door.token,
         commits: parts.commits,
     });

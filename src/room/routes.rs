@@ -208,7 +208,8 @@ async fn metrics(State(room): State<Arc<Room>>) -> Result<Response, Failed> {
     let text = blocking(move || {
         super::metrics::render(
             room2.store.as_ref(),
-            &lines,
+            &room2.shares,
+            lines,
             room2.router.driving().len(),
             &room2.commits,
         )

@@ -1,18 +1,13 @@
 //! The runs page's rows: each run's line (as `drctl runs` shows it) with who drives it and its
 //! RTO against the objective, in words. The page is drawn from them, and its live list is sent
-//! them each time they change. A run over for good keeps its row: nothing more happens to it,
-//! so its report is not built again at each look.
+//! them each time they change. A run at rest keeps its row (`settled.rs`).
 
-use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
+use serde::Serialize;
 
-use serde::de::IntoDeserializer;
-use serde::de::value::StrDeserializer;
-use serde::{Deserialize, Serialize};
-
-use crate::report::{Compiled, Objective, human};
+use super::settled::Settled;
+use crate::report::{Objective, human};
 use crate::service::CliError;
-use crate::store::{RunStatus, Store};
+use crate::store::Store;
 use crate::view::RunLine;
 
 /// One run of the runs page.
@@ -27,11 +22,17 @@ pub struct RunRow {
     pub rto: String,
 }
 
-/// The rows built so far: those of runs over for good are kept, with the workflows compiled
-/// for the reports.
+/// Who drives a run and its RTO, as its row shows them.
+#[derive(Clone)]
+struct Shown {
+    driver: String,
+    rto: String,
+}
+
+/// The rows built so far.
 #[derive(Default)]
 pub struct Rows {
-    built: Mutex<(HashMap<String, RunRow>, Compiled)>,
+    settled: Settled<Shown>,
 }
 
 impl Rows {
@@ -43,41 +44,21 @@ impl Rows {
         driver: impl Fn(&str) -> Result<String, CliError>,
         lines: Vec<RunLine>,
     ) -> Result<Vec<RunRow>, CliError> {
-        let mut built = self.built.lock().unwrap_or_else(PoisonError::into_inner);
-        let (kept, compiled) = &mut *built;
-        let mut rows = Vec::with_capacity(lines.len());
-        for line in lines {
-            if let Some(row) = kept.get(&line.run_id).filter(|row| same(&row.line, &line)) {
-                rows.push(row.clone());
-                continue;
-            }
-            let report = crate::report::build_with(store, &line.run_id, compiled)?;
-            let row = RunRow {
+        let shown = self.settled.each(store, lines, |line, report| {
+            Ok(Shown {
                 driver: driver(&line.run_id)?,
                 rto: objective(&report.rto),
+            })
+        })?;
+        Ok(shown
+            .into_iter()
+            .map(|(line, shown)| RunRow {
                 line,
-            };
-            if over(&row.line) {
-                kept.insert(row.line.run_id.clone(), row.clone());
-            } else {
-                kept.remove(&row.line.run_id);
-            }
-            rows.push(row);
-        }
-        Ok(rows)
+                driver: shown.driver,
+                rto: shown.rto,
+            })
+            .collect())
     }
-}
-
-/// Whether `line` is that of a run over for good (succeeded, failed, rolled back).
-fn over(line: &RunLine) -> bool {
-    let status: StrDeserializer<'_, serde::de::value::Error> =
-        line.status.as_str().into_deserializer();
-    line.interrupted.is_none() && RunStatus::deserialize(status).is_ok_and(RunStatus::is_final)
-}
-
-/// Whether a kept row's line still stands: the run is over for good, as it was.
-fn same(kept: &RunLine, now: &RunLine) -> bool {
-    over(now) && kept.status == now.status && kept.finished_at == now.finished_at
 }
 
 /// An objective in words: `4m 10s of 15m`.
