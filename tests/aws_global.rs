@@ -501,13 +501,64 @@ fn auto_mode_switches_over_when_the_primary_answers_and_fails_over_only_when_all
         (1, 0)
     );
 
-    // After a crash the probe finds the target writing; which mode auto chose was lost.
-    let probe = rt.block_on(
-        Registry::builtin()
-            .shared("rds.failover_global_cluster")
-            .unwrap()
-            .probe(&args(Some(true)), &with(&plain)),
+    // The choice is journaled before the operation is sent.
+    let up = rds(Primary::Is("available"));
+    let (out, journaled) = rt.block_on(execute_journaled(
+        "rds.failover_global_cluster",
+        &args(Some(true)),
+        with(&up),
+        || {},
+    ));
+    assert_eq!(out.unwrap()["mode_used"], "switchover");
+    let journaled = journaled.unwrap();
+    assert_eq!(
+        journaled,
+        json!({ "previous": { "mode_used": "switchover", "lag_seconds": 2.5 } })
     );
+
+    // An attempt after a crash does what the first chose, without choosing again: here the
+    // primary has stopped answering since, and a new choice would be a failover that loses
+    // data while the switchover is under way.
+    let since = rds(Primary::Http(503, "Service Unavailable"));
+    let retried = || {
+        let client = since.client.clone();
+        context(
+            clients(&config, move |c| c.rds = client),
+            Some(journaled.clone()),
+            None,
+        )
+    };
+    let out = rt
+        .block_on(execute(
+            "rds.failover_global_cluster",
+            &args(Some(true)),
+            &retried(),
+        ))
+        .unwrap();
+    assert_eq!(out["mode_used"], "switchover");
+    assert_eq!(out["lag_seconds"], 2.5);
+    assert_eq!(
+        (
+            since.switchover.num_calls(),
+            since.failover.num_calls(),
+            since.primary.num_calls()
+        ),
+        (1, 0, 0)
+    );
+
+    // The probe finds the target writing and says, from the journal, which mode did it and
+    // the lag measured before; with nothing journaled (the crash came before), it cannot say.
+    let action = Registry::builtin()
+        .shared("rds.failover_global_cluster")
+        .unwrap();
+    let probe = rt.block_on(action.probe(&args(Some(true)), &retried()));
+    assert_eq!(
+        probe,
+        Probe::TookEffect(map(
+            &json!({ "writer": TARGET, "mode_used": "switchover", "lag_seconds": 2.5 })
+        ))
+    );
+    let probe = rt.block_on(action.probe(&args(Some(true)), &with(&plain)));
     assert_eq!(
         probe,
         Probe::TookEffect(map(
@@ -770,6 +821,8 @@ mod automation {
         pub parameters: Vec<HashMap<String, Vec<String>>>,
         /// What a read of an execution answers.
         pub status: Option<AutomationExecutionStatus>,
+        /// What a read of one execution answers, when not `status`.
+        pub statuses: HashMap<String, AutomationExecutionStatus>,
     }
 
     pub fn ssm(state: &Arc<Mutex<Ssm>>) -> Client {
@@ -790,8 +843,10 @@ mod automation {
         let get = mock!(Client::get_automation_execution).then_compute_output(move |r| {
             let ssm = reads.lock().unwrap();
             let status = ssm
-                .status
-                .clone()
+                .statuses
+                .get(r.automation_execution_id().unwrap())
+                .or(ssm.status.as_ref())
+                .cloned()
                 .unwrap_or(AutomationExecutionStatus::Inprogress);
             let mut execution = AutomationExecution::builder()
                 .automation_execution_id(r.automation_execution_id().unwrap())
@@ -1055,6 +1110,110 @@ fn a_runbook_waits_for_its_end_and_fails_unless_it_succeeded() {
         .unwrap_err();
     assert_eq!(err.failure, Failure::Fatal);
     assert!(none.lock().unwrap().starts.is_empty());
+}
+
+/// The step retried after its runbook failed (`on_failure = "pause"`, then `drctl resume`):
+/// the failed execution is not waited on again, the runbook runs again, once.
+#[test]
+fn a_runbook_that_ended_without_succeeding_is_run_again_by_a_later_attempt_and_only_once() {
+    use automation::{Ssm, ssm};
+    use aws_sdk_ssm::types::AutomationExecutionStatus as Status;
+    let rt = rt();
+    let args = map(&json!({ "document": "AWS-RestartEC2Instance", "wait": false }));
+    let with = |state: &Arc<Mutex<Ssm>>, previous: &Value, attempt: u32| {
+        context(
+            clients(&unreachable_config(), |c| c.ssm = ssm(state)),
+            Some(previous.clone()),
+            Some(attempt),
+        )
+    };
+    // Attempt 1 started exec-1, which failed.
+    let state = Arc::new(Mutex::new(Ssm::default()));
+    let (first, journaled) = rt.block_on(execute_journaled(
+        "ssm.start_automation",
+        &args,
+        context(
+            clients(&unreachable_config(), |c| c.ssm = ssm(&state)),
+            None,
+            Some(1),
+        ),
+        || {},
+    ));
+    assert_eq!(first.unwrap()["execution_id"], "exec-1");
+    let journaled = journaled.unwrap();
+    state
+        .lock()
+        .unwrap()
+        .statuses
+        .insert("exec-1".into(), Status::Failed);
+
+    // Attempt 3 (attempt 2 died before it sent anything): exec-1 failed, so the token of
+    // attempt 2 is sent, which starts exec-2.
+    let out = rt
+        .block_on(execute(
+            "ssm.start_automation",
+            &args,
+            &with(&state, &journaled, 3),
+        ))
+        .unwrap();
+    assert_eq!(out["execution_id"], "exec-2");
+    assert_eq!(out["status"], "InProgress");
+    {
+        let ssm = state.lock().unwrap();
+        assert_eq!(ssm.executions.len(), 2);
+        assert_eq!(ssm.starts.len(), 3, "{:?}", ssm.starts);
+        assert_eq!(ssm.starts[1], ssm.starts[0], "the journaled token first");
+        assert_ne!(ssm.starts[2], ssm.starts[0], "then the next attempt's");
+    }
+
+    // Attempt 4, exec-2 still going: it is found and waited on, nothing else is started.
+    let out = rt
+        .block_on(execute(
+            "ssm.start_automation",
+            &args,
+            &with(&state, &journaled, 4),
+        ))
+        .unwrap();
+    assert_eq!(out["execution_id"], "exec-2");
+    assert_eq!(state.lock().unwrap().executions.len(), 2);
+
+    // Attempt 5, exec-2 succeeded: found, and the step succeeds on it.
+    state
+        .lock()
+        .unwrap()
+        .statuses
+        .insert("exec-2".into(), Status::Success);
+    let out = rt
+        .block_on(execute(
+            "ssm.start_automation",
+            &args,
+            &with(&state, &journaled, 5),
+        ))
+        .unwrap();
+    assert_eq!(out["execution_id"], "exec-2");
+    assert_eq!(out["status"], "Success");
+    assert_eq!(state.lock().unwrap().executions.len(), 2, "never a third");
+
+    // The failed one found by the attempt that started it: the step fails, nothing new.
+    let lone = Arc::new(Mutex::new(Ssm {
+        status: Some(Status::Failed),
+        ..Ssm::default()
+    }));
+    let err = rt
+        .block_on(execute_journaled(
+            "ssm.start_automation",
+            &args,
+            context(
+                clients(&unreachable_config(), |c| c.ssm = ssm(&lone)),
+                None,
+                Some(1),
+            ),
+            || {},
+        ))
+        .0
+        .unwrap_err();
+    assert_eq!(err.failure, Failure::Fatal, "{err:?}");
+    assert_eq!(lone.lock().unwrap().executions.len(), 1);
 }
 
 #[test]

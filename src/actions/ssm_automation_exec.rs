@@ -6,6 +6,14 @@
 //! before the start is sent, like the value a self-undoing step replaces (SPEC §5.8.3), so
 //! every later attempt of the step (after a crash, a timeout, a throttled wait) sends the
 //! first attempt's token and finds that execution instead of starting another.
+//!
+//! An execution that ended without succeeding is not what a later attempt waits on: an
+//! attempt after it (the step retried on `drctl resume` once the cause is mended) tries the
+//! runbook again. It walks the attempts' tokens in order from the journaled one: while the
+//! execution a token finds has ended without succeeding and an attempt is left before this
+//! one, the next attempt's token is sent, which finds the execution that attempt started or
+//! starts it. So at most one execution follows each failed one, whatever crashes came between,
+//! and one still going or succeeded is never started again.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
@@ -209,16 +217,39 @@ pub async fn start(args: &Resolved, ctx: &ExecContext) -> Result<Outputs, StepEr
         || json!({ "client_token": client_token(mark), "attempt": mark.attempt }),
     )
     .await?;
-    let Some(token) = journal["client_token"].as_str() else {
+    let (Some(token), Some(first)) = (
+        journal["client_token"].as_str(),
+        journal["attempt"]
+            .as_u64()
+            .and_then(|a| u32::try_from(a).ok()),
+    ) else {
         return Err(StepError::fatal(format!(
-            "{}: what this step journaled before its first start holds no client token",
+            "{}: what this step journaled before its first start holds no client token and attempt",
             what(document)
         )));
     };
-    let id = send_start(&c, document, parameters, token).await?;
-    tracing::info!(execution = %id, client_token = %token, "SSM Automation started (or found)");
+    let (mut tried, mut token) = (first, token.to_string());
+    let mut execution;
+    let id = loop {
+        let id = send_start(&c, document, parameters.clone(), &token).await?;
+        tracing::info!(execution = %id, client_token = %token, "SSM Automation started (or found)");
+        execution = read(&c, &id).await?;
+        let ended = matches!(
+            standing(execution.automation_execution_status()),
+            Standing::Ended
+        );
+        if !ended || tried >= mark.attempt {
+            break id;
+        }
+        // It ended without succeeding before this attempt: the attempt after it tries again.
+        tracing::info!(execution = %id, "SSM Automation ended without succeeding; the next attempt starts it again");
+        tried += 1;
+        token = client_token(&AttemptMark {
+            attempt: tried,
+            ..mark.clone()
+        });
+    };
     loop {
-        let execution = read(&c, &id).await?;
         match standing(execution.automation_execution_status()) {
             Standing::Succeeded => return Ok(outputs(&id, &execution)),
             Standing::Ended => {
@@ -240,6 +271,7 @@ pub async fn start(args: &Resolved, ctx: &ExecContext) -> Result<Outputs, StepEr
             }
             Standing::Going => tokio::time::sleep(ctx.aws.poll_interval).await,
         }
+        execution = read(&c, &id).await?;
     }
 }
 

@@ -4,6 +4,12 @@
 //! and is available, else the failover, refused unless the step allows data loss. What was
 //! done and the lag measured before are outputs (`mode_used`, `lag_seconds`).
 //!
+//! The mode used and the lag are journaled before the operation is sent, as a self-undoing
+//! step journals what it replaces (SPEC §5.8.3): an attempt after a crash does the operation
+//! the first one chose (it does not choose again, which could turn a switchover under way into
+//! a failover that loses data), and a probe that finds the target the writer says which mode
+//! did it and what the lag was.
+//!
 //! A primary region that times out, cannot be reached or answers 5xx "does not answer"; one
 //! that answers with a throttle or a refusal (access denied, say) answers, and the step fails
 //! on that error instead: a failover that may lose data is never chosen from a misconfiguration.
@@ -11,11 +17,13 @@
 use std::time::Duration;
 
 use aws_smithy_runtime_api::client::result::SdkError;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::clusters::{self, global_and_target, global_writer};
 use super::region_of;
-use crate::actions::outcome::{ExecContext, Outputs, Probe, Resolved, StepError, text};
+use crate::actions::outcome::{
+    ExecContext, Outputs, Probe, Resolved, StepError, journaled, replaced, text,
+};
 use crate::actions::replication_exec::Lag;
 use crate::aws::{Clients, classify};
 
@@ -163,6 +171,34 @@ pub async fn failover_global(args: &Resolved, ctx: &ExecContext) -> Result<Outpu
         out.insert("lag_seconds".into(), Value::Null);
         return Ok(out);
     };
+    // An earlier attempt's choice, journaled before it sent anything, stands.
+    let (used, lag) = match journaled(ctx).as_ref().and_then(chosen) {
+        Some(chosen) => chosen,
+        None => {
+            let (used, lag) = choice(args, ctx, mode).await?;
+            replaced(
+                ctx,
+                || json!({ "mode_used": used.as_str(), "lag_seconds": lag }),
+            )
+            .await?;
+            (used, lag)
+        }
+    };
+    let mut out = match used {
+        Mode::Switchover => clusters::switchover_global(args, ctx).await?,
+        Mode::Failover => clusters::failover_global(args, ctx).await?,
+    };
+    out.insert("mode_used".into(), used.as_str().into());
+    out.insert("lag_seconds".into(), lag.into());
+    Ok(out)
+}
+
+/// The mode to use and the lag measured, for `mode`.
+async fn choice(
+    args: &Resolved,
+    ctx: &ExecContext,
+    mode: &str,
+) -> Result<(Mode, Option<f64>), StepError> {
     let (_, target) = global_and_target(args);
     let lag = measure_lag(ctx, target).await?;
     let used = match mode {
@@ -178,29 +214,34 @@ pub async fn failover_global(args: &Resolved, ctx: &ExecContext) -> Result<Outpu
             )));
         }
     };
-    let mut out = match used {
-        Mode::Switchover => clusters::switchover_global(args, ctx).await?,
-        Mode::Failover => clusters::failover_global(args, ctx).await?,
-    };
-    out.insert("mode_used".into(), used.as_str().into());
-    out.insert("lag_seconds".into(), lag.into());
-    Ok(out)
+    Ok((used, lag))
 }
 
-/// Probe of `rds.failover_global_cluster`: the target is the writer. Which mode `auto` chose
-/// and the lag measured before were lost with the attempt (null).
+/// The mode and lag an earlier attempt journaled.
+fn chosen(journaled: &Value) -> Option<(Mode, Option<f64>)> {
+    let used = match journaled["mode_used"].as_str()? {
+        "switchover" => Mode::Switchover,
+        "failover" => Mode::Failover,
+        _ => return None,
+    };
+    Some((used, journaled["lag_seconds"].as_f64()))
+}
+
+/// Probe of `rds.failover_global_cluster`: the target is the writer. The mode used and the lag
+/// are what the attempt journaled before it sent the operation; without `mode`, a failover.
 pub async fn probe_failover_global(args: &Resolved, ctx: &ExecContext) -> Probe {
     let found = clusters::probe_global(args, ctx).await;
     let Probe::TookEffect(mut out) = found else {
         return found;
     };
-    let mode_used = match text(args, "mode") {
-        None | Some("failover") => Mode::Failover.as_str().into(),
-        Some("switchover") => Mode::Switchover.as_str().into(),
-        Some(_) => Value::Null,
+    let (mode_used, lag) = match (text(args, "mode"), journaled(ctx).as_ref().and_then(chosen)) {
+        (_, Some((used, lag))) => (used.as_str().into(), lag.into()),
+        (None | Some("failover"), None) => (Mode::Failover.as_str().into(), Value::Null),
+        (Some("switchover"), None) => (Mode::Switchover.as_str().into(), Value::Null),
+        (Some(_), None) => (Value::Null, Value::Null),
     };
     out.insert("mode_used".into(), mode_used);
-    out.insert("lag_seconds".into(), Value::Null);
+    out.insert("lag_seconds".into(), lag);
     Probe::TookEffect(out)
 }
 
