@@ -1141,6 +1141,14 @@ fn a_runbook_that_ended_without_succeeding_is_run_again_by_a_later_attempt_and_o
     ));
     assert_eq!(first.unwrap()["execution_id"], "exec-1");
     let journaled = journaled.unwrap();
+    let attempt = |n: u32| {
+        rt.block_on(execute(
+            "ssm.start_automation",
+            &args,
+            &with(&state, &journaled, n),
+        ))
+        .unwrap()
+    };
     state
         .lock()
         .unwrap()
@@ -1149,13 +1157,7 @@ fn a_runbook_that_ended_without_succeeding_is_run_again_by_a_later_attempt_and_o
 
     // Attempt 3 (attempt 2 died before it sent anything): exec-1 failed, so the token of
     // attempt 2 is sent, which starts exec-2.
-    let out = rt
-        .block_on(execute(
-            "ssm.start_automation",
-            &args,
-            &with(&state, &journaled, 3),
-        ))
-        .unwrap();
+    let out = attempt(3);
     assert_eq!(out["execution_id"], "exec-2");
     assert_eq!(out["status"], "InProgress");
     {
@@ -1167,13 +1169,7 @@ fn a_runbook_that_ended_without_succeeding_is_run_again_by_a_later_attempt_and_o
     }
 
     // Attempt 4, exec-2 still going: it is found and waited on, nothing else is started.
-    let out = rt
-        .block_on(execute(
-            "ssm.start_automation",
-            &args,
-            &with(&state, &journaled, 4),
-        ))
-        .unwrap();
+    let out = attempt(4);
     assert_eq!(out["execution_id"], "exec-2");
     assert_eq!(state.lock().unwrap().executions.len(), 2);
 
@@ -1183,13 +1179,7 @@ fn a_runbook_that_ended_without_succeeding_is_run_again_by_a_later_attempt_and_o
         .unwrap()
         .statuses
         .insert("exec-2".into(), Status::Success);
-    let out = rt
-        .block_on(execute(
-            "ssm.start_automation",
-            &args,
-            &with(&state, &journaled, 5),
-        ))
-        .unwrap();
+    let out = attempt(5);
     assert_eq!(out["execution_id"], "exec-2");
     assert_eq!(out["status"], "Success");
     assert_eq!(state.lock().unwrap().executions.len(), 2, "never a third");

@@ -146,7 +146,7 @@ pub struct Feeds {
 
 /// How long a run at rest is waited on before its journal is looked at again (an approval
 /// recorded by another process, a resume).
-const AT_REST: Duration = Duration::from_secs(1);
+const AT_REST: Duration = Duration::from_millis(500);
 
 impl Feeds {
     /// The feeds of `store`'s runs, whose workflows compile with `registry`'s actions.

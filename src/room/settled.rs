@@ -89,11 +89,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::aws::AwsContext;
     use crate::control::StartRequest;
-    use crate::engine::Services;
-    use crate::service::agent::Agent;
-    use crate::store::MemoryStore;
 
     /// A store holding one run of two `noop` steps, driven to its end.
     fn a_finished_run() -> Arc<dyn Store> {
@@ -102,14 +98,7 @@ mod tests {
             .enable_all()
             .build()
             .unwrap();
-        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-        let services = Services::new(AwsContext::new(None));
-        let (agent, _router) = Agent::new(
-            (store.clone(), services),
-            Arc::new(|_| {}),
-            runtime.handle().clone(),
-            None,
-        );
+        let (agent, _router, store) = crate::service::agent::in_memory(&runtime);
         agent
             .start_run(StartRequest {
                 file: "/nowhere/settled.toml".into(),

@@ -425,3 +425,20 @@ fn answer(result: Result<Taken, CliError>) -> Response {
 
 #[cfg(test)]
 mod tests;
+
+/// An agent on a store in memory, its runs on `runtime`, for tests. The caller keeps the
+/// runtime and the router as long as the agent: the agent stops when its router is dropped.
+#[cfg(test)]
+pub(crate) fn in_memory(
+    runtime: &tokio::runtime::Runtime,
+) -> (Arc<Agent>, Arc<super::Router>, Arc<dyn Store>) {
+    let store: Arc<dyn Store> = Arc::new(crate::store::MemoryStore::new());
+    let services = crate::engine::Services::new(crate::aws::AwsContext::new(None));
+    let (agent, router) = Agent::new(
+        (store.clone(), services),
+        Arc::new(|_| {}),
+        runtime.handle().clone(),
+        None,
+    );
+    (agent, router, store)
+}

@@ -1,12 +1,8 @@
 //! The agent's starts raced from many threads at once.
 
-use std::sync::{Arc, Barrier};
+use std::sync::Barrier;
 
-use super::Agent;
-use crate::aws::AwsContext;
 use crate::control::StartRequest;
-use crate::engine::Services;
-use crate::store::{MemoryStore, Store};
 
 fn request(workflow: &str) -> StartRequest {
     StartRequest {
@@ -31,14 +27,7 @@ fn racing_starts_leave_one_run_per_workflow_and_start_different_workflows_at_onc
         .enable_all()
         .build()
         .unwrap();
-    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-    let services = Services::new(AwsContext::new(None));
-    let (agent, _router) = Agent::new(
-        (store.clone(), services),
-        Arc::new(|_| {}),
-        runtime.handle().clone(),
-        None,
-    );
+    let (agent, _router, store) = super::in_memory(&runtime);
     let race = |workflows: Vec<String>| -> Vec<bool> {
         let barrier = Barrier::new(workflows.len());
         std::thread::scope(|scope| {
