@@ -273,6 +273,18 @@ async fn execute_journaled(
     config: &aws_config::SdkConfig,
     previous: Option<Value>,
 ) -> (Result<Outputs, StepError>, Option<Value>) {
+    execute_journaled_moving(name, args, config, previous, None).await
+}
+
+/// [`execute_journaled`], someone moving the alias to version `meanwhile` (when given) while
+/// the attempt's record is journaled: after drctl read the alias, before it changes it.
+async fn execute_journaled_moving(
+    name: &str,
+    args: &Resolved,
+    config: &aws_config::SdkConfig,
+    previous: Option<Value>,
+    meanwhile: Option<&str>,
+) -> (Result<Outputs, StepError>, Option<Value>) {
     let action = Registry::builtin().shared(name).unwrap();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<PreviousRequest>();
     let mut ctx = context(config, previous);
@@ -284,6 +296,9 @@ async fn execute_journaled(
     let journal = async {
         let mut journaled = None;
         while let Some(request) = rx.recv().await {
+            if let Some(version) = meanwhile {
+                move_alias(config, version).await;
+            }
             journaled = Some(request.previous.clone());
             request.reply.send(Ok(())).unwrap();
         }
@@ -393,6 +408,25 @@ fn an_alias_is_moved_after_recording_where_it_pointed_and_put_back_only_from_drc
     ));
     assert_eq!(e.unwrap_err().failure, Failure::Fatal);
     assert_eq!(rt.block_on(alias(&config)), "3");
+
+    // Someone moves it between drctl's read and its change: the change is refused by its
+    // revision, and their version stays.
+    let (e, _) = rt.block_on(execute_journaled_moving(
+        "lambda.set_alias",
+        &args,
+        &config,
+        None,
+        Some("2"),
+    ));
+    let e = e.unwrap_err();
+    assert_eq!(e.failure, Failure::Conflict, "{e:?}");
+    assert!(
+        e.message
+            .contains("moved by someone else between drctl's read"),
+        "{}",
+        e.message
+    );
+    assert_eq!(rt.block_on(alias(&config)), "2");
 }
 
 #[test]

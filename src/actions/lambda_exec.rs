@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_lambda::operation::get_alias::GetAliasOutput;
+use aws_sdk_lambda::operation::update_alias::UpdateAliasError;
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::{AliasRoutingConfiguration, InvocationType};
 use serde_json::{Value, json};
@@ -193,6 +194,11 @@ impl<'a> Alias<'a> {
     }
 
     async fn read(&self, c: &Clients) -> Result<Pointing, StepError> {
+        Ok(self.read_revision(c).await?.0)
+    }
+
+    /// Where the alias points, and the revision Lambda gives that state.
+    async fn read_revision(&self, c: &Clients) -> Result<(Pointing, Option<String>), StepError> {
         let out = c
             .lambda
             .get_alias()
@@ -201,11 +207,18 @@ impl<'a> Alias<'a> {
             .send()
             .await
             .map_err(|e| classify(&e, &self.what(), &c.region))?;
-        Ok(Pointing::of(&out))
+        Ok((Pointing::of(&out), out.revision_id().map(str::to_string)))
     }
 
-    /// Points the alias as `to` says, sent once.
-    async fn write(&self, c: &Clients, to: &Pointing) -> Result<(), StepError> {
+    /// Points the alias as `to` says, sent once, and only while it is still at `revision`
+    /// (what drctl read just before): one moved by someone else in between is left as they
+    /// put it, and the step says so.
+    async fn write(
+        &self,
+        c: &Clients,
+        to: &Pointing,
+        revision: Option<&str>,
+    ) -> Result<(), StepError> {
         let routing = AliasRoutingConfiguration::builder()
             .set_additional_version_weights(Some(
                 to.weights.iter().map(|(k, v)| (k.clone(), *v)).collect(),
@@ -217,11 +230,24 @@ impl<'a> Alias<'a> {
             .name(self.name)
             .function_version(&to.version)
             .routing_config(routing)
+            .set_revision_id(revision.map(str::to_string))
             .customize()
             .config_override(crate::aws::sent_once_lambda())
             .send()
             .await
-            .map_err(|e| classify(&e, &format!("pointing {}", self.what()), &c.region))?;
+            .map_err(|e| {
+                if e.as_service_error()
+                    .is_some_and(UpdateAliasError::is_precondition_failed_exception)
+                {
+                    return StepError::conflict(format!(
+                        "{} in {} was moved by someone else between drctl's read of it and its change (revision {}); drctl leaves it as they put it and changed nothing",
+                        self.what(),
+                        c.region,
+                        revision.unwrap_or("?")
+                    ));
+                }
+                classify(&e, &format!("pointing {}", self.what()), &c.region).into()
+            })?;
         Ok(())
     }
 }
@@ -237,11 +263,11 @@ pub async fn set_alias(args: &Resolved, ctx: &ExecContext) -> Result<Outputs, St
     let c = clients(args, &ctx.aws).await?;
     let alias = Alias::of(args);
     let ours = Pointing::wanted(args)?;
-    let now = alias.read(&c).await?;
+    let (now, revision) = alias.read_revision(&c).await?;
     let previous = replaced(ctx, || now.to_json()).await?;
     // An earlier attempt set it already, or it pointed there before.
     if now != ours {
-        alias.write(&c, &ours).await?;
+        alias.write(&c, &ours, revision.as_deref()).await?;
     }
     Ok(outputs(&previous))
 }
@@ -265,7 +291,7 @@ pub async fn undo_alias(
     })?;
     let c = clients(args, &ctx.aws).await?;
     let ours = Pointing::wanted(args)?;
-    let now = alias.read(&c).await?;
+    let (now, revision) = alias.read_revision(&c).await?;
     if now == before {
         // Already as it was (the change never landed, or an undo already ran).
         return Ok(());
@@ -277,7 +303,7 @@ pub async fn undo_alias(
             c.region
         )));
     }
-    alias.write(&c, &before).await
+    alias.write(&c, &before, revision.as_deref()).await
 }
 
 /// Probe of `lambda.set_alias`: the alias points where the step puts it (it took effect), or

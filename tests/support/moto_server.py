@@ -32,6 +32,10 @@ Fidelity fixes, where moto 5 differs from AWS in what drctl reads; nothing else 
   stackTrace}. moto also ignores Invoke's Qualifier (it reads the query parameter as
   `qualifier`, where Lambda's is `Qualifier`) and always runs $LATEST: here the version or
   alias asked for is run.
+  moto also ignores UpdateAlias's RevisionId and keeps an alias's revision through its
+  updates. Lambda gives an alias a new revision at each update and refuses an update that
+  names another revision than the alias's (412 PreconditionFailedException): here it does
+  the same.
 - Step Functions: moto leaves every execution RUNNING for ever unless the server's config says
   `{"stepfunctions": {"execute_state_machine": true}}` (set here), when it runs the state
   machine's definition as Step Functions does. That backend snapshots the state machine for
@@ -55,9 +59,13 @@ import subprocess
 import sys
 import tempfile
 import threading
+import uuid
+from urllib.parse import unquote
 from datetime import datetime, timezone
 
+from moto.awslambda import models as lambda_models
 from moto.awslambda import responses as lambda_responses
+from moto.awslambda.exceptions import PreconditionFailedException
 from moto.awslambda_simple import models as lambda_simple
 from moto.cloudwatch import models as cloudwatch
 from moto.core.exceptions import JsonRESTError
@@ -263,6 +271,36 @@ def invoke_response(self):
 
 
 lambda_responses.LambdaResponse.invoke = invoke_response
+
+# Lambda aliases: a new revision at each update; an update naming another is refused.
+_alias_update = lambda_models.LambdaAlias.update
+
+
+def alias_update(self, *args, **kwargs):
+    _alias_update(self, *args, **kwargs)
+    self.revision_id = str(uuid.uuid4())
+
+
+lambda_models.LambdaAlias.update = alias_update
+
+_update_alias_response = lambda_responses.LambdaResponse.update_alias
+
+
+def update_alias_response(self):
+    asked = json.loads(self.body or "{}").get("RevisionId")
+    if asked is not None:
+        function_name = unquote(self.path.rsplit("/")[-3])
+        alias_name = unquote(self.path.rsplit("/", 2)[-1])
+        alias = self.backend.get_alias(alias_name, function_name)
+        if alias.revision_id != asked:
+            raise PreconditionFailedException(
+                "The Revision Id provided does not match the latest Revision Id. "
+                "Call the GetAlias API to retrieve the latest Revision Id"
+            )
+    return _update_alias_response(self)
+
+
+lambda_responses.LambdaResponse.update_alias = update_alias_response
 
 
 # DynamoDB point-in-time recovery: the window moves on, restores are held to it.
