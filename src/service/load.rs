@@ -197,3 +197,60 @@ pub fn apply_offline(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::control::{Reply, RunDecision, StartRequest};
+
+    /// What a take-up read before its claim is seen to be stale once the run's holder wrote
+    /// to it: `takeup::prepare` then reads the run again under its claim.
+    #[test]
+    fn a_run_written_to_since_it_was_read_is_seen_to_have_moved() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let (agent, router, store) = crate::service::agent::in_memory(&runtime);
+        let taken = agent
+            .start_run(StartRequest {
+                file: "/nowhere/gated.toml".into(),
+                source: "[workflow]\nname = \"gated\"\nkind = \"failover\"\n\n[[steps]]\nid = \"gate\"\naction = \"approval\"\nwith = { approvers = [\"bob\"], timeout = \"1h\" }\n".into(),
+                overrides: vec![],
+                mode: crate::store::RunMode::Drill,
+                initiator: "alice".into(),
+                incident_start: None,
+                key: None,
+            })
+            .unwrap();
+        let run = taken.run_id;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while store.run(&run).unwrap().unwrap().status != crate::store::RunStatus::AwaitingApproval
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the gate never waited"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let loaded = load(store.as_ref(), &run, Purpose::Record, &Registry::builtin()).unwrap();
+        assert!(
+            !loaded.moved(store.as_ref()).unwrap(),
+            "nothing written since"
+        );
+
+        // Its driver writes to it (a cancel recorded).
+        let cancel = RunDecision::Cancel {
+            run: run.clone(),
+            by: "bob".into(),
+        };
+        let answer = runtime.block_on(crate::service::decide(&router, cancel));
+        assert!(matches!(answer.into_result(), Ok(Reply::Decided)));
+        agent.wait();
+        assert!(loaded.moved(store.as_ref()).unwrap(), "written to since");
+        let again = load(store.as_ref(), &run, Purpose::Record, &Registry::builtin()).unwrap();
+        assert!(!again.moved(store.as_ref()).unwrap());
+        assert!(again.journal.len() > loaded.journal.len());
+    }
+}
