@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 use super::settled::Settled;
-use crate::report::{Objective, human};
+use crate::report::{Objective, Report, human};
 use crate::service::CliError;
 use crate::store::Store;
 use crate::view::RunLine;
@@ -47,7 +47,7 @@ impl Rows {
         let shown = self.settled.each(store, lines, |line, report| {
             Ok(Shown {
                 driver: driver(&line.run_id)?,
-                rto: objective(&report.rto),
+                rto: clock(report, chrono::Utc::now()),
             })
         })?;
         Ok(shown
@@ -61,6 +61,31 @@ impl Rows {
     }
 }
 
+/// A run's RTO in words at `now`: achieved once it recovered; while it goes on, the clock so
+/// far (from the incident's start, else the run's); against the objective.
+fn clock(report: &Report, now: chrono::DateTime<chrono::Utc>) -> String {
+    let going = report.recovered_at.is_none() && report.finished_at.is_none();
+    let since = report
+        .incident_start
+        .as_deref()
+        .unwrap_or(&report.started_at);
+    match chrono::DateTime::parse_from_rfc3339(since) {
+        Ok(since) if going => {
+            let so_far = (now - since.with_timezone(&chrono::Utc))
+                .to_std()
+                .unwrap_or_default()
+                .as_secs_f64();
+            let of = report
+                .rto
+                .objective_seconds
+                .map(|o| format!(" of {}", human(o)))
+                .unwrap_or_default();
+            format!("{} so far{of}", human(so_far))
+        }
+        _ => objective(&report.rto),
+    }
+}
+
 /// An objective in words: `4m 10s of 15m`.
 pub fn objective(o: &Objective) -> String {
     match (o.achieved_seconds, o.objective_seconds) {
@@ -68,5 +93,38 @@ pub fn objective(o: &Objective) -> String {
         (Some(a), None) => human(a),
         (None, Some(obj)) => format!("objective {}", human(obj)),
         (None, None) => "—".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_clock_runs_while_the_run_goes_on_and_stops_at_its_recovery() {
+        let mut report: Report = serde_json::from_value(serde_json::json!({
+            "run_id": "r", "workflow": "w", "mode": "run", "status": "running",
+            "initiator": "alice", "started_at": "2026-12-07T10:00:00Z", "finished_at": null,
+            "incident_start": "2026-12-07T09:58:00Z", "recovered_at": null,
+            "rto": { "objective_seconds": 900.0, "achieved_seconds": null },
+            "rpo": { "objective_seconds": null, "achieved_seconds": null },
+            "approval_wait_seconds": 0.0, "rto_at_risk_at": null, "rto_breached_at": null,
+            "steps": [], "approvals": [], "rollbacks": [], "not_undone": [],
+            "journal_intact": true
+        }))
+        .unwrap();
+        let now = chrono::DateTime::parse_from_rfc3339("2026-12-07T10:01:10Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        assert_eq!(
+            clock(&report, now),
+            format!("{} so far of {}", human(190.0), human(900.0))
+        );
+        report.recovered_at = Some("2026-12-07T10:01:00Z".into());
+        report.rto.achieved_seconds = Some(180.0);
+        assert_eq!(
+            clock(&report, now),
+            format!("{} of {}", human(180.0), human(900.0))
+        );
     }
 }
