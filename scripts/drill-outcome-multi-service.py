@@ -8,33 +8,18 @@ Usage: drctl status RUN --format json | python3 scripts/drill-outcome-multi-serv
 """
 
 import json
+import os
 import sys
-from datetime import datetime
 
 import boto3
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from drill_outcome import Outcome  # noqa: E402
+
 url, queue = sys.argv[1], sys.argv[2]
-kw = dict(endpoint_url=url, region_name="us-west-2", aws_access_key_id="drill", aws_secret_access_key="drill")
-s = json.load(sys.stdin)
-steps = {x["id"]: x for x in s["steps"]}
-failures = []
-
-
-def check(what, ok, seen):
-    print(f"  {'ok  ' if ok else 'FAIL'} {what}: {seen}")
-    if not ok:
-        failures.append(what)
-
-
-def when(text):
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
-print(f"run {s['run_id']}: {s['status']}")
-recovered = steps["health"]
-if recovered["finished_at"]:
-    rto = (when(recovered["finished_at"]) - when(s["started_at"])).total_seconds()
-    print(f"  RTO achieved: {rto:.1f}s against an objective of 1h (the approval wait included)")
+o = Outcome(url)
+kw, s, steps, check = o.aws, o.status, o.steps, o.check
+o.rto("health", "1h")
 print(f"  RPO achieved: {steps['replica-lag']['outputs'].get('rpo_seconds')}s against an objective of 1h")
 
 print("what AWS holds now:")
@@ -62,4 +47,4 @@ check("the emergency team was paged once", subjects == ["tasks failed over to us
 
 journal = s["journal"]
 print(f"  journal: {journal['entries']} entries, hash chain {'intact' if journal['intact'] else 'BROKEN'}")
-sys.exit(0 if s["status"] == "succeeded" and not failures and journal["intact"] else 4)
+sys.exit(0 if s["status"] == "succeeded" and not o.failures and journal["intact"] else 4)

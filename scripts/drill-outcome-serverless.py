@@ -7,34 +7,18 @@ reconciliation execution. Exits 0 when the run succeeded and everything checked 
 Usage: drctl status RUN --format json | python3 scripts/drill-outcome-serverless.py ENDPOINT_URL
 """
 
-import json
+import os
 import sys
-from datetime import datetime
 
 import boto3
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from drill_outcome import Outcome  # noqa: E402
+
 url = sys.argv[1]
-kw = dict(endpoint_url=url, region_name="us-west-2", aws_access_key_id="drill", aws_secret_access_key="drill")
-s = json.load(sys.stdin)
-steps = {x["id"]: x for x in s["steps"]}
-failures = []
-
-
-def check(what, ok, seen):
-    print(f"  {'ok  ' if ok else 'FAIL'} {what}: {seen}")
-    if not ok:
-        failures.append(what)
-
-
-def when(text):
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
-print(f"run {s['run_id']}: {s['status']}")
-recovered = steps["health-check"]
-if recovered["finished_at"]:
-    rto = (when(recovered["finished_at"]) - when(s["started_at"])).total_seconds()
-    print(f"  RTO achieved: {rto:.1f}s against an objective of 1h (the approval wait included)")
+o = Outcome(url)
+kw, s, steps, check = o.aws, o.status, o.steps, o.check
+o.rto("health-check", "1h")
 restore = steps["restore"]["outputs"]
 print(f"  RPO achieved: {restore.get('rpo_seconds')}s against an objective of 15m "
       f"(restored to {restore.get('restore_time')})")
@@ -57,4 +41,4 @@ runs = sfn.list_executions(stateMachineArn=machine)["executions"]
 check("the reconciliation ran once and succeeded", [e["status"] for e in runs] == ["SUCCEEDED"],
       ", ".join(f"{e['name']} {e['status']}" for e in runs))
 check("the run succeeded", s["status"] == "succeeded", s["status"])
-sys.exit(1 if failures else 0)
+sys.exit(1 if o.failures else 0)
