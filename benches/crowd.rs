@@ -22,6 +22,10 @@ use std::time::{Duration, Instant};
 
 #[path = "shared/agent.rs"]
 mod agent;
+#[path = "shared/measure.rs"]
+mod measure;
+
+use measure::{ms, raw_fsync};
 
 /// A chain of `n` `noop` steps, as workflow `name`.
 fn chain(name: &str, n: usize) -> String {
@@ -34,30 +38,6 @@ fn chain(name: &str, n: usize) -> String {
         text.push('\n');
     }
     text
-}
-
-fn median(mut times: Vec<Duration>) -> Duration {
-    times.sort();
-    times[times.len() / 2]
-}
-
-/// The median of 200 appends of 256 bytes, each followed by fdatasync, in `dir`.
-fn raw_fsync(dir: &Path) -> Duration {
-    let mut file = std::fs::File::create(dir.join("raw")).unwrap();
-    median(
-        (0..200)
-            .map(|_| {
-                let t = Instant::now();
-                file.write_all(&[7u8; 256]).unwrap();
-                file.sync_data().unwrap();
-                t.elapsed()
-            })
-            .collect(),
-    )
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
 }
 
 /// 100 runs of a 100-step chain started at once through the agent's own start path.

@@ -19,10 +19,15 @@
     reason = "a benchmark report, written out plainly"
 )]
 
-use std::io::{BufRead, BufReader, Write as _};
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+#[path = "shared/measure.rs"]
+mod measure;
+
+use measure::{median, ms, raw_fsync};
 
 const DRCTL: &str = env!("CARGO_BIN_EXE_drctl");
 
@@ -42,30 +47,6 @@ fn gated_chain(name: &str, n: usize) -> String {
         ));
     }
     text
-}
-
-fn median(mut times: Vec<Duration>) -> Duration {
-    times.sort();
-    times[times.len() / 2]
-}
-
-/// The median of 200 appends of 256 bytes, each followed by fdatasync, in `dir`.
-fn raw_fsync(dir: &Path) -> Duration {
-    let mut file = std::fs::File::create(dir.join("raw")).unwrap();
-    median(
-        (0..200)
-            .map(|_| {
-                let t = Instant::now();
-                file.write_all(&[7u8; 256]).unwrap();
-                file.sync_data().unwrap();
-                t.elapsed()
-            })
-            .collect(),
-    )
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
 }
 
 fn drctl(state: &Path, args: &[&str]) -> std::process::Output {
