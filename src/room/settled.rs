@@ -89,7 +89,6 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::control::StartRequest;
 
     /// A store holding one run of two `noop` steps, driven to its end.
     fn a_finished_run() -> Arc<dyn Store> {
@@ -100,15 +99,10 @@ mod tests {
             .unwrap();
         let (agent, _router, store) = crate::service::agent::in_memory(&runtime);
         agent
-            .start_run(StartRequest {
-                file: "/nowhere/settled.toml".into(),
-                source: "[workflow]\nname = \"settled\"\nkind = \"failover\"\n\n[[steps]]\nid = \"a\"\naction = \"noop\"\n\n[[steps]]\nid = \"b\"\naction = \"noop\"\nneeds = [\"a\"]\n".into(),
-                overrides: vec![],
-                mode: crate::store::RunMode::Drill,
-                initiator: "alice".into(),
-                incident_start: None,
-                key: None,
-            })
+            .start_run(crate::service::agent::drill(
+                "settled",
+                "[[steps]]\nid = \"a\"\naction = \"noop\"\n\n[[steps]]\nid = \"b\"\naction = \"noop\"\nneeds = [\"a\"]\n",
+            ))
             .unwrap();
         agent.wait();
         store

@@ -201,7 +201,7 @@ pub fn apply_offline(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::control::{Reply, RunDecision, StartRequest};
+    use crate::control::{Reply, RunDecision};
 
     /// What a take-up read before its claim is seen to be stale once the run's holder wrote
     /// to it: `takeup::prepare` then reads the run again under its claim.
@@ -214,15 +214,10 @@ mod tests {
             .unwrap();
         let (agent, router, store) = crate::service::agent::in_memory(&runtime);
         let taken = agent
-            .start_run(StartRequest {
-                file: "/nowhere/gated.toml".into(),
-                source: "[workflow]\nname = \"gated\"\nkind = \"failover\"\n\n[[steps]]\nid = \"gate\"\naction = \"approval\"\nwith = { approvers = [\"bob\"], timeout = \"1h\" }\n".into(),
-                overrides: vec![],
-                mode: crate::store::RunMode::Drill,
-                initiator: "alice".into(),
-                incident_start: None,
-                key: None,
-            })
+            .start_run(crate::service::agent::drill(
+                "gated",
+                "[[steps]]\nid = \"gate\"\naction = \"approval\"\nwith = { approvers = [\"bob\"], timeout = \"1h\" }\n",
+            ))
             .unwrap();
         let run = taken.run_id;
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);

@@ -442,3 +442,17 @@ pub(crate) fn in_memory(
     );
     (agent, router, store)
 }
+
+/// A drill of workflow `name`, whose steps are `steps` (TOML), as `alice` starts it, for tests.
+#[cfg(test)]
+pub(crate) fn drill(name: &str, steps: &str) -> crate::control::StartRequest {
+    crate::control::StartRequest {
+        file: format!("/nowhere/{name}.toml"),
+        source: format!("[workflow]\nname = \"{name}\"\nkind = \"failover\"\n\n{steps}"),
+        overrides: vec![],
+        mode: crate::store::RunMode::Drill,
+        initiator: "alice".into(),
+        incident_start: None,
+        key: None,
+    }
+}

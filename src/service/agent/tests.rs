@@ -5,17 +5,10 @@ use std::sync::Barrier;
 use crate::control::StartRequest;
 
 fn request(workflow: &str) -> StartRequest {
-    StartRequest {
-        file: format!("/nowhere/{workflow}.toml"),
-        source: format!(
-            "[workflow]\nname = \"{workflow}\"\nkind = \"failover\"\n\n[[steps]]\nid = \"hold\"\naction = \"wait\"\nwith = {{ duration = \"2s\" }}\n"
-        ),
-        overrides: vec![],
-        mode: crate::store::RunMode::Drill,
-        initiator: "alice".into(),
-        incident_start: None,
-        key: None,
-    }
+    super::drill(
+        workflow,
+        "[[steps]]\nid = \"hold\"\naction = \"wait\"\nwith = { duration = \"2s\" }\n",
+    )
 }
 
 /// Starts released at the same instant: of one workflow, exactly one run starts (the
