@@ -381,6 +381,12 @@ fn the_event_stream_sends_each_entry_once_and_resumes_after_the_last_event_id() 
     assert_eq!(ids, (0..entries).collect::<Vec<_>>());
     let first: serde_json::Value = serde_json::from_str(&all[0].1).unwrap();
     assert_eq!(first["seq"], 0);
+    // The RTO projection comes with the stream too, worked out again as entries come.
+    let projected = first["projection"]["text"].as_str().unwrap_or_default();
+    assert!(
+        projected.starts_with("projected ") && projected.contains(" against 15m"),
+        "{first}"
+    );
     // Resumed after entry 1: from entry 2 on, nothing before it again.
     let resumed = room.events(&run, Some(1), 2);
     assert_eq!(

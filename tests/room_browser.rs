@@ -106,6 +106,11 @@ async fn attr(client: &Client, css: &str, name: &str) -> Option<String> {
 }
 
 /// Waits until the element at `css` has `name` = `value`.
+/// The text of the element `css` finds, when there is one.
+async fn text_of(client: &Client, css: &str) -> Option<String> {
+    client.find(Locator::Css(css)).await.ok()?.text().await.ok()
+}
+
 async fn until_attr(client: &Client, css: &str, name: &str, value: &str, within: Duration) {
     let deadline = Instant::now() + within;
     loop {
@@ -155,6 +160,10 @@ async fn upload(client: &Client, file: &std::path::Path) -> (String, String) {
 }
 
 #[test]
+#[allow(
+    clippy::too_many_lines,
+    reason = "one scenario in the browser, step by step"
+)]
 fn the_run_page_draws_the_graph_and_a_vote_uploaded_through_it_turns_the_gate_live() {
     let room = Room::open(&[]);
     let run = room.start();
@@ -228,6 +237,14 @@ fn the_run_page_draws_the_graph_and_a_vote_uploaded_through_it_turns_the_gate_li
             Some("awaiting_approval")
         );
 
+        let projected = text_of(&client, "#rto-projection").await;
+        assert!(
+            projected
+                .as_deref()
+                .is_some_and(|p| p.starts_with("projected ")),
+            "the RTO is projected while the gate waits: {projected:?}"
+        );
+
         // Bob's signed vote: the gate, then the step after it, turn succeeded live, and the
         // header's status follows the run.
         let (text, ok) = upload(&client, &good).await;
@@ -246,18 +263,18 @@ fn the_run_page_draws_the_graph_and_a_vote_uploaded_through_it_turns_the_gate_li
             )
             .await;
         }
+        // Recovered: nothing is projected any more, the clock stopped.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while text_of(&client, "#rto-projection").await.is_some() {
+            assert!(Instant::now() < deadline, "the projection stayed");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         let same = client
             .execute("return window.drctlNoReload === true;", vec![])
             .await
             .unwrap();
         assert_eq!(same, serde_json::Value::Bool(true), "the page was reloaded");
-        let timeline = client
-            .find(Locator::Css("#timeline"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let timeline = text_of(&client, "#timeline").await.unwrap_or_default();
         assert!(timeline.contains("bob"), "{timeline}");
         client
     });

@@ -29,7 +29,23 @@ pub struct FeedItem {
     pub steps: Vec<(String, &'static str)>,
     /// The run's status once it is folded in.
     pub status: &'static str,
+    /// The RTO projected now, when it was worked out again with this entry (at most every
+    /// [`PROJECT_EVERY`], and at the entry that ends the run's clock).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub projection: Option<Projected>,
 }
+
+/// The RTO projection as the run page shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Projected {
+    /// In words (empty once the run recovered or ended: nothing is projected any more).
+    pub text: String,
+    /// Whether it passes the objective.
+    pub at_risk: bool,
+}
+
+/// How often the RTO projection is worked out again while entries come.
+const PROJECT_EVERY: Duration = Duration::from_secs(1);
 
 /// Where a feed stands.
 #[derive(Default)]
@@ -233,6 +249,7 @@ impl Feeds {
             .build()
             .map_err(|e| CliError::internal(e.to_string()))?;
         let mut next = 0;
+        let mut projected: Option<(std::time::Instant, bool)> = None;
         loop {
             let mut follower = self.store.follow_journal(run, next)?;
             loop {
@@ -245,6 +262,7 @@ impl Feeds {
                         at: recorded.at,
                         steps: changed(&machine, recorded.event.step(), &mut shown),
                         status: machine.status().as_str(),
+                        projection: projection(&machine, &mut projected),
                     };
                     let data = serde_json::to_string(&item)
                         .map_err(|e| CliError::internal(e.to_string()))?;
@@ -265,6 +283,35 @@ impl Feeds {
             }
         }
     }
+}
+
+/// The RTO projected now, worked out again when [`PROJECT_EVERY`] passed since the last time
+/// (`last`: when, and whether there was a projection), or when the run's clock just stopped.
+fn projection(
+    machine: &Machine,
+    last: &mut Option<(std::time::Instant, bool)>,
+) -> Option<Projected> {
+    let projection = machine.run_projection()?;
+    let going = projection.finished.is_none() && projection.succeeded_at.is_none();
+    let due = match *last {
+        None => true,
+        Some((at, shown)) => at.elapsed() >= PROJECT_EVERY || (shown && !going),
+    };
+    if !due {
+        return None;
+    }
+    let now = super::model::rto_now(machine.workflow(), projection, chrono::Utc::now());
+    *last = Some((std::time::Instant::now(), now.is_some()));
+    Some(now.map_or_else(
+        || Projected {
+            text: String::new(),
+            at_risk: false,
+        },
+        |p| Projected {
+            text: super::model::projected_words(&p),
+            at_risk: p.at_risk(),
+        },
+    ))
 }
 
 /// The steps whose status differs from what was `shown`, now shown: after an event of one

@@ -162,38 +162,7 @@ fn folded(
             })
         })
         .collect();
-    // The clock runs from the incident's start (else the run's) while the run goes on.
-    let rto_now = projection.and_then(|p| {
-        if p.finished.is_some() || p.succeeded_at.is_some() {
-            return None;
-        }
-        let start = p.incident_start.or(p.started_at)?;
-        let states: Vec<Remaining> = workflow
-            .steps
-            .iter()
-            .map(|step| match p.step(&step.id) {
-                Some(s) if matches!(s.status, StepStatus::Succeeded | StepStatus::Skipped) => {
-                    Remaining::Done
-                }
-                Some(s) if s.status == StepStatus::Running => s
-                    .first_started_at
-                    .map_or(Remaining::NotStarted, Remaining::RunningSince),
-                _ => Remaining::NotStarted,
-            })
-            .collect();
-        let durations: Vec<Duration> = workflow
-            .steps
-            .iter()
-            .map(|s| s.estimate.unwrap_or_default())
-            .collect();
-        Some(crate::recovery::project(
-            &workflow,
-            &states,
-            &durations,
-            start,
-            Utc::now(),
-        ))
-    });
+    let rto_now = projection.and_then(|p| rto_now(&workflow, p, Utc::now()));
     let graph = Graph::layout(&workflow, &status);
     Ok(RunPage {
         redactor: Redactor::for_workflow(&workflow),
@@ -205,4 +174,57 @@ fn folded(
         timeline,
         next,
     })
+}
+
+/// The RTO projected at `now` for a run folded into `p`, while it goes on (not recovered, not
+/// over): the clock runs from the incident's start (else the run's), and what remains of the
+/// critical path is added to it.
+pub fn rto_now(
+    workflow: &crate::dag::CompiledWorkflow,
+    p: &crate::engine::RunProjection,
+    now: chrono::DateTime<Utc>,
+) -> Option<Projection> {
+    if p.finished.is_some() || p.succeeded_at.is_some() {
+        return None;
+    }
+    let start = p.incident_start.or(p.started_at)?;
+    let states: Vec<Remaining> = workflow
+        .steps
+        .iter()
+        .map(|step| match p.step(&step.id) {
+            Some(s) if matches!(s.status, StepStatus::Succeeded | StepStatus::Skipped) => {
+                Remaining::Done
+            }
+            Some(s) if s.status == StepStatus::Running => s
+                .first_started_at
+                .map_or(Remaining::NotStarted, Remaining::RunningSince),
+            _ => Remaining::NotStarted,
+        })
+        .collect();
+    let durations: Vec<Duration> = workflow
+        .steps
+        .iter()
+        .map(|s| s.estimate.unwrap_or_default())
+        .collect();
+    Some(crate::recovery::project(
+        workflow, &states, &durations, start, now,
+    ))
+}
+
+/// A projection in words, as the run page shows it: `projected 4m 10s against 15m — at risk`.
+pub fn projected_words(p: &Projection) -> String {
+    let mut words = format!(
+        "projected {}",
+        crate::report::human(p.projected.as_secs_f64())
+    );
+    if let Some(o) = p.objective {
+        words.push_str(&format!(
+            " against {}",
+            crate::report::human(o.as_secs_f64())
+        ));
+    }
+    if p.at_risk() {
+        words.push_str(" — at risk");
+    }
+    words
 }

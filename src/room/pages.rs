@@ -5,9 +5,8 @@
 use maud::{DOCTYPE, Markup, html};
 
 use super::graph::{Graph, NODE_H, NODE_W};
-use super::model::RunPage;
+use super::model::{RunPage, projected_words};
 use super::rows::{RunRow, objective};
-use crate::report::human;
 
 /// A page: its title and body, the room's style and script.
 fn layout(title: &str, body: &Markup) -> Markup {
@@ -70,11 +69,7 @@ pub fn run_page(page: &RunPage) -> String {
                 h2 { "RTO" }
                 p.big #rto-elapsed { (objective(&r.rto)) }
                 @if let Some(p) = &page.projection {
-                    p #rto-projection data-at-risk=(p.at_risk()) {
-                        "projected " (human(p.projected.as_secs_f64()))
-                        @if let Some(o) = p.objective { " against " (human(o.as_secs_f64())) }
-                        @if p.at_risk() { " — at risk" }
-                    }
+                    p #rto-projection data-at-risk=(p.at_risk()) { (projected_words(p)) }
                 }
                 @if let Some(at) = &r.rto_breached_at { p.breach { "objective passed at " (at) } }
             }

@@ -27,6 +27,17 @@
         status.textContent = item.status;
         status.dataset.status = item.status;
       }
+      var projected = document.getElementById('rto-projection');
+      if (projected && item.projection) {
+        if (item.projection.text) {
+          projected.textContent = item.projection.text;
+          projected.dataset.atRisk = item.projection.at_risk;
+        } else {
+          // The clock stopped: the service recovered, or the run ended.
+          projected.remove();
+          if (stopTicking) { stopTicking(); }
+        }
+      }
       if (item.line) {
         var li = document.createElement('li');
         li.dataset.seq = item.seq;
@@ -108,6 +119,8 @@
     });
   }
 
+  var stopTicking = null;
+
   function tick(clock) {
     var since = Date.parse(clock.dataset.since);
     var shown = document.createElement('p');
@@ -118,7 +131,8 @@
       shown.textContent = Math.floor(s / 3600) + 'h ' + Math.floor(s / 60) % 60 + 'm ' + s % 60 + 's elapsed';
     }
     show();
-    setInterval(show, 1000);
+    var ticking = setInterval(show, 1000);
+    stopTicking = function () { clearInterval(ticking); shown.remove(); };
   }
 
   var timeline = document.getElementById('timeline');
