@@ -229,7 +229,7 @@ pub fn build_with(
 
     let projection = crate::engine::project(run_id, &journal, workflow.clone())?;
     let time = |t: &Option<DateTime<Utc>>| t.map(rfc3339);
-    let critical: Vec<String> = workflow
+    let critical: std::collections::HashSet<String> = workflow
         .as_ref()
         .map(|w| {
             w.schedule()
@@ -268,7 +268,7 @@ pub fn build_with(
             };
             ReportStep {
                 is_approval,
-                on_critical_path: critical.contains(&id),
+                on_critical_path: critical.contains(id.as_str()),
                 status: record
                     .map_or_else(|| "pending".to_string(), |r| r.status.as_str().to_string()),
                 attempts: record.map_or(0, |r| r.attempts.len()),

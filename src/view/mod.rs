@@ -321,11 +321,13 @@ pub fn status_view(
         |w| w.steps.iter().map(|s| s.id.clone()).collect(),
     );
     let projection = crate::engine::project(run_id, &journal, workflow)?;
+    let by_step: std::collections::HashMap<&str, &crate::store::StepRecord> =
+        records.iter().map(|r| (r.step.as_str(), r)).collect();
     let steps = ids
         .into_iter()
         .map(|id| {
             let votes = votes_of(&projection, &id);
-            match records.iter().find(|r| r.step == id) {
+            match by_step.get(id.as_str()) {
                 Some(r) => StepView {
                     status: r.status.as_str().to_string(),
                     attempts: r.attempts.len(),

@@ -4,6 +4,8 @@
 //! pages read this struct; none of them reads raw events. It decides nothing: what the run may
 //! do next is the machine's state, never this one.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -52,6 +54,10 @@ pub struct RunProjection {
     /// Every step the journal or the workflow names: the workflow's in its order, then any
     /// other the journal names, as first named.
     pub steps: Vec<StepProjection>,
+    /// Where each step is in `steps`, by id: a step is found at once, not by a scan (a
+    /// 1,000-step run's readers look every step up).
+    #[serde(skip)]
+    at: HashMap<String, usize>,
     /// Every decision on an approval (votes and timeouts), in order, in every round.
     pub decisions: Vec<ApprovalDecision>,
     /// Every compensation that ended, in order.
@@ -236,23 +242,31 @@ pub struct CompensationEnded {
 impl RunProjection {
     /// A projection of a run of a workflow with steps `ids`, nothing journaled yet.
     pub(super) fn new<'a>(ids: impl Iterator<Item = &'a str>) -> Self {
+        let steps: Vec<StepProjection> = ids.map(StepProjection::new).collect();
+        let at = steps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.id.clone(), i))
+            .collect();
         Self {
-            steps: ids.map(StepProjection::new).collect(),
+            steps,
+            at,
             ..Self::default()
         }
     }
 
     /// Step `id`, when the workflow or the journal names it.
     pub fn step(&self, id: &str) -> Option<&StepProjection> {
-        self.steps.iter().find(|s| s.id == id)
+        self.at.get(id).and_then(|&i| self.steps.get(i))
     }
 
     /// Step `id`, at `idx` when it is a step of the machine's workflow (the projection lists
     /// those first, in the same order); added when the journal names it first.
     fn step_mut(&mut self, idx: Option<usize>, id: &str) -> &mut StepProjection {
-        match idx.or_else(|| self.steps.iter().position(|s| s.id == id)) {
+        match idx.or_else(|| self.at.get(id).copied()) {
             Some(i) => &mut self.steps[i],
             None => {
+                self.at.insert(id.to_string(), self.steps.len());
                 self.steps.push(StepProjection::new(id));
                 self.steps.last_mut().expect("just pushed")
             }
