@@ -55,6 +55,22 @@ fn unreadable(name: String, message: String) -> Checked {
 
 /// Checks a workflow held in memory.
 pub fn check_source(source: SourceFile, registry: &Registry, overrides: &[Override]) -> Checked {
+    checked(source, registry, overrides, true)
+}
+
+/// Compiles the text of a run already recorded: as [`check_source`], without the lints. They
+/// are advice for the review of a workflow before it runs; a run's readers (status, reports,
+/// evidence, a take-up) use only what it compiles to, and whether it does.
+pub fn compile_source(source: SourceFile, registry: &Registry, overrides: &[Override]) -> Checked {
+    checked(source, registry, overrides, false)
+}
+
+fn checked(
+    source: SourceFile,
+    registry: &Registry,
+    overrides: &[Override],
+    lints: bool,
+) -> Checked {
     let mut diagnostics = Diagnostics::default();
     let workflow = read_workflow(&source, &mut diagnostics).and_then(|raw| {
         let compiled = compile(&raw, registry, overrides, &mut diagnostics)?;
@@ -63,7 +79,9 @@ pub fn check_source(source: SourceFile, registry: &Registry, overrides: &[Overri
         if diagnostics.has_errors() {
             return None;
         }
-        diagnostics.extend(lint(&raw, &compiled, registry));
+        if lints {
+            diagnostics.extend(lint(&raw, &compiled, registry));
+        }
         Some(compiled)
     });
     Checked {

@@ -7,7 +7,7 @@
 use thiserror::Error;
 
 use crate::actions::Registry;
-use crate::check::{Checked, check_source};
+use crate::check::{Checked, compile_source};
 use crate::dag::CompiledWorkflow;
 use crate::diagnostic::{SourceFile, render_text};
 use crate::engine::{Event, Scheme};
@@ -47,14 +47,14 @@ pub fn signers(run: &RunRecord, journal: &[JournalEntry]) -> Result<Option<Strin
     }
 }
 
-/// Checks the text `source` as run `run` compiled it (its overrides, its file's name), with
-/// the actions of `registry`.
+/// Compiles the text `source` as run `run` compiled it (its overrides, its file's name), with
+/// the actions of `registry`; its lints are not run (they are for the review before a run).
 pub fn check_with(
     run: &RunRecord,
     source: &str,
     registry: &Registry,
 ) -> Result<Checked, StoreError> {
-    Ok(check_source(
+    Ok(compile_source(
         SourceFile::new(run.workflow_file.clone(), source),
         registry,
         &run.overrides,
