@@ -10,7 +10,7 @@ use crate::lint::lint;
 use crate::workflow::read_workflow;
 
 /// The outcome of checking one workflow file.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Checked {
     /// The file, for pointing at it.
     pub source: SourceFile,

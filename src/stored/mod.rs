@@ -4,6 +4,8 @@
 //! side (status, reports) and the commands that take a run up (resume, approve, cancel)
 //! get a run's workflow from, so they all see the same one.
 
+mod kept;
+
 use thiserror::Error;
 
 use crate::actions::Registry;
@@ -54,10 +56,17 @@ pub fn check_with(
     source: &str,
     registry: &Registry,
 ) -> Result<Checked, StoreError> {
-    Ok(compile_source(
-        SourceFile::new(run.workflow_file.clone(), source),
+    Ok(kept::compiled(
         registry,
+        (&run.workflow_file, source),
         &run.overrides,
+        || {
+            compile_source(
+                SourceFile::new(run.workflow_file.clone(), source),
+                registry,
+                &run.overrides,
+            )
+        },
     ))
 }
 
