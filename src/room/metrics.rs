@@ -46,7 +46,9 @@ struct Tally {
 
 impl Tally {
     fn observe(&mut self, seconds: f64) {
-        let bounds: Vec<f64> = buckets().collect();
+        static BOUNDS: std::sync::LazyLock<Vec<f64>> =
+            std::sync::LazyLock::new(|| buckets().collect());
+        let bounds = &*BOUNDS;
         self.each.resize(bounds.len() + 1, 0);
         // The first bucket whose upper bound holds it; past the last, `+Inf`.
         let at = bounds

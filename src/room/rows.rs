@@ -69,12 +69,9 @@ fn clock(report: &Report, now: chrono::DateTime<chrono::Utc>) -> String {
         .incident_start
         .as_deref()
         .unwrap_or(&report.started_at);
-    match chrono::DateTime::parse_from_rfc3339(since) {
-        Ok(since) if going => {
-            let so_far = (now - since.with_timezone(&chrono::Utc))
-                .to_std()
-                .unwrap_or_default()
-                .as_secs_f64();
+    match crate::time::parse_time(since) {
+        Some(since) if going => {
+            let so_far = (now - since).to_std().unwrap_or_default().as_secs_f64();
             let of = report
                 .rto
                 .objective_seconds

@@ -41,6 +41,13 @@ impl Mode {
             Mode::Failover => "failover",
         }
     }
+
+    /// The mode `name` names (`auto` is not one: it chooses one of these).
+    fn named(name: &str) -> Option<Mode> {
+        [Mode::Switchover, Mode::Failover]
+            .into_iter()
+            .find(|m| m.as_str() == name)
+    }
 }
 
 /// How long the primary's region has to answer before `auto` takes it as down.
@@ -201,14 +208,13 @@ async fn choice(
 ) -> Result<(Mode, Option<f64>), StepError> {
     let (_, target) = global_and_target(args);
     let lag = measure_lag(ctx, target).await?;
-    let used = match mode {
-        "switchover" => Mode::Switchover,
-        "failover" => Mode::Failover,
-        "auto" => {
+    let used = match (Mode::named(mode), mode) {
+        (Some(given), _) => given,
+        (None, "auto") => {
             let c = ctx.aws.clients(region_of(args)).await?;
             choose(args, ctx, &c, lag).await?
         }
-        other => {
+        (None, other) => {
             return Err(StepError::fatal(format!(
                 "`mode` is \"{other}\": expected \"switchover\", \"failover\" or \"auto\""
             )));
@@ -219,11 +225,7 @@ async fn choice(
 
 /// The mode and lag an earlier attempt journaled.
 fn chosen(journaled: &Value) -> Option<(Mode, Option<f64>)> {
-    let used = match journaled["mode_used"].as_str()? {
-        "switchover" => Mode::Switchover,
-        "failover" => Mode::Failover,
-        _ => return None,
-    };
+    let used = Mode::named(journaled["mode_used"].as_str()?)?;
     Some((used, journaled["lag_seconds"].as_f64()))
 }
 
@@ -236,9 +238,12 @@ pub async fn probe_failover_global(args: &Resolved, ctx: &ExecContext) -> Probe 
     };
     let (mode_used, lag) = match (text(args, "mode"), journaled(ctx).as_ref().and_then(chosen)) {
         (_, Some((used, lag))) => (used.as_str().into(), lag.into()),
-        (None | Some("failover"), None) => (Mode::Failover.as_str().into(), Value::Null),
-        (Some("switchover"), None) => (Mode::Switchover.as_str().into(), Value::Null),
-        (Some(_), None) => (Value::Null, Value::Null),
+        // Without `mode`, the failover as it always was; `auto`'s choice is not known.
+        (None, None) => (Mode::Failover.as_str().into(), Value::Null),
+        (Some(mode), None) => (
+            Mode::named(mode).map_or(Value::Null, |m| m.as_str().into()),
+            Value::Null,
+        ),
     };
     out.insert("mode_used".into(), mode_used);
     out.insert("lag_seconds".into(), lag);
